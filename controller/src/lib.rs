@@ -1,0 +1,1 @@
+//! The Weft controller: logical model, store, API, southbound, compiler, reconciler.

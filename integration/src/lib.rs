@@ -1,0 +1,1 @@
+//! End-to-end lab tooling and tests against real Open vSwitch.

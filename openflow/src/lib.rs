@@ -1,0 +1,1 @@
+//! OpenFlow 1.3 wire codec with the Nicira extensions Open vSwitch needs.
