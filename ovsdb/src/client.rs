@@ -1,0 +1,742 @@
+//! The tokio client: one actor task per connection owns the framed stream, matches replies
+//! to requests by id, answers the server's `echo` itself, probes an idle peer with its own
+//! `echo` and declares it dead when nothing comes back, and delivers notifications in
+//! order on a bounded channel. [`Client`] is a cheap, clonable handle to that task.
+//!
+//! The same client serves a connection Weft dialled (`connect("tcp:IP:PORT")`) and one it
+//! accepted from a hypervisor's ovsdb-server (`Listener::accept`): in both cases the peer
+//! is the database server.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_util::codec::Framed;
+
+use crate::codec::{CodecError, DEFAULT_MAX_FRAME, JsonCodec};
+use crate::monitor::{MonitorRequest, UpdateFormat, monitor_params};
+use crate::ops::{Transaction, TransactionError, TransactionOutcome};
+use crate::rpc::{Message, RpcError};
+use crate::schema::{DatabaseSchema, SchemaError};
+
+/// Tunables of one connection.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// How long a request may wait for its reply.
+    pub request_timeout: Duration,
+    /// After this long without receiving anything, send an `echo`; if nothing arrives for
+    /// as long again, the peer is declared dead. `None` disables our own probes (the
+    /// server's echoes are still answered).
+    pub inactivity_probe: Option<Duration>,
+    /// Maximum size of one received JSON-RPC message.
+    pub max_frame: usize,
+    /// Capacity of the notification channel. When it is full the actor stops reading the
+    /// socket until the consumer catches up (backpressure, never drops or reorders).
+    pub event_capacity: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            request_timeout: Duration::from_secs(60),
+            inactivity_probe: Some(Duration::from_secs(5)),
+            max_frame: DEFAULT_MAX_FRAME,
+            event_capacity: 1024,
+        }
+    }
+}
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{method}: server returned error: {error}")]
+    Rpc { method: String, error: RpcError },
+    #[error("{method}: no reply within {after:?}")]
+    Timeout { method: String, after: Duration },
+    #[error("connection closed")]
+    Disconnected,
+    #[error(transparent)]
+    Transaction(#[from] TransactionError),
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    #[error("{method}: unexpected reply {reply}")]
+    UnexpectedReply { method: String, reply: String },
+    #[error("connecting to {target}: {source}")]
+    Connect {
+        target: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("invalid target {0:?}: expected tcp:IP:PORT or unix:PATH")]
+    InvalidTarget(String),
+}
+
+/// Why a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DisconnectReason {
+    /// The peer closed the stream.
+    PeerClosed,
+    /// No traffic for two probe intervals, despite our `echo`.
+    KeepaliveTimeout,
+    /// Every [`Client`] handle was dropped or [`Client::close`] was called.
+    Closed,
+    /// Framing or I/O error, as text.
+    Error(String),
+}
+
+/// Something the server said without being asked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// `update` or `update2` for the monitor `monitor_id`; apply with
+    /// [`crate::Replica::apply`]`(format, &updates)`.
+    Update {
+        monitor_id: Value,
+        format: UpdateFormat,
+        updates: Value,
+    },
+    /// The lock was granted after a `lock` request had to wait.
+    Locked { lock: String },
+    /// Another client stole the lock.
+    Stolen { lock: String },
+    /// Any other notification.
+    Notification { method: String, params: Value },
+    /// The connection is gone; no more events follow.
+    Disconnected(DisconnectReason),
+}
+
+/// Counters for tests and diagnostics.
+#[derive(Debug, Default)]
+pub struct ClientStats {
+    /// `echo` requests from the server that we answered.
+    pub echo_requests_answered: AtomicU64,
+    /// `echo` probes we sent because the peer was idle.
+    pub echo_probes_sent: AtomicU64,
+    pub messages_received: AtomicU64,
+}
+
+enum Command {
+    Request {
+        method: String,
+        params: Value,
+        reply: oneshot::Sender<Result<Value, RpcError>>,
+    },
+    Close,
+}
+
+/// A handle to one connection's actor. Clone freely; the connection closes when the last
+/// handle is dropped.
+#[derive(Clone, Debug)]
+pub struct Client {
+    commands: mpsc::Sender<Command>,
+    config: Arc<ClientConfig>,
+    stats: Arc<ClientStats>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Request { method, .. } => write!(f, "Request({method})"),
+            Command::Close => write!(f, "Close"),
+        }
+    }
+}
+
+/// The reply to a monitor request, with the format its notifications will use.
+#[derive(Debug, Clone)]
+pub struct MonitorStart {
+    pub monitor_id: Value,
+    pub format: UpdateFormat,
+    /// The initial table-updates (rows as `initial`, or `new` for plain `monitor`).
+    pub initial: Value,
+}
+
+/// Where to dial: `tcp:HOST:PORT` or `unix:PATH`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Tcp(String),
+    Unix(PathBuf),
+}
+
+impl Target {
+    pub fn parse(s: &str) -> Result<Target, ClientError> {
+        if let Some(addr) = s.strip_prefix("tcp:") {
+            if addr
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+            {
+                return Ok(Target::Tcp(addr.to_owned()));
+            }
+        } else if let Some(path) = s.strip_prefix("unix:")
+            && !path.is_empty()
+        {
+            return Ok(Target::Unix(PathBuf::from(path)));
+        }
+        Err(ClientError::InvalidTarget(s.to_owned()))
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Tcp(a) => write!(f, "tcp:{a}"),
+            Target::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// Dials `tcp:HOST:PORT` or `unix:PATH` and starts a client on the connection.
+pub async fn connect(
+    target: &str,
+    config: ClientConfig,
+) -> Result<(Client, mpsc::Receiver<Event>), ClientError> {
+    let t = Target::parse(target)?;
+    let err = |source| ClientError::Connect {
+        target: target.to_owned(),
+        source,
+    };
+    match t {
+        Target::Tcp(addr) => {
+            let s = tokio::net::TcpStream::connect(&addr).await.map_err(err)?;
+            // Small requests and echo replies must not wait for Nagle.
+            s.set_nodelay(true).map_err(err)?;
+            Ok(Client::from_stream(s, config))
+        }
+        Target::Unix(path) => {
+            let s = tokio::net::UnixStream::connect(&path).await.map_err(err)?;
+            Ok(Client::from_stream(s, config))
+        }
+    }
+}
+
+/// A passive listener (`ptcp:` in OVS terms) for hypervisors whose ovsdb-server was told
+/// `set-manager tcp:CONTROLLER:6640`.
+#[derive(Debug)]
+pub struct Listener {
+    inner: tokio::net::TcpListener,
+    config: ClientConfig,
+}
+
+impl Listener {
+    pub async fn bind(addr: &str, config: ClientConfig) -> io::Result<Listener> {
+        Ok(Listener {
+            inner: tokio::net::TcpListener::bind(addr).await?,
+            config,
+        })
+    }
+    pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.inner.local_addr()
+    }
+    /// Waits for the next ovsdb-server to connect and starts a client on it.
+    pub async fn accept(
+        &self,
+    ) -> io::Result<(Client, mpsc::Receiver<Event>, std::net::SocketAddr)> {
+        let (s, peer) = self.inner.accept().await?;
+        s.set_nodelay(true)?;
+        let (c, e) = Client::from_stream(s, self.config.clone());
+        Ok((c, e, peer))
+    }
+}
+
+impl Client {
+    /// Starts the actor on any byte stream (dialled, accepted, or in-memory for tests).
+    pub fn from_stream<S>(stream: S, config: ClientConfig) -> (Client, mpsc::Receiver<Event>)
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let (cmd_tx, cmd_rx) = mpsc::channel(64);
+        let (ev_tx, ev_rx) = mpsc::channel(config.event_capacity.max(1));
+        let stats = Arc::new(ClientStats::default());
+        let framed = Framed::new(stream, JsonCodec::new(config.max_frame));
+        let actor = Actor {
+            framed,
+            commands: cmd_rx,
+            events: ev_tx,
+            probe: config.inactivity_probe,
+            stats: stats.clone(),
+            pending: HashMap::new(),
+            probes: Vec::new(),
+            next_id: 0,
+        };
+        tokio::spawn(actor.run());
+        (
+            Client {
+                commands: cmd_tx,
+                config: Arc::new(config),
+                stats,
+            },
+            ev_rx,
+        )
+    }
+
+    pub fn stats(&self) -> &ClientStats {
+        &self.stats
+    }
+
+    /// True once the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.commands.is_closed()
+    }
+
+    /// Closes the connection; pending requests fail with [`ClientError::Disconnected`].
+    pub async fn close(&self) {
+        let _ = self.commands.send(Command::Close).await;
+    }
+
+    /// Sends any request and waits for its result.
+    pub async fn request(&self, method: &str, params: Value) -> Result<Value, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Request {
+                method: method.to_owned(),
+                params,
+                reply: tx,
+            })
+            .await
+            .map_err(|_| ClientError::Disconnected)?;
+        let after = self.config.request_timeout;
+        match timeout(after, rx).await {
+            Err(_) => Err(ClientError::Timeout {
+                method: method.to_owned(),
+                after,
+            }),
+            Ok(Err(_)) => Err(ClientError::Disconnected),
+            Ok(Ok(Ok(v))) => Ok(v),
+            Ok(Ok(Err(error))) => Err(ClientError::Rpc {
+                method: method.to_owned(),
+                error,
+            }),
+        }
+    }
+
+    pub async fn echo(&self) -> Result<(), ClientError> {
+        self.request("echo", json!(["weft"])).await.map(|_| ())
+    }
+
+    pub async fn list_dbs(&self) -> Result<Vec<String>, ClientError> {
+        let v = self.request("list_dbs", json!([])).await?;
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .ok_or_else(|| ClientError::UnexpectedReply {
+                method: "list_dbs".into(),
+                reply: v.to_string(),
+            })
+    }
+
+    pub async fn get_schema(&self, database: &str) -> Result<DatabaseSchema, ClientError> {
+        let v = self.request("get_schema", json!([database])).await?;
+        Ok(DatabaseSchema::from_json(&v)?)
+    }
+
+    /// Sends the transaction in one `transact`; any failed operation fails the call with
+    /// [`TransactionError::OperationFailed`] naming the operation.
+    pub async fn transact(&self, txn: &Transaction) -> Result<TransactionOutcome, ClientError> {
+        let v = self.request("transact", txn.to_params()).await?;
+        Ok(txn.parse_reply(&v)?)
+    }
+
+    /// Starts a monitor in the given format; updates arrive as [`Event::Update`].
+    pub async fn monitor(
+        &self,
+        database: &str,
+        monitor_id: Value,
+        requests: &[MonitorRequest],
+        format: UpdateFormat,
+    ) -> Result<MonitorStart, ClientError> {
+        let params = monitor_params(database, &monitor_id, requests, format);
+        let initial = self.request(format.method(), params).await?;
+        Ok(MonitorStart {
+            monitor_id,
+            format,
+            initial,
+        })
+    }
+
+    /// `monitor_cond`, falling back to `monitor` when the server does not know it
+    /// (ovsdb-server before 2.6).
+    pub async fn monitor_auto(
+        &self,
+        database: &str,
+        monitor_id: Value,
+        requests: &[MonitorRequest],
+    ) -> Result<MonitorStart, ClientError> {
+        match self
+            .monitor(
+                database,
+                monitor_id.clone(),
+                requests,
+                UpdateFormat::Update2,
+            )
+            .await
+        {
+            Err(ClientError::Rpc { error, .. }) if error.error.contains("unknown method") => {
+                self.monitor(database, monitor_id, requests, UpdateFormat::Update)
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    pub async fn monitor_cancel(&self, monitor_id: Value) -> Result<(), ClientError> {
+        self.request("monitor_cancel", json!([monitor_id]))
+            .await
+            .map(|_| ())
+    }
+
+    /// Requests a lock; `Ok(true)` if granted now, `Ok(false)` if an [`Event::Locked`]
+    /// will follow when it is.
+    pub async fn lock(&self, lock: &str) -> Result<bool, ClientError> {
+        self.lock_call("lock", lock).await
+    }
+
+    /// Takes the lock from its holder, who gets `stolen`.
+    pub async fn steal(&self, lock: &str) -> Result<bool, ClientError> {
+        self.lock_call("steal", lock).await
+    }
+
+    pub async fn unlock(&self, lock: &str) -> Result<(), ClientError> {
+        self.request("unlock", json!([lock])).await.map(|_| ())
+    }
+
+    async fn lock_call(&self, method: &str, lock: &str) -> Result<bool, ClientError> {
+        let v = self.request(method, json!([lock])).await?;
+        v.get("locked")
+            .and_then(Value::as_bool)
+            .ok_or_else(|| ClientError::UnexpectedReply {
+                method: method.to_owned(),
+                reply: v.to_string(),
+            })
+    }
+}
+
+struct Actor<S> {
+    framed: Framed<S, JsonCodec>,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<Event>,
+    probe: Option<Duration>,
+    stats: Arc<ClientStats>,
+    pending: HashMap<u64, oneshot::Sender<Result<Value, RpcError>>>,
+    /// Ids of our keepalive echoes whose replies are discarded.
+    probes: Vec<u64>,
+    next_id: u64,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Actor<S> {
+    async fn run(mut self) {
+        let reason = self.serve().await;
+        for (_, tx) in self.pending.drain() {
+            drop(tx); // the caller sees Disconnected
+        }
+        tracing::debug!(?reason, "ovsdb connection ended");
+        let _ = self.events.send(Event::Disconnected(reason)).await;
+    }
+
+    async fn serve(&mut self) -> DisconnectReason {
+        let mut last_rx = Instant::now();
+        let mut probe_sent: Option<Instant> = None;
+        // Far future when probing is off.
+        let never = Duration::from_secs(365 * 24 * 3600);
+        loop {
+            let interval = self.probe.unwrap_or(never);
+            let deadline = match probe_sent {
+                None => last_rx + interval,
+                Some(at) => at + interval,
+            };
+            tokio::select! {
+                msg = self.framed.next() => {
+                    match msg {
+                        None => return DisconnectReason::PeerClosed,
+                        Some(Err(CodecError::Io(e))) => return DisconnectReason::Error(e.to_string()),
+                        Some(Err(e)) => return DisconnectReason::Error(e.to_string()),
+                        Some(Ok(m)) => {
+                            last_rx = Instant::now();
+                            probe_sent = None;
+                            self.stats.messages_received.fetch_add(1, Ordering::Relaxed);
+                            if let Err(e) = self.handle(m).await {
+                                return e;
+                            }
+                        }
+                    }
+                }
+                cmd = self.commands.recv() => {
+                    match cmd {
+                        None | Some(Command::Close) => return DisconnectReason::Closed,
+                        Some(Command::Request { method, params, reply }) => {
+                            // Drop requests whose callers gave up (timed out).
+                            self.pending.retain(|_, tx| !tx.is_closed());
+                            let id = self.alloc_id();
+                            self.pending.insert(id, reply);
+                            if let Err(e) = self.send(Message::Request { id: json!(id), method, params }).await {
+                                return e;
+                            }
+                        }
+                    }
+                }
+                _ = sleep_until(deadline) => {
+                    if probe_sent.is_some() {
+                        return DisconnectReason::KeepaliveTimeout;
+                    }
+                    let id = self.alloc_id();
+                    self.probes.push(id);
+                    self.stats.echo_probes_sent.fetch_add(1, Ordering::Relaxed);
+                    if let Err(e) = self.send(Message::Request { id: json!(id), method: "echo".into(), params: json!([]) }).await {
+                        return e;
+                    }
+                    probe_sent = Some(Instant::now());
+                }
+            }
+        }
+    }
+
+    fn alloc_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    async fn send(&mut self, m: Message) -> Result<(), DisconnectReason> {
+        self.framed
+            .send(m)
+            .await
+            .map_err(|e| DisconnectReason::Error(e.to_string()))
+    }
+
+    async fn emit(&mut self, e: Event) {
+        // A dropped receiver just means nobody listens; keep serving requests.
+        let _ = self.events.send(e).await;
+    }
+
+    async fn handle(&mut self, m: Message) -> Result<(), DisconnectReason> {
+        match m {
+            Message::Request { id, method, params } => {
+                let result = if method == "echo" {
+                    self.stats
+                        .echo_requests_answered
+                        .fetch_add(1, Ordering::Relaxed);
+                    Ok(params)
+                } else {
+                    Err(RpcError::from_json(&json!("unknown method")))
+                };
+                self.send(Message::Response { id, result }).await
+            }
+            Message::Response { id, result } => {
+                let Some(n) = id.as_u64() else {
+                    tracing::warn!(%id, "reply with an id we never sent");
+                    return Ok(());
+                };
+                if let Some(pos) = self.probes.iter().position(|p| *p == n) {
+                    self.probes.swap_remove(pos);
+                } else if let Some(tx) = self.pending.remove(&n) {
+                    let _ = tx.send(result);
+                } else {
+                    tracing::debug!(id = n, "reply for a request nobody waits for");
+                }
+                Ok(())
+            }
+            Message::Notification { method, params } => {
+                let event = match (method.as_str(), params.as_array().map(Vec::as_slice)) {
+                    ("update", Some([id, updates])) => Event::Update {
+                        monitor_id: id.clone(),
+                        format: UpdateFormat::Update,
+                        updates: updates.clone(),
+                    },
+                    ("update2", Some([id, updates])) => Event::Update {
+                        monitor_id: id.clone(),
+                        format: UpdateFormat::Update2,
+                        updates: updates.clone(),
+                    },
+                    ("locked", Some([Value::String(l)])) => Event::Locked { lock: l.clone() },
+                    ("stolen", Some([Value::String(l)])) => Event::Stolen { lock: l.clone() },
+                    _ => Event::Notification { method, params },
+                };
+                self.emit(event).await;
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+    use tokio_util::codec::Decoder;
+
+    async fn read_msg(s: &mut DuplexStream, codec: &mut JsonCodec, buf: &mut BytesMut) -> Message {
+        loop {
+            if let Some(m) = codec.decode(buf).unwrap() {
+                return m;
+            }
+            let n = s.read_buf(buf).await.unwrap();
+            assert!(n > 0, "stream closed");
+        }
+    }
+
+    #[test]
+    fn parses_targets() {
+        assert_eq!(
+            Target::parse("tcp:127.0.0.1:6640").unwrap(),
+            Target::Tcp("127.0.0.1:6640".into())
+        );
+        assert_eq!(
+            Target::parse("tcp:[::1]:6640").unwrap(),
+            Target::Tcp("[::1]:6640".into())
+        );
+        assert_eq!(
+            Target::parse("unix:/x/db.sock").unwrap(),
+            Target::Unix("/x/db.sock".into())
+        );
+        for bad in [
+            "tcp:1.2.3.4",
+            "ssl:1.2.3.4:6640",
+            "unix:",
+            "tcp::6640",
+            "tcp:h:99999",
+        ] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn matches_replies_answers_echo_and_orders_updates() {
+        let (a, mut server) = tokio::io::duplex(1 << 16);
+        let (client, mut events) = Client::from_stream(a, ClientConfig::default());
+        let mut codec = JsonCodec::default();
+        let mut buf = BytesMut::new();
+
+        let c2 = client.clone();
+        let call = tokio::spawn(async move { c2.list_dbs().await });
+        let Message::Request { id, method, .. } = read_msg(&mut server, &mut codec, &mut buf).await
+        else {
+            panic!()
+        };
+        assert_eq!(method, "list_dbs");
+        // Before answering: a server echo, then two updates, then the reply.
+        let mut out = Vec::new();
+        for v in [
+            json!({"id": "echo", "method": "echo", "params": ["x"]}),
+            json!({"id": null, "method": "update2", "params": ["m", {"T": {"1": 1}}]}),
+            json!({"id": null, "method": "update2", "params": ["m", {"T": {"2": 2}}]}),
+            json!({"id": null, "method": "stolen", "params": ["L"]}),
+            json!({"id": id, "result": ["Open_vSwitch"], "error": null}),
+        ] {
+            out.extend_from_slice(v.to_string().as_bytes());
+        }
+        server.write_all(&out).await.unwrap();
+        let echo_reply = read_msg(&mut server, &mut codec, &mut buf).await;
+        assert_eq!(
+            echo_reply.to_json(),
+            json!({"id": "echo", "result": ["x"], "error": null})
+        );
+        assert_eq!(
+            call.await.unwrap().unwrap(),
+            vec!["Open_vSwitch".to_owned()]
+        );
+        for n in [1, 2] {
+            match events.recv().await.unwrap() {
+                Event::Update {
+                    format: UpdateFormat::Update2,
+                    updates,
+                    ..
+                } => {
+                    assert_eq!(updates["T"][n.to_string()], json!(n))
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(
+            events.recv().await.unwrap(),
+            Event::Stolen { lock: "L".into() }
+        );
+        assert_eq!(
+            client
+                .stats()
+                .echo_requests_answered
+                .load(Ordering::Relaxed),
+            1
+        );
+
+        // An error reply is typed; then the peer goes away.
+        let c2 = client.clone();
+        let call = tokio::spawn(async move { c2.get_schema("nope").await });
+        let Message::Request { id, .. } = read_msg(&mut server, &mut codec, &mut buf).await else {
+            panic!()
+        };
+        let reply = json!({"id": id, "result": null, "error": {"error": "unknown database", "details": "nope"}});
+        server
+            .write_all(reply.to_string().as_bytes())
+            .await
+            .unwrap();
+        match call.await.unwrap() {
+            Err(ClientError::Rpc { error, .. }) => assert_eq!(error.error, "unknown database"),
+            other => panic!("{other:?}"),
+        }
+        drop(server);
+        assert_eq!(
+            events.recv().await.unwrap(),
+            Event::Disconnected(DisconnectReason::PeerClosed)
+        );
+        assert!(matches!(
+            client.echo().await,
+            Err(ClientError::Disconnected)
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silent_peer_is_declared_dead() {
+        let (a, mut server) = tokio::io::duplex(1 << 16);
+        let config = ClientConfig {
+            inactivity_probe: Some(Duration::from_secs(5)),
+            ..ClientConfig::default()
+        };
+        let (client, mut events) = Client::from_stream(a, config);
+        // The server reads our probe but never answers.
+        let mut codec = JsonCodec::default();
+        let mut buf = BytesMut::new();
+        let probe = read_msg(&mut server, &mut codec, &mut buf).await;
+        assert!(matches!(probe, Message::Request { ref method, .. } if method == "echo"));
+        assert_eq!(
+            events.recv().await.unwrap(),
+            Event::Disconnected(DisconnectReason::KeepaliveTimeout)
+        );
+        assert_eq!(client.stats().echo_probes_sent.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn request_times_out() {
+        let (a, _server) = tokio::io::duplex(1 << 16);
+        let config = ClientConfig {
+            request_timeout: Duration::from_secs(2),
+            inactivity_probe: None,
+            ..ClientConfig::default()
+        };
+        let (client, _events) = Client::from_stream(a, config);
+        assert!(matches!(
+            client.list_dbs().await,
+            Err(ClientError::Timeout { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn garbage_from_peer_disconnects_with_reason() {
+        let (a, mut server) = tokio::io::duplex(1 << 16);
+        let (_client, mut events) = Client::from_stream(a, ClientConfig::default());
+        server.write_all(b"not json").await.unwrap();
+        match events.recv().await.unwrap() {
+            Event::Disconnected(DisconnectReason::Error(e)) => assert!(e.contains("0x6e"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

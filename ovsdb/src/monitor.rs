@@ -1,0 +1,617 @@
+//! Monitors and the replica they feed, without I/O.
+//!
+//! `monitor_cond` (RFC 7047bis, ovsdb-server(7)) sends `update2` notifications whose
+//! `modify` carries only a diff of the changed columns; plain `monitor` (RFC 7047 §4.1.5)
+//! sends `update` notifications with `old` and `new`. [`Replica`] applies either form to an
+//! in-memory copy (table → uuid → row) and reports what changed with the full old and new
+//! rows. Every update is validated and computed against the current state before anything
+//! is written, so the replica is always a consistent snapshot: an update either applies
+//! whole or not at all.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use crate::datum::{Datum, DatumError, Row, row_from_json};
+use crate::ops::Condition;
+use crate::schema::{DatabaseSchema, TableSchema};
+
+/// Which notification format a monitor produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateFormat {
+    /// `monitor`: `update` notifications, rows as `{"old": .., "new": ..}`.
+    Update,
+    /// `monitor_cond`: `update2` notifications, rows as `{"initial"|"insert"|"modify"|"delete": ..}`.
+    Update2,
+}
+
+impl UpdateFormat {
+    pub fn method(self) -> &'static str {
+        match self {
+            UpdateFormat::Update => "monitor",
+            UpdateFormat::Update2 => "monitor_cond",
+        }
+    }
+    pub fn notification(self) -> &'static str {
+        match self {
+            UpdateFormat::Update => "update",
+            UpdateFormat::Update2 => "update2",
+        }
+    }
+}
+
+/// Which kinds of change a monitor reports (all by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MonitorSelect {
+    pub initial: bool,
+    pub insert: bool,
+    pub delete: bool,
+    pub modify: bool,
+}
+
+impl Default for MonitorSelect {
+    fn default() -> Self {
+        MonitorSelect {
+            initial: true,
+            insert: true,
+            delete: true,
+            modify: true,
+        }
+    }
+}
+
+/// What to monitor in one table.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MonitorRequest {
+    pub table: String,
+    /// `None`: every column.
+    pub columns: Option<Vec<String>>,
+    /// Only for `monitor_cond`; plain `monitor` always sends every row.
+    pub conditions: Option<Vec<Condition>>,
+    pub select: MonitorSelect,
+}
+
+impl MonitorRequest {
+    /// All rows and columns of `table`.
+    pub fn table(table: &str) -> MonitorRequest {
+        MonitorRequest {
+            table: table.to_owned(),
+            ..MonitorRequest::default()
+        }
+    }
+    pub fn columns(mut self, columns: &[&str]) -> MonitorRequest {
+        self.columns = Some(columns.iter().map(|c| (*c).to_owned()).collect());
+        self
+    }
+}
+
+/// The params of a `monitor` or `monitor_cond` request.
+pub fn monitor_params(
+    database: &str,
+    monitor_id: &Value,
+    requests: &[MonitorRequest],
+    format: UpdateFormat,
+) -> Value {
+    let mut tables = Map::new();
+    for r in requests {
+        let mut o = Map::new();
+        if let Some(c) = &r.columns {
+            o.insert("columns".into(), json!(c));
+        }
+        if format == UpdateFormat::Update2
+            && let Some(cond) = &r.conditions
+        {
+            o.insert(
+                "where".into(),
+                Value::Array(cond.iter().map(Condition::to_json).collect()),
+            );
+        }
+        let s = r.select;
+        o.insert(
+            "select".into(),
+            json!({"initial": s.initial, "insert": s.insert, "delete": s.delete, "modify": s.modify}),
+        );
+        tables.insert(r.table.clone(), Value::Array(vec![Value::Object(o)]));
+    }
+    json!([database, monitor_id, tables])
+}
+
+/// Why an update could not be applied; the replica is unchanged when this is returned.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ReplicaError {
+    #[error("table-updates is not an object: {0}")]
+    NotAnObject(String),
+    #[error("table {0:?} is not in the schema")]
+    UnknownTable(String),
+    #[error("row key {0:?} is not a uuid")]
+    BadUuid(String),
+    #[error("row update for {table} {uuid} is malformed: {update}")]
+    BadRowUpdate {
+        table: String,
+        uuid: Uuid,
+        update: String,
+    },
+    #[error("{op} of {table} {uuid}, which the replica does not have")]
+    MissingRow {
+        op: &'static str,
+        table: String,
+        uuid: Uuid,
+    },
+    #[error("bad value in {table} {uuid}: {source}")]
+    Datum {
+        table: String,
+        uuid: Uuid,
+        #[source]
+        source: DatumError,
+    },
+}
+
+/// One row's change, with full rows before and after.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowChange {
+    pub table: String,
+    pub uuid: Uuid,
+    /// `None` for an insert.
+    pub old: Option<Row>,
+    /// `None` for a delete.
+    pub new: Option<Row>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    Inserted,
+    Modified,
+    Deleted,
+}
+
+impl RowChange {
+    pub fn kind(&self) -> ChangeKind {
+        match (&self.old, &self.new) {
+            (None, _) => ChangeKind::Inserted,
+            (Some(_), None) => ChangeKind::Deleted,
+            (Some(_), Some(_)) => ChangeKind::Modified,
+        }
+    }
+    /// Names of columns whose value differs between old and new.
+    pub fn changed_columns(&self) -> BTreeSet<&str> {
+        let old = self.old.as_ref();
+        let new = self.new.as_ref();
+        let get = |r: Option<&Row>, k: &str| r.and_then(|r| r.get(k).cloned());
+        old.into_iter()
+            .flat_map(|r| r.keys())
+            .chain(new.into_iter().flat_map(|r| r.keys()))
+            .filter(|k| get(old, k) != get(new, k))
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// The changes one update made, in table then uuid order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ChangeSet {
+    pub changes: Vec<RowChange>,
+}
+
+impl ChangeSet {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+    pub fn len(&self) -> usize {
+        self.changes.len()
+    }
+    pub fn in_table<'a>(&'a self, table: &'a str) -> impl Iterator<Item = &'a RowChange> + 'a {
+        self.changes.iter().filter(move |c| c.table == table)
+    }
+}
+
+/// An in-memory copy of the monitored tables.
+#[derive(Debug, Clone)]
+pub struct Replica {
+    schema: DatabaseSchema,
+    tables: BTreeMap<String, BTreeMap<Uuid, Row>>,
+}
+
+/// A parsed row update, before it is applied.
+enum RowOp {
+    /// Full row (initial/insert, or `update`'s `new`).
+    Put(Row),
+    /// `update2` modify: per-column diffs.
+    Diff(Row),
+    /// `update` modify: new values of changed columns (merge).
+    Merge(Row),
+    Delete,
+}
+
+impl Replica {
+    pub fn new(schema: DatabaseSchema) -> Replica {
+        Replica {
+            schema,
+            tables: BTreeMap::new(),
+        }
+    }
+
+    pub fn schema(&self) -> &DatabaseSchema {
+        &self.schema
+    }
+
+    /// The rows of `table` (empty if not monitored or empty).
+    pub fn table(&self, table: &str) -> impl Iterator<Item = (&Uuid, &Row)> {
+        self.tables.get(table).into_iter().flat_map(|t| t.iter())
+    }
+
+    pub fn row(&self, table: &str, uuid: &Uuid) -> Option<&Row> {
+        self.tables.get(table).and_then(|t| t.get(uuid))
+    }
+
+    pub fn len(&self, table: &str) -> usize {
+        self.tables.get(table).map_or(0, BTreeMap::len)
+    }
+
+    pub fn tables(&self) -> impl Iterator<Item = &str> {
+        self.tables.keys().map(String::as_str)
+    }
+
+    fn table_schema(&self, table: &str) -> Result<&TableSchema, ReplicaError> {
+        self.schema
+            .table(table)
+            .ok_or_else(|| ReplicaError::UnknownTable(table.to_owned()))
+    }
+
+    fn parse(
+        &self,
+        format: UpdateFormat,
+        updates: &Value,
+    ) -> Result<Vec<(String, Uuid, RowOp)>, ReplicaError> {
+        let tables = updates
+            .as_object()
+            .ok_or_else(|| ReplicaError::NotAnObject(updates.to_string()))?;
+        let mut out = Vec::new();
+        for (tname, rows) in tables {
+            let ts = self.table_schema(tname)?;
+            let rows = rows
+                .as_object()
+                .ok_or_else(|| ReplicaError::NotAnObject(rows.to_string()))?;
+            for (key, update) in rows {
+                let uuid = Uuid::parse_str(key).map_err(|_| ReplicaError::BadUuid(key.clone()))?;
+                let bad = || ReplicaError::BadRowUpdate {
+                    table: tname.clone(),
+                    uuid,
+                    update: update.to_string(),
+                };
+                let parse_row = |v: &Value, diff: bool| {
+                    row_from_json(v, |c| {
+                        ts.column_type(c).map(|mut t| {
+                            if diff && !t.is_scalar() {
+                                // A diff may hold more elements than the column allows.
+                                t.min = 0;
+                                t.max = None;
+                            }
+                            t
+                        })
+                    })
+                    .map_err(|source| ReplicaError::Datum {
+                        table: tname.clone(),
+                        uuid,
+                        source,
+                    })
+                };
+                let obj = update.as_object().ok_or_else(bad)?;
+                let op = match format {
+                    UpdateFormat::Update2 => {
+                        let (kind, v) = obj.iter().next().ok_or_else(bad)?;
+                        match kind.as_str() {
+                            "initial" | "insert" => RowOp::Put(parse_row(v, false)?),
+                            "modify" => RowOp::Diff(parse_row(v, true)?),
+                            "delete" => RowOp::Delete,
+                            _ => return Err(bad()),
+                        }
+                    }
+                    UpdateFormat::Update => match (obj.get("old"), obj.get("new")) {
+                        (_, Some(new)) if !new.is_null() => {
+                            if obj.get("old").is_some_and(|o| !o.is_null()) {
+                                RowOp::Merge(parse_row(new, false)?)
+                            } else {
+                                RowOp::Put(parse_row(new, false)?)
+                            }
+                        }
+                        (Some(_), _) => RowOp::Delete,
+                        _ => return Err(bad()),
+                    },
+                };
+                out.push((tname.clone(), uuid, op));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Applies an `update`/`update2` table-updates object (or a monitor reply, which has
+    /// the same shape). Nothing changes if an error is returned.
+    pub fn apply(
+        &mut self,
+        format: UpdateFormat,
+        updates: &Value,
+    ) -> Result<ChangeSet, ReplicaError> {
+        let ops = self.parse(format, updates)?;
+        let mut changes = Vec::with_capacity(ops.len());
+        for (table, uuid, op) in ops {
+            let old = self.row(&table, &uuid).cloned();
+            let new = match op {
+                RowOp::Put(row) => Some(row),
+                RowOp::Delete => {
+                    if old.is_none() {
+                        return Err(ReplicaError::MissingRow {
+                            op: "delete",
+                            table,
+                            uuid,
+                        });
+                    }
+                    None
+                }
+                RowOp::Merge(cols) => {
+                    let Some(mut row) = old.clone() else {
+                        return Err(ReplicaError::MissingRow {
+                            op: "modify",
+                            table,
+                            uuid,
+                        });
+                    };
+                    row.extend(cols);
+                    Some(row)
+                }
+                RowOp::Diff(diffs) => {
+                    let Some(mut row) = old.clone() else {
+                        return Err(ReplicaError::MissingRow {
+                            op: "modify",
+                            table,
+                            uuid,
+                        });
+                    };
+                    let ts = self.table_schema(&table)?;
+                    for (col, diff) in diffs {
+                        let scalar = ts.column_type(&col).is_none_or(|t| t.is_scalar());
+                        let value = match row.get(&col) {
+                            Some(cur) if !scalar => {
+                                cur.apply_diff(&diff)
+                                    .map_err(|source| ReplicaError::Datum {
+                                        table: table.clone(),
+                                        uuid,
+                                        source,
+                                    })?
+                            }
+                            _ => diff,
+                        };
+                        row.insert(col, value);
+                    }
+                    Some(row)
+                }
+            };
+            changes.push(RowChange {
+                table,
+                uuid,
+                old,
+                new,
+            });
+        }
+        for c in &changes {
+            let t = self.tables.entry(c.table.clone()).or_default();
+            match &c.new {
+                Some(row) => {
+                    t.insert(c.uuid, row.clone());
+                }
+                None => {
+                    t.remove(&c.uuid);
+                }
+            }
+        }
+        Ok(ChangeSet { changes })
+    }
+
+    /// Replaces the contents of `tables` with a fresh monitor reply (after a reconnect) and
+    /// reports the difference from what the replica held, so consumers see deletes of rows
+    /// that vanished while disconnected. Nothing changes if an error is returned.
+    pub fn reset(
+        &mut self,
+        tables: &[String],
+        format: UpdateFormat,
+        reply: &Value,
+    ) -> Result<ChangeSet, ReplicaError> {
+        let mut fresh = Replica::new(self.schema.clone());
+        fresh.apply(format, reply)?;
+        let mut changes = Vec::new();
+        for table in tables {
+            let empty = BTreeMap::new();
+            let old = self.tables.get(table).unwrap_or(&empty);
+            let new = fresh.tables.get(table).unwrap_or(&empty);
+            for (uuid, row) in old {
+                match new.get(uuid) {
+                    None => changes.push(RowChange {
+                        table: table.clone(),
+                        uuid: *uuid,
+                        old: Some(row.clone()),
+                        new: None,
+                    }),
+                    Some(n) if n != row => changes.push(RowChange {
+                        table: table.clone(),
+                        uuid: *uuid,
+                        old: Some(row.clone()),
+                        new: Some(n.clone()),
+                    }),
+                    Some(_) => {}
+                }
+            }
+            for (uuid, row) in new {
+                if !old.contains_key(uuid) {
+                    changes.push(RowChange {
+                        table: table.clone(),
+                        uuid: *uuid,
+                        old: None,
+                        new: Some(row.clone()),
+                    });
+                }
+            }
+        }
+        for table in tables {
+            match fresh.tables.remove(table) {
+                Some(t) => {
+                    self.tables.insert(table.clone(), t);
+                }
+                None => {
+                    self.tables.remove(table);
+                }
+            }
+        }
+        Ok(ChangeSet { changes })
+    }
+
+    /// Finds rows of `table` whose `column` equals `value` (a linear scan).
+    pub fn find<'a>(
+        &'a self,
+        table: &str,
+        column: &'a str,
+        value: &'a Datum,
+    ) -> impl Iterator<Item = (&'a Uuid, &'a Row)> + 'a {
+        self.tables
+            .get(table)
+            .into_iter()
+            .flat_map(|t| t.iter())
+            .filter(move |(_, r)| r.get(column) == Some(value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> DatabaseSchema {
+        DatabaseSchema::from_json(&json!({"name": "db", "tables": {"T": {"columns": {
+            "name": {"type": "string"},
+            "n": {"type": "integer"},
+            "tags": {"type": {"key": "string", "min": 0, "max": "unlimited"}},
+            "opt": {"type": {"key": "string", "min": 0, "max": 1}},
+            "ids": {"type": {"key": "string", "value": "string", "min": 0, "max": "unlimited"}}
+        }}}}))
+        .unwrap()
+    }
+
+    const U1: &str = "11111111-1111-1111-1111-111111111111";
+    const U2: &str = "22222222-2222-2222-2222-222222222222";
+
+    #[test]
+    fn update2_initial_modify_delete() {
+        let mut r = Replica::new(schema());
+        let u1 = Uuid::parse_str(U1).unwrap();
+        let c = r
+            .apply(
+                UpdateFormat::Update2,
+                &json!({"T": {U1: {"initial": {"name": "a", "n": 1, "tags": ["set", ["x", "y"]], "opt": "o",
+                    "ids": ["map", [["k", "v"]]]}}}}),
+            )
+            .unwrap();
+        assert_eq!(c.changes[0].kind(), ChangeKind::Inserted);
+        let c = r
+            .apply(
+                UpdateFormat::Update2,
+                &json!({"T": {U1: {"modify": {"n": 2, "tags": ["set", ["y", "z"]], "opt": ["set", ["o", "p"]],
+                    "ids": ["map", [["k", "v"], ["k2", "v2"]]]}}}}),
+            )
+            .unwrap();
+        let ch = &c.changes[0];
+        assert_eq!(ch.kind(), ChangeKind::Modified);
+        assert_eq!(
+            ch.changed_columns(),
+            BTreeSet::from(["ids", "n", "opt", "tags"])
+        );
+        let row = r.row("T", &u1).unwrap();
+        assert_eq!(row["n"], Datum::scalar(2i64));
+        assert_eq!(row["tags"], Datum::set(["x", "z"]));
+        assert_eq!(row["opt"], Datum::scalar("p"));
+        assert_eq!(row["ids"], Datum::map([("k2", "v2")]));
+        assert_eq!(ch.old.as_ref().unwrap()["n"], Datum::scalar(1i64));
+        let c = r
+            .apply(UpdateFormat::Update2, &json!({"T": {U1: {"delete": null}}}))
+            .unwrap();
+        assert_eq!(c.changes[0].kind(), ChangeKind::Deleted);
+        assert_eq!(r.len("T"), 0);
+    }
+
+    #[test]
+    fn failed_update_leaves_replica_untouched() {
+        let mut r = Replica::new(schema());
+        r.apply(
+            UpdateFormat::Update2,
+            &json!({"T": {U1: {"insert": {"name": "a"}}}}),
+        )
+        .unwrap();
+        // The second row's modify refers to an unknown row: nothing must be applied.
+        let err = r
+            .apply(
+                UpdateFormat::Update2,
+                &json!({"T": {U1: {"modify": {"name": "b"}}, U2: {"modify": {"name": "c"}}}}),
+            )
+            .unwrap_err();
+        assert!(matches!(err, ReplicaError::MissingRow { .. }));
+        assert_eq!(
+            r.row("T", &Uuid::parse_str(U1).unwrap()).unwrap()["name"],
+            Datum::scalar("a")
+        );
+        assert!(r.apply(UpdateFormat::Update2, &json!({"X": {}})).is_err());
+        assert!(
+            r.apply(
+                UpdateFormat::Update2,
+                &json!({"T": {U1: {"modify": {"n": "x"}}}})
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn legacy_update_format_and_reset() {
+        let mut r = Replica::new(schema());
+        let u1 = Uuid::parse_str(U1).unwrap();
+        r.apply(
+            UpdateFormat::Update,
+            &json!({"T": {U1: {"new": {"name": "a", "n": 1}}, U2: {"new": {"name": "b"}}}}),
+        )
+        .unwrap();
+        let c = r
+            .apply(
+                UpdateFormat::Update,
+                &json!({"T": {U1: {"old": {"n": 1}, "new": {"name": "a", "n": 5}}}}),
+            )
+            .unwrap();
+        assert_eq!(c.changes[0].kind(), ChangeKind::Modified);
+        assert_eq!(r.row("T", &u1).unwrap()["n"], Datum::scalar(5i64));
+        r.apply(
+            UpdateFormat::Update,
+            &json!({"T": {U2: {"old": {"name": "b"}}}}),
+        )
+        .unwrap();
+        assert_eq!(r.len("T"), 1);
+        // After a reconnect the server has U2 again and U1 changed.
+        let c = r
+            .reset(
+                &["T".to_owned()],
+                UpdateFormat::Update2,
+                &json!({"T": {U1: {"initial": {"name": "a", "n": 6}}, U2: {"initial": {"name": "b"}}}}),
+            )
+            .unwrap();
+        let kinds: Vec<_> = c.changes.iter().map(RowChange::kind).collect();
+        assert_eq!(kinds, vec![ChangeKind::Modified, ChangeKind::Inserted]);
+        assert_eq!(r.len("T"), 2);
+    }
+
+    #[test]
+    fn params_shape() {
+        let p = monitor_params(
+            "db",
+            &json!("m1"),
+            &[MonitorRequest::table("T").columns(&["name"])],
+            UpdateFormat::Update2,
+        );
+        assert_eq!(
+            p,
+            json!(["db", "m1", {"T": [{"columns": ["name"], "select": {"initial": true, "insert": true, "delete": true, "modify": true}}]}])
+        );
+    }
+}
