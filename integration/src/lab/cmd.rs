@@ -1,0 +1,158 @@
+//! Running the external tools the lab drives (`ip`, `ovs-*`, `ethtool`, `sysctl`, `ping`).
+//! One place turns a non-zero exit into a [`LabError::Command`] that carries the full
+//! command line and stderr, so every failure in a test log says exactly what was run.
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use super::error::{LabError, Result, bounded};
+
+/// A command line to run, optionally inside a network namespace and with extra environment.
+#[derive(Debug, Clone)]
+pub(crate) struct Cmd {
+    program: OsString,
+    args: Vec<OsString>,
+    netns: Option<String>,
+    env: Vec<(OsString, OsString)>,
+}
+
+impl Cmd {
+    pub(crate) fn new(program: impl Into<OsString>) -> Self {
+        Cmd {
+            program: program.into(),
+            args: Vec::new(),
+            netns: None,
+            env: Vec::new(),
+        }
+    }
+
+    pub(crate) fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub(crate) fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Run inside `netns` (through `ip netns exec`, which `exec`s the program, so the PID
+    /// of the spawned child is the program's own PID).
+    pub(crate) fn netns(mut self, netns: &str) -> Self {
+        self.netns = Some(netns.to_owned());
+        self
+    }
+
+    pub(crate) fn envs(mut self, env: &[(OsString, OsString)]) -> Self {
+        self.env.extend(env.iter().cloned());
+        self
+    }
+
+    /// The command line as a human reads it, for error messages.
+    pub(crate) fn display(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        if let Some(ns) = &self.netns {
+            parts.push(format!("ip netns exec {ns}"));
+        }
+        parts.push(self.program.to_string_lossy().into_owned());
+        parts.extend(self.args.iter().map(|a| a.to_string_lossy().into_owned()));
+        parts.join(" ")
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&self.program);
+                c
+            }
+            None => Command::new(&self.program),
+        };
+        cmd.args(&self.args);
+        cmd.env("PATH", sbin_path());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Runs to completion and returns the raw output whatever the exit status.
+    pub(crate) fn output(&self) -> Result<Output> {
+        self.command()
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|source| LabError::Spawn {
+                command: self.display(),
+                source,
+            })
+    }
+
+    /// Runs to completion; a non-zero exit is an error. Returns stdout.
+    pub(crate) fn run(&self) -> Result<String> {
+        let out = self.output()?;
+        if !out.status.success() {
+            return Err(self.failed(&out));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Builds the error for an unsuccessful `out`.
+    pub(crate) fn failed(&self, out: &Output) -> LabError {
+        let mut stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if stderr.trim().is_empty() {
+            stderr = String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        LabError::Command {
+            command: self.display(),
+            status: out.status.to_string(),
+            stderr: bounded(&stderr),
+        }
+    }
+
+    /// Starts in the background with stdout/stderr piped.
+    pub(crate) fn spawn_piped(&self) -> Result<Child> {
+        self.command()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| LabError::Spawn {
+                command: self.display(),
+                source,
+            })
+    }
+}
+
+/// Whether `program` resolves through `PATH` (or is an existing absolute path).
+pub(crate) fn in_path(program: &str) -> bool {
+    if program.contains('/') {
+        return Path::new(program).is_file();
+    }
+    let Some(path) = std::env::var_os("PATH") else {
+        return false;
+    };
+    // Debian puts ip/ovs-vswitchd/ethtool in /usr/sbin, which a non-login PATH may lack;
+    // `Command` searches PATH only, so we look where it will look, plus the sbin dirs we
+    // add to the PATH of every child (see `ensure_sbin_in_path`).
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].iter().map(Into::into))
+        .any(|dir| dir.join(program).is_file())
+}
+
+/// Makes sure `/usr/sbin` and `/sbin` are searched when we spawn tools: cargo test run
+/// through `sudo` or a minimal CI shell often has a PATH without them.
+pub(crate) fn sbin_path() -> OsString {
+    let current = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs: Vec<std::path::PathBuf> = std::env::split_paths(&current).collect();
+    for extra in ["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"] {
+        if !dirs.iter().any(|d| d == Path::new(extra)) {
+            dirs.push(extra.into());
+        }
+    }
+    std::env::join_paths(dirs).unwrap_or(current)
+}

@@ -1,0 +1,228 @@
+//! `ping` from inside a VM, with its output turned into numbers: a bounded ping
+//! ([`PingReport`]) and a continuous 10 ms ping that counts lost replies while a test
+//! disturbs the network ([`ContinuousPing`]), e.g. to prove a controller restart never
+//! stops forwarding.
+
+use std::io::Read;
+use std::net::IpAddr;
+use std::process::Child;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use super::cmd::Cmd;
+use super::error::{LabError, Result, bounded};
+
+/// What one `ping` run reported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PingReport {
+    /// Echo requests sent.
+    pub transmitted: u32,
+    /// Echo replies received.
+    pub received: u32,
+    /// Average round-trip time, when at least one reply came back.
+    pub rtt_avg: Option<Duration>,
+}
+
+impl PingReport {
+    /// Requests that got no reply.
+    pub fn lost(&self) -> u32 {
+        self.transmitted.saturating_sub(self.received)
+    }
+
+    /// True when every request was answered (and at least one was sent).
+    pub fn all_received(&self) -> bool {
+        self.transmitted > 0 && self.received == self.transmitted
+    }
+
+    /// Parses iputils `ping` output (the summary lines).
+    pub(crate) fn parse(command: &str, output: &str) -> Result<Self> {
+        let err = |reason: &str| LabError::Parse {
+            command: command.to_owned(),
+            reason: reason.to_owned(),
+            output: bounded(output),
+        };
+        // "3 packets transmitted, 2 received, +1 errors, 33.3333% packet loss, time 2003ms"
+        let line = output
+            .lines()
+            .find(|l| l.contains("packets transmitted"))
+            .ok_or_else(|| err("no `packets transmitted` summary"))?;
+        let mut transmitted = None;
+        let mut received = None;
+        for part in line.split(',') {
+            let mut words = part.split_whitespace();
+            let (Some(n), Some(what)) = (words.next(), words.next()) else {
+                continue;
+            };
+            match what {
+                "packets" => transmitted = n.parse().ok(),
+                "received" => received = n.parse().ok(),
+                _ => {}
+            }
+        }
+        let rtt_avg = output
+            .lines()
+            .find_map(|l| l.strip_prefix("rtt min/avg/max/mdev = "))
+            .and_then(|v| v.split('/').nth(1))
+            .and_then(|avg| avg.parse::<f64>().ok())
+            .filter(|ms| ms.is_finite() && *ms >= 0.0)
+            .map(|ms| Duration::from_secs_f64(ms / 1000.0));
+        Ok(PingReport {
+            transmitted: transmitted.ok_or_else(|| err("no transmitted count"))?,
+            received: received.ok_or_else(|| err("no received count"))?,
+            rtt_avg,
+        })
+    }
+}
+
+/// What a [`ContinuousPing`] saw between start and stop.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContinuousPingReport {
+    /// The summary `ping` printed when interrupted.
+    pub summary: PingReport,
+    /// Longest run of consecutive unanswered sequence numbers between the first and the
+    /// last answered one: multiplied by the interval, an estimate of the longest outage.
+    pub longest_gap: u32,
+    /// The interval the ping ran at.
+    pub interval: Duration,
+}
+
+impl ContinuousPingReport {
+    /// Estimated longest forwarding outage (`longest_gap` × interval).
+    pub fn longest_outage(&self) -> Duration {
+        self.interval * self.longest_gap
+    }
+}
+
+/// A `ping` running in the background inside a VM. Stop it with [`ContinuousPing::stop`];
+/// dropping it kills the process.
+#[derive(Debug)]
+pub struct ContinuousPing {
+    child: Option<Child>,
+    reader: Option<JoinHandle<String>>,
+    command: String,
+    interval: Duration,
+}
+
+impl ContinuousPing {
+    pub(crate) fn start(netns: &str, dst: IpAddr, interval: Duration) -> Result<Self> {
+        let secs = format!("{:.3}", interval.as_secs_f64().max(0.002));
+        let cmd = Cmd::new("ping")
+            .args(["-n", "-i", &secs, "-W", "1"])
+            .arg(dst.to_string())
+            .netns(netns);
+        let mut child = cmd.spawn_piped()?;
+        let mut stdout = child.stdout.take();
+        // Drain stdout as it comes so a long run never blocks on a full pipe. Reply lines
+        // are ~60 bytes: at 10 ms that is ~6 KiB/s, bounded by how long the test runs.
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(out) = stdout.as_mut() {
+                let _ = out.read_to_string(&mut text);
+            }
+            text
+        });
+        Ok(ContinuousPing {
+            child: Some(child),
+            reader: Some(reader),
+            command: cmd.display(),
+            interval,
+        })
+    }
+
+    /// Interrupts `ping` (SIGINT, so it prints its summary) and returns the counts.
+    pub fn stop(mut self) -> Result<ContinuousPingReport> {
+        let Some(mut child) = self.child.take() else {
+            return Err(LabError::Parse {
+                command: self.command.clone(),
+                reason: "already stopped".into(),
+                output: String::new(),
+            });
+        };
+        let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+        let _ = kill(pid, Signal::SIGINT);
+        let status = child.wait().map_err(|source| LabError::Spawn {
+            command: self.command.clone(),
+            source,
+        })?;
+        let text = match self.reader.take().map(JoinHandle::join) {
+            Some(Ok(text)) => text,
+            _ => {
+                return Err(LabError::ThreadPanicked {
+                    what: self.command.clone(),
+                });
+            }
+        };
+        let summary = PingReport::parse(&self.command, &text).map_err(|e| match e {
+            LabError::Parse {
+                command,
+                reason,
+                output,
+            } => LabError::Parse {
+                command,
+                reason: format!("{reason} (ping exited {status})"),
+                output,
+            },
+            other => other,
+        })?;
+        Ok(ContinuousPingReport {
+            summary,
+            longest_gap: longest_gap(&text),
+            interval: self.interval,
+        })
+    }
+}
+
+impl Drop for ContinuousPing {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Longest run of missing `icmp_seq` values between answered ones.
+fn longest_gap(output: &str) -> u32 {
+    let mut seqs: Vec<u32> = output
+        .lines()
+        .filter(|l| l.contains(" bytes from "))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("icmp_seq="))
+        })
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    seqs.windows(2).map(|w| w[1] - w[0] - 1).max().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_summary() {
+        let out = "PING 10.0.0.2 (10.0.0.2) 56(84) bytes of data.\n\
+64 bytes from 10.0.0.2: icmp_seq=1 ttl=64 time=0.101 ms\n\n\
+--- 10.0.0.2 ping statistics ---\n\
+3 packets transmitted, 2 received, +1 errors, 33.3333% packet loss, time 2003ms\n\
+rtt min/avg/max/mdev = 0.047/0.250/0.087/0.016 ms\n";
+        let r = PingReport::parse("ping", out).unwrap();
+        assert_eq!((r.transmitted, r.received, r.lost()), (3, 2, 1));
+        assert_eq!(r.rtt_avg, Some(Duration::from_micros(250)));
+        assert!(!r.all_received());
+        assert!(PingReport::parse("ping", "ping: connect: Network is unreachable").is_err());
+    }
+
+    #[test]
+    fn finds_longest_gap() {
+        let line = |s: u32| format!("64 bytes from 10.0.0.2: icmp_seq={s} ttl=64 time=0.1 ms\n");
+        let out: String = [1, 2, 3, 7, 8, 10].iter().map(|&s| line(s)).collect();
+        assert_eq!(longest_gap(&out), 3);
+        assert_eq!(longest_gap(""), 0);
+    }
+}
