@@ -10,8 +10,10 @@ pub mod codec;
 pub mod datum;
 pub mod monitor;
 pub mod ops;
+pub mod reconnect;
 pub mod rpc;
 pub mod schema;
+pub mod vswitch;
 
 pub use client::{
     Client, ClientConfig, ClientError, DisconnectReason, Event, Listener, MonitorStart, Target,
@@ -26,6 +28,7 @@ pub use ops::{
     Condition, Function, Mutation, Mutator, NamedRow, Operation, Transaction, TransactionError,
     TransactionOutcome,
 };
+pub use reconnect::{ReconnectConfig, ReconnectingClient, SessionEvent};
 pub use rpc::{Message, RpcError};
 pub use schema::DatabaseSchema;
 pub use uuid::Uuid;

@@ -210,6 +210,8 @@ impl ChangeSet {
 pub struct Replica {
     schema: DatabaseSchema,
     tables: BTreeMap<String, BTreeMap<Uuid, Row>>,
+    /// Per table, the monitored columns when a monitor asked for a subset.
+    columns: BTreeMap<String, Vec<String>>,
 }
 
 /// A parsed row update, before it is applied.
@@ -228,6 +230,38 @@ impl Replica {
         Replica {
             schema,
             tables: BTreeMap::new(),
+            columns: BTreeMap::new(),
+        }
+    }
+
+    /// Records which columns the monitor requests cover, so that default values are only
+    /// filled in for monitored columns (see [`Replica::apply`]).
+    pub fn set_monitored(&mut self, requests: &[MonitorRequest]) {
+        for r in requests {
+            match &r.columns {
+                Some(c) => self.columns.insert(r.table.clone(), c.clone()),
+                None => self.columns.remove(&r.table),
+            };
+        }
+    }
+
+    /// `update2` leaves out columns that hold their default value in `initial` and
+    /// `insert`; put them back so that every row has every monitored column.
+    fn fill_defaults(&self, table: &str, row: &mut Row) {
+        let Some(ts) = self.schema.table(table) else {
+            return;
+        };
+        let wanted: Vec<&String> = match self.columns.get(table) {
+            Some(cols) => cols.iter().collect(),
+            None => ts.columns.keys().collect(),
+        };
+        for col in wanted {
+            if row.contains_key(col) {
+                continue;
+            }
+            if let Some(c) = ts.columns.get(col) {
+                row.insert(col.clone(), c.ty.default_datum());
+            }
         }
     }
 
@@ -301,7 +335,11 @@ impl Replica {
                     UpdateFormat::Update2 => {
                         let (kind, v) = obj.iter().next().ok_or_else(bad)?;
                         match kind.as_str() {
-                            "initial" | "insert" => RowOp::Put(parse_row(v, false)?),
+                            "initial" | "insert" => {
+                                let mut row = parse_row(v, false)?;
+                                self.fill_defaults(tname, &mut row);
+                                RowOp::Put(row)
+                            }
                             "modify" => RowOp::Diff(parse_row(v, true)?),
                             "delete" => RowOp::Delete,
                             _ => return Err(bad()),
@@ -417,6 +455,7 @@ impl Replica {
         reply: &Value,
     ) -> Result<ChangeSet, ReplicaError> {
         let mut fresh = Replica::new(self.schema.clone());
+        fresh.columns = self.columns.clone();
         fresh.apply(format, reply)?;
         let mut changes = Vec::new();
         for table in tables {
@@ -533,6 +572,29 @@ mod tests {
             .unwrap();
         assert_eq!(c.changes[0].kind(), ChangeKind::Deleted);
         assert_eq!(r.len("T"), 0);
+    }
+
+    #[test]
+    fn update2_insert_fills_defaults_of_monitored_columns() {
+        let mut r = Replica::new(schema());
+        r.apply(
+            UpdateFormat::Update2,
+            &json!({"T": {U1: {"insert": {"name": "a"}}}}),
+        )
+        .unwrap();
+        let row = r.row("T", &Uuid::parse_str(U1).unwrap()).unwrap();
+        assert_eq!(row["n"], Datum::scalar(0i64));
+        assert_eq!(row["tags"], Datum::empty());
+        assert_eq!(row["ids"], Datum::empty_map());
+        let mut r = Replica::new(schema());
+        r.set_monitored(&[MonitorRequest::table("T").columns(&["name", "n"])]);
+        r.apply(
+            UpdateFormat::Update2,
+            &json!({"T": {U1: {"insert": {"name": "a"}}}}),
+        )
+        .unwrap();
+        let row = r.row("T", &Uuid::parse_str(U1).unwrap()).unwrap();
+        assert_eq!(row.keys().collect::<Vec<_>>(), vec!["n", "name"]);
     }
 
     #[test]

@@ -162,6 +162,25 @@ impl ColumnType {
     pub fn is_map(&self) -> bool {
         self.value.is_some()
     }
+
+    /// The value a new row gets when the column is not given (RFC 7047 §5.2.1): the
+    /// type's default atom for columns that need one element, otherwise empty.
+    pub fn default_datum(&self) -> crate::datum::Datum {
+        use crate::datum::{Atom, Datum};
+        if self.is_map() {
+            return Datum::empty_map();
+        }
+        if self.min == 0 {
+            return Datum::empty();
+        }
+        Datum::scalar(match self.key.atomic {
+            AtomicType::Integer => Atom::Integer(0),
+            AtomicType::Real => Atom::Real(0.0),
+            AtomicType::Boolean => Atom::Boolean(false),
+            AtomicType::String => Atom::String(String::new()),
+            AtomicType::Uuid => Atom::Uuid(uuid::Uuid::nil()),
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1,0 +1,658 @@
+//! Typed rows and transaction helpers for the Open vSwitch tables a controller manages
+//! (`Open_vSwitch`, `Bridge`, `Port`, `Interface`, `Controller`; see ovs-vswitchd.conf.db(5)).
+//!
+//! Rows are read from a [`Replica`] through the generic layer: each typed row takes the
+//! columns it knows, treats a column that was not monitored as empty, and reports a column
+//! of the wrong type as an error naming the table, row and column. The helpers append
+//! operations to a [`Transaction`] so that callers combine them into one atomic `transact`.
+
+use std::collections::BTreeMap;
+
+use uuid::Uuid;
+
+use crate::datum::{Atom, Datum, Row};
+use crate::monitor::{MonitorRequest, Replica};
+use crate::ops::{Condition, Mutation, NamedRow, Transaction};
+
+pub const DATABASE: &str = "Open_vSwitch";
+pub const OPEN_VSWITCH: &str = "Open_vSwitch";
+pub const BRIDGE: &str = "Bridge";
+pub const PORT: &str = "Port";
+pub const INTERFACE: &str = "Interface";
+pub const CONTROLLER: &str = "Controller";
+
+/// Monitor requests for the five tables, every column.
+pub fn monitor_requests() -> Vec<MonitorRequest> {
+    [OPEN_VSWITCH, BRIDGE, PORT, INTERFACE, CONTROLLER]
+        .into_iter()
+        .map(MonitorRequest::table)
+        .collect()
+}
+
+/// A typed row does not match the schema it was written for.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RowError {
+    #[error("{table} {uuid}: missing column {column}")]
+    Missing {
+        table: &'static str,
+        uuid: Uuid,
+        column: &'static str,
+    },
+    #[error("{table} {uuid}: column {column} has unexpected value {value}")]
+    WrongType {
+        table: &'static str,
+        uuid: Uuid,
+        column: &'static str,
+        value: String,
+    },
+}
+
+/// A Rust view of one table's rows.
+pub trait TypedRow: Sized {
+    const TABLE: &'static str;
+    fn from_row(uuid: Uuid, row: &Row) -> Result<Self, RowError>;
+}
+
+/// All rows of `T`'s table in the replica, typed.
+pub fn rows<T: TypedRow>(replica: &Replica) -> impl Iterator<Item = Result<T, RowError>> + '_ {
+    replica
+        .table(T::TABLE)
+        .map(|(uuid, row)| T::from_row(*uuid, row))
+}
+
+/// One row of `T`'s table by uuid.
+pub fn row<T: TypedRow>(replica: &Replica, uuid: &Uuid) -> Option<Result<T, RowError>> {
+    replica
+        .row(T::TABLE, uuid)
+        .map(|row| T::from_row(*uuid, row))
+}
+
+/// Reads columns of one row, naming the row in errors.
+struct Reader<'a> {
+    table: &'static str,
+    uuid: Uuid,
+    row: &'a Row,
+}
+
+impl Reader<'_> {
+    fn wrong(&self, column: &'static str) -> RowError {
+        RowError::WrongType {
+            table: self.table,
+            uuid: self.uuid,
+            column,
+            value: self
+                .row
+                .get(column)
+                .map(|d| d.to_json().to_string())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn atoms(&self, column: &'static str) -> Result<Vec<&Atom>, RowError> {
+        match self.row.get(column) {
+            None => Ok(Vec::new()),
+            Some(Datum::Set(s)) => Ok(s.iter().collect()),
+            Some(Datum::Map(m)) if m.is_empty() => Ok(Vec::new()),
+            Some(Datum::Map(_)) => Err(self.wrong(column)),
+        }
+    }
+
+    fn string(&self, column: &'static str) -> Result<String, RowError> {
+        match self.opt_string(column)? {
+            Some(s) => Ok(s),
+            None => Err(RowError::Missing {
+                table: self.table,
+                uuid: self.uuid,
+                column,
+            }),
+        }
+    }
+
+    fn opt_string(&self, column: &'static str) -> Result<Option<String>, RowError> {
+        match self.atoms(column)?.as_slice() {
+            [] => Ok(None),
+            [a] => a
+                .as_str()
+                .map(|s| Some(s.to_owned()))
+                .ok_or_else(|| self.wrong(column)),
+            _ => Err(self.wrong(column)),
+        }
+    }
+
+    fn opt_int(&self, column: &'static str) -> Result<Option<i64>, RowError> {
+        match self.atoms(column)?.as_slice() {
+            [] => Ok(None),
+            [a] => a.as_i64().map(Some).ok_or_else(|| self.wrong(column)),
+            _ => Err(self.wrong(column)),
+        }
+    }
+
+    fn opt_bool(&self, column: &'static str) -> Result<Option<bool>, RowError> {
+        match self.atoms(column)?.as_slice() {
+            [] => Ok(None),
+            [a] => a.as_bool().map(Some).ok_or_else(|| self.wrong(column)),
+            _ => Err(self.wrong(column)),
+        }
+    }
+
+    fn strings(&self, column: &'static str) -> Result<Vec<String>, RowError> {
+        self.atoms(column)?
+            .into_iter()
+            .map(|a| {
+                a.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| self.wrong(column))
+            })
+            .collect()
+    }
+
+    fn uuids(&self, column: &'static str) -> Result<Vec<Uuid>, RowError> {
+        self.atoms(column)?
+            .into_iter()
+            .map(|a| a.as_uuid().ok_or_else(|| self.wrong(column)))
+            .collect()
+    }
+
+    fn string_map(&self, column: &'static str) -> Result<BTreeMap<String, String>, RowError> {
+        match self.row.get(column) {
+            None => Ok(BTreeMap::new()),
+            Some(Datum::Set(s)) if s.is_empty() => Ok(BTreeMap::new()),
+            Some(Datum::Map(m)) => m
+                .iter()
+                .map(|(k, v)| match (k.as_str(), v.as_str()) {
+                    (Some(k), Some(v)) => Ok((k.to_owned(), v.to_owned())),
+                    _ => Err(self.wrong(column)),
+                })
+                .collect(),
+            Some(Datum::Set(_)) => Err(self.wrong(column)),
+        }
+    }
+}
+
+/// The root row: one per database.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenVSwitch {
+    pub uuid: Uuid,
+    pub bridges: Vec<Uuid>,
+    pub manager_options: Vec<Uuid>,
+    /// Holds `system-id`, `weft-encap-ip`, `weft-encap-type`, `weft-bridge`.
+    pub external_ids: BTreeMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
+    pub ovs_version: Option<String>,
+    pub datapath_types: Vec<String>,
+    pub iface_types: Vec<String>,
+    pub cur_cfg: Option<i64>,
+    pub next_cfg: Option<i64>,
+}
+
+impl OpenVSwitch {
+    pub fn external_id(&self, key: &str) -> Option<&str> {
+        self.external_ids.get(key).map(String::as_str)
+    }
+}
+
+impl TypedRow for OpenVSwitch {
+    const TABLE: &'static str = OPEN_VSWITCH;
+    fn from_row(uuid: Uuid, row: &Row) -> Result<Self, RowError> {
+        let r = Reader {
+            table: Self::TABLE,
+            uuid,
+            row,
+        };
+        Ok(OpenVSwitch {
+            uuid,
+            bridges: r.uuids("bridges")?,
+            manager_options: r.uuids("manager_options")?,
+            external_ids: r.string_map("external_ids")?,
+            other_config: r.string_map("other_config")?,
+            ovs_version: r.opt_string("ovs_version")?,
+            datapath_types: r.strings("datapath_types")?,
+            iface_types: r.strings("iface_types")?,
+            cur_cfg: r.opt_int("cur_cfg")?,
+            next_cfg: r.opt_int("next_cfg")?,
+        })
+    }
+}
+
+/// The single `Open_vSwitch` row, if the replica has it.
+pub fn root(replica: &Replica) -> Option<Result<OpenVSwitch, RowError>> {
+    rows::<OpenVSwitch>(replica).next()
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bridge {
+    pub uuid: Uuid,
+    pub name: String,
+    pub ports: Vec<Uuid>,
+    pub controller: Vec<Uuid>,
+    pub fail_mode: Option<String>,
+    pub protocols: Vec<String>,
+    pub datapath_id: Option<String>,
+    pub datapath_type: Option<String>,
+    pub external_ids: BTreeMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
+}
+
+impl TypedRow for Bridge {
+    const TABLE: &'static str = BRIDGE;
+    fn from_row(uuid: Uuid, row: &Row) -> Result<Self, RowError> {
+        let r = Reader {
+            table: Self::TABLE,
+            uuid,
+            row,
+        };
+        Ok(Bridge {
+            uuid,
+            name: r.string("name")?,
+            ports: r.uuids("ports")?,
+            controller: r.uuids("controller")?,
+            fail_mode: r.opt_string("fail_mode")?,
+            protocols: r.strings("protocols")?,
+            datapath_id: r.opt_string("datapath_id")?,
+            datapath_type: r.opt_string("datapath_type")?.filter(|s| !s.is_empty()),
+            external_ids: r.string_map("external_ids")?,
+            other_config: r.string_map("other_config")?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Port {
+    pub uuid: Uuid,
+    pub name: String,
+    pub interfaces: Vec<Uuid>,
+    pub tag: Option<i64>,
+    pub external_ids: BTreeMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
+}
+
+impl TypedRow for Port {
+    const TABLE: &'static str = PORT;
+    fn from_row(uuid: Uuid, row: &Row) -> Result<Self, RowError> {
+        let r = Reader {
+            table: Self::TABLE,
+            uuid,
+            row,
+        };
+        Ok(Port {
+            uuid,
+            name: r.string("name")?,
+            interfaces: r.uuids("interfaces")?,
+            tag: r.opt_int("tag")?,
+            external_ids: r.string_map("external_ids")?,
+            other_config: r.string_map("other_config")?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interface {
+    pub uuid: Uuid,
+    pub name: String,
+    /// `""` (system), `internal`, `geneve`, `vxlan`, `stt`, ...
+    pub kind: String,
+    /// Assigned by ovs-vswitchd; -1 on failure, absent until then.
+    pub ofport: Option<i64>,
+    pub options: BTreeMap<String, String>,
+    /// Holds `iface-id`, `attached-mac`, `weft-installed`.
+    pub external_ids: BTreeMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
+    pub error: Option<String>,
+    pub mac_in_use: Option<String>,
+    pub link_state: Option<String>,
+    pub admin_state: Option<String>,
+}
+
+impl Interface {
+    /// The logical port this interface is bound to, if any.
+    pub fn iface_id(&self) -> Option<&str> {
+        self.external_ids.get("iface-id").map(String::as_str)
+    }
+}
+
+impl TypedRow for Interface {
+    const TABLE: &'static str = INTERFACE;
+    fn from_row(uuid: Uuid, row: &Row) -> Result<Self, RowError> {
+        let r = Reader {
+            table: Self::TABLE,
+            uuid,
+            row,
+        };
+        Ok(Interface {
+            uuid,
+            name: r.string("name")?,
+            kind: r.opt_string("type")?.unwrap_or_default(),
+            ofport: r.opt_int("ofport")?,
+            options: r.string_map("options")?,
+            external_ids: r.string_map("external_ids")?,
+            other_config: r.string_map("other_config")?,
+            error: r.opt_string("error")?,
+            mac_in_use: r.opt_string("mac_in_use")?,
+            link_state: r.opt_string("link_state")?,
+            admin_state: r.opt_string("admin_state")?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Controller {
+    pub uuid: Uuid,
+    pub target: String,
+    pub is_connected: bool,
+    pub role: Option<String>,
+    pub inactivity_probe: Option<i64>,
+    pub external_ids: BTreeMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
+}
+
+impl TypedRow for Controller {
+    const TABLE: &'static str = CONTROLLER;
+    fn from_row(uuid: Uuid, row: &Row) -> Result<Self, RowError> {
+        let r = Reader {
+            table: Self::TABLE,
+            uuid,
+            row,
+        };
+        Ok(Controller {
+            uuid,
+            target: r.string("target")?,
+            is_connected: r.opt_bool("is_connected")?.unwrap_or(false),
+            role: r.opt_string("role")?,
+            inactivity_probe: r.opt_int("inactivity_probe")?,
+            external_ids: r.string_map("external_ids")?,
+            other_config: r.string_map("other_config")?,
+        })
+    }
+}
+
+fn string_map(m: &BTreeMap<String, String>) -> Datum {
+    Datum::map(m.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+/// What to create for an integration bridge.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BridgeSpec {
+    pub name: String,
+    /// `secure` for a controller-owned bridge.
+    pub fail_mode: Option<String>,
+    /// e.g. `["OpenFlow13"]`.
+    pub protocols: Vec<String>,
+    /// `netdev` for the userspace datapath.
+    pub datapath_type: Option<String>,
+    /// OpenFlow controller target, e.g. `tcp:10.0.0.1:6653`.
+    pub controller: Option<String>,
+    pub other_config: BTreeMap<String, String>,
+    pub external_ids: BTreeMap<String, String>,
+}
+
+impl BridgeSpec {
+    fn row(&self) -> Row {
+        let mut row = Row::new();
+        if let Some(f) = &self.fail_mode {
+            row.insert("fail_mode".into(), Datum::scalar(f.as_str()));
+        }
+        row.insert(
+            "protocols".into(),
+            Datum::set(self.protocols.iter().map(String::as_str)),
+        );
+        if let Some(d) = &self.datapath_type {
+            row.insert("datapath_type".into(), Datum::scalar(d.as_str()));
+        }
+        row.insert("other_config".into(), string_map(&self.other_config));
+        row.insert("external_ids".into(), string_map(&self.external_ids));
+        row
+    }
+}
+
+/// Creates a bridge with its internal port and (optionally) its Controller row, and links
+/// it from the root row. A `wait` makes the transaction fail if a bridge of that name
+/// appeared meanwhile, instead of creating a duplicate.
+pub fn create_bridge(txn: &mut Transaction, root: Uuid, spec: &BridgeSpec) -> NamedRow {
+    txn.wait_eq(
+        BRIDGE,
+        vec![Condition::eq("name", Datum::scalar(spec.name.as_str()))],
+        &["name"],
+        vec![],
+    );
+    let iface = txn.insert(
+        INTERFACE,
+        Row::from([
+            ("name".into(), Datum::scalar(spec.name.as_str())),
+            ("type".into(), Datum::scalar("internal")),
+        ]),
+    );
+    let port = txn.insert(
+        PORT,
+        Row::from([
+            ("name".into(), Datum::scalar(spec.name.as_str())),
+            ("interfaces".into(), iface.datum()),
+        ]),
+    );
+    let mut row = spec.row();
+    row.insert("name".into(), Datum::scalar(spec.name.as_str()));
+    row.insert("ports".into(), port.datum());
+    if let Some(target) = &spec.controller {
+        let c = txn.insert(
+            CONTROLLER,
+            Row::from([("target".into(), Datum::scalar(target.as_str()))]),
+        );
+        row.insert("controller".into(), c.datum());
+    }
+    let bridge = txn.insert(BRIDGE, row);
+    txn.mutate(
+        OPEN_VSWITCH,
+        vec![Condition::uuid(root)],
+        vec![Mutation::insert("bridges", bridge.datum())],
+    );
+    bridge
+}
+
+/// Brings an existing bridge's settings to `spec` (name and ports untouched) and, when the
+/// spec names a controller, replaces its Controller rows with one for that target (the
+/// old rows are garbage-collected: Controller is not a root table).
+pub fn update_bridge(txn: &mut Transaction, bridge: Uuid, spec: &BridgeSpec) {
+    let mut row = spec.row();
+    if let Some(target) = &spec.controller {
+        let c = txn.insert(
+            CONTROLLER,
+            Row::from([("target".into(), Datum::scalar(target.as_str()))]),
+        );
+        row.insert("controller".into(), c.datum());
+    }
+    txn.update(BRIDGE, vec![Condition::uuid(bridge)], row);
+}
+
+/// A tunnel port to one remote transport node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TunnelSpec {
+    pub name: String,
+    /// `geneve`, `vxlan` or `stt`.
+    pub kind: String,
+    pub remote_ip: String,
+    pub local_ip: Option<String>,
+    /// `flow`: the VNI is set per packet by the pipeline.
+    pub key: String,
+    pub external_ids: BTreeMap<String, String>,
+}
+
+/// Inserts a tunnel Interface and Port and adds the port to `bridge`.
+pub fn add_tunnel_port(txn: &mut Transaction, bridge: Uuid, spec: &TunnelSpec) -> NamedRow {
+    let mut options = BTreeMap::from([
+        ("remote_ip".to_owned(), spec.remote_ip.clone()),
+        ("key".to_owned(), spec.key.clone()),
+    ]);
+    if let Some(l) = &spec.local_ip {
+        options.insert("local_ip".into(), l.clone());
+    }
+    let iface = txn.insert(
+        INTERFACE,
+        Row::from([
+            ("name".into(), Datum::scalar(spec.name.as_str())),
+            ("type".into(), Datum::scalar(spec.kind.as_str())),
+            ("options".into(), string_map(&options)),
+            ("external_ids".into(), string_map(&spec.external_ids)),
+        ]),
+    );
+    let port = txn.insert(
+        PORT,
+        Row::from([
+            ("name".into(), Datum::scalar(spec.name.as_str())),
+            ("interfaces".into(), iface.datum()),
+            ("external_ids".into(), string_map(&spec.external_ids)),
+        ]),
+    );
+    txn.mutate(
+        BRIDGE,
+        vec![Condition::uuid(bridge)],
+        vec![Mutation::insert("ports", port.datum())],
+    );
+    port
+}
+
+/// Removes a port from a bridge; the Port and its Interfaces are garbage-collected.
+pub fn remove_port(txn: &mut Transaction, bridge: Uuid, port: Uuid) {
+    txn.mutate(
+        BRIDGE,
+        vec![Condition::uuid(bridge)],
+        vec![Mutation::delete("ports", Datum::uuid(port))],
+    );
+}
+
+/// Optimistic concurrency: fail the transaction unless the bridge's port set is still
+/// what the caller's replica showed.
+pub fn wait_bridge_ports(txn: &mut Transaction, bridge: &Bridge) {
+    txn.wait_eq(
+        BRIDGE,
+        vec![Condition::uuid(bridge.uuid)],
+        &["ports"],
+        vec![Row::from([(
+            "ports".into(),
+            Datum::set(bridge.ports.iter().copied()),
+        )])],
+    );
+}
+
+/// Sets `column:key=value` on a map column of one row (delete-then-insert, since `insert`
+/// does not overwrite an existing key).
+pub fn set_map_key(
+    txn: &mut Transaction,
+    table: &str,
+    uuid: Uuid,
+    column: &str,
+    key: &str,
+    value: &str,
+) {
+    txn.mutate(
+        table,
+        vec![Condition::uuid(uuid)],
+        vec![
+            Mutation::delete(column, Datum::set([key])),
+            Mutation::insert(column, Datum::map([(key, value)])),
+        ],
+    );
+}
+
+/// Removes `column:key` from a map column of one row, whatever its value.
+pub fn remove_map_key(txn: &mut Transaction, table: &str, uuid: Uuid, column: &str, key: &str) {
+    txn.mutate(
+        table,
+        vec![Condition::uuid(uuid)],
+        vec![Mutation::delete(column, Datum::set([key]))],
+    );
+}
+
+/// `external_ids:weft-installed=true` on an Interface: its flows are in place.
+pub fn mark_installed(txn: &mut Transaction, interface: Uuid) {
+    set_map_key(
+        txn,
+        INTERFACE,
+        interface,
+        "external_ids",
+        "weft-installed",
+        "true",
+    );
+}
+
+/// Removes `external_ids:weft-installed` from an Interface.
+pub fn clear_installed(txn: &mut Transaction, interface: Uuid) {
+    remove_map_key(txn, INTERFACE, interface, "external_ids", "weft-installed");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn typed_rows_from_generic_rows() {
+        let u = Uuid::new_v4();
+        let p = Uuid::new_v4();
+        let row = crate::datum::row_from_json(
+            &json!({"name": "br-int", "ports": ["uuid", p.to_string()], "fail_mode": "secure",
+                "protocols": ["set", ["OpenFlow13"]], "datapath_type": "", "controller": ["set", []],
+                "external_ids": ["map", [["a", "b"]]], "other_config": ["map", []]}),
+            |_| None,
+        )
+        .unwrap();
+        let b = Bridge::from_row(u, &row).unwrap();
+        assert_eq!(b.name, "br-int");
+        assert_eq!(b.ports, vec![p]);
+        assert_eq!(b.fail_mode.as_deref(), Some("secure"));
+        assert_eq!(b.protocols, vec!["OpenFlow13".to_owned()]);
+        assert_eq!(b.datapath_type, None);
+        assert_eq!(b.external_ids["a"], "b");
+
+        let bad = crate::datum::row_from_json(&json!({"name": 5}), |_| None).unwrap();
+        assert!(matches!(
+            Bridge::from_row(u, &bad),
+            Err(RowError::WrongType { column: "name", .. })
+        ));
+        assert!(matches!(
+            Port::from_row(u, &Row::new()),
+            Err(RowError::Missing { column: "name", .. })
+        ));
+    }
+
+    #[test]
+    fn tunnel_port_ops() {
+        let mut t = Transaction::new(DATABASE);
+        let br = Uuid::new_v4();
+        add_tunnel_port(
+            &mut t,
+            br,
+            &TunnelSpec {
+                name: "wt-0a0b0c0d".into(),
+                kind: "geneve".into(),
+                remote_ip: "192.0.2.2".into(),
+                local_ip: Some("192.0.2.1".into()),
+                key: "flow".into(),
+                external_ids: BTreeMap::from([("weft-remote".into(), "hv2".into())]),
+            },
+        );
+        mark_installed(&mut t, br);
+        let p = t.to_params();
+        assert_eq!(
+            p[1]["row"]["options"],
+            json!([
+                "map",
+                [
+                    ["key", "flow"],
+                    ["local_ip", "192.0.2.1"],
+                    ["remote_ip", "192.0.2.2"]
+                ]
+            ])
+        );
+        assert_eq!(p[3]["op"], "mutate");
+        assert_eq!(
+            p[4]["mutations"],
+            json!([
+                ["external_ids", "delete", "weft-installed"],
+                [
+                    "external_ids",
+                    "insert",
+                    ["map", [["weft-installed", "true"]]]
+                ]
+            ])
+        );
+    }
+}
