@@ -1,0 +1,570 @@
+//! The northbound JSON-RPC 2.0 API (DESIGN.md §5) on jsonrpsee: HTTP POST and WebSocket
+//! on one port.
+//!
+//! Reads are answered from the current immutable snapshot plus observed state; writes are
+//! turned into [`Command`]s and return only after the writer made them durable. Methods
+//! take named parameters only; see [`spec::METHODS`] and API.md.
+
+pub mod auth;
+pub mod params;
+pub mod spec;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use jsonrpsee::server::{PendingSubscriptionSink, RpcModule, Server, ServerConfig, ServerHandle};
+use jsonrpsee::types::{ErrorObjectOwned, Params};
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::controller::{AclSpec, Applied, Command, Controller};
+use crate::error::ApiError;
+use crate::model::{
+    Acl, AclAction, Change, Direction, Ethertype, LogicalModel, LogicalPort, LogicalSwitch,
+    MacAddr, Protocol,
+};
+use crate::observed::{ObservedState, TransportNode};
+use params::Args;
+
+/// Answers `trace` once a pipeline compiler exists. The compiler crate implements this and
+/// the lead passes it to [`ApiContext::with_tracer`].
+pub trait Tracer: Send + Sync + 'static {
+    /// Follows `packet` from `port` through the logical pipeline. The result is free-form
+    /// JSON, conventionally `{"steps": [...], "outcome": "..."}`.
+    fn trace(
+        &self,
+        model: &LogicalModel,
+        observed: &ObservedState,
+        port: &LogicalPort,
+        packet: &TracePacket,
+    ) -> Result<Value, ApiError>;
+}
+
+/// The headers of a packet to trace; only `eth_dst` is required (source defaults to the
+/// port's own MAC).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TracePacket {
+    pub eth_src: Option<MacAddr>,
+    pub eth_dst: MacAddr,
+    pub ip_src: Option<std::net::IpAddr>,
+    pub ip_dst: Option<std::net::IpAddr>,
+    pub ip_proto: Option<u8>,
+    pub tp_src: Option<u16>,
+    pub tp_dst: Option<u16>,
+    pub arp_op: Option<u16>,
+}
+
+/// Shared state of every API method.
+#[derive(Clone)]
+pub struct ApiContext {
+    pub controller: Controller,
+    pub tracer: Option<Arc<dyn Tracer>>,
+}
+
+impl ApiContext {
+    pub fn new(controller: Controller) -> Self {
+        ApiContext {
+            controller,
+            tracer: None,
+        }
+    }
+
+    pub fn with_tracer(mut self, tracer: Arc<dyn Tracer>) -> Self {
+        self.tracer = Some(tracer);
+        self
+    }
+}
+
+fn switch_view(m: &LogicalModel, s: &LogicalSwitch) -> Value {
+    json!({
+        "id": s.id,
+        "name": s.name,
+        "vni": s.vni,
+        "description": s.description,
+        "ports": m.port_count_of_switch(&s.id),
+    })
+}
+
+fn port_view(m: &LogicalModel, obs: &ObservedState, p: &LogicalPort) -> Value {
+    let status = obs.port_status(&p.id);
+    json!({
+        "id": p.id,
+        "name": p.name,
+        "switch": p.switch,
+        "switch_name": m.switch(&p.switch).map(|s| s.name.as_str()).unwrap_or(""),
+        "mac": p.mac,
+        "ips": p.ips,
+        "port_security": p.port_security,
+        "key": p.key,
+        "zone": p.zone,
+        "binding": status.binding,
+        "up": status.up,
+    })
+}
+
+fn acl_view(m: &LogicalModel, a: &Acl) -> Value {
+    let mut v = serde_json::to_value(a).unwrap_or(Value::Null);
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert(
+            "port_name".into(),
+            json!(m.port(&a.port).map(|p| p.name.as_str()).unwrap_or("")),
+        );
+    }
+    v
+}
+
+fn node_view(n: &TransportNode) -> Value {
+    json!({
+        "id": n.id,
+        "encap_ip": n.encap_ip,
+        "encap_type": n.encap_type,
+        "bridge": n.bridge,
+        "ovsdb_connected": n.ovsdb_connected,
+        "openflow_connected": n.openflow_connected,
+        "datapath_id": n.datapath_id.map(|d| format!("{d:016x}")),
+        "ports": n.ports,
+        "flow_count": n.flows.len(),
+    })
+}
+
+fn deleted_view(applied: &Applied) -> Value {
+    let ids = |pred: fn(&Change) -> bool| -> Vec<uuid::Uuid> {
+        applied
+            .changes
+            .iter()
+            .filter(|c| pred(c))
+            .map(Change::id)
+            .collect()
+    };
+    json!({
+        "revision": applied.revision,
+        "switches": ids(|c| matches!(c, Change::DeleteSwitch { .. })),
+        "ports": ids(|c| matches!(c, Change::DeletePort { .. })),
+        "acls": ids(|c| matches!(c, Change::DeleteAcl { .. })),
+    })
+}
+
+fn spec_of(name: &str) -> Result<&'static spec::MethodSpec, ApiError> {
+    spec::method(name).ok_or_else(|| ApiError::Internal(format!("method {name} has no spec")))
+}
+
+fn args(name: &str, params: &Params<'_>) -> Result<Args, ApiError> {
+    Args::parse(params, spec_of(name)?)
+}
+
+fn find_port<'m>(m: &'m LogicalModel, field: &str, r: &str) -> Result<&'m LogicalPort, ApiError> {
+    m.find_port(r)
+        .ok_or_else(|| ApiError::not_found(field, "port", r))
+}
+
+fn find_switch<'m>(
+    m: &'m LogicalModel,
+    field: &str,
+    r: &str,
+) -> Result<&'m LogicalSwitch, ApiError> {
+    m.find_switch(r)
+        .ok_or_else(|| ApiError::not_found(field, "switch", r))
+}
+
+async fn call(ctx: &ApiContext, name: &str, params: Params<'static>) -> Result<Value, ApiError> {
+    let mut a = args(name, &params)?;
+    let c = &ctx.controller;
+    match name {
+        "switch_create" => {
+            let name = a.str("name")?;
+            let vni = a.opt_uint("vni", 1, u64::from(crate::model::VNI_MAX))?;
+            let description = a.opt_str("description")?.unwrap_or_default();
+            let applied = c
+                .submit(Command::SwitchCreate {
+                    name,
+                    vni: vni.and_then(|v| u32::try_from(v).ok()),
+                    description,
+                })
+                .await?;
+            created(c, &applied)
+        }
+        "switch_get" => {
+            let r = a.str("switch")?;
+            let m = c.snapshot();
+            Ok(switch_view(&m, find_switch(&m, "switch", &r)?))
+        }
+        "switch_list" => {
+            let m = c.snapshot();
+            let mut list: Vec<&LogicalSwitch> = m.switches().collect();
+            list.sort_by(|x, y| x.name.cmp(&y.name));
+            Ok(Value::Array(
+                list.into_iter().map(|s| switch_view(&m, s)).collect(),
+            ))
+        }
+        "switch_delete" => {
+            let switch = a.str("switch")?;
+            let cascade = a.opt_bool("cascade")?.unwrap_or(false);
+            let applied = c.submit(Command::SwitchDelete { switch, cascade }).await?;
+            Ok(deleted_view(&applied))
+        }
+        "port_create" => {
+            let switch = a.str("switch")?;
+            let name = a.str("name")?;
+            let mac = a.mac("mac")?;
+            let ips = a.opt_ips("ips")?.unwrap_or_default();
+            let port_security = a.opt_bool("port_security")?.unwrap_or(true);
+            let applied = c
+                .submit(Command::PortCreate {
+                    switch,
+                    name,
+                    mac,
+                    ips,
+                    port_security,
+                })
+                .await?;
+            created(c, &applied)
+        }
+        "port_get" => {
+            let r = a.str("port")?;
+            let m = c.snapshot();
+            Ok(port_view(&m, c.observed(), find_port(&m, "port", &r)?))
+        }
+        "port_list" => {
+            let filter = a.opt_str("switch")?;
+            let m = c.snapshot();
+            let mut list: Vec<&LogicalPort> = match &filter {
+                Some(r) => m
+                    .ports_of_switch(&find_switch(&m, "switch", r)?.id)
+                    .collect(),
+                None => m.ports().collect(),
+            };
+            list.sort_by(|x, y| x.name.cmp(&y.name));
+            let obs = c.observed();
+            Ok(Value::Array(
+                list.into_iter().map(|p| port_view(&m, obs, p)).collect(),
+            ))
+        }
+        "port_update" => {
+            let port = a.str("port")?;
+            let mac = a.opt_mac("mac")?;
+            let ips = a.opt_ips("ips")?;
+            let port_security = a.opt_bool("port_security")?;
+            let applied = c
+                .submit(Command::PortUpdate {
+                    port,
+                    mac,
+                    ips,
+                    port_security,
+                })
+                .await?;
+            created(c, &applied)
+        }
+        "port_delete" => {
+            let port = a.str("port")?;
+            let applied = c.submit(Command::PortDelete { port }).await?;
+            Ok(deleted_view(&applied))
+        }
+        "acl_create" => {
+            let port = a.str("port")?;
+            let direction: Direction = a.enumerated("direction", &["ingress", "egress"])?;
+            let priority = a.uint("priority", 0, u64::from(crate::model::ACL_PRIORITY_MAX))?;
+            let action: AclAction = a.enumerated("action", &["allow", "allow-related", "drop"])?;
+            let protocol = match a.opt_value("protocol") {
+                None => None,
+                Some(Value::String(s)) => Some(s.parse::<Protocol>().map_err(|_| {
+                    ApiError::invalid(
+                        "protocol",
+                        format!("{s:?} is not tcp, udp, icmp, icmp6 or a number 0..=255"),
+                    )
+                })?),
+                Some(Value::Number(n)) => Some(
+                    n.as_u64()
+                        .and_then(|n| u8::try_from(n).ok())
+                        .map(Protocol::from_number)
+                        .ok_or_else(|| {
+                            ApiError::invalid(
+                                "protocol",
+                                format!("protocol number {n} is out of range 0..=255"),
+                            )
+                        })?,
+                ),
+                Some(v) => {
+                    return Err(ApiError::invalid(
+                        "protocol",
+                        format!("expected a protocol name or number, got {v}"),
+                    ));
+                }
+            };
+            let ethertype: Ethertype = a
+                .opt_enum("ethertype", &["ipv4", "ipv6"])?
+                .unwrap_or_default();
+            let remote_cidr = a.opt_cidr("remote_cidr")?;
+            let port_min = a.opt_uint("port_min", 0, 65_535)?;
+            let port_max = a.opt_uint("port_max", 0, 65_535)?;
+            let to_u32 = |v: Option<u64>| v.and_then(|v| u32::try_from(v).ok());
+            let applied = c
+                .submit(Command::AclCreate(AclSpec {
+                    port,
+                    direction,
+                    priority: to_u32(Some(priority)).unwrap_or(u32::MAX),
+                    action,
+                    protocol,
+                    ethertype,
+                    remote_cidr,
+                    port_min: to_u32(port_min),
+                    port_max: to_u32(port_max),
+                }))
+                .await?;
+            created(c, &applied)
+        }
+        "acl_list" => {
+            let filter = a.opt_str("port")?;
+            let m = c.snapshot();
+            let mut list: Vec<&Acl> = match &filter {
+                Some(r) => m.acls_of_port(&find_port(&m, "port", r)?.id).collect(),
+                None => m.acls().collect(),
+            };
+            list.sort_by(|x, y| {
+                let pn = |a: &Acl| m.port(&a.port).map(|p| p.name.clone()).unwrap_or_default();
+                pn(x)
+                    .cmp(&pn(y))
+                    .then(x.direction.cmp(&y.direction))
+                    .then(y.priority.cmp(&x.priority))
+            });
+            Ok(Value::Array(
+                list.into_iter().map(|x| acl_view(&m, x)).collect(),
+            ))
+        }
+        "acl_delete" => {
+            let acl = a.opt_uuid("acl")?;
+            let acl =
+                acl.ok_or_else(|| ApiError::invalid("acl", "required parameter is missing"))?;
+            let applied = c.submit(Command::AclDelete { acl }).await?;
+            Ok(deleted_view(&applied))
+        }
+        "node_list" => Ok(Value::Array(
+            c.observed().nodes().iter().map(node_view).collect(),
+        )),
+        "node_get" => {
+            let r = a.str("node")?;
+            let node = c
+                .observed()
+                .node(&r)
+                .ok_or_else(|| ApiError::not_found("node", "node", &r))?;
+            Ok(node_view(&node))
+        }
+        "node_flows" => {
+            let r = a.str("node")?;
+            let node = c
+                .observed()
+                .node(&r)
+                .ok_or_else(|| ApiError::not_found("node", "node", &r))?;
+            Ok(json!({"node": node.id, "flows": node.flows}))
+        }
+        "trace" => {
+            let r = a.str("port")?;
+            let packet = parse_packet(a.value("packet")?)?;
+            let m = c.snapshot();
+            let port = find_port(&m, "port", &r)?;
+            match &ctx.tracer {
+                Some(t) => t.trace(&m, c.observed(), port, &packet),
+                None => Err(ApiError::Unavailable(
+                    "trace needs the pipeline compiler, which this weftd does not run yet; \
+                     the request was valid"
+                        .into(),
+                )),
+            }
+        }
+        "system_status" => {
+            let m = c.snapshot();
+            Ok(json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "uptime_seconds": c.uptime().as_secs(),
+                "revision": m.revision(),
+                "switches": m.switch_count(),
+                "ports": m.port_count(),
+                "acls": m.acl_count(),
+                "nodes": c.observed().nodes().len(),
+                "store": c.store_location(),
+            }))
+        }
+        other => Err(ApiError::Internal(format!("no handler for {other}"))),
+    }
+}
+
+/// Result of a create or update: the object as `*_get` would return it.
+fn created(c: &Controller, applied: &Applied) -> Result<Value, ApiError> {
+    let m = c.snapshot();
+    match applied.changes.last() {
+        Some(Change::PutSwitch(s)) => Ok(switch_view(&m, s)),
+        Some(Change::PutPort(p)) => Ok(port_view(&m, c.observed(), p)),
+        Some(Change::PutAcl(a)) => Ok(acl_view(&m, a)),
+        _ => Err(ApiError::Internal("write produced no object".into())),
+    }
+}
+
+fn parse_packet(v: Value) -> Result<TracePacket, ApiError> {
+    let Value::Object(mut map) = v else {
+        return Err(ApiError::invalid(
+            "packet",
+            "expected an object of header fields",
+        ));
+    };
+    const FIELDS: &[&str] = &[
+        "eth_src", "eth_dst", "ip_src", "ip_dst", "ip_proto", "tp_src", "tp_dst", "arp_op",
+    ];
+    if let Some(k) = map.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(ApiError::invalid(
+            format!("packet.{}", k.chars().take(32).collect::<String>()),
+            format!("unknown header field; known: {}", FIELDS.join(", ")),
+        ));
+    }
+    let mut str_field = |name: &str| -> Result<Option<String>, ApiError> {
+        match map.remove(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(ApiError::invalid(
+                format!("packet.{name}"),
+                format!("expected a string, got {other}"),
+            )),
+        }
+    };
+    let mac = |name: &str, s: Option<String>| -> Result<Option<MacAddr>, ApiError> {
+        s.map(|s| {
+            s.parse()
+                .map_err(|e| ApiError::invalid(format!("packet.{name}"), e))
+        })
+        .transpose()
+    };
+    let ip = |name: &str, s: Option<String>| -> Result<Option<std::net::IpAddr>, ApiError> {
+        s.map(|s| {
+            s.parse().map_err(|_| {
+                ApiError::invalid(
+                    format!("packet.{name}"),
+                    format!("{s:?} is not an IP address"),
+                )
+            })
+        })
+        .transpose()
+    };
+    let eth_src = mac("eth_src", str_field("eth_src")?)?;
+    let eth_dst = mac("eth_dst", str_field("eth_dst")?)?
+        .ok_or_else(|| ApiError::invalid("packet.eth_dst", "required header is missing"))?;
+    let ip_src = ip("ip_src", str_field("ip_src")?)?;
+    let ip_dst = ip("ip_dst", str_field("ip_dst")?)?;
+    let mut num = |name: &str, max: u64| -> Result<Option<u64>, ApiError> {
+        match map.remove(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => match v.as_u64() {
+                Some(n) if n <= max => Ok(Some(n)),
+                _ => Err(ApiError::invalid(
+                    format!("packet.{name}"),
+                    format!("expected an integer in 0..={max}, got {v}"),
+                )),
+            },
+        }
+    };
+    let ip_proto = num("ip_proto", 255)?.and_then(|n| u8::try_from(n).ok());
+    let tp_src = num("tp_src", 65_535)?.and_then(|n| u16::try_from(n).ok());
+    let tp_dst = num("tp_dst", 65_535)?.and_then(|n| u16::try_from(n).ok());
+    let arp_op = num("arp_op", 2)?.and_then(|n| u16::try_from(n).ok());
+    if let (Some(s), Some(d)) = (ip_src, ip_dst)
+        && s.is_ipv4() != d.is_ipv4()
+    {
+        return Err(ApiError::invalid(
+            "packet.ip_dst",
+            "ip_src and ip_dst families differ",
+        ));
+    }
+    Ok(TracePacket {
+        eth_src,
+        eth_dst,
+        ip_src,
+        ip_dst,
+        ip_proto,
+        tp_src,
+        tp_dst,
+        arp_op,
+    })
+}
+
+/// Builds the RPC module: every method of [`spec::METHODS`], `events_subscribe` and
+/// `rpc.discover`.
+pub fn rpc_module(ctx: ApiContext) -> Result<RpcModule<ApiContext>, anyhow::Error> {
+    let mut module = RpcModule::new(ctx);
+    for m in spec::METHODS.iter().filter(|m| !m.subscription) {
+        let name = m.name;
+        module.register_async_method(name, move |params, ctx, _ext| async move {
+            call(&ctx, name, params)
+                .await
+                .map_err(ErrorObjectOwned::from)
+        })?;
+    }
+    module.register_method("rpc.discover", |_params, _ctx, _ext| {
+        Ok::<Value, ErrorObjectOwned>(spec::openrpc_document())
+    })?;
+    module.register_subscription(
+        "events_subscribe",
+        "events",
+        "events_unsubscribe",
+        |params, pending, ctx, _ext| async move { stream_events(params, pending, ctx).await },
+    )?;
+    Ok(module)
+}
+
+async fn stream_events(
+    params: Params<'static>,
+    pending: PendingSubscriptionSink,
+    ctx: Arc<ApiContext>,
+) -> jsonrpsee::core::SubscriptionResult {
+    if let Err(e) = args("events_subscribe", &params) {
+        pending.reject(ErrorObjectOwned::from(e)).await;
+        return Ok(());
+    }
+    // Subscribe before accepting so no event between the two is lost.
+    let mut rx = ctx.controller.subscribe_events();
+    let sink = pending.accept().await?;
+    loop {
+        let event = tokio::select! {
+            _ = sink.closed() => break,
+            ev = rx.recv() => ev,
+        };
+        let event = match event {
+            Ok(ev) => ev,
+            Err(RecvError::Lagged(missed)) => crate::events::Event::Lagged { missed },
+            Err(RecvError::Closed) => break,
+        };
+        let raw = serde_json::value::to_raw_value(&event)?;
+        if sink.send(raw).await.is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// API server settings.
+#[derive(Clone, Debug)]
+pub struct ApiSettings {
+    pub listen: SocketAddr,
+    pub token: Option<String>,
+    pub max_connections: u32,
+}
+
+/// Binds the API port and starts serving. Returns the bound address (useful with port 0)
+/// and the handle that stops the server.
+pub async fn serve(
+    settings: &ApiSettings,
+    ctx: ApiContext,
+) -> Result<(SocketAddr, ServerHandle), anyhow::Error> {
+    let middleware =
+        tower::ServiceBuilder::new().layer(auth::BearerAuthLayer::new(settings.token.clone()));
+    let config = ServerConfig::builder()
+        .max_connections(settings.max_connections)
+        .max_request_body_size(1024 * 1024)
+        .max_response_body_size(256 * 1024 * 1024)
+        .build();
+    let server = Server::builder()
+        .set_config(config)
+        .set_http_middleware(middleware)
+        .build(settings.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+    let addr = server.local_addr()?;
+    let handle = server.start(rpc_module(ctx)?);
+    Ok((addr, handle))
+}

@@ -1,0 +1,242 @@
+//! Named-parameter parsing with errors that name the offending field.
+//!
+//! jsonrpsee hands us raw JSON; [`Args`] checks that it is an object, that every key is a
+//! parameter the method declares (see [`super::spec`]), and converts each value with a
+//! message such as `invalid params: vni: expected an integer in 1..=16777215, got "x"`.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use jsonrpsee::types::Params;
+use serde_json::{Map, Value};
+
+use super::spec::MethodSpec;
+use crate::error::ApiError;
+use crate::model::{MacAddr, PORT_IPS_MAX, parse_cidr, parse_port_ip};
+
+/// Longest string value accepted for any parameter; names and descriptions have their
+/// own, smaller limits checked later.
+const MAX_STRING: usize = 4096;
+
+/// The parameters of one call, consumed field by field.
+#[derive(Debug)]
+pub struct Args {
+    map: Map<String, Value>,
+}
+
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 64 {
+        let cut: String = s.chars().take(60).collect();
+        format!("{cut}…")
+    } else {
+        s
+    }
+}
+
+impl Args {
+    /// Checks the shape of `params` against `spec`.
+    pub fn parse(params: &Params<'_>, spec: &MethodSpec) -> Result<Args, ApiError> {
+        let map = match params.as_str() {
+            None => Map::new(),
+            Some(raw) => match serde_json::from_str::<Value>(raw) {
+                Ok(Value::Object(map)) => map,
+                Ok(Value::Null) => Map::new(),
+                Ok(Value::Array(a)) if a.is_empty() => Map::new(),
+                Ok(_) => {
+                    return Err(ApiError::invalid(
+                        "params",
+                        "parameters must be passed by name, as a JSON object",
+                    ));
+                }
+                Err(e) => return Err(ApiError::invalid("params", e)),
+            },
+        };
+        for key in map.keys() {
+            if !spec.params.iter().any(|p| p.name == key) {
+                let expected: Vec<&str> = spec.params.iter().map(|p| p.name).collect();
+                let field: String = key.chars().take(64).collect();
+                return Err(ApiError::invalid(
+                    field.clone(),
+                    if expected.is_empty() {
+                        format!("unknown parameter {field:?}; {} takes none", spec.name)
+                    } else {
+                        format!(
+                            "unknown parameter {field:?}; {} takes {}",
+                            spec.name,
+                            expected.join(", ")
+                        )
+                    },
+                ));
+            }
+        }
+        Ok(Args { map })
+    }
+
+    /// Removes a field; JSON `null` counts as absent.
+    fn take(&mut self, field: &str) -> Option<Value> {
+        self.map.remove(field).filter(|v| !v.is_null())
+    }
+
+    fn required<T>(field: &str, v: Option<T>) -> Result<T, ApiError> {
+        v.ok_or_else(|| ApiError::invalid(field, "required parameter is missing"))
+    }
+
+    pub fn opt_str(&mut self, field: &str) -> Result<Option<String>, ApiError> {
+        match self.take(field) {
+            None => Ok(None),
+            Some(Value::String(s)) if s.len() <= MAX_STRING => Ok(Some(s)),
+            Some(Value::String(s)) => Err(ApiError::invalid(
+                field,
+                format!("string of {} bytes is too long", s.len()),
+            )),
+            Some(v) => Err(ApiError::invalid(
+                field,
+                format!("expected a string, got {}", short(&v)),
+            )),
+        }
+    }
+
+    pub fn str(&mut self, field: &str) -> Result<String, ApiError> {
+        let v = self.opt_str(field)?;
+        Self::required(field, v)
+    }
+
+    pub fn opt_bool(&mut self, field: &str) -> Result<Option<bool>, ApiError> {
+        match self.take(field) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(b)),
+            Some(v) => Err(ApiError::invalid(
+                field,
+                format!("expected true or false, got {}", short(&v)),
+            )),
+        }
+    }
+
+    /// An integer in `min..=max`.
+    pub fn opt_uint(&mut self, field: &str, min: u64, max: u64) -> Result<Option<u64>, ApiError> {
+        match self.take(field) {
+            None => Ok(None),
+            Some(v) => match v.as_u64() {
+                Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
+                _ => Err(ApiError::invalid(
+                    field,
+                    format!("expected an integer in {min}..={max}, got {}", short(&v)),
+                )),
+            },
+        }
+    }
+
+    pub fn uint(&mut self, field: &str, min: u64, max: u64) -> Result<u64, ApiError> {
+        let v = self.opt_uint(field, min, max)?;
+        Self::required(field, v)
+    }
+
+    pub fn opt_mac(&mut self, field: &str) -> Result<Option<MacAddr>, ApiError> {
+        self.opt_str(field)?
+            .map(|s| {
+                s.parse::<MacAddr>()
+                    .map_err(|e| ApiError::invalid(field, e))
+            })
+            .transpose()
+    }
+
+    pub fn mac(&mut self, field: &str) -> Result<MacAddr, ApiError> {
+        let v = self.opt_mac(field)?;
+        Self::required(field, v)
+    }
+
+    /// A list of port addresses.
+    pub fn opt_ips(&mut self, field: &str) -> Result<Option<Vec<IpAddr>>, ApiError> {
+        match self.take(field) {
+            None => Ok(None),
+            Some(Value::Array(items)) => {
+                if items.len() > PORT_IPS_MAX {
+                    return Err(ApiError::invalid(
+                        field,
+                        format!("{} addresses given, at most {PORT_IPS_MAX}", items.len()),
+                    ));
+                }
+                items
+                    .iter()
+                    .map(|item| match item {
+                        Value::String(s) => {
+                            parse_port_ip(s).map_err(|e| ApiError::invalid(field, e))
+                        }
+                        other => Err(ApiError::invalid(
+                            field,
+                            format!("expected address strings, got {}", short(other)),
+                        )),
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Some)
+            }
+            Some(v) => Err(ApiError::invalid(
+                field,
+                format!("expected an array of addresses, got {}", short(&v)),
+            )),
+        }
+    }
+
+    pub fn opt_cidr(&mut self, field: &str) -> Result<Option<IpNet>, ApiError> {
+        self.opt_str(field)?
+            .map(|s| parse_cidr(&s).map_err(|e| ApiError::invalid(field, e)))
+            .transpose()
+    }
+
+    pub fn opt_uuid(&mut self, field: &str) -> Result<Option<uuid::Uuid>, ApiError> {
+        self.opt_str(field)?
+            .map(|s| {
+                uuid::Uuid::parse_str(&s).map_err(|_| {
+                    ApiError::invalid(
+                        field,
+                        format!("{:?} is not a UUID", short(&Value::String(s))),
+                    )
+                })
+            })
+            .transpose()
+    }
+
+    /// A string from a fixed set, parsed with `FromStr`.
+    pub fn opt_enum<T: std::str::FromStr>(
+        &mut self,
+        field: &str,
+        allowed: &[&str],
+    ) -> Result<Option<T>, ApiError> {
+        match self.take(field) {
+            None => Ok(None),
+            Some(Value::String(s)) => s.parse::<T>().map(Some).map_err(|_| {
+                ApiError::invalid(
+                    field,
+                    format!(
+                        "{:?} is not one of {}",
+                        short(&Value::String(s.clone())),
+                        allowed.join(", ")
+                    ),
+                )
+            }),
+            Some(v) => Err(ApiError::invalid(
+                field,
+                format!("expected one of {}, got {}", allowed.join(", "), short(&v)),
+            )),
+        }
+    }
+
+    pub fn enumerated<T: std::str::FromStr>(
+        &mut self,
+        field: &str,
+        allowed: &[&str],
+    ) -> Result<T, ApiError> {
+        let v = self.opt_enum(field, allowed)?;
+        Self::required(field, v)
+    }
+
+    /// A raw JSON value (for nested objects parsed elsewhere).
+    pub fn opt_value(&mut self, field: &str) -> Option<Value> {
+        self.take(field)
+    }
+
+    pub fn value(&mut self, field: &str) -> Result<Value, ApiError> {
+        Self::required(field, self.take(field))
+    }
+}

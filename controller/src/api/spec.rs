@@ -1,0 +1,487 @@
+//! The API's own description: every method, its parameters and errors.
+//!
+//! One table serves two purposes: the parameter parser rejects names not listed here
+//! (so a typo such as `vin` is an error, not silently ignored), and `rpc.discover` turns
+//! it into an OpenRPC document from which clients can generate bindings.
+
+use serde_json::{Value, json};
+
+use crate::error::{CONFLICT, INVALID_PARAMS, NOT_FOUND, STORE_UNAVAILABLE, UNAVAILABLE};
+
+/// The type of one parameter, rendered as JSON Schema.
+#[derive(Clone, Copy, Debug)]
+pub enum ParamType {
+    /// A name or a UUID of an existing object.
+    Ref,
+    Uuid,
+    Name,
+    Text,
+    Mac,
+    IpList,
+    Cidr,
+    Bool,
+    Uint {
+        min: u64,
+        max: u64,
+    },
+    Enum(&'static [&'static str]),
+    Protocol,
+    Packet,
+}
+
+impl ParamType {
+    fn schema(self) -> Value {
+        match self {
+            ParamType::Ref => json!({"type": "string", "description": "name or id"}),
+            ParamType::Uuid => json!({"type": "string", "format": "uuid"}),
+            ParamType::Name => json!({
+                "type": "string", "minLength": 1, "maxLength": 64,
+                "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$"
+            }),
+            ParamType::Text => json!({"type": "string", "maxLength": 1024}),
+            ParamType::Mac => json!({
+                "type": "string", "pattern": "^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$"
+            }),
+            ParamType::IpList => json!({
+                "type": "array", "maxItems": 64,
+                "items": {"type": "string", "description": "IPv4 or IPv6 address"}
+            }),
+            ParamType::Cidr => {
+                json!({"type": "string", "description": "IP prefix, e.g. 10.0.0.0/24"})
+            }
+            ParamType::Bool => json!({"type": "boolean"}),
+            ParamType::Uint { min, max } => {
+                json!({"type": "integer", "minimum": min, "maximum": max})
+            }
+            ParamType::Enum(values) => json!({"type": "string", "enum": values}),
+            ParamType::Protocol => json!({"oneOf": [
+                {"type": "string", "enum": ["tcp", "udp", "icmp", "icmp6"]},
+                {"type": "integer", "minimum": 0, "maximum": 255}
+            ]}),
+            ParamType::Packet => json!({"$ref": "#/components/schemas/Packet"}),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct ParamSpec {
+    pub name: &'static str,
+    pub ty: ParamType,
+    pub required: bool,
+    pub doc: &'static str,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct MethodSpec {
+    pub name: &'static str,
+    pub doc: &'static str,
+    pub params: &'static [ParamSpec],
+    /// JSON Schema of the result.
+    pub result: &'static str,
+    pub errors: &'static [i32],
+    /// A WebSocket subscription rather than a call.
+    pub subscription: bool,
+}
+
+const fn p(name: &'static str, ty: ParamType, required: bool, doc: &'static str) -> ParamSpec {
+    ParamSpec {
+        name,
+        ty,
+        required,
+        doc,
+    }
+}
+
+const R: ParamType = ParamType::Ref;
+const READ: &[i32] = &[INVALID_PARAMS, NOT_FOUND];
+const WRITE: &[i32] = &[INVALID_PARAMS, NOT_FOUND, CONFLICT, STORE_UNAVAILABLE];
+
+/// Every method of the API, in the order API.md documents them.
+pub const METHODS: &[MethodSpec] = &[
+    MethodSpec {
+        name: "switch_create",
+        doc: "Create a logical switch; a free VNI is allocated when none is given.",
+        params: &[
+            p("name", ParamType::Name, true, "unique switch name"),
+            p(
+                "vni",
+                ParamType::Uint {
+                    min: 1,
+                    max: 16_777_215,
+                },
+                false,
+                "virtual network id",
+            ),
+            p("description", ParamType::Text, false, "free text"),
+        ],
+        result: "Switch",
+        errors: WRITE,
+        subscription: false,
+    },
+    MethodSpec {
+        name: "switch_get",
+        doc: "One logical switch by name or id.",
+        params: &[p("switch", R, true, "switch name or id")],
+        result: "Switch",
+        errors: READ,
+        subscription: false,
+    },
+    MethodSpec {
+        name: "switch_list",
+        doc: "All logical switches, by name.",
+        params: &[],
+        result: "SwitchList",
+        errors: &[INVALID_PARAMS],
+        subscription: false,
+    },
+    MethodSpec {
+        name: "switch_delete",
+        doc: "Delete a switch. Refused while it has ports unless cascade is true, which also deletes its ports and their ACLs.",
+        params: &[
+            p("switch", R, true, "switch name or id"),
+            p(
+                "cascade",
+                ParamType::Bool,
+                false,
+                "also delete its ports (default false)",
+            ),
+        ],
+        result: "Deleted",
+        errors: WRITE,
+        subscription: false,
+    },
+    MethodSpec {
+        name: "port_create",
+        doc: "Create a logical port on a switch. Weft allocates its port key and conntrack zone.",
+        params: &[
+            p("switch", R, true, "switch name or id"),
+            p(
+                "name",
+                ParamType::Name,
+                true,
+                "globally unique port name (used as iface-id)",
+            ),
+            p(
+                "mac",
+                ParamType::Mac,
+                true,
+                "unicast MAC, unique within the switch",
+            ),
+            p(
+                "ips",
+                ParamType::IpList,
+                false,
+                "addresses the VM may use (default none)",
+            ),
+            p(
+                "port_security",
+                ParamType::Bool,
+                false,
+                "drop spoofed sources (default true)",
+            ),
+        ],
+        result: "Port",
+        errors: WRITE,
+        subscription: false,
+    },
+    MethodSpec {
+        name: "port_get",
+        doc: "One logical port with its observed binding and up state.",
+        params: &[p("port", R, true, "port name or id")],
+        result: "Port",
+        errors: READ,
+        subscription: false,
+    },
+    MethodSpec {
+        name: "port_list",
+        doc: "All logical ports, or those of one switch, by name.",
+        params: &[p("switch", R, false, "only ports of this switch")],
+        result: "PortList",
+        errors: READ,
+        subscription: false,
+    },
+    MethodSpec {
+        name: "port_update",
+        doc: "Change a port's MAC, addresses or port security. Omitted fields are unchanged; ips replaces the whole list.",
+        params: &[
+            p("port", R, true, "port name or id"),
+            p("mac", ParamType::Mac, false, "new MAC"),
+            p("ips", ParamType::IpList, false, "new address list"),
+            p(
+                "port_security",
+                ParamType::Bool,
+                false,
+                "new port security setting",
+            ),
+        ],
+        result: "Port",
+        errors: WRITE,
+        subscription: false,
+    },
+    MethodSpec {
+        name: "port_delete",
+        doc: "Delete a port and its ACLs.",
+        params: &[p("port", R, true, "port name or id")],
+        result: "Deleted",
+        errors: WRITE,
+        subscription: false,
+    },
+    MethodSpec {
+        name: "acl_create",
+        doc: "Add an ACL rule to a port. Priorities are unique per port and direction.",
+        params: &[
+            p("port", R, true, "port name or id"),
+            p(
+                "direction",
+                ParamType::Enum(&["ingress", "egress"]),
+                true,
+                "relative to the VM",
+            ),
+            p(
+                "priority",
+                ParamType::Uint {
+                    min: 0,
+                    max: 32_767,
+                },
+                true,
+                "highest wins",
+            ),
+            p(
+                "action",
+                ParamType::Enum(&["allow", "allow-related", "drop"]),
+                true,
+                "allow-related admits replies",
+            ),
+            p(
+                "protocol",
+                ParamType::Protocol,
+                false,
+                "tcp, udp, icmp, icmp6 or an IP protocol number",
+            ),
+            p(
+                "ethertype",
+                ParamType::Enum(&["ipv4", "ipv6"]),
+                false,
+                "default ipv4",
+            ),
+            p(
+                "remote_cidr",
+                ParamType::Cidr,
+                false,
+                "peer prefix; family must match ethertype",
+            ),
+            p(
+                "port_min",
+                ParamType::Uint {
+                    min: 0,
+                    max: 65_535,
+                },
+                false,
+                "tcp/udp peer-side port range start",
+            ),
+            p(
+                "port_max",
+                ParamType::Uint {
+                    min: 0,
+                    max: 65_535,
+                },
+                false,
+                "range end (default port_min)",
+            ),
+        ],
+        result: "Acl",
+        errors: WRITE,
+        subscription: false,
+    },
+    MethodSpec {
+        name: "acl_list",
+        doc: "All ACLs, or those of one port, by port, direction and descending priority.",
+        params: &[p("port", R, false, "only ACLs of this port")],
+        result: "AclList",
+        errors: READ,
+        subscription: false,
+    },
+    MethodSpec {
+        name: "acl_delete",
+        doc: "Delete one ACL by id.",
+        params: &[p("acl", ParamType::Uuid, true, "ACL id")],
+        result: "Deleted",
+        errors: WRITE,
+        subscription: false,
+    },
+    MethodSpec {
+        name: "node_list",
+        doc: "Transport nodes (hypervisors) known from their OVSDB/OpenFlow sessions.",
+        params: &[],
+        result: "NodeList",
+        errors: &[INVALID_PARAMS],
+        subscription: false,
+    },
+    MethodSpec {
+        name: "node_get",
+        doc: "One transport node by system-id.",
+        params: &[p("node", R, true, "system-id")],
+        result: "Node",
+        errors: READ,
+        subscription: false,
+    },
+    MethodSpec {
+        name: "node_flows",
+        doc: "Flows installed on a node's integration bridge, ovs-ofctl style.",
+        params: &[p("node", R, true, "system-id")],
+        result: "NodeFlows",
+        errors: READ,
+        subscription: false,
+    },
+    MethodSpec {
+        name: "trace",
+        doc: "Where the logical pipeline sends a packet entering from a port, step by step. Needs the pipeline compiler; until it runs, returns -32011 after validating the input.",
+        params: &[
+            p("port", R, true, "ingress port name or id"),
+            p("packet", ParamType::Packet, true, "packet headers"),
+        ],
+        result: "Trace",
+        errors: &[INVALID_PARAMS, NOT_FOUND, UNAVAILABLE],
+        subscription: false,
+    },
+    MethodSpec {
+        name: "system_status",
+        doc: "Version, uptime, store revision and path, object counts.",
+        params: &[],
+        result: "Status",
+        errors: &[INVALID_PARAMS],
+        subscription: false,
+    },
+    MethodSpec {
+        name: "events_subscribe",
+        doc: "WebSocket subscription: notifications `events` carry Event objects; unsubscribe with events_unsubscribe.",
+        params: &[],
+        result: "Event",
+        errors: &[INVALID_PARAMS],
+        subscription: true,
+    },
+];
+
+pub fn method(name: &str) -> Option<&'static MethodSpec> {
+    METHODS.iter().find(|m| m.name == name)
+}
+
+fn error_object(code: i32) -> Value {
+    let message = match code {
+        INVALID_PARAMS => "invalid params; message and data.field name the parameter",
+        NOT_FOUND => "not found; data.field names the reference",
+        CONFLICT => "conflict with existing state; data.field names the parameter",
+        STORE_UNAVAILABLE => "store unavailable; nothing was changed",
+        UNAVAILABLE => "not available yet (needs the southbound)",
+        _ => "error",
+    };
+    json!({"code": code, "message": message})
+}
+
+fn schemas() -> Value {
+    let uuid = json!({"type": "string", "format": "uuid"});
+    json!({
+        "Switch": {"type": "object", "required": ["id", "name", "vni", "description", "ports"], "properties": {
+            "id": uuid, "name": {"type": "string"}, "vni": {"type": "integer"},
+            "description": {"type": "string"}, "ports": {"type": "integer", "description": "number of ports"}}},
+        "SwitchList": {"type": "array", "items": {"$ref": "#/components/schemas/Switch"}},
+        "Binding": {"type": ["object", "null"], "properties": {"node": {"type": "string"}, "ofport": {"type": "integer"}}},
+        "Port": {"type": "object", "required": ["id", "name", "switch", "switch_name", "mac", "ips", "port_security", "key", "zone", "binding", "up"], "properties": {
+            "id": uuid, "name": {"type": "string"}, "switch": uuid, "switch_name": {"type": "string"},
+            "mac": {"type": "string"}, "ips": {"type": "array", "items": {"type": "string"}},
+            "port_security": {"type": "boolean"}, "key": {"type": "integer"}, "zone": {"type": "integer"},
+            "binding": {"$ref": "#/components/schemas/Binding"}, "up": {"type": "boolean"}}},
+        "PortList": {"type": "array", "items": {"$ref": "#/components/schemas/Port"}},
+        "Acl": {"type": "object", "required": ["id", "port", "port_name", "direction", "priority", "ethertype", "action"], "properties": {
+            "id": uuid, "port": uuid, "port_name": {"type": "string"},
+            "direction": {"enum": ["ingress", "egress"]}, "priority": {"type": "integer"},
+            "protocol": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+            "ethertype": {"enum": ["ipv4", "ipv6"]}, "remote_cidr": {"type": "string"},
+            "port_min": {"type": "integer"}, "port_max": {"type": "integer"},
+            "action": {"enum": ["allow", "allow-related", "drop"]}}},
+        "AclList": {"type": "array", "items": {"$ref": "#/components/schemas/Acl"}},
+        "Deleted": {"type": "object", "required": ["revision", "switches", "ports", "acls"], "properties": {
+            "revision": {"type": "integer"},
+            "switches": {"type": "array", "items": uuid}, "ports": {"type": "array", "items": uuid},
+            "acls": {"type": "array", "items": uuid}}},
+        "Node": {"type": "object", "properties": {
+            "id": {"type": "string"}, "encap_ip": {"type": ["string", "null"]},
+            "encap_type": {"enum": ["geneve", "vxlan", "stt"]}, "bridge": {"type": "string"},
+            "ovsdb_connected": {"type": "boolean"}, "openflow_connected": {"type": "boolean"},
+            "datapath_id": {"type": ["string", "null"]}, "ports": {"type": "array", "items": uuid},
+            "flow_count": {"type": "integer"}}},
+        "NodeList": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}},
+        "NodeFlows": {"type": "object", "properties": {"node": {"type": "string"}, "flows": {"type": "array", "items": {"type": "string"}}}},
+        "Packet": {"type": "object", "required": ["eth_dst"], "properties": {
+            "eth_src": {"type": "string"}, "eth_dst": {"type": "string"},
+            "ip_src": {"type": "string"}, "ip_dst": {"type": "string"},
+            "ip_proto": {"type": "integer", "minimum": 0, "maximum": 255},
+            "tp_src": {"type": "integer", "minimum": 0, "maximum": 65535},
+            "tp_dst": {"type": "integer", "minimum": 0, "maximum": 65535},
+            "arp_op": {"type": "integer", "minimum": 1, "maximum": 2}}},
+        "Trace": {"type": "object", "properties": {"steps": {"type": "array"}, "outcome": {"type": "string"}}},
+        "Status": {"type": "object", "properties": {
+            "version": {"type": "string"}, "uptime_seconds": {"type": "integer"},
+            "revision": {"type": "integer"}, "switches": {"type": "integer"},
+            "ports": {"type": "integer"}, "acls": {"type": "integer"}, "nodes": {"type": "integer"},
+            "store": {"type": "string"}}},
+        "Event": {"type": "object", "required": ["type"], "properties": {
+            "type": {"enum": ["config_changed", "port_bound", "port_unbound", "port_up",
+                              "node_connected", "node_disconnected", "lagged"]},
+            "kind": {"enum": ["switch", "port", "acl"]}, "id": uuid,
+            "op": {"enum": ["created", "updated", "deleted"]}, "revision": {"type": "integer"},
+            "port": uuid, "node": {"type": "string"}, "ofport": {"type": "integer"},
+            "up": {"type": "boolean"}, "missed": {"type": "integer"}}}
+    })
+}
+
+/// The OpenRPC 1.2 document `rpc.discover` returns.
+pub fn openrpc_document() -> Value {
+    let methods: Vec<Value> = METHODS
+        .iter()
+        .map(|m| {
+            let params: Vec<Value> = m
+                .params
+                .iter()
+                .map(|p| {
+                    json!({
+                        "name": p.name,
+                        "required": p.required,
+                        "description": p.doc,
+                        "schema": p.ty.schema(),
+                    })
+                })
+                .collect();
+            let mut method = json!({
+                "name": m.name,
+                "description": m.doc,
+                "paramStructure": "by-name",
+                "params": params,
+                "result": {
+                    "name": m.result,
+                    "schema": {"$ref": format!("#/components/schemas/{}", m.result)},
+                },
+                "errors": m.errors.iter().map(|c| error_object(*c)).collect::<Vec<_>>(),
+            });
+            if m.subscription
+                && let Some(obj) = method.as_object_mut()
+            {
+                obj.insert(
+                    "x-subscription".into(),
+                    json!({"notification": "events", "unsubscribe": "events_unsubscribe"}),
+                );
+            }
+            method
+        })
+        .collect();
+    json!({
+        "openrpc": "1.2.6",
+        "info": {
+            "title": "Weft controller API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "JSON-RPC 2.0 over HTTP POST and WebSocket; named parameters only."
+        },
+        "methods": methods,
+        "components": {"schemas": schemas()},
+    })
+}

@@ -1,0 +1,347 @@
+//! weftd configuration: command-line flags over an optional TOML file over defaults
+//! (DESIGN.md §3).
+//!
+//! The southbound settings (`openflow_listen`, `ovsdb_listen`, `ovsdb`,
+//! `openflow_advertise`) are parsed and validated now so that a bad deployment fails at
+//! startup, even though the sessions that use them come later.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:6690";
+pub const DEFAULT_DATA_DIR: &str = "./weft-data";
+pub const DEFAULT_OPENFLOW_LISTEN: &str = "tcp:0.0.0.0:6653";
+pub const DEFAULT_OVSDB_LISTEN: &str = "tcp:0.0.0.0:6640";
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 256;
+
+/// A southbound connection target in OVS syntax: `tcp:IP:PORT` or `unix:PATH`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{field}: {value:?} is not a valid target (expected tcp:IP:PORT or unix:PATH)")]
+    Endpoint { field: &'static str, value: String },
+    #[error("{field}: {value:?}: ssl: targets are not supported yet; use tcp:")]
+    Ssl { field: &'static str, value: String },
+    #[error("{field}: {value:?} must be a tcp: target")]
+    NotTcp { field: &'static str, value: String },
+    #[error("{field}: {value:?} is not an address (expected IP:PORT)")]
+    SocketAddr { field: &'static str, value: String },
+    #[error("config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("api token file {path}: {message}")]
+    Token { path: PathBuf, message: String },
+    #[error(
+        "the API listens on non-loopback {0}; set --api-token-file so that only holders of the token can change the network"
+    )]
+    TokenRequired(SocketAddr),
+    #[error("max_connections must be at least 1")]
+    MaxConnections,
+}
+
+impl Endpoint {
+    pub fn parse(field: &'static str, value: &str) -> Result<Self, ConfigError> {
+        let bad = || ConfigError::Endpoint {
+            field,
+            value: value.to_string(),
+        };
+        if let Some(rest) = value.strip_prefix("tcp:") {
+            if let Ok(addr) = SocketAddr::from_str(rest) {
+                return Ok(Endpoint::Tcp(addr));
+            }
+            // OVS also writes IPv6 without brackets as tcp:[::1]:6640 only; plain
+            // "IP:PORT" covers IPv4.
+            let (ip, port) = rest.rsplit_once(':').ok_or_else(bad)?;
+            let ip: IpAddr = ip.trim_matches(['[', ']']).parse().map_err(|_| bad())?;
+            let port: u16 = port.parse().map_err(|_| bad())?;
+            Ok(Endpoint::Tcp(SocketAddr::new(ip, port)))
+        } else if let Some(path) = value.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err(bad());
+            }
+            Ok(Endpoint::Unix(PathBuf::from(path)))
+        } else if value.starts_with("ssl:") {
+            Err(ConfigError::Ssl {
+                field,
+                value: value.to_string(),
+            })
+        } else {
+            Err(bad())
+        }
+    }
+
+    fn parse_tcp(field: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
+        match Endpoint::parse(field, value)? {
+            Endpoint::Tcp(a) => Ok(a),
+            Endpoint::Unix(_) => Err(ConfigError::NotTcp {
+                field,
+                value: value.to_string(),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Tcp(a) => write!(f, "tcp:{a}"),
+            Endpoint::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// The TOML file: every key optional, same names as the flags with `_` for `-`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub api_listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub api_token_file: Option<PathBuf>,
+    pub openflow_listen: Option<String>,
+    pub ovsdb_listen: Option<String>,
+    pub ovsdb: Option<Vec<String>>,
+    pub openflow_advertise: Option<String>,
+    pub max_connections: Option<u32>,
+    pub log: Option<String>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::File {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// Raw settings from the command line (all optional so the file can fill gaps).
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct Flags {
+    /// TOML configuration file; flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// JSON-RPC API address (HTTP and WebSocket) [default: 127.0.0.1:6690].
+    #[arg(long, value_name = "IP:PORT")]
+    pub api_listen: Option<String>,
+    /// Directory of the embedded store [default: ./weft-data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// File holding the API bearer token (required when the API is not on loopback).
+    #[arg(long, value_name = "FILE")]
+    pub api_token_file: Option<PathBuf>,
+    /// OpenFlow listener for br-int connections [default: tcp:0.0.0.0:6653].
+    #[arg(long, value_name = "TARGET")]
+    pub openflow_listen: Option<String>,
+    /// OVSDB manager listener for hypervisors [default: tcp:0.0.0.0:6640].
+    #[arg(long, value_name = "TARGET")]
+    pub ovsdb_listen: Option<String>,
+    /// Active OVSDB target to dial (tcp:IP:PORT or unix:PATH); repeatable.
+    #[arg(long, value_name = "TARGET")]
+    pub ovsdb: Vec<String>,
+    /// OpenFlow target written into each br-int's Controller row (tcp:IP:6653).
+    #[arg(long, value_name = "TARGET")]
+    pub openflow_advertise: Option<String>,
+    /// Most simultaneous API connections [default: 256].
+    #[arg(long)]
+    pub max_connections: Option<u32>,
+    /// Log filter, RUST_LOG syntax (e.g. "info,weft=debug"); RUST_LOG is used if unset.
+    #[arg(long, value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub api_listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub api_token: Option<String>,
+    pub openflow_listen: SocketAddr,
+    pub ovsdb_listen: SocketAddr,
+    pub ovsdb: Vec<Endpoint>,
+    pub openflow_advertise: Option<SocketAddr>,
+    pub max_connections: u32,
+    pub log: Option<String>,
+}
+
+impl Config {
+    /// A configuration for tests and embedding: API on `api_listen`, store in `data_dir`,
+    /// southbound defaults.
+    pub fn new(api_listen: SocketAddr, data_dir: PathBuf) -> Self {
+        Config {
+            api_listen,
+            data_dir,
+            api_token: None,
+            openflow_listen: SocketAddr::from(([0, 0, 0, 0], 6653)),
+            ovsdb_listen: SocketAddr::from(([0, 0, 0, 0], 6640)),
+            ovsdb: Vec::new(),
+            openflow_advertise: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            log: None,
+        }
+    }
+
+    /// Merges flags over the config file over defaults and validates the result.
+    pub fn from_flags(flags: Flags) -> Result<Self, ConfigError> {
+        let file = match &flags.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        let api_listen_s = flags
+            .api_listen
+            .or(file.api_listen)
+            .unwrap_or_else(|| DEFAULT_API_LISTEN.to_string());
+        let api_listen =
+            SocketAddr::from_str(&api_listen_s).map_err(|_| ConfigError::SocketAddr {
+                field: "api_listen",
+                value: api_listen_s.clone(),
+            })?;
+        let data_dir = flags
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let api_token = match flags.api_token_file.or(file.api_token_file) {
+            Some(path) => Some(read_token(&path)?),
+            None => None,
+        };
+        if api_token.is_none() && !api_listen.ip().is_loopback() {
+            return Err(ConfigError::TokenRequired(api_listen));
+        }
+        let openflow_listen = Endpoint::parse_tcp(
+            "openflow_listen",
+            &flags
+                .openflow_listen
+                .or(file.openflow_listen)
+                .unwrap_or_else(|| DEFAULT_OPENFLOW_LISTEN.to_string()),
+        )?;
+        let ovsdb_listen = Endpoint::parse_tcp(
+            "ovsdb_listen",
+            &flags
+                .ovsdb_listen
+                .or(file.ovsdb_listen)
+                .unwrap_or_else(|| DEFAULT_OVSDB_LISTEN.to_string()),
+        )?;
+        let ovsdb_raw = if flags.ovsdb.is_empty() {
+            file.ovsdb.unwrap_or_default()
+        } else {
+            flags.ovsdb
+        };
+        let ovsdb = ovsdb_raw
+            .iter()
+            .map(|t| Endpoint::parse("ovsdb", t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let openflow_advertise = flags
+            .openflow_advertise
+            .or(file.openflow_advertise)
+            .map(|t| Endpoint::parse_tcp("openflow_advertise", &t))
+            .transpose()?;
+        let max_connections = flags
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(DEFAULT_MAX_CONNECTIONS);
+        if max_connections == 0 {
+            return Err(ConfigError::MaxConnections);
+        }
+        Ok(Config {
+            api_listen,
+            data_dir,
+            api_token,
+            openflow_listen,
+            ovsdb_listen,
+            ovsdb,
+            openflow_advertise,
+            max_connections,
+            log: flags.log.or(file.log),
+        })
+    }
+}
+
+fn read_token(path: &Path) -> Result<String, ConfigError> {
+    let err = |message: String| ConfigError::Token {
+        path: path.to_path_buf(),
+        message,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
+    if meta.len() > 4096 {
+        return Err(err("larger than 4096 bytes".into()));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(err("file is empty".into()));
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(err("token must be printable ASCII without spaces".into()));
+    }
+    Ok(token.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(
+            Endpoint::parse("x", "tcp:10.0.0.1:6640").unwrap(),
+            Endpoint::Tcp("10.0.0.1:6640".parse().unwrap())
+        );
+        assert_eq!(
+            Endpoint::parse("x", "tcp:[::1]:6640").unwrap(),
+            Endpoint::Tcp("[::1]:6640".parse().unwrap())
+        );
+        assert!(matches!(
+            Endpoint::parse("x", "unix:/run/ovs.sock").unwrap(),
+            Endpoint::Unix(_)
+        ));
+        assert!(Endpoint::parse("x", "tcp:1.2.3.4").is_err());
+        assert!(Endpoint::parse("x", "tcp:host:1").is_err());
+        assert!(matches!(
+            Endpoint::parse("x", "ssl:1.2.3.4:6640"),
+            Err(ConfigError::Ssl { .. })
+        ));
+    }
+
+    #[test]
+    fn flags_override_file_and_token_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("weftd.toml");
+        std::fs::write(
+            &file,
+            "api_listen = \"127.0.0.1:7000\"\novsdb = [\"tcp:10.0.0.1:6640\"]\n",
+        )
+        .unwrap();
+        let cfg = Config::from_flags(Flags {
+            config: Some(file.clone()),
+            api_listen: Some("127.0.0.1:7001".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(cfg.api_listen.port(), 7001);
+        assert_eq!(cfg.ovsdb.len(), 1);
+        let err = Config::from_flags(Flags {
+            api_listen: Some("0.0.0.0:7001".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::TokenRequired(_)));
+        std::fs::write(&file, "bogus = 1\n").unwrap();
+        assert!(
+            Config::from_flags(Flags {
+                config: Some(file),
+                ..Default::default()
+            })
+            .is_err()
+        );
+    }
+}

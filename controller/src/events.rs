@@ -1,0 +1,64 @@
+//! Events streamed to `events_subscribe` clients and to in-process listeners.
+//!
+//! Config events come from the writer after a change is durable; binding and node events
+//! come from [`crate::observed::ObservedState`], fed by the southbound.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::model::ObjectKind;
+
+/// How many events a slow subscriber may fall behind before it is told it lagged.
+pub const EVENT_BUFFER: usize = 4096;
+
+/// What happened to a model object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeOp {
+    Created,
+    Updated,
+    Deleted,
+}
+
+/// One event. Serialised with a `type` tag, e.g.
+/// `{"type":"config_changed","kind":"port","id":"…","op":"created","revision":7}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A logical object was created, updated or deleted; `revision` is the store revision
+    /// of the write that did it.
+    ConfigChanged {
+        kind: ObjectKind,
+        id: Uuid,
+        op: ChangeOp,
+        revision: u64,
+    },
+    /// A logical port was found plugged into `node` at OpenFlow port `ofport`.
+    PortBound {
+        port: Uuid,
+        node: String,
+        ofport: u32,
+    },
+    /// A logical port's binding went away.
+    PortUnbound {
+        port: Uuid,
+        node: String,
+    },
+    /// A port's flows are installed (`up: true`) or no longer are.
+    PortUp {
+        port: Uuid,
+        up: bool,
+    },
+    /// A transport node's OVSDB or OpenFlow session came up.
+    NodeConnected {
+        node: String,
+    },
+    NodeDisconnected {
+        node: String,
+    },
+    /// The subscriber fell behind and `missed` events were dropped; resynchronise with
+    /// the list methods.
+    Lagged {
+        missed: u64,
+    },
+}

@@ -1,0 +1,264 @@
+//! Observed state: what the southbound learns from hypervisors (transport nodes, where
+//! each logical port is plugged, whether its flows are installed).
+//!
+//! None of this is stored durably: it is rebuilt from OVSDB and OpenFlow sessions after a
+//! restart. The API reads it (`node_list`, `node_get`, `node_flows`, `port_get`); the
+//! southbound (OVSDB/OpenFlow session tasks, the reconciler) writes it through the methods
+//! below, each of which emits the matching [`Event`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use crate::events::Event;
+
+/// Tunnel encapsulation a transport node asks for (`external_ids:weft-encap-type`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EncapType {
+    #[default]
+    Geneve,
+    Vxlan,
+    Stt,
+}
+
+/// A hypervisor as seen through its OVSDB and OpenFlow sessions (DESIGN.md §4).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransportNode {
+    /// `external_ids:system-id`.
+    pub id: String,
+    pub encap_ip: Option<IpAddr>,
+    pub encap_type: EncapType,
+    pub bridge: String,
+    pub ovsdb_connected: bool,
+    pub openflow_connected: bool,
+    pub datapath_id: Option<u64>,
+    /// Logical ports bound on this node.
+    pub ports: Vec<Uuid>,
+    /// Installed flows, ovs-ofctl style, as last dumped by the reconciler.
+    pub flows: Vec<String>,
+}
+
+/// Where a logical port is plugged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortBinding {
+    pub node: String,
+    pub ofport: u32,
+}
+
+/// Observed status of one logical port.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortStatus {
+    pub binding: Option<PortBinding>,
+    pub up: bool,
+}
+
+#[derive(Default)]
+struct Inner {
+    nodes: BTreeMap<String, TransportNode>,
+    ports: HashMap<Uuid, PortStatus>,
+}
+
+/// Shared observed state; cheap to read, written by the southbound.
+pub struct ObservedState {
+    inner: RwLock<Inner>,
+    events: broadcast::Sender<Event>,
+}
+
+impl std::fmt::Debug for ObservedState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObservedState").finish_non_exhaustive()
+    }
+}
+
+impl ObservedState {
+    pub fn new(events: broadcast::Sender<Event>) -> Self {
+        ObservedState {
+            inner: RwLock::new(Inner::default()),
+            events,
+        }
+    }
+
+    // A panic while holding the lock leaves plain data behind, still usable.
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn emit(&self, event: Event) {
+        // No subscribers is not an error.
+        let _ = self.events.send(event);
+    }
+
+    /// All known transport nodes, in id order.
+    pub fn nodes(&self) -> Vec<TransportNode> {
+        self.read().nodes.values().cloned().collect()
+    }
+
+    pub fn node(&self, id: &str) -> Option<TransportNode> {
+        self.read().nodes.get(id).cloned()
+    }
+
+    /// Observed status of a port (unbound and down if nothing is known).
+    pub fn port_status(&self, port: &Uuid) -> PortStatus {
+        self.read().ports.get(port).cloned().unwrap_or_default()
+    }
+
+    /// Inserts or replaces a node; emits `node_connected` when it was not connected before.
+    pub fn upsert_node(&self, node: TransportNode) {
+        let was_connected = {
+            let mut inner = self.write();
+            let was = inner
+                .nodes
+                .get(&node.id)
+                .is_some_and(|n| n.ovsdb_connected || n.openflow_connected);
+            inner.nodes.insert(node.id.clone(), node.clone());
+            was
+        };
+        if !was_connected && (node.ovsdb_connected || node.openflow_connected) {
+            self.emit(Event::NodeConnected { node: node.id });
+        }
+    }
+
+    /// Forgets a node and unbinds every port bound on it.
+    pub fn remove_node(&self, id: &str) {
+        let unbound: Vec<Uuid> = {
+            let mut inner = self.write();
+            if inner.nodes.remove(id).is_none() {
+                return;
+            }
+            let mut unbound = Vec::new();
+            for (port, status) in inner.ports.iter_mut() {
+                if status.binding.as_ref().is_some_and(|b| b.node == id) {
+                    status.binding = None;
+                    status.up = false;
+                    unbound.push(*port);
+                }
+            }
+            unbound
+        };
+        for port in unbound {
+            self.emit(Event::PortUnbound {
+                port,
+                node: id.to_string(),
+            });
+        }
+        self.emit(Event::NodeDisconnected {
+            node: id.to_string(),
+        });
+    }
+
+    /// Records that `port` is plugged at `binding`.
+    pub fn bind_port(&self, port: Uuid, binding: PortBinding) {
+        {
+            let mut inner = self.write();
+            let status = inner.ports.entry(port).or_default();
+            if status.binding.as_ref() == Some(&binding) {
+                return;
+            }
+            status.binding = Some(binding.clone());
+            status.up = false;
+            if let Some(node) = inner.nodes.get_mut(&binding.node)
+                && !node.ports.contains(&port)
+            {
+                node.ports.push(port);
+            }
+        }
+        self.emit(Event::PortBound {
+            port,
+            node: binding.node,
+            ofport: binding.ofport,
+        });
+    }
+
+    /// Records that `port` is no longer plugged anywhere.
+    pub fn unbind_port(&self, port: Uuid) {
+        let node = {
+            let mut inner = self.write();
+            let Some(old) = inner.ports.remove(&port).and_then(|s| s.binding) else {
+                return;
+            };
+            if let Some(n) = inner.nodes.get_mut(&old.node) {
+                n.ports.retain(|p| *p != port);
+            }
+            old.node
+        };
+        self.emit(Event::PortUnbound { port, node });
+    }
+
+    /// Marks a bound port's flows as installed (or not).
+    pub fn set_port_up(&self, port: Uuid, up: bool) {
+        {
+            let mut inner = self.write();
+            let Some(status) = inner.ports.get_mut(&port) else {
+                return;
+            };
+            if status.up == up {
+                return;
+            }
+            status.up = up;
+        }
+        self.emit(Event::PortUp { port, up });
+    }
+
+    /// Replaces a node's installed-flow dump (what `node_flows` returns).
+    pub fn set_node_flows(&self, node: &str, flows: Vec<String>) {
+        if let Some(n) = self.write().nodes.get_mut(node) {
+            n.flows = flows;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_unbind_emit_events() {
+        let (tx, mut rx) = broadcast::channel(16);
+        let obs = ObservedState::new(tx);
+        obs.upsert_node(TransportNode {
+            id: "hv1".into(),
+            ovsdb_connected: true,
+            ..Default::default()
+        });
+        let port = Uuid::new_v4();
+        obs.bind_port(
+            port,
+            PortBinding {
+                node: "hv1".into(),
+                ofport: 3,
+            },
+        );
+        obs.set_port_up(port, true);
+        assert!(obs.port_status(&port).up);
+        assert_eq!(obs.node("hv1").unwrap().ports, vec![port]);
+        obs.remove_node("hv1");
+        assert_eq!(obs.port_status(&port), PortStatus::default());
+        let got: Vec<Event> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        assert_eq!(
+            got,
+            vec![
+                Event::NodeConnected { node: "hv1".into() },
+                Event::PortBound {
+                    port,
+                    node: "hv1".into(),
+                    ofport: 3
+                },
+                Event::PortUp { port, up: true },
+                Event::PortUnbound {
+                    port,
+                    node: "hv1".into()
+                },
+                Event::NodeDisconnected { node: "hv1".into() },
+            ]
+        );
+    }
+}
