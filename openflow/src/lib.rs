@@ -1,1 +1,31 @@
-//! OpenFlow 1.3 wire codec with the Nicira extensions Open vSwitch needs.
+//! OpenFlow 1.3 wire codec with the Nicira/ONF extensions Open vSwitch needs (registers,
+//! tunnels, conntrack, bundles). Sans-IO: [`OfpMessage::decode`] parses from `&[u8]`,
+//! [`OfpMessage::encode`] appends to a `BytesMut`; framing on a byte stream is in
+//! [`codec`] (feature `codec`). Text output in `ovs-ofctl` style is in [`print`].
+//!
+//! Modules: [`oxm`] (match fields, [`Field`], [`Match`]), [`action`] ([`Action`],
+//! [`Nicira`]), [`instruction`], [`message`] (every message type), [`flow`] (constructors
+//! and flow identity for diffing), [`validate`] (prerequisite checks), [`print`].
+
+pub mod action;
+#[cfg(feature = "codec")]
+pub mod codec;
+pub mod error;
+pub mod flow;
+pub mod instruction;
+pub mod message;
+pub mod oxm;
+pub mod print;
+pub mod types;
+pub mod validate;
+mod wire;
+
+pub use action::{Action, Ct, CtZone, Learn, Nicira, Subfield};
+pub use error::{Error, Result};
+pub use flow::{FlowContent, FlowKey};
+pub use instruction::Instruction;
+pub use message::*;
+pub use oxm::{Field, FieldHeader, Match, RawField};
+pub use print::{RoundTrip, ofp_print, roundtrip};
+pub use types::{Mac, port};
+pub use wire::Emit;

@@ -1,0 +1,747 @@
+//! OXM match fields (`ofp_match` of type OXM) and the Nicira/ONF extension fields OVS carries
+//! inside it. [`Field`] is the one wire-independent model of "a field, its value, an optional
+//! mask", shared by matches, `set_field` and `NXAST_REG_LOAD2`. Unknown fields keep their raw
+//! bytes ([`Field::Raw`]) and re-emit byte-exact.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use bytes::{BufMut, BytesMut};
+
+use crate::error::Result;
+use crate::types::{Mac, ONF_VENDOR_ID};
+use crate::wire::{Emit, Reader, pad8, patch_u16, put_zeros};
+
+/// OXM class of the OpenFlow basic fields.
+pub const OFPXMC_OPENFLOW_BASIC: u16 = 0x8000;
+/// OXM class of OVS's 64-bit "packet registers" (xreg0-7).
+pub const OFPXMC_PACKET_REGS: u16 = 0x8001;
+/// NXM class of OVS's OpenFlow-1.0-era fields (`NXM_OF_*`).
+pub const NXM_OF: u16 = 0x0000;
+/// NXM class of Nicira extension fields (`NXM_NX_*`).
+pub const NXM_NX: u16 = 0x0001;
+/// OXM experimenter class: a 4-byte experimenter id follows the header.
+pub const OFPXMC_EXPERIMENTER: u16 = 0xffff;
+
+/// An OXM/NXM field header: which field, whether a mask follows, payload length. Used on
+/// its own by actions that name a field without a value (`reg_move`, `output_reg`, `ct`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FieldHeader {
+    pub class: u16,
+    pub field: u8,
+    pub has_mask: bool,
+    /// Payload length as the header states it (including the experimenter id, if any).
+    pub len: u8,
+    /// Present only for class [`OFPXMC_EXPERIMENTER`].
+    pub experimenter: Option<u32>,
+}
+
+impl FieldHeader {
+    /// Header of NXM_NX_REGn (32 bits).
+    pub fn reg(n: u8) -> Self {
+        FieldHeader {
+            class: NXM_NX,
+            field: n,
+            has_mask: false,
+            len: 4,
+            experimenter: None,
+        }
+    }
+
+    /// Header of the known field `class:field` (unmasked), with its width from the table.
+    pub fn known(class: u16, field: u8, experimenter: Option<u32>) -> Option<Self> {
+        let width = field_width(class, field, experimenter)?;
+        let len = width + if experimenter.is_some() { 4 } else { 0 };
+        Some(FieldHeader {
+            class,
+            field,
+            has_mask: false,
+            len: u8::try_from(len).ok()?,
+            experimenter,
+        })
+    }
+
+    /// Width in bits of the field's value (from the header length).
+    pub fn value_bits(&self) -> u16 {
+        let payload =
+            usize::from(self.len).saturating_sub(if self.experimenter.is_some() { 4 } else { 0 });
+        let value = if self.has_mask { payload / 2 } else { payload };
+        u16::try_from(value * 8).unwrap_or(u16::MAX)
+    }
+
+    pub(crate) fn to_u32(self) -> u32 {
+        (u32::from(self.class) << 16)
+            | (u32::from(self.field & 0x7f) << 9)
+            | (u32::from(self.has_mask) << 8)
+            | u32::from(self.len)
+    }
+
+    pub(crate) fn from_u32(h: u32) -> Self {
+        FieldHeader {
+            class: (h >> 16) as u16,
+            field: ((h >> 9) & 0x7f) as u8,
+            has_mask: (h >> 8) & 1 == 1,
+            len: (h & 0xff) as u8,
+            experimenter: None,
+        }
+    }
+
+    /// Reads a header (4 bytes, or 8 for the experimenter class).
+    pub(crate) fn parse(r: &mut Reader<'_>) -> Result<Self> {
+        let mut h = Self::from_u32(r.u32("oxm header")?);
+        if h.class == OFPXMC_EXPERIMENTER {
+            h.experimenter = Some(r.u32("oxm experimenter id")?);
+        }
+        Ok(h)
+    }
+
+    /// Wire size of the header itself.
+    pub fn header_len(&self) -> usize {
+        if self.experimenter.is_some() { 8 } else { 4 }
+    }
+
+    pub(crate) fn emit(&self, buf: &mut BytesMut) {
+        buf.put_u32(self.to_u32());
+        if let Some(e) = self.experimenter {
+            buf.put_u32(e);
+        }
+    }
+
+    /// OVS's NXM-style name (`NXM_NX_REG7`, `NXM_OF_ETH_SRC`, `OXM_OF_METADATA`), as
+    /// `ovs-ofctl` prints subfields; `None` for a field this codec does not know.
+    pub fn nxm_name(&self) -> Option<String> {
+        names(self.class, self.field, self.experimenter).map(|(_, n)| n)
+    }
+
+    /// OVS's field name (`reg7`, `eth_src`, `tun_id`).
+    pub fn name(&self) -> Option<String> {
+        names(self.class, self.field, self.experimenter).map(|(n, _)| n)
+    }
+}
+
+/// How `ovs-ofctl` formats a field's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fmt {
+    Hex,
+    Dec,
+    Mac,
+    Ip,
+    Port,
+    CtState,
+}
+
+/// A value type that can appear in an OXM payload.
+pub(crate) trait OxmValue: Sized + Clone {
+    const LEN: usize;
+    fn read(b: &[u8]) -> Option<Self>;
+    fn write(&self, buf: &mut BytesMut);
+    /// Formats the value (and mask, when partial) as OVS does for this kind of field.
+    fn format(&self, fmt: Fmt) -> String;
+    fn is_all_ones(&self) -> bool;
+}
+
+macro_rules! int_value {
+    ($t:ty) => {
+        impl OxmValue for $t {
+            const LEN: usize = std::mem::size_of::<$t>();
+            fn read(b: &[u8]) -> Option<Self> {
+                Some(<$t>::from_be_bytes(b.try_into().ok()?))
+            }
+            fn write(&self, buf: &mut BytesMut) {
+                buf.put_slice(&self.to_be_bytes());
+            }
+            fn format(&self, fmt: Fmt) -> String {
+                match fmt {
+                    Fmt::Dec => self.to_string(),
+                    Fmt::Port => crate::types::port::format(u32::try_from(*self).unwrap_or(0)),
+                    Fmt::CtState => {
+                        crate::print::ct_state_flags(u32::try_from(*self).unwrap_or(0), u32::MAX)
+                    }
+                    _ => hex(*self as u128),
+                }
+            }
+            fn is_all_ones(&self) -> bool {
+                *self == <$t>::MAX
+            }
+        }
+    };
+}
+int_value!(u8);
+int_value!(u16);
+int_value!(u32);
+int_value!(u64);
+int_value!(u128);
+
+/// `%#x` as C prints it: `0` for zero, else `0x…`.
+pub(crate) fn hex(v: u128) -> String {
+    if v == 0 {
+        "0".into()
+    } else {
+        format!("{v:#x}")
+    }
+}
+
+impl OxmValue for [u8; 3] {
+    const LEN: usize = 3;
+    fn read(b: &[u8]) -> Option<Self> {
+        b.try_into().ok()
+    }
+    fn write(&self, buf: &mut BytesMut) {
+        buf.put_slice(self);
+    }
+    fn format(&self, _: Fmt) -> String {
+        hex(u128::from(u32::from_be_bytes([
+            0, self[0], self[1], self[2],
+        ])))
+    }
+    fn is_all_ones(&self) -> bool {
+        self.iter().all(|&b| b == 0xff)
+    }
+}
+
+impl OxmValue for Mac {
+    const LEN: usize = 6;
+    fn read(b: &[u8]) -> Option<Self> {
+        Some(Mac(b.try_into().ok()?))
+    }
+    fn write(&self, buf: &mut BytesMut) {
+        buf.put_slice(&self.0);
+    }
+    fn format(&self, _: Fmt) -> String {
+        self.to_string()
+    }
+    fn is_all_ones(&self) -> bool {
+        *self == Mac::BROADCAST
+    }
+}
+
+impl OxmValue for Ipv4Addr {
+    const LEN: usize = 4;
+    fn read(b: &[u8]) -> Option<Self> {
+        Some(Ipv4Addr::from(<[u8; 4]>::try_from(b).ok()?))
+    }
+    fn write(&self, buf: &mut BytesMut) {
+        buf.put_slice(&self.octets());
+    }
+    fn format(&self, _: Fmt) -> String {
+        self.to_string()
+    }
+    fn is_all_ones(&self) -> bool {
+        *self == Ipv4Addr::BROADCAST
+    }
+}
+
+impl OxmValue for Ipv6Addr {
+    const LEN: usize = 16;
+    fn read(b: &[u8]) -> Option<Self> {
+        Some(Ipv6Addr::from(<[u8; 16]>::try_from(b).ok()?))
+    }
+    fn write(&self, buf: &mut BytesMut) {
+        buf.put_slice(&self.octets());
+    }
+    fn format(&self, _: Fmt) -> String {
+        self.to_string()
+    }
+    fn is_all_ones(&self) -> bool {
+        self.octets().iter().all(|&b| b == 0xff)
+    }
+}
+
+fn split<T: OxmValue>(payload: &[u8], has_mask: bool) -> Option<(T, Option<T>)> {
+    if has_mask {
+        if payload.len() != 2 * T::LEN {
+            return None;
+        }
+        let (v, m) = payload.split_at(T::LEN);
+        Some((T::read(v)?, Some(T::read(m)?)))
+    } else {
+        if payload.len() != T::LEN {
+            return None;
+        }
+        Some((T::read(payload)?, None))
+    }
+}
+
+/// Formats `value[/mask]` for `set_field`/`load` style output.
+pub(crate) fn format_masked<T: OxmValue>(v: &T, m: Option<&T>, fmt: Fmt) -> String {
+    match m {
+        Some(m) if !m.is_all_ones() => format!("{}/{}", v.format(fmt), m.format(fmt)),
+        _ => v.format(fmt),
+    }
+}
+
+macro_rules! opt {
+    () => {
+        None
+    };
+    ($e:expr) => {
+        Some($e)
+    };
+}
+
+macro_rules! fields {
+    ($($(#[$m:meta])* $var:ident($ty:ty) = $class:ident : $field:literal $(@ $exp:expr)?, $name:literal, $nxm:literal, $fmt:ident;)*) => {
+        /// One match field with its value and optional mask (`None` = exact match).
+        ///
+        /// Masks are accepted on every field when parsing (as OVS's wire parser is lenient);
+        /// [`crate::validate`] says which fields allow them.
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Field {
+            $($(#[$m])* $var($ty, Option<$ty>),)*
+            /// NXM_NX_REG0..15: 32-bit registers.
+            Reg(u8, u32, Option<u32>),
+            /// OXM_OF_PKT_REG0..7: 64-bit registers (`xreg0`..`xreg7`).
+            XReg(u8, u64, Option<u64>),
+            /// NXM_NX_TUN_METADATA0..63: variable-length Geneve option data.
+            TunMetadata(u8, Vec<u8>, Option<Vec<u8>>),
+            /// A field this codec does not model; re-emits byte-exact.
+            Raw(RawField),
+        }
+
+        fn parse_known(h: &FieldHeader, payload: &[u8]) -> Option<Field> {
+            $(
+                if h.class == $class && h.field == $field && h.experimenter == opt!($($exp)?) {
+                    let (v, m) = split::<$ty>(payload, h.has_mask)?;
+                    return Some(Field::$var(v, m));
+                }
+            )*
+            None
+        }
+
+        fn known_names(class: u16, field: u8, exp: Option<u32>) -> Option<(&'static str, &'static str, usize)> {
+            $(
+                if class == $class && field == $field && exp == opt!($($exp)?) {
+                    return Some(($name, $nxm, <$ty as OxmValue>::LEN));
+                }
+            )*
+            None
+        }
+
+        impl Field {
+            /// (class, field, experimenter) of this field.
+            pub fn id(&self) -> (u16, u8, Option<u32>) {
+                match self {
+                    $(Field::$var(..) => ($class, $field, opt!($($exp)?)),)*
+                    Field::Reg(n, ..) => (NXM_NX, *n, None),
+                    Field::XReg(n, ..) => (OFPXMC_PACKET_REGS, *n, None),
+                    Field::TunMetadata(n, ..) => (NXM_NX, 40 + *n, None),
+                    Field::Raw(r) => (r.class, r.field, r.experimenter),
+                }
+            }
+
+            fn emit_payload(&self, buf: &mut BytesMut) {
+                match self {
+                    $(Field::$var(v, m) => {
+                        v.write(buf);
+                        if let Some(m) = m { m.write(buf); }
+                    })*
+                    Field::Reg(_, v, m) => { v.write(buf); if let Some(m) = m { m.write(buf); } }
+                    Field::XReg(_, v, m) => { v.write(buf); if let Some(m) = m { m.write(buf); } }
+                    Field::TunMetadata(_, v, m) => { buf.put_slice(v); if let Some(m) = m { buf.put_slice(m); } }
+                    Field::Raw(r) => buf.put_slice(&r.payload),
+                }
+            }
+
+            fn payload_len(&self) -> usize {
+                match self {
+                    $(Field::$var(_, m) => <$ty as OxmValue>::LEN * if m.is_some() { 2 } else { 1 },)*
+                    Field::Reg(_, _, m) => 4 * if m.is_some() { 2 } else { 1 },
+                    Field::XReg(_, _, m) => 8 * if m.is_some() { 2 } else { 1 },
+                    Field::TunMetadata(_, v, m) => v.len() + m.as_ref().map_or(0, Vec::len),
+                    Field::Raw(r) => r.payload.len(),
+                }
+            }
+
+            /// True when a mask is present.
+            pub fn has_mask(&self) -> bool {
+                match self {
+                    $(Field::$var(_, m) => m.is_some(),)*
+                    Field::Reg(_, _, m) => m.is_some(),
+                    Field::XReg(_, _, m) => m.is_some(),
+                    Field::TunMetadata(_, _, m) => m.is_some(),
+                    Field::Raw(r) => r.has_mask,
+                }
+            }
+
+            /// The value (and mask if partial) formatted as `ovs-ofctl` prints it after
+            /// `set_field:`.
+            pub fn format_value(&self) -> String {
+                match self {
+                    $(Field::$var(v, m) => format_masked(v, m.as_ref(), Fmt::$fmt),)*
+                    Field::Reg(_, v, m) => format_masked(v, m.as_ref(), Fmt::Hex),
+                    Field::XReg(_, v, m) => format_masked(v, m.as_ref(), Fmt::Hex),
+                    Field::TunMetadata(_, v, m) => {
+                        let mut s = hex_bytes(v);
+                        if let Some(m) = m { s.push('/'); s.push_str(&hex_bytes(m)); }
+                        s
+                    }
+                    Field::Raw(r) => hex_bytes(&r.payload),
+                }
+            }
+        }
+    };
+}
+
+fn hex_bytes(b: &[u8]) -> String {
+    let mut s = String::from("0x");
+    for x in b {
+        s.push_str(&format!("{x:02x}"));
+    }
+    s
+}
+
+const OXM: u16 = OFPXMC_OPENFLOW_BASIC;
+const NX: u16 = NXM_NX;
+const EXP: u16 = OFPXMC_EXPERIMENTER;
+
+fields! {
+    InPort(u32) = OXM:0, "in_port", "OXM_OF_IN_PORT", Port;
+    InPhyPort(u32) = OXM:1, "in_phy_port", "OXM_OF_IN_PHY_PORT", Port;
+    Metadata(u64) = OXM:2, "metadata", "OXM_OF_METADATA", Hex;
+    EthDst(Mac) = OXM:3, "eth_dst", "NXM_OF_ETH_DST", Mac;
+    EthSrc(Mac) = OXM:4, "eth_src", "NXM_OF_ETH_SRC", Mac;
+    EthType(u16) = OXM:5, "eth_type", "NXM_OF_ETH_TYPE", Hex;
+    VlanVid(u16) = OXM:6, "vlan_vid", "OXM_OF_VLAN_VID", Dec;
+    VlanPcp(u8) = OXM:7, "vlan_pcp", "OXM_OF_VLAN_PCP", Dec;
+    IpDscp(u8) = OXM:8, "ip_dscp", "OXM_OF_IP_DSCP", Dec;
+    IpEcn(u8) = OXM:9, "nw_ecn", "NXM_NX_IP_ECN", Dec;
+    IpProto(u8) = OXM:10, "nw_proto", "NXM_OF_IP_PROTO", Dec;
+    Ipv4Src(Ipv4Addr) = OXM:11, "ip_src", "NXM_OF_IP_SRC", Ip;
+    Ipv4Dst(Ipv4Addr) = OXM:12, "ip_dst", "NXM_OF_IP_DST", Ip;
+    TcpSrc(u16) = OXM:13, "tcp_src", "NXM_OF_TCP_SRC", Dec;
+    TcpDst(u16) = OXM:14, "tcp_dst", "NXM_OF_TCP_DST", Dec;
+    UdpSrc(u16) = OXM:15, "udp_src", "NXM_OF_UDP_SRC", Dec;
+    UdpDst(u16) = OXM:16, "udp_dst", "NXM_OF_UDP_DST", Dec;
+    SctpSrc(u16) = OXM:17, "sctp_src", "OXM_OF_SCTP_SRC", Dec;
+    SctpDst(u16) = OXM:18, "sctp_dst", "OXM_OF_SCTP_DST", Dec;
+    Icmpv4Type(u8) = OXM:19, "icmp_type", "NXM_OF_ICMP_TYPE", Dec;
+    Icmpv4Code(u8) = OXM:20, "icmp_code", "NXM_OF_ICMP_CODE", Dec;
+    ArpOp(u16) = OXM:21, "arp_op", "NXM_OF_ARP_OP", Dec;
+    ArpSpa(Ipv4Addr) = OXM:22, "arp_spa", "NXM_OF_ARP_SPA", Ip;
+    ArpTpa(Ipv4Addr) = OXM:23, "arp_tpa", "NXM_OF_ARP_TPA", Ip;
+    ArpSha(Mac) = OXM:24, "arp_sha", "NXM_NX_ARP_SHA", Mac;
+    ArpTha(Mac) = OXM:25, "arp_tha", "NXM_NX_ARP_THA", Mac;
+    Ipv6Src(Ipv6Addr) = OXM:26, "ipv6_src", "NXM_NX_IPV6_SRC", Ip;
+    Ipv6Dst(Ipv6Addr) = OXM:27, "ipv6_dst", "NXM_NX_IPV6_DST", Ip;
+    Ipv6Flabel(u32) = OXM:28, "ipv6_label", "NXM_NX_IPV6_LABEL", Hex;
+    Icmpv6Type(u8) = OXM:29, "icmpv6_type", "NXM_NX_ICMPV6_TYPE", Dec;
+    Icmpv6Code(u8) = OXM:30, "icmpv6_code", "NXM_NX_ICMPV6_CODE", Dec;
+    Ipv6NdTarget(Ipv6Addr) = OXM:31, "nd_target", "NXM_NX_ND_TARGET", Ip;
+    Ipv6NdSll(Mac) = OXM:32, "nd_sll", "NXM_NX_ND_SLL", Mac;
+    Ipv6NdTll(Mac) = OXM:33, "nd_tll", "NXM_NX_ND_TLL", Mac;
+    MplsLabel(u32) = OXM:34, "mpls_label", "OXM_OF_MPLS_LABEL", Dec;
+    MplsTc(u8) = OXM:35, "mpls_tc", "OXM_OF_MPLS_TC", Dec;
+    MplsBos(u8) = OXM:36, "mpls_bos", "OXM_OF_MPLS_BOS", Dec;
+    PbbIsid([u8; 3]) = OXM:37, "pbb_isid", "OXM_OF_PBB_ISID", Hex;
+    TunnelId(u64) = OXM:38, "tun_id", "NXM_NX_TUN_ID", Hex;
+    Ipv6Exthdr(u16) = OXM:39, "ipv6_exthdr", "OXM_OF_IPV6_EXTHDR", Hex;
+    TunIpv4Src(Ipv4Addr) = NX:31, "tun_src", "NXM_NX_TUN_IPV4_SRC", Ip;
+    TunIpv4Dst(Ipv4Addr) = NX:32, "tun_dst", "NXM_NX_TUN_IPV4_DST", Ip;
+    PktMark(u32) = NX:33, "pkt_mark", "NXM_NX_PKT_MARK", Hex;
+    ConjId(u32) = NX:37, "conj_id", "NXM_NX_CONJ_ID", Dec;
+    CtState(u32) = NX:105, "ct_state", "NXM_NX_CT_STATE", CtState;
+    CtZone(u16) = NX:106, "ct_zone", "NXM_NX_CT_ZONE", Hex;
+    CtMark(u32) = NX:107, "ct_mark", "NXM_NX_CT_MARK", Hex;
+    CtLabel(u128) = NX:108, "ct_label", "NXM_NX_CT_LABEL", Hex;
+    /// ONF extension 242 field for OpenFlow 1.3 (OVS's encoding of `tcp_flags` there).
+    TcpFlags(u16) = EXP:42 @ ONF_VENDOR_ID, "tcp_flags", "ONFOXM_ET_TCP_FLAGS", Hex;
+    ActsetOutput(u32) = EXP:43 @ ONF_VENDOR_ID, "actset_output", "ONFOXM_ET_ACTSET_OUTPUT", Port;
+}
+
+/// Names of NXM fields that have no [`Field`] variant of their own (their OXM twin has),
+/// so subfields in `reg_move`/`output_reg` written with NXM headers still print by name.
+const NXM_ONLY_NAMES: &[(u16, u8, &str, &str, usize)] = &[
+    (NXM_OF, 0, "in_port", "NXM_OF_IN_PORT", 2),
+    (NXM_OF, 1, "eth_dst", "NXM_OF_ETH_DST", 6),
+    (NXM_OF, 2, "eth_src", "NXM_OF_ETH_SRC", 6),
+    (NXM_OF, 3, "eth_type", "NXM_OF_ETH_TYPE", 2),
+    (NXM_OF, 4, "vlan_tci", "NXM_OF_VLAN_TCI", 2),
+    (NXM_OF, 5, "nw_tos", "NXM_OF_IP_TOS", 1),
+    (NXM_OF, 6, "nw_proto", "NXM_OF_IP_PROTO", 1),
+    (NXM_OF, 7, "ip_src", "NXM_OF_IP_SRC", 4),
+    (NXM_OF, 8, "ip_dst", "NXM_OF_IP_DST", 4),
+    (NXM_OF, 9, "tcp_src", "NXM_OF_TCP_SRC", 2),
+    (NXM_OF, 10, "tcp_dst", "NXM_OF_TCP_DST", 2),
+    (NXM_OF, 11, "udp_src", "NXM_OF_UDP_SRC", 2),
+    (NXM_OF, 12, "udp_dst", "NXM_OF_UDP_DST", 2),
+    (NXM_OF, 13, "icmp_type", "NXM_OF_ICMP_TYPE", 1),
+    (NXM_OF, 14, "icmp_code", "NXM_OF_ICMP_CODE", 1),
+    (NXM_OF, 15, "arp_op", "NXM_OF_ARP_OP", 2),
+    (NXM_OF, 16, "arp_spa", "NXM_OF_ARP_SPA", 4),
+    (NXM_OF, 17, "arp_tpa", "NXM_OF_ARP_TPA", 4),
+    (NXM_NX, 16, "tun_id", "NXM_NX_TUN_ID", 8),
+    (NXM_NX, 17, "arp_sha", "NXM_NX_ARP_SHA", 6),
+    (NXM_NX, 18, "arp_tha", "NXM_NX_ARP_THA", 6),
+    (NXM_NX, 29, "nw_ttl", "NXM_NX_IP_TTL", 1),
+];
+
+fn names(class: u16, field: u8, exp: Option<u32>) -> Option<(String, String)> {
+    if let Some((n, x, _)) = known_names(class, field, exp) {
+        return Some((n.into(), x.into()));
+    }
+    if exp.is_none() {
+        if let Some(&(_, _, n, x, _)) = NXM_ONLY_NAMES.iter().find(|e| e.0 == class && e.1 == field)
+        {
+            return Some((n.into(), x.into()));
+        }
+        if class == NXM_NX && field < 16 {
+            return Some((format!("reg{field}"), format!("NXM_NX_REG{field}")));
+        }
+        if class == OFPXMC_PACKET_REGS && field < 8 {
+            return Some((format!("xreg{field}"), format!("OXM_OF_PKT_REG{field}")));
+        }
+        if class == NXM_NX && (40..104).contains(&field) {
+            let n = field - 40;
+            return Some((
+                format!("tun_metadata{n}"),
+                format!("NXM_NX_TUN_METADATA{n}"),
+            ));
+        }
+    }
+    None
+}
+
+fn field_width(class: u16, field: u8, exp: Option<u32>) -> Option<usize> {
+    if let Some((_, _, w)) = known_names(class, field, exp) {
+        return Some(w);
+    }
+    if exp.is_none() {
+        if let Some(e) = NXM_ONLY_NAMES.iter().find(|e| e.0 == class && e.1 == field) {
+            return Some(e.4);
+        }
+        if class == NXM_NX && field < 16 {
+            return Some(4);
+        }
+        if class == OFPXMC_PACKET_REGS && field < 8 {
+            return Some(8);
+        }
+    }
+    None
+}
+
+/// An OXM TLV this codec does not interpret.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RawField {
+    pub class: u16,
+    pub field: u8,
+    pub has_mask: bool,
+    pub experimenter: Option<u32>,
+    /// Value and mask bytes (after the experimenter id, if any).
+    pub payload: Vec<u8>,
+}
+
+impl Field {
+    /// This field's wire header.
+    pub fn header(&self) -> FieldHeader {
+        let (class, field, experimenter) = self.id();
+        let len = self.payload_len() + if experimenter.is_some() { 4 } else { 0 };
+        FieldHeader {
+            class,
+            field,
+            has_mask: self.has_mask(),
+            len: u8::try_from(len).unwrap_or(u8::MAX),
+            experimenter,
+        }
+    }
+
+    /// OVS's name for the field (`tun_id`, `reg7`, `eth_src`).
+    pub fn name(&self) -> String {
+        let h = self.header();
+        h.name()
+            .unwrap_or_else(|| format!("field{:#x}", h.to_u32()))
+    }
+
+    /// Parses one TLV. Malformed payloads of known fields fall back to [`Field::Raw`]
+    /// (lenient, like OVS), only a header or payload past the buffer is an error.
+    pub(crate) fn parse(r: &mut Reader<'_>) -> Result<Field> {
+        let h = FieldHeader::parse(r)?;
+        let exp_len = if h.experimenter.is_some() { 4 } else { 0 };
+        let plen = usize::from(h.len)
+            .checked_sub(exp_len)
+            .ok_or_else(|| r.bad_len("oxm field", usize::from(h.len)))?;
+        let payload = r.bytes(plen, "oxm payload")?;
+        if let Some(f) = parse_known(&h, payload) {
+            return Ok(f);
+        }
+        if h.experimenter.is_none() {
+            if h.class == NXM_NX
+                && h.field < 16
+                && let Some((v, m)) = split::<u32>(payload, h.has_mask)
+            {
+                return Ok(Field::Reg(h.field, v, m));
+            }
+            if h.class == OFPXMC_PACKET_REGS
+                && h.field < 8
+                && let Some((v, m)) = split::<u64>(payload, h.has_mask)
+            {
+                return Ok(Field::XReg(h.field, v, m));
+            }
+            if h.class == NXM_NX && (40..104).contains(&h.field) && !payload.is_empty() {
+                let ok = !h.has_mask || payload.len() % 2 == 0;
+                if ok {
+                    let (v, m) = if h.has_mask {
+                        let (v, m) = payload.split_at(payload.len() / 2);
+                        (v.to_vec(), Some(m.to_vec()))
+                    } else {
+                        (payload.to_vec(), None)
+                    };
+                    return Ok(Field::TunMetadata(h.field - 40, v, m));
+                }
+            }
+        }
+        Ok(Field::Raw(RawField {
+            class: h.class,
+            field: h.field,
+            has_mask: h.has_mask,
+            experimenter: h.experimenter,
+            payload: payload.to_vec(),
+        }))
+    }
+
+    /// Key used to order fields canonically (by wire identity, then value).
+    fn sort_key(&self) -> (u16, Option<u32>, u8) {
+        let (c, f, e) = self.id();
+        (c, e, f)
+    }
+}
+
+impl Emit for Field {
+    fn buffer_len(&self) -> usize {
+        self.header().header_len() + self.payload_len()
+    }
+    fn emit(&self, buf: &mut BytesMut) {
+        self.header().emit(buf);
+        self.emit_payload(buf);
+    }
+}
+
+/// An `ofp_match` of type OXM: the fields in wire order.
+///
+/// Two matches that differ only in field order mean the same thing (OVS re-orders fields in
+/// flow-stats replies); compare [`Match::canonical`] forms for that.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Match {
+    pub fields: Vec<Field>,
+}
+
+/// `ofp_match.type` for OXM.
+pub const OFPMT_OXM: u16 = 1;
+
+impl Match {
+    pub fn new(fields: Vec<Field>) -> Self {
+        Match { fields }
+    }
+
+    /// Adds a field (builder style).
+    pub fn with(mut self, f: Field) -> Self {
+        self.fields.push(f);
+        self
+    }
+
+    /// The same match with fields sorted by wire identity: equal for equal meaning.
+    pub fn canonical(&self) -> Match {
+        let mut fields = self.fields.clone();
+        fields.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()).then_with(|| a.cmp(b)));
+        Match { fields }
+    }
+
+    /// Length of the fields plus the 4-byte `ofp_match` header, without padding.
+    fn unpadded_len(&self) -> usize {
+        4 + self.fields.iter().map(Emit::buffer_len).sum::<usize>()
+    }
+
+    pub(crate) fn parse(r: &mut Reader<'_>) -> Result<Match> {
+        let start = r.offset();
+        let mtype = r.u16("match type")?;
+        if mtype != OFPMT_OXM {
+            return Err(crate::Error::BadValue {
+                what: "match type",
+                offset: start,
+                value: mtype.into(),
+            });
+        }
+        let len = usize::from(r.u16("match length")?);
+        if len < 4 {
+            return Err(r.bad_len("match", len));
+        }
+        let mut fr = r.sub(len - 4, "match fields")?;
+        let mut fields = Vec::new();
+        while !fr.is_empty() {
+            fields.push(Field::parse(&mut fr)?);
+        }
+        r.skip(pad8(len), "match padding")?;
+        Ok(Match { fields })
+    }
+
+    /// Looks up the first field with the given identity.
+    pub fn get(&self, pred: impl Fn(&Field) -> bool) -> Option<&Field> {
+        self.fields.iter().find(|f| pred(f))
+    }
+}
+
+impl Emit for Match {
+    fn buffer_len(&self) -> usize {
+        let l = self.unpadded_len();
+        l + pad8(l)
+    }
+    fn emit(&self, buf: &mut BytesMut) {
+        let start = buf.len();
+        buf.put_u16(OFPMT_OXM);
+        buf.put_u16(0);
+        for f in &self.fields {
+            f.emit(buf);
+        }
+        let len = buf.len() - start;
+        patch_u16(buf, start + 2, len);
+        put_zeros(buf, pad8(len));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn match_roundtrip_with_nicira_fields() {
+        let bytes: &[u8] = &[
+            0x00, 0x01, 0x00, 0x2e, // type OXM, length 46
+            0x80, 0x00, 0x04, 0x08, 0, 0, 0, 0, 0, 0, 0x13, 0x89, // metadata=0x1389
+            0x00, 0x01, 0x0c, 0x04, 0, 0, 0, 5, // reg6=5
+            0x00, 0x01, 0xd3, 0x08, 0, 0, 0, 0x22, 0, 0, 0, 0x22, // ct_state=+est+trk
+            0xff, 0xff, 0x54, 0x06, 0x4f, 0x4e, 0x46, 0x00, 0x00, 0x02, // tcp_flags (ONF exp)
+            0x00, 0x00, // padding to 48
+        ];
+        let m = Match::parse(&mut Reader::new(bytes)).unwrap();
+        assert_eq!(
+            m.fields,
+            vec![
+                Field::Metadata(0x1389, None),
+                Field::Reg(6, 5, None),
+                Field::CtState(0x22, Some(0x22)),
+                Field::TcpFlags(2, None),
+            ]
+        );
+        let mut out = BytesMut::new();
+        m.emit(&mut out);
+        assert_eq!(&out[..], bytes);
+    }
+
+    #[test]
+    fn unknown_field_is_raw_and_exact() {
+        let bytes: &[u8] = &[
+            0x00, 0x01, 0x00, 0x0a, 0x00, 0x01, 0xf0, 0x02, 0xab, 0xcd, 0, 0, 0, 0, 0, 0,
+        ];
+        let m = Match::parse(&mut Reader::new(bytes)).unwrap();
+        assert!(matches!(m.fields[0], Field::Raw(_)));
+        let mut out = BytesMut::new();
+        m.emit(&mut out);
+        assert_eq!(&out[..], bytes);
+    }
+
+    #[test]
+    fn canonical_ignores_order() {
+        let a = Match::new(vec![Field::Reg(6, 1, None), Field::Metadata(5, None)]);
+        let b = Match::new(vec![Field::Metadata(5, None), Field::Reg(6, 1, None)]);
+        assert_ne!(a, b);
+        assert_eq!(a.canonical(), b.canonical());
+    }
+}
