@@ -435,9 +435,9 @@ impl fmt::Display for Datum {
 }
 
 /// Parses a JSON row object, typing each column by `columns` when the schema knows it.
-pub fn row_from_json(
+pub fn row_from_json<'s>(
     value: &Value,
-    column_type: impl Fn(&str) -> Option<ColumnType>,
+    column_type: impl Fn(&str) -> Option<&'s ColumnType>,
 ) -> Result<Row, DatumError> {
     let obj = value
         .as_object()
@@ -445,7 +445,7 @@ pub fn row_from_json(
     let mut row = Row::new();
     for (name, v) in obj {
         let datum = match column_type(name) {
-            Some(ty) => Datum::from_json_typed(v, &ty)?,
+            Some(ty) => Datum::from_json_typed(v, ty)?,
             None => Datum::from_json(v)?,
         };
         row.insert(name.clone(), datum);

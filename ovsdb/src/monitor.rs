@@ -9,6 +9,7 @@
 //! whole or not at all.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -152,10 +153,10 @@ pub enum ReplicaError {
 pub struct RowChange {
     pub table: String,
     pub uuid: Uuid,
-    /// `None` for an insert.
-    pub old: Option<Row>,
+    /// `None` for an insert. Rows are shared with the replica, so reporting them is cheap.
+    pub old: Option<Arc<Row>>,
     /// `None` for a delete.
-    pub new: Option<Row>,
+    pub new: Option<Arc<Row>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,8 +176,8 @@ impl RowChange {
     }
     /// Names of columns whose value differs between old and new.
     pub fn changed_columns(&self) -> BTreeSet<&str> {
-        let old = self.old.as_ref();
-        let new = self.new.as_ref();
+        let old = self.old.as_deref();
+        let new = self.new.as_deref();
         let get = |r: Option<&Row>, k: &str| r.and_then(|r| r.get(k).cloned());
         old.into_iter()
             .flat_map(|r| r.keys())
@@ -209,7 +210,7 @@ impl ChangeSet {
 #[derive(Debug, Clone)]
 pub struct Replica {
     schema: DatabaseSchema,
-    tables: BTreeMap<String, BTreeMap<Uuid, Row>>,
+    tables: BTreeMap<String, BTreeMap<Uuid, Arc<Row>>>,
     /// Per table, the monitored columns when a monitor asked for a subset.
     columns: BTreeMap<String, Vec<String>>,
 }
@@ -271,11 +272,17 @@ impl Replica {
 
     /// The rows of `table` (empty if not monitored or empty).
     pub fn table(&self, table: &str) -> impl Iterator<Item = (&Uuid, &Row)> {
-        self.tables.get(table).into_iter().flat_map(|t| t.iter())
+        self.tables
+            .get(table)
+            .into_iter()
+            .flat_map(|t| t.iter().map(|(u, r)| (u, &**r)))
     }
 
     pub fn row(&self, table: &str, uuid: &Uuid) -> Option<&Row> {
-        self.tables.get(table).and_then(|t| t.get(uuid))
+        self.tables
+            .get(table)
+            .and_then(|t| t.get(uuid))
+            .map(|r| &**r)
     }
 
     pub fn len(&self, table: &str) -> usize {
@@ -313,18 +320,10 @@ impl Replica {
                     uuid,
                     update: update.to_string(),
                 };
-                let parse_row = |v: &Value, diff: bool| {
-                    row_from_json(v, |c| {
-                        ts.column_type(c).map(|mut t| {
-                            if diff && !t.is_scalar() {
-                                // A diff may hold more elements than the column allows.
-                                t.min = 0;
-                                t.max = None;
-                            }
-                            t
-                        })
-                    })
-                    .map_err(|source| ReplicaError::Datum {
+                // Element counts are not checked on parse, so a diff (which may hold more
+                // elements than the column allows) parses with the column's own type.
+                let parse_row = |v: &Value| {
+                    row_from_json(v, |c| ts.column_type(c)).map_err(|source| ReplicaError::Datum {
                         table: tname.clone(),
                         uuid,
                         source,
@@ -336,11 +335,11 @@ impl Replica {
                         let (kind, v) = obj.iter().next().ok_or_else(bad)?;
                         match kind.as_str() {
                             "initial" | "insert" => {
-                                let mut row = parse_row(v, false)?;
+                                let mut row = parse_row(v)?;
                                 self.fill_defaults(tname, &mut row);
                                 RowOp::Put(row)
                             }
-                            "modify" => RowOp::Diff(parse_row(v, true)?),
+                            "modify" => RowOp::Diff(parse_row(v)?),
                             "delete" => RowOp::Delete,
                             _ => return Err(bad()),
                         }
@@ -348,9 +347,9 @@ impl Replica {
                     UpdateFormat::Update => match (obj.get("old"), obj.get("new")) {
                         (_, Some(new)) if !new.is_null() => {
                             if obj.get("old").is_some_and(|o| !o.is_null()) {
-                                RowOp::Merge(parse_row(new, false)?)
+                                RowOp::Merge(parse_row(new)?)
                             } else {
-                                RowOp::Put(parse_row(new, false)?)
+                                RowOp::Put(parse_row(new)?)
                             }
                         }
                         (Some(_), _) => RowOp::Delete,
@@ -373,9 +372,9 @@ impl Replica {
         let ops = self.parse(format, updates)?;
         let mut changes = Vec::with_capacity(ops.len());
         for (table, uuid, op) in ops {
-            let old = self.row(&table, &uuid).cloned();
+            let old = self.tables.get(&table).and_then(|t| t.get(&uuid)).cloned();
             let new = match op {
-                RowOp::Put(row) => Some(row),
+                RowOp::Put(row) => Some(Arc::new(row)),
                 RowOp::Delete => {
                     if old.is_none() {
                         return Err(ReplicaError::MissingRow {
@@ -387,7 +386,7 @@ impl Replica {
                     None
                 }
                 RowOp::Merge(cols) => {
-                    let Some(mut row) = old.clone() else {
+                    let Some(mut row) = old.as_deref().cloned() else {
                         return Err(ReplicaError::MissingRow {
                             op: "modify",
                             table,
@@ -395,10 +394,10 @@ impl Replica {
                         });
                     };
                     row.extend(cols);
-                    Some(row)
+                    Some(Arc::new(row))
                 }
                 RowOp::Diff(diffs) => {
-                    let Some(mut row) = old.clone() else {
+                    let Some(mut row) = old.as_deref().cloned() else {
                         return Err(ReplicaError::MissingRow {
                             op: "modify",
                             table,
@@ -421,7 +420,7 @@ impl Replica {
                         };
                         row.insert(col, value);
                     }
-                    Some(row)
+                    Some(Arc::new(row))
                 }
             };
             changes.push(RowChange {
@@ -513,7 +512,7 @@ impl Replica {
         self.tables
             .get(table)
             .into_iter()
-            .flat_map(|t| t.iter())
+            .flat_map(|t| t.iter().map(|(u, r)| (u, &**r)))
             .filter(move |(_, r)| r.get(column) == Some(value))
     }
 }

@@ -183,6 +183,19 @@ impl ColumnType {
     }
 }
 
+/// The type of the implicit `_uuid` and `_version` columns.
+static UUID_COLUMN: ColumnType = ColumnType {
+    key: BaseType {
+        atomic: AtomicType::Uuid,
+        ref_table: None,
+        ref_type: RefType::Strong,
+        enumeration: None,
+    },
+    value: None,
+    min: 1,
+    max: Some(1),
+};
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ColumnSchema {
     pub ty: ColumnType,
@@ -201,10 +214,10 @@ pub struct TableSchema {
 
 impl TableSchema {
     /// The type of a column, including the implicit `_uuid` and `_version`.
-    pub fn column_type(&self, column: &str) -> Option<ColumnType> {
+    pub fn column_type(&self, column: &str) -> Option<&ColumnType> {
         match column {
-            "_uuid" | "_version" => ColumnType::from_json(&Value::String("uuid".into())).ok(),
-            _ => self.columns.get(column).map(|c| c.ty.clone()),
+            "_uuid" | "_version" => Some(&UUID_COLUMN),
+            _ => self.columns.get(column).map(|c| &c.ty),
         }
     }
 }
