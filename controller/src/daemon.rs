@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 
-use anyhow::Context as _;
 use jsonrpsee::server::ServerHandle;
 
 use crate::api::{ApiContext, ApiSettings};
@@ -23,9 +22,15 @@ impl Daemon {
     /// Opens the store (refusing corrupt data), loads the model and starts the API.
     pub async fn start(cfg: &Config) -> anyhow::Result<Daemon> {
         let data_dir = cfg.data_dir.clone();
+        // redb may panic on some kinds of damage; that too must stop weftd with a message.
         let store = tokio::task::spawn_blocking(move || RedbStore::open(&data_dir))
             .await
-            .context("store open task")??;
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "store in {} could not be opened ({e}); the file is probably damaged",
+                    cfg.data_dir.display()
+                )
+            })??;
         let (controller, writer) = Controller::start(Box::new(store))?;
         let m = controller.snapshot();
         tracing::info!(

@@ -53,7 +53,7 @@ fn main() -> std::process::ExitCode {
     match runtime.block_on(run(config)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("weftd: error: {e:#}");
+            eprintln!("weftd: error: {e}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -1,0 +1,212 @@
+//! Helpers shared by the API tests: an in-process weftd and a spawned weftd binary.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jsonrpsee::core::client::{ClientT, Error as ClientError};
+use jsonrpsee::core::params::ObjectParams;
+use jsonrpsee::http_client::{HeaderMap, HeaderValue, HttpClient, HttpClientBuilder};
+use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
+use serde_json::Value;
+use weft::config::Config;
+use weft::daemon::Daemon;
+
+/// Turns a JSON object into named params.
+pub fn obj(v: Value) -> ObjectParams {
+    let mut p = ObjectParams::new();
+    if let Value::Object(map) = v {
+        for (k, v) in map {
+            p.insert(&k, v).unwrap();
+        }
+    }
+    p
+}
+
+/// The outcome of a call: the result, or (code, message, data).
+pub type CallResult = Result<Value, (i32, String, Option<Value>)>;
+
+pub async fn call<C: ClientT>(c: &C, method: &str, params: Value) -> CallResult {
+    match c.request::<Value, _>(method, obj(params)).await {
+        Ok(v) => Ok(v),
+        Err(ClientError::Call(e)) => Err((
+            e.code(),
+            e.message().to_string(),
+            e.data().map(|d| serde_json::from_str(d.get()).unwrap()),
+        )),
+        Err(other) => panic!("{method}: transport error {other}"),
+    }
+}
+
+pub fn http_client(url: &str, token: Option<&str>) -> HttpClient {
+    let mut h = HeaderMap::new();
+    if let Some(t) = token {
+        h.insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {t}")).unwrap(),
+        );
+    }
+    HttpClientBuilder::default()
+        .set_headers(h)
+        .request_timeout(Duration::from_secs(30))
+        .build(url)
+        .unwrap()
+}
+
+pub async fn ws_client(addr: SocketAddr, token: Option<&str>) -> Result<WsClient, ClientError> {
+    let mut h = HeaderMap::new();
+    if let Some(t) = token {
+        h.insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {t}")).unwrap(),
+        );
+    }
+    WsClientBuilder::default()
+        .set_headers(h)
+        .build(format!("ws://{addr}"))
+        .await
+}
+
+/// weftd running inside the test process.
+pub struct InProcess {
+    pub daemon: Option<Daemon>,
+    pub dir: tempfile::TempDir,
+    pub addr: SocketAddr,
+}
+
+impl InProcess {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::new("127.0.0.1:0".parse().unwrap(), dir.path().join("data"));
+        tweak(&mut cfg);
+        let daemon = Daemon::start(&cfg).await.unwrap();
+        let addr = daemon.api_addr;
+        InProcess {
+            daemon: Some(daemon),
+            dir,
+            addr,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn http(&self) -> HttpClient {
+        http_client(&self.url(), None)
+    }
+
+    pub fn daemon(&self) -> &Daemon {
+        self.daemon.as_ref().unwrap()
+    }
+
+    /// Stops and starts again on the same data directory.
+    pub async fn restart(&mut self) {
+        self.daemon.take().unwrap().shutdown().await;
+        let cfg = Config::new("127.0.0.1:0".parse().unwrap(), self.dir.path().join("data"));
+        let daemon = Daemon::start(&cfg).await.unwrap();
+        self.addr = daemon.api_addr;
+        self.daemon = Some(daemon);
+    }
+}
+
+pub fn weftd_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_weftd"))
+}
+
+pub fn weftctl_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_weftctl"))
+}
+
+/// A spawned weftd binary; killed (SIGKILL) on drop if still running.
+pub struct Spawned {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Spawned {
+    /// Starts weftd on a free loopback port with `data_dir`, waiting for its ready line.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Spawned {
+        let mut child = Command::new(weftd_bin())
+            .arg("--api-listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let err_pipe = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let out = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(out).lines();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let addr = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(a) = line.strip_prefix("weftd: api listening on ") {
+                        break a.trim().parse().unwrap();
+                    }
+                }
+                _ => {
+                    let status = child.wait().unwrap();
+                    panic!(
+                        "weftd exited before ready ({status}): {}",
+                        stderr.lock().unwrap()
+                    );
+                }
+            }
+            assert!(Instant::now() < deadline, "weftd not ready");
+        };
+        // Keep draining stdout so weftd never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        Spawned {
+            child,
+            addr,
+            stderr,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM via kill(1) (unsafe libc is forbidden in this crate), then wait.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
