@@ -21,11 +21,13 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::codec::Framed;
 
-use crate::codec::{CodecError, DEFAULT_MAX_FRAME, JsonCodec};
+use crate::codec::{DEFAULT_MAX_FRAME, JsonCodec};
 use crate::monitor::{MonitorRequest, UpdateFormat, monitor_params};
 use crate::ops::{Transaction, TransactionError, TransactionOutcome};
 use crate::rpc::{Message, RpcError};
 use crate::schema::{DatabaseSchema, SchemaError};
+use crate::session::{Delivery, Session};
+pub use crate::session::{DisconnectReason, Event};
 
 /// Tunables of one connection.
 #[derive(Debug, Clone)]
@@ -77,39 +79,6 @@ pub enum ClientError {
     },
     #[error("invalid target {0:?}: expected tcp:IP:PORT or unix:PATH")]
     InvalidTarget(String),
-}
-
-/// Why a connection ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DisconnectReason {
-    /// The peer closed the stream.
-    PeerClosed,
-    /// No traffic for two probe intervals, despite our `echo`.
-    KeepaliveTimeout,
-    /// Every [`Client`] handle was dropped or [`Client::close`] was called.
-    Closed,
-    /// Framing or I/O error, as text.
-    Error(String),
-}
-
-/// Something the server said without being asked.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    /// `update` or `update2` for the monitor `monitor_id`; apply with
-    /// [`crate::Replica::apply`]`(format, &updates)`.
-    Update {
-        monitor_id: Value,
-        format: UpdateFormat,
-        updates: Value,
-    },
-    /// The lock was granted after a `lock` request had to wait.
-    Locked { lock: String },
-    /// Another client stole the lock.
-    Stolen { lock: String },
-    /// Any other notification.
-    Notification { method: String, params: Value },
-    /// The connection is gone; no more events follow.
-    Disconnected(DisconnectReason),
 }
 
 /// Counters for tests and diagnostics.
@@ -259,11 +228,9 @@ impl Client {
             framed,
             commands: cmd_rx,
             events: ev_tx,
-            probe: config.inactivity_probe,
+            session: Session::new(config.inactivity_probe, Instant::now().into_std()),
             stats: stats.clone(),
             pending: HashMap::new(),
-            probes: Vec::new(),
-            next_id: 0,
         };
         tokio::spawn(actor.run());
         (
@@ -425,145 +392,99 @@ struct Actor<S> {
     framed: Framed<S, JsonCodec>,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<Event>,
-    probe: Option<Duration>,
+    session: Session,
     stats: Arc<ClientStats>,
     pending: HashMap<u64, oneshot::Sender<Result<Value, RpcError>>>,
-    /// Ids of our keepalive echoes whose replies are discarded.
-    probes: Vec<u64>,
-    next_id: u64,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Actor<S> {
     async fn run(mut self) {
         let reason = self.serve().await;
-        for (_, tx) in self.pending.drain() {
-            drop(tx); // the caller sees Disconnected
-        }
+        // Dropping the reply senders makes every waiting caller see Disconnected.
+        self.pending.clear();
         tracing::debug!(?reason, "ovsdb connection ended");
         let _ = self.events.send(Event::Disconnected(reason)).await;
     }
 
     async fn serve(&mut self) -> DisconnectReason {
-        let mut last_rx = Instant::now();
-        let mut probe_sent: Option<Instant> = None;
-        // Far future when probing is off.
-        let never = Duration::from_secs(365 * 24 * 3600);
         loop {
-            let interval = self.probe.unwrap_or(never);
-            let deadline = match probe_sent {
-                None => last_rx + interval,
-                Some(at) => at + interval,
-            };
+            if let Err(e) = self.flush().await {
+                return e;
+            }
+            // Far future when probing is off.
+            let deadline = self
+                .session
+                .poll_timeout()
+                .map(Instant::from_std)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 24 * 3600));
             tokio::select! {
-                msg = self.framed.next() => {
-                    match msg {
-                        None => return DisconnectReason::PeerClosed,
-                        Some(Err(CodecError::Io(e))) => return DisconnectReason::Error(e.to_string()),
-                        Some(Err(e)) => return DisconnectReason::Error(e.to_string()),
-                        Some(Ok(m)) => {
-                            last_rx = Instant::now();
-                            probe_sent = None;
-                            self.stats.messages_received.fetch_add(1, Ordering::Relaxed);
-                            if let Err(e) = self.handle(m).await {
-                                return e;
+                msg = self.framed.next() => match msg {
+                    None => return DisconnectReason::PeerClosed,
+                    Some(Err(e)) => return DisconnectReason::Error(e.to_string()),
+                    Some(Ok(m)) => {
+                        self.stats.messages_received.fetch_add(1, Ordering::Relaxed);
+                        match self.session.handle_message(m, Instant::now().into_std()) {
+                            None => {}
+                            Some(Delivery::Reply { id, result }) => {
+                                if let Some(tx) = self.pending.remove(&id) {
+                                    let _ = tx.send(result);
+                                } else {
+                                    tracing::debug!(id, "reply for a request nobody waits for");
+                                }
+                            }
+                            // Awaiting here is the backpressure: we stop reading until the
+                            // consumer has room. A dropped receiver just means nobody listens.
+                            Some(Delivery::Event(e)) => {
+                                let _ = self.events.send(e).await;
                             }
                         }
+                        self.sync_stats();
                     }
-                }
-                cmd = self.commands.recv() => {
-                    match cmd {
-                        None | Some(Command::Close) => return DisconnectReason::Closed,
-                        Some(Command::Request { method, params, reply }) => {
-                            // Drop requests whose callers gave up (timed out).
-                            self.pending.retain(|_, tx| !tx.is_closed());
-                            let id = self.alloc_id();
-                            self.pending.insert(id, reply);
-                            if let Err(e) = self.send(Message::Request { id: json!(id), method, params }).await {
-                                return e;
-                            }
-                        }
+                },
+                cmd = self.commands.recv() => match cmd {
+                    None | Some(Command::Close) => return DisconnectReason::Closed,
+                    Some(Command::Request { method, params, reply }) => {
+                        // Forget requests whose callers gave up (timed out).
+                        self.pending.retain(|_, tx| !tx.is_closed());
+                        let id = self.session.send_request(method, params);
+                        self.pending.insert(id, reply);
                     }
-                }
+                },
                 _ = sleep_until(deadline) => {
-                    if probe_sent.is_some() {
-                        return DisconnectReason::KeepaliveTimeout;
-                    }
-                    let id = self.alloc_id();
-                    self.probes.push(id);
-                    self.stats.echo_probes_sent.fetch_add(1, Ordering::Relaxed);
-                    if let Err(e) = self.send(Message::Request { id: json!(id), method: "echo".into(), params: json!([]) }).await {
+                    if let Err(e) = self.session.handle_timeout(Instant::now().into_std()) {
                         return e;
                     }
-                    probe_sent = Some(Instant::now());
+                    self.sync_stats();
                 }
             }
         }
     }
 
-    fn alloc_id(&mut self) -> u64 {
-        self.next_id += 1;
-        self.next_id
+    fn sync_stats(&self) {
+        self.stats
+            .echo_requests_answered
+            .store(self.session.echo_requests_answered, Ordering::Relaxed);
+        self.stats
+            .echo_probes_sent
+            .store(self.session.echo_probes_sent, Ordering::Relaxed);
     }
 
-    async fn send(&mut self, m: Message) -> Result<(), DisconnectReason> {
-        self.framed
-            .send(m)
-            .await
-            .map_err(|e| DisconnectReason::Error(e.to_string()))
-    }
-
-    async fn emit(&mut self, e: Event) {
-        // A dropped receiver just means nobody listens; keep serving requests.
-        let _ = self.events.send(e).await;
-    }
-
-    async fn handle(&mut self, m: Message) -> Result<(), DisconnectReason> {
-        match m {
-            Message::Request { id, method, params } => {
-                let result = if method == "echo" {
-                    self.stats
-                        .echo_requests_answered
-                        .fetch_add(1, Ordering::Relaxed);
-                    Ok(params)
-                } else {
-                    Err(RpcError::from_json(&json!("unknown method")))
-                };
-                self.send(Message::Response { id, result }).await
-            }
-            Message::Response { id, result } => {
-                let Some(n) = id.as_u64() else {
-                    tracing::warn!(%id, "reply with an id we never sent");
-                    return Ok(());
-                };
-                if let Some(pos) = self.probes.iter().position(|p| *p == n) {
-                    self.probes.swap_remove(pos);
-                } else if let Some(tx) = self.pending.remove(&n) {
-                    let _ = tx.send(result);
-                } else {
-                    tracing::debug!(id = n, "reply for a request nobody waits for");
-                }
-                Ok(())
-            }
-            Message::Notification { method, params } => {
-                let event = match (method.as_str(), params.as_array().map(Vec::as_slice)) {
-                    ("update", Some([id, updates])) => Event::Update {
-                        monitor_id: id.clone(),
-                        format: UpdateFormat::Update,
-                        updates: updates.clone(),
-                    },
-                    ("update2", Some([id, updates])) => Event::Update {
-                        monitor_id: id.clone(),
-                        format: UpdateFormat::Update2,
-                        updates: updates.clone(),
-                    },
-                    ("locked", Some([Value::String(l)])) => Event::Locked { lock: l.clone() },
-                    ("stolen", Some([Value::String(l)])) => Event::Stolen { lock: l.clone() },
-                    _ => Event::Notification { method, params },
-                };
-                self.emit(event).await;
-                Ok(())
-            }
+    /// Writes everything the session queued, then flushes once.
+    async fn flush(&mut self) -> Result<(), DisconnectReason> {
+        let mut any = false;
+        while let Some(m) = self.session.poll_transmit() {
+            self.framed
+                .feed(m)
+                .await
+                .map_err(|e| DisconnectReason::Error(e.to_string()))?;
+            any = true;
         }
+        if any {
+            SinkExt::<Message>::flush(&mut self.framed)
+                .await
+                .map_err(|e| DisconnectReason::Error(e.to_string()))?;
+        }
+        Ok(())
     }
 }
 
@@ -692,6 +613,46 @@ mod tests {
             client.echo().await,
             Err(ClientError::Disconnected)
         ));
+    }
+
+    /// An old server without `monitor_cond` answers "unknown method"; `monitor_auto`
+    /// retries with plain `monitor` and reports the `update` format.
+    #[tokio::test]
+    async fn monitor_falls_back_for_old_servers() {
+        let (a, mut server) = tokio::io::duplex(1 << 16);
+        let (client, _events) = Client::from_stream(a, ClientConfig::default());
+        let mut codec = JsonCodec::default();
+        let mut buf = BytesMut::new();
+        let call = tokio::spawn(async move {
+            client
+                .monitor_auto("db", json!("m"), &[MonitorRequest::table("T")])
+                .await
+        });
+        let Message::Request { id, method, .. } = read_msg(&mut server, &mut codec, &mut buf).await
+        else {
+            panic!()
+        };
+        assert_eq!(method, "monitor_cond");
+        let reply = json!({"id": id, "result": null, "error": "unknown method"});
+        server
+            .write_all(reply.to_string().as_bytes())
+            .await
+            .unwrap();
+        let Message::Request { id, method, params } =
+            read_msg(&mut server, &mut codec, &mut buf).await
+        else {
+            panic!()
+        };
+        assert_eq!(method, "monitor");
+        assert_eq!(params[0], "db");
+        let reply = json!({"id": id, "result": {"T": {}}, "error": null});
+        server
+            .write_all(reply.to_string().as_bytes())
+            .await
+            .unwrap();
+        let start = call.await.unwrap().unwrap();
+        assert_eq!(start.format, UpdateFormat::Update);
+        assert_eq!(start.initial, json!({"T": {}}));
     }
 
     #[tokio::test(start_paused = true)]

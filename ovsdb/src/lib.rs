@@ -13,6 +13,7 @@ pub mod ops;
 pub mod reconnect;
 pub mod rpc;
 pub mod schema;
+pub mod session;
 pub mod vswitch;
 
 pub use client::{
