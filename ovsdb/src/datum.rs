@@ -391,8 +391,9 @@ impl Datum {
     /// Applies an `update2` diff (RFC 7047bis, ovsdb-server(7)): for sets, every atom in
     /// the diff is toggled (symmetric difference); for maps, a key absent from the old
     /// value is added, a key present with the same value is removed, and a key present with
-    /// a different value takes the new value. Scalar columns are not diffed: their "diff"
-    /// is simply the new value, which the caller handles.
+    /// a different value takes the new value. Columns of at most one element (scalar or
+    /// optional) are not diffed: their "diff" is simply the new value, which the caller
+    /// handles (see [`crate::schema::ColumnType::replaced_in_update2`]).
     pub fn apply_diff(&self, diff: &Datum) -> Result<Datum, DatumError> {
         match (self, diff) {
             (Datum::Set(old), Datum::Set(d)) => {

@@ -406,7 +406,7 @@ impl Replica {
                     };
                     let ts = self.table_schema(&table)?;
                     for (col, diff) in diffs {
-                        let scalar = ts.column_type(&col).is_none_or(|t| t.is_scalar());
+                        let scalar = ts.column_type(&col).is_none_or(|t| t.replaced_in_update2());
                         let value = match row.get(&col) {
                             Some(cur) if !scalar => {
                                 cur.apply_diff(&diff)
@@ -550,7 +550,7 @@ mod tests {
         let c = r
             .apply(
                 UpdateFormat::Update2,
-                &json!({"T": {U1: {"modify": {"n": 2, "tags": ["set", ["y", "z"]], "opt": ["set", ["o", "p"]],
+                &json!({"T": {U1: {"modify": {"n": 2, "tags": ["set", ["y", "z"]], "opt": "p",
                     "ids": ["map", [["k", "v"], ["k2", "v2"]]]}}}}),
             )
             .unwrap();

@@ -163,6 +163,14 @@ impl ColumnType {
         self.value.is_some()
     }
 
+    /// Whether an `update2` modify carries this column's new value rather than a diff.
+    /// ovsdb-server (checked against 3.1) diffs sets that can hold several elements and
+    /// maps, but sends scalars and optional (at most one element) columns whole: an
+    /// optional column going from "secure" to "standalone" arrives as `"standalone"`.
+    pub fn replaced_in_update2(&self) -> bool {
+        self.value.is_none() && self.max == Some(1)
+    }
+
     /// The value a new row gets when the column is not given (RFC 7047 §5.2.1): the
     /// type's default atom for columns that need one element, otherwise empty.
     pub fn default_datum(&self) -> crate::datum::Datum {

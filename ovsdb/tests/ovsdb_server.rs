@@ -708,3 +708,96 @@ async fn reconnects_after_server_restart() {
     assert_eq!(root.external_id("after"), Some("restart"));
     let _ = Interface::TABLE;
 }
+
+/// `update2` diffs for optional, set and map columns, changed by ovs-vsctl step by step:
+/// after every step the replica equals what ovs-vsctl shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update2_diffs_track_ovs_vsctl_changes() {
+    let server = OvsdbServer::start();
+    let (client, mut events) = connect(&server.unix_target(), ClientConfig::default())
+        .await
+        .unwrap();
+    let (mut replica, format) = monitored(&client).await;
+    assert_eq!(format, UpdateFormat::Update2);
+    let columns = [
+        "name",
+        "fail_mode",
+        "protocols",
+        "external_ids",
+        "other_config",
+        "ports",
+        "datapath_type",
+    ];
+    let steps: [&[&str]; 9] = [
+        &["add-br", "br0"],
+        &["set-fail-mode", "br0", "secure"],
+        &["set-fail-mode", "br0", "standalone"],
+        &["del-fail-mode", "br0"],
+        &[
+            "set",
+            "Bridge",
+            "br0",
+            "protocols=OpenFlow10,OpenFlow13",
+            "external_ids:a=1",
+            "external_ids:b=2",
+        ],
+        &[
+            "set",
+            "Bridge",
+            "br0",
+            "protocols=OpenFlow13",
+            "external_ids:a=9",
+        ],
+        &[
+            "remove",
+            "Bridge",
+            "br0",
+            "external_ids",
+            "b",
+            "--",
+            "add-port",
+            "br0",
+            "p1",
+        ],
+        &[
+            "set",
+            "Bridge",
+            "br0",
+            "datapath_type=netdev",
+            "other_config:x=y",
+        ],
+        &["del-port", "br0", "p1"],
+    ];
+    for step in steps {
+        let before = client.stats().messages_received.load(Ordering::Relaxed);
+        server.vsctl(step);
+        // Every step changes the Bridge row: wait for one update, then compare.
+        let vs = server.vsctl_table("Bridge", &columns);
+        apply_until(&mut replica, &mut events, |r| {
+            let b = bridge_named(r, "br0");
+            b.is_some_and(|b| {
+                let want = &vs[&b.uuid.to_string()];
+                columns.iter().all(|c| {
+                    let expected = Datum::from_json(&want[*c]).unwrap();
+                    let got = r
+                        .row("Bridge", &b.uuid)
+                        .unwrap()
+                        .get(*c)
+                        .cloned()
+                        .unwrap_or_default();
+                    got == expected || (got.is_empty() && expected.is_empty())
+                })
+            })
+        })
+        .await;
+        assert!(client.stats().messages_received.load(Ordering::Relaxed) > before);
+        assert_replica_matches_vsctl(&server, &replica, "Bridge", &columns);
+        assert_replica_matches_vsctl(&server, &replica, "Port", &["name", "interfaces"]);
+        assert_replica_matches_vsctl(&server, &replica, "Interface", &["name", "type"]);
+    }
+    let b = bridge_named(&replica, "br0").unwrap();
+    assert_eq!(b.fail_mode, None);
+    assert_eq!(b.protocols, vec!["OpenFlow13".to_owned()]);
+    assert_eq!(b.external_ids, BTreeMap::from([("a".into(), "9".into())]));
+    assert_eq!(b.datapath_type.as_deref(), Some("netdev"));
+}
