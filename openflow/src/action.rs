@@ -276,11 +276,11 @@ impl Action {
             ct: false,
         })
     }
-    /// `output:NXM_NX_REGn[]`.
+    /// `output:NXM_NX_REGn[]` (max_len 65535, as ovs-ofctl encodes it).
     pub fn output_reg(n: u8) -> Self {
         Action::Nicira(Nicira::OutputReg {
             src: Subfield::whole(FieldHeader::reg(n)),
-            max_len: 0,
+            max_len: u16::MAX,
         })
     }
     /// `move:src->dst` of whole fields.
@@ -902,7 +902,7 @@ mod tests {
                 0x00, 0x0f, // NXAST_OUTPUT_REG
                 0x00, 0x1f, // ofs 0, n_bits 32
                 0x00, 0x01, 0x0e, 0x04, // NXM_NX_REG7
-                0x00, 0x00, // max_len
+                0xff, 0xff, // max_len 65535
                 0, 0, 0, 0, 0, 0, // zero
             ],
             Action::output_reg(7),

@@ -28,4 +28,4 @@ pub use message::*;
 pub use oxm::{Field, FieldHeader, Match, RawField};
 pub use print::{RoundTrip, ofp_print, roundtrip};
 pub use types::{Mac, port};
-pub use wire::Emit;
+pub use wire::{Emit, FixedStr};

@@ -10,7 +10,7 @@ use crate::instruction::Instruction;
 use crate::oxm::Match;
 use crate::types::{Mac, ONF_VENDOR_ID};
 use crate::wire::{
-    Emit, Reader, pad8, patch_u16, put_fixed_str, put_zeros, read_fixed_str, wire_enum,
+    Emit, FixedStr, Reader, pad8, patch_u16, put_fixed_str, put_zeros, read_fixed_str, wire_enum,
 };
 
 /// The OpenFlow 1.3 wire version.
@@ -280,7 +280,7 @@ pub struct FlowRemoved {
 pub struct Port {
     pub port_no: u32,
     pub hw_addr: Mac,
-    pub name: String,
+    pub name: FixedStr,
     pub config: u32,
     pub state: u32,
     pub curr: u32,
@@ -474,11 +474,11 @@ pub enum MultipartReplyBody {
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Desc {
-    pub mfr_desc: String,
-    pub hw_desc: String,
-    pub sw_desc: String,
-    pub serial_num: String,
-    pub dp_desc: String,
+    pub mfr_desc: FixedStr,
+    pub hw_desc: FixedStr,
+    pub sw_desc: FixedStr,
+    pub serial_num: FixedStr,
+    pub dp_desc: FixedStr,
 }
 
 /// One installed flow, as a flow-stats reply describes it.

@@ -439,7 +439,7 @@ fields! {
     PktMark(u32) = NX:33, "pkt_mark", "NXM_NX_PKT_MARK", Hex;
     ConjId(u32) = NX:37, "conj_id", "NXM_NX_CONJ_ID", Dec;
     CtState(u32) = NX:105, "ct_state", "NXM_NX_CT_STATE", CtState;
-    CtZone(u16) = NX:106, "ct_zone", "NXM_NX_CT_ZONE", Hex;
+    CtZone(u16) = NX:106, "ct_zone", "NXM_NX_CT_ZONE", Dec;
     CtMark(u32) = NX:107, "ct_mark", "NXM_NX_CT_MARK", Hex;
     CtLabel(u128) = NX:108, "ct_label", "NXM_NX_CT_LABEL", Hex;
     /// ONF extension 242 field for OpenFlow 1.3 (OVS's encoding of `tcp_flags` there).

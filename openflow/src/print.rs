@@ -138,7 +138,7 @@ pub fn format_match(m: &Match, priority: Option<u16>) -> String {
         let _ = write!(s, "ct_state={},", ct_state_flags(v, mk.unwrap_or(u32::MAX)));
     }
     if let Some(CtZone(v, mk)) = find(&|f| matches!(f, CtZone(..))) {
-        hex_masked("ct_zone", &v, mk.as_ref(), &mut s);
+        let _ = write!(s, "ct_zone={},", format_masked(&v, mk.as_ref(), Fmt::Dec));
     }
     if let Some(CtMark(v, mk)) = find(&|f| matches!(f, CtMark(..))) {
         hex_masked("ct_mark", &v, mk.as_ref(), &mut s);

@@ -132,10 +132,10 @@ pub(crate) fn patch_u16(buf: &mut BytesMut, at: usize, len: usize) {
     }
 }
 
-/// Writes a fixed-width, NUL-padded string field (truncating to `width - 1` bytes).
-pub(crate) fn put_fixed_str(buf: &mut BytesMut, s: &str, width: usize) {
+/// Writes a fixed-width, NUL-padded string field (truncating to `width` bytes).
+pub(crate) fn put_fixed_str(buf: &mut BytesMut, s: &FixedStr, width: usize) {
     let b = s.as_bytes();
-    let n = b.len().min(width.saturating_sub(1));
+    let n = b.len().min(width);
     buf.put_slice(b.get(..n).unwrap_or(&[]));
     put_zeros(buf, width - n);
 }
@@ -145,10 +145,38 @@ pub(crate) fn read_fixed_str(
     r: &mut Reader<'_>,
     width: usize,
     what: &'static str,
-) -> Result<String> {
+) -> Result<FixedStr> {
     let b = r.bytes(width, what)?;
-    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-    Ok(String::from_utf8_lossy(b.get(..end).unwrap_or(&[])).into_owned())
+    let end = b.iter().rposition(|&c| c != 0).map_or(0, |i| i + 1);
+    Ok(FixedStr(b.get(..end).unwrap_or(&[]).to_vec()))
+}
+
+/// A fixed-width, NUL-padded text field (port name, switch description). Keeps the exact
+/// bytes (less trailing NULs) so that odd contents from a switch re-encode unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct FixedStr(pub Vec<u8>);
+
+impl FixedStr {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+    /// The text up to the first NUL, lossily decoded.
+    pub fn to_str_lossy(&self) -> String {
+        let end = self.0.iter().position(|&c| c == 0).unwrap_or(self.0.len());
+        String::from_utf8_lossy(self.0.get(..end).unwrap_or(&[])).into_owned()
+    }
+}
+
+impl From<&str> for FixedStr {
+    fn from(s: &str) -> Self {
+        FixedStr(s.as_bytes().to_vec())
+    }
+}
+
+impl std::fmt::Display for FixedStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_str_lossy())
+    }
 }
 
 /// Anything with a wire form of known length.
