@@ -108,7 +108,7 @@ impl std::fmt::Display for Subfield {
                 f,
                 "[{}..{}]",
                 self.ofs,
-                u32::from(self.ofs) + u32::from(self.n_bits) - 1
+                (u32::from(self.ofs) + u32::from(self.n_bits)).saturating_sub(1)
             )
         }
     }
