@@ -365,6 +365,55 @@ impl TypedRow for Controller {
     }
 }
 
+/// The bridge called `name` (bridge names are unique: the schema indexes them).
+pub fn bridge_by_name(replica: &Replica, name: &str) -> Option<Result<Bridge, RowError>> {
+    replica
+        .find(BRIDGE, "name", &Datum::scalar(name))
+        .next()
+        .map(|(uuid, row)| Bridge::from_row(*uuid, row))
+}
+
+/// The bridge's ports that the replica holds, in the bridge's order.
+pub fn ports_of(replica: &Replica, bridge: &Bridge) -> Result<Vec<Port>, RowError> {
+    bridge
+        .ports
+        .iter()
+        .filter_map(|u| row::<Port>(replica, u))
+        .collect()
+}
+
+/// The port's interfaces that the replica holds.
+pub fn interfaces_of(replica: &Replica, port: &Port) -> Result<Vec<Interface>, RowError> {
+    port.interfaces
+        .iter()
+        .filter_map(|u| row::<Interface>(replica, u))
+        .collect()
+}
+
+/// Tunnel ports Weft owns on `bridge`, keyed by the remote's system-id
+/// (`external_ids:weft-remote`). Ports without that key are not Weft's and are left alone.
+pub fn owned_tunnels(
+    replica: &Replica,
+    bridge: &Bridge,
+) -> Result<BTreeMap<String, Port>, RowError> {
+    Ok(ports_of(replica, bridge)?
+        .into_iter()
+        .filter_map(|p| {
+            p.external_ids
+                .get("weft-remote")
+                .cloned()
+                .map(|remote| (remote, p))
+        })
+        .collect())
+}
+
+/// Interfaces that carry `external_ids:iface-id` (VM NICs bound to logical ports).
+pub fn bound_interfaces(replica: &Replica) -> Result<Vec<Interface>, RowError> {
+    rows::<Interface>(replica)
+        .filter(|r| r.as_ref().map_or(true, |i| i.iface_id().is_some()))
+        .collect()
+}
+
 fn string_map(m: &BTreeMap<String, String>) -> Datum {
     Datum::map(m.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }

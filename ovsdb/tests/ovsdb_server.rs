@@ -285,10 +285,20 @@ async fn exercise_vswitch(server: &OvsdbServer, client: &Client, mut events: Rec
     );
 
     // Remove one tunnel port: Port and Interface rows are garbage-collected.
-    let p3 = vswitch::rows::<Port>(&replica)
-        .map(Result::unwrap)
-        .find(|p| p.name == "wt-00000003")
+    let br = vswitch::bridge_by_name(&replica, "br-int")
+        .unwrap()
         .unwrap();
+    let tunnels = vswitch::owned_tunnels(&replica, &br).unwrap();
+    assert_eq!(tunnels.keys().collect::<Vec<_>>(), vec!["hv2", "hv3"]);
+    let bound = vswitch::bound_interfaces(&replica).unwrap();
+    assert_eq!(
+        bound.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
+        vec!["vm1"]
+    );
+    let p3 = tunnels["hv3"].clone();
+    let p3_ifaces = vswitch::interfaces_of(&replica, &p3).unwrap();
+    assert_eq!(p3_ifaces[0].kind, "geneve");
+    assert_eq!(vswitch::ports_of(&replica, &br).unwrap().len(), 4);
     let mut txn = Transaction::new(vswitch::DATABASE);
     vswitch::remove_port(&mut txn, br.uuid, p3.uuid);
     client.transact(&txn).await.unwrap();
