@@ -507,6 +507,32 @@ async fn failing_transactions_report_the_operation() {
         other => panic!("expected constraint violation, got {other:?}"),
     }
 
+    // select returns rows; abort fails the transaction at its index; commit is accepted.
+    let mut txn = Transaction::new(vswitch::DATABASE);
+    let sel = txn.select(
+        "Bridge",
+        vec![Condition::eq("name", Datum::scalar("br0"))],
+        Some(&["name", "ports"]),
+    );
+    txn.commit(false);
+    let out = client.transact(&txn).await.unwrap();
+    let rows = out.rows(sel).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["name"], Datum::scalar("br0"));
+    let mut txn = Transaction::new(vswitch::DATABASE);
+    txn.delete("Bridge", vec![]);
+    txn.abort();
+    match client.transact(&txn).await {
+        Err(ClientError::Transaction(TransactionError::OperationFailed {
+            index: 1,
+            op: "abort",
+            error,
+            ..
+        })) => assert_eq!(error, "aborted"),
+        other => panic!("expected aborted, got {other:?}"),
+    }
+    assert_eq!(server.vsctl(&["list-br"]).trim(), "br0");
+
     // Unknown database: a JSON-RPC level error.
     let txn = Transaction::new("NoSuchDb");
     assert!(client.transact(&txn).await.is_err());
@@ -810,4 +836,54 @@ async fn update2_diffs_track_ovs_vsctl_changes() {
     assert_eq!(b.protocols, vec!["OpenFlow13".to_owned()]);
     assert_eq!(b.external_ids, BTreeMap::from([("a".into(), "9".into())]));
     assert_eq!(b.datapath_type.as_deref(), Some("netdev"));
+}
+
+/// `monitor_cond` with a `where` clause: only matching rows are sent, and rows that start
+/// or stop matching arrive as inserts and deletes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_cond_where_filters_rows() {
+    let server = OvsdbServer::start();
+    let (client, mut events) = connect(&server.unix_target(), ClientConfig::default())
+        .await
+        .unwrap();
+    server.vsctl(&["add-br", "br0", "--", "add-port", "br0", "p0"]);
+    let schema = client.get_schema(vswitch::DATABASE).await.unwrap();
+    let mut replica = Replica::new(schema);
+    let mut req = ovsdb::MonitorRequest::table("Interface").columns(&["name", "type", "options"]);
+    req.conditions = Some(vec![Condition::eq("type", Datum::scalar("geneve"))]);
+    replica.set_monitored(std::slice::from_ref(&req));
+    let start = client
+        .monitor(
+            vswitch::DATABASE,
+            json!("tunnels"),
+            &[req],
+            UpdateFormat::Update2,
+        )
+        .await
+        .unwrap();
+    replica.apply(start.format, &start.initial).unwrap();
+    assert_eq!(replica.len("Interface"), 0, "br0 and p0 are not geneve");
+    server.vsctl(&[
+        "add-port",
+        "br0",
+        "t1",
+        "--",
+        "set",
+        "Interface",
+        "t1",
+        "type=geneve",
+        "options:remote_ip=192.0.2.9",
+    ]);
+    apply_until(&mut replica, &mut events, |r| r.len("Interface") == 1).await;
+    let t1 = iface_named(&replica, "t1").unwrap();
+    assert_eq!(t1.options["remote_ip"], "192.0.2.9");
+    let row = replica.row("Interface", &t1.uuid).unwrap();
+    assert_eq!(
+        row.keys().collect::<Vec<_>>(),
+        vec!["name", "options", "type"]
+    );
+    // t1 stops matching: it leaves the replica although the row still exists.
+    server.vsctl(&["set", "Interface", "t1", "type=vxlan"]);
+    let changes = apply_until(&mut replica, &mut events, |r| r.len("Interface") == 0).await;
+    assert_eq!(changes.last().unwrap().kind(), ChangeKind::Deleted);
 }
