@@ -250,6 +250,28 @@ mod tests {
     }
 
     #[test]
+    fn random_chunkings() {
+        use rand::{Rng, SeedableRng};
+        let bytes = stream();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7047);
+        for _ in 0..500 {
+            let mut codec = JsonCodec::default();
+            let mut buf = BytesMut::new();
+            let mut out = Vec::new();
+            let mut rest = &bytes[..];
+            while !rest.is_empty() {
+                let n = rng.random_range(1..=rest.len().min(40));
+                buf.extend_from_slice(&rest[..n]);
+                rest = &rest[n..];
+                while let Some(v) = codec.decode_value(&mut buf).unwrap() {
+                    out.push(v);
+                }
+            }
+            assert_eq!(out, samples());
+        }
+    }
+
+    #[test]
     fn one_byte_at_a_time_and_typed_messages() {
         let bytes = stream();
         let mut codec = JsonCodec::default();

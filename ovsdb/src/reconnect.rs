@@ -260,3 +260,54 @@ impl Session {
         fail(&"event channel closed", true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Nobody listens: every attempt fails at once, and the advertised delays grow
+    /// exponentially (with jitter in [d/2, d)) up to the maximum.
+    #[tokio::test]
+    async fn backoff_grows_to_the_maximum() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = ReconnectConfig {
+            min_backoff: Duration::from_millis(4),
+            max_backoff: Duration::from_millis(32),
+            ..ReconnectConfig::default()
+        };
+        let (session, mut events) = ReconnectingClient::spawn(
+            &format!("tcp:127.0.0.1:{port}"),
+            "Open_vSwitch",
+            vec![MonitorRequest::table("Bridge")],
+            config,
+        )
+        .unwrap();
+        let mut delays = Vec::new();
+        while delays.len() < 7 {
+            match events.recv().await.unwrap() {
+                SessionEvent::Disconnected { retry_in, error } => {
+                    assert!(error.contains("onnect"), "{error}");
+                    delays.push(retry_in);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let ms = |d: &Duration| d.as_secs_f64() * 1e3;
+        for (i, d) in delays.iter().enumerate() {
+            let cap = (4u64 << i).min(32) as f64;
+            assert!(
+                ms(d) >= cap / 2.0 - 0.01 && ms(d) < cap,
+                "attempt {i}: {d:?}"
+            );
+        }
+        assert!(session.client().is_none());
+        assert!(session.with_replica(|_| ()).is_none());
+        assert!(
+            ReconnectingClient::spawn("ssl:x", "db", vec![], ReconnectConfig::default()).is_err()
+        );
+    }
+}
