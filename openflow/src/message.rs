@@ -1810,3 +1810,593 @@ impl Message {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oxm::Field;
+    use crate::types::{NO_BUFFER, port};
+
+    /// `bytes` decodes to `expected` and `expected` encodes to `bytes`.
+    fn check(bytes: &[u8], expected: OfpMessage) {
+        let got = OfpMessage::decode(bytes).unwrap();
+        assert_eq!(got, expected);
+        assert_eq!(expected.to_bytes().unwrap(), bytes);
+    }
+
+    const XID: u32 = 0x1234_5678;
+    const XID_BYTES: [u8; 4] = [0x12, 0x34, 0x56, 0x78];
+
+    fn msg(body: Message) -> OfpMessage {
+        OfpMessage::new(XID, body)
+    }
+
+    fn with_header(t: u8, body: &[u8]) -> Vec<u8> {
+        let len = (8 + body.len()) as u16;
+        let mut v = vec![4, t, (len >> 8) as u8, len as u8];
+        v.extend_from_slice(&XID_BYTES);
+        v.extend_from_slice(body);
+        v
+    }
+
+    #[test]
+    fn hello_with_version_bitmap() {
+        let body = [
+            0x00, 0x01, 0x00, 0x08, // element VERSIONBITMAP, len 8
+            0x00, 0x00, 0x00, 0x10, // bit 4 = OpenFlow 1.3
+        ];
+        check(
+            &with_header(ofpt::HELLO, &body),
+            msg(Message::Hello(Hello::of13())),
+        );
+        assert!(Hello::of13().supports_of13(4));
+    }
+
+    #[test]
+    fn error_with_offending_message() {
+        let body = [
+            0x00, 0x05, // OFPET_FLOW_MOD_FAILED
+            0x00, 0x01, // code 1 (table full)
+            0x04, 0x14, 0x00, 0x08, 0x12, 0x34, 0x56, 0x78, // the offending BARRIER_REQUEST
+        ];
+        let m = msg(Message::Error(ErrorMsg {
+            kind: ErrorKind::Standard {
+                err_type: ErrorType::FlowModFailed,
+                code: 1,
+            },
+            data: body[4..].to_vec(),
+        }));
+        check(&with_header(ofpt::ERROR, &body), m.clone());
+        let Message::Error(e) = m.body else {
+            unreachable!()
+        };
+        assert_eq!(e.offending(), Some(msg(Message::BarrierRequest)));
+    }
+
+    #[test]
+    fn echo_and_experimenter() {
+        check(
+            &with_header(ofpt::ECHO_REQUEST, &[0xde, 0xad, 0xbe, 0xef]),
+            msg(Message::EchoRequest(vec![0xde, 0xad, 0xbe, 0xef])),
+        );
+        check(
+            &with_header(ofpt::ECHO_REPLY, &[]),
+            msg(Message::EchoReply(vec![])),
+        );
+        let body = [
+            0x00, 0x00, 0x23, 0x20, // experimenter: Nicira
+            0x00, 0x00, 0x00, 0x0a, // exp_type 10
+            0x01, 0x02, 0x03, 0x04, // data
+        ];
+        check(
+            &with_header(ofpt::EXPERIMENTER, &body),
+            msg(Message::Experimenter(Experimenter {
+                experimenter: 0x2320,
+                exp_type: 10,
+                data: vec![1, 2, 3, 4],
+            })),
+        );
+    }
+
+    #[test]
+    fn features_and_config() {
+        check(
+            &with_header(ofpt::FEATURES_REQUEST, &[]),
+            msg(Message::FeaturesRequest),
+        );
+        let body = [
+            0, 0, 0, 0, 0, 0, 0, 0x01, // datapath_id 1
+            0x00, 0x00, 0x01, 0x00, // n_buffers 256
+            0xfe, // n_tables 254
+            0x00, // auxiliary_id
+            0x00, 0x00, // pad
+            0x00, 0x00, 0x00, 0x4f, // capabilities
+            0x00, 0x00, 0x00, 0x00, // reserved
+        ];
+        check(
+            &with_header(ofpt::FEATURES_REPLY, &body),
+            msg(Message::FeaturesReply(SwitchFeatures {
+                datapath_id: 1,
+                n_buffers: 256,
+                n_tables: 254,
+                auxiliary_id: 0,
+                capabilities: 0x4f,
+                reserved: 0,
+            })),
+        );
+        check(
+            &with_header(ofpt::GET_CONFIG_REQUEST, &[]),
+            msg(Message::GetConfigRequest),
+        );
+        let cfg = [
+            0x00, 0x00, /* flags */
+            0xff, 0xe5, /* miss_send_len */
+        ];
+        let c = SwitchConfig {
+            flags: 0,
+            miss_send_len: 0xffe5,
+        };
+        check(
+            &with_header(ofpt::SET_CONFIG, &cfg),
+            msg(Message::SetConfig(c)),
+        );
+        check(
+            &with_header(ofpt::GET_CONFIG_REPLY, &cfg),
+            msg(Message::GetConfigReply(c)),
+        );
+    }
+
+    const IN_PORT_3_MATCH: [u8; 16] = [
+        0x00, 0x01, 0x00, 0x0c, // OXM match, len 12
+        0x80, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x03, // in_port=3
+        0x00, 0x00, 0x00, 0x00, // pad to 8
+    ];
+
+    #[test]
+    fn packet_in() {
+        let mut body = vec![
+            0xff, 0xff, 0xff, 0xff, // buffer_id: none
+            0x00, 0x04, // total_len 4
+            0x01, // reason: action
+            0x1e, // table 30
+            0, 0, 0, 0, 0, 0, 0, 0x05, // cookie 5
+        ];
+        body.extend_from_slice(&IN_PORT_3_MATCH);
+        body.extend_from_slice(&[
+            0, 0, /* pad */
+            0xaa, 0xbb, 0xcc, 0xdd, /* packet */
+        ]);
+        check(
+            &with_header(ofpt::PACKET_IN, &body),
+            msg(Message::PacketIn(PacketIn {
+                buffer_id: NO_BUFFER,
+                total_len: 4,
+                reason: PacketInReason::Action,
+                table_id: 30,
+                cookie: 5,
+                r#match: Match::new(vec![Field::InPort(3, None)]),
+                data: vec![0xaa, 0xbb, 0xcc, 0xdd],
+            })),
+        );
+    }
+
+    #[test]
+    fn packet_out() {
+        let body = [
+            0xff, 0xff, 0xff, 0xff, // buffer_id: none
+            0xff, 0xff, 0xff, 0xfd, // in_port CONTROLLER
+            0x00, 0x10, // actions_len 16
+            0, 0, 0, 0, 0, 0, // pad
+            0x00, 0x00, 0x00, 0x10, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, // output:1
+            0x01, 0x02, // packet
+        ];
+        check(
+            &with_header(ofpt::PACKET_OUT, &body),
+            msg(Message::PacketOut(PacketOut {
+                buffer_id: NO_BUFFER,
+                in_port: port::CONTROLLER,
+                actions: vec![Action::output(1)],
+                data: vec![1, 2],
+            })),
+        );
+    }
+
+    #[test]
+    fn flow_removed() {
+        let mut body = vec![
+            0, 0, 0, 0, 0, 0, 0, 0x05, // cookie
+            0x00, 0x64, // priority 100
+            0x02, // reason: delete
+            0x1e, // table 30
+            0x00, 0x00, 0x00, 0x0a, // duration_sec
+            0x00, 0x00, 0x00, 0x00, // duration_nsec
+            0x00, 0x00, // idle_timeout
+            0x00, 0x00, // hard_timeout
+            0, 0, 0, 0, 0, 0, 0, 0x07, // packet_count
+            0, 0, 0, 0, 0, 0, 0x02, 0x00, // byte_count
+        ];
+        body.extend_from_slice(&IN_PORT_3_MATCH);
+        check(
+            &with_header(ofpt::FLOW_REMOVED, &body),
+            msg(Message::FlowRemoved(FlowRemoved {
+                cookie: 5,
+                priority: 100,
+                reason: FlowRemovedReason::Delete,
+                table_id: 30,
+                duration_sec: 10,
+                duration_nsec: 0,
+                idle_timeout: 0,
+                hard_timeout: 0,
+                packet_count: 7,
+                byte_count: 512,
+                r#match: Match::new(vec![Field::InPort(3, None)]),
+            })),
+        );
+    }
+
+    #[test]
+    fn port_status() {
+        let mut body = vec![
+            0x00, // reason: add
+            0, 0, 0, 0, 0, 0, 0, // pad
+            0x00, 0x00, 0x00, 0x03, // port_no 3
+            0, 0, 0, 0, // pad
+            0x02, 0, 0, 0, 0, 0x03, // hw_addr
+            0, 0, // pad
+        ];
+        body.extend_from_slice(b"vm1\0\0\0\0\0\0\0\0\0\0\0\0\0"); // name[16]
+        body.extend_from_slice(&[
+            0, 0, 0, 0, // config
+            0, 0, 0, 4, // state: live
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, // curr, advertised, supported, peer
+            0, 0, 0x27, 0x10, // curr_speed 10000
+            0, 0, 0, 0, // max_speed
+        ]);
+        check(
+            &with_header(ofpt::PORT_STATUS, &body),
+            msg(Message::PortStatus(PortStatus {
+                reason: PortReason::Add,
+                desc: Port {
+                    port_no: 3,
+                    hw_addr: Mac([2, 0, 0, 0, 0, 3]),
+                    name: "vm1".into(),
+                    state: 4,
+                    curr_speed: 10000,
+                    ..Port::default()
+                },
+            })),
+        );
+    }
+
+    #[test]
+    fn flow_mod_as_ovs_ofctl_sends_it() {
+        // ovs-ofctl -O OpenFlow13 add-flow ... 'table=30,priority=100,metadata=0x1389,
+        //   dl_dst=02:00:00:00:00:01,cookie=0x5 actions=set_field:0x1389->tun_id,output:3'
+        let bytes = [
+            0x04, 0x0e, 0x00, 0x78, 0x00, 0x00, 0x00,
+            0x02, // header: FLOW_MOD, len 120, xid 2
+            0, 0, 0, 0, 0, 0, 0, 0x05, // cookie 5
+            0, 0, 0, 0, 0, 0, 0, 0,    // cookie_mask
+            0x1e, // table 30
+            0x00, // command ADD
+            0x00, 0x00, 0x00, 0x00, // idle, hard timeout
+            0x00, 0x64, // priority 100
+            0xff, 0xff, 0xff, 0xff, // buffer_id none
+            0xff, 0xff, 0xff, 0xff, // out_port ANY
+            0xff, 0xff, 0xff, 0xff, // out_group ANY
+            0x00, 0x00, 0x00, 0x00, // flags, pad
+            0x00, 0x01, 0x00, 0x1a, // match OXM, len 26
+            0x80, 0x00, 0x06, 0x06, 0x02, 0, 0, 0, 0, 0x01, // eth_dst
+            0x80, 0x00, 0x04, 0x08, 0, 0, 0, 0, 0, 0, 0x13, 0x89, // metadata
+            0, 0, 0, 0, 0, 0, // pad to 32
+            0x00, 0x04, 0x00, 0x28, 0, 0, 0, 0, // APPLY_ACTIONS, len 40
+            0x00, 0x19, 0x00, 0x10, 0x80, 0x00, 0x4c, 0x08, 0, 0, 0, 0, 0, 0, 0x13,
+            0x89, // set_field tun_id
+            0x00, 0x00, 0x00, 0x10, 0, 0, 0, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, // output:3
+        ];
+        let fm = FlowMod::add(
+            30,
+            100,
+            Match::new(vec![
+                Field::EthDst(Mac([2, 0, 0, 0, 0, 1]), None),
+                Field::Metadata(0x1389, None),
+            ]),
+            vec![Instruction::ApplyActions(vec![
+                Action::SetField(Field::TunnelId(0x1389, None)),
+                Action::output(3),
+            ])],
+        )
+        .with_cookie(5);
+        check(&bytes, fm.clone().into_message(2));
+        assert_eq!(
+            fm.to_string(),
+            "cookie=0x5, table=30, priority=100,metadata=0x1389,dl_dst=02:00:00:00:00:01 actions=set_field:0x1389->tun_id,output:3"
+        );
+    }
+
+    #[test]
+    fn group_mod_port_mod_table_mod() {
+        let body = [
+            0x00, 0x00, // command ADD
+            0x00, // type ALL
+            0x00, // pad
+            0x00, 0x00, 0x00, 0x05, // group 5
+            0x00, 0x20, // bucket len 32
+            0x00, 0x00, // weight
+            0xff, 0xff, 0xff, 0xff, // watch_port ANY
+            0xff, 0xff, 0xff, 0xff, // watch_group ANY
+            0, 0, 0, 0, // pad
+            0x00, 0x00, 0x00, 0x10, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, // output:1
+        ];
+        check(
+            &with_header(ofpt::GROUP_MOD, &body),
+            msg(Message::GroupMod(GroupMod::add(
+                5,
+                GroupType::All,
+                vec![Bucket::new(vec![Action::output(1)])],
+            ))),
+        );
+        let body = [
+            0x00, 0x00, 0x00, 0x03, // port 3
+            0, 0, 0, 0, // pad
+            0x02, 0, 0, 0, 0, 0x03, // hw_addr
+            0, 0, // pad
+            0x00, 0x00, 0x00, 0x01, // config: port down
+            0x00, 0x00, 0x00, 0x01, // mask
+            0x00, 0x00, 0x00, 0x00, // advertise
+            0, 0, 0, 0, // pad
+        ];
+        check(
+            &with_header(ofpt::PORT_MOD, &body),
+            msg(Message::PortMod(PortMod {
+                port_no: 3,
+                hw_addr: Mac([2, 0, 0, 0, 0, 3]),
+                config: 1,
+                mask: 1,
+                advertise: 0,
+            })),
+        );
+        let body = [
+            0xff, /* all tables */
+            0, 0, 0, /* pad */
+            0, 0, 0, 0, /* config */
+        ];
+        check(
+            &with_header(ofpt::TABLE_MOD, &body),
+            msg(Message::TableMod(TableMod {
+                table_id: 0xff,
+                config: 0,
+            })),
+        );
+    }
+
+    #[test]
+    fn multipart_flow_stats_request_and_reply() {
+        let body = [
+            0x00, 0x01, // OFPMP_FLOW
+            0x00, 0x00, // flags
+            0, 0, 0, 0,    // pad
+            0xff, // all tables
+            0, 0, 0, // pad
+            0xff, 0xff, 0xff, 0xff, // out_port ANY
+            0xff, 0xff, 0xff, 0xff, // out_group ANY
+            0, 0, 0, 0, // pad
+            0x57, 0x46, 0, 0, 0, 0, 0, 0, // cookie
+            0xff, 0xff, 0, 0, 0, 0, 0, 0, // cookie_mask
+            0x00, 0x01, 0x00, 0x04, 0, 0, 0, 0, // empty match
+        ];
+        check(
+            &with_header(ofpt::MULTIPART_REQUEST, &body),
+            OfpMessage::flow_stats_request(XID, 0x5746 << 48, 0xffff << 48),
+        );
+        let body = [
+            0x00, 0x01, // OFPMP_FLOW
+            0x00, 0x00, // flags: last
+            0, 0, 0, 0, // pad
+            0x00, 0x48, // flow stats len 72
+            0x1e, // table 30
+            0x00, // pad
+            0, 0, 0, 0x0a, 0, 0, 0, 0, // duration 10.0 s
+            0x00, 0x64, // priority 100
+            0x00, 0x00, 0x00, 0x00, // idle, hard
+            0x00, 0x00, // flags
+            0, 0, 0, 0, // pad
+            0, 0, 0, 0, 0, 0, 0, 0x05, // cookie
+            0, 0, 0, 0, 0, 0, 0, 0x01, // packets
+            0, 0, 0, 0, 0, 0, 0, 0x40, // bytes
+            0x00, 0x01, 0x00, 0x0c, 0x00, 0x01, 0x0e, 0x04, 0, 0, 0, 0x02, 0, 0, 0,
+            0, // match reg7=2
+            0x00, 0x01, 0x00, 0x08, 0x28, 0, 0, 0, // goto_table 40
+        ];
+        let fs = FlowStats {
+            table_id: 30,
+            duration_sec: 10,
+            duration_nsec: 0,
+            priority: 100,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            flags: 0,
+            cookie: 5,
+            packet_count: 1,
+            byte_count: 64,
+            r#match: Match::new(vec![Field::Reg(7, 2, None)]),
+            instructions: vec![Instruction::GotoTable(40)],
+        };
+        check(
+            &with_header(ofpt::MULTIPART_REPLY, &body),
+            msg(Message::MultipartReply(MultipartReply {
+                flags: 0,
+                body: MultipartReplyBody::Flow(vec![fs.clone()]),
+            })),
+        );
+        assert_eq!(
+            fs.to_string(),
+            "cookie=0x5, table=30, priority=100,reg7=0x2 actions=goto_table:40"
+        );
+        let desc = [
+            0x00, 0x00, /* OFPMP_DESC */
+            0, 0, /* flags */
+            0, 0, 0, 0, /* pad */
+        ];
+        check(
+            &with_header(ofpt::MULTIPART_REQUEST, &desc),
+            msg(Message::MultipartRequest(MultipartRequest {
+                flags: 0,
+                body: MultipartRequestBody::Desc,
+            })),
+        );
+    }
+
+    #[test]
+    fn barrier_role_async_meter() {
+        check(
+            &with_header(ofpt::BARRIER_REQUEST, &[]),
+            msg(Message::BarrierRequest),
+        );
+        check(
+            &with_header(ofpt::BARRIER_REPLY, &[]),
+            msg(Message::BarrierReply),
+        );
+        let body = [
+            0x00, 0x00, 0x00, 0x02, // role MASTER
+            0, 0, 0, 0, // pad
+            0, 0, 0, 0, 0, 0, 0, 0x01, // generation_id
+        ];
+        let r = RoleMsg {
+            role: ControllerRole::Master,
+            generation_id: 1,
+        };
+        check(
+            &with_header(ofpt::ROLE_REQUEST, &body),
+            msg(Message::RoleRequest(r)),
+        );
+        check(
+            &with_header(ofpt::ROLE_REPLY, &body),
+            msg(Message::RoleReply(r)),
+        );
+        check(
+            &with_header(ofpt::GET_ASYNC_REQUEST, &[]),
+            msg(Message::GetAsyncRequest),
+        );
+        let body = [
+            0, 0, 0, 0x03, 0, 0, 0, 0x00, // packet_in mask (master, slave)
+            0, 0, 0, 0x07, 0, 0, 0, 0x07, // port_status mask
+            0, 0, 0, 0x0f, 0, 0, 0, 0x00, // flow_removed mask
+        ];
+        let a = AsyncConfig {
+            packet_in_mask: [3, 0],
+            port_status_mask: [7, 7],
+            flow_removed_mask: [15, 0],
+        };
+        check(
+            &with_header(ofpt::GET_ASYNC_REPLY, &body),
+            msg(Message::GetAsyncReply(a)),
+        );
+        check(
+            &with_header(ofpt::SET_ASYNC, &body),
+            msg(Message::SetAsync(a)),
+        );
+        let body = [
+            0x00, 0x00, // command ADD
+            0x00, 0x01, // flags KBPS
+            0x00, 0x00, 0x00, 0x01, // meter 1
+            0x00, 0x01, 0x00, 0x10, // band DROP, len 16
+            0x00, 0x00, 0x03, 0xe8, // rate 1000
+            0x00, 0x00, 0x00, 0x00, // burst
+            0, 0, 0, 0, // pad
+        ];
+        check(
+            &with_header(ofpt::METER_MOD, &body),
+            msg(Message::MeterMod(MeterMod {
+                command: MeterModCommand::Add,
+                flags: 1,
+                meter_id: 1,
+                bands: vec![MeterBand {
+                    band_type: 1,
+                    rate: 1000,
+                    burst_size: 0,
+                    data: vec![0; 4],
+                }],
+            })),
+        );
+    }
+
+    #[test]
+    fn bundle_control_and_add() {
+        let body = [
+            0x4f, 0x4e, 0x46, 0x00, // experimenter: ONF
+            0x00, 0x00, 0x08, 0xfc, // ONFT_BUNDLE_CONTROL (2300)
+            0x00, 0x00, 0x00, 0x01, // bundle_id 1
+            0x00, 0x00, // OPEN_REQUEST
+            0x00, 0x01, // flags ATOMIC
+        ];
+        check(
+            &with_header(ofpt::EXPERIMENTER, &body),
+            OfpMessage::bundle_open(XID, 1, bundle_flags::ATOMIC),
+        );
+        let body = [
+            0x4f, 0x4e, 0x46, 0x00, // experimenter: ONF
+            0x00, 0x00, 0x08, 0xfd, // ONFT_BUNDLE_ADD_MESSAGE (2301)
+            0x00, 0x00, 0x00, 0x01, // bundle_id 1
+            0x00, 0x00, // pad
+            0x00, 0x01, // flags ATOMIC
+            0x04, 0x14, 0x00, 0x08, 0x12, 0x34, 0x56, 0x78, // inner BARRIER_REQUEST
+        ];
+        check(
+            &with_header(ofpt::EXPERIMENTER, &body),
+            OfpMessage::bundle_add(XID, 1, bundle_flags::ATOMIC, Message::BarrierRequest),
+        );
+    }
+
+    #[test]
+    fn unknown_type_and_version_stay_raw() {
+        let bytes = with_header(99, &[1, 2, 3]);
+        check(
+            &bytes,
+            msg(Message::Raw {
+                msg_type: 99,
+                body: vec![1, 2, 3],
+            }),
+        );
+        let mut v1 = with_header(ofpt::FLOW_MOD, &[9, 9]);
+        v1[0] = 1;
+        let m = OfpMessage::decode(&v1).unwrap();
+        assert_eq!(m.version, 1);
+        assert_eq!(m.to_bytes().unwrap(), v1);
+    }
+
+    #[test]
+    fn errors_say_what_and_where() {
+        assert!(matches!(
+            OfpMessage::decode(&[4, 0, 0]),
+            Err(Error::Truncated {
+                what: "header length",
+                offset: 2,
+                need: 2,
+                have: 1
+            })
+        ));
+        assert!(matches!(
+            OfpMessage::decode(&[4, 0, 0, 4, 0, 0, 0, 0]),
+            Err(Error::BadLength { len: 4, .. })
+        ));
+        // A FLOW_MOD whose match claims more bytes than the message has.
+        let mut fm = FlowMod::add(0, 1, Match::default(), vec![])
+            .into_message(1)
+            .to_bytes()
+            .unwrap();
+        fm[50] = 0xff;
+        let e = OfpMessage::decode(&fm).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Truncated {
+                    what: "match fields",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+}
