@@ -26,6 +26,6 @@ pub use flow::{FlowContent, FlowKey};
 pub use instruction::Instruction;
 pub use message::*;
 pub use oxm::{Field, FieldHeader, Match, RawField};
-pub use print::{RoundTrip, ofp_print, roundtrip};
+pub use print::{RoundTrip, ofp_print, parse_hex, roundtrip};
 pub use types::{Mac, port};
 pub use wire::{Emit, FixedStr};

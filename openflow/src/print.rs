@@ -1207,3 +1207,53 @@ pub fn roundtrip(bytes: &[u8]) -> RoundTrip {
         },
     }
 }
+
+/// Parses hex as users paste it (`0x` prefix, spaces, colons and newlines allowed), for
+/// `weftctl ofp-print <hex>`.
+pub fn parse_hex(s: &str) -> std::result::Result<Vec<u8>, String> {
+    let s = s.trim();
+    let s = s.strip_prefix("0x").unwrap_or(s);
+    let digits: Vec<u8> = s
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b':' && *c != b'-')
+        .collect();
+    if digits.len() % 2 != 0 {
+        return Err(format!("odd number of hex digits ({})", digits.len()));
+    }
+    digits
+        .chunks(2)
+        .enumerate()
+        .map(|(i, p)| {
+            let t = std::str::from_utf8(p).map_err(|_| format!("bad hex at digit {}", 2 * i))?;
+            u8::from_str_radix(t, 16).map_err(|_| format!("bad hex {t:?} at digit {}", 2 * i))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn print_and_roundtrip_from_pasted_hex() {
+        let bytes = parse_hex("0x04 14 00 08\n00 00 00 05").unwrap();
+        assert_eq!(ofp_print(&bytes), "OFPT_BARRIER_REQUEST (OF1.3) (xid=0x5):");
+        assert_eq!(
+            roundtrip(&bytes),
+            RoundTrip::Exact {
+                messages: 1,
+                raw_parts: 0
+            }
+        );
+        assert!(parse_hex("abc").is_err());
+        let t = ofp_print(&[4, 14, 0, 9, 0, 0, 0, 1, 0]);
+        assert!(t.starts_with("*** decode error"), "{t}");
+    }
+
+    #[test]
+    fn ct_state_formats() {
+        assert_eq!(ct_state_flags(0x22, 0x22), "+est+trk");
+        assert_eq!(ct_state_flags(0x20, 0x21), "-new+trk");
+        assert_eq!(ct_state_flags(0x22, u32::MAX), "est|trk");
+    }
+}
