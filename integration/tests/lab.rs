@@ -356,7 +356,24 @@ fn manager_connection_reaches_a_controller_in_the_root_namespace() {
     let port = listener.local_addr().unwrap().port();
     hv.set_manager(&format!("tcp:{}:{port}", lab.controller_ip()))
         .unwrap();
-    let (mut conn, peer) = listener.accept().unwrap();
+    // Bounded accept: if the handshake never completes, fail instead of hanging.
+    listener.set_nonblocking(true).unwrap();
+    let mut accepted = None;
+    integration::lab::wait_for(
+        "ovsdb-server to connect to the manager",
+        WAIT,
+        || match listener.accept() {
+            Ok(c) => {
+                accepted = Some(c);
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) => panic!("accept: {e}"),
+        },
+    )
+    .unwrap();
+    let (mut conn, peer) = accepted.unwrap();
+    conn.set_nonblocking(false).unwrap();
     assert_eq!(peer.ip(), IpAddr::V4(hv.transport_ip()));
     // A real OVSDB exchange both ways: root-namespace TCP into the userspace datapath is
     // where the checksum-offload pitfall bites.
