@@ -40,8 +40,10 @@ fn require_ovs_ofctl() {
     );
 }
 
+/// Sends to ovs-ofctl; a peer that already left is not an error here (its exit status is
+/// checked separately).
 fn send(s: &mut TcpStream, m: &OfpMessage) {
-    s.write_all(&m.to_bytes().unwrap()).unwrap();
+    let _ = s.write_all(&m.to_bytes().unwrap());
 }
 
 /// Runs `ovs-ofctl -O OpenFlow13 --no-names <args>` against a fake switch and returns the
@@ -76,24 +78,7 @@ fn capture_with(
         .spawn()
         .unwrap();
     let mut guard = ChildGuard(child);
-    listener.set_nonblocking(true).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut stream = loop {
-        match listener.accept() {
-            Ok((s, _)) => break s,
-            Err(_) if Instant::now() < deadline => {
-                if let Ok(Some(status)) = guard.0.try_wait() {
-                    let mut err = String::new();
-                    if let Some(mut e) = guard.0.stderr.take() {
-                        let _ = e.read_to_string(&mut err);
-                    }
-                    panic!("ovs-ofctl {args:?} exited ({status}) without connecting: {err}");
-                }
-                std::thread::sleep(Duration::from_millis(10))
-            }
-            Err(e) => panic!("ovs-ofctl {args:?} never connected: {e}"),
-        }
-    };
+    let mut stream = accept_child(&listener, &mut guard, &args);
     stream.set_nonblocking(false).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
@@ -106,6 +91,9 @@ fn capture_with(
         let n = match stream.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => n,
+            // ovs-ofctl may close with a reset once it has what it wanted.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => panic!("reading from ovs-ofctl {args:?}: {e}"),
         };
         buf.extend_from_slice(&chunk[..n]);
@@ -169,6 +157,30 @@ fn capture_with(
     }
     assert!(status.success(), "ovs-ofctl {args:?} failed: {err}");
     out
+}
+
+/// Waits (bounded) for the child to connect; fails early with its stderr if it exits.
+fn accept_child(listener: &TcpListener, guard: &mut ChildGuard, args: &[String]) -> TcpStream {
+    listener.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let stream = loop {
+        match listener.accept() {
+            Ok((s, _)) => break s,
+            Err(_) if Instant::now() < deadline => {
+                if let Ok(Some(status)) = guard.0.try_wait() {
+                    let mut err = String::new();
+                    if let Some(mut e) = guard.0.stderr.take() {
+                        let _ = e.read_to_string(&mut err);
+                    }
+                    panic!("ovs-ofctl {args:?} exited ({status}) without connecting: {err}");
+                }
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(e) => panic!("ovs-ofctl {args:?} never connected: {e}"),
+        }
+    };
+    stream.set_nonblocking(false).unwrap();
+    stream
 }
 
 /// `ovs-ofctl -O OpenFlow13 ofp-print <hex>`, trimmed.
@@ -1024,6 +1036,7 @@ fn ovs_ofctl_text(cmd: &str, respond: &dyn Fn(&OfpMessage) -> Option<Vec<OfpMess
     let mut chunk = [0u8; 65536];
     loop {
         let n = match stream.read(&mut chunk) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
