@@ -3,7 +3,6 @@
 //! killed by PID in `Drop`, so it goes away even when the test panics.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -31,12 +30,6 @@ fn bin(name: &str) -> String {
         }
     }
     name.to_owned()
-}
-
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
 
 pub struct OvsdbServer {
@@ -81,7 +74,9 @@ impl OvsdbServer {
             ctl: dir.path().join("ovsdb-server.ctl"),
             db,
             dir,
-            tcp_port: free_port(),
+            // 0: let ovsdb-server pick, then read the port from its log (no race with
+            // other tests for a "free" port). Restarts reuse the port it picked.
+            tcp_port: 0,
             extra_remotes,
             child: None,
         };
@@ -116,8 +111,12 @@ impl OvsdbServer {
         // Ready when both the unix socket and the TCP port accept connections.
         let start = Instant::now();
         loop {
+            if self.tcp_port == 0 {
+                self.tcp_port = self.logged_port().unwrap_or(0);
+            }
             let unix_ok = std::os::unix::net::UnixStream::connect(&self.sock).is_ok();
-            let tcp_ok = std::net::TcpStream::connect(("127.0.0.1", self.tcp_port)).is_ok();
+            let tcp_ok = self.tcp_port != 0
+                && std::net::TcpStream::connect(("127.0.0.1", self.tcp_port)).is_ok();
             if unix_ok && tcp_ok {
                 return;
             }
@@ -133,6 +132,14 @@ impl OvsdbServer {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The port ovsdb-server bound for `ptcp:0`, from "listening on port N" in its log.
+    fn logged_port(&self) -> Option<u16> {
+        self.log()
+            .lines()
+            .filter_map(|l| l.split("listening on port ").nth(1))
+            .find_map(|p| p.trim().parse().ok())
     }
 
     pub fn log(&self) -> String {
