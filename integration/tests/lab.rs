@@ -315,9 +315,8 @@ fn moved_vm_keeps_its_iface_id_and_connectivity() {
                 .unwrap(),
         )
         .unwrap();
-    let b = lab
+    let b = hv2
         .plug_vm(
-            hv2,
             VmSpec::new("b", "02:00:00:00:02:02", "lp-b")
                 .addr("10.2.0.2/24")
                 .unwrap(),
@@ -392,6 +391,43 @@ fn manager_connection_reaches_a_controller_in_the_root_namespace() {
         got.extend_from_slice(&buf[..n]);
     }
     hv.del_manager().unwrap();
+
+    // The OpenFlow path the controller will use: br-int dials the controller and says
+    // HELLO with version 0x04 once protocols=OpenFlow13.
+    let of = TcpListener::bind(SocketAddr::new(IpAddr::V4(lab.controller_ip()), 0)).unwrap();
+    let of_port = of.local_addr().unwrap().port();
+    of.set_nonblocking(true).unwrap();
+    take_over_br_int(hv);
+    hv.vsctl([
+        "set-controller",
+        "br-int",
+        &format!("tcp:{}:{of_port}", lab.controller_ip()),
+    ])
+    .unwrap();
+    let mut accepted = None;
+    integration::lab::wait_for(
+        "br-int to connect to the OpenFlow controller",
+        WAIT,
+        || match of.accept() {
+            Ok(c) => {
+                accepted = Some(c);
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) => panic!("accept: {e}"),
+        },
+    )
+    .unwrap();
+    let (mut conn, _) = accepted.unwrap();
+    conn.set_nonblocking(false).unwrap();
+    conn.set_read_timeout(Some(WAIT)).unwrap();
+    let mut header = [0u8; 8];
+    conn.read_exact(&mut header).unwrap();
+    assert_eq!(
+        (header[0], header[1]),
+        (0x04, 0),
+        "OFPT_HELLO v1.3 expected, got {header:?}"
+    );
 }
 
 #[test]

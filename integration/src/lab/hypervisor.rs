@@ -486,6 +486,11 @@ impl Hypervisor {
         self.vsctl(["del-manager"]).map(drop)
     }
 
+    /// Plugs a VM into this hypervisor's br-int (same as [`crate::Lab::plug_vm`]).
+    pub fn plug_vm(&self, spec: super::VmSpec) -> Result<super::Vm> {
+        super::vm::plug(self, spec)
+    }
+
     /// `Open_vSwitch.external_ids` (`system-id`, `weft-encap-ip`, `weft-encap-type`, ...).
     pub fn open_vswitch_external_ids(&self) -> Result<BTreeMap<String, String>> {
         let rows = self.list("Open_vSwitch", None, &["external_ids"])?;
