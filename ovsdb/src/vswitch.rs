@@ -526,13 +526,7 @@ pub struct TunnelSpec {
 
 /// Inserts a tunnel Interface and Port and adds the port to `bridge`.
 pub fn add_tunnel_port(txn: &mut Transaction, bridge: Uuid, spec: &TunnelSpec) -> NamedRow {
-    let mut options = BTreeMap::from([
-        ("remote_ip".to_owned(), spec.remote_ip.clone()),
-        ("key".to_owned(), spec.key.clone()),
-    ]);
-    if let Some(l) = &spec.local_ip {
-        options.insert("local_ip".into(), l.clone());
-    }
+    let options = spec.options();
     let iface = txn.insert(
         INTERFACE,
         Row::from([
@@ -556,6 +550,68 @@ pub fn add_tunnel_port(txn: &mut Transaction, bridge: Uuid, spec: &TunnelSpec) -
         vec![Mutation::insert("ports", port.datum())],
     );
     port
+}
+
+impl TunnelSpec {
+    fn options(&self) -> BTreeMap<String, String> {
+        let mut options = BTreeMap::from([
+            ("remote_ip".to_owned(), self.remote_ip.clone()),
+            ("key".to_owned(), self.key.clone()),
+        ]);
+        if let Some(l) = &self.local_ip {
+            options.insert("local_ip".into(), l.clone());
+        }
+        options
+    }
+}
+
+/// Plans one transaction that makes the tunnel ports Weft owns on `bridge` (ports with
+/// `external_ids:weft-remote`) exactly `desired`, matched by port name: missing ones are
+/// added, unwanted ones removed, and an existing one whose type or options differ is
+/// updated in place. The transaction starts with a `wait` on the bridge's port set as
+/// this replica saw it, so a concurrent change makes it fail rather than act on stale
+/// data; re-read and retry then. Returns `None` when nothing needs to change. Ports
+/// Weft does not own are never touched.
+pub fn sync_tunnels(
+    replica: &Replica,
+    bridge: &Bridge,
+    desired: &[TunnelSpec],
+) -> Result<Option<Transaction>, RowError> {
+    let mut txn = Transaction::new(DATABASE);
+    wait_bridge_ports(&mut txn, bridge);
+    let owned: BTreeMap<String, Port> = ports_of(replica, bridge)?
+        .into_iter()
+        .filter(|p| p.external_ids.contains_key("weft-remote"))
+        .map(|p| (p.name.clone(), p))
+        .collect();
+    for spec in desired {
+        match owned.get(&spec.name) {
+            None => {
+                add_tunnel_port(&mut txn, bridge.uuid, spec);
+            }
+            Some(port) => {
+                let options = spec.options();
+                for iface in interfaces_of(replica, port)? {
+                    if iface.kind != spec.kind || iface.options != options {
+                        txn.update(
+                            INTERFACE,
+                            vec![Condition::uuid(iface.uuid)],
+                            Row::from([
+                                ("type".into(), Datum::scalar(spec.kind.as_str())),
+                                ("options".into(), string_map(&options)),
+                            ]),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    for (name, port) in &owned {
+        if !desired.iter().any(|d| &d.name == name) {
+            remove_port(&mut txn, bridge.uuid, port.uuid);
+        }
+    }
+    Ok((txn.operations.len() > 1).then_some(txn))
 }
 
 /// Removes a port from a bridge; the Port and its Interfaces are garbage-collected.

@@ -887,3 +887,57 @@ async fn monitor_cond_where_filters_rows() {
     let changes = apply_until(&mut replica, &mut events, |r| r.len("Interface") == 0).await;
     assert_eq!(changes.last().unwrap().kind(), ChangeKind::Deleted);
 }
+
+/// The controller's tunnel reconciliation: plan with `sync_tunnels`, send, re-plan until
+/// nothing is left to do; ports Weft does not own survive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_tunnels_converges() {
+    let server = OvsdbServer::start();
+    let (client, mut events) = connect(&server.tcp_target(), ClientConfig::default())
+        .await
+        .unwrap();
+    server.vsctl(&["add-br", "br-int", "--", "add-port", "br-int", "vm1"]);
+    let (mut replica, _) = monitored(&client).await;
+    let rounds: [Vec<TunnelSpec>; 3] = [
+        vec![
+            tunnel("wt-a", "192.0.2.10", "hv-a"),
+            tunnel("wt-b", "192.0.2.11", "hv-b"),
+        ],
+        vec![
+            TunnelSpec {
+                kind: "vxlan".into(),
+                ..tunnel("wt-a", "192.0.2.20", "hv-a")
+            },
+            tunnel("wt-c", "192.0.2.12", "hv-c"),
+        ],
+        vec![],
+    ];
+    for desired in rounds {
+        let br = vswitch::bridge_by_name(&replica, "br-int")
+            .unwrap()
+            .unwrap();
+        let txn = vswitch::sync_tunnels(&replica, &br, &desired)
+            .unwrap()
+            .unwrap();
+        client.transact(&txn).await.unwrap();
+        let names: Vec<String> = desired.iter().map(|d| d.name.clone()).collect();
+        apply_until(&mut replica, &mut events, |r| {
+            let br = vswitch::bridge_by_name(r, "br-int").unwrap().unwrap();
+            let owned = vswitch::owned_tunnels(r, &br).unwrap();
+            let mut have: Vec<String> = owned.values().map(|p| p.name.clone()).collect();
+            have.sort();
+            have == names && vswitch::sync_tunnels(r, &br, &desired).unwrap().is_none()
+        })
+        .await;
+        let mut ports: Vec<String> = server
+            .vsctl(&["list-ports", "br-int"])
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        ports.sort();
+        let mut expected = names.clone();
+        expected.push("vm1".into());
+        expected.sort();
+        assert_eq!(ports, expected);
+    }
+}
