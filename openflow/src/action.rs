@@ -180,7 +180,102 @@ impl Ct {
     pub const NO_RECIRC: u8 = 255;
 }
 
-/// NXAST_LEARN: add a flow from the packet. The flow-mod specs are kept in wire form.
+/// Where a learn spec takes its value from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LearnSrc {
+    Field(Subfield),
+    /// Big-endian value, `2 * ceil(n_bits / 16)` bytes.
+    Immediate(Vec<u8>),
+}
+
+/// What a learn spec does with its value in the learned flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LearnDst {
+    /// Match the learned flow on this subfield.
+    Match(Subfield),
+    /// Load the value into this subfield (a `load` action in the learned flow).
+    Load(Subfield),
+    /// Output to the port in the value.
+    Output,
+}
+
+/// One `nx_flow_mod_spec`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LearnSpec {
+    pub n_bits: u16,
+    pub src: LearnSrc,
+    pub dst: LearnDst,
+}
+
+impl LearnSpec {
+    fn parse(r: &mut Reader<'_>) -> Result<Option<LearnSpec>> {
+        let h = r.u16("learn spec header")?;
+        if h == 0 {
+            return Ok(None);
+        }
+        let n_bits = h & 0x3ff;
+        let src = if h & (1 << 13) != 0 {
+            let n = 2 * usize::from(n_bits).div_ceil(16);
+            LearnSrc::Immediate(r.bytes(n, "learn spec immediate")?.to_vec())
+        } else {
+            let field = FieldHeader::parse(r)?;
+            LearnSrc::Field(Subfield {
+                field,
+                ofs: r.u16("learn src ofs")?,
+                n_bits,
+            })
+        };
+        let dst_type = (h >> 11) & 3;
+        let dst = match dst_type {
+            0 | 1 => {
+                let field = FieldHeader::parse(r)?;
+                let sf = Subfield {
+                    field,
+                    ofs: r.u16("learn dst ofs")?,
+                    n_bits,
+                };
+                if dst_type == 0 {
+                    LearnDst::Match(sf)
+                } else {
+                    LearnDst::Load(sf)
+                }
+            }
+            2 => LearnDst::Output,
+            _ => return Err(r.bad_value("learn spec dst type", dst_type.into())),
+        };
+        Ok(Some(LearnSpec { n_bits, src, dst }))
+    }
+
+    fn emit(&self, buf: &mut BytesMut) {
+        let src_bit = if matches!(self.src, LearnSrc::Immediate(_)) {
+            1 << 13
+        } else {
+            0
+        };
+        let dst_bits = match self.dst {
+            LearnDst::Match(_) => 0,
+            LearnDst::Load(_) => 1 << 11,
+            LearnDst::Output => 2 << 11,
+        };
+        buf.put_u16(src_bit | dst_bits | (self.n_bits & 0x3ff));
+        match &self.src {
+            LearnSrc::Field(sf) => {
+                sf.field.emit(buf);
+                buf.put_u16(sf.ofs);
+            }
+            LearnSrc::Immediate(v) => buf.put_slice(v),
+        }
+        match self.dst {
+            LearnDst::Match(sf) | LearnDst::Load(sf) => {
+                sf.field.emit(buf);
+                buf.put_u16(sf.ofs);
+            }
+            LearnDst::Output => {}
+        }
+    }
+}
+
+/// NXAST_LEARN: add a flow from the packet.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Learn {
     pub idle_timeout: u16,
@@ -191,8 +286,10 @@ pub struct Learn {
     pub table_id: u8,
     pub fin_idle_timeout: u16,
     pub fin_hard_timeout: u16,
-    /// `nx_flow_mod_spec` list and trailing padding, byte-exact.
-    pub specs: Vec<u8>,
+    pub specs: Vec<LearnSpec>,
+    /// What follows the last spec: zero padding, or (leniently) specs this codec could not
+    /// parse, kept byte-exact.
+    pub trailer: Vec<u8>,
 }
 
 /// Nicira extension actions.
@@ -608,6 +705,17 @@ impl Nicira {
                 b.skip(1, "pad")?;
                 let fin_idle_timeout = b.u16("fin_idle_timeout")?;
                 let fin_hard_timeout = b.u16("fin_hard_timeout")?;
+                let mut specs = Vec::new();
+                loop {
+                    let mut attempt = b.clone();
+                    match LearnSpec::parse(&mut attempt) {
+                        Ok(Some(spec)) => {
+                            specs.push(spec);
+                            *b = attempt;
+                        }
+                        _ => break,
+                    }
+                }
                 Nicira::Learn(Learn {
                     idle_timeout,
                     hard_timeout,
@@ -617,7 +725,8 @@ impl Nicira {
                     table_id,
                     fin_idle_timeout,
                     fin_hard_timeout,
-                    specs: b.take_rest().to_vec(),
+                    specs,
+                    trailer: b.take_rest().to_vec(),
                 })
             }
             _ => Nicira::Raw {
@@ -746,7 +855,10 @@ impl Nicira {
                 buf.put_u8(0);
                 buf.put_u16(l.fin_idle_timeout);
                 buf.put_u16(l.fin_hard_timeout);
-                buf.put_slice(&l.specs);
+                for spec in &l.specs {
+                    spec.emit(buf);
+                }
+                buf.put_slice(&l.trailer);
             }
             Nicira::Raw { data, .. } => buf.put_slice(data),
         }
@@ -783,7 +895,7 @@ impl Emit for Action {
             Action::PopPbb => (POP_PBB, false),
             Action::Nicira(n) => (
                 EXPERIMENTER,
-                !matches!(n, Nicira::Raw { .. } | Nicira::Note(_) | Nicira::Learn(_)),
+                !matches!(n, Nicira::Raw { .. } | Nicira::Note(_)),
             ),
             Action::Experimenter { .. } => (EXPERIMENTER, false),
             Action::Raw { action_type, .. } => (*action_type, false),

@@ -20,7 +20,7 @@ pub mod types;
 pub mod validate;
 mod wire;
 
-pub use action::{Action, Ct, CtZone, Learn, Nicira, Subfield};
+pub use action::{Action, Ct, CtZone, Learn, LearnDst, LearnSpec, LearnSrc, Nicira, Subfield};
 pub use error::{Error, Result};
 pub use flow::{FlowContent, FlowKey};
 pub use instruction::Instruction;

@@ -474,6 +474,28 @@ const NXM_ONLY_NAMES: &[(u16, u8, &str, &str, usize)] = &[
     (NXM_NX, 29, "nw_ttl", "NXM_NX_IP_TTL", 1),
 ];
 
+/// The OXM field an OpenFlow-1.0-era NXM field is the same as (NXM_OF_ETH_TYPE ->
+/// OXM_OF_ETH_TYPE), so values written with either header format the same way.
+pub fn oxm_twin(class: u16, field: u8) -> Option<(u16, u8)> {
+    let f = match (class, field) {
+        (NXM_OF, 1) => 3,
+        (NXM_OF, 2) => 4,
+        (NXM_OF, 3) => 5,
+        (NXM_OF, 6) => 10,
+        (NXM_OF, 7) => 11,
+        (NXM_OF, 8) => 12,
+        (NXM_OF, n @ 9..=12) => n + 4,
+        (NXM_OF, 13) => 19,
+        (NXM_OF, 14) => 20,
+        (NXM_OF, n @ 15..=17) => n + 6,
+        (NXM_NX, 16) => 38,
+        (NXM_NX, 17) => 24,
+        (NXM_NX, 18) => 25,
+        _ => return None,
+    };
+    Some((OFPXMC_OPENFLOW_BASIC, f))
+}
+
 fn names(class: u16, field: u8, exp: Option<u32>) -> Option<(String, String)> {
     if let Some((n, x, _)) = known_names(class, field, exp) {
         return Some((n.into(), x.into()));

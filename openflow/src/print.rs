@@ -501,22 +501,109 @@ fn format_nicira(n: &Nicira, s: &mut String) {
                 );
             }
         }
-        Nicira::Learn(l) => {
-            let _ = write!(
-                s,
-                "learn(table={},idle_timeout={},hard_timeout={},priority={},cookie={:#x},specs={})",
-                l.table_id,
-                l.idle_timeout,
-                l.hard_timeout,
-                l.priority,
-                l.cookie,
-                hex_dots(&l.specs)
-            );
-        }
+        Nicira::Learn(l) => format_learn(l, s),
         Nicira::Raw { subtype, data } => {
             let _ = write!(s, "nx_action(subtype={subtype},{})", hex_dots(data));
         }
     }
+}
+
+/// `ds_put_hex` as OVS does it: `0x` and the value without leading zero bytes.
+fn hex_value(b: &[u8]) -> String {
+    let start = b.iter().position(|&x| x != 0).unwrap_or(b.len());
+    let rest = b.get(start..).unwrap_or(&[]);
+    if rest.is_empty() {
+        return "0".into();
+    }
+    let mut out = format!("0x{:x}", rest[0]);
+    for x in rest.get(1..).unwrap_or(&[]) {
+        let _ = write!(out, "{x:02x}");
+    }
+    out
+}
+
+fn format_learn(l: &crate::action::Learn, s: &mut String) {
+    use crate::action::{LearnDst, LearnSrc};
+    let _ = write!(s, "learn(table={}", l.table_id);
+    if l.idle_timeout != 0 {
+        let _ = write!(s, ",idle_timeout={}", l.idle_timeout);
+    }
+    if l.hard_timeout != 0 {
+        let _ = write!(s, ",hard_timeout={}", l.hard_timeout);
+    }
+    if l.fin_idle_timeout != 0 {
+        let _ = write!(s, ",fin_idle_timeout={}", l.fin_idle_timeout);
+    }
+    if l.fin_hard_timeout != 0 {
+        let _ = write!(s, ",fin_hard_timeout={}", l.fin_hard_timeout);
+    }
+    if l.priority != DEFAULT_PRIORITY {
+        let _ = write!(s, ",priority={}", l.priority);
+    }
+    if l.flags & 1 != 0 {
+        s.push_str(",send_flow_rem");
+    }
+    if l.flags & 2 != 0 {
+        s.push_str(",delete_learned");
+    }
+    if l.cookie != 0 {
+        let _ = write!(s, ",cookie={:#x}", l.cookie);
+    }
+    for spec in &l.specs {
+        s.push(',');
+        match (&spec.src, &spec.dst) {
+            (LearnSrc::Immediate(v), LearnDst::Match(dst)) => {
+                let whole = dst.ofs == 0 && dst.n_bits == dst.field.value_bits();
+                let width = usize::from(dst.field.value_bits() / 8);
+                let field = whole.then(|| {
+                    let mut b = bytes::BytesMut::new();
+                    let mut h = crate::oxm::FieldHeader {
+                        has_mask: false,
+                        ..dst.field
+                    };
+                    if let Some((class, field)) = crate::oxm::oxm_twin(h.class, h.field) {
+                        h.class = class;
+                        h.field = field;
+                    }
+                    h.emit(&mut b);
+                    b.extend_from_slice(v.get(v.len().saturating_sub(width)..).unwrap_or(&[]));
+                    crate::oxm::Field::parse(&mut crate::wire::Reader::with_base(&b, 0)).ok()
+                });
+                match field
+                    .flatten()
+                    .filter(|f| !matches!(f, crate::oxm::Field::Raw(_)))
+                {
+                    Some(f) => {
+                        let _ = write!(s, "{}={}", f.name(), f.format_value());
+                    }
+                    None => {
+                        let _ = write!(s, "{dst}={}", hex_value(v));
+                    }
+                }
+            }
+            (LearnSrc::Field(src), LearnDst::Match(dst)) => {
+                let _ = write!(s, "{dst}");
+                let same = (src.field.class, src.field.field, src.field.experimenter)
+                    == (dst.field.class, dst.field.field, dst.field.experimenter);
+                if !same || src.ofs != dst.ofs {
+                    let _ = write!(s, "={src}");
+                }
+            }
+            (LearnSrc::Immediate(v), LearnDst::Load(dst)) => {
+                let _ = write!(s, "load:{}->{dst}", hex_value(v));
+            }
+            (LearnSrc::Field(src), LearnDst::Load(dst)) => {
+                let _ = write!(s, "load:{src}->{dst}");
+            }
+            (LearnSrc::Field(src), LearnDst::Output) => {
+                let _ = write!(s, "output:{src}");
+            }
+            (LearnSrc::Immediate(v), LearnDst::Output) => {
+                let _ = write!(s, "output:{}", hex_value(v));
+            }
+        }
+    }
+    s.push(')');
 }
 
 fn format_ct(ct: &Ct, s: &mut String) {

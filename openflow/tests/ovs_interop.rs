@@ -691,7 +691,72 @@ fn cases() -> Vec<(&'static str, FlowMod)> {
                 ],
             ),
         ),
+        (
+            "cookie=0x80,table=60,priority=1,ip actions=learn(table=61,idle_timeout=30,priority=5,cookie=0x9,eth_type=0x800,NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],NXM_NX_REG6[0..15],load:NXM_NX_REG6[]->NXM_NX_REG7[],load:0x5->NXM_NX_REG13[0..15],output:NXM_OF_IN_PORT[])",
+            flow(
+                0x80,
+                60,
+                1,
+                vec![EthType(IP, None)],
+                vec![apply(vec![learn_action()])],
+            ),
+        ),
     ]
+}
+
+fn learn_action() -> Action {
+    use openflow::{LearnDst, LearnSpec, LearnSrc};
+    let spec = |n_bits, src, dst| LearnSpec { n_bits, src, dst };
+    let eth_type = FieldHeader {
+        class: NXM_OF,
+        field: 3,
+        has_mask: false,
+        len: 2,
+        experimenter: None,
+    };
+    Action::Nicira(Nicira::Learn(Learn {
+        idle_timeout: 30,
+        hard_timeout: 0,
+        priority: 5,
+        cookie: 9,
+        flags: 0,
+        table_id: 61,
+        fin_idle_timeout: 0,
+        fin_hard_timeout: 0,
+        specs: vec![
+            spec(
+                16,
+                LearnSrc::Immediate(vec![0x08, 0x00]),
+                LearnDst::Match(Subfield::whole(eth_type)),
+            ),
+            spec(
+                48,
+                LearnSrc::Field(Subfield::whole(nxm_of(2, 6))),
+                LearnDst::Match(Subfield::whole(nxm_of(1, 6))),
+            ),
+            spec(
+                16,
+                LearnSrc::Field(Subfield::bits(reg(6), 0, 16)),
+                LearnDst::Match(Subfield::bits(reg(6), 0, 16)),
+            ),
+            spec(
+                32,
+                LearnSrc::Field(Subfield::whole(reg(6))),
+                LearnDst::Load(Subfield::whole(reg(7))),
+            ),
+            spec(
+                16,
+                LearnSrc::Immediate(vec![0x00, 0x05]),
+                LearnDst::Load(Subfield::bits(reg(13), 0, 16)),
+            ),
+            spec(
+                16,
+                LearnSrc::Field(Subfield::whole(nxm_of(0, 2))),
+                LearnDst::Output,
+            ),
+        ],
+        trailer: vec![0; 2],
+    }))
 }
 
 /// OVS may order match fields differently; compare everything else exactly.
