@@ -597,3 +597,32 @@ fn invalid_vm_specs_are_rejected_with_the_value() {
         .unwrap_err();
     assert!(err.to_string().contains("dup"), "{err}");
 }
+
+#[test]
+fn labs_built_at_the_same_time_do_not_collide() {
+    let labs: Vec<Lab> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..3).map(|_| s.spawn(|| lab(2, Encap::Vxlan))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut ids: Vec<LabId> = labs.iter().map(Lab::id).collect();
+    let mut nets: Vec<Ipv4Addr> = labs.iter().map(Lab::underlay_network).collect();
+    ids.sort();
+    ids.dedup();
+    nets.sort();
+    nets.dedup();
+    assert_eq!((ids.len(), nets.len()), (3, 3), "{ids:?} {nets:?}");
+    for lab in &labs {
+        // Each lab's hypervisors reach their own controller address, through their own
+        // root veth, and the same VM name is fine in different labs.
+        let hv = lab.hv(1);
+        let out = hv
+            .exec(
+                "ping",
+                ["-c", "1", "-W", "2", &lab.controller_ip().to_string()],
+            )
+            .unwrap();
+        assert!(out.contains("1 received"), "{out}");
+        hv.plug_vm(VmSpec::new("same", "02:00:00:00:04:01", "lp-same"))
+            .unwrap();
+    }
+}

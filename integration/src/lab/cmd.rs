@@ -128,20 +128,13 @@ impl Cmd {
     }
 }
 
-/// Whether `program` resolves through `PATH` (or is an existing absolute path).
+/// Whether `program` resolves through the `PATH` the lab's children get (see
+/// [`sbin_path`]), or is an existing absolute path.
 pub(crate) fn in_path(program: &str) -> bool {
     if program.contains('/') {
         return Path::new(program).is_file();
     }
-    let Some(path) = std::env::var_os("PATH") else {
-        return false;
-    };
-    // Debian puts ip/ovs-vswitchd/ethtool in /usr/sbin, which a non-login PATH may lack;
-    // `Command` searches PATH only, so we look where it will look, plus the sbin dirs we
-    // add to the PATH of every child (see `ensure_sbin_in_path`).
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin"].iter().map(Into::into))
-        .any(|dir| dir.join(program).is_file())
+    std::env::split_paths(&sbin_path()).any(|dir| dir.join(program).is_file())
 }
 
 /// Makes sure `/usr/sbin` and `/sbin` are searched when we spawn tools: cargo test run
