@@ -496,11 +496,15 @@ pub fn create_bridge(txn: &mut Transaction, root: Uuid, spec: &BridgeSpec) -> Na
     bridge
 }
 
-/// Brings an existing bridge's settings to `spec` (name and ports untouched) and, when the
-/// spec names a controller, replaces its Controller rows with one for that target (the
-/// old rows are garbage-collected: Controller is not a root table).
+/// Brings an existing bridge's settings to `spec`: fail_mode, protocols and datapath_type
+/// are set, the spec's `other_config` and `external_ids` keys are set one by one (keys
+/// others wrote are kept), and, when the spec names a controller, the bridge's Controller
+/// rows are replaced by one for that target (old rows are garbage-collected: Controller
+/// is not a root table). Name and ports are untouched.
 pub fn update_bridge(txn: &mut Transaction, bridge: Uuid, spec: &BridgeSpec) {
     let mut row = spec.row();
+    row.remove("other_config");
+    row.remove("external_ids");
     if let Some(target) = &spec.controller {
         let c = txn.insert(
             CONTROLLER,
@@ -509,6 +513,56 @@ pub fn update_bridge(txn: &mut Transaction, bridge: Uuid, spec: &BridgeSpec) {
         row.insert("controller".into(), c.datum());
     }
     txn.update(BRIDGE, vec![Condition::uuid(bridge)], row);
+    for (column, map) in [
+        ("other_config", &spec.other_config),
+        ("external_ids", &spec.external_ids),
+    ] {
+        for (k, v) in map {
+            set_map_key(txn, BRIDGE, bridge, column, k, v);
+        }
+    }
+}
+
+/// Plans the transaction that makes bridge `spec.name` exist with `spec`'s settings:
+/// created (with its Controller row) if missing, updated if any setting differs, `None`
+/// when it already matches.
+pub fn ensure_bridge(
+    replica: &Replica,
+    root: Uuid,
+    spec: &BridgeSpec,
+) -> Result<Option<Transaction>, RowError> {
+    let mut txn = Transaction::new(DATABASE);
+    let Some(bridge) = bridge_by_name(replica, &spec.name).transpose()? else {
+        create_bridge(&mut txn, root, spec);
+        return Ok(Some(txn));
+    };
+    let mut protocols = spec.protocols.clone();
+    protocols.sort();
+    let mut have_protocols = bridge.protocols.clone();
+    have_protocols.sort();
+    let controllers: Vec<String> = bridge
+        .controller
+        .iter()
+        .filter_map(|u| row::<Controller>(replica, u))
+        .map(|c| c.map(|c| c.target))
+        .collect::<Result<_, _>>()?;
+    let maps_ok = |want: &BTreeMap<String, String>, have: &BTreeMap<String, String>| {
+        want.iter().all(|(k, v)| have.get(k) == Some(v))
+    };
+    let in_sync = (spec.fail_mode.is_none() || bridge.fail_mode == spec.fail_mode)
+        && protocols == have_protocols
+        && (spec.datapath_type.is_none() || bridge.datapath_type == spec.datapath_type)
+        && spec
+            .controller
+            .as_ref()
+            .is_none_or(|t| controllers == [t.clone()])
+        && maps_ok(&spec.other_config, &bridge.other_config)
+        && maps_ok(&spec.external_ids, &bridge.external_ids);
+    if in_sync {
+        return Ok(None);
+    }
+    update_bridge(&mut txn, bridge.uuid, spec);
+    Ok(Some(txn))
 }
 
 /// A tunnel port to one remote transport node.

@@ -941,3 +941,72 @@ async fn sync_tunnels_converges() {
         assert_eq!(ports, expected);
     }
 }
+
+/// `ensure_bridge` creates br-int, then does nothing while it matches, and repairs the
+/// settings someone else changed while keeping keys it does not own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ensure_bridge_creates_then_repairs() {
+    let server = OvsdbServer::start();
+    let (client, mut events) = connect(&server.unix_target(), ClientConfig::default())
+        .await
+        .unwrap();
+    let (mut replica, _) = monitored(&client).await;
+    let root = vswitch::root(&replica).unwrap().unwrap().uuid;
+    let spec = BridgeSpec {
+        name: "br-int".into(),
+        fail_mode: Some("secure".into()),
+        protocols: vec!["OpenFlow13".into()],
+        datapath_type: None,
+        controller: Some("tcp:127.0.0.1:6653".into()),
+        other_config: BTreeMap::from([("disable-in-band".into(), "true".into())]),
+        external_ids: BTreeMap::new(),
+    };
+    let in_sync = |r: &Replica| {
+        vswitch::root(r).is_some_and(|_| vswitch::ensure_bridge(r, root, &spec).unwrap().is_none())
+    };
+    let txn = vswitch::ensure_bridge(&replica, root, &spec)
+        .unwrap()
+        .unwrap();
+    client.transact(&txn).await.unwrap();
+    apply_until(&mut replica, &mut events, in_sync).await;
+
+    server.vsctl(&[
+        "set-fail-mode",
+        "br-int",
+        "standalone",
+        "--",
+        "set",
+        "Bridge",
+        "br-int",
+        "other_config:keep=me",
+        "other_config:disable-in-band=false",
+        "--",
+        "set-controller",
+        "br-int",
+        "tcp:127.0.0.1:9999",
+    ]);
+    apply_until(&mut replica, &mut events, |r| !in_sync(r)).await;
+    let txn = vswitch::ensure_bridge(&replica, root, &spec)
+        .unwrap()
+        .unwrap();
+    client.transact(&txn).await.unwrap();
+    apply_until(&mut replica, &mut events, in_sync).await;
+    assert_eq!(server.vsctl(&["get-fail-mode", "br-int"]).trim(), "secure");
+    assert_eq!(
+        server.vsctl(&["get-controller", "br-int"]).trim(),
+        "tcp:127.0.0.1:6653"
+    );
+    assert_eq!(
+        server
+            .vsctl(&["get", "Bridge", "br-int", "other_config:keep"])
+            .trim(),
+        "me"
+    );
+    assert_eq!(
+        server
+            .vsctl(&["list", "Controller"])
+            .matches("_uuid")
+            .count(),
+        1
+    );
+}
