@@ -6,6 +6,28 @@
 //! Modules: [`oxm`] (match fields, [`Field`], [`Match`]), [`action`] ([`Action`],
 //! [`Nicira`]), [`instruction`], [`message`] (every message type), [`flow`] (constructors
 //! and flow identity for diffing), [`validate`] (prerequisite checks), [`print`].
+//!
+//! ```
+//! use openflow::*;
+//! let fm = FlowMod::add(
+//!     30,
+//!     100,
+//!     Match::new(vec![Field::Metadata(0x1389, None), Field::EthDst(Mac([2, 0, 0, 0, 0, 1]), None)]),
+//!     vec![Instruction::ApplyActions(vec![
+//!         Action::SetField(Field::TunnelId(0x1389, None)),
+//!         Action::output(3),
+//!     ])],
+//! )
+//! .with_cookie(5);
+//! assert_eq!(
+//!     fm.to_string(),
+//!     "cookie=0x5, table=30, priority=100,metadata=0x1389,dl_dst=02:00:00:00:00:01 \
+//!      actions=set_field:0x1389->tun_id,output:3"
+//! );
+//! let bytes = fm.clone().into_message(7).to_bytes().unwrap();
+//! assert_eq!(OfpMessage::decode(&bytes).unwrap().body, Message::FlowMod(fm));
+//! assert!(matches!(roundtrip(&bytes), RoundTrip::Exact { raw_parts: 0, .. }));
+//! ```
 
 pub mod action;
 #[cfg(feature = "codec")]
