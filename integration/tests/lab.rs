@@ -111,7 +111,20 @@ fn three_hypervisors_share_an_underlay_and_advertise_their_encap() {
         ips.iter()
             .all(|i| i.octets()[..3] == lab.underlay_network().octets()[..3])
     );
+    // A fourth hypervisor joins the running lab.
+    let mut lab = lab;
+    lab.add_hypervisor().unwrap();
+    let hv4 = lab.hv(3);
+    assert_eq!(hv4.name(), "hv4");
+    let out = hv4
+        .exec(
+            "ping",
+            ["-c", "1", "-W", "2", &lab.hv(0).transport_ip().to_string()],
+        )
+        .unwrap();
+    assert!(out.contains("1 received"), "{out}");
     let mem = lab.memory().unwrap();
+    assert_eq!(mem.len(), 4);
     assert!(
         mem.iter()
             .all(|m| m.ovsdb_server_kib > 0 && m.vswitchd_kib > 0)
@@ -168,6 +181,13 @@ fn vms_on_one_hypervisor_ping_and_stream_tcp_over_v4_and_v6() {
         0
     );
     hv.add_flow("br-int", "priority=0,actions=NORMAL").unwrap();
+    let trace = hv
+        .trace(
+            "br-int",
+            "in_port=a,dl_src=02:00:00:00:00:0a,dl_dst=02:00:00:00:00:0b",
+        )
+        .unwrap();
+    assert!(trace.contains("NORMAL"), "{trace}");
     assert!(
         hv.dump_flows("br-int")
             .unwrap()

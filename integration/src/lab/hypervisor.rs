@@ -448,6 +448,18 @@ impl Hypervisor {
         Cmd::new("ovs-appctl").args(args).envs(&self.env()).run()
     }
 
+    /// `ovs-appctl ofproto/trace BRIDGE FLOW`: where the installed pipeline sends a
+    /// packet, table by table (e.g. `in_port=a,dl_src=..,dl_dst=ff:ff:ff:ff:ff:ff,arp`).
+    pub fn trace(&self, bridge: &str, flow: &str) -> Result<String> {
+        self.appctl(["ofproto/trace", bridge, flow])
+    }
+
+    /// `ovs-vsctl set-controller BRIDGE TARGET` (normally the controller's job; for tests
+    /// that play controller by hand).
+    pub fn set_controller(&self, bridge: &str, target: &str) -> Result<()> {
+        self.vsctl(["set-controller", bridge, target]).map(drop)
+    }
+
     /// `ovs-appctl -t ovsdb-server ARGS...`.
     pub fn appctl_ovsdb<I, S>(&self, args: I) -> Result<String>
     where

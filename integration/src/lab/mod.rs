@@ -248,6 +248,15 @@ impl Lab {
         }
     }
 
+    /// Adds one more hypervisor (the next number) to a running lab, e.g. to test a
+    /// transport node joining.
+    pub fn add_hypervisor(&mut self) -> Result<&Hypervisor> {
+        let n = self.hypervisors.len() + 1;
+        let hv = Hypervisor::create(self.shared.clone(), n)?;
+        self.hypervisors.push(hv);
+        Ok(self.hv(n - 1))
+    }
+
     /// The root namespace's address on the underlay: what a controller in the test process
     /// listens on / advertises (`tcp:<this>:6640`, `tcp:<this>:6653`).
     pub fn controller_ip(&self) -> Ipv4Addr {
