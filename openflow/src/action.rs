@@ -48,6 +48,7 @@ pub mod nxast {
     pub const EXIT: u16 = 17;
     pub const DEC_TTL: u16 = 18;
     pub const CONTROLLER: u16 = 20;
+    pub const CONTROLLER2: u16 = 37;
     pub const OUTPUT_REG2: u16 = 32;
     pub const REG_LOAD2: u16 = 33;
     pub const CONJUNCTION: u16 = 34;
@@ -292,6 +293,81 @@ pub struct Learn {
     pub trailer: Vec<u8>,
 }
 
+/// One property of NXAST_CONTROLLER2 (`NXAC2PT_*`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Controller2Prop {
+    MaxLen(u16),
+    ControllerId(u16),
+    Reason(u8),
+    Userdata(Vec<u8>),
+    Pause,
+    MeterId(u32),
+    Unknown { prop_type: u16, data: Vec<u8> },
+}
+
+impl Controller2Prop {
+    fn parse(r: &mut Reader<'_>) -> Result<Self> {
+        let at = r.offset();
+        let prop_type = r.u16("controller2 property type")?;
+        let len = usize::from(r.u16("controller2 property length")?);
+        if len < 4 {
+            return Err(Error::BadLength {
+                what: "controller2 property",
+                offset: at,
+                len,
+            });
+        }
+        let mut b = r.sub(len - 4, "controller2 property")?;
+        let pad = pad8(len).min(r.remaining());
+        r.skip(pad, "controller2 property padding")?;
+        let n = b.remaining();
+        // OVS writes 16-bit properties as value + 2 zero bytes inside the stated length.
+        let u16_prop = n == 4 && b.rest().get(2..) == Some(&[0, 0][..]);
+        Ok(match (prop_type, n) {
+            (0, 4) if u16_prop => Controller2Prop::MaxLen(b.u16("max_len")?),
+            (1, 4) if u16_prop => Controller2Prop::ControllerId(b.u16("controller_id")?),
+            (2, 1) => Controller2Prop::Reason(b.u8("reason")?),
+            (3, _) => Controller2Prop::Userdata(b.take_rest().to_vec()),
+            (4, 0) => Controller2Prop::Pause,
+            (5, 4) => Controller2Prop::MeterId(b.u32("meter_id")?),
+            _ => Controller2Prop::Unknown {
+                prop_type,
+                data: b.take_rest().to_vec(),
+            },
+        })
+    }
+
+    fn emit(&self, buf: &mut BytesMut) {
+        let start = buf.len();
+        let t = match self {
+            Controller2Prop::MaxLen(_) => 0,
+            Controller2Prop::ControllerId(_) => 1,
+            Controller2Prop::Reason(_) => 2,
+            Controller2Prop::Userdata(_) => 3,
+            Controller2Prop::Pause => 4,
+            Controller2Prop::MeterId(_) => 5,
+            Controller2Prop::Unknown { prop_type, .. } => *prop_type,
+        };
+        buf.put_u16(t);
+        buf.put_u16(0);
+        match self {
+            Controller2Prop::MaxLen(v) | Controller2Prop::ControllerId(v) => {
+                buf.put_u16(*v);
+                put_zeros(buf, 2);
+            }
+            Controller2Prop::Reason(v) => buf.put_u8(*v),
+            Controller2Prop::Userdata(d) | Controller2Prop::Unknown { data: d, .. } => {
+                buf.put_slice(d)
+            }
+            Controller2Prop::Pause => {}
+            Controller2Prop::MeterId(v) => buf.put_u32(*v),
+        }
+        let len = buf.len() - start;
+        patch_u16(buf, start + 2, len);
+        put_zeros(buf, pad8(len));
+    }
+}
+
 /// Nicira extension actions.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Nicira {
@@ -345,6 +421,8 @@ pub enum Nicira {
         controller_id: u16,
         reason: u8,
     },
+    /// NXAST_CONTROLLER2: send to the controller, with properties.
+    Controller2(Vec<Controller2Prop>),
     Learn(Learn),
     /// A subtype this codec does not model; `data` follows the subtype.
     Raw {
@@ -695,6 +773,14 @@ impl Nicira {
                     reason,
                 }
             }
+            CONTROLLER2 => {
+                b.skip(6, "controller2 zeros")?;
+                let mut props = Vec::new();
+                while !b.is_empty() {
+                    props.push(Controller2Prop::parse(b)?);
+                }
+                Nicira::Controller2(props)
+            }
             LEARN => {
                 let idle_timeout = b.u16("idle_timeout")?;
                 let hard_timeout = b.u16("hard_timeout")?;
@@ -756,6 +842,7 @@ impl Nicira {
             Nicira::Conjunction { .. } => CONJUNCTION,
             Nicira::Note(_) => NOTE,
             Nicira::Controller { .. } => CONTROLLER,
+            Nicira::Controller2(_) => CONTROLLER2,
             Nicira::Learn(_) => LEARN,
             Nicira::Raw { subtype, .. } => *subtype,
         }
@@ -844,6 +931,12 @@ impl Nicira {
                 buf.put_u16(*controller_id);
                 buf.put_u8(*reason);
                 buf.put_u8(0);
+            }
+            Nicira::Controller2(props) => {
+                put_zeros(buf, 6);
+                for p in props {
+                    p.emit(buf);
+                }
             }
             Nicira::Learn(l) => {
                 buf.put_u16(l.idle_timeout);

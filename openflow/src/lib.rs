@@ -42,7 +42,9 @@ pub mod types;
 pub mod validate;
 mod wire;
 
-pub use action::{Action, Ct, CtZone, Learn, LearnDst, LearnSpec, LearnSrc, Nicira, Subfield};
+pub use action::{
+    Action, Controller2Prop, Ct, CtZone, Learn, LearnDst, LearnSpec, LearnSrc, Nicira, Subfield,
+};
 pub use error::{Error, Result};
 pub use flow::{FlowContent, FlowKey};
 pub use instruction::Instruction;

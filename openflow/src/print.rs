@@ -491,15 +491,23 @@ fn format_nicira(n: &Nicira, s: &mut String) {
             max_len,
             controller_id,
             reason,
-        } => {
-            if *reason == 1 && *controller_id == 0 {
-                let _ = write!(s, "CONTROLLER:{max_len}");
-            } else {
-                let _ = write!(
-                    s,
-                    "controller(reason={reason},max_len={max_len},id={controller_id})"
-                );
+        } => format_controller(*max_len, *controller_id, *reason, None, false, None, s),
+        Nicira::Controller2(props) => {
+            use crate::action::Controller2Prop as P;
+            let (mut max_len, mut id, mut reason, mut userdata, mut pause, mut meter) =
+                (u16::MAX, 0, 1, None, false, None);
+            for p in props {
+                match p {
+                    P::MaxLen(v) => max_len = *v,
+                    P::ControllerId(v) => id = *v,
+                    P::Reason(v) => reason = *v,
+                    P::Userdata(d) => userdata = Some(d.as_slice()),
+                    P::Pause => pause = true,
+                    P::MeterId(v) => meter = Some(*v),
+                    P::Unknown { .. } => {}
+                }
             }
+            format_controller(max_len, id, reason, userdata, pause, meter, s)
         }
         Nicira::Learn(l) => format_learn(l, s),
         Nicira::Raw { subtype, data } => {
@@ -602,6 +610,52 @@ fn format_learn(l: &crate::action::Learn, s: &mut String) {
                 let _ = write!(s, "output:{}", hex_value(v));
             }
         }
+    }
+    s.push(')');
+}
+
+fn format_controller(
+    max_len: u16,
+    id: u16,
+    reason: u8,
+    userdata: Option<&[u8]>,
+    pause: bool,
+    meter: Option<u32>,
+    s: &mut String,
+) {
+    if reason == 1 && id == 0 && userdata.is_none() && !pause && meter.is_none() {
+        let _ = write!(s, "CONTROLLER:{max_len}");
+        return;
+    }
+    s.push_str("controller(");
+    if reason != 1 {
+        let name = match reason {
+            0 => "no_match".to_string(),
+            2 => "invalid_ttl".into(),
+            3 => "action_set".into(),
+            4 => "group".into(),
+            5 => "packet_out".into(),
+            r => r.to_string(),
+        };
+        let _ = write!(s, "reason={name},");
+    }
+    if max_len != u16::MAX {
+        let _ = write!(s, "max_len={max_len},");
+    }
+    if id != 0 {
+        let _ = write!(s, "id={id},");
+    }
+    if let Some(d) = userdata {
+        let _ = write!(s, "userdata={},", hex_dots(d));
+    }
+    if pause {
+        s.push_str("pause,");
+    }
+    if let Some(m) = meter {
+        let _ = write!(s, "meter_id={m},");
+    }
+    if s.ends_with(',') {
+        s.pop();
     }
     s.push(')');
 }

@@ -692,6 +692,22 @@ fn cases() -> Vec<(&'static str, FlowMod)> {
             ),
         ),
         (
+            "cookie=0x81,table=60,priority=2 actions=controller(reason=no_match,max_len=128,id=3,userdata=01.02,pause)",
+            flow(
+                0x81,
+                60,
+                2,
+                vec![],
+                vec![apply(vec![Action::Nicira(Nicira::Controller2(vec![
+                    openflow::Controller2Prop::MaxLen(128),
+                    openflow::Controller2Prop::ControllerId(3),
+                    openflow::Controller2Prop::Reason(0),
+                    openflow::Controller2Prop::Userdata(vec![1, 2]),
+                    openflow::Controller2Prop::Pause,
+                ]))])],
+            ),
+        ),
+        (
             "cookie=0x80,table=60,priority=1,ip actions=learn(table=61,idle_timeout=30,priority=5,cookie=0x9,eth_type=0x800,NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],NXM_NX_REG6[0..15],load:NXM_NX_REG6[]->NXM_NX_REG7[],load:0x5->NXM_NX_REG13[0..15],output:NXM_OF_IN_PORT[])",
             flow(
                 0x80,
