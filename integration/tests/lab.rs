@@ -646,3 +646,90 @@ fn labs_built_at_the_same_time_do_not_collide() {
             .unwrap();
     }
 }
+
+/// Three hypervisors in a full tunnel mesh with hand-written flows shaped like the
+/// controller's: known unicast straight to the right tunnel, broadcast replicated head-end
+/// to every peer, and nothing from a tunnel ever sent back into one (split horizon).
+#[test]
+fn three_hypervisor_mesh_with_head_end_replication() {
+    let lab = lab(3, Encap::Geneve);
+    let mac = |n: usize| format!("02:00:00:00:05:{n:02x}");
+    let vip = |n: usize| format!("10.5.0.{n}");
+    let vms: Vec<_> = lab
+        .hypervisors()
+        .iter()
+        .map(|hv| {
+            let n = hv.number();
+            hv.plug_vm(
+                VmSpec::new(&format!("vm{n}"), &mac(n), &format!("lp-{n}"))
+                    .addr(&format!("{}/24", vip(n)))
+                    .unwrap(),
+            )
+            .unwrap()
+        })
+        .collect();
+    for hv in lab.hypervisors() {
+        take_over_br_int(hv);
+        let n = hv.number();
+        let vm_port = hv.interface(&format!("vm{n}")).unwrap().ofport.unwrap();
+        let mut flood = String::from("set_field:100->tun_id");
+        for peer in lab.hypervisors().iter().filter(|p| p.number() != n) {
+            let p = peer.number();
+            let tun = format!("t{p}");
+            hv.vsctl([
+                "add-port",
+                "br-int",
+                &tun,
+                "--",
+                "set",
+                "Interface",
+                &tun,
+                "type=geneve",
+                &format!("options:remote_ip={}", peer.transport_ip()),
+                &format!("options:local_ip={}", hv.transport_ip()),
+                "options:key=flow",
+            ])
+            .unwrap();
+            let tun_port = hv
+                .wait_for_interface(&tun, WAIT, |i| i.is_up())
+                .unwrap()
+                .ofport
+                .unwrap();
+            hv.add_flow(
+                "br-int",
+                &format!(
+                    "priority=100,in_port={vm_port},dl_dst={},actions=set_field:100->tun_id,output:{tun_port}",
+                    mac(p)
+                ),
+            )
+            .unwrap();
+            hv.add_flow(
+                "br-int",
+                &format!("priority=100,in_port={tun_port},tun_id=100,actions=output:{vm_port}"),
+            )
+            .unwrap();
+            flood.push_str(&format!(",output:{tun_port}"));
+        }
+        hv.add_flow(
+            "br-int",
+            &format!(
+                "priority=90,in_port={vm_port},dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,actions={flood}"
+            ),
+        )
+        .unwrap();
+    }
+    for (i, src) in vms.iter().enumerate() {
+        for (j, _) in vms.iter().enumerate().filter(|(j, _)| *j != i) {
+            src.ping_until_reachable(ip(&vip(j + 1)), WAIT).unwrap();
+        }
+    }
+    // ARP (broadcast) from every VM reached both peers through head-end replication:
+    // vm3 resolved vm1's address to vm1's MAC. Packets from a tunnel only go to the local
+    // VM by construction; with `actions=NORMAL` instead, this triangle would loop.
+    let neigh = vms[2].exec("ip", &["neigh", "show", &vip(1)]).unwrap();
+    assert!(neigh.contains(&mac(1)), "{neigh}");
+    let r = vms[0]
+        .ping(ip(&vip(3)), 5, Duration::from_millis(50))
+        .unwrap();
+    assert!(r.all_received(), "{r:?}");
+}
