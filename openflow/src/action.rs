@@ -53,6 +53,7 @@ pub mod nxast {
     pub const REG_LOAD2: u16 = 33;
     pub const CONJUNCTION: u16 = 34;
     pub const CT: u16 = 35;
+    pub const NAT: u16 = 36;
     pub const CT_CLEAR: u16 = 43;
     pub const RESUBMIT_TABLE_CT: u16 = 44;
 }
@@ -293,6 +294,118 @@ pub struct Learn {
     pub trailer: Vec<u8>,
 }
 
+/// NXAST_NAT (only meaningful inside `ct`): source or destination NAT over an optional
+/// address and port range.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Nat {
+    /// [`Nat::SRC`], [`Nat::DST`], [`Nat::PERSISTENT`], [`Nat::PROTO_HASH`], [`Nat::PROTO_RANDOM`].
+    pub flags: u16,
+    pub ipv4: Option<(std::net::Ipv4Addr, Option<std::net::Ipv4Addr>)>,
+    pub ipv6: Option<(std::net::Ipv6Addr, Option<std::net::Ipv6Addr>)>,
+    pub proto: Option<(u16, Option<u16>)>,
+}
+
+impl Nat {
+    pub const SRC: u16 = 1;
+    pub const DST: u16 = 2;
+    pub const PERSISTENT: u16 = 4;
+    pub const PROTO_HASH: u16 = 8;
+    pub const PROTO_RANDOM: u16 = 16;
+
+    fn range_present(&self) -> u16 {
+        let mut p = 0;
+        if let Some((_, max)) = self.ipv4 {
+            p |= 1 | if max.is_some() { 2 } else { 0 };
+        }
+        if let Some((_, max)) = self.ipv6 {
+            p |= 4 | if max.is_some() { 8 } else { 0 };
+        }
+        if let Some((_, max)) = self.proto {
+            p |= 16 | if max.is_some() { 32 } else { 0 };
+        }
+        p
+    }
+
+    fn parse(b: &mut Reader<'_>, at: usize, len: usize) -> Result<Nat> {
+        b.skip(2, "pad")?;
+        let flags = b.u16("nat flags")?;
+        let present = b.u16("nat range_present")?;
+        let bad = |ok: bool| {
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::BadValue {
+                    what: "nat range_present",
+                    offset: at,
+                    value: present.into(),
+                })
+            }
+        };
+        // A maximum without its minimum cannot be represented (and OVS rejects it).
+        bad(present & !0x3f == 0
+            && (present & 2 == 0 || present & 1 != 0)
+            && (present & 8 == 0 || present & 4 != 0)
+            && (present & 32 == 0 || present & 16 != 0))?;
+        let mut nat = Nat {
+            flags,
+            ..Nat::default()
+        };
+        if present & 1 != 0 {
+            let min = std::net::Ipv4Addr::from(b.u32("nat ipv4 min")?);
+            let max = if present & 2 != 0 {
+                Some(std::net::Ipv4Addr::from(b.u32("nat ipv4 max")?))
+            } else {
+                None
+            };
+            nat.ipv4 = Some((min, max));
+        }
+        if present & 4 != 0 {
+            let min = std::net::Ipv6Addr::from(b.array::<16>("nat ipv6 min")?);
+            let max = if present & 8 != 0 {
+                Some(std::net::Ipv6Addr::from(b.array::<16>("nat ipv6 max")?))
+            } else {
+                None
+            };
+            nat.ipv6 = Some((min, max));
+        }
+        if present & 16 != 0 {
+            let min = b.u16("nat proto min")?;
+            let max = if present & 32 != 0 {
+                Some(b.u16("nat proto max")?)
+            } else {
+                None
+            };
+            nat.proto = Some((min, max));
+        }
+        check_padding(b, at, len)?;
+        Ok(nat)
+    }
+
+    fn emit(&self, buf: &mut BytesMut) {
+        put_zeros(buf, 2);
+        buf.put_u16(self.flags);
+        buf.put_u16(self.range_present());
+        if let Some((min, max)) = self.ipv4 {
+            buf.put_slice(&min.octets());
+            if let Some(m) = max {
+                buf.put_slice(&m.octets());
+            }
+        }
+        if let Some((min, max)) = self.ipv6 {
+            buf.put_slice(&min.octets());
+            if let Some(m) = max {
+                buf.put_slice(&m.octets());
+            }
+        }
+        if let Some((min, max)) = self.proto {
+            buf.put_u16(min);
+            if let Some(m) = max {
+                buf.put_u16(m);
+            }
+        }
+    }
+}
+
 /// One property of NXAST_CONTROLLER2 (`NXAC2PT_*`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Controller2Prop {
@@ -421,6 +534,7 @@ pub enum Nicira {
         controller_id: u16,
         reason: u8,
     },
+    Nat(Nat),
     /// NXAST_CONTROLLER2: send to the controller, with properties.
     Controller2(Vec<Controller2Prop>),
     Learn(Learn),
@@ -773,6 +887,7 @@ impl Nicira {
                     reason,
                 }
             }
+            NAT => Nicira::Nat(Nat::parse(b, at, len)?),
             CONTROLLER2 => {
                 b.skip(6, "controller2 zeros")?;
                 let mut props = Vec::new();
@@ -843,6 +958,7 @@ impl Nicira {
             Nicira::Note(_) => NOTE,
             Nicira::Controller { .. } => CONTROLLER,
             Nicira::Controller2(_) => CONTROLLER2,
+            Nicira::Nat(_) => NAT,
             Nicira::Learn(_) => LEARN,
             Nicira::Raw { subtype, .. } => *subtype,
         }
@@ -932,6 +1048,7 @@ impl Nicira {
                 buf.put_u8(*reason);
                 buf.put_u8(0);
             }
+            Nicira::Nat(n) => n.emit(buf),
             Nicira::Controller2(props) => {
                 put_zeros(buf, 6);
                 for p in props {

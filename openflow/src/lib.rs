@@ -43,7 +43,8 @@ pub mod validate;
 mod wire;
 
 pub use action::{
-    Action, Controller2Prop, Ct, CtZone, Learn, LearnDst, LearnSpec, LearnSrc, Nicira, Subfield,
+    Action, Controller2Prop, Ct, CtZone, Learn, LearnDst, LearnSpec, LearnSrc, Nat, Nicira,
+    Subfield,
 };
 pub use error::{Error, Result};
 pub use flow::{FlowContent, FlowKey};

@@ -492,6 +492,7 @@ fn format_nicira(n: &Nicira, s: &mut String) {
             controller_id,
             reason,
         } => format_controller(*max_len, *controller_id, *reason, None, false, None, s),
+        Nicira::Nat(n) => format_nat(n, s),
         Nicira::Controller2(props) => {
             use crate::action::Controller2Prop as P;
             let (mut max_len, mut id, mut reason, mut userdata, mut pause, mut meter) =
@@ -660,6 +661,59 @@ fn format_controller(
     s.push(')');
 }
 
+fn format_nat(n: &crate::action::Nat, s: &mut String) {
+    use crate::action::Nat;
+    s.push_str("nat");
+    if n.flags & (Nat::SRC | Nat::DST) == 0 {
+        return;
+    }
+    s.push('(');
+    s.push_str(if n.flags & Nat::SRC != 0 {
+        "src"
+    } else {
+        "dst"
+    });
+    let proto = n.proto.filter(|(min, _)| *min != 0);
+    if let Some((min, max)) = n.ipv4 {
+        let _ = write!(s, "={min}");
+        if let Some(m) = max.filter(|m| *m != min && !m.is_unspecified()) {
+            let _ = write!(s, "-{m}");
+        }
+    } else if let Some((min, max)) = n.ipv6 {
+        let br = |a: std::net::Ipv6Addr| {
+            if proto.is_some() {
+                format!("[{a}]")
+            } else {
+                a.to_string()
+            }
+        };
+        let _ = write!(s, "={}", br(min));
+        if let Some(m) = max.filter(|m| *m != min && !m.is_unspecified()) {
+            let _ = write!(s, "-{}", br(m));
+        }
+    }
+    if (n.ipv4.is_some() || n.ipv6.is_some())
+        && let Some((min, max)) = proto
+    {
+        let _ = write!(s, ":{min}");
+        if let Some(m) = max.filter(|m| *m != min && *m != 0) {
+            let _ = write!(s, "-{m}");
+        }
+    }
+    s.push(',');
+    if n.flags & Nat::PERSISTENT != 0 {
+        s.push_str("persistent,");
+    }
+    if n.flags & Nat::PROTO_HASH != 0 {
+        s.push_str("hash,");
+    }
+    if n.flags & Nat::PROTO_RANDOM != 0 {
+        s.push_str("random,");
+    }
+    s.pop();
+    s.push(')');
+}
+
 fn format_ct(ct: &Ct, s: &mut String) {
     s.push_str("ct(");
     if ct.flags & Ct::COMMIT != 0 {
@@ -680,8 +734,15 @@ fn format_ct(ct: &Ct, s: &mut String) {
             let _ = write!(s, "zone={z},");
         }
     }
-    if !ct.actions.is_empty() {
-        let _ = write!(s, "exec({}),", format_actions(&ct.actions));
+    // As OVS does: a leading nat is shown outside the exec() envelope.
+    let mut actions = ct.actions.as_slice();
+    if let Some((Action::Nicira(Nicira::Nat(n)), rest)) = actions.split_first() {
+        format_nat(n, s);
+        s.push(',');
+        actions = rest;
+    }
+    if !actions.is_empty() {
+        let _ = write!(s, "exec({}),", format_actions(actions));
     }
     match ct.alg {
         0 => {}

@@ -708,6 +708,41 @@ fn cases() -> Vec<(&'static str, FlowMod)> {
             ),
         ),
         (
+            "cookie=0x82,table=60,priority=3,ip actions=ct(commit,zone=5,nat(src=10.1.1.1-10.1.1.10:1000-2000,random))",
+            flow(
+                0x82,
+                60,
+                3,
+                vec![EthType(IP, None)],
+                vec![apply(vec![ct(
+                    Ct::COMMIT,
+                    openflow::action::CtZone::Immediate(5),
+                    255,
+                    vec![Action::Nicira(Nicira::Nat(Nat {
+                        flags: Nat::SRC | Nat::PROTO_RANDOM,
+                        ipv4: Some((ip("10.1.1.1"), Some(ip("10.1.1.10")))),
+                        ipv6: None,
+                        proto: Some((1000, Some(2000))),
+                    }))],
+                )])],
+            ),
+        ),
+        (
+            "cookie=0x83,table=60,priority=4,ip actions=ct(table=41,zone=NXM_NX_REG13[0..15],nat)",
+            flow(
+                0x83,
+                60,
+                4,
+                vec![EthType(IP, None)],
+                vec![apply(vec![ct(
+                    0,
+                    zone13(),
+                    41,
+                    vec![Action::Nicira(Nicira::Nat(Nat::default()))],
+                )])],
+            ),
+        ),
+        (
             "cookie=0x80,table=60,priority=1,ip actions=learn(table=61,idle_timeout=30,priority=5,cookie=0x9,eth_type=0x800,NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],NXM_NX_REG6[0..15],load:NXM_NX_REG6[]->NXM_NX_REG7[],load:0x5->NXM_NX_REG13[0..15],output:NXM_OF_IN_PORT[])",
             flow(
                 0x80,
