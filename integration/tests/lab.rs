@@ -412,6 +412,33 @@ fn manager_connection_reaches_a_controller_in_the_root_namespace() {
     }
     hv.del_manager().unwrap();
 
+    // Passive: ovsdb-server listens on the transport IP, the root namespace dials in
+    // (DESIGN's `--ovsdb tcp:IP:PORT` active targets).
+    hv.set_manager(&format!("ptcp:16640:{}", hv.transport_ip()))
+        .unwrap();
+    let target = SocketAddr::new(IpAddr::V4(hv.transport_ip()), 16640);
+    let mut dialled = None;
+    integration::lab::wait_for("ovsdb-server to listen on ptcp", WAIT, || {
+        dialled = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(1)).ok();
+        Ok(dialled.is_some())
+    })
+    .unwrap();
+    let mut conn = dialled.unwrap();
+    conn.set_read_timeout(Some(WAIT)).unwrap();
+    conn.write_all(br#"{"id":2,"method":"list_dbs","params":[]}"#)
+        .unwrap();
+    let mut got = Vec::new();
+    while !String::from_utf8_lossy(&got).contains("Open_vSwitch") {
+        let n = conn.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "connection closed: {}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+    hv.del_manager().unwrap();
+
     // The OpenFlow path the controller will use: br-int dials the controller and says
     // HELLO with version 0x04 once protocols=OpenFlow13.
     let of = TcpListener::bind(SocketAddr::new(IpAddr::V4(lab.controller_ip()), 0)).unwrap();
