@@ -34,6 +34,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 fn client(url: &str) -> HttpClient {
     HttpClientBuilder::default()
         .request_timeout(Duration::from_secs(60))
+        .max_response_size(512 * 1024 * 1024)
         .build(url)
         .expect("client")
 }
@@ -153,7 +154,10 @@ fn main() {
     // 1. Throughput.
     let dir = tempfile::tempdir_in(&base).expect("tempdir");
     let (seq_rate, conc_rate) = rt.block_on(async {
-        let cfg = Config::new("127.0.0.1:0".parse().expect("addr"), dir.path().join("data"));
+        let cfg = Config::new(
+            "127.0.0.1:0".parse().expect("addr"),
+            dir.path().join("data"),
+        );
         let daemon = Daemon::start(&cfg).await.expect("weftd");
         let url = format!("http://{}", daemon.api_addr);
         let c = client(&url);
@@ -194,7 +198,10 @@ fn main() {
     let empty_rss = rss_kib(w.child.id());
     let _ = w.child.kill();
     let _ = w.child.wait();
-    rows.push(("weftd RSS, empty store".into(), format!("{:.1} MiB", empty_rss as f64 / 1024.0)));
+    rows.push((
+        "weftd RSS, empty store".into(),
+        format!("{:.1} MiB", empty_rss as f64 / 1024.0),
+    ));
 
     let big_dir = tempfile::tempdir_in(&base).expect("tempdir");
     let t = Instant::now();
@@ -222,7 +229,11 @@ fn main() {
     let per_port = (loaded_rss.saturating_sub(empty_rss) * 1024) as f64 / ports as f64;
     rows.push((
         format!("store write, {switches} switches + {ports} ports, one txn"),
-        format!("{:.2} s, file {:.1} MiB", load_time.as_secs_f64(), file_size as f64 / 1048576.0),
+        format!(
+            "{:.2} s, file {:.1} MiB",
+            load_time.as_secs_f64(),
+            file_size as f64 / 1048576.0
+        ),
     ));
     rows.push((
         "weftd startup (spawn to ready) with that store".into(),

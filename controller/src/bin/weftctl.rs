@@ -400,7 +400,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     if let Cmd::Events = cli.cmd {
         return follow_events(&server, hdrs, cli.json).await;
     }
+    // Listing 100k ports is tens of MiB; the server caps responses at 256 MiB.
     let client = HttpClientBuilder::default()
+        .max_response_size(256 * 1024 * 1024)
         .set_headers(hdrs)
         .build(&server)
         .map_err(|e| Failure::Usage(format!("bad --server {server:?}: {e}")))?;
