@@ -219,6 +219,112 @@ pub struct ErrorMsg {
     pub data: Vec<u8>,
 }
 
+/// OpenFlow's name for an error type/code pair (`OFPBMC_BAD_PREREQ`), as OVS prints it;
+/// unnamed codes print as `OFPET<type>_CODE<code>`-style numbers.
+pub fn error_name(err_type: ErrorType, code: u16) -> String {
+    const HELLO: &[&str] = &["INCOMPATIBLE", "EPERM"];
+    const REQ: &[&str] = &[
+        "BAD_VERSION",
+        "BAD_TYPE",
+        "BAD_MULTIPART",
+        "BAD_EXPERIMENTER",
+        "BAD_EXP_TYPE",
+        "EPERM",
+        "BAD_LEN",
+        "BUFFER_EMPTY",
+        "BUFFER_UNKNOWN",
+        "BAD_TABLE_ID",
+        "IS_SLAVE",
+        "BAD_PORT",
+        "BAD_PACKET",
+        "MULTIPART_BUFFER_OVERFLOW",
+    ];
+    const ACT: &[&str] = &[
+        "BAD_TYPE",
+        "BAD_LEN",
+        "BAD_EXPERIMENTER",
+        "BAD_EXP_TYPE",
+        "BAD_OUT_PORT",
+        "BAD_ARGUMENT",
+        "EPERM",
+        "TOO_MANY",
+        "BAD_QUEUE",
+        "BAD_OUT_GROUP",
+        "MATCH_INCONSISTENT",
+        "UNSUPPORTED_ORDER",
+        "BAD_TAG",
+        "BAD_SET_TYPE",
+        "BAD_SET_LEN",
+        "BAD_SET_ARGUMENT",
+    ];
+    const INST: &[&str] = &[
+        "UNKNOWN_INST",
+        "UNSUP_INST",
+        "BAD_TABLE_ID",
+        "UNSUP_METADATA",
+        "UNSUP_METADATA_MASK",
+        "BAD_EXPERIMENTER",
+        "BAD_EXP_TYPE",
+        "BAD_LEN",
+        "EPERM",
+    ];
+    const MATCH: &[&str] = &[
+        "BAD_TYPE",
+        "BAD_LEN",
+        "BAD_TAG",
+        "BAD_DL_ADDR_MASK",
+        "BAD_NW_ADDR_MASK",
+        "BAD_WILDCARDS",
+        "BAD_FIELD",
+        "BAD_VALUE",
+        "BAD_MASK",
+        "BAD_PREREQ",
+        "DUP_FIELD",
+        "EPERM",
+    ];
+    const FLOW: &[&str] = &[
+        "UNKNOWN",
+        "TABLE_FULL",
+        "BAD_TABLE_ID",
+        "OVERLAP",
+        "EPERM",
+        "BAD_TIMEOUT",
+        "BAD_COMMAND",
+        "BAD_FLAGS",
+    ];
+    const GROUP: &[&str] = &[
+        "GROUP_EXISTS",
+        "INVALID_GROUP",
+        "WEIGHT_UNSUPPORTED",
+        "OUT_OF_GROUPS",
+        "OUT_OF_BUCKETS",
+        "CHAINING_UNSUPPORTED",
+        "WATCH_UNSUPPORTED",
+        "LOOP",
+        "UNKNOWN_GROUP",
+        "CHAINED_GROUP",
+        "BAD_TYPE",
+        "BAD_COMMAND",
+        "BAD_BUCKET",
+        "BAD_WATCH",
+        "EPERM",
+    ];
+    let (prefix, names) = match err_type {
+        ErrorType::HelloFailed => ("OFPHFC", HELLO),
+        ErrorType::BadRequest => ("OFPBRC", REQ),
+        ErrorType::BadAction => ("OFPBAC", ACT),
+        ErrorType::BadInstruction => ("OFPBIC", INST),
+        ErrorType::BadMatch => ("OFPBMC", MATCH),
+        ErrorType::FlowModFailed => ("OFPFMFC", FLOW),
+        ErrorType::GroupModFailed => ("OFPGMFC", GROUP),
+        other => return format!("{other:?}(code={code})"),
+    };
+    match names.get(usize::from(code)) {
+        Some(n) => format!("{prefix}_{n}"),
+        None => format!("{err_type:?}(code={code})"),
+    }
+}
+
 impl ErrorMsg {
     /// The offending message carried in `data`, when it is complete enough to decode.
     pub fn offending(&self) -> Option<OfpMessage> {

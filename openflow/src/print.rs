@@ -1036,7 +1036,7 @@ fn format_body(m: &Message, s: &mut String) {
         Message::Error(e) => {
             match e.kind {
                 ErrorKind::Standard { err_type, code } => {
-                    let _ = write!(s, " type={:?} code={code}", err_type);
+                    let _ = write!(s, " {}", error_name(err_type, code));
                 }
                 ErrorKind::Experimenter {
                     exp_type,
