@@ -145,6 +145,20 @@ impl LabBuilder {
             });
         }
         preflight()?;
+        // Once per process: remove leftovers of crashed runs (dead creator, not kept), so
+        // they never pile up. Set WEFT_LAB_NO_AUTO_CLEANUP=1 to keep them for inspection.
+        static AUTO_CLEANUP: std::sync::Once = std::sync::Once::new();
+        if std::env::var_os("WEFT_LAB_NO_AUTO_CLEANUP").is_none() {
+            AUTO_CLEANUP.call_once(|| {
+                let removed = Lab::cleanup_stale();
+                if !removed.is_empty() {
+                    eprintln!(
+                        "weft lab: removed {} stale lab(s) of dead processes: {removed:?}",
+                        removed.len()
+                    );
+                }
+            });
+        }
         let id = LabId::next();
         let dir = id.state_dir();
         if dir.exists() {

@@ -114,13 +114,17 @@ impl ContinuousPing {
             .arg(dst.to_string())
             .netns(netns);
         let mut child = cmd.spawn_piped()?;
-        let mut stdout = child.stdout.take();
+        let stdout = child.stdout.take();
         // Drain stdout as it comes so a long run never blocks on a full pipe. Reply lines
         // are ~60 bytes: at 10 ms that is ~6 KiB/s, bounded by how long the test runs.
         let reader = std::thread::spawn(move || {
             let mut text = String::new();
-            if let Some(out) = stdout.as_mut() {
-                let _ = out.read_to_string(&mut text);
+            if let Some(mut out) = stdout {
+                // 64 MiB is days of 10 ms replies; past that, keep draining without
+                // storing (so ping never blocks on a full pipe); the summary is then lost,
+                // which `stop` reports as a parse error.
+                let _ = (&mut out).take(64 << 20).read_to_string(&mut text);
+                let _ = std::io::copy(&mut out, &mut std::io::sink());
             }
             text
         });
