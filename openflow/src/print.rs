@@ -1074,11 +1074,12 @@ fn format_body(m: &Message, s: &mut String) {
             );
         }
         Message::GetConfigReply(c) | Message::SetConfig(c) => {
-            let _ = write!(
-                s,
-                " flags=0x{:x} miss_send_len={}",
-                c.flags, c.miss_send_len
-            );
+            let frags = ["normal", "drop", "reassemble", "nx-match"][usize::from(c.flags & 3)];
+            let _ = write!(s, " frags={frags}");
+            if c.flags & 4 != 0 {
+                s.push_str(" invalid_ttl_to_controller");
+            }
+            let _ = write!(s, " miss_send_len={}", c.miss_send_len);
         }
         Message::PacketIn(p) => {
             let _ = write!(

@@ -1189,3 +1189,57 @@ fn ovs_ofctl_text(cmd: &str, respond: &dyn Fn(&OfpMessage) -> Option<Vec<OfpMess
     assert!(status.success(), "ovs-ofctl {cmd} failed");
     out
 }
+
+/// Our `print_message` says what `ovs-ofctl ofp-print` says for the session-level messages
+/// the controller logs most.
+#[test]
+fn ofp_print_matches_ovs_for_session_messages() {
+    require_ovs_ofctl();
+    let msgs = vec![
+        OfpMessage::hello(1),
+        OfpMessage::barrier(2),
+        OfpMessage::new(3, Message::BarrierReply),
+        OfpMessage::features_request(4),
+        OfpMessage::new(
+            5,
+            Message::Error(ErrorMsg {
+                kind: ErrorKind::Standard {
+                    err_type: ErrorType::BadMatch,
+                    code: 9,
+                },
+                data: OfpMessage::barrier(5).to_bytes().unwrap(),
+            }),
+        ),
+        OfpMessage::new(6, Message::GetConfigRequest),
+        OfpMessage::new(
+            7,
+            Message::SetConfig(SwitchConfig {
+                flags: 0,
+                miss_send_len: 0xffff,
+            }),
+        ),
+        OfpMessage::new(
+            8,
+            Message::GroupMod(GroupMod::add(
+                5,
+                GroupType::All,
+                vec![Bucket::new(vec![Action::output(1)])],
+            )),
+        ),
+        OfpMessage::new(9, Message::GroupMod(GroupMod::delete(5))),
+    ];
+    let mut problems = Vec::new();
+    for m in &msgs {
+        let ours = print_message(m);
+        let theirs = ovs_print(&m.to_bytes().unwrap());
+        if ours != theirs {
+            problems.push(format!("  ours: {ours:?}\n  ovs:  {theirs:?}"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} differ:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
