@@ -7,11 +7,13 @@
 //! hypervisors lives in [`observed::ObservedState`].
 
 pub mod api;
+pub mod compiler;
 pub mod config;
 pub mod controller;
 pub mod daemon;
 pub mod error;
 pub mod events;
+pub mod fabric;
 pub mod model;
 pub mod observed;
 pub mod store;

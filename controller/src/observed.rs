@@ -17,7 +17,9 @@ use uuid::Uuid;
 use crate::events::Event;
 
 /// Tunnel encapsulation a transport node asks for (`external_ids:weft-encap-type`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum EncapType {
     #[default]

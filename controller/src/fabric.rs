@@ -1,0 +1,193 @@
+//! The meeting point of the southbound sessions and the compiler task.
+//!
+//! OVSDB sessions report what each hypervisor is ([`NodeView`]: identity, tunnel endpoint,
+//! VM interfaces, Weft's tunnel ports); the compiler task turns the logical model plus
+//! that [`Topology`] into one [`DesiredNode`] per hypervisor and publishes it on a watch
+//! channel; OpenFlow sessions install it and report back which ports' flows are in place,
+//! which the OVSDB session turns into `external_ids:weft-installed=true`.
+//!
+//! Watch channels keep only the latest value: a session that falls behind skips straight
+//! to the newest desired state instead of replaying stale ones.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::compiler::DesiredNode;
+use crate::observed::EncapType;
+
+/// A VM interface on a node's integration bridge that carries `external_ids:iface-id`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vif {
+    /// The OpenFlow port number OVS assigned (only interfaces with a valid ofport are
+    /// reported).
+    pub ofport: u32,
+    /// The OVSDB Interface row, for writing `weft-installed` back.
+    pub interface: Uuid,
+    /// The Interface name (for logs and the API).
+    pub name: String,
+}
+
+/// One hypervisor as its OVSDB session currently sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeView {
+    /// `Open_vSwitch.external_ids:system-id`.
+    pub id: String,
+    /// `weft-encap-ip`: where other nodes send tunnelled traffic for this one.
+    pub encap_ip: IpAddr,
+    pub encap_type: EncapType,
+    /// Integration bridge name (`weft-bridge`, default br-int).
+    pub bridge: String,
+    /// `Bridge.datapath_id` of the integration bridge, how an OpenFlow connection is
+    /// matched to its node.
+    pub datapath_id: Option<u64>,
+    /// VM interfaces by `iface-id` (a logical port's name or id).
+    pub vifs: BTreeMap<String, Vif>,
+    /// Weft-owned tunnel ports that OVS accepted: remote system-id -> ofport.
+    pub tunnels: BTreeMap<String, u32>,
+}
+
+/// Every connected node's view, keyed by system-id.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Topology {
+    pub nodes: BTreeMap<String, NodeView>,
+}
+
+/// Shared registry; cheap to clone behind an `Arc`.
+#[derive(Debug)]
+pub struct Fabric {
+    topology: watch::Sender<Arc<Topology>>,
+    nodes: Mutex<BTreeMap<String, NodeChannels>>,
+}
+
+#[derive(Debug)]
+struct NodeChannels {
+    desired: watch::Sender<Arc<DesiredNode>>,
+    /// Logical ports whose flows the node's switch has acknowledged (barrier), with the
+    /// desired-state generation they belong to.
+    installed: watch::Sender<Arc<BTreeSet<Uuid>>>,
+}
+
+impl NodeChannels {
+    fn new() -> Self {
+        NodeChannels {
+            desired: watch::channel(Arc::new(DesiredNode::default())).0,
+            installed: watch::channel(Arc::new(BTreeSet::new())).0,
+        }
+    }
+}
+
+impl Default for Fabric {
+    fn default() -> Self {
+        Fabric {
+            topology: watch::channel(Arc::new(Topology::default())).0,
+            nodes: Mutex::new(BTreeMap::new()),
+        }
+    }
+}
+
+impl Fabric {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    fn channels(&self) -> MutexGuard<'_, BTreeMap<String, NodeChannels>> {
+        self.nodes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Called by an OVSDB session whenever its view of the node changes.
+    pub fn upsert_node(&self, view: NodeView) {
+        self.channels()
+            .entry(view.id.clone())
+            .or_insert_with(NodeChannels::new);
+        self.topology.send_if_modified(|t| {
+            if t.nodes.get(&view.id) == Some(&view) {
+                return false;
+            }
+            Arc::make_mut(t).nodes.insert(view.id.clone(), view);
+            true
+        });
+    }
+
+    /// Called when a node's OVSDB session ends (its flows stay on the switch; other nodes
+    /// stop tunnelling to it once the compiler runs).
+    pub fn remove_node(&self, id: &str) {
+        self.topology.send_if_modified(|t| {
+            if !t.nodes.contains_key(id) {
+                return false;
+            }
+            Arc::make_mut(t).nodes.remove(id);
+            true
+        });
+    }
+
+    pub fn topology(&self) -> Arc<Topology> {
+        self.topology.borrow().clone()
+    }
+
+    pub fn watch_topology(&self) -> watch::Receiver<Arc<Topology>> {
+        self.topology.subscribe()
+    }
+
+    /// The node whose integration bridge has this datapath id, if an OVSDB session has
+    /// reported it.
+    pub fn node_by_datapath(&self, dpid: u64) -> Option<String> {
+        self.topology
+            .borrow()
+            .nodes
+            .values()
+            .find(|n| n.datapath_id == Some(dpid))
+            .map(|n| n.id.clone())
+    }
+
+    /// Publishes a node's desired state (compiler task only). Returns whether it changed.
+    pub fn publish_desired(&self, node: &str, desired: Arc<DesiredNode>) -> bool {
+        let mut nodes = self.channels();
+        let ch = nodes
+            .entry(node.to_string())
+            .or_insert_with(NodeChannels::new);
+        ch.desired.send_if_modified(|d| {
+            if **d == *desired {
+                return false;
+            }
+            *d = desired;
+            true
+        })
+    }
+
+    /// The desired state of a node, as a watch (OpenFlow and OVSDB sessions).
+    pub fn watch_desired(&self, node: &str) -> watch::Receiver<Arc<DesiredNode>> {
+        self.channels()
+            .entry(node.to_string())
+            .or_insert_with(NodeChannels::new)
+            .desired
+            .subscribe()
+    }
+
+    /// Reported by the OpenFlow session after the barrier that followed an install.
+    pub fn report_installed(&self, node: &str, ports: BTreeSet<Uuid>) {
+        let mut nodes = self.channels();
+        let ch = nodes
+            .entry(node.to_string())
+            .or_insert_with(NodeChannels::new);
+        ch.installed.send_if_modified(|cur| {
+            if **cur == ports {
+                return false;
+            }
+            *cur = Arc::new(ports);
+            true
+        });
+    }
+
+    /// Ports whose flows are installed on a node (OVSDB session, for `weft-installed`).
+    pub fn watch_installed(&self, node: &str) -> watch::Receiver<Arc<BTreeSet<Uuid>>> {
+        self.channels()
+            .entry(node.to_string())
+            .or_insert_with(NodeChannels::new)
+            .installed
+            .subscribe()
+    }
+}
