@@ -445,6 +445,11 @@ fn compiler_ovs_dump_matches_desired_and_trace_agrees() {
         }
     }
     assert_eq!(dumped_groups, desired.groups);
+    println!(
+        "OVS reported back {} flows and {} groups, identical to the compiled ones",
+        installed.len(),
+        dumped_groups.len()
+    );
 
     // (b) ofproto/trace agrees with the software table.
     let mut odp_to_of = BTreeMap::new();
