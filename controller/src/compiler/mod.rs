@@ -24,14 +24,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use ipnet::IpNet;
 use openflow::{
-    Action, Bucket, Field, FieldHeader, FlowContent, FlowKey, FlowMod, GroupMod, GroupType,
-    Instruction, Mac, Match, oxm,
+    Action, Bucket, Ct, CtZone, Field, FieldHeader, FlowContent, FlowKey, FlowMod, GroupMod,
+    GroupType, Instruction, Mac, Match, Nicira, Subfield, oxm,
 };
 use uuid::Uuid;
 
 use crate::fabric::Topology;
-use crate::model::{LogicalModel, LogicalPort, LogicalSwitch, MacAddr};
+use crate::model::{
+    Acl, AclAction, Direction, Ethertype, LogicalModel, LogicalPort, LogicalSwitch, MacAddr,
+};
 use crate::observed::{EncapType, PortBinding};
 
 pub mod table;
@@ -286,7 +289,7 @@ pub fn compile_node_with(
                 ),
             }
         }
-        b.switch(sw, &locals, &remote_tunnels);
+        b.switch(model, sw, &locals, &remote_tunnels);
         out_bound(&mut b, &locals);
     }
     out
@@ -403,10 +406,159 @@ impl FlowBuilder<'_> {
         self.add(L2_LOOKUP, 0, vec![], vec![], c);
         self.add(INGRESS_ACL, 0, vec![], vec![goto(OUTPUT)], c);
         self.add(OUTPUT, 0, vec![], vec![], c);
+        // Conntrack tables, shared by every port with ACLs: invalid dropped, replies and
+        // related traffic of admitted connections pass, new traffic no rule allowed drops.
+        for (ct_table, next) in [(EGRESS_ACL_CT, ARP_RESPONDER), (INGRESS_ACL_CT, OUTPUT)] {
+            self.add(
+                ct_table,
+                65535,
+                vec![ct_match(CT_INV_TRK, CT_INV_TRK)],
+                vec![],
+                c,
+            );
+            let est = ct_match(ct_bits::EST | ct_bits::TRK, CT_NEW_EST_TRK);
+            self.add(ct_table, 65534, vec![est], vec![goto(next)], c);
+            let rel = ct_match(
+                ct_bits::REL | ct_bits::TRK,
+                ct_bits::NEW | ct_bits::REL | ct_bits::TRK,
+            );
+            self.add(ct_table, 65534, vec![rel], vec![goto(next)], c);
+            self.add(ct_table, 0, vec![], vec![], c);
+        }
+        // Neighbour discovery never goes through conntrack: IPv6 needs it whatever the
+        // ACLs say (as ARP, which is not IP, needs nothing).
+        for (table, next) in [(EGRESS_ACL, ARP_RESPONDER), (INGRESS_ACL, OUTPUT)] {
+            for icmp_type in 133..=136u8 {
+                self.add(
+                    table,
+                    110,
+                    vec![
+                        Field::EthType(ETH_IPV6, None),
+                        Field::IpProto(PROTO_ICMPV6, None),
+                        Field::Icmpv6Type(icmp_type, None),
+                    ],
+                    vec![goto(next)],
+                    c,
+                );
+            }
+        }
+    }
+
+    /// Tables 20/21 (egress, from the VM) and 40/41 (ingress, to the VM) for one port.
+    /// Only a direction with at least one ACL sends IP traffic through conntrack in the
+    /// port's zone; the other direction falls through.
+    fn acls(&mut self, vni: u32, p: &LogicalPort, acls: &[&Acl]) {
+        use tables::*;
+        let pc = cookie_for(&p.id);
+        let md = || Field::Metadata(u64::from(vni), None);
+        let zone = || CtZone::Field(Subfield::bits(FieldHeader::reg(13), 0, 16));
+        for dir in [Direction::Egress, Direction::Ingress] {
+            let rules: Vec<&&Acl> = acls.iter().filter(|a| a.direction == dir).collect();
+            if rules.is_empty() {
+                continue;
+            }
+            let (table, ct_table, next, reg) = match dir {
+                Direction::Egress => (EGRESS_ACL, EGRESS_ACL_CT, ARP_RESPONDER, 6),
+                Direction::Ingress => (INGRESS_ACL, INGRESS_ACL_CT, OUTPUT, 7),
+            };
+            let key = Field::Reg(reg, u32::from(p.key), None);
+            for et in [ETH_IP, ETH_IPV6] {
+                let mut actions = Vec::new();
+                if dir == Direction::Ingress {
+                    // The sender's zone (same node) must not leak into the receiver's.
+                    actions.push(Action::Nicira(Nicira::CtClear));
+                    actions.push(set(Field::Reg(13, u32::from(p.zone), None)));
+                }
+                actions.push(Action::Nicira(Nicira::Ct(Ct {
+                    flags: 0,
+                    zone: zone(),
+                    recirc_table: ct_table,
+                    alg: 0,
+                    actions: vec![],
+                })));
+                self.add(
+                    table,
+                    100,
+                    vec![md(), key.clone(), Field::EthType(et, None)],
+                    vec![apply(actions)],
+                    pc,
+                );
+            }
+            for acl in rules {
+                let et = match acl.ethertype {
+                    Ethertype::Ipv4 => ETH_IP,
+                    Ethertype::Ipv6 => ETH_IPV6,
+                };
+                let mut base = vec![
+                    md(),
+                    key.clone(),
+                    ct_match(ct_bits::NEW | ct_bits::TRK, ct_bits::NEW | ct_bits::TRK),
+                    Field::EthType(et, None),
+                ];
+                if let Some(proto) = acl.protocol {
+                    base.push(Field::IpProto(proto.number(), None));
+                }
+                if let Some(net) = acl.remote_cidr
+                    && let Some(f) = cidr_field(net, dir)
+                {
+                    base.push(f);
+                }
+                let insts = match acl.action {
+                    AclAction::Drop => vec![],
+                    AclAction::Allow => vec![goto(next)],
+                    AclAction::AllowRelated => vec![
+                        apply(vec![Action::Nicira(Nicira::Ct(Ct {
+                            flags: Ct::COMMIT,
+                            zone: zone(),
+                            recirc_table: Ct::NO_RECIRC,
+                            alg: 0,
+                            actions: vec![],
+                        }))]),
+                        goto(next),
+                    ],
+                };
+                let priority = 1000 + acl.priority;
+                let ranges = match (acl.protocol, acl.port_min, acl.port_max) {
+                    (Some(proto), lo, hi)
+                        if proto.has_ports() && (lo.is_some() || hi.is_some()) =>
+                    {
+                        let lo = lo.unwrap_or(0);
+                        let hi = hi.unwrap_or(u16::MAX).max(lo);
+                        port_masks(lo, hi)
+                            .into_iter()
+                            .map(|(v, m)| {
+                                if m == 0 {
+                                    return None; // every port
+                                }
+                                let m = (m != u16::MAX).then_some(m);
+                                Some(if proto.number() == 6 {
+                                    Field::TcpDst(v, m)
+                                } else {
+                                    Field::UdpDst(v, m)
+                                })
+                            })
+                            .collect()
+                    }
+                    _ => vec![None],
+                };
+                for r in ranges {
+                    let mut fields = base.clone();
+                    fields.extend(r);
+                    self.add(
+                        ct_table,
+                        priority,
+                        fields,
+                        insts.clone(),
+                        cookie_for(&acl.id),
+                    );
+                }
+            }
+        }
     }
 
     fn switch(
         &mut self,
+        model: &LogicalModel,
         sw: &LogicalSwitch,
         locals: &[(&LogicalPort, u32)],
         remotes: &[(&str, u32, &[&LogicalPort])],
@@ -436,6 +588,9 @@ impl FlowBuilder<'_> {
             );
             // 10: port security
             self.port_security(vni, p);
+            // 20/21 and 40/41: the port's ACLs, if any.
+            let acls: Vec<&Acl> = model.acls_of_port(&p.id).collect();
+            self.acls(vni, p, &acls);
             // 30: L2 lookup of a local destination
             self.add(
                 L2_LOOKUP,
@@ -713,6 +868,66 @@ impl FlowBuilder<'_> {
             pc,
         );
     }
+}
+
+/// `ct_state` bits (ovs-fields(7)).
+mod ct_bits {
+    pub const NEW: u32 = 0x01;
+    pub const EST: u32 = 0x02;
+    pub const REL: u32 = 0x04;
+    pub const INV: u32 = 0x10;
+    pub const TRK: u32 = 0x20;
+}
+const CT_INV_TRK: u32 = ct_bits::INV | ct_bits::TRK;
+const CT_NEW_EST_TRK: u32 = ct_bits::NEW | ct_bits::EST | ct_bits::TRK;
+
+fn ct_match(value: u32, mask: u32) -> Field {
+    Field::CtState(value, Some(mask))
+}
+
+/// The remote end of an ACL: destination for egress, source for ingress. `None` for
+/// `/0`, which matches everything.
+fn cidr_field(net: IpNet, dir: Direction) -> Option<Field> {
+    if net.prefix_len() == 0 {
+        return None;
+    }
+    let full = net.prefix_len() == net.max_prefix_len();
+    Some(match (net, dir) {
+        (IpNet::V4(n), Direction::Egress) => {
+            Field::Ipv4Dst(n.network(), (!full).then(|| n.netmask()))
+        }
+        (IpNet::V4(n), Direction::Ingress) => {
+            Field::Ipv4Src(n.network(), (!full).then(|| n.netmask()))
+        }
+        (IpNet::V6(n), Direction::Egress) => {
+            Field::Ipv6Dst(n.network(), (!full).then(|| n.netmask()))
+        }
+        (IpNet::V6(n), Direction::Ingress) => {
+            Field::Ipv6Src(n.network(), (!full).then(|| n.netmask()))
+        }
+    })
+}
+
+/// The minimal set of `value/mask` matches covering exactly the ports `lo..=hi`: greedy
+/// largest aligned power-of-two blocks. `0..=65535` is one match with mask 0 (the caller
+/// keeps it: it still requires the protocol).
+pub fn port_masks(lo: u16, hi: u16) -> Vec<(u16, u16)> {
+    let mut out = Vec::new();
+    let (mut lo, hi) = (u32::from(lo), u32::from(hi));
+    while lo <= hi {
+        let mut size: u32 = if lo == 0 {
+            1 << 16
+        } else {
+            lo & lo.wrapping_neg()
+        };
+        while lo + size - 1 > hi {
+            size >>= 1;
+        }
+        // Both fit in 16 bits: lo <= hi <= 65535 and size <= 65536.
+        out.push((lo as u16, (!(size - 1) & 0xffff) as u16));
+        lo += size;
+    }
+    out
 }
 
 fn v4(ip: &IpAddr) -> Option<Ipv4Addr> {

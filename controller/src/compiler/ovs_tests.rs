@@ -18,7 +18,7 @@ use openflow::{
 };
 
 use super::table::{FlowTable, Packet, ct_state};
-use super::tests::{model, topology};
+use super::tests::{model_with_acls as model, topology};
 use super::*;
 
 /// Our own ovsdb-server and ovs-vswitchd, stopped (by their PIDs, as our children) when
@@ -202,9 +202,27 @@ impl OvsInstance {
 fn normal_line(l: &str) -> String {
     let l = l.trim().replace(" table=0,", "");
     let (head, actions) = l.split_once(" actions=").unwrap_or((l.as_str(), ""));
-    let mut parts: Vec<&str> = head.split([',', ' ']).filter(|s| !s.is_empty()).collect();
+    let mut parts: Vec<String> = head
+        .split([',', ' '])
+        .filter(|s| !s.is_empty())
+        .map(masked_port_hex)
+        .collect();
     parts.sort_unstable();
     format!("{} actions={actions}", parts.join(","))
+}
+
+/// OVS prints a masked transport port as `tp_dst=0x1f40/0xffc0`; the openflow crate's
+/// printer (as of this writing) prints the value in decimal (`8000/0xffc0`). Same flow,
+/// so compare them in OVS's spelling (reported to the openflow owner).
+fn masked_port_hex(tok: &str) -> String {
+    if let Some((name, val)) = tok.split_once('=')
+        && name.starts_with("tp_")
+        && let Some((v, m)) = val.split_once('/')
+        && let Ok(n) = v.parse::<u16>()
+    {
+        return format!("{name}={n:#x}/{m}");
+    }
+    tok.to_string()
 }
 
 /// Reads one OpenFlow message from the stream.
@@ -282,11 +300,25 @@ fn trace_flow(p: &Packet) -> String {
 /// mapped back to OpenFlow ports with `dpif/show`).
 fn ovs_outputs(ovs: &OvsInstance, flow: &str, odp_to_of: &BTreeMap<u32, u32>) -> Vec<u32> {
     let out = ovs.appctl(&["ofproto/trace", "br-int", flow]);
-    let line = out
+    // With conntrack the trace resumes after each recirculation and prints one
+    // "Datapath actions:" line per pass.
+    let lines: Vec<&str> = out
         .lines()
-        .find_map(|l| l.strip_prefix("Datapath actions: "))
-        .unwrap_or_else(|| panic!("no datapath actions in trace of {flow}:\n{out}"));
+        .filter_map(|l| l.trim().strip_prefix("Datapath actions: "))
+        .collect();
+    assert!(
+        !lines.is_empty(),
+        "no datapath actions in trace of {flow}:\n{out}"
+    );
     let mut ports: Vec<u32> = Vec::new();
+    for line in lines {
+        odp_outputs(line, odp_to_of, &mut ports);
+    }
+    ports.sort_unstable();
+    ports
+}
+
+fn odp_outputs(line: &str, odp_to_of: &BTreeMap<u32, u32>, ports: &mut Vec<u32>) {
     // Actions are comma separated, but set(...) nests commas: only bare numbers are outputs.
     let mut depth = 0i32;
     let mut tok = String::new();
@@ -309,8 +341,6 @@ fn ovs_outputs(ovs: &OvsInstance, flow: &str, odp_to_of: &BTreeMap<u32, u32>) ->
             c => tok.push(c),
         }
     }
-    ports.sort_unstable();
-    ports
 }
 
 #[test]
@@ -552,6 +582,45 @@ fn compiler_ovs_dump_matches_desired_and_trace_agrees() {
             },
         ),
         (
+            "a4 ICMP to a1 (ingress ACL admits, via conntrack)",
+            Packet {
+                in_port: 4,
+                eth_src: mac("02:00:00:00:00:04"),
+                eth_dst: mac("02:00:00:00:00:01"),
+                ip4_src: "10.0.0.4".parse().unwrap(),
+                ip4_dst: "10.0.0.1".parse().unwrap(),
+                ..a1.clone()
+            },
+        ),
+        (
+            "a2 TCP 8080 to a3 (egress ACL admits)",
+            Packet {
+                in_port: 2,
+                eth_src: mac("02:00:00:00:00:02"),
+                eth_dst: mac("02:00:00:00:00:03"),
+                ip4_src: "10.0.0.2".parse().unwrap(),
+                ip4_dst: "10.0.0.3".parse().unwrap(),
+                ip_proto: 6,
+                tp_src: 40000,
+                tp_dst: 8080,
+                ..a1.clone()
+            },
+        ),
+        (
+            "a2 TCP 9000 to a3 (egress ACL drops)",
+            Packet {
+                in_port: 2,
+                eth_src: mac("02:00:00:00:00:02"),
+                eth_dst: mac("02:00:00:00:00:03"),
+                ip4_src: "10.0.0.2".parse().unwrap(),
+                ip4_dst: "10.0.0.3".parse().unwrap(),
+                ip_proto: 6,
+                tp_src: 40000,
+                tp_dst: 9000,
+                ..a1.clone()
+            },
+        ),
+        (
             "unicast from hv3's tunnel to b1",
             Packet {
                 in_port: 11,
@@ -591,6 +660,10 @@ fn compiler_ovs_dump_matches_desired_and_trace_agrees() {
     assert_eq!(outs[3], vec![1]);
     assert!(outs[4].is_empty() && outs[5].is_empty());
     assert_eq!(outs[6], vec![11]);
-    assert_eq!(outs[7], vec![1, 2, 4]);
-    assert_eq!(outs[8], vec![3]);
+    // a1's ingress ACL drops ICMP from a3 (10.0.0.3).
+    assert_eq!(outs[7], vec![2, 4]);
+    assert_eq!(outs[8], vec![1]);
+    assert_eq!(outs[9], vec![10]);
+    assert!(outs[10].is_empty());
+    assert_eq!(outs[11], vec![3]);
 }
