@@ -176,7 +176,10 @@ pub fn format_group(id: u32, g: &GroupSpec) -> String {
 /// nodes agree.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Bindings {
+    /// Logical port -> where it is bound.
     pub ports: BTreeMap<Uuid, PortBinding>,
+    /// The same, indexed by node: system-id -> (port -> ofport).
+    pub by_node: BTreeMap<String, BTreeMap<Uuid, u32>>,
 }
 
 impl Bindings {
@@ -209,15 +212,22 @@ impl Bindings {
                 }
             }
         }
-        Bindings { ports }
+        let mut by_node: BTreeMap<String, BTreeMap<Uuid, u32>> = BTreeMap::new();
+        for (id, b) in &ports {
+            by_node
+                .entry(b.node.clone())
+                .or_default()
+                .insert(*id, b.ofport);
+        }
+        Bindings { ports, by_node }
     }
 
     /// Ports bound on `node`, with their ofport.
     pub fn on_node<'a>(&'a self, node: &'a str) -> impl Iterator<Item = (Uuid, u32)> + 'a {
-        self.ports
-            .iter()
-            .filter(move |(_, b)| b.node == node)
-            .map(|(id, b)| (*id, b.ofport))
+        self.by_node
+            .get(node)
+            .into_iter()
+            .flat_map(|m| m.iter().map(|(id, o)| (*id, *o)))
     }
 }
 
@@ -253,6 +263,7 @@ pub fn compile_node_with(
     let mut b = FlowBuilder {
         node,
         out: &mut out,
+        incomplete: BTreeSet::new(),
     };
     b.defaults();
     for sw_id in &switches {
@@ -290,15 +301,18 @@ pub fn compile_node_with(
             }
         }
         b.switch(model, sw, &locals, &remote_tunnels);
-        out_bound(&mut b, &locals);
+        for (p, _) in &locals {
+            if b.incomplete.contains(&cookie_for(&p.id)) {
+                tracing::warn!(
+                    node, port = %p.name,
+                    "port's flows collide with another object's; not reporting it installed"
+                );
+            } else {
+                b.out.bound_ports.insert(p.id);
+            }
+        }
     }
     out
-}
-
-fn out_bound(b: &mut FlowBuilder<'_>, locals: &[(&LogicalPort, u32)]) {
-    for (p, _) in locals {
-        b.out.bound_ports.insert(p.id);
-    }
 }
 
 /// The EUI-64 link-local address a NIC derives from its MAC (`fe80::` + modified EUI-64).
@@ -358,6 +372,9 @@ fn multicast_dst() -> Field {
 struct FlowBuilder<'a> {
     node: &'a str,
     out: &'a mut DesiredNode,
+    /// Cookies of objects that lost one of their own flows (classify, port security, L2
+    /// lookup, output) to another object's identical match: such a port is not complete.
+    incomplete: BTreeSet<u64>,
 }
 
 impl FlowBuilder<'_> {
@@ -380,6 +397,10 @@ impl FlowBuilder<'_> {
         };
         match self.out.flows.get(&key) {
             Some(existing) if *existing != content => {
+                use tables::*;
+                if matches!(table_id, CLASSIFY | PORT_SECURITY | L2_LOOKUP | OUTPUT) {
+                    self.incomplete.insert(cookie);
+                }
                 tracing::warn!(
                     node = self.node, table = table_id, priority, r#match = %key.r#match,
                     "two logical objects want the same flow; keeping the first"
@@ -962,6 +983,8 @@ pub struct SwitchInputs {
     pub switch: Option<LogicalSwitch>,
     /// Bound ports: the port, its node, its ofport and that node's encap IP.
     pub ports: Vec<(LogicalPort, String, u32, Option<IpAddr>)>,
+    /// ACLs of the ports bound on this node.
+    pub acls: Vec<Acl>,
 }
 
 /// The fingerprint of `node`'s compilation inputs (see [`NodeFingerprint`]).
@@ -983,11 +1006,15 @@ pub fn node_fingerprint(
         let mut inputs = SwitchInputs {
             switch: model.switch(&sw).cloned(),
             ports: Vec::new(),
+            acls: Vec::new(),
         };
         for p in model.ports_of_switch(&sw) {
             if let Some(b) = bindings.ports.get(&p.id) {
                 let ip = topology.nodes.get(&b.node).map(|n| n.encap_ip);
                 inputs.ports.push((p.clone(), b.node.clone(), b.ofport, ip));
+                if b.node == node {
+                    inputs.acls.extend(model.acls_of_port(&p.id).cloned());
+                }
             }
         }
         fp.switches.insert(sw, inputs);
@@ -1015,4 +1042,45 @@ pub fn nodes_affected(
         })
         .cloned()
         .collect()
+}
+
+/// The compiler task's memory between snapshots: the last [`NodeFingerprint`] of every
+/// node, so that each new (model, topology) pair recompiles only nodes whose inputs
+/// changed. Bindings are computed once per update and shared by all nodes.
+#[derive(Debug, Default)]
+pub struct IncrementalCompiler {
+    fingerprints: BTreeMap<String, NodeFingerprint>,
+}
+
+impl IncrementalCompiler {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Compiles every node of `topology` whose inputs changed since the previous call
+    /// (all of them the first time) and returns them to publish
+    /// ([`crate::fabric::Fabric::publish_desired`]). A node that left the topology is
+    /// forgotten, not emptied: its OVSDB session ended but its flows stay on the switch
+    /// (DESIGN.md §7), and it is compiled afresh if it comes back.
+    pub fn update(
+        &mut self,
+        model: &LogicalModel,
+        topology: &Topology,
+    ) -> Vec<(String, DesiredNode)> {
+        let bindings = Bindings::compute(model, topology);
+        let mut out = Vec::new();
+        for node in topology.nodes.keys() {
+            let fp = node_fingerprint(model, topology, &bindings, node);
+            if self.fingerprints.get(node) != Some(&fp) {
+                out.push((
+                    node.clone(),
+                    compile_node_with(model, topology, &bindings, node),
+                ));
+                self.fingerprints.insert(node.clone(), fp);
+            }
+        }
+        self.fingerprints
+            .retain(|n, _| topology.nodes.contains_key(n));
+        out
+    }
 }

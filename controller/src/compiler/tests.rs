@@ -826,3 +826,85 @@ fn compiler_port_ranges_compile_to_minimal_exact_masks() {
         }
     }
 }
+
+#[test]
+fn compiler_incremental_recompiles_only_changed_nodes() {
+    let m = model();
+    let t = topology();
+    let mut ic = IncrementalCompiler::new();
+    let first: Vec<String> = ic.update(&m, &t).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(first, vec!["hv1", "hv2", "hv3", "hv4"]);
+    assert!(ic.update(&m, &t).is_empty());
+    // An ACL on a1 (bound on hv1) only touches hv1.
+    let m2 = LogicalModel::from_objects(
+        3,
+        m.switches().cloned().collect(),
+        m.ports().cloned().collect(),
+        vec![acl(
+            0x399,
+            0x101,
+            Direction::Ingress,
+            1,
+            AclAction::Drop,
+            None,
+            None,
+            None,
+        )],
+    )
+    .unwrap();
+    let changed = ic.update(&m2, &t);
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].0, "hv1");
+    assert_eq!(changed[0].1, compile_node(&m2, &t, "hv1"));
+    assert_ne!(changed[0].1, compile_node(&m, &t, "hv1"));
+    // hv2's tunnel to hv1 is (re)numbered: only hv2.
+    let mut t2 = t.clone();
+    t2.nodes
+        .get_mut("hv2")
+        .unwrap()
+        .tunnels
+        .insert("hv1".into(), 20);
+    let changed: Vec<String> = ic.update(&m2, &t2).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(changed, vec!["hv2"]);
+}
+
+#[test]
+fn compiler_trace_packet_reads_ovs_ofctl_like_json() {
+    let m = model();
+    let t = topology();
+    let p: TracePacket = serde_json::from_str(
+        r#"{"eth_dst": "02:00:00:00:00:03", "ip_dst": "10.0.0.3", "protocol": "tcp", "tp_dst": 80}"#,
+    )
+    .unwrap();
+    let tr = run(&m, &t, "a1", &p);
+    assert_eq!(tr.delivered_ports(), vec!["a3"]);
+    let f = &tr.delivered[0].frame;
+    assert_eq!(
+        (f.ip4_src, f.ip_proto, f.tp_dst),
+        ("10.0.0.1".parse().unwrap(), 6, 80)
+    );
+    let json = serde_json::to_value(&tr).unwrap();
+    assert_eq!(json["hops"][0]["node"], "hv1");
+    assert_eq!(json["hops"][0]["outputs"][0]["to"]["kind"], "tunnel");
+    assert_eq!(json["delivered"][0]["port"], "a3");
+    assert!(serde_json::from_str::<TracePacket>(r#"{"bogus": 1}"#).is_err());
+    assert!(matches!(
+        trace(&m, &t, None, "nope", &p),
+        Err(trace::TraceError::PortNotFound(_))
+    ));
+    assert!(matches!(
+        trace(&m, &t, Some("hv2"), "a1", &p),
+        Err(trace::TraceError::PortNotOnNode { .. })
+    ));
+    let bad = TracePacket {
+        protocol: Some("ip".into()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        trace(&m, &t, None, "a1", &bad),
+        Err(trace::TraceError::BadPacket {
+            field: "ip_dst",
+            ..
+        })
+    ));
+}

@@ -340,10 +340,9 @@ pub fn walk(
         let view = topology.nodes.get(&n);
         for e in &outcome.outputs {
             let local = bindings
-                .ports
-                .iter()
-                .find(|(_, pb)| pb.node == n && pb.ofport == e.ofport)
-                .and_then(|(id, _)| model.port(id));
+                .on_node(&n)
+                .find(|(_, o)| *o == e.ofport)
+                .and_then(|(id, _)| model.port(&id));
             let remote = view.and_then(|v| {
                 v.tunnels
                     .iter()
