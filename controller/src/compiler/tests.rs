@@ -908,3 +908,87 @@ fn compiler_trace_packet_reads_ovs_ofctl_like_json() {
         })
     ));
 }
+
+/// Scale figures (not an assertion): `cargo test -p weft-controller --lib
+/// compiler_scale -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn compiler_scale_measure() {
+    use std::time::Instant;
+    const NODES: usize = 200;
+    const SWITCHES: usize = 1000;
+    const PER_SWITCH: usize = 20;
+    let switches: Vec<LogicalSwitch> = (0..SWITCHES)
+        .map(|s| sw(0x1_0000 + s as u128, &format!("s{s}"), 100 + s as u32))
+        .collect();
+    let mut ports = Vec::new();
+    let mut t = Topology::default();
+    let node_name = |n: usize| format!("hv{n:03}");
+    for n in 0..NODES {
+        let others: Vec<(String, u32)> = (0..NODES)
+            .filter(|o| *o != n)
+            .map(|o| (node_name(o), 1000 + o as u32))
+            .collect();
+        let mut v = node(
+            &node_name(n),
+            &format!("10.1.{}.{}", n / 250, n % 250 + 1),
+            &[],
+            &[],
+        );
+        v.tunnels = others.into_iter().collect();
+        t.nodes.insert(v.id.clone(), v);
+    }
+    for s in 0..SWITCHES {
+        for i in 0..PER_SWITCH {
+            let idx = s * PER_SWITCH + i;
+            let mut p = lport(
+                0x100_0000 + idx as u128,
+                &format!("p{idx}"),
+                0x1_0000 + s as u128,
+                (i + 1) as u16,
+                &format!(
+                    "02:00:00:{:02x}:{:02x}:{:02x}",
+                    idx >> 16,
+                    (idx >> 8) & 0xff,
+                    idx & 0xff
+                ),
+                &[&format!("10.{}.{}.{}", 100 + s / 250, s % 250, i + 1)],
+            );
+            p.zone = (idx + 1) as u16;
+            let n = (s * 7 + i) % NODES;
+            let vif = node(
+                "x",
+                "1.1.1.1",
+                &[(&p.name, (i + 1 + s % 50 * 20) as u32)],
+                &[],
+            )
+            .vifs;
+            t.nodes.get_mut(&node_name(n)).unwrap().vifs.extend(vif);
+            ports.push(p);
+        }
+    }
+    let m = LogicalModel::from_objects(1, switches, ports, vec![]).unwrap();
+    let t0 = Instant::now();
+    let b = Bindings::compute(&m, &t);
+    let bind = t0.elapsed();
+    let t0 = Instant::now();
+    let mut flows = 0;
+    for n in t.nodes.keys() {
+        flows += compile_node_with(&m, &t, &b, n).flows.len();
+    }
+    let all = t0.elapsed();
+    let mut ic = IncrementalCompiler::new();
+    let t0 = Instant::now();
+    let first = ic.update(&m, &t).len();
+    let full = t0.elapsed();
+    let t0 = Instant::now();
+    let again = ic.update(&m, &t).len();
+    let noop = t0.elapsed();
+    println!(
+        "{NODES} nodes, {SWITCHES} switches, {} ports: bindings {bind:?}; compile all nodes {all:?} \
+         ({flows} flows, {:?}/node); IncrementalCompiler first update {full:?} ({first} nodes), \
+         unchanged update {noop:?} ({again} nodes)",
+        SWITCHES * PER_SWITCH,
+        all / NODES as u32
+    );
+}
