@@ -73,12 +73,12 @@ pub mod tables {
 
 /// The flood group of a switch (local ports + one bucket per remote node).
 pub fn flood_group(vni: u32) -> u32 {
-    vni * 2
+    vni << 1
 }
 
 /// The local-only group of a switch (used for traffic that came from a tunnel).
 pub fn local_group(vni: u32) -> u32 {
-    vni * 2 + 1
+    (vni << 1) | 1
 }
 
 const ETH_IP: u16 = 0x0800;
@@ -538,7 +538,7 @@ impl FlowBuilder<'_> {
                         goto(next),
                     ],
                 };
-                let priority = 1000 + acl.priority;
+                let priority = 1000u16.saturating_add(acl.priority);
                 let ranges = match (acl.protocol, acl.port_min, acl.port_max) {
                     (Some(proto), lo, hi)
                         if proto.has_ports() && (lo.is_some() || hi.is_some()) =>

@@ -347,13 +347,15 @@ impl Packet {
     }
 
     fn read_bits(&self, k: Fk, ofs: u16, n: u16) -> u128 {
-        (self.get(k) >> ofs) & ones(u32::from(n))
+        self.get(k).checked_shr(u32::from(ofs)).unwrap_or(0) & ones(u32::from(n))
     }
 
+    /// Writes `n` bits at `ofs` (bits past the field's width are dropped by `put`).
     fn write_bits(&mut self, k: Fk, ofs: u16, n: u16, v: u128) {
-        let mask = ones(u32::from(n)) << ofs;
+        let mask = ones(u32::from(n)).checked_shl(u32::from(ofs)).unwrap_or(0);
+        let v = v.checked_shl(u32::from(ofs)).unwrap_or(0);
         let cur = self.get(k);
-        self.put(k, (cur & !mask) | ((v << ofs) & mask));
+        self.put(k, (cur & !mask) | (v & mask));
     }
 
     /// A short ovs-ofctl-like description of the headers (for traces).
@@ -672,6 +674,12 @@ impl Walk<'_> {
     }
 
     fn actions(&mut self, acts: &[Action], p: &mut Packet, depth: usize, step: usize) {
+        if depth > MAX_DEPTH {
+            self.out
+                .drops
+                .push(format!("nesting deeper than {MAX_DEPTH} (a group loop?)"));
+            return;
+        }
         for a in acts {
             match a {
                 Action::Output { port: o, .. } => {
