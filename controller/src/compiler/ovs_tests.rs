@@ -291,6 +291,24 @@ fn trace_flow(p: &Packet) -> String {
                 _ => {}
             }
         }
+        0x86dd => {
+            let proto = if p.ip_proto == 58 { "icmp6" } else { "ipv6" };
+            s.push_str(&format!(
+                ",{proto},ipv6_src={},ipv6_dst={}",
+                p.ip6_src, p.ip6_dst
+            ));
+            if p.ip_proto == 58 {
+                s.push_str(&format!(
+                    ",icmpv6_type={},icmpv6_code={}",
+                    p.tp_src, p.tp_dst
+                ));
+                match p.tp_src {
+                    135 => s.push_str(&format!(",nd_target={},nd_sll={}", p.nd_target, p.nd_sll)),
+                    136 => s.push_str(&format!(",nd_target={},nd_tll={}", p.nd_target, p.nd_tll)),
+                    _ => {}
+                }
+            }
+        }
         t => s.push_str(&format!(",dl_type={t:#06x}")),
     }
     s
@@ -633,7 +651,42 @@ fn compiler_ovs_dump_matches_desired_and_trace_agrees() {
             },
         ),
     ];
+    // IPv6 from a1 (fd00::1): ping from the link-local address, neighbour advertisements
+    // for its own and for someone else's address.
+    let a1v6 = Packet {
+        eth_type: 0x86dd,
+        eth_dst: mac("02:00:00:00:00:02"),
+        ip4_src: "0.0.0.0".parse().unwrap(),
+        ip6_src: link_local("02:00:00:00:00:01".parse().unwrap()),
+        ip6_dst: "fd00::2".parse().unwrap(),
+        ip_proto: 58,
+        tp_src: 128,
+        ..a1.clone()
+    };
+    let na = |target: &str| Packet {
+        ip6_src: "fd00::1".parse().unwrap(),
+        tp_src: 136,
+        nd_target: target.parse().unwrap(),
+        nd_tll: mac("02:00:00:00:00:01"),
+        ..a1v6.clone()
+    };
+    let v6_cases = [
+        ("a1 ping6 from its link-local address", a1v6.clone()),
+        ("a1 advertises its own address", na("fd00::1")),
+        ("a1 advertises a2's address (spoof)", na("fd00::2")),
+    ];
+    let v6_want: [&[u32]; 3] = [&[2], &[2], &[]];
     let mut problems = Vec::new();
+    for ((what, p), want) in v6_cases.iter().zip(v6_want) {
+        let flow = trace_flow(p);
+        let soft_ports = soft.process(p, ct_state::TRK | ct_state::NEW).ports();
+        let got = ovs_outputs(&ovs, &flow, &odp_to_of);
+        if got != soft_ports || soft_ports != want {
+            problems.push(format!(
+                "{what} ({flow}): OVS {got:?}, software table {soft_ports:?}, expected {want:?}"
+            ));
+        }
+    }
     for (what, p) in &cases {
         let flow = trace_flow(p);
         let want = soft.process(p, ct_state::TRK | ct_state::NEW).ports();
