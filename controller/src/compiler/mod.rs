@@ -20,6 +20,17 @@
 //! [`compile_node`] reads only the switches the node participates in. [`node_fingerprint`]
 //! summarises exactly those inputs; the compiler task recompiles a node only when its
 //! fingerprint changed (or calls [`nodes_affected`] for two snapshots).
+//!
+//! ## Wiring (compiler task, reconciler, API)
+//! - Compiler task: keep one [`IncrementalCompiler`]; on every new model snapshot or
+//!   topology (`Fabric::watch_topology`), `for (node, d) in ic.update(&model, &topo)`
+//!   `{ fabric.publish_desired(&node, Arc::new(d)) }`.
+//! - Reconciler: `DesiredNode::flows` is keyed like `FlowStats::key()`/`content()`, so a
+//!   dump requested with `flow_stats_request(xid, COOKIE_WEFT, COOKIE_MASK)` diffs
+//!   directly; [`DesiredNode::flow_mods`]/[`DesiredNode::group_mods`] give the adds.
+//! - API `trace {port, packet}`: [`trace::trace`]`(&model, &topology, None, port, &packet)`
+//!   with `packet: trace::TracePacket` (serde); the [`trace::Trace`] serialises as the
+//!   answer. `node_flows` can print [`DesiredNode::flows_text`] for comparison.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
