@@ -16,4 +16,5 @@ pub mod events;
 pub mod fabric;
 pub mod model;
 pub mod observed;
+pub mod southbound;
 pub mod store;
