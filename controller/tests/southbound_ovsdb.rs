@@ -261,6 +261,11 @@ fn model_with_port(name: &str) -> (LogicalModel, LogicalPort) {
 }
 
 fn harness() -> (Harness, OvsdbContext) {
+    // Session logs show up with --nocapture (and in a failing test's output).
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_max_level(tracing::Level::DEBUG)
+        .try_init();
     let (model, port) = model_with_port("vm1-port");
     let (_tx, model_rx) = watch::channel(Arc::new(model));
     let (events, _) = broadcast::channel(1024);
@@ -289,6 +294,15 @@ fn tunnel(remote: &str, remote_ip: &str, local_ip: &str, encap: EncapType) -> Tu
         local_ip: local_ip.parse::<IpAddr>().expect("ip"),
         encap,
     }
+}
+
+/// Sends a signal to one of our own children, by PID.
+fn signal(sig: &str, pid: &str) {
+    let ok = Command::new("kill")
+        .args([format!("-{sig}").as_str(), pid])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill -{sig} {pid} failed");
 }
 
 /// Reads the peer until it closes the connection.
@@ -591,23 +605,25 @@ async fn southbound_ovsdb_passive_two_hypervisors() {
 async fn southbound_ovsdb_active_unix_reconnects() {
     let (h, ctx) = harness();
     let mut hv = Ovs::start(false);
-    hv.vsctl(&[
-        "set",
-        "Open_vSwitch",
-        ".",
-        "external_ids:system-id=hv9",
-        "external_ids:weft-encap-ip=192.0.2.9",
-    ]);
+    // weft-encap-ip is missing at first: the session logs that and waits.
+    hv.vsctl(&["set", "Open_vSwitch", ".", "external_ids:system-id=hv9"]);
     let cfg = OvsdbSouthbound {
         listen: None,
         active: vec![Endpoint::Unix(hv.sock.clone())],
         openflow_advertise: Some(ADVERTISE.parse().expect("addr")),
+        inactivity_probe: Duration::from_millis(300),
         min_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(200),
         ..Default::default()
     };
     let server = serve(cfg, ctx, h.shutdown.clone()).await.expect("serve");
     assert_eq!(server.local_addr(), None);
+    hv.vsctl(&[
+        "set",
+        "Open_vSwitch",
+        ".",
+        "external_ids:weft-encap-ip=192.0.2.9",
+    ]);
     eventually("br-int created over the unix target", &[&hv], || {
         hv.get("bridge", "br-int", "fail_mode").as_deref() == Some("secure")
             && hv
@@ -619,6 +635,19 @@ async fn southbound_ovsdb_active_unix_reconnects() {
     // No datapath type was asked for: OVS's default stays.
     assert_eq!(hv.get("bridge", "br-int", "datapath_type"), None);
     eventually("hv9 connected", &[&hv], || {
+        h.observed.node("hv9").is_some_and(|n| n.ovsdb_connected)
+    })
+    .await;
+
+    // The database hangs (SIGSTOP): our echo goes unanswered and the session ends.
+    let pid = hv.db.id().to_string();
+    signal("STOP", &pid);
+    eventually("hung hv9 found dead by keepalive", &[&hv], || {
+        h.observed.node("hv9").is_some_and(|n| !n.ovsdb_connected)
+    })
+    .await;
+    signal("CONT", &pid);
+    eventually("hv9 redialled after it woke up", &[&hv], || {
         h.observed.node("hv9").is_some_and(|n| n.ovsdb_connected)
     })
     .await;

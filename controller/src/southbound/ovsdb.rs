@@ -251,11 +251,9 @@ async fn accept_loop(shared: Arc<Shared>, listener: Listener, shutdown: Cancella
                     let shared = shared.clone();
                     let shutdown = shutdown.clone();
                     sessions.spawn(async move {
-                        let peer = format!("tcp:{peer}");
-                        let end = Session::new(shared, peer.clone())
+                        Session::new(shared, format!("tcp:{peer}"))
                             .run(client, events, shutdown)
                             .await;
-                        tracing::info!(%peer, reason = %end, "OVSDB session ended");
                         drop(permit);
                     });
                 }
@@ -291,8 +289,7 @@ async fn dial_loop(shared: Arc<Shared>, target: Endpoint, shutdown: Cancellation
             Ok((client, events)) => {
                 tracing::info!(%peer, "OVSDB connected");
                 let mut session = Session::new(shared.clone(), peer.clone());
-                let end = session.run_ref(client, events, shutdown.clone()).await;
-                tracing::info!(%peer, reason = %end, "OVSDB session ended");
+                session.run_ref(client, events, shutdown.clone()).await;
                 if session.node.is_some() {
                     backoff = shared.cfg.min_backoff;
                 }
@@ -486,18 +483,34 @@ impl Session {
         self.run_ref(client, events, shutdown).await
     }
 
-    /// Runs the session to its end, then undoes what it published (the node is marked
-    /// disconnected, not forgotten) and closes the connection.
+    /// Runs the session to its end, logs why it ended (with the peer and, if known, the
+    /// node), undoes what it published (the node is marked disconnected, not forgotten)
+    /// and closes the connection.
     async fn run_ref(
         &mut self,
         client: Client,
         mut events: mpsc::Receiver<Event>,
         shutdown: CancellationToken,
     ) -> SessionEnd {
-        let end = tokio::select! {
+        let mut end = tokio::select! {
             _ = shutdown.cancelled() => SessionEnd::Shutdown,
             end = self.serve(&client, &mut events) => end,
         };
+        // A request that failed because the connection dropped says only "connection
+        // closed"; the client's last event says why (garbage, keepalive timeout, ...).
+        if let SessionEnd::Client {
+            error: ClientError::Disconnected,
+            ..
+        } = end
+        {
+            while let Ok(ev) = events.try_recv() {
+                if let Event::Disconnected(reason) = ev {
+                    end = SessionEnd::Disconnected(reason);
+                }
+            }
+        }
+        tracing::info!(peer = %self.peer, node = self.node_name(), reason = %end,
+            "OVSDB session ended");
         self.release();
         client.close().await;
         end
@@ -776,6 +789,10 @@ impl Session {
         match client.transact(txn).await {
             Ok(_) => {
                 self.written_at.insert(kind, sent_at);
+                // Normally the monitor update that shows this write re-opens planning;
+                // should none come (a write that changed nothing), re-plan anyway.
+                self.retry_at
+                    .get_or_insert(Instant::now() + Duration::from_secs(5));
                 Ok(())
             }
             Err(ClientError::Transaction(e)) => {
