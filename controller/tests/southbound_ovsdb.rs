@@ -193,7 +193,7 @@ impl Ovs {
         self.vsctl_result(&["--if-exists", "get", table, record, column])
             .ok()
             .map(|s| s.trim_matches('"').to_owned())
-            .filter(|s| !s.is_empty())
+            .filter(|s| !s.is_empty() && s != "[]")
     }
 
     fn bridge_ports(&self, bridge: &str) -> BTreeSet<String> {
@@ -540,6 +540,50 @@ async fn southbound_ovsdb_passive_two_hypervisors() {
         .collect();
     assert_eq!(ports, want);
 
+    // STT (accepted by the dummy datapath here), and a tunnel someone edited: Weft
+    // puts its options back.
+    let to_hv4 = tunnel_port_name("hv4");
+    h.fabric.publish_desired(
+        "hv1",
+        desired(vec![
+            tunnel("hv2", "192.0.2.2", "192.0.2.1", EncapType::Geneve),
+            tunnel("hv4", "192.0.2.4", "192.0.2.1", EncapType::Stt),
+        ]),
+    );
+    eventually("the STT tunnel reported with its ofport", &[&hv1], || {
+        hv1.get("interface", &to_hv4, "type").as_deref() == Some("stt")
+            && h.fabric.topology().nodes["hv1"]
+                .tunnels
+                .get("hv4")
+                .is_some_and(|p| *p > 0)
+    })
+    .await;
+    hv1.vsctl(&[
+        "set",
+        "interface",
+        &to_hv2,
+        "options:remote_ip=198.51.100.7",
+    ]);
+    eventually("the edited tunnel repaired", &[&hv1], || {
+        hv1.get("interface", &to_hv2, "options:remote_ip")
+            .as_deref()
+            == Some("192.0.2.2")
+    })
+    .await;
+    h.fabric.publish_desired(
+        "hv1",
+        desired(vec![tunnel(
+            "hv2",
+            "192.0.2.2",
+            "192.0.2.1",
+            EncapType::Geneve,
+        )]),
+    );
+    eventually("hv4's tunnel removed", &[&hv1], || {
+        !hv1.bridge_ports("br-int").contains(&to_hv4)
+    })
+    .await;
+
     // weft-installed follows the OpenFlow side's report.
     h.fabric
         .report_installed("hv1", BTreeSet::from([h.port.id]));
@@ -609,7 +653,11 @@ async fn southbound_ovsdb_active_unix_reconnects() {
     hv.vsctl(&["set", "Open_vSwitch", ".", "external_ids:system-id=hv9"]);
     let cfg = OvsdbSouthbound {
         listen: None,
-        active: vec![Endpoint::Unix(hv.sock.clone())],
+        // Twice: two sessions for one system-id; one serves, the other waits for it.
+        active: vec![
+            Endpoint::Unix(hv.sock.clone()),
+            Endpoint::Unix(hv.sock.clone()),
+        ],
         openflow_advertise: Some(ADVERTISE.parse().expect("addr")),
         inactivity_probe: Duration::from_millis(300),
         min_backoff: Duration::from_millis(50),

@@ -186,6 +186,7 @@ pub async fn serve(
         owners: Mutex::new(HashMap::new()),
         next_session: AtomicU64::new(1),
         slots: Arc::new(Semaphore::new(0)),
+        released: watch::channel(0).0,
     });
     shared.slots.add_permits(shared.cfg.max_sessions.max(1));
     let task = tokio::spawn(run(shared, listener, shutdown));
@@ -197,20 +198,21 @@ pub async fn serve(
 struct Shared {
     cfg: OvsdbSouthbound,
     ctx: OvsdbContext,
-    /// system-id → the session that currently speaks for it. A newer session for the
-    /// same node (a hypervisor reconnecting before its old connection timed out) takes
-    /// over; the older one notices and ends without undoing the newer one's state.
+    /// system-id → the session that speaks for it. The first session to identify a node
+    /// keeps it while it lives; another one for the same system-id (a hypervisor that
+    /// reconnected before its old connection was found dead, or one reachable both
+    /// actively and passively) waits, logged, and takes over when the first ends. So two
+    /// sessions never write the same database and duplicates never flap.
     owners: Mutex<HashMap<String, u64>>,
     next_session: AtomicU64,
     slots: Arc<Semaphore>,
+    /// Bumped whenever a session gives up a node, to wake the sessions waiting for it.
+    released: watch::Sender<u64>,
 }
 
 impl Shared {
     fn owners(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
         self.owners.lock().unwrap_or_else(|e| e.into_inner())
-    }
-    fn owns(&self, node: &str, session: u64) -> bool {
-        self.owners().get(node) == Some(&session)
     }
 }
 
@@ -349,8 +351,6 @@ pub enum SessionEnd {
     },
     #[error("bad monitor update: {0}")]
     Replica(#[from] ovsdb::ReplicaError),
-    #[error("a newer session took over node {0}")]
-    Superseded(String),
 }
 
 /// The hypervisor's settings from its root row.
@@ -414,6 +414,7 @@ enum Wake {
     Desired(bool),
     Installed(bool),
     Model(bool),
+    Released,
     Retry,
 }
 
@@ -447,6 +448,7 @@ struct Session {
     desired: Option<watch::Receiver<Arc<DesiredNode>>>,
     installed: Option<watch::Receiver<Arc<BTreeSet<Uuid>>>>,
     model: watch::Receiver<Arc<LogicalModel>>,
+    released: watch::Receiver<u64>,
     /// Bumped on every applied monitor update.
     generation: u64,
     /// For each write kind, the generation at which the last successful write was sent.
@@ -459,7 +461,9 @@ impl Session {
     fn new(shared: Arc<Shared>, peer: String) -> Session {
         let id = shared.next_session.fetch_add(1, Ordering::Relaxed);
         let model = shared.ctx.model.clone();
+        let released = shared.released.subscribe();
         Session {
+            released,
             shared,
             id,
             peer,
@@ -493,6 +497,9 @@ impl Session {
         shutdown: CancellationToken,
     ) -> SessionEnd {
         let mut end = tokio::select! {
+            // Shutdown first: a session woken by another's release must not start
+            // serving a node during shutdown.
+            biased;
             _ = shutdown.cancelled() => SessionEnd::Shutdown,
             end = self.serve(&client, &mut events) => end,
         };
@@ -555,6 +562,8 @@ impl Session {
                 ok = changed(&mut self.desired) => Wake::Desired(ok),
                 ok = changed(&mut self.installed) => Wake::Installed(ok),
                 r = self.model.changed(), if model_alive => Wake::Model(r.is_ok()),
+                // Shared holds the sender as long as this session lives.
+                _ = self.released.changed() => Wake::Released,
                 _ = sleep_until_opt(retry_at) => Wake::Retry,
             };
             match wake {
@@ -581,6 +590,7 @@ impl Session {
                 }
                 // The controller is gone: keep the last model.
                 Wake::Model(ok) => model_alive = ok,
+                Wake::Released => {}
                 Wake::Retry => {
                     self.retry_at = None;
                     self.written_at.clear();
@@ -636,16 +646,16 @@ impl Session {
                 return Ok(());
             }
         };
-        if self.seen.waiting.take().is_some() {
-            tracing::info!(peer = %self.peer, node = %settings.id, "hypervisor settings complete");
+        let id = settings.id.clone();
+        if !self.identify(settings) {
+            return Ok(());
         }
-        self.identify(settings)?;
+        if self.seen.waiting.take().is_some() {
+            tracing::info!(peer = %self.peer, node = %id, "no longer waiting");
+        }
         let Some(node) = self.node.clone() else {
             return Ok(());
         };
-        if !self.shared.owns(&node.id, self.id) {
-            return Err(SessionEnd::Superseded(node.id));
-        }
 
         // 1. The integration bridge.
         let bridge = match vswitch::bridge_by_name(replica, &node.bridge).transpose() {
@@ -714,14 +724,32 @@ impl Session {
     }
 
     /// Takes on the node's identity (or a changed one), claiming it in the registry.
-    fn identify(&mut self, settings: NodeSettings) -> Result<(), SessionEnd> {
+    /// Returns false while another live session serves this system-id.
+    fn identify(&mut self, settings: NodeSettings) -> bool {
         if self.node.as_ref().is_some_and(|n| n.id != settings.id) {
             tracing::warn!(peer = %self.peer, old = self.node_name(), new = %settings.id,
                 "hypervisor changed its system-id");
             self.release();
         }
         if self.node.is_none() {
-            self.shared.owners().insert(settings.id.clone(), self.id);
+            let taken = {
+                let mut owners = self.shared.owners();
+                match owners.get(&settings.id) {
+                    Some(other) if *other != self.id => true,
+                    _ => {
+                        owners.insert(settings.id.clone(), self.id);
+                        false
+                    }
+                }
+            };
+            if taken {
+                self.wait_for(format!(
+                    "system-id {} is already served by another OVSDB session; \
+                     this one takes over when that one ends",
+                    settings.id
+                ));
+                return false;
+            }
             self.desired = Some(self.shared.ctx.fabric.watch_desired(&settings.id));
             self.installed = Some(self.shared.ctx.fabric.watch_installed(&settings.id));
             self.written_at.clear();
@@ -734,7 +762,7 @@ impl Session {
                 "hypervisor settings changed");
         }
         self.node = Some(settings);
-        Ok(())
+        true
     }
 
     /// Undoes what this session published, unless a newer session owns the node now.
@@ -744,19 +772,15 @@ impl Session {
         };
         self.desired = None;
         self.installed = None;
-        let ctx = &self.shared.ctx;
-        let owned = {
-            let mut owners = self.shared.owners();
-            let owned = owners.get(&node.id) == Some(&self.id);
-            if owned {
-                owners.remove(&node.id);
-            }
-            owned
-        };
         let bound = std::mem::take(&mut self.seen.bound);
-        if !owned {
+        // Only the owner changes its own entry (others insert only when it is absent), so
+        // this check stays true until we remove the entry below. The state is cleaned up
+        // first, then the node is handed over: a waiting session must not publish its
+        // state before ours is gone.
+        if self.shared.owners().get(&node.id) != Some(&self.id) {
             return;
         }
+        let ctx = &self.shared.ctx;
         ctx.fabric.remove_node(&node.id);
         for port in bound.keys() {
             if ctx
@@ -771,6 +795,8 @@ impl Session {
         ctx.observed
             .update_node(&node.id, |n| n.ovsdb_connected = false);
         tracing::info!(peer = %self.peer, node = %node.id, "hypervisor marked disconnected");
+        self.shared.owners().remove(&node.id);
+        self.shared.released.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     fn may_write(&self, kind: WriteKind) -> bool {
