@@ -435,6 +435,8 @@ struct Observed {
     tunnel_errors: BTreeMap<String, String>,
     /// Last "waiting because ..." message (logged once per change).
     waiting: Option<String>,
+    /// iface-ids on several interfaces (logged once each).
+    duplicates: BTreeSet<String>,
     /// iface-ids not found in the model (logged once each).
     unknown_ifaces: BTreeSet<String>,
 }
@@ -844,86 +846,35 @@ impl Session {
         }
     }
 
-    /// VIFs (iface-id, ofport > 0) and Weft's working tunnels on the bridge.
+    /// VIFs and working tunnels on the bridge; logs each tunnel error once.
     fn read_bridge(
         &mut self,
         replica: &Replica,
         node: &NodeSettings,
         bridge: &Bridge,
     ) -> (BTreeMap<String, Vif>, BTreeMap<String, u32>) {
-        let mut vifs = BTreeMap::new();
-        let mut tunnels = BTreeMap::new();
-        let mut errors = BTreeMap::new();
-        for port_uuid in &bridge.ports {
-            let port = match vswitch::row::<vswitch::Port>(replica, port_uuid) {
-                Some(Ok(p)) => p,
-                Some(Err(e)) => {
-                    tracing::debug!(node = %node.id, error = %e, "unreadable port row");
-                    continue;
-                }
-                None => continue,
-            };
-            let remote = port.external_ids.get(KEY_REMOTE).cloned();
-            for iface_uuid in &port.interfaces {
-                let iface = match vswitch::row::<Interface>(replica, iface_uuid) {
-                    Some(Ok(i)) => i,
-                    Some(Err(e)) => {
-                        tracing::debug!(node = %node.id, error = %e, "unreadable interface row");
-                        continue;
-                    }
-                    None => continue,
-                };
-                let ofport = iface
-                    .ofport
-                    .filter(|p| *p > 0)
-                    .and_then(|p| u32::try_from(p).ok());
-                if let Some(remote) = &remote {
-                    let error = iface.error.clone().filter(|e| !e.is_empty());
-                    match (ofport, error) {
-                        (Some(of), None) => {
-                            tunnels.insert(remote.clone(), of);
-                        }
-                        (_, Some(e)) => {
-                            errors.insert(port.name.clone(), e);
-                        }
-                        (None, None) if iface.ofport == Some(-1) => {
-                            errors.insert(port.name.clone(), "ofport -1".into());
-                        }
-                        (None, None) => {}
-                    }
-                    continue;
-                }
-                let (Some(iface_id), Some(ofport)) = (iface.iface_id(), ofport) else {
-                    continue;
-                };
-                if vifs.contains_key(iface_id) {
-                    tracing::warn!(node = %node.id, iface_id, interface = %iface.name,
-                        "two interfaces carry the same iface-id; using the first");
-                    continue;
-                }
-                vifs.insert(
-                    iface_id.to_owned(),
-                    Vif {
-                        ofport,
-                        interface: iface.uuid,
-                        name: iface.name.clone(),
-                    },
-                );
-            }
-        }
-        for (port, error) in &errors {
+        let contents = bridge_contents(replica, &node.id, bridge);
+        for (port, error) in &contents.tunnel_errors {
             if self.seen.tunnel_errors.get(port) != Some(error) {
                 tracing::warn!(node = %node.id, port = %port, error = %error,
                     "tunnel port failed in OVS");
             }
         }
         for port in self.seen.tunnel_errors.keys() {
-            if !errors.contains_key(port) {
+            if !contents.tunnel_errors.contains_key(port) {
                 tracing::info!(node = %node.id, port = %port, "tunnel port error cleared");
             }
         }
-        self.seen.tunnel_errors = errors;
-        (vifs, tunnels)
+        self.seen.tunnel_errors = contents.tunnel_errors;
+        for id in contents
+            .duplicate_iface_ids
+            .difference(&self.seen.duplicates)
+        {
+            tracing::warn!(node = %node.id, iface_id = %id,
+                "several interfaces carry this iface-id; using the first");
+        }
+        self.seen.duplicates = contents.duplicate_iface_ids;
+        (contents.vifs, contents.tunnels)
     }
 
     /// Publishes the node to the fabric and the observed state (bindings included).
@@ -1072,6 +1023,88 @@ impl Session {
     }
 }
 
+/// What a bridge holds, as the southbound reports it.
+#[derive(Debug, Default, PartialEq)]
+struct BridgeContents {
+    /// Interfaces with `external_ids:iface-id` and a valid ofport, by iface-id.
+    vifs: BTreeMap<String, Vif>,
+    /// Weft's tunnel ports (`weft-remote`) with a valid ofport and no error: remote → ofport.
+    tunnels: BTreeMap<String, u32>,
+    /// Weft's tunnel ports OVS could not set up: port name → `Interface.error`.
+    tunnel_errors: BTreeMap<String, String>,
+    /// iface-ids carried by more than one interface (the first one, in port order, wins).
+    duplicate_iface_ids: BTreeSet<String>,
+}
+
+fn bridge_contents(replica: &Replica, node: &str, bridge: &Bridge) -> BridgeContents {
+    let mut vifs = BTreeMap::new();
+    let mut tunnels = BTreeMap::new();
+    let mut errors = BTreeMap::new();
+    let mut duplicates = BTreeSet::new();
+    for port_uuid in &bridge.ports {
+        let port = match vswitch::row::<vswitch::Port>(replica, port_uuid) {
+            Some(Ok(p)) => p,
+            Some(Err(e)) => {
+                tracing::debug!(node = %node, error = %e, "unreadable port row");
+                continue;
+            }
+            None => continue,
+        };
+        let remote = port.external_ids.get(KEY_REMOTE).cloned();
+        for iface_uuid in &port.interfaces {
+            let iface = match vswitch::row::<Interface>(replica, iface_uuid) {
+                Some(Ok(i)) => i,
+                Some(Err(e)) => {
+                    tracing::debug!(node = %node, error = %e, "unreadable interface row");
+                    continue;
+                }
+                None => continue,
+            };
+            let ofport = iface
+                .ofport
+                .filter(|p| *p > 0)
+                .and_then(|p| u32::try_from(p).ok());
+            if let Some(remote) = &remote {
+                let error = iface.error.clone().filter(|e| !e.is_empty());
+                match (ofport, error) {
+                    (Some(of), None) => {
+                        tunnels.insert(remote.clone(), of);
+                    }
+                    (_, Some(e)) => {
+                        errors.insert(port.name.clone(), e);
+                    }
+                    (None, None) if iface.ofport == Some(-1) => {
+                        errors.insert(port.name.clone(), "ofport -1".into());
+                    }
+                    (None, None) => {}
+                }
+                continue;
+            }
+            let (Some(iface_id), Some(ofport)) = (iface.iface_id(), ofport) else {
+                continue;
+            };
+            if vifs.contains_key(iface_id) {
+                duplicates.insert(iface_id.to_owned());
+                continue;
+            }
+            vifs.insert(
+                iface_id.to_owned(),
+                Vif {
+                    ofport,
+                    interface: iface.uuid,
+                    name: iface.name.clone(),
+                },
+            );
+        }
+    }
+    BridgeContents {
+        vifs,
+        tunnels,
+        tunnel_errors: errors,
+        duplicate_iface_ids: duplicates,
+    }
+}
+
 /// The OVS tunnel port for one desired tunnel.
 fn ovs_tunnel(t: &TunnelSpec) -> vswitch::TunnelSpec {
     vswitch::TunnelSpec {
@@ -1110,6 +1143,95 @@ mod tests {
         assert_eq!(tunnel_port_name("hv2"), tunnel_port_name("hv2"));
         assert_ne!(tunnel_port_name("hv2"), tunnel_port_name("hv3"));
         assert!(tunnel_port_name("some-very-long-system-id-0123456789").len() <= 15);
+    }
+
+    const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
+
+    /// A replica holding `tables` (update2 `initial` rows), with the real vswitch schema.
+    fn replica(tables: serde_json::Value) -> Replica {
+        let text = std::fs::read_to_string(SCHEMA)
+            .unwrap_or_else(|e| panic!("{SCHEMA}: {e} (install openvswitch-common)"));
+        let schema = ovsdb::DatabaseSchema::from_json(&serde_json::from_str(&text).unwrap())
+            .expect("vswitch schema");
+        let mut r = Replica::new(schema);
+        r.set_monitored(&vswitch::monitor_requests());
+        r.apply(ovsdb::UpdateFormat::Update2, &tables).unwrap();
+        r
+    }
+
+    #[test]
+    fn bridge_contents_reports_working_vifs_and_tunnels_only() {
+        let u = |n: u8| Uuid::from_bytes([n; 16]);
+        let uuid = |n: u8| serde_json::json!(["uuid", u(n).to_string()]);
+        let ports: Vec<_> = (10..16).map(uuid).collect();
+        let port = |i: u8, name: &str, remote: Option<&str>| {
+            let ext: Vec<_> = remote.map(|r| vec![KEY_REMOTE, r]).into_iter().collect();
+            (
+                u(10 + i).to_string(),
+                serde_json::json!({"initial": {"name": name, "interfaces": uuid(20 + i),
+                    "external_ids": ["map", ext]}}),
+            )
+        };
+        let iface = |i: u8, name: &str, ofport: i64, ext: Vec<[&str; 2]>, error: &str| {
+            let error = if error.is_empty() {
+                serde_json::json!(["set", []])
+            } else {
+                serde_json::json!(error)
+            };
+            (
+                u(20 + i).to_string(),
+                serde_json::json!({"initial": {"name": name, "ofport": ofport,
+                    "external_ids": ["map", ext], "error": error}}),
+            )
+        };
+        let p: serde_json::Map<_, _> = [
+            port(0, "vm1", None),
+            port(1, "vm2", None),
+            port(2, "vm1-again", None),
+            port(3, "wt-a", Some("hv2")),
+            port(4, "wt-b", Some("hv3")),
+            port(5, "plain", None),
+        ]
+        .into_iter()
+        .collect();
+        let i: serde_json::Map<_, _> = [
+            iface(0, "vm1", 7, vec![[KEY_IFACE_ID, "lp1"]], ""),
+            iface(1, "vm2", -1, vec![[KEY_IFACE_ID, "lp2"]], ""),
+            iface(2, "vm1-again", 9, vec![[KEY_IFACE_ID, "lp1"]], ""),
+            iface(3, "wt-a", 3, vec![], ""),
+            iface(4, "wt-b", -1, vec![], "could not add network device wt-b"),
+            iface(5, "plain", 4, vec![], ""),
+        ]
+        .into_iter()
+        .collect();
+        let r = replica(serde_json::json!({
+            "Bridge": {u(1).to_string(): {"initial": {"name": "br-int",
+                "ports": ["set", ports]}}},
+            "Port": p,
+            "Interface": i,
+        }));
+        let bridge = vswitch::bridge_by_name(&r, "br-int").unwrap().unwrap();
+        let c = bridge_contents(&r, "hv1", &bridge);
+        assert_eq!(
+            c.vifs,
+            BTreeMap::from([(
+                "lp1".to_owned(),
+                Vif {
+                    ofport: 7,
+                    interface: u(20),
+                    name: "vm1".into()
+                }
+            )])
+        );
+        assert_eq!(c.tunnels, BTreeMap::from([("hv2".to_owned(), 3)]));
+        assert_eq!(
+            c.tunnel_errors,
+            BTreeMap::from([(
+                "wt-b".to_owned(),
+                "could not add network device wt-b".to_owned()
+            )])
+        );
+        assert_eq!(c.duplicate_iface_ids, BTreeSet::from(["lp1".to_owned()]));
     }
 
     #[test]
