@@ -408,6 +408,9 @@ fn node_settings(root: &OpenVSwitch) -> Result<NodeSettings, String> {
     })
 }
 
+/// Most notifications a session holds while one transaction is in flight.
+const HOLD_MAX: usize = 4096;
+
 /// What woke a session's loop.
 enum Wake {
     Event(Option<Event>),
@@ -451,6 +454,8 @@ struct Session {
     installed: Option<watch::Receiver<Arc<BTreeSet<Uuid>>>>,
     model: watch::Receiver<Arc<LogicalModel>>,
     released: watch::Receiver<u64>,
+    /// Notifications received while a transaction was in flight, applied after it.
+    held: Vec<Event>,
     /// Bumped on every applied monitor update.
     generation: u64,
     /// For each write kind, the generation at which the last successful write was sent.
@@ -466,6 +471,7 @@ impl Session {
         let released = shared.released.subscribe();
         Session {
             released,
+            held: Vec::new(),
             shared,
             id,
             peer,
@@ -555,8 +561,17 @@ impl Session {
         tracing::debug!(peer = %self.peer, format = ?start.format, "OVSDB monitor started");
         let mut model_alive = true;
         loop {
-            if let Err(end) = self.reconcile(client, &replica).await {
+            if let Err(end) = self.reconcile(client, &replica, events).await {
                 return end;
+            }
+            // Updates that arrived while a transaction was in flight come first.
+            if !self.held.is_empty() {
+                for ev in std::mem::take(&mut self.held) {
+                    if let Err(end) = self.handle_event(Some(ev), &mut replica) {
+                        return end;
+                    }
+                }
+                continue;
             }
             let retry_at = self.retry_at;
             let wake = tokio::select! {
@@ -629,7 +644,12 @@ impl Session {
 
     /// One pass: identify the node, then bring each part of the database to what Weft
     /// wants and publish what it shows.
-    async fn reconcile(&mut self, client: &Client, replica: &Replica) -> Result<(), SessionEnd> {
+    async fn reconcile(
+        &mut self,
+        client: &Client,
+        replica: &Replica,
+        events: &mut mpsc::Receiver<Event>,
+    ) -> Result<(), SessionEnd> {
         let root = match vswitch::root(replica) {
             None => {
                 self.wait_for("the database has no Open_vSwitch row".into());
@@ -690,7 +710,7 @@ impl Session {
                         "repairing"
                     };
                     tracing::info!(node = %node.id, bridge = %node.bridge, "{what} integration bridge");
-                    self.write(client, WriteKind::Bridge, &txn).await?;
+                    self.write(client, events, WriteKind::Bridge, &txn).await?;
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(node = %node.id, error = %e, "cannot plan bridge"),
@@ -713,14 +733,15 @@ impl Session {
         if self.may_write(WriteKind::Tunnels)
             && let Some(txn) = self.plan_tunnels(replica, &node, &bridge)
         {
-            self.write(client, WriteKind::Tunnels, &txn).await?;
+            self.write(client, events, WriteKind::Tunnels, &txn).await?;
         }
 
         // 4. weft-installed.
         if self.may_write(WriteKind::Installed)
             && let Some(txn) = self.plan_installed(replica, &node, &vifs, &model)
         {
-            self.write(client, WriteKind::Installed, &txn).await?;
+            self.write(client, events, WriteKind::Installed, &txn)
+                .await?;
         }
         Ok(())
     }
@@ -807,14 +828,33 @@ impl Session {
             .is_none_or(|at| *at != self.generation)
     }
 
+    /// Sends one transaction. Notifications that arrive meanwhile are held (up to
+    /// [`HOLD_MAX`], then the client's own backpressure applies) rather than left in the
+    /// client's channel: a full channel stops the client reading the socket, and so
+    /// reading the reply this call waits for.
     async fn write(
         &mut self,
         client: &Client,
+        events: &mut mpsc::Receiver<Event>,
         kind: WriteKind,
         txn: &Transaction,
     ) -> Result<(), SessionEnd> {
         let sent_at = self.generation;
-        match client.transact(txn).await {
+        let reply = {
+            let call = client.transact(txn);
+            tokio::pin!(call);
+            loop {
+                tokio::select! {
+                    biased;
+                    r = &mut call => break r,
+                    ev = events.recv(), if self.held.len() < HOLD_MAX => match ev {
+                        Some(ev) => self.held.push(ev),
+                        None => break call.await,
+                    },
+                }
+            }
+        };
+        match reply {
             Ok(_) => {
                 self.written_at.insert(kind, sent_at);
                 // Normally the monitor update that shows this write re-opens planning;
