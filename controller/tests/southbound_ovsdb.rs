@@ -236,28 +236,39 @@ struct Harness {
     fabric: Arc<Fabric>,
     observed: Arc<ObservedState>,
     port: LogicalPort,
+    model: watch::Sender<Arc<LogicalModel>>,
     shutdown: CancellationToken,
 }
 
-fn model_with_port(name: &str) -> (LogicalModel, LogicalPort) {
-    let sw = LogicalSwitch {
+fn logical_port(name: &str, n: u8) -> LogicalPort {
+    LogicalPort {
         id: Uuid::new_v4(),
+        name: name.into(),
+        switch: Uuid::nil(),
+        mac: MacAddr([0x02, 0, 0, 0, 0, n]),
+        ips: vec![],
+        port_security: true,
+        key: u16::from(n),
+        zone: u16::from(n),
+    }
+}
+
+/// A model with one switch holding `ports`.
+fn model_of(ports: &[LogicalPort]) -> LogicalModel {
+    let sw = LogicalSwitch {
+        id: Uuid::from_u128(1),
         name: "ls1".into(),
         vni: 100,
         description: String::new(),
     };
-    let port = LogicalPort {
-        id: Uuid::new_v4(),
-        name: name.into(),
-        switch: sw.id,
-        mac: MacAddr([0x02, 0, 0, 0, 0, 1]),
-        ips: vec![],
-        port_security: true,
-        key: 1,
-        zone: 1,
-    };
-    let model = LogicalModel::from_objects(1, vec![sw], vec![port.clone()], vec![]).expect("model");
-    (model, port)
+    let ports = ports
+        .iter()
+        .map(|p| LogicalPort {
+            switch: sw.id,
+            ..p.clone()
+        })
+        .collect();
+    LogicalModel::from_objects(1, vec![sw], ports, vec![]).expect("model")
 }
 
 fn harness() -> (Harness, OvsdbContext) {
@@ -266,8 +277,8 @@ fn harness() -> (Harness, OvsdbContext) {
         .with_test_writer()
         .with_max_level(tracing::Level::DEBUG)
         .try_init();
-    let (model, port) = model_with_port("vm1-port");
-    let (_tx, model_rx) = watch::channel(Arc::new(model));
+    let port = logical_port("vm1-port", 1);
+    let (model_tx, model_rx) = watch::channel(Arc::new(model_of(std::slice::from_ref(&port))));
     let (events, _) = broadcast::channel(1024);
     let fabric = Fabric::new();
     let observed = Arc::new(ObservedState::new(events));
@@ -281,6 +292,7 @@ fn harness() -> (Harness, OvsdbContext) {
             fabric,
             observed,
             port,
+            model: model_tx,
             shutdown: CancellationToken::new(),
         },
         ctx,
@@ -628,6 +640,19 @@ async fn southbound_ovsdb_passive_two_hypervisors() {
             .contains_key("not-in-model")
     })
     .await;
+
+    // The logical port for vm2 is created later: the binding follows the model.
+    let late = logical_port("not-in-model", 2);
+    let m = model_of(&[h.port.clone(), late.clone()]);
+    h.model.send_replace(Arc::new(m));
+    eventually("vm2 bound once its logical port exists", &[&hv1], || {
+        h.observed
+            .port_status(&late.id)
+            .binding
+            .is_some_and(|b| b.node == "hv1")
+    })
+    .await;
+    assert!(h.observed.port_status(&h.port.id).binding.is_some());
 
     // hv2's session ends: marked disconnected, not forgotten; hv1 unaffected.
     hv2.vsctl(&["del-manager"]);

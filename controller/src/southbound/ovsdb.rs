@@ -157,6 +157,24 @@ impl OvsdbServer {
 /// Starts the OVSDB southbound: binds the manager listener (so a bad address fails here),
 /// then runs the listener and one dialler per active target in the background until
 /// `shutdown` is cancelled.
+///
+/// Wiring in weftd (the fabric is the one the compiler task and the OpenFlow side share):
+/// ```ignore
+/// let shutdown = CancellationToken::new();
+/// let ovsdb = southbound::ovsdb::serve(
+///     OvsdbSouthbound::from_config(&cfg),
+///     OvsdbContext {
+///         fabric: fabric.clone(),
+///         observed: controller.observed().clone(),
+///         model: controller.watch_model(),
+///     },
+///     shutdown.clone(),
+/// )
+/// .await?;
+/// // ... on shutdown:
+/// shutdown.cancel();
+/// ovsdb.join().await; // every node marked disconnected
+/// ```
 pub async fn serve(
     cfg: OvsdbSouthbound,
     ctx: OvsdbContext,
