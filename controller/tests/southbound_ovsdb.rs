@@ -240,16 +240,17 @@ struct Harness {
     shutdown: CancellationToken,
 }
 
-fn logical_port(name: &str, n: u8) -> LogicalPort {
+fn logical_port(name: &str, n: u16) -> LogicalPort {
+    let [hi, lo] = n.to_be_bytes();
     LogicalPort {
         id: Uuid::new_v4(),
         name: name.into(),
         switch: Uuid::nil(),
-        mac: MacAddr([0x02, 0, 0, 0, 0, n]),
+        mac: MacAddr([0x02, 0, 0, 0, hi, lo]),
         ips: vec![],
         port_security: true,
-        key: u16::from(n),
-        zone: u16::from(n),
+        key: n,
+        zone: n,
     }
 }
 
@@ -742,4 +743,111 @@ async fn southbound_ovsdb_active_unix_reconnects() {
     h.shutdown.cancel();
     server.join().await;
     assert!(h.observed.node("hv9").is_some_and(|n| !n.ovsdb_connected));
+}
+
+/// Measurement, not a check: how long one hypervisor takes to show N VIFs in the topology
+/// and to get `weft-installed` on all of them.
+/// `WEFT_SB_VIFS=1000 cargo test -p weft-controller --test southbound_ovsdb -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn southbound_ovsdb_scale_vifs() {
+    let n: u16 = std::env::var("WEFT_SB_VIFS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let (h, ctx) = harness();
+    let ports: Vec<LogicalPort> = (1..=n)
+        .map(|i| logical_port(&format!("lp{i}"), i))
+        .collect();
+    h.model.send_replace(Arc::new(model_of(&ports)));
+    let cfg = OvsdbSouthbound {
+        listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        ..Default::default()
+    };
+    let server = serve(cfg, ctx, h.shutdown.clone()).await.expect("serve");
+    let hv = Ovs::start(true);
+    hv.vsctl(&[
+        "set",
+        "Open_vSwitch",
+        ".",
+        "external_ids:system-id=hv1",
+        "external_ids:weft-encap-ip=192.0.2.1",
+        "external_ids:weft-datapath-type=dummy",
+    ]);
+    hv.vsctl(&[
+        "set-manager",
+        &format!("tcp:{}", server.local_addr().expect("addr")),
+    ]);
+    eventually("br-int", &[&hv], || {
+        h.fabric
+            .topology()
+            .nodes
+            .get("hv1")
+            .is_some_and(|v| v.datapath_id.is_some())
+    })
+    .await;
+    let mut args: Vec<String> = Vec::new();
+    for i in 1..=n {
+        args.extend(
+            [
+                "--".into(),
+                "add-port".into(),
+                "br-int".into(),
+                format!("vm{i}"),
+                "--".into(),
+                "set".into(),
+                "interface".into(),
+                format!("vm{i}"),
+                "type=dummy".into(),
+                format!("external_ids:iface-id=lp{i}"),
+            ]
+            .into_iter(),
+        );
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let t0 = std::time::Instant::now();
+    hv.vsctl(&args);
+    eventually("OVS assigned every ofport", &[&hv], || {
+        hv.vsctl(&[
+            "--bare",
+            "--columns=ofport",
+            "find",
+            "interface",
+            "type=dummy",
+        ])
+        .split_whitespace()
+        .filter(|p| p.parse::<i64>().is_ok_and(|p| p > 0))
+        .count()
+            == usize::from(n)
+    })
+    .await;
+    let t_ovs = t0.elapsed();
+    eventually("all VIFs in the topology", &[&hv], || {
+        h.fabric.topology().nodes["hv1"].vifs.len() == usize::from(n)
+    })
+    .await;
+    let t_vifs = t0.elapsed();
+    let t1 = std::time::Instant::now();
+    h.fabric
+        .report_installed("hv1", ports.iter().map(|p| p.id).collect());
+    eventually("all VIFs weft-installed", &[&hv], || {
+        hv.vsctl(&[
+            "--bare",
+            "--columns=name",
+            "find",
+            "interface",
+            "external_ids:weft-installed=true",
+        ])
+        .split_whitespace()
+        .count()
+            == usize::from(n)
+    })
+    .await;
+    let t_installed = t1.elapsed();
+    println!(
+        "{n} VIFs: OVS assigned ofports after {t_ovs:?}; in topology after {t_vifs:?}; \
+         all weft-installed {t_installed:?} after the report"
+    );
+    h.shutdown.cancel();
+    server.join().await;
 }
