@@ -472,6 +472,8 @@ struct Session {
     installed: Option<watch::Receiver<Arc<BTreeSet<Uuid>>>>,
     model: watch::Receiver<Arc<LogicalModel>>,
     released: watch::Receiver<u64>,
+    /// Another session serves this system-id; wake when some session releases a node.
+    waiting_for_owner: bool,
     /// Notifications received while a transaction was in flight, applied after it.
     held: Vec<Event>,
     /// Bumped on every applied monitor update.
@@ -489,6 +491,7 @@ impl Session {
         let released = shared.released.subscribe();
         Session {
             released,
+            waiting_for_owner: false,
             held: Vec::new(),
             shared,
             id,
@@ -597,8 +600,9 @@ impl Session {
                 ok = changed(&mut self.desired) => Wake::Desired(ok),
                 ok = changed(&mut self.installed) => Wake::Installed(ok),
                 r = self.model.changed(), if model_alive => Wake::Model(r.is_ok()),
-                // Shared holds the sender as long as this session lives.
-                _ = self.released.changed() => Wake::Released,
+                // Only a session waiting for a node listens; Shared holds the sender as
+                // long as this session lives.
+                _ = self.released.changed(), if self.waiting_for_owner => Wake::Released,
                 _ = sleep_until_opt(retry_at) => Wake::Retry,
             };
             match wake {
@@ -783,6 +787,7 @@ impl Session {
                     }
                 }
             };
+            self.waiting_for_owner = taken;
             if taken {
                 self.wait_for(format!(
                     "system-id {} is already served by another OVSDB session; \
