@@ -17,4 +17,5 @@ pub mod fabric;
 pub mod model;
 pub mod observed;
 pub mod realize;
+pub mod southbound;
 pub mod store;

@@ -129,6 +129,36 @@ impl ObservedState {
         }
     }
 
+    /// Changes some fields of a node in place (creating it, with this id, if unknown), so
+    /// that the OVSDB and OpenFlow sessions each update their own fields without
+    /// overwriting the other's. Emits `node_connected` / `node_disconnected` when the node
+    /// goes from no session to some session or back; the node itself is kept.
+    pub fn update_node(&self, id: &str, f: impl FnOnce(&mut TransportNode)) {
+        let (was, now) = {
+            let mut inner = self.write();
+            let node = inner
+                .nodes
+                .entry(id.to_string())
+                .or_insert_with(|| TransportNode {
+                    id: id.to_string(),
+                    ..Default::default()
+                });
+            let was = node.ovsdb_connected || node.openflow_connected;
+            f(node);
+            node.id = id.to_string();
+            (was, node.ovsdb_connected || node.openflow_connected)
+        };
+        if !was && now {
+            self.emit(Event::NodeConnected {
+                node: id.to_string(),
+            });
+        } else if was && !now {
+            self.emit(Event::NodeDisconnected {
+                node: id.to_string(),
+            });
+        }
+    }
+
     /// Forgets a node and unbinds every port bound on it.
     pub fn remove_node(&self, id: &str) {
         let unbound: Vec<Uuid> = {
@@ -259,6 +289,27 @@ mod tests {
                     port,
                     node: "hv1".into()
                 },
+                Event::NodeDisconnected { node: "hv1".into() },
+            ]
+        );
+    }
+
+    #[test]
+    fn update_node_keeps_other_fields_and_reports_transitions() {
+        let (tx, mut rx) = broadcast::channel(16);
+        let obs = ObservedState::new(tx);
+        obs.update_node("hv1", |n| n.openflow_connected = true);
+        obs.update_node("hv1", |n| n.ovsdb_connected = true);
+        let n = obs.node("hv1").unwrap();
+        assert!(n.openflow_connected && n.ovsdb_connected);
+        obs.update_node("hv1", |n| n.openflow_connected = false);
+        obs.update_node("hv1", |n| n.ovsdb_connected = false);
+        assert!(obs.node("hv1").is_some(), "disconnected, not forgotten");
+        let got: Vec<Event> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        assert_eq!(
+            got,
+            vec![
+                Event::NodeConnected { node: "hv1".into() },
                 Event::NodeDisconnected { node: "hv1".into() },
             ]
         );
