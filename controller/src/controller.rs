@@ -745,6 +745,36 @@ mod tests {
         assert!(m.find_port("p1").is_none());
     }
 
+    /// A store whose commits fail, to check that callers get -32010 and nothing changes.
+    struct BrokenStore;
+
+    impl Store for BrokenStore {
+        fn load(&mut self) -> Result<crate::store::StoredModel, StoreError> {
+            Ok(Default::default())
+        }
+        fn commit(&mut self, _: u64, _: &[Change]) -> Result<(), StoreError> {
+            Err(StoreError::Closed)
+        }
+        fn location(&self) -> String {
+            "broken".into()
+        }
+    }
+
+    #[tokio::test]
+    async fn failed_commit_is_store_unavailable_and_changes_nothing() {
+        let (c, writer) = Controller::start(Box::new(BrokenStore)).unwrap();
+        let err = c.submit(switch("a", None)).await.unwrap_err();
+        assert_eq!(err.code(), crate::error::STORE_UNAVAILABLE);
+        assert_eq!(c.snapshot().switch_count(), 0);
+        assert_eq!(c.snapshot().revision(), 0);
+        // Once a commit failed, every later write is refused, even one that would not validate.
+        let err = c.submit(switch("a b", None)).await.unwrap_err();
+        assert_eq!(err.code(), crate::error::STORE_UNAVAILABLE);
+        writer.shutdown().await;
+        let err = c.submit(switch("b", None)).await.unwrap_err();
+        assert_eq!(err.code(), crate::error::STORE_UNAVAILABLE);
+    }
+
     #[test]
     fn acl_rules() {
         let mut m = LogicalModel::default();

@@ -108,6 +108,9 @@ impl RedbStore {
         let path = data_dir.join(STORE_FILE);
         let mut builder = Database::builder();
         builder.set_check_integrity_on_open(true);
+        // The whole model lives in memory already; redb's cache only needs to hold the
+        // pages a commit touches.
+        builder.set_cache_size(16 * 1024 * 1024);
         let exists = std::fs::metadata(&path)
             .map(|m| m.len() > 0)
             .unwrap_or(false);
