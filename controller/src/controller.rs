@@ -629,6 +629,12 @@ fn process_batch(
     if !all_changes.is_empty() {
         match store.commit(working.revision(), &all_changes) {
             Ok(()) => {
+                tracing::debug!(
+                    revision = working.revision(),
+                    changes = all_changes.len(),
+                    writes = replies.iter().filter(|(_, r)| r.is_ok()).count(),
+                    "committed"
+                );
                 model_tx.send_replace(Arc::new(working));
                 for ev in pending_events {
                     let _ = events.send(ev);
@@ -773,6 +779,25 @@ mod tests {
         writer.shutdown().await;
         let err = c.submit(switch("b", None)).await.unwrap_err();
         assert_eq!(err.code(), crate::error::STORE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn inconsistent_store_is_refused_at_startup() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = crate::store::RedbStore::open(dir.path()).unwrap();
+        let orphan = LogicalPort {
+            id: Uuid::new_v4(),
+            name: "orphan".into(),
+            switch: Uuid::new_v4(),
+            mac: mac(1),
+            ips: vec![],
+            port_security: true,
+            key: 1,
+            zone: 1,
+        };
+        store.commit(1, &[Change::PutPort(orphan)]).unwrap();
+        let err = Controller::start(Box::new(store)).err().unwrap();
+        assert!(err.to_string().contains("does not exist"), "{err}");
     }
 
     #[test]
