@@ -472,10 +472,8 @@ impl Controller {
         let location = store.location();
         let model =
             LogicalModel::from_objects(stored.revision, stored.switches, stored.ports, stored.acls)
-                .map_err(|e| StoreError::Record {
+                .map_err(|e| StoreError::Inconsistent {
                     path: location.clone().into(),
-                    kind: "model",
-                    id: Uuid::nil(),
                     message: e.to_string(),
                 })?;
         let (model_tx, model_rx) = watch::channel(Arc::new(model));

@@ -66,6 +66,8 @@ pub enum StoreError {
         #[source]
         source: redb::Error,
     },
+    #[error("store {path} is inconsistent, refusing to serve it: {message}")]
+    Inconsistent { path: PathBuf, message: String },
     #[error("store is closed")]
     Closed,
 }
