@@ -1338,26 +1338,26 @@ impl Conn {
     fn recv(&mut self) -> OfpMessage {
         let mut chunk = [0u8; 65536];
         loop {
-            if let Some(len) = OfpMessage::peek_len(&self.buf) {
-                if self.buf.len() >= len {
-                    let frame: Vec<u8> = self.buf.drain(..len).collect();
-                    assert!(
-                        matches!(roundtrip(&frame), RoundTrip::Exact { .. }),
-                        "not byte-exact: {}",
-                        hex::encode(&frame)
+            if let Some(len) = OfpMessage::peek_len(&self.buf)
+                && self.buf.len() >= len
+            {
+                let frame: Vec<u8> = self.buf.drain(..len).collect();
+                assert!(
+                    matches!(roundtrip(&frame), RoundTrip::Exact { .. }),
+                    "not byte-exact: {}",
+                    hex::encode(&frame)
+                );
+                let m = OfpMessage::decode(&frame).unwrap_or_else(|e| {
+                    panic!("undecodable from OVS: {e}: {}", hex::encode(&frame))
+                });
+                if let Message::EchoRequest(d) = &m.body {
+                    send(
+                        &mut self.s,
+                        &OfpMessage::new(m.xid, Message::EchoReply(d.clone())),
                     );
-                    let m = OfpMessage::decode(&frame).unwrap_or_else(|e| {
-                        panic!("undecodable from OVS: {e}: {}", hex::encode(&frame))
-                    });
-                    if let Message::EchoRequest(d) = &m.body {
-                        send(
-                            &mut self.s,
-                            &OfpMessage::new(m.xid, Message::EchoReply(d.clone())),
-                        );
-                        continue;
-                    }
-                    return m;
+                    continue;
                 }
+                return m;
             }
             let n = self.s.read(&mut chunk).expect("OVS connection read");
             assert!(n > 0, "OVS closed the connection");
