@@ -84,6 +84,14 @@ struct Weftd {
     startup: Duration,
 }
 
+/// Kills the child even when the benchmark panics half-way.
+impl Drop for Weftd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn spawn_weftd(dir: &std::path::Path) -> Weftd {
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_weftd"))

@@ -472,10 +472,8 @@ impl Controller {
         let location = store.location();
         let model =
             LogicalModel::from_objects(stored.revision, stored.switches, stored.ports, stored.acls)
-                .map_err(|e| StoreError::Record {
+                .map_err(|e| StoreError::Inconsistent {
                     path: location.clone().into(),
-                    kind: "model",
-                    id: Uuid::nil(),
                     message: e.to_string(),
                 })?;
         let (model_tx, model_rx) = watch::channel(Arc::new(model));
@@ -629,6 +627,12 @@ fn process_batch(
     if !all_changes.is_empty() {
         match store.commit(working.revision(), &all_changes) {
             Ok(()) => {
+                tracing::debug!(
+                    revision = working.revision(),
+                    changes = all_changes.len(),
+                    writes = replies.iter().filter(|(_, r)| r.is_ok()).count(),
+                    "committed"
+                );
                 model_tx.send_replace(Arc::new(working));
                 for ev in pending_events {
                     let _ = events.send(ev);
@@ -743,6 +747,55 @@ mod tests {
         .unwrap();
         assert_eq!(changes.len(), 3);
         assert!(m.find_port("p1").is_none());
+    }
+
+    /// A store whose commits fail, to check that callers get -32010 and nothing changes.
+    struct BrokenStore;
+
+    impl Store for BrokenStore {
+        fn load(&mut self) -> Result<crate::store::StoredModel, StoreError> {
+            Ok(Default::default())
+        }
+        fn commit(&mut self, _: u64, _: &[Change]) -> Result<(), StoreError> {
+            Err(StoreError::Closed)
+        }
+        fn location(&self) -> String {
+            "broken".into()
+        }
+    }
+
+    #[tokio::test]
+    async fn failed_commit_is_store_unavailable_and_changes_nothing() {
+        let (c, writer) = Controller::start(Box::new(BrokenStore)).unwrap();
+        let err = c.submit(switch("a", None)).await.unwrap_err();
+        assert_eq!(err.code(), crate::error::STORE_UNAVAILABLE);
+        assert_eq!(c.snapshot().switch_count(), 0);
+        assert_eq!(c.snapshot().revision(), 0);
+        // Once a commit failed, every later write is refused, even one that would not validate.
+        let err = c.submit(switch("a b", None)).await.unwrap_err();
+        assert_eq!(err.code(), crate::error::STORE_UNAVAILABLE);
+        writer.shutdown().await;
+        let err = c.submit(switch("b", None)).await.unwrap_err();
+        assert_eq!(err.code(), crate::error::STORE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn inconsistent_store_is_refused_at_startup() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = crate::store::RedbStore::open(dir.path()).unwrap();
+        let orphan = LogicalPort {
+            id: Uuid::new_v4(),
+            name: "orphan".into(),
+            switch: Uuid::new_v4(),
+            mac: mac(1),
+            ips: vec![],
+            port_security: true,
+            key: 1,
+            zone: 1,
+        };
+        store.commit(1, &[Change::PutPort(orphan)]).unwrap();
+        let err = Controller::start(Box::new(store)).err().unwrap();
+        assert!(err.to_string().contains("does not exist"), "{err}");
     }
 
     #[test]

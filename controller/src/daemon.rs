@@ -2,10 +2,11 @@
 //! reverse order (stop accepting, let queued writes finish, close the store).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use jsonrpsee::server::ServerHandle;
 
-use crate::api::{ApiContext, ApiSettings};
+use crate::api::{ApiContext, ApiSettings, Tracer};
 use crate::config::Config;
 use crate::controller::{Controller, WriterHandle};
 use crate::store::RedbStore;
@@ -21,6 +22,14 @@ pub struct Daemon {
 impl Daemon {
     /// Opens the store (refusing corrupt data), loads the model and starts the API.
     pub async fn start(cfg: &Config) -> anyhow::Result<Daemon> {
+        Self::start_with(cfg, None).await
+    }
+
+    /// Like [`Daemon::start`], with a `trace` implementation (the pipeline compiler's).
+    pub async fn start_with(
+        cfg: &Config,
+        tracer: Option<Arc<dyn Tracer>>,
+    ) -> anyhow::Result<Daemon> {
         let data_dir = cfg.data_dir.clone();
         // redb may panic on some kinds of damage; that too must stop weftd with a message.
         let store = tokio::task::spawn_blocking(move || RedbStore::open(&data_dir))
@@ -46,14 +55,21 @@ impl Daemon {
             token: cfg.api_token.clone(),
             max_connections: cfg.max_connections,
         };
-        let (api_addr, server) =
-            match crate::api::serve(&settings, ApiContext::new(controller.clone())).await {
-                Ok(ok) => ok,
-                Err(e) => {
-                    writer.shutdown().await;
-                    return Err(e);
-                }
-            };
+        let (api_addr, server) = match crate::api::serve(&settings, {
+            let ctx = ApiContext::new(controller.clone());
+            match tracer {
+                Some(t) => ctx.with_tracer(t),
+                None => ctx,
+            }
+        })
+        .await
+        {
+            Ok(ok) => ok,
+            Err(e) => {
+                writer.shutdown().await;
+                return Err(e);
+            }
+        };
         tracing::info!(%api_addr, auth = cfg.api_token.is_some(), "API listening");
         // The southbound (OVSDB/OpenFlow listeners on cfg.openflow_listen and
         // cfg.ovsdb_listen, active cfg.ovsdb targets) starts here once it exists; it gets

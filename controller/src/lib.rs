@@ -5,6 +5,16 @@
 //! validates them against the [`model::LogicalModel`], commits them to the [`store::Store`],
 //! and publishes a new immutable snapshot plus [`events::Event`]s. Observed state from
 //! hypervisors lives in [`observed::ObservedState`].
+//!
+//! Seams for the southbound (OVSDB/OpenFlow sessions, compiler, reconciler):
+//! - [`controller::Controller::snapshot`]: an immutable `Arc<LogicalModel>` at one revision;
+//!   [`controller::Controller::watch_model`] wakes on every write.
+//! - [`controller::Controller::subscribe_events`]: config, binding and node events.
+//! - [`controller::Controller::observed`]: where sessions record transport nodes, port
+//!   bindings, `up` and installed flows (read by `node_*` and `port_get`).
+//! - [`api::Tracer`], passed to [`daemon::Daemon::start_with`], answers `trace`.
+//! - [`daemon::Daemon::start_with`] is where the southbound tasks start (see the comment
+//!   there); [`config::Config`] already carries their validated listen/dial targets.
 
 pub mod api;
 pub mod compiler;

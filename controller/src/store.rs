@@ -66,6 +66,8 @@ pub enum StoreError {
         #[source]
         source: redb::Error,
     },
+    #[error("store {path} is inconsistent, refusing to serve it: {message}")]
+    Inconsistent { path: PathBuf, message: String },
     #[error("store is closed")]
     Closed,
 }
@@ -108,6 +110,9 @@ impl RedbStore {
         let path = data_dir.join(STORE_FILE);
         let mut builder = Database::builder();
         builder.set_check_integrity_on_open(true);
+        // The whole model lives in memory already; redb's cache only needs to hold the
+        // pages a commit touches.
+        builder.set_cache_size(16 * 1024 * 1024);
         let exists = std::fs::metadata(&path)
             .map(|m| m.len() > 0)
             .unwrap_or(false);
@@ -135,6 +140,13 @@ impl RedbStore {
             path: self.path.clone(),
             source: e.into(),
         }
+    }
+
+    fn encode<T: serde::Serialize>(&self, value: &T) -> Result<Vec<u8>, StoreError> {
+        serde_json::to_vec(value).map_err(|e| StoreError::Io {
+            path: self.path.clone(),
+            source: redb::Error::Io(std::io::Error::other(e)),
+        })
     }
 
     fn db(&self) -> Result<&Database, StoreError> {
@@ -173,11 +185,14 @@ impl RedbStore {
         Ok(())
     }
 
+    /// Reads one table; each record must decode and carry the id it is stored under
+    /// (a mismatch would silently alias two objects).
     fn read_all<T: DeserializeOwned>(
         &self,
         txn: &redb::ReadTransaction,
         def: TableDefinition<'_, u128, &[u8]>,
         kind: &'static str,
+        id_of: fn(&T) -> Uuid,
     ) -> Result<Vec<T>, StoreError> {
         let table = txn.open_table(def).map_err(|e| self.io(e))?;
         let mut out = Vec::new();
@@ -190,6 +205,14 @@ impl RedbStore {
                 id,
                 message: e.to_string(),
             })?;
+            if id_of(&value) != id {
+                return Err(StoreError::Record {
+                    path: self.path.clone(),
+                    kind,
+                    id,
+                    message: format!("record carries id {}", id_of(&value)),
+                });
+            }
             out.push(value);
         }
         Ok(out)
@@ -205,9 +228,10 @@ impl Store for RedbStore {
             .get("revision")
             .map_err(|e| self.io(e))?
             .map_or(0, |v| v.value());
-        let switches: Vec<LogicalSwitch> = self.read_all(&txn, SWITCHES, "switch")?;
-        let ports: Vec<LogicalPort> = self.read_all(&txn, PORTS, "port")?;
-        let acls: Vec<Acl> = self.read_all(&txn, ACLS, "acl")?;
+        let switches: Vec<LogicalSwitch> =
+            self.read_all(&txn, SWITCHES, "switch", |s: &LogicalSwitch| s.id)?;
+        let ports: Vec<LogicalPort> = self.read_all(&txn, PORTS, "port", |p: &LogicalPort| p.id)?;
+        let acls: Vec<Acl> = self.read_all(&txn, ACLS, "acl", |a: &Acl| a.id)?;
         Ok(StoredModel {
             revision,
             switches,
@@ -233,9 +257,9 @@ impl Store for RedbStore {
             let mut acls = txn.open_table(ACLS).map_err(|e| self.io(e))?;
             for change in changes {
                 let (table, bytes) = match change {
-                    Change::PutSwitch(s) => (&mut switches, Some(encode(s))),
-                    Change::PutPort(p) => (&mut ports, Some(encode(p))),
-                    Change::PutAcl(a) => (&mut acls, Some(encode(a))),
+                    Change::PutSwitch(s) => (&mut switches, Some(self.encode(s)?)),
+                    Change::PutPort(p) => (&mut ports, Some(self.encode(p)?)),
+                    Change::PutAcl(a) => (&mut acls, Some(self.encode(a)?)),
                     Change::DeleteSwitch { .. } => (&mut switches, None),
                     Change::DeletePort { .. } => (&mut ports, None),
                     Change::DeleteAcl { .. } => (&mut acls, None),
@@ -271,11 +295,6 @@ impl Drop for RedbStore {
             tracing::warn!(path = %self.path.display(), error = %e, "closing store");
         }
     }
-}
-
-fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    // Serialising plain structs of strings and numbers into a Vec cannot fail.
-    serde_json::to_vec(value).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -812,6 +812,16 @@ async fn websocket_calls_and_events() {
             json!({"type": "config_changed", "kind": "port", "id": port["id"], "op": "deleted", "revision": 4}),
         ]
     );
+    // A subscription with unknown parameters is refused like any call.
+    let err = ws
+        .subscribe::<Value, _>(
+            "events_subscribe",
+            common::obj(json!({"kind": "port"})),
+            "events_unsubscribe",
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("kind"), "{err}");
     // Errors over WebSocket look the same as over HTTP.
     let err = call(&ws, "switch_create", json!({"name": "web"}))
         .await

@@ -303,7 +303,7 @@ fn cross_hypervisor_tunnel(encap: Encap) {
         ul_after.tx_bytes > ul_before.tx_bytes + (1 << 20),
         "{ul_before:?} -> {ul_after:?}"
     );
-    // Tunnel port counters of the userspace datapath lag by seconds: wait for them.
+    // Tunnel port counters of the userspace datapath lag (stats pulls): wait for them.
     hv1.wait_for("tunnel tx counter to count the transfer", WAIT, |hv| {
         Ok(hv.port_stats("br-int", "tun")?.tx_bytes > tun_before.tx_bytes + (1 << 20))
     })

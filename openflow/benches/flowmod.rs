@@ -43,7 +43,7 @@ fn mix() -> Vec<OfpMessage> {
                     Field::IpProto(6, None),
                     Field::Reg(6, i % 1000 + 1, None),
                     Field::Ipv4Dst(
-                        Ipv4Addr::from(0x0a00_0000 | (i & 0xffff)),
+                        Ipv4Addr::from(0x0a00_0000 | (i & 0xff00)),
                         Some(Ipv4Addr::new(255, 255, 255, 0)),
                     ),
                     Field::TcpDst((i % 60000) as u16 + 1, None),
@@ -144,16 +144,31 @@ fn main() {
             let text = String::from_utf8_lossy(&o.stdout).to_string();
             let mut rate = None;
             let mut bytes = None;
+            let mut same = Vec::new();
             for l in text.lines() {
                 if let Some(v) = l.strip_prefix("msgs_per_sec ") {
                     rate = v.trim().parse::<f64>().ok();
+                }
+                if let Some(v) = l.strip_prefix("sample_hex ") {
+                    // os-ken's encoding of message i decodes (with our codec) to the same flow.
+                    let theirs = openflow::parse_hex(v.trim())
+                        .ok()
+                        .and_then(|b| OfpMessage::decode(&b).ok());
+                    let i = same.len();
+                    let equal = match (theirs.map(|m| m.body), &msgs[i].body) {
+                        (Some(Message::FlowMod(a)), Message::FlowMod(b)) => {
+                            a.key() == b.key() && a.content() == b.content()
+                        }
+                        _ => false,
+                    };
+                    same.push(equal);
                 }
                 if let Some(v) = l.strip_prefix("total_bytes ") {
                     bytes = v.trim().parse::<usize>().ok();
                 }
             }
             match (rate, bytes) {
-                (Some(r), Some(b)) => Ok((r, b)),
+                (Some(r), Some(b)) => Ok((r, b, same)),
                 _ => Err(format!("unexpected output: {text}")),
             }
         }
@@ -180,9 +195,12 @@ fn main() {
     row("openflow decode", decode);
     row("openflow decode+encode", both);
     match osken {
-        Ok((r, b)) => {
+        Ok((r, b, same)) => {
             row("os-ken encode (same messages)", r);
             println!("(os-ken produced {b} bytes for the same {N} messages; ours {total})");
+            println!(
+                "os-ken's bytes for sample messages decode to the same flows as ours: {same:?}"
+            );
         }
         Err(e) => println!("{:<34} {:>14}  ({e})", "os-ken encode", "n/a"),
     }

@@ -26,7 +26,7 @@ def build(n):
             m = parser.OFPFlowMod(dp, cookie=cookie, table_id=30, priority=100, buffer_id=0xFFFFFFFF,
                                   out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY, match=match, instructions=inst)
         else:
-            dst = "10.0.%d.%d" % (((i & 0xFFFF) >> 8), i & 0xFF)
+            dst = "10.0.%d.0" % ((i & 0xFFFF) >> 8)
             match = parser.OFPMatch(ct_state=(0x21, 0x21), eth_type=0x0800, ip_proto=6, reg6=i % 1000 + 1,
                                     ipv4_dst=(dst, "255.255.255.0"), tcp_dst=i % 60000 + 1)
             ct = parser.NXActionCT(flags=1, zone_src="reg13", zone_ofs_nbits=15, recirc_table=255, alg=0,
@@ -56,6 +56,8 @@ def main():
         done += n
     elapsed = time.perf_counter() - start
     print("total_bytes", total)
+    for m in msgs[:2]:
+        print("sample_hex", bytes(m.buf).hex())
     print("msgs_per_sec", done / elapsed)
 
 

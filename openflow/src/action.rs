@@ -215,6 +215,10 @@ impl LearnSpec {
         if h == 0 {
             return Ok(None);
         }
+        // Bits 10, 14 and 15 are reserved; a header using them would not re-encode.
+        if h & 0xc400 != 0 {
+            return Err(r.bad_value("learn spec header", h.into()));
+        }
         let n_bits = h & 0x3ff;
         let src = if h & (1 << 13) != 0 {
             let n = 2 * usize::from(n_bits).div_ceil(16);

@@ -11,10 +11,12 @@ use crate::message::{HEADER_LEN, OfpMessage};
 pub enum CodecError {
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
-    /// The header's length is below 8 or above the configured maximum.
+    /// The header's length is below 8 or above the configured maximum. The stream cannot be
+    /// resynchronised: close the connection.
     #[error("bad message length {len} (min {HEADER_LEN}, max {max})")]
     BadFrameLength { len: usize, max: usize },
-    /// A complete frame whose contents do not decode.
+    /// A complete frame whose contents do not decode. The frame has been consumed, so the
+    /// caller may log it (and answer OFPT_ERROR) and keep reading.
     #[error("undecodable message (xid {xid:#x}): {source}")]
     Decode {
         xid: u32,
@@ -140,5 +142,23 @@ mod tests {
             c.decode(&mut b),
             Err(CodecError::Decode { xid: 9, .. })
         ));
+    }
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+    use crate::message::Message;
+
+    #[test]
+    fn stream_continues_after_an_undecodable_frame() {
+        let mut c = OfpCodec::default();
+        let mut b = BytesMut::from(&[4u8, 6, 0, 12, 0, 0, 0, 9, 1, 2, 3, 4][..]);
+        b.extend_from_slice(&OfpMessage::barrier(10).to_bytes().unwrap());
+        assert!(c.decode(&mut b).is_err());
+        assert_eq!(
+            c.decode(&mut b).unwrap(),
+            Some(OfpMessage::new(10, Message::BarrierRequest))
+        );
     }
 }

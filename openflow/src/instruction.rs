@@ -46,7 +46,8 @@ impl Instruction {
         let at = r.offset();
         let itype = r.u16("instruction type")?;
         let len = usize::from(r.u16("instruction length")?);
-        if len < 4 {
+        // Instruction lengths are multiples of 8 in OpenFlow 1.3 (OFPBIC_BAD_LEN otherwise).
+        if len < 8 || len % 8 != 0 {
             return Err(Error::BadLength {
                 what: "instruction",
                 offset: at,

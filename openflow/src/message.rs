@@ -888,6 +888,20 @@ fn emit_flow_stats_request(q: &FlowStatsRequest, buf: &mut BytesMut) {
     q.r#match.emit(buf);
 }
 
+impl MultipartRequest {
+    /// The multipart type of the body.
+    pub fn body_type(&self) -> MultipartType {
+        self.body.mp_type()
+    }
+}
+
+impl MultipartReply {
+    /// The multipart type of the body.
+    pub fn body_type(&self) -> MultipartType {
+        self.body.mp_type()
+    }
+}
+
 impl MultipartRequestBody {
     fn parse(mp_type: MultipartType, r: &mut Reader<'_>) -> Result<Self> {
         use MultipartType as T;

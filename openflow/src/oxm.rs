@@ -137,6 +137,8 @@ pub(crate) trait OxmValue: Sized + Clone {
     /// Formats the value (and mask, when partial) as OVS does for this kind of field.
     fn format(&self, fmt: Fmt) -> String;
     fn is_all_ones(&self) -> bool;
+    /// Bitwise AND (to clear value bits a mask ignores).
+    fn and(&self, m: &Self) -> Self;
 }
 
 macro_rules! int_value {
@@ -161,6 +163,9 @@ macro_rules! int_value {
             }
             fn is_all_ones(&self) -> bool {
                 *self == <$t>::MAX
+            }
+            fn and(&self, m: &Self) -> Self {
+                *self & *m
             }
         }
     };
@@ -196,6 +201,9 @@ impl OxmValue for [u8; 3] {
     fn is_all_ones(&self) -> bool {
         self.iter().all(|&b| b == 0xff)
     }
+    fn and(&self, m: &Self) -> Self {
+        [self[0] & m[0], self[1] & m[1], self[2] & m[2]]
+    }
 }
 
 impl OxmValue for Mac {
@@ -211,6 +219,13 @@ impl OxmValue for Mac {
     }
     fn is_all_ones(&self) -> bool {
         *self == Mac::BROADCAST
+    }
+    fn and(&self, m: &Self) -> Self {
+        let mut out = self.0;
+        for (o, b) in out.iter_mut().zip(m.0) {
+            *o &= b;
+        }
+        Mac(out)
     }
 }
 
@@ -228,6 +243,9 @@ impl OxmValue for Ipv4Addr {
     fn is_all_ones(&self) -> bool {
         *self == Ipv4Addr::BROADCAST
     }
+    fn and(&self, m: &Self) -> Self {
+        Ipv4Addr::from(u32::from(*self) & u32::from(*m))
+    }
 }
 
 impl OxmValue for Ipv6Addr {
@@ -243,6 +261,9 @@ impl OxmValue for Ipv6Addr {
     }
     fn is_all_ones(&self) -> bool {
         self.octets().iter().all(|&b| b == 0xff)
+    }
+    fn and(&self, m: &Self) -> Self {
+        Ipv6Addr::from(u128::from(*self) & u128::from(*m))
     }
 }
 
@@ -348,6 +369,31 @@ macro_rules! fields {
                     Field::XReg(_, _, m) => 8 * if m.is_some() { 2 } else { 1 },
                     Field::TunMetadata(_, v, m) => v.len() + m.as_ref().map_or(0, Vec::len),
                     Field::Raw(r) => r.payload.len(),
+                }
+            }
+
+            /// The same constraint in the form a switch reports it: an all-ones mask
+            /// dropped, value bits outside the mask cleared.
+            pub fn normalized(&self) -> Field {
+                fn norm<T: OxmValue>(v: &T, m: &Option<T>) -> (T, Option<T>) {
+                    match m {
+                        Some(m) if m.is_all_ones() => (v.clone(), None),
+                        Some(m) => (v.and(m), Some(m.clone())),
+                        None => (v.clone(), None),
+                    }
+                }
+                match self {
+                    $(Field::$var(v, m) => { let (v, m) = norm(v, m); Field::$var(v, m) })*
+                    Field::Reg(n, v, m) => { let (v, m) = norm(v, m); Field::Reg(*n, v, m) }
+                    Field::XReg(n, v, m) => { let (v, m) = norm(v, m); Field::XReg(*n, v, m) }
+                    Field::TunMetadata(n, v, Some(m)) if m.len() == v.len() => {
+                        if m.iter().all(|&b| b == 0xff) {
+                            Field::TunMetadata(*n, v.clone(), None)
+                        } else {
+                            Field::TunMetadata(*n, v.iter().zip(m).map(|(a, b)| a & b).collect(), Some(m.clone()))
+                        }
+                    }
+                    other => other.clone(),
                 }
             }
 
@@ -659,9 +705,10 @@ impl Match {
         self
     }
 
-    /// The same match with fields sorted by wire identity: equal for equal meaning.
+    /// The same match with fields normalized ([`Field::normalized`]) and sorted by wire
+    /// identity: equal for equal meaning, whatever order or mask spelling a switch uses.
     pub fn canonical(&self) -> Match {
-        let mut fields = self.fields.clone();
+        let mut fields: Vec<Field> = self.fields.iter().map(Field::normalized).collect();
         fields.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()).then_with(|| a.cmp(b)));
         Match { fields }
     }
@@ -757,6 +804,25 @@ mod tests {
         let mut out = BytesMut::new();
         m.emit(&mut out);
         assert_eq!(&out[..], bytes);
+    }
+
+    #[test]
+    fn canonical_normalizes_masks() {
+        let a = Match::new(vec![
+            Field::Ipv4Dst(
+                Ipv4Addr::new(10, 0, 0, 7),
+                Some(Ipv4Addr::new(255, 255, 255, 0)),
+            ),
+            Field::Metadata(5, Some(u64::MAX)),
+        ]);
+        let b = Match::new(vec![
+            Field::Metadata(5, None),
+            Field::Ipv4Dst(
+                Ipv4Addr::new(10, 0, 0, 0),
+                Some(Ipv4Addr::new(255, 255, 255, 0)),
+            ),
+        ]);
+        assert_eq!(a.canonical(), b.canonical());
     }
 
     #[test]

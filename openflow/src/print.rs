@@ -907,10 +907,13 @@ pub fn format_flow_mod_body(fm: &FlowMod) -> String {
     if !s.ends_with(' ') {
         s.push(' ');
     }
-    if fm.cookie != 0 && fm.cookie_mask == 0 {
-        let _ = write!(s, "cookie:{:#x} ", fm.cookie);
-    }
-    if fm.cookie_mask != 0 {
+    // As OVS decodes OF1.3: an ADD sets the cookie (the mask is ignored); other commands
+    // select flows by cookie/mask.
+    if fm.command == FlowModCommand::Add {
+        if fm.cookie != 0 && fm.cookie != u64::MAX {
+            let _ = write!(s, "cookie:{:#x} ", fm.cookie);
+        }
+    } else if fm.cookie_mask != 0 {
         let _ = write!(s, "cookie:{:#x}/{:#x} ", fm.cookie, fm.cookie_mask);
     }
     if fm.idle_timeout != 0 {
@@ -925,7 +928,11 @@ pub fn format_flow_mod_body(fm: &FlowMod) -> String {
     if fm.out_port != port::ANY {
         let _ = write!(s, "out_port:{} ", port::format(fm.out_port));
     }
-    if fm.out_group != crate::types::group::ANY {
+    let is_delete = matches!(
+        fm.command,
+        FlowModCommand::Delete | FlowModCommand::DeleteStrict
+    );
+    if is_delete && fm.out_group != crate::types::group::ANY {
         let _ = write!(s, "out_group:{} ", fm.out_group);
     }
     for (bit, name) in [
@@ -964,8 +971,7 @@ fn msg_name(m: &Message) -> &'static str {
         Message::GroupMod(_) => "OFPT_GROUP_MOD",
         Message::PortMod(_) => "OFPT_PORT_MOD",
         Message::TableMod(_) => "OFPT_TABLE_MOD",
-        Message::MultipartRequest(_) => "OFPST_REQUEST",
-        Message::MultipartReply(_) => "OFPST_REPLY",
+        Message::MultipartRequest(_) | Message::MultipartReply(_) => "OFPST",
         Message::BarrierRequest => "OFPT_BARRIER_REQUEST",
         Message::BarrierReply => "OFPT_BARRIER_REPLY",
         Message::RoleRequest(_) => "OFPT_ROLE_REQUEST",
@@ -1069,9 +1075,22 @@ fn format_body(m: &Message, s: &mut String) {
         Message::FeaturesReply(f) => {
             let _ = write!(
                 s,
-                " dpid:{:016x}\nn_tables:{}, n_buffers:{}, auxiliary_id:{}\ncapabilities: 0x{:x}",
-                f.datapath_id, f.n_tables, f.n_buffers, f.auxiliary_id, f.capabilities
+                " dpid:{:016x}\nn_tables:{}, n_buffers:{}, auxiliary_id:{}\ncapabilities:",
+                f.datapath_id, f.n_tables, f.n_buffers, f.auxiliary_id
             );
+            for (bit, name) in [
+                (1, "FLOW_STATS"),
+                (2, "TABLE_STATS"),
+                (4, "PORT_STATS"),
+                (8, "GROUP_STATS"),
+                (32, "IP_REASM"),
+                (64, "QUEUE_STATS"),
+                (256, "PORT_BLOCKED"),
+            ] {
+                if f.capabilities & bit != 0 {
+                    let _ = write!(s, " {name}");
+                }
+            }
         }
         Message::GetConfigReply(c) | Message::SetConfig(c) => {
             let frags = ["normal", "drop", "reassemble", "nx-match"][usize::from(c.flags & 3)];
@@ -1082,33 +1101,63 @@ fn format_body(m: &Message, s: &mut String) {
             let _ = write!(s, " miss_send_len={}", c.miss_send_len);
         }
         Message::PacketIn(p) => {
+            if p.table_id != 0 {
+                let _ = write!(s, " table_id={}", p.table_id);
+            }
+            if p.cookie != u64::MAX {
+                let _ = write!(s, " cookie={:#x}", p.cookie);
+            }
+            let reason = match p.reason {
+                PacketInReason::NoMatch => "no_match".to_string(),
+                PacketInReason::Action => "action".into(),
+                PacketInReason::InvalidTtl => "invalid_ttl".into(),
+                PacketInReason::Unknown(3) => "action_set".into(),
+                PacketInReason::Unknown(4) => "group".into(),
+                PacketInReason::Unknown(5) => "packet_out".into(),
+                PacketInReason::Unknown(n) => n.to_string(),
+            };
             let _ = write!(
                 s,
-                " total_len={} {} (via {:?}) table_id={} cookie={:#x} data_len={} buffer=0x{:08x}",
+                " total_len={} {} (via {reason}) data_len={}",
                 p.total_len,
                 format_match(&p.r#match, None),
-                p.reason,
-                p.table_id,
-                p.cookie,
-                p.data.len(),
-                p.buffer_id
+                p.data.len()
             );
+            if p.buffer_id == u32::MAX {
+                s.push_str(" (unbuffered)");
+            } else {
+                let _ = write!(s, " buffer=0x{:08x}", p.buffer_id);
+            }
         }
         Message::FlowRemoved(f) => {
+            let reason = match f.reason {
+                FlowRemovedReason::IdleTimeout => "idle".to_string(),
+                FlowRemovedReason::HardTimeout => "hard".into(),
+                FlowRemovedReason::Delete => "delete".into(),
+                FlowRemovedReason::GroupDelete => "group_delete".into(),
+                FlowRemovedReason::Unknown(n) => n.to_string(),
+            };
             let _ = write!(
                 s,
-                " {} reason={:?} table_id={} cookie:{:#x} duration{}.{:09}s idle{} hard{} pkts{} bytes{}",
-                format_match(&f.r#match, Some(f.priority)),
-                f.reason,
-                f.table_id,
-                f.cookie,
-                f.duration_sec,
-                f.duration_nsec,
-                f.idle_timeout,
-                f.hard_timeout,
-                f.packet_count,
-                f.byte_count
+                " {} reason={reason}",
+                format_match(&f.r#match, Some(f.priority))
             );
+            if f.table_id != 255 {
+                let _ = write!(s, " table_id={}", f.table_id);
+            }
+            if f.cookie != 0 {
+                let _ = write!(s, " cookie:{:#x}", f.cookie);
+            }
+            let _ = write!(
+                s,
+                " duration{} idle{}",
+                duration(f.duration_sec, f.duration_nsec),
+                f.idle_timeout
+            );
+            if f.hard_timeout != 0 {
+                let _ = write!(s, " hard{}", f.hard_timeout);
+            }
+            let _ = write!(s, " pkts{} bytes{}", f.packet_count, f.byte_count);
         }
         Message::PortStatus(p) => {
             let _ = write!(
@@ -1120,12 +1169,15 @@ fn format_body(m: &Message, s: &mut String) {
         Message::PacketOut(p) => {
             let _ = write!(
                 s,
-                " in_port={} actions={} buffer=0x{:08x} data_len={}",
+                " in_port={} actions={}",
                 port::format(p.in_port),
-                format_actions(&p.actions),
-                p.buffer_id,
-                p.data.len()
+                format_actions(&p.actions)
             );
+            if p.buffer_id == u32::MAX {
+                let _ = write!(s, " data_len={}", p.data.len());
+            } else {
+                let _ = write!(s, " buffer=0x{:08x}", p.buffer_id);
+            }
         }
         Message::FlowMod(f) => {
             s.push(' ');
@@ -1158,14 +1210,14 @@ fn format_body(m: &Message, s: &mut String) {
         }
         Message::MultipartRequest(m) => match &m.body {
             MultipartRequestBody::Flow(q) | MultipartRequestBody::Aggregate(q) => {
-                let kind = if matches!(m.body, MultipartRequestBody::Flow(_)) {
-                    "flow"
-                } else {
-                    "aggregate"
-                };
-                let _ = write!(s, " {kind}");
                 if q.table_id != crate::types::TABLE_ALL {
-                    let _ = write!(s, " table:{}", q.table_id);
+                    let _ = write!(s, " table={}", q.table_id);
+                }
+                if q.out_port != port::ANY {
+                    let _ = write!(s, " out_port={}", port::format(q.out_port));
+                }
+                if q.out_group != crate::types::group::ANY {
+                    let _ = write!(s, " out_group={}", q.out_group);
                 }
                 if q.cookie_mask != 0 {
                     let _ = write!(s, " cookie={:#x}/{:#x}", q.cookie, q.cookie_mask);
@@ -1175,6 +1227,11 @@ fn format_body(m: &Message, s: &mut String) {
                     let _ = write!(s, " {mt}");
                 }
             }
+            MultipartRequestBody::PortDesc => s.push_str(" port=ANY"),
+            MultipartRequestBody::GroupDesc => s.push_str(" group_id=ALL"),
+            MultipartRequestBody::Desc
+            | MultipartRequestBody::Table
+            | MultipartRequestBody::GroupFeatures => {}
             MultipartRequestBody::Raw { mp_type, body } => {
                 let _ = write!(s, " {mp_type:?} ({} bytes, not decoded)", body.len());
             }
@@ -1184,18 +1241,22 @@ fn format_body(m: &Message, s: &mut String) {
         },
         Message::MultipartReply(m) => match &m.body {
             MultipartReplyBody::Flow(v) => {
-                s.push_str(" flow");
                 for f in v {
                     let _ = write!(
                         s,
-                        "\n cookie={:#x}, duration={}.{:03}s, table={}, n_packets={}, n_bytes={}, ",
+                        "\n cookie={:#x}, duration={}, table={}, n_packets={}, n_bytes={}, ",
                         f.cookie,
-                        f.duration_sec,
-                        f.duration_nsec / 1_000_000,
+                        duration(f.duration_sec, f.duration_nsec),
                         f.table_id,
                         f.packet_count,
                         f.byte_count
                     );
+                    if f.idle_timeout != 0 {
+                        let _ = write!(s, "idle_timeout={}, ", f.idle_timeout);
+                    }
+                    if f.hard_timeout != 0 {
+                        let _ = write!(s, "hard_timeout={}, ", f.hard_timeout);
+                    }
                     let mt = format_match(&f.r#match, Some(f.priority));
                     s.push_str(&mt);
                     if !mt.is_empty() {
@@ -1205,7 +1266,6 @@ fn format_body(m: &Message, s: &mut String) {
                 }
             }
             MultipartReplyBody::GroupDesc(v) => {
-                s.push_str(" group_desc");
                 for g in v {
                     let _ = write!(
                         s,
@@ -1217,7 +1277,6 @@ fn format_body(m: &Message, s: &mut String) {
                 }
             }
             MultipartReplyBody::PortDesc(v) => {
-                s.push_str(" port_desc");
                 for p in v {
                     let _ = write!(
                         s,
@@ -1236,7 +1295,17 @@ fn format_body(m: &Message, s: &mut String) {
             }
         },
         Message::RoleRequest(r) | Message::RoleReply(r) => {
-            let _ = write!(s, " role={:?} generation_id={}", r.role, r.generation_id);
+            let role = match r.role {
+                ControllerRole::NoChange => "nochange".to_string(),
+                ControllerRole::Equal => "equal".into(),
+                ControllerRole::Master => "primary".into(),
+                ControllerRole::Slave => "secondary".into(),
+                ControllerRole::Unknown(n) => n.to_string(),
+            };
+            let _ = write!(s, " role={role}");
+            if r.role != ControllerRole::NoChange {
+                let _ = write!(s, " generation_id={}", r.generation_id);
+            }
         }
         Message::GetAsyncReply(a) | Message::SetAsync(a) => {
             let _ = write!(s, " {:?}", a);
@@ -1280,14 +1349,49 @@ fn format_body(m: &Message, s: &mut String) {
 
 /// One decoded message as text, `ovs-ofctl ofp-print` style.
 pub fn print_message(m: &OfpMessage) -> String {
+    let name = match &m.body {
+        Message::MultipartRequest(r) => format!("OFPST_{} request", mp_name(r.body_type())),
+        Message::MultipartReply(r) => format!("OFPST_{} reply", mp_name(r.body_type())),
+        other => msg_name(other).to_string(),
+    };
     let mut s = format!(
-        "{} (OF1.{}) (xid={:#x}):",
-        msg_name(&m.body),
+        "{name} (OF1.{}) (xid={:#x}):",
         m.version.saturating_sub(1),
         m.xid
     );
     format_body(&m.body, &mut s);
     s
+}
+
+fn mp_name(t: MultipartType) -> String {
+    use MultipartType as T;
+    match t {
+        T::Desc => "DESC".into(),
+        T::Flow => "FLOW".into(),
+        T::Aggregate => "AGGREGATE".into(),
+        T::Table => "TABLE".into(),
+        T::PortStats => "PORT".into(),
+        T::Queue => "QUEUE".into(),
+        T::Group => "GROUP".into(),
+        T::GroupDesc => "GROUP_DESC".into(),
+        T::GroupFeatures => "GROUP_FEATURES".into(),
+        T::Meter => "METER".into(),
+        T::MeterConfig => "METER_CONFIG".into(),
+        T::MeterFeatures => "METER_FEATURES".into(),
+        T::TableFeatures => "TABLE_FEATURES".into(),
+        T::PortDesc => "PORT_DESC".into(),
+        T::Experimenter => "EXPERIMENTER".into(),
+        T::Unknown(n) => format!("TYPE{n}"),
+    }
+}
+
+/// `ofp_print_duration`: seconds, and the fraction without trailing zeros.
+fn duration(sec: u32, nsec: u32) -> String {
+    if nsec == 0 {
+        return format!("{sec}s");
+    }
+    let frac = format!("{nsec:09}");
+    format!("{sec}.{}s", frac.trim_end_matches('0'))
 }
 
 fn hex_dump(b: &[u8]) -> String {

@@ -61,8 +61,15 @@ enum Cmd {
     Events,
     /// Print the OpenRPC description of the API.
     Discover,
-    // OFP-PRINT: the lead wires a `weftctl ofp-print <hex>` subcommand here, decoding with
-    // the openflow crate's message parser (it needs no weftd connection).
+    /// Decode OpenFlow messages given as hex, like `ovs-ofctl ofp-print` (no weftd
+    /// needed). Reads standard input when no hex is given.
+    OfpPrint {
+        /// Hex bytes (spaces, colons and a 0x prefix are ignored).
+        hex: Option<String>,
+        /// Re-encode and report byte-exact or the first differing offset.
+        #[arg(long)]
+        roundtrip: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -400,6 +407,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     if let Cmd::Events = cli.cmd {
         return follow_events(&server, hdrs, cli.json).await;
     }
+    if let Cmd::OfpPrint { hex, roundtrip } = &cli.cmd {
+        return ofp_print(hex.as_deref(), *roundtrip);
+    }
     // Listing 100k ports is tens of MiB; the server caps responses at 256 MiB.
     let client = HttpClientBuilder::default()
         .max_response_size(256 * 1024 * 1024)
@@ -539,7 +549,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Cmd::Status => ("system_status", P::new(), View::Object),
         Cmd::Discover => ("rpc.discover", P::new(), View::Object),
-        Cmd::Events => return Ok(()),
+        Cmd::Events | Cmd::OfpPrint { .. } => return Ok(()),
     };
     let result = request(&client, &server, method, params).await?;
     if cli.json || method == "rpc.discover" {
@@ -595,6 +605,31 @@ async fn follow_events(server: &str, hdrs: HeaderMap, json_out: bool) -> Result<
                 None => return Err(Failure::Unreachable(format!("weftd at {server} closed the event stream"))),
             }
         }
+    }
+}
+
+/// `weftctl ofp-print`: decoding happens locally, so a packet capture or a log line can be
+/// read without a running weftd.
+fn ofp_print(hex: Option<&str>, roundtrip: bool) -> Result<(), Failure> {
+    let text = match hex {
+        Some(h) => h.to_string(),
+        None => std::io::read_to_string(std::io::stdin())
+            .map_err(|e| Failure::Usage(format!("reading standard input: {e}")))?,
+    };
+    let bytes = openflow::parse_hex(&text).map_err(|e| Failure::Usage(format!("bad hex: {e}")))?;
+    if bytes.is_empty() {
+        return Err(Failure::Usage("no bytes to decode".into()));
+    }
+    println!("{}", openflow::ofp_print(&bytes));
+    let rt = openflow::roundtrip(&bytes);
+    if roundtrip {
+        println!("{rt}");
+    }
+    match rt {
+        openflow::RoundTrip::Exact { .. } => Ok(()),
+        openflow::RoundTrip::DecodeError(e) => Err(Failure::Api(format!("cannot decode: {e}"))),
+        _ if roundtrip => Err(Failure::Api("re-encoding is not byte-exact".into())),
+        _ => Ok(()),
     }
 }
 

@@ -555,9 +555,10 @@ impl Hypervisor {
 
     /// OpenFlow counters of `port` (name or number) on `bridge`, from
     /// `ovs-ofctl dump-ports`. Live for VM (veth) ports and `ul0`; for tunnel ports the
-    /// userspace datapath refreshes them only every few seconds (measured: unchanged right
-    /// after a 1 MiB transfer, correct ~5 s later), so poll with [`Hypervisor::wait_for`]
-    /// or use [`Hypervisor::underlay_stats`] for "did anything leave this hypervisor".
+    /// userspace datapath updates them only when it pulls datapath flow statistics
+    /// (measured: 0.1-0.5 s after a single ping), so poll with [`Hypervisor::wait_for`],
+    /// wait a second before concluding that nothing was sent, or use
+    /// [`Hypervisor::underlay_stats`] for "did anything leave this hypervisor".
     pub fn port_stats(&self, bridge: &str, port: &str) -> Result<PortStats> {
         let out = self.ofctl(["-O", "OpenFlow13", "dump-ports", bridge, port])?;
         PortStats::parse(&format!("ovs-ofctl dump-ports {bridge} {port}"), &out)
@@ -566,7 +567,7 @@ impl Hypervisor {
     /// Live counters of `ul0`, the hypervisor's only link to the underlay (on br-phy):
     /// every encapsulated packet, ARP for tunnel next hops and manager/controller traffic
     /// leaves through it. Unlike tunnel ports, whose counters the userspace datapath
-    /// refreshes only every few seconds, these are exact at once.
+    /// updates with a delay, these are exact at once.
     pub fn underlay_stats(&self) -> Result<PortStats> {
         self.port_stats("br-phy", "ul0")
     }
