@@ -176,14 +176,15 @@ pub struct Config {
 
 impl Config {
     /// A configuration for tests and embedding: API on `api_listen`, store in `data_dir`,
-    /// southbound defaults.
+    /// southbound listeners on ephemeral loopback ports (so that several embedded daemons
+    /// never collide; weftd itself uses the DESIGN.md defaults).
     pub fn new(api_listen: SocketAddr, data_dir: PathBuf) -> Self {
         Config {
             api_listen,
             data_dir,
             api_token: None,
-            openflow_listen: SocketAddr::from(([0, 0, 0, 0], 6653)),
-            ovsdb_listen: SocketAddr::from(([0, 0, 0, 0], 6640)),
+            openflow_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ovsdb_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             ovsdb: Vec::new(),
             openflow_advertise: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,

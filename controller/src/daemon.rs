@@ -1,22 +1,38 @@
-//! Assembles a running weftd: store → controller → API server, and tears it down in the
-//! reverse order (stop accepting, let queued writes finish, close the store).
+//! Assembles a running weftd: store → controller → realization (compiler task) →
+//! southbound (OVSDB manager and OpenFlow listeners) → API server, and tears it down in
+//! the reverse order: southbound sessions end first (switches keep their flows: fail_mode
+//! secure), then the API stops accepting, queued writes finish and the store closes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use jsonrpsee::server::ServerHandle;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiContext, ApiSettings, Tracer};
 use crate::config::Config;
 use crate::controller::{Controller, WriterHandle};
+use crate::fabric::Fabric;
+use crate::southbound::openflow::OpenFlowServer;
+use crate::southbound::ovsdb::{OvsdbContext, OvsdbServer, OvsdbSouthbound};
 use crate::store::RedbStore;
 
 /// A running daemon (also used in-process by tests and benchmarks).
 pub struct Daemon {
     pub api_addr: SocketAddr,
+    /// Where the OVSDB manager listener is bound (hypervisors' `set-manager`).
+    pub ovsdb_addr: Option<SocketAddr>,
+    /// Where the OpenFlow listener is bound (br-int's controller).
+    pub openflow_addr: SocketAddr,
     pub controller: Controller,
+    pub fabric: Arc<Fabric>,
     server: ServerHandle,
     writer: WriterHandle,
+    southbound_stop: CancellationToken,
+    ovsdb: OvsdbServer,
+    openflow: OpenFlowServer,
+    realize: JoinHandle<()>,
 }
 
 impl Daemon {
@@ -50,6 +66,52 @@ impl Daemon {
             acls = m.acl_count(),
             "store loaded"
         );
+        let fabric = Fabric::new();
+        let southbound_stop = CancellationToken::new();
+        let realize = tokio::spawn(crate::realize::run(
+            controller.watch_model(),
+            fabric.clone(),
+            southbound_stop.clone(),
+        ));
+        let southbound = async {
+            let openflow = crate::southbound::openflow::serve(
+                cfg.openflow_listen,
+                fabric.clone(),
+                controller.observed().clone(),
+                southbound_stop.clone(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("OpenFlow listener {}: {e}", cfg.openflow_listen))?;
+            let ovsdb = crate::southbound::ovsdb::serve(
+                OvsdbSouthbound::from_config(cfg),
+                OvsdbContext {
+                    fabric: fabric.clone(),
+                    observed: controller.observed().clone(),
+                    model: controller.watch_model(),
+                },
+                southbound_stop.clone(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("OVSDB manager listener {}: {e}", cfg.ovsdb_listen))?;
+            anyhow::Ok((openflow, ovsdb))
+        };
+        let (openflow, ovsdb) = match southbound.await {
+            Ok(ok) => ok,
+            Err(e) => {
+                southbound_stop.cancel();
+                writer.shutdown().await;
+                return Err(e);
+            }
+        };
+        tracing::info!(
+            ovsdb = ?ovsdb.local_addr(),
+            openflow = %openflow.local_addr,
+            advertise = ?cfg.openflow_advertise,
+            "southbound listening"
+        );
+        let tracer: Option<Arc<dyn Tracer>> = Some(
+            tracer.unwrap_or_else(|| Arc::new(crate::compiler::trace::LiveTracer::new(fabric.clone()))),
+        );
         let settings = ApiSettings {
             listen: cfg.api_listen,
             token: cfg.api_token.clone(),
@@ -66,25 +128,34 @@ impl Daemon {
         {
             Ok(ok) => ok,
             Err(e) => {
+                southbound_stop.cancel();
                 writer.shutdown().await;
                 return Err(e);
             }
         };
         tracing::info!(%api_addr, auth = cfg.api_token.is_some(), "API listening");
-        // The southbound (OVSDB/OpenFlow listeners on cfg.openflow_listen and
-        // cfg.ovsdb_listen, active cfg.ovsdb targets) starts here once it exists; it gets
-        // `controller.clone()`.
         Ok(Daemon {
             api_addr,
+            ovsdb_addr: ovsdb.local_addr(),
+            openflow_addr: openflow.local_addr,
             controller,
+            fabric,
             server,
             writer,
+            southbound_stop,
+            ovsdb,
+            openflow,
+            realize,
         })
     }
 
     /// Stops accepting API requests, waits for in-flight ones, lets every queued write
     /// commit, then closes the store.
     pub async fn shutdown(self) {
+        self.southbound_stop.cancel();
+        self.openflow.join().await;
+        self.ovsdb.join().await;
+        let _ = self.realize.await;
         let _ = self.server.stop();
         self.server.stopped().await;
         drop(self.controller);

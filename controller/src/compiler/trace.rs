@@ -401,3 +401,48 @@ pub fn walk(
     }
     out
 }
+
+/// The API's `trace`, answered from the live topology: the same compiler output the
+/// switches get, walked on the software table (no switch involved).
+#[derive(Debug)]
+pub struct LiveTracer {
+    fabric: std::sync::Arc<crate::fabric::Fabric>,
+}
+
+impl LiveTracer {
+    pub fn new(fabric: std::sync::Arc<crate::fabric::Fabric>) -> Self {
+        LiveTracer { fabric }
+    }
+}
+
+impl crate::api::Tracer for LiveTracer {
+    fn trace(
+        &self,
+        model: &LogicalModel,
+        _observed: &crate::observed::ObservedState,
+        port: &LogicalPort,
+        packet: &crate::api::TracePacket,
+    ) -> Result<serde_json::Value, crate::error::ApiError> {
+        use crate::error::ApiError;
+        let p = TracePacket {
+            eth_src: packet.eth_src,
+            eth_dst: Some(packet.eth_dst),
+            ip_src: packet.ip_src,
+            ip_dst: packet.ip_dst,
+            nw_proto: packet.ip_proto,
+            tp_src: packet.tp_src,
+            tp_dst: packet.tp_dst,
+            arp_op: packet.arp_op,
+            ..TracePacket::default()
+        };
+        let topology = self.fabric.topology();
+        let t = trace(model, &topology, None, &port.id.to_string(), &p).map_err(|e| match e {
+            TraceError::PortNotFound(_) => ApiError::not_found("port", "port", &port.name),
+            TraceError::BadPacket { field, reason } => {
+                ApiError::invalid(format!("packet.{field}"), reason)
+            }
+            other => ApiError::conflict("port", other),
+        })?;
+        serde_json::to_value(t).map_err(|e| ApiError::invalid("packet", e))
+    }
+}
