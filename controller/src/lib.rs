@@ -16,4 +16,6 @@ pub mod events;
 pub mod fabric;
 pub mod model;
 pub mod observed;
+pub mod reconcile;
+pub mod southbound;
 pub mod store;
