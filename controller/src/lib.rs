@@ -27,5 +27,6 @@ pub mod fabric;
 pub mod model;
 pub mod observed;
 pub mod realize;
+pub mod reconcile;
 pub mod southbound;
 pub mod store;

@@ -1,0 +1,424 @@
+//! The reconciler: a pure function from what a node should hold ([`DesiredNode`]) and what
+//! its switch reports it holds (a flow dump and a group dump) to the OpenFlow messages that
+//! turn the one into the other, and nothing more.
+//!
+//! Ownership: Weft's flows are the ones whose cookie carries [`WEFT_COOKIE`] in its top 16
+//! bits; flows with any other cookie (an operator's debugging flow, another tool's) are
+//! never touched, because the dump the caller feeds in is filtered by
+//! [`WEFT_COOKIE_MASK`] and [`installed_flows`] filters again. Groups have no cookie, so
+//! Weft owns *every* group on the integration bridge: Weft owns br-int's pipeline
+//! (DESIGN.md §3: `fail_mode=secure`, Weft's controller target), and a group no desired
+//! state names is removed.
+//!
+//! Order (the messages go into one ordered, atomic bundle): group adds and modifies first,
+//! so new flows can point at them; then flow adds and modifies; then flow deletes; then
+//! group deletes, so no flow is left pointing at a deleted group at any step.
+
+use std::collections::BTreeMap;
+
+use openflow::{
+    FlowContent, FlowKey, FlowMod, FlowStats, GroupDesc, GroupMod, Message, MultipartReplyBody,
+};
+
+use crate::compiler::{DesiredNode, GroupSpec};
+
+/// The top 16 bits of every Weft flow's cookie (`"WE"`).
+pub const WEFT_COOKIE: u64 = 0x5745_0000_0000_0000;
+/// The mask that selects the Weft marker in a cookie.
+pub const WEFT_COOKIE_MASK: u64 = 0xffff_0000_0000_0000;
+
+/// Whether a cookie marks a flow as Weft's.
+pub fn is_weft_cookie(cookie: u64) -> bool {
+    cookie & WEFT_COOKIE_MASK == WEFT_COOKIE
+}
+
+/// Weft's flows in a flow dump, keyed for diffing.
+pub fn installed_flows<'a>(
+    stats: impl IntoIterator<Item = &'a FlowStats>,
+) -> BTreeMap<FlowKey, FlowContent> {
+    stats
+        .into_iter()
+        .filter(|s| is_weft_cookie(s.cookie))
+        .map(|s| (s.key(), s.content()))
+        .collect()
+}
+
+/// Every group in a group-description dump (Weft owns all groups on br-int).
+pub fn installed_groups<'a>(
+    descs: impl IntoIterator<Item = &'a GroupDesc>,
+) -> BTreeMap<u32, GroupSpec> {
+    descs
+        .into_iter()
+        .map(|d| {
+            (
+                d.group_id,
+                GroupSpec {
+                    group_type: d.group_type,
+                    buckets: d.buckets.clone(),
+                },
+            )
+        })
+        .collect()
+}
+
+/// Flows from the parts of a reassembled flow-stats multipart reply.
+pub fn flows_from_parts(parts: &[MultipartReplyBody]) -> BTreeMap<FlowKey, FlowContent> {
+    installed_flows(parts.iter().flat_map(|p| match p {
+        MultipartReplyBody::Flow(v) => v.as_slice(),
+        _ => &[],
+    }))
+}
+
+/// Groups from the parts of a reassembled group-desc multipart reply.
+pub fn groups_from_parts(parts: &[MultipartReplyBody]) -> BTreeMap<u32, GroupSpec> {
+    installed_groups(parts.iter().flat_map(|p| match p {
+        MultipartReplyBody::GroupDesc(v) => v.as_slice(),
+        _ => &[],
+    }))
+}
+
+/// The messages that turn `installed` into `desired`, in a safe order (module docs).
+/// Empty when the switch already holds exactly the desired state.
+///
+/// A flow whose instructions differ is a `modify_strict` (counters and age survive); one
+/// whose cookie differs is re-added, because an OpenFlow 1.3 modify never rewrites the
+/// cookie. Installed flows without Weft's cookie are ignored.
+pub fn diff(
+    desired: &DesiredNode,
+    installed_flows: &BTreeMap<FlowKey, FlowContent>,
+    installed_groups: &BTreeMap<u32, GroupSpec>,
+) -> Vec<Message> {
+    let mut out = Vec::new();
+    for (id, want) in &desired.groups {
+        match installed_groups.get(id) {
+            None => out.push(Message::GroupMod(GroupMod::add(
+                *id,
+                want.group_type,
+                want.buckets.clone(),
+            ))),
+            Some(have) if have != want => out.push(Message::GroupMod(GroupMod::modify(
+                *id,
+                want.group_type,
+                want.buckets.clone(),
+            ))),
+            Some(_) => {}
+        }
+    }
+    for (key, want) in &desired.flows {
+        let fm = |have: Option<&FlowContent>| {
+            let m = key.r#match.clone();
+            let insts = want.instructions.clone();
+            match have {
+                Some(h) if h.cookie == want.cookie => {
+                    FlowMod::modify_strict(key.table_id, key.priority, m, insts)
+                }
+                _ => FlowMod::add(key.table_id, key.priority, m, insts),
+            }
+            .with_cookie(want.cookie)
+        };
+        match installed_flows.get(key) {
+            Some(have) if !is_weft_cookie(have.cookie) => {
+                // Someone else's flow has Weft's exact key; Weft's desired flow wins,
+                // as an add that replaces it.
+                out.push(Message::FlowMod(fm(None)));
+            }
+            Some(have) if have == want => {}
+            have => out.push(Message::FlowMod(fm(have))),
+        }
+    }
+    for (key, have) in installed_flows {
+        if is_weft_cookie(have.cookie) && !desired.flows.contains_key(key) {
+            out.push(Message::FlowMod(
+                FlowMod::delete_strict(key.table_id, key.priority, key.r#match.clone())
+                    .with_cookie(have.cookie),
+            ));
+        }
+    }
+    for id in installed_groups.keys() {
+        if !desired.groups.contains_key(id) {
+            out.push(Message::GroupMod(GroupMod::delete(*id)));
+        }
+    }
+    out
+}
+
+/// `installed` after `changes` (as [`diff`] produced them) were applied successfully:
+/// what the session believes the switch holds, so the next desired state is diffed
+/// without a new dump.
+pub fn apply(
+    flows: &mut BTreeMap<FlowKey, FlowContent>,
+    groups: &mut BTreeMap<u32, GroupSpec>,
+    changes: &[Message],
+) {
+    use openflow::{FlowModCommand, GroupModCommand};
+    for m in changes {
+        match m {
+            Message::FlowMod(fm) => match fm.command {
+                FlowModCommand::Add => {
+                    flows.insert(fm.key(), fm.content());
+                }
+                FlowModCommand::ModifyStrict | FlowModCommand::Modify => {
+                    if let Some(c) = flows.get_mut(&fm.key()) {
+                        c.instructions = fm.instructions.clone();
+                    }
+                }
+                FlowModCommand::DeleteStrict | FlowModCommand::Delete => {
+                    flows.remove(&fm.key());
+                }
+                FlowModCommand::Unknown(_) => {}
+            },
+            Message::GroupMod(gm) => match gm.command {
+                GroupModCommand::Add | GroupModCommand::Modify => {
+                    groups.insert(
+                        gm.group_id,
+                        GroupSpec {
+                            group_type: gm.group_type,
+                            buckets: gm.buckets.clone(),
+                        },
+                    );
+                }
+                GroupModCommand::Delete => {
+                    groups.remove(&gm.group_id);
+                }
+                GroupModCommand::Unknown(_) => {}
+            },
+            _ => {}
+        }
+    }
+}
+
+/// A flow table in `ovs-ofctl dump-flows` style, one line per flow (for `node_flows`).
+pub fn flows_as_text(flows: &BTreeMap<FlowKey, FlowContent>) -> Vec<String> {
+    flows
+        .iter()
+        .map(|(k, c)| {
+            FlowMod::add(
+                k.table_id,
+                k.priority,
+                k.r#match.clone(),
+                c.instructions.clone(),
+            )
+            .with_cookie(c.cookie)
+            .to_string()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openflow::{
+        Action, Bucket, Field, FlowModCommand, GroupModCommand, GroupType, Instruction, Mac, Match,
+    };
+
+    fn flow(
+        table: u8,
+        prio: u16,
+        fields: Vec<Field>,
+        insts: Vec<Instruction>,
+        cookie: u64,
+    ) -> (FlowKey, FlowContent) {
+        let fm = FlowMod::add(table, prio, Match::new(fields), insts).with_cookie(cookie);
+        (fm.key(), fm.content())
+    }
+
+    fn desired() -> DesiredNode {
+        let mut d = DesiredNode::default();
+        let c = WEFT_COOKIE | 1;
+        for (k, v) in [
+            flow(
+                0,
+                100,
+                vec![Field::InPort(1, None)],
+                vec![
+                    Instruction::apply(vec![
+                        Action::SetField(Field::Metadata(5001, None)),
+                        Action::SetField(Field::Reg(6, 1, None)),
+                    ]),
+                    Instruction::GotoTable(10),
+                ],
+                c,
+            ),
+            flow(
+                30,
+                100,
+                vec![
+                    Field::Metadata(5001, None),
+                    Field::EthDst(Mac([2, 0, 0, 0, 0, 1]), None),
+                ],
+                vec![Instruction::GotoTable(40)],
+                c,
+            ),
+            flow(
+                30,
+                80,
+                vec![Field::Metadata(5001, None)],
+                vec![Instruction::apply(vec![Action::Group(7)])],
+                c,
+            ),
+        ] {
+            d.flows.insert(k, v);
+        }
+        d.groups.insert(
+            7,
+            GroupSpec {
+                group_type: GroupType::All,
+                buckets: vec![Bucket::new(vec![
+                    Action::SetField(Field::Reg(7, 1, None)),
+                    Action::resubmit(40),
+                ])],
+            },
+        );
+        d
+    }
+
+    fn kinds(msgs: &[Message]) -> Vec<String> {
+        msgs.iter()
+            .map(|m| match m {
+                Message::FlowMod(f) => format!("flow {:?} t{}", f.command, f.table_id),
+                Message::GroupMod(g) => format!("group {:?} {}", g.command, g.group_id),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn empty_to_desired_adds_groups_before_flows() {
+        let d = desired();
+        let msgs = diff(&d, &BTreeMap::new(), &BTreeMap::new());
+        assert_eq!(
+            kinds(&msgs),
+            vec!["group Add 7", "flow Add t0", "flow Add t30", "flow Add t30"]
+        );
+        // Applying the changes gives exactly the desired state; diffing again is empty.
+        let (mut f, mut g) = (BTreeMap::new(), BTreeMap::new());
+        apply(&mut f, &mut g, &msgs);
+        assert_eq!(f, d.flows);
+        assert_eq!(g, d.groups);
+        assert!(diff(&d, &f, &g).is_empty());
+    }
+
+    #[test]
+    fn desired_to_itself_is_empty() {
+        let d = desired();
+        assert!(diff(&d, &d.flows, &d.groups).is_empty());
+    }
+
+    #[test]
+    fn changed_instructions_are_a_modify_strict_and_changed_cookie_an_add() {
+        let d = desired();
+        let mut installed = d.flows.clone();
+        let (k0, c0) = installed.iter_mut().next().unwrap();
+        let k0 = k0.clone();
+        c0.instructions = vec![Instruction::GotoTable(99)];
+        let (k1, c1) = installed.iter_mut().nth(1).unwrap();
+        let k1 = k1.clone();
+        c1.cookie = WEFT_COOKIE | 99;
+        let msgs = diff(&d, &installed, &d.groups);
+        assert_eq!(msgs.len(), 2);
+        let Message::FlowMod(m0) = &msgs[0] else {
+            panic!("{msgs:?}")
+        };
+        assert_eq!(m0.command, FlowModCommand::ModifyStrict);
+        assert_eq!(m0.key(), k0);
+        assert_eq!(m0.content(), d.flows[&k0]);
+        let Message::FlowMod(m1) = &msgs[1] else {
+            panic!("{msgs:?}")
+        };
+        assert_eq!(m1.command, FlowModCommand::Add);
+        assert_eq!(m1.key(), k1);
+        assert_eq!(m1.cookie, d.flows[&k1].cookie);
+    }
+
+    #[test]
+    fn removals_delete_flows_before_groups_and_leave_foreign_flows() {
+        let d = desired();
+        let mut installed = d.flows.clone();
+        let (stale_k, stale_c) = flow(
+            50,
+            100,
+            vec![Field::Reg(7, 9, None)],
+            vec![Instruction::apply(vec![Action::output(9)])],
+            WEFT_COOKIE | 2,
+        );
+        installed.insert(stale_k.clone(), stale_c);
+        let (foreign_k, foreign_c) = flow(
+            0,
+            200,
+            vec![Field::InPort(3, None)],
+            vec![Instruction::apply(vec![])],
+            0x1234,
+        );
+        installed.insert(foreign_k, foreign_c);
+        let mut groups = d.groups.clone();
+        groups.insert(
+            8,
+            GroupSpec {
+                group_type: GroupType::All,
+                buckets: vec![],
+            },
+        );
+        let msgs = diff(&d, &installed, &groups);
+        assert_eq!(
+            kinds(&msgs),
+            vec!["flow DeleteStrict t50", "group Delete 8"]
+        );
+        let Message::FlowMod(del) = &msgs[0] else {
+            panic!()
+        };
+        assert_eq!(del.key(), stale_k);
+    }
+
+    #[test]
+    fn order_is_group_adds_flow_adds_flow_deletes_group_deletes() {
+        // Move the flood flow from group 7 to group 9 and drop a flow in the same change.
+        let old = desired();
+        let mut new = old.clone();
+        let g7 = new.groups.remove(&7).unwrap();
+        new.groups.insert(9, g7);
+        let (k80, c80) = new
+            .flows
+            .iter_mut()
+            .find(|(k, _)| k.priority == 80)
+            .unwrap();
+        let _ = k80;
+        c80.instructions = vec![Instruction::apply(vec![Action::Group(9)])];
+        let k0 = new.flows.keys().next().unwrap().clone();
+        new.flows.remove(&k0);
+        let msgs = diff(&new, &old.flows, &old.groups);
+        assert_eq!(
+            kinds(&msgs),
+            vec![
+                "group Add 9",
+                "flow ModifyStrict t30",
+                "flow DeleteStrict t0",
+                "group Delete 7"
+            ]
+        );
+        let modified_group = {
+            let mut g = new.clone();
+            g.groups.get_mut(&9).unwrap().buckets.clear();
+            g
+        };
+        let msgs = diff(&modified_group, &new.flows, &new.groups);
+        assert!(matches!(
+            &msgs[..],
+            [Message::GroupMod(GroupMod {
+                command: GroupModCommand::Modify,
+                group_id: 9,
+                ..
+            })]
+        ));
+    }
+
+    #[test]
+    fn text_is_ovs_ofctl_style() {
+        let d = desired();
+        let text = flows_as_text(&d.flows);
+        assert_eq!(text.len(), 3);
+        assert!(
+            text[0].starts_with("cookie=0x5745000000000001, table=0, priority=100,in_port=1"),
+            "{text:?}"
+        );
+    }
+}
