@@ -109,9 +109,10 @@ impl Daemon {
             advertise = ?cfg.openflow_advertise,
             "southbound listening"
         );
-        let tracer: Option<Arc<dyn Tracer>> = Some(
-            tracer.unwrap_or_else(|| Arc::new(crate::compiler::trace::LiveTracer::new(fabric.clone()))),
-        );
+        let tracer: Option<Arc<dyn Tracer>> =
+            Some(tracer.unwrap_or_else(|| {
+                Arc::new(crate::compiler::trace::LiveTracer::new(fabric.clone()))
+            }));
         let settings = ApiSettings {
             listen: cfg.api_listen,
             token: cfg.api_token.clone(),
