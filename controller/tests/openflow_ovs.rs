@@ -572,6 +572,11 @@ async fn openflow_installs_only_the_difference_on_real_ovs() {
         "",
         "a rejected bundle must leave no trace"
     );
+    // ...and it is retried from a fresh dump (with backoff), never from a guess.
+    wait_for("re-dump after the rejection", || {
+        stat(&server, |s| &s.dumps) >= 2
+    })
+    .await;
 
     shutdown.cancel();
     server.join().await;

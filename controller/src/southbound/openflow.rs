@@ -681,3 +681,114 @@ fn log_rejection(node: &str, what: &str, error: &ErrorMsg) {
     tracing::error!(%node, flow = %what, error = %describe_error(error),
         "switch rejected part of the desired state; not reported installed, will re-dump and retry");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fabric::NodeView;
+    use openflow::{Field, FlowMod, Instruction, Match, MultipartReply, MultipartReplyBody};
+    use std::collections::BTreeSet;
+    use uuid::Uuid;
+
+    /// A scripted switch without bundle support: the driver falls back to plain flow mods
+    /// and still reports the state installed after the barrier.
+    #[tokio::test]
+    async fn falls_back_to_plain_flow_mods_without_bundles() {
+        let fabric = Fabric::new();
+        let (events, _) = tokio::sync::broadcast::channel(16);
+        let observed = Arc::new(ObservedState::new(events));
+        let shutdown = CancellationToken::new();
+        let server = serve(
+            "127.0.0.1:0".parse().unwrap(),
+            fabric.clone(),
+            observed.clone(),
+            shutdown.clone(),
+        )
+        .await
+        .unwrap();
+        fabric.upsert_node(NodeView {
+            id: "hv9".into(),
+            encap_ip: "192.0.2.9".parse().unwrap(),
+            encap_type: Default::default(),
+            bridge: "br-int".into(),
+            datapath_id: Some(42),
+            vifs: BTreeMap::new(),
+            tunnels: BTreeMap::new(),
+        });
+        let port = Uuid::new_v4();
+        let fm = FlowMod::add(
+            0,
+            100,
+            Match::new(vec![Field::InPort(1, None)]),
+            vec![Instruction::GotoTable(10)],
+        )
+        .with_cookie(reconcile::WEFT_COOKIE | 1);
+        let mut d = DesiredNode {
+            bound_ports: BTreeSet::from([port]),
+            ..Default::default()
+        };
+        d.flows.insert(fm.key(), fm.content());
+        fabric.publish_desired("hv9", Arc::new(d));
+        let mut installed = fabric.watch_installed("hv9");
+
+        let stream = TcpStream::connect(server.local_addr).await.unwrap();
+        let mut sw = Framed::new(stream, OfpCodec::default());
+        sw.send(OfpMessage::hello(1)).await.unwrap();
+        let mut flow_mods = Vec::new();
+        let refuse = |m: &OfpMessage| {
+            OfpMessage::new(
+                m.xid,
+                Message::Error(ErrorMsg {
+                    kind: ErrorKind::Standard {
+                        err_type: ErrorType::BadRequest,
+                        code: 1,
+                    },
+                    data: m.to_bytes().unwrap(),
+                }),
+            )
+        };
+        // Bounded so a broken driver fails the test instead of hanging it.
+        let script = async {
+            loop {
+                tokio::select! {
+                    r = installed.changed() => {
+                        r.unwrap();
+                        if **installed.borrow() == BTreeSet::from([port]) { break }
+                    }
+                    m = sw.next() => {
+                        let m = m.expect("weftd closed").unwrap();
+                        let reply = match &m.body {
+                            Message::Hello(_) => None,
+                            Message::FeaturesRequest => Some(OfpMessage::new(m.xid, Message::FeaturesReply(openflow::SwitchFeatures { datapath_id: 42, n_tables: 254, ..Default::default() }))),
+                            Message::MultipartRequest(r) => {
+                                let body = match r.body {
+                                    openflow::MultipartRequestBody::Flow(_) => MultipartReplyBody::Flow(vec![]),
+                                    openflow::MultipartRequestBody::GroupDesc => MultipartReplyBody::GroupDesc(vec![]),
+                                    _ => MultipartReplyBody::PortDesc(vec![]),
+                                };
+                                Some(OfpMessage::new(m.xid, Message::MultipartReply(MultipartReply { flags: 0, body })))
+                            }
+                            Message::BundleControl(_) | Message::BundleAdd(_) => Some(refuse(&m)),
+                            Message::BarrierRequest => Some(OfpMessage::new(m.xid, Message::BarrierReply)),
+                            Message::FlowMod(f) => { flow_mods.push(f.clone()); None }
+                            _ => None,
+                        };
+                        if let Some(r) = reply { sw.send(r).await.unwrap(); }
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), script)
+            .await
+            .expect("weftd never reported the state installed");
+        assert_eq!(flow_mods, vec![fm]);
+        assert!(
+            observed
+                .node("hv9")
+                .is_some_and(|n| n.openflow_connected && n.flows.len() == 1)
+        );
+        assert_eq!(OpenFlowStats::get(&server.stats.installs), 1);
+        shutdown.cancel();
+        server.join().await;
+    }
+}
