@@ -581,3 +581,107 @@ async fn openflow_installs_only_the_difference_on_real_ovs() {
     shutdown.cancel();
     server.join().await;
 }
+
+/// Which encodings OVS 3.1 reports back unchanged in a flow dump. For each flow text,
+/// OVS's own encoding (ovs-ofctl's) is installed by hand, then Weft connects with that
+/// same encoding as its desired state: a flow OVS normalises would show up as a
+/// modify_strict. Measured on OVS 3.1: every form below comes back exactly as sent, because
+/// OVS remembers each action's original encoding: `load:` stays NXAST_REG_LOAD,
+/// `set_field:` stays OFPAT_SET_FIELD (registers included), `write_metadata` stays an
+/// instruction, `set_tunnel`/`mod_dl_src` are sent (by ovs-ofctl) and returned as
+/// set_field. So the compiler may use either form, as long as it uses one consistently;
+/// match field order does not matter (FlowKey is canonical).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ovs_reports_flows_in_the_form_it_was_given() {
+    let ovs = Ovs::start();
+    ovs.vsctl(&[
+        "add-br",
+        "br-int",
+        "--",
+        "set",
+        "bridge",
+        "br-int",
+        "datapath_type=dummy",
+        "fail_mode=secure",
+        "protocols=OpenFlow13",
+    ]);
+    ovs.vsctl(&["set-controller", "br-int", "tcp:127.0.0.1:1"]);
+    let dpid_text = ovs.vsctl(&["get", "bridge", "br-int", "datapath_id"]);
+    let dpid = u64::from_str_radix(dpid_text.trim().trim_matches('"'), 16).expect("dpid");
+    let forms = [
+        "load:0x1->NXM_NX_REG6[]",
+        "load:0x1389->OXM_OF_METADATA[]",
+        "write_metadata:0x1389",
+        "set_field:0x1389->metadata,set_field:0x1->reg6",
+        "set_tunnel:0x1389,output:1",
+        "set_field:0x1389->tun_id,output:1",
+        "mod_dl_src:02:00:00:00:00:03",
+        "output:NXM_NX_REG7[0..15]",
+        "ip,actions=ct(commit,zone=5)",
+        "ip,actions=ct(table=21,zone=NXM_NX_REG13[0..15]),ct_clear",
+        "resubmit(,40)",
+        "move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],IN_PORT",
+    ];
+    let text: String = forms
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let a = if a.contains("actions=") {
+                a.to_string()
+            } else {
+                format!("actions={a}")
+            };
+            format!("{C}table=70,priority={},{a}\n", i + 1)
+        })
+        .collect();
+    let f = ovs.path().join("forms.flows");
+    std::fs::write(&f, &text).expect("write");
+    ovs.ofctl(&["add-flows", "br-int", &s(&f)]);
+    let want = desired(&text, "", &BTreeSet::new());
+    let fabric = Fabric::new();
+    let (events, _) = tokio::sync::broadcast::channel(64);
+    let observed = Arc::new(ObservedState::new(events));
+    let shutdown = CancellationToken::new();
+    let server = serve(
+        "127.0.0.1:0".parse().expect("addr"),
+        fabric.clone(),
+        observed.clone(),
+        shutdown.clone(),
+    )
+    .await
+    .expect("serve");
+    fabric.upsert_node(NodeView {
+        id: "hv1".into(),
+        encap_ip: "192.0.2.1".parse().expect("ip"),
+        encap_type: EncapType::Geneve,
+        bridge: "br-int".into(),
+        datapath_id: Some(dpid),
+        vifs: BTreeMap::new(),
+        tunnels: BTreeMap::new(),
+    });
+    fabric.publish_desired("hv1", Arc::new(want.clone()));
+    ovs.vsctl(&[
+        "set-controller",
+        "br-int",
+        &format!("tcp:{}", server.local_addr),
+    ]);
+    wait_for("first reconcile", || {
+        stat(&server, |s| &s.empty_diffs) + stat(&server, |s| &s.installs) >= 1
+    })
+    .await;
+    let dumped = observed.node("hv1").map(|n| n.flows).unwrap_or_default();
+    let expected = weft::reconcile::flows_as_text(&want.flows);
+    let normalised: Vec<String> = expected
+        .iter()
+        .filter(|l| !dumped.contains(l))
+        .cloned()
+        .collect();
+    assert!(
+        normalised.is_empty() && stat(&server, |s| &s.changes_sent) == 0,
+        "OVS reported these flows in another form:\n{}\nit reported:\n{}",
+        normalised.join("\n"),
+        dumped.join("\n")
+    );
+    shutdown.cancel();
+    server.join().await;
+}
