@@ -592,7 +592,7 @@ async fn openflow_installs_only_the_difference_on_real_ovs() {
 /// set_field. So the compiler may use either form, as long as it uses one consistently;
 /// match field order does not matter (FlowKey is canonical).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ovs_reports_flows_in_the_form_it_was_given() {
+async fn openflow_dump_returns_flows_in_the_form_they_were_sent() {
     let ovs = Ovs::start();
     ovs.vsctl(&[
         "add-br",

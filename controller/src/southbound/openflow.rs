@@ -131,6 +131,8 @@ pub async fn serve_with(
     tracing::info!(%local_addr, "OpenFlow listener up");
     let stats = Arc::new(OpenFlowStats::default());
     let ctx = Arc::new(Ctx {
+        current: std::sync::Mutex::new(BTreeMap::new()),
+        next_conn: AtomicU64::new(1),
         fabric,
         observed,
         settings,
@@ -166,11 +168,21 @@ pub async fn serve_with(
 }
 
 struct Ctx {
+    /// The newest connection of each node: a stale connection that ends after its
+    /// successor took over must not mark the node disconnected.
+    current: std::sync::Mutex<BTreeMap<String, u64>>,
+    next_conn: AtomicU64,
     fabric: Arc<Fabric>,
     observed: Arc<ObservedState>,
     settings: OpenFlowSettings,
     stats: Arc<OpenFlowStats>,
     shutdown: CancellationToken,
+}
+
+impl Ctx {
+    fn current_conns(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u64>> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Why a connection ended.
@@ -220,19 +232,27 @@ struct Conn {
     session: Session,
     label: String,
     shutdown: CancellationToken,
+    write_timeout: Duration,
 }
 
 impl Conn {
     /// Sends everything the session queued.
     async fn flush(&mut self) -> Result<(), ConnError> {
-        let mut any = false;
+        // Also when only the codec's buffer holds bytes (a flush cut short by a select).
+        if self.session.has_output() || !self.framed.write_buffer().is_empty() {
+            // A switch that stops reading must not hold this task forever.
+            tokio::time::timeout(self.write_timeout, self.write_all())
+                .await
+                .map_err(|_| ConnError::Timeout("switch not reading what we send"))??;
+        }
+        Ok(())
+    }
+
+    async fn write_all(&mut self) -> Result<(), ConnError> {
         while let Some(m) = self.session.poll_output() {
             self.framed.feed(m).await?;
-            any = true;
         }
-        if any {
-            self.framed.flush().await?;
-        }
+        self.framed.flush().await?;
         Ok(())
     }
 
@@ -286,6 +306,7 @@ async fn run_connection(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
         session: Session::new(ctx.settings.session, std::time::Instant::now(), &label),
         label,
         shutdown: ctx.shutdown.clone(),
+        write_timeout: ctx.settings.request_timeout,
     };
     let dpid = match handshake(&mut conn).await {
         Ok(d) => d,
@@ -305,9 +326,23 @@ async fn run_connection(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     conn.label = format!("{node} ({peer})");
     conn.session.set_label(conn.label.clone());
     tracing::info!(%peer, %node, dpid = %format_args!("{dpid:016x}"), "OpenFlow switch associated with node");
+    let id = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
+    if let Some(old) = ctx.current_conns().insert(node.clone(), id) {
+        tracing::info!(%node, "a newer OpenFlow connection replaces connection #{old}");
+    }
     set_connected(&ctx.observed, &node, dpid, true);
     let end = Installer::new(&node, &ctx).run(&mut conn).await;
-    set_connected(&ctx.observed, &node, dpid, false);
+    let still_current = {
+        let mut cur = ctx.current_conns();
+        let mine = cur.get(&node) == Some(&id);
+        if mine {
+            cur.remove(&node);
+        }
+        mine
+    };
+    if still_current {
+        set_connected(&ctx.observed, &node, dpid, false);
+    }
     tracing::info!(%peer, %node, reason = %end, "OpenFlow connection ended");
 }
 

@@ -197,6 +197,11 @@ impl Session {
         self.send(Message::BarrierRequest)
     }
 
+    /// Whether messages are waiting to be sent.
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty()
+    }
+
     /// The next message to send.
     pub fn poll_output(&mut self) -> Option<OfpMessage> {
         self.out.pop_front()
