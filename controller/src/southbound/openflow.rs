@@ -726,7 +726,8 @@ mod tests {
     use uuid::Uuid;
 
     /// A scripted switch without bundle support: the driver falls back to plain flow mods
-    /// and still reports the state installed after the barrier.
+    /// and still reports the state installed after the barrier, while a silent connection
+    /// sits in its handshake.
     #[tokio::test]
     async fn falls_back_to_plain_flow_mods_without_bundles() {
         let fabric = Fabric::new();
@@ -766,6 +767,8 @@ mod tests {
         fabric.publish_desired("hv9", Arc::new(d));
         let mut installed = fabric.watch_installed("hv9");
 
+        // A broken switch that connects and never speaks must not hold up the good one.
+        let _silent = TcpStream::connect(server.local_addr).await.unwrap();
         let stream = TcpStream::connect(server.local_addr).await.unwrap();
         let mut sw = Framed::new(stream, OfpCodec::default());
         sw.send(OfpMessage::hello(1)).await.unwrap();
