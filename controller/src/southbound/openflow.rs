@@ -131,6 +131,8 @@ pub async fn serve_with(
     tracing::info!(%local_addr, "OpenFlow listener up");
     let stats = Arc::new(OpenFlowStats::default());
     let ctx = Arc::new(Ctx {
+        current: std::sync::Mutex::new(BTreeMap::new()),
+        next_conn: AtomicU64::new(1),
         fabric,
         observed,
         settings,
@@ -166,11 +168,21 @@ pub async fn serve_with(
 }
 
 struct Ctx {
+    /// The newest connection of each node: a stale connection that ends after its
+    /// successor took over must not mark the node disconnected.
+    current: std::sync::Mutex<BTreeMap<String, u64>>,
+    next_conn: AtomicU64,
     fabric: Arc<Fabric>,
     observed: Arc<ObservedState>,
     settings: OpenFlowSettings,
     stats: Arc<OpenFlowStats>,
     shutdown: CancellationToken,
+}
+
+impl Ctx {
+    fn current_conns(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u64>> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Why a connection ended.
@@ -220,19 +232,27 @@ struct Conn {
     session: Session,
     label: String,
     shutdown: CancellationToken,
+    write_timeout: Duration,
 }
 
 impl Conn {
     /// Sends everything the session queued.
     async fn flush(&mut self) -> Result<(), ConnError> {
-        let mut any = false;
+        // Also when only the codec's buffer holds bytes (a flush cut short by a select).
+        if self.session.has_output() || !self.framed.write_buffer().is_empty() {
+            // A switch that stops reading must not hold this task forever.
+            tokio::time::timeout(self.write_timeout, self.write_all())
+                .await
+                .map_err(|_| ConnError::Timeout("switch not reading what we send"))??;
+        }
+        Ok(())
+    }
+
+    async fn write_all(&mut self) -> Result<(), ConnError> {
         while let Some(m) = self.session.poll_output() {
             self.framed.feed(m).await?;
-            any = true;
         }
-        if any {
-            self.framed.flush().await?;
-        }
+        self.framed.flush().await?;
         Ok(())
     }
 
@@ -286,6 +306,7 @@ async fn run_connection(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
         session: Session::new(ctx.settings.session, std::time::Instant::now(), &label),
         label,
         shutdown: ctx.shutdown.clone(),
+        write_timeout: ctx.settings.request_timeout,
     };
     let dpid = match handshake(&mut conn).await {
         Ok(d) => d,
@@ -305,9 +326,23 @@ async fn run_connection(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     conn.label = format!("{node} ({peer})");
     conn.session.set_label(conn.label.clone());
     tracing::info!(%peer, %node, dpid = %format_args!("{dpid:016x}"), "OpenFlow switch associated with node");
+    let id = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
+    if let Some(old) = ctx.current_conns().insert(node.clone(), id) {
+        tracing::info!(%node, "a newer OpenFlow connection replaces connection #{old}");
+    }
     set_connected(&ctx.observed, &node, dpid, true);
     let end = Installer::new(&node, &ctx).run(&mut conn).await;
-    set_connected(&ctx.observed, &node, dpid, false);
+    let still_current = {
+        let mut cur = ctx.current_conns();
+        let mine = cur.get(&node) == Some(&id);
+        if mine {
+            cur.remove(&node);
+        }
+        mine
+    };
+    if still_current {
+        set_connected(&ctx.observed, &node, dpid, false);
+    }
     tracing::info!(%peer, %node, reason = %end, "OpenFlow connection ended");
 }
 
@@ -680,4 +715,118 @@ fn change_text(m: &Message) -> String {
 fn log_rejection(node: &str, what: &str, error: &ErrorMsg) {
     tracing::error!(%node, flow = %what, error = %describe_error(error),
         "switch rejected part of the desired state; not reported installed, will re-dump and retry");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fabric::NodeView;
+    use openflow::{Field, FlowMod, Instruction, Match, MultipartReply, MultipartReplyBody};
+    use std::collections::BTreeSet;
+    use uuid::Uuid;
+
+    /// A scripted switch without bundle support: the driver falls back to plain flow mods
+    /// and still reports the state installed after the barrier, while a silent connection
+    /// sits in its handshake.
+    #[tokio::test]
+    async fn falls_back_to_plain_flow_mods_without_bundles() {
+        let fabric = Fabric::new();
+        let (events, _) = tokio::sync::broadcast::channel(16);
+        let observed = Arc::new(ObservedState::new(events));
+        let shutdown = CancellationToken::new();
+        let server = serve(
+            "127.0.0.1:0".parse().unwrap(),
+            fabric.clone(),
+            observed.clone(),
+            shutdown.clone(),
+        )
+        .await
+        .unwrap();
+        fabric.upsert_node(NodeView {
+            id: "hv9".into(),
+            encap_ip: "192.0.2.9".parse().unwrap(),
+            encap_type: Default::default(),
+            bridge: "br-int".into(),
+            datapath_id: Some(42),
+            vifs: BTreeMap::new(),
+            tunnels: BTreeMap::new(),
+        });
+        let port = Uuid::new_v4();
+        let fm = FlowMod::add(
+            0,
+            100,
+            Match::new(vec![Field::InPort(1, None)]),
+            vec![Instruction::GotoTable(10)],
+        )
+        .with_cookie(reconcile::WEFT_COOKIE | 1);
+        let mut d = DesiredNode {
+            bound_ports: BTreeSet::from([port]),
+            ..Default::default()
+        };
+        d.flows.insert(fm.key(), fm.content());
+        fabric.publish_desired("hv9", Arc::new(d));
+        let mut installed = fabric.watch_installed("hv9");
+
+        // A broken switch that connects and never speaks must not hold up the good one.
+        let _silent = TcpStream::connect(server.local_addr).await.unwrap();
+        let stream = TcpStream::connect(server.local_addr).await.unwrap();
+        let mut sw = Framed::new(stream, OfpCodec::default());
+        sw.send(OfpMessage::hello(1)).await.unwrap();
+        let mut flow_mods = Vec::new();
+        let refuse = |m: &OfpMessage| {
+            OfpMessage::new(
+                m.xid,
+                Message::Error(ErrorMsg {
+                    kind: ErrorKind::Standard {
+                        err_type: ErrorType::BadRequest,
+                        code: 1,
+                    },
+                    data: m.to_bytes().unwrap(),
+                }),
+            )
+        };
+        // Bounded so a broken driver fails the test instead of hanging it.
+        let script = async {
+            loop {
+                tokio::select! {
+                    r = installed.changed() => {
+                        r.unwrap();
+                        if **installed.borrow() == BTreeSet::from([port]) { break }
+                    }
+                    m = sw.next() => {
+                        let m = m.expect("weftd closed").unwrap();
+                        let reply = match &m.body {
+                            Message::Hello(_) => None,
+                            Message::FeaturesRequest => Some(OfpMessage::new(m.xid, Message::FeaturesReply(openflow::SwitchFeatures { datapath_id: 42, n_tables: 254, ..Default::default() }))),
+                            Message::MultipartRequest(r) => {
+                                let body = match r.body {
+                                    openflow::MultipartRequestBody::Flow(_) => MultipartReplyBody::Flow(vec![]),
+                                    openflow::MultipartRequestBody::GroupDesc => MultipartReplyBody::GroupDesc(vec![]),
+                                    _ => MultipartReplyBody::PortDesc(vec![]),
+                                };
+                                Some(OfpMessage::new(m.xid, Message::MultipartReply(MultipartReply { flags: 0, body })))
+                            }
+                            Message::BundleControl(_) | Message::BundleAdd(_) => Some(refuse(&m)),
+                            Message::BarrierRequest => Some(OfpMessage::new(m.xid, Message::BarrierReply)),
+                            Message::FlowMod(f) => { flow_mods.push(f.clone()); None }
+                            _ => None,
+                        };
+                        if let Some(r) = reply { sw.send(r).await.unwrap(); }
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), script)
+            .await
+            .expect("weftd never reported the state installed");
+        assert_eq!(flow_mods, vec![fm]);
+        assert!(
+            observed
+                .node("hv9")
+                .is_some_and(|n| n.openflow_connected && n.flows.len() == 1)
+        );
+        assert_eq!(OpenFlowStats::get(&server.stats.installs), 1);
+        shutdown.cancel();
+        server.join().await;
+    }
 }

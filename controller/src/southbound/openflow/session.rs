@@ -197,6 +197,11 @@ impl Session {
         self.send(Message::BarrierRequest)
     }
 
+    /// Whether messages are waiting to be sent.
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty()
+    }
+
     /// The next message to send.
     pub fn poll_output(&mut self) -> Option<OfpMessage> {
         self.out.pop_front()
@@ -391,6 +396,34 @@ fn port_desc_body() -> Message {
     OfpMessage::port_desc_request(0).body
 }
 
+/// ONF's experimenter id (`"ONF\0"`), under which OpenFlow 1.3 bundle errors come.
+const ONF_EXPERIMENTER: u32 = 0x4f4e_4600;
+
+/// Names of the ONF extension 230 bundle errors (OpenFlow 1.3), as OVS prints them.
+fn onf_bundle_error(exp_type: u16) -> Option<&'static str> {
+    const NAMES: &[&str] = &[
+        "UNKNOWN",
+        "EPERM",
+        "BAD_ID",
+        "BUNDLE_EXIST",
+        "BUNDLE_CLOSED",
+        "OUT_OF_BUNDLES",
+        "BAD_TYPE",
+        "BAD_FLAGS",
+        "MSG_BAD_LEN",
+        "MSG_BAD_XID",
+        "MSG_UNSUP",
+        "MSG_CONFLICT",
+        "MSG_TOO_MANY",
+        "MSG_FAILED",
+        "TIMEOUT",
+        "BUNDLE_IN_PROGRESS",
+    ];
+    exp_type
+        .checked_sub(2300)
+        .and_then(|i| NAMES.get(usize::from(i)).copied())
+}
+
 /// An ERROR as one line: its name and the offending request decoded (`ovs-ofctl`
 /// style), or the text a HELLO_FAILED carries.
 pub fn describe_error(e: &ErrorMsg) -> String {
@@ -399,7 +432,10 @@ pub fn describe_error(e: &ErrorMsg) -> String {
         ErrorKind::Experimenter {
             exp_type,
             experimenter,
-        } => format!("experimenter {experimenter:#x} type {exp_type}"),
+        } => match (experimenter, onf_bundle_error(exp_type)) {
+            (ONF_EXPERIMENTER, Some(n)) => format!("ONFBFC_{n}"),
+            _ => format!("experimenter {experimenter:#x} type {exp_type}"),
+        },
     };
     let detail = match (e.kind, e.offending()) {
         (
