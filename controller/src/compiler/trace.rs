@@ -441,6 +441,9 @@ impl crate::api::Tracer for LiveTracer {
             TraceError::BadPacket { field, reason } => {
                 ApiError::invalid(format!("packet.{field}"), reason)
             }
+            // Not an error in the request: the answer depends on where the port is
+            // plugged, which is not known yet.
+            e @ TraceError::PortNotBound(_) => ApiError::Unavailable(e.to_string()),
             other => ApiError::conflict("port", other),
         })?;
         serde_json::to_value(t).map_err(|e| ApiError::invalid("packet", e))

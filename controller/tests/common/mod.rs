@@ -134,12 +134,20 @@ pub struct Spawned {
 
 impl Spawned {
     /// Starts weftd on a free loopback port with `data_dir`, waiting for its ready line.
+    /// Southbound listeners default to ephemeral loopback ports (tests run in parallel);
+    /// `extra` may set them.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Spawned {
-        let mut child = Command::new(weftd_bin())
-            .arg("--api-listen")
+        let mut cmd = Command::new(weftd_bin());
+        cmd.arg("--api-listen")
             .arg("127.0.0.1:0")
             .arg("--data-dir")
-            .arg(data_dir)
+            .arg(data_dir);
+        for flag in ["--openflow-listen", "--ovsdb-listen"] {
+            if !extra.contains(&flag) {
+                cmd.args([flag, "tcp:127.0.0.1:0"]);
+            }
+        }
+        let mut child = cmd
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
