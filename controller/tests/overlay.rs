@@ -197,6 +197,44 @@ fn two_tenants(encap: Encap) {
         assert!(get("controller").trim() != "[]", "no controller on br-int");
     }
 
+    // What the API reports agrees with what OVS holds.
+    let nodes = ov.call("node_list", json!({}));
+    let nodes = nodes.as_array().unwrap();
+    assert_eq!(nodes.len(), 3, "{nodes:?}");
+    for n in nodes {
+        assert_eq!(n["ovsdb_connected"], true, "{n}");
+        assert_eq!(n["openflow_connected"], true, "{n}");
+        assert!(n["flow_count"].as_u64().unwrap() > 0, "{n}");
+    }
+    let a1_view = ov.call("port_get", json!({"port": "a1"}));
+    assert_eq!(a1_view["binding"]["node"], "hv1", "{a1_view}");
+    assert_eq!(a1_view["up"], true, "{a1_view}");
+    let flows = ov.call("node_flows", json!({"node": "hv1"}));
+    let flows: Vec<&str> = flows["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    let installed = ov.hv(1).dump_flows("br-int").unwrap();
+    assert_eq!(flows.len(), installed.len(), "node_flows vs dump-flows");
+    // trace: a1 -> a3's MAC crosses a tunnel to hv3 and is delivered to a3 only.
+    let t = ov.call(
+        "trace",
+        json!({"port": "a1", "packet": {"eth_dst": "02:00:00:00:00:03", "ip_dst": "10.0.0.3",
+               "ip_proto": 1}}),
+    );
+    let delivered: Vec<&Value> = t["delivered"].as_array().unwrap().iter().collect();
+    assert_eq!(delivered.len(), 1, "{t}");
+    assert_eq!(delivered[0]["port"], "a3", "{t}");
+    assert_eq!(delivered[0]["node"], "hv3", "{t}");
+    // ... and to b4's MAC (red only) it is dropped on hv1.
+    let t = ov.call(
+        "trace",
+        json!({"port": "a1", "packet": {"eth_dst": "02:00:00:00:00:14"}}),
+    );
+    assert!(t["delivered"].as_array().unwrap().is_empty(), "{t}");
+
     // The ARP responder answers on the local hypervisor: a1's request for a3 reaches no
     // other VM (a flooded request would reach a2 and a3). Done before any other traffic,
     // since b1 shares a1's MAC and IP: its own requests would look the same.
