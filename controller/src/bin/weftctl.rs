@@ -225,6 +225,7 @@ enum View {
     Object,
     Flows,
     Deleted,
+    Trace,
 }
 
 fn headers(token_file: &Option<PathBuf>) -> Result<HeaderMap, Failure> {
@@ -371,6 +372,7 @@ fn render(view: View, v: &Value) -> String {
                 )
             }
         }
+        View::Trace => render_trace(v),
         View::Flows => {
             let flows = v
                 .get("flows")
@@ -544,7 +546,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 P::new()
                     .set("port", t.port)?
                     .set("packet", Value::Object(packet))?,
-                View::Object,
+                View::Trace,
             )
         }
         Cmd::Status => ("system_status", P::new(), View::Object),
@@ -606,6 +608,63 @@ async fn follow_events(server: &str, hdrs: HeaderMap, json_out: bool) -> Result<
             }
         }
     }
+}
+
+/// A trace as `ofproto/trace` users expect it: per bridge, the tables and flows the packet
+/// met, then where copies went and why branches ended.
+fn render_trace(v: &Value) -> String {
+    let mut out = String::new();
+    let s = |v: &Value| {
+        v.as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| v.to_string())
+    };
+    for hop in v["hops"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "node {} in_port {}: {}\n",
+            s(&hop["node"]),
+            hop["in_port"],
+            s(&hop["packet"])
+        ));
+        for step in hop["steps"].as_array().into_iter().flatten() {
+            let indent = "  ".repeat(step["depth"].as_u64().unwrap_or(0) as usize + 1);
+            let flow = match &step["flow"] {
+                Value::Null => "no match: dropped".to_string(),
+                f => s(f),
+            };
+            out.push_str(&format!("{indent}table {}: {flow}\n", step["table"]));
+            for note in step["notes"].as_array().into_iter().flatten() {
+                out.push_str(&format!("{indent}  ({})\n", s(note)));
+            }
+        }
+        for o in hop["outputs"].as_array().into_iter().flatten() {
+            let to = &o["to"];
+            let target = match to["kind"].as_str() {
+                Some("port") => format!("port {}", s(&to["port"])),
+                Some("tunnel") => format!("tunnel to {}", s(&to["node"])),
+                _ => to.to_string(),
+            };
+            out.push_str(&format!("  -> output:{} ({target})\n", o["ofport"]));
+        }
+    }
+    let delivered: Vec<String> = v["delivered"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| format!("{} on {}", s(&d["port"]), s(&d["node"])))
+        .collect();
+    out.push_str(&format!(
+        "delivered: {}\n",
+        if delivered.is_empty() {
+            "nowhere".to_string()
+        } else {
+            delivered.join(", ")
+        }
+    ));
+    for d in v["dropped"].as_array().into_iter().flatten() {
+        out.push_str(&format!("dropped: {}\n", s(d)));
+    }
+    out
 }
 
 /// `weftctl ofp-print`: decoding happens locally, so a packet capture or a log line can be
