@@ -2,7 +2,9 @@
 //!
 //! A 4-hypervisor Geneve lab managed by a spawned weftd. For each of 20 runs, a VM's
 //! port (logical port defined beforehand) is added to hv1's br-int with
-//! `ovs-vsctl add-port ... iface-id=X`; we time (a) until OVSDB shows
+//! `ovs-vsctl add-port ... iface-id=X`; we time (0) Weft's own share: from the OVSDB update
+//! that carries the iface-id to the one that carries `weft-installed`, both stamped by an
+//! independent `ovsdb-client monitor`; (a) from before `ovs-vsctl add-port` until OVSDB shows
 //! `external_ids:weft-installed=true` on it, and (b) until the VM's first ping reply from
 //! a VM on hv4 (ping every 10 ms started before the add-port; ARP retransmit set to 10 ms
 //! so a request sent before the flows exist is retried at the ping's pace).
@@ -91,6 +93,90 @@ fn sh(args: &[&str]) {
     assert!(st.success(), "{args:?}");
 }
 
+/// An independent observer of a hypervisor's OVSDB: `ovsdb-client --timestamp monitor`
+/// stamps every update with the time ovsdb-server sent it (ms resolution), so the gap
+/// between the update that brings a port's iface-id and the one that brings Weft's
+/// `weft-installed` is Weft's own latency, free of ovs-vsctl process start-up and polling.
+struct OvsdbWatch {
+    child: Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl OvsdbWatch {
+    fn start(db: &str) -> OvsdbWatch {
+        let mut child = Command::new("ovsdb-client")
+            .args(["--timestamp", "--format=csv", "monitor", db, "Open_vSwitch"])
+            .args(["Interface", "name,external_ids"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ovsdb-client");
+        let out = child.stdout.take().expect("stdout");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                sink.lock().expect("lines").push(l);
+            }
+        });
+        // Wait for the initial dump so no update is missed.
+        let t = Instant::now();
+        while !lines
+            .lock()
+            .expect("lines")
+            .iter()
+            .any(|l| l.contains(",initial,"))
+        {
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "monitor did not start"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        OvsdbWatch { child, lines }
+    }
+
+    /// ms between the update carrying `port`'s iface-id and the one carrying
+    /// weft-installed=true.
+    fn iface_to_installed_ms(mut self, port: &str) -> f64 {
+        std::thread::sleep(Duration::from_millis(50));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let lines = self.lines.lock().expect("lines").clone();
+        let mut stamp = None;
+        let (mut t_iface, mut t_installed) = (None, None);
+        for l in &lines {
+            if let Some(ts) = parse_stamp(l) {
+                stamp = Some(ts);
+            } else if l.contains(&format!(",{port},")) || l.contains(&format!("iface-id={port}")) {
+                if t_iface.is_none() && l.contains(&format!("iface-id={port}")) {
+                    t_iface = stamp;
+                }
+                if t_installed.is_none() && l.contains("weft-installed") {
+                    t_installed = stamp;
+                }
+            }
+        }
+        match (t_iface, t_installed) {
+            (Some(a), Some(b)) => (b - a) * 1e3,
+            _ => panic!("monitor did not see {port} installed: {lines:?}"),
+        }
+    }
+}
+
+/// `2026-11-24 02:55:34.979` -> seconds of the day.
+fn parse_stamp(l: &str) -> Option<f64> {
+    let (date, time) = l.trim().split_once(' ')?;
+    if date.len() != 10 || !date.starts_with("20") {
+        return None;
+    }
+    let mut parts = time.split(':');
+    let h: f64 = parts.next()?.parse().ok()?;
+    let m: f64 = parts.next()?.parse().ok()?;
+    let s: f64 = parts.next()?.parse().ok()?;
+    Some(h * 3600.0 + m * 60.0 + s)
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() - 1) as f64 * p).round() as usize;
     sorted[i]
@@ -158,6 +244,7 @@ fn main() {
     let _ = peer;
 
     let mut to_installed = Vec::new();
+    let mut to_commit = Vec::new();
     let mut to_ping = Vec::new();
     for run in 0..RUNS {
         let name = format!("p{run}");
@@ -230,6 +317,7 @@ fn main() {
             .stderr(Stdio::null())
             .spawn()
             .expect("ping");
+        let monitor = OvsdbWatch::start(&hv1.db_target());
         std::thread::sleep(Duration::from_millis(100));
         let t0_unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -255,6 +343,7 @@ fn main() {
             std::thread::sleep(Duration::from_millis(1));
         }
         let installed_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let commit_ms = monitor.iface_to_installed_ms(&name);
         let out = ping.stdout.take().expect("ping out");
         let first = BufReader::new(out)
             .lines()
@@ -271,8 +360,11 @@ fn main() {
             .expect("ping -D timestamp");
         let ping_ms = (ts - t0_unix) * 1e3;
         to_installed.push(installed_ms);
+        to_commit.push(commit_ms);
         to_ping.push(ping_ms);
-        eprintln!("run {run:2}: installed {installed_ms:7.1} ms, first ping {ping_ms:7.1} ms");
+        eprintln!(
+            "run {run:2}: OVSDB commit->installed {commit_ms:5.1} ms, add-port->installed {installed_ms:7.1} ms, first ping {ping_ms:7.1} ms"
+        );
         hv1.vsctl(["del-port", "br-int", &name]).expect("del-port");
         let _ = Command::new("ip").args(["netns", "del", &ns]).status();
     }
@@ -330,6 +422,8 @@ fn main() {
         flows.push(hv.dump_flows("br-int").expect("dump").len());
     }
 
+    let mut c = to_commit.clone();
+    c.sort_by(f64::total_cmp);
     let mut a = to_installed.clone();
     let mut b = to_ping.clone();
     a.sort_by(f64::total_cmp);
@@ -343,11 +437,12 @@ fn main() {
         "", "min", "median", "p95", "max"
     );
     for (label, v) in [
+        ("iface-id commit -> installed", &c),
         ("add-port -> weft-installed", &a),
         ("add-port -> first ping", &b),
     ] {
         println!(
-            "{label:<28} {:>6.1}ms {:>6.1}ms {:>6.1}ms {:>6.1}ms",
+            "{label:<30} {:>6.1}ms {:>6.1}ms {:>6.1}ms {:>6.1}ms",
             v[0],
             percentile(v, 0.5),
             percentile(v, 0.95),
@@ -357,6 +452,7 @@ fn main() {
     println!("flows per hypervisor (4 switches x 1 VM per hypervisor + 1 ACL set): {flows:?}");
     let report = json!({
         "runs": RUNS,
+        "commit_to_installed_ms": {"min": c[0], "median": percentile(&c, 0.5), "p95": percentile(&c, 0.95), "max": c[c.len()-1], "all": to_commit},
         "installed_ms": {"min": a[0], "median": percentile(&a, 0.5), "p95": percentile(&a, 0.95), "max": a[a.len()-1], "all": to_installed},
         "first_ping_ms": {"min": b[0], "median": percentile(&b, 0.5), "p95": percentile(&b, 0.95), "max": b[b.len()-1], "all": to_ping},
         "flows_per_hypervisor": flows,
