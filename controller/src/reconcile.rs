@@ -2,10 +2,10 @@
 //! its switch reports it holds (a flow dump and a group dump) to the OpenFlow messages that
 //! turn the one into the other, and nothing more.
 //!
-//! Ownership: Weft's flows are the ones whose cookie carries [`WEFT_COOKIE`] in its top 16
+//! Ownership: Weft's flows are the ones whose cookie carries [`COOKIE_WEFT`] in its top 16
 //! bits; flows with any other cookie (an operator's debugging flow, another tool's) are
 //! never touched, because the dump the caller feeds in is filtered by
-//! [`WEFT_COOKIE_MASK`] and [`installed_flows`] filters again. Groups have no cookie, so
+//! [`COOKIE_MASK`] and [`installed_flows`] filters again. Groups have no cookie, so
 //! Weft owns *every* group on the integration bridge: Weft owns br-int's pipeline
 //! (DESIGN.md §3: `fail_mode=secure`, Weft's controller target), and a group no desired
 //! state names is removed.
@@ -20,16 +20,11 @@ use openflow::{
     FlowContent, FlowKey, FlowMod, FlowStats, GroupDesc, GroupMod, Message, MultipartReplyBody,
 };
 
-use crate::compiler::{DesiredNode, GroupSpec};
+use crate::compiler::{COOKIE_MASK, COOKIE_WEFT, DesiredNode, GroupSpec};
 
-/// The top 16 bits of every Weft flow's cookie (`"WE"`).
-pub const WEFT_COOKIE: u64 = 0x5745_0000_0000_0000;
-/// The mask that selects the Weft marker in a cookie.
-pub const WEFT_COOKIE_MASK: u64 = 0xffff_0000_0000_0000;
-
-/// Whether a cookie marks a flow as Weft's.
+/// Whether a cookie marks a flow as Weft's (the compiler's [`COOKIE_WEFT`] marker).
 pub fn is_weft_cookie(cookie: u64) -> bool {
-    cookie & WEFT_COOKIE_MASK == WEFT_COOKIE
+    cookie & COOKIE_MASK == COOKIE_WEFT
 }
 
 /// Weft's flows in a flow dump, keyed for diffing.
@@ -191,16 +186,7 @@ pub fn apply(
 pub fn flows_as_text(flows: &BTreeMap<FlowKey, FlowContent>) -> Vec<String> {
     flows
         .iter()
-        .map(|(k, c)| {
-            FlowMod::add(
-                k.table_id,
-                k.priority,
-                k.r#match.clone(),
-                c.instructions.clone(),
-            )
-            .with_cookie(c.cookie)
-            .to_string()
-        })
+        .map(|(k, c)| crate::compiler::flow_add(k, c).to_string())
         .collect()
 }
 
@@ -224,7 +210,7 @@ mod tests {
 
     fn desired() -> DesiredNode {
         let mut d = DesiredNode::default();
-        let c = WEFT_COOKIE | 1;
+        let c = COOKIE_WEFT | 1;
         for (k, v) in [
             flow(
                 0,
@@ -313,7 +299,7 @@ mod tests {
         c0.instructions = vec![Instruction::GotoTable(99)];
         let (k1, c1) = installed.iter_mut().nth(1).unwrap();
         let k1 = k1.clone();
-        c1.cookie = WEFT_COOKIE | 99;
+        c1.cookie = COOKIE_WEFT | 99;
         let msgs = diff(&d, &installed, &d.groups);
         assert_eq!(msgs.len(), 2);
         let Message::FlowMod(m0) = &msgs[0] else {
@@ -339,7 +325,7 @@ mod tests {
             100,
             vec![Field::Reg(7, 9, None)],
             vec![Instruction::apply(vec![Action::output(9)])],
-            WEFT_COOKIE | 2,
+            COOKIE_WEFT | 2,
         );
         installed.insert(stale_k.clone(), stale_c);
         let (foreign_k, foreign_c) = flow(

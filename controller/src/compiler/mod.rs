@@ -126,21 +126,21 @@ pub struct DesiredNode {
     pub bound_ports: BTreeSet<Uuid>,
 }
 
+/// The OFPFC_ADD that installs one flow of a desired or installed flow table.
+pub fn flow_add(key: &FlowKey, content: &FlowContent) -> FlowMod {
+    FlowMod::add(
+        key.table_id,
+        key.priority,
+        key.r#match.clone(),
+        content.instructions.clone(),
+    )
+    .with_cookie(content.cookie)
+}
+
 impl DesiredNode {
     /// One OFPFC_ADD per flow, in table/priority/match order.
     pub fn flow_mods(&self) -> Vec<FlowMod> {
-        self.flows
-            .iter()
-            .map(|(k, c)| {
-                FlowMod::add(
-                    k.table_id,
-                    k.priority,
-                    k.r#match.clone(),
-                    c.instructions.clone(),
-                )
-                .with_cookie(c.cookie)
-            })
-            .collect()
+        self.flows.iter().map(|(k, c)| flow_add(k, c)).collect()
     }
 
     /// One OFPGC_ADD per group.

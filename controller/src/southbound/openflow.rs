@@ -519,8 +519,12 @@ impl<'a> Installer<'a> {
     ) -> Result<(BTreeMap<FlowKey, FlowContent>, BTreeMap<u32, GroupSpec>), ConnError> {
         OpenFlowStats::bump(&self.ctx.stats.dumps, 1);
         let fx = conn.session.send(
-            OfpMessage::flow_stats_request(0, reconcile::WEFT_COOKIE, reconcile::WEFT_COOKIE_MASK)
-                .body,
+            OfpMessage::flow_stats_request(
+                0,
+                crate::compiler::COOKIE_WEFT,
+                crate::compiler::COOKIE_MASK,
+            )
+            .body,
         );
         let gx = conn.session.send(OfpMessage::group_desc_request(0).body);
         let (mut flows, mut groups) = (None, None);
@@ -758,7 +762,7 @@ mod tests {
             Match::new(vec![Field::InPort(1, None)]),
             vec![Instruction::GotoTable(10)],
         )
-        .with_cookie(reconcile::WEFT_COOKIE | 1);
+        .with_cookie(crate::compiler::COOKIE_WEFT | 1);
         let mut d = DesiredNode {
             bound_ports: BTreeSet::from([port]),
             ..Default::default()
