@@ -477,18 +477,25 @@ impl FlowBuilder<'_> {
     }
 
     /// Tables 20/21 (egress, from the VM) and 40/41 (ingress, to the VM) for one port.
-    /// Only a direction with at least one ACL sends IP traffic through conntrack in the
-    /// port's zone; the other direction falls through.
+    ///
+    /// A port without ACLs never meets conntrack. A port with ACLs in at least one
+    /// direction sends its IP traffic through conntrack in its zone in *both* directions:
+    /// the direction without ACLs is open, and it commits every new connection (a
+    /// lowest-priority `ct(commit)` instead of the drop), so that replies to connections
+    /// the VM opened through the open direction are `+est` when they meet the restricted
+    /// one. Without that commit, a port with only ingress ACLs could open nothing: every
+    /// reply would be `+new` on ingress and dropped (OVN commits all traffic of a port
+    /// with stateful ACLs for the same reason).
     fn acls(&mut self, vni: u32, p: &LogicalPort, acls: &[&Acl]) {
         use tables::*;
         let pc = cookie_for(&p.id);
         let md = || Field::Metadata(u64::from(vni), None);
         let zone = || CtZone::Field(Subfield::bits(FieldHeader::reg(13), 0, 16));
+        if acls.is_empty() {
+            return;
+        }
         for dir in [Direction::Egress, Direction::Ingress] {
             let rules: Vec<&&Acl> = acls.iter().filter(|a| a.direction == dir).collect();
-            if rules.is_empty() {
-                continue;
-            }
             let (table, ct_table, next, reg) = match dir {
                 Direction::Egress => (EGRESS_ACL, EGRESS_ACL_CT, ARP_RESPONDER, 6),
                 Direction::Ingress => (INGRESS_ACL, INGRESS_ACL_CT, OUTPUT, 7),
@@ -515,6 +522,34 @@ impl FlowBuilder<'_> {
                     vec![apply(actions)],
                     pc,
                 );
+            }
+            if rules.is_empty() {
+                // The open direction: every new connection is admitted and committed
+                // (`ct` needs an IP ethertype in the match, hence one flow per family).
+                for et in [ETH_IP, ETH_IPV6] {
+                    self.add(
+                        ct_table,
+                        OPEN_DIRECTION_PRIORITY,
+                        vec![
+                            md(),
+                            key.clone(),
+                            ct_match(ct_bits::NEW | ct_bits::TRK, ct_bits::NEW | ct_bits::TRK),
+                            Field::EthType(et, None),
+                        ],
+                        vec![
+                            apply(vec![Action::Nicira(Nicira::Ct(Ct {
+                                flags: Ct::COMMIT,
+                                zone: zone(),
+                                recirc_table: Ct::NO_RECIRC,
+                                alg: 0,
+                                actions: vec![],
+                            }))]),
+                            goto(next),
+                        ],
+                        pc,
+                    );
+                }
+                continue;
             }
             for acl in rules {
                 let et = match acl.ethertype {
@@ -901,6 +936,11 @@ impl FlowBuilder<'_> {
         );
     }
 }
+
+/// Priority, in tables 21 and 41, of the flow that commits every new connection in the
+/// direction of a port that has no ACLs while the other direction has some. Below every
+/// ACL (1000 + priority), above the table-miss drop.
+pub const OPEN_DIRECTION_PRIORITY: u16 = 1;
 
 /// `ct_state` bits (ovs-fields(7)).
 mod ct_bits {

@@ -775,8 +775,9 @@ fn compiler_acl_flows_only_for_ports_with_acls() {
             })
         })
         .collect();
-    // a2 (key 2) egress, a1 (key 1) ingress; nobody else.
-    assert_eq!(ct_ports, [(6, 2), (7, 1)].into());
+    // a1 (key 1, ingress ACLs) and a2 (key 2, egress ACLs), in both directions (the open
+    // direction commits); a4 (no ACLs) never meets conntrack.
+    assert_eq!(ct_ports, [(6, 1), (6, 2), (7, 1), (7, 2)].into());
     // The 8000-8080 range is three masked matches; ACL flows carry the ACL's cookie.
     let range: Vec<&FlowKey> = d
         .flows
@@ -790,6 +791,58 @@ fn compiler_acl_flows_only_for_ports_with_acls() {
             .iter()
             .all(|k| k.table_id == tables::EGRESS_ACL_CT && k.priority == 1010)
     );
+}
+
+/// A port with ACLs in one direction only commits every new connection in the open
+/// direction, so replies to what the VM opened there are `+est` in the restricted one.
+#[test]
+fn compiler_acl_open_direction_commits_so_replies_pass_the_restricted_one() {
+    let m = model_with_acls();
+    let t = topology();
+    let b = Bindings::compute(&m, &t);
+    let d = compile_node_with(&m, &t, &b, "hv1");
+    let commits = |table: u8, reg: u8, key: u32| -> usize {
+        d.flows
+            .iter()
+            .filter(|(k, c)| {
+                k.table_id == table
+                    && k.priority == OPEN_DIRECTION_PRIORITY
+                    && k.r#match.fields.contains(&Field::Reg(reg, key, None))
+                    && c.instructions.iter().any(|i| match i {
+                        Instruction::ApplyActions(a) => a.iter().any(|a| {
+                            matches!(a, Action::Nicira(Nicira::Ct(ct)) if ct.flags & Ct::COMMIT != 0)
+                        }),
+                        _ => false,
+                    })
+            })
+            .count()
+    };
+    // a1 has only ingress ACLs: its egress commits; a2 only egress: its ingress commits
+    // (one flow per IP family).
+    assert_eq!(commits(tables::EGRESS_ACL_CT, 6, 1), 2);
+    assert_eq!(commits(tables::INGRESS_ACL_CT, 7, 2), 2);
+    // The restricted directions do not have that flow, nor does a4 (no ACLs) anywhere.
+    assert_eq!(commits(tables::INGRESS_ACL_CT, 7, 1), 0);
+    assert_eq!(commits(tables::EGRESS_ACL_CT, 6, 2), 0);
+    assert_eq!(commits(tables::EGRESS_ACL_CT, 6, 4), 0);
+    assert_eq!(commits(tables::INGRESS_ACL_CT, 7, 4), 0);
+
+    let table = table::FlowTable::from_desired(&d);
+    use table::ct_state::*;
+    // a1 opens TCP 22 to a4 (new, committed in a1's zone by the open egress) ...
+    let mut out = tcp(port(&m, "a4"), 22).build(port(&m, "a1")).unwrap();
+    out.in_port = 1;
+    assert_eq!(table.process(&out, TRK | NEW).ports(), vec![4]);
+    // ... and a4's reply, +est in a1's zone, passes a1's restricted ingress, while the
+    // same packet as a new connection does not.
+    let mut reply = tcp(port(&m, "a1"), 40000).build(port(&m, "a4")).unwrap();
+    reply.in_port = 4;
+    assert_eq!(table.process(&reply, TRK | EST).ports(), vec![1]);
+    assert!(table.process(&reply, TRK | NEW).ports().is_empty());
+    // a2's open ingress admits a new connection from a4 (and commits it).
+    let mut to_a2 = tcp(port(&m, "a2"), 22).build(port(&m, "a4")).unwrap();
+    to_a2.in_port = 4;
+    assert_eq!(table.process(&to_a2, TRK | NEW).ports(), vec![2]);
 }
 
 #[test]
