@@ -456,3 +456,64 @@ fn acl_reflexive_across_hypervisors() {
 fn acl_reflexive_on_one_hypervisor() {
     reflexive_acls(Placement::Together);
 }
+
+/// iperf3 throughput from A to B (different hypervisors, Geneve, userspace datapath)
+/// without ACLs and with conntrack on both ends (A egress and B ingress allow-related).
+/// A measurement, not a check: `cargo test -p weft-controller --test acl -- --ignored
+/// --nocapture acl_measure`.
+#[test]
+#[ignore = "measurement; prints iperf3 throughput with and without ACLs"]
+fn acl_measure_iperf3_throughput() {
+    let f = Fabric::start(2);
+    f.call("switch_create", json!({"name": "net", "vni": 6001}));
+    for (name, mac, ip) in [("a", "02:00:00:00:01:01", A), ("b", "02:00:00:00:01:02", B)] {
+        f.call(
+            "port_create",
+            json!({"switch": "net", "name": name, "mac": mac, "ips": [ip]}),
+        );
+    }
+    let a = f.plug(1, "a", "02:00:00:00:01:01", "10.0.0.1/24");
+    let b = f.plug(2, "b", "02:00:00:00:01:02", "10.0.0.2/24");
+    if let Err(e) = a.ping_until_reachable(B.parse().expect("ip"), INSTALL_TIMEOUT) {
+        panic!("a -> b: {e}\nweftd log:\n{}", f.log());
+    }
+    // One-shot server (`-1`), bounded by `timeout`; stopped by PID if still there.
+    let run = |label: &str| {
+        let mut server = Command::new("ip")
+            .args(["netns", "exec", &b.netns(), "timeout", "30"])
+            .args(["iperf3", "-s", "-1", "-p", "5201"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("iperf3 server");
+        integration::lab::wait_for("iperf3 to bind", Duration::from_secs(5), || {
+            Ok(b.exec("ss", &["-Hltn", "sport = :5201"])?.contains(":5201"))
+        })
+        .expect("iperf3 server listening");
+        let out = a
+            .exec("iperf3", &["-c", B, "-p", "5201", "-t", "3", "-J"])
+            .expect("iperf3 client");
+        let _ = server.kill();
+        let _ = server.wait();
+        let v: Value = serde_json::from_str(&out).expect("iperf3 JSON");
+        let bps = v["end"]["sum_received"]["bits_per_second"]
+            .as_f64()
+            .unwrap_or(0.0);
+        eprintln!("iperf3 a -> b {label}: {:.1} Mbit/s", bps / 1e6);
+        bps
+    };
+    let open = run("without ACLs");
+    f.acl(
+        1,
+        json!({"port": "a", "direction": "egress", "priority": 10,
+               "action": "allow-related", "protocol": "tcp", "remote_cidr": "10.0.0.0/24"}),
+    );
+    f.acl(
+        2,
+        json!({"port": "b", "direction": "ingress", "priority": 10,
+               "action": "allow-related", "protocol": "tcp", "remote_cidr": "10.0.0.1/32",
+               "port_min": 5201}),
+    );
+    let with = run("with allow-related ACLs on both ends");
+    assert!(open > 0.0 && with > 0.0, "no throughput measured");
+}
