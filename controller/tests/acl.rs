@@ -12,6 +12,9 @@
 //!   ingress is restricted and has no allow for A, the SYN dies at B.
 //! * Once B's ingress admits the connection with `allow-related`, it is committed in B's
 //!   zone too, and B's replies pass B's own egress (if restricted) as `+est`.
+//! * A connection lives only as long as the rule that admitted it: every commit stamps
+//!   `ct_mark` with the rule, replies pass only for marks of rules that still exist, so
+//!   deleting the ACL cuts the connection at its next packet.
 //! * A direction without ACLs is open, and when the other direction has ACLs it commits
 //!   what passes it, so replies to connections the VM opened there pass the restricted
 //!   direction (the compiler's open-direction commit).
@@ -196,6 +199,16 @@ fn tcp_blocked(from: &Vm, to: &str, port: u16) {
     );
 }
 
+/// Writes `msg` on an open connection to an echo server; true if it came back.
+fn echoes(stream: &mut std::net::TcpStream, msg: &[u8]) -> bool {
+    use std::io::{Read, Write};
+    if stream.set_read_timeout(Some(CONNECT_DROPPED)).is_err() || stream.write_all(msg).is_err() {
+        return false;
+    }
+    let mut got = vec![0u8; msg.len()];
+    stream.read_exact(&mut got).is_ok() && got == msg
+}
+
 fn ping_ok(from: &Vm, to: &str) {
     let r = from
         .ping(to.parse().expect("ip"), 3, Duration::from_millis(100))
@@ -332,13 +345,13 @@ fn reflexive_acls(placement: Placement) {
         json!({"port": "a", "direction": "egress", "priority": 10,
                "action": "allow-related", "protocol": "tcp", "remote_cidr": "10.0.0.0/24"}),
     );
-    assert_eq!(n, 1);
+    assert_eq!(n, 5);
     let (_, n) = f.acl(
         1,
         json!({"port": "a", "direction": "ingress", "priority": 10, "action": "allow-related",
                "protocol": "tcp", "remote_cidr": ELSEWHERE, "port_min": 22}),
     );
-    assert_eq!(n, 1);
+    assert_eq!(n, 5);
     f.acl(
         hv_b,
         json!({"port": "b", "direction": "ingress", "priority": 10, "action": "allow-related",
@@ -356,11 +369,13 @@ fn reflexive_acls(placement: Placement) {
     tcp_ok(&b, C, 8080);
     // B admits A on 8080: now data flows both ways between A and B, and B still cannot
     // open a connection to A.
-    f.acl(
+    let (admit_a, n) = f.acl(
         hv_b,
         json!({"port": "b", "direction": "ingress", "priority": 20, "action": "allow-related",
                "protocol": "tcp", "remote_cidr": "10.0.0.1/32", "port_min": 8080}),
     );
+    // Its rule, plus est and rel for its mark in both directions of b.
+    assert_eq!(n, 5);
     tcp_ok(&a, B, 8080);
     tcp_blocked(&b, A, 8080);
     assert!(
@@ -368,6 +383,23 @@ fn reflexive_acls(placement: Placement) {
         "B echoed {}",
         servers[1].echoed_bytes()
     );
+
+    // --- Revocation: deleting the ACL that admitted a connection cuts it -------------------
+    let mut long = a
+        .tcp_connect(sock(B, 8080), CONNECT_OK)
+        .expect("long-lived connection");
+    assert!(echoes(&mut long, b"before"), "A<->B connection idle");
+    let started = std::time::Instant::now();
+    f.delete_acl(hv_b, admit_a);
+    eprintln!(
+        "acl_delete -> flows gone on hv{hv_b}: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        !echoes(&mut long, b"after"),
+        "the connection outlived the ACL that admitted it"
+    );
+    tcp_blocked(&a, B, 8080);
 
     // --- UDP request/response -----------------------------------------------------------
     let _udp_c = UdpEcho::start(&c, 5000);
@@ -437,8 +469,9 @@ fn reflexive_acls(placement: Placement) {
                "protocol": "tcp", "remote_cidr": "10.0.0.0/24",
                "port_min": 9000, "port_max": 9010}),
     );
-    // 9000-9007, 9008-9009, 9010: three value/mask matches.
-    assert_eq!(n, 3);
+    // 9000-9007, 9008-9009, 9010: three value/mask matches (plus est/rel for its mark
+    // in both directions).
+    assert_eq!(n, 7);
     tcp_ok(&c, B, 9000);
     tcp_ok(&c, B, 9010);
     tcp_blocked(&c, B, 8999);

@@ -735,15 +735,32 @@ fn compiler_acl_ingress_priorities_stateless_allow_and_replies() {
     assert_eq!(run(&m, &t, "a4", &udp(53)).delivered_ports(), vec!["a1"]);
     assert!(run(&m, &t, "a4", &udp(54)).delivered.is_empty());
     assert!(run(&m, &t, "a4", &tcp(a1, 22)).delivered.is_empty());
-    // A reply to a connection a1 opened (conntrack says +est) passes; +inv never does.
+    // A reply to a connection a1 opened (through its open egress: conntrack says +est
+    // with the open-direction mark) passes; +inv never does; nor does +est traffic of a
+    // connection with no mark or with the mark of a rule that no longer exists.
     let b = Bindings::compute(&m, &t);
     let table = table::FlowTable::from_desired(&compile_node_with(&m, &t, &b, "hv1"));
     let mut pkt = tcp(a1, 22).build(port(&m, "a4")).unwrap();
     pkt.in_port = 4;
     use table::ct_state::*;
-    assert_eq!(table.process(&pkt, TRK | EST).ports(), vec![1]);
+    let open = OPEN_DIRECTION_MARK;
+    assert_eq!(table.process_ct(&pkt, TRK | EST, open).ports(), vec![1]);
+    assert_eq!(table.process_ct(&pkt, TRK | REL, open).ports(), vec![1]);
     assert!(table.process(&pkt, TRK | NEW).ports().is_empty());
-    assert!(table.process(&pkt, TRK | INV | EST).ports().is_empty());
+    assert!(
+        table
+            .process_ct(&pkt, TRK | INV | EST, open)
+            .ports()
+            .is_empty()
+    );
+    assert!(table.process(&pkt, TRK | EST).ports().is_empty());
+    let gone = acl_mark(&Uuid::from_u128(0x399));
+    assert!(table.process_ct(&pkt, TRK | EST, gone).ports().is_empty());
+    // ICMP admitted by a1's ingress allow-related (0x302): its replies leave a1.
+    let mut back = ping(port(&m, "a4")).build(a1).unwrap();
+    back.in_port = 1;
+    let icmp = acl_mark(&Uuid::from_u128(0x302));
+    assert_eq!(table.process_ct(&back, TRK | EST, icmp).ports(), vec![4]);
     // IPv6 neighbour discovery reaches a1 despite its (IPv4) ACLs; other IPv6 does not.
     let v6 = |icmp_type: u8| TracePacket {
         eth_dst: Some(a1.mac),
@@ -779,18 +796,28 @@ fn compiler_acl_flows_only_for_ports_with_acls() {
     // direction commits); a4 (no ACLs) never meets conntrack.
     assert_eq!(ct_ports, [(6, 1), (6, 2), (7, 1), (7, 2)].into());
     // The 8000-8080 range is three masked matches; ACL flows carry the ACL's cookie.
-    let range: Vec<&FlowKey> = d
+    // An allow-related ACL also owns four est/rel flows (both directions of its port)
+    // that pass the connections carrying its mark, and go away with it.
+    let flows: Vec<(&FlowKey, &FlowContent)> = d
         .flows
         .iter()
         .filter(|(_, c)| c.cookie == cookie_for(&Uuid::from_u128(0x301)))
-        .map(|(k, _)| k)
+        .collect();
+    let range: Vec<&FlowKey> = flows
+        .iter()
+        .filter(|(k, _)| k.priority == 1010)
+        .map(|(k, _)| *k)
         .collect();
     assert_eq!(range.len(), 3);
-    assert!(
-        range
-            .iter()
-            .all(|k| k.table_id == tables::EGRESS_ACL_CT && k.priority == 1010)
-    );
+    assert!(range.iter().all(|k| k.table_id == tables::EGRESS_ACL_CT));
+    let mark = Field::CtMark(acl_mark(&Uuid::from_u128(0x301)), None);
+    let est: Vec<&FlowKey> = flows
+        .iter()
+        .filter(|(k, _)| k.priority == 65534 && k.r#match.fields.contains(&mark))
+        .map(|(k, _)| *k)
+        .collect();
+    assert_eq!(est.len(), 4);
+    assert_eq!(flows.len(), 7);
 }
 
 /// A port with ACLs in one direction only commits every new connection in the open
@@ -837,7 +864,12 @@ fn compiler_acl_open_direction_commits_so_replies_pass_the_restricted_one() {
     // same packet as a new connection does not.
     let mut reply = tcp(port(&m, "a1"), 40000).build(port(&m, "a4")).unwrap();
     reply.in_port = 4;
-    assert_eq!(table.process(&reply, TRK | EST).ports(), vec![1]);
+    assert_eq!(
+        table
+            .process_ct(&reply, TRK | EST, OPEN_DIRECTION_MARK)
+            .ports(),
+        vec![1]
+    );
     assert!(table.process(&reply, TRK | NEW).ports().is_empty());
     // a2's open ingress admits a new connection from a4 (and commits it).
     let mut to_a2 = tcp(port(&m, "a2"), 22).build(port(&m, "a4")).unwrap();
