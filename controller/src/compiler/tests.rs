@@ -877,6 +877,70 @@ fn compiler_acl_open_direction_commits_so_replies_pass_the_restricted_one() {
     assert_eq!(table.process(&to_a2, TRK | NEW).ports(), vec![2]);
 }
 
+/// Once both directions of a port have ACLs, nothing is open any more: the open-direction
+/// commit and the flows passing its mark go away, so connections the VM opened while
+/// that direction was open are cut like those of a deleted ACL.
+#[test]
+fn compiler_acl_closing_the_open_direction_revokes_its_connections() {
+    let m = model_with_acls();
+    let t = topology();
+    let open_mark = Field::CtMark(OPEN_DIRECTION_MARK, None);
+    let open_flows = |m: &LogicalModel| -> usize {
+        compile_node(m, &t, "hv1")
+            .flows
+            .iter()
+            .filter(|(k, _)| {
+                k.r#match.fields.contains(&Field::Reg(6, 1, None))
+                    || k.r#match.fields.contains(&Field::Reg(7, 1, None))
+            })
+            .filter(|(k, c)| {
+                k.r#match.fields.contains(&open_mark)
+                    || (k.priority == OPEN_DIRECTION_PRIORITY
+                        && c.cookie == cookie_for(&port(m, "a1").id))
+            })
+            .count()
+    };
+    // a1 (ingress ACLs only): est and rel for the open mark in both tables, plus the
+    // commit (IPv4 and IPv6) in its open egress.
+    assert_eq!(open_flows(&m), 6);
+    let mut acls: Vec<Acl> = m.acls().cloned().collect();
+    acls.push(acl(
+        0x305,
+        0x101,
+        Direction::Egress,
+        1,
+        AclAction::AllowRelated,
+        Some(crate::model::Protocol::Tcp),
+        None,
+        None,
+    ));
+    let closed = LogicalModel::from_objects(
+        3,
+        m.switches().cloned().collect(),
+        m.ports().cloned().collect(),
+        acls,
+    )
+    .unwrap();
+    assert_eq!(open_flows(&closed), 0);
+    let b = Bindings::compute(&closed, &t);
+    let table = table::FlowTable::from_desired(&compile_node_with(&closed, &t, &b, "hv1"));
+    let a1 = port(&closed, "a1");
+    let mut reply = tcp(a1, 40000).build(port(&closed, "a4")).unwrap();
+    reply.in_port = 4;
+    use table::ct_state::*;
+    assert!(
+        table
+            .process_ct(&reply, TRK | EST, OPEN_DIRECTION_MARK)
+            .ports()
+            .is_empty()
+    );
+    let new_rule = acl_mark(&Uuid::from_u128(0x305));
+    assert_eq!(
+        table.process_ct(&reply, TRK | EST, new_rule).ports(),
+        vec![1]
+    );
+}
+
 #[test]
 fn compiler_port_ranges_compile_to_minimal_exact_masks() {
     assert_eq!(port_masks(0, 65535), vec![(0, 0)]);
