@@ -438,9 +438,10 @@ impl FlowBuilder<'_> {
         self.add(L2_LOOKUP, 0, vec![], vec![], c);
         self.add(INGRESS_ACL, 0, vec![], vec![goto(OUTPUT)], c);
         self.add(OUTPUT, 0, vec![], vec![], c);
-        // Conntrack tables, shared by every port with ACLs: invalid dropped, replies and
-        // related traffic of admitted connections pass, new traffic no rule allowed drops.
-        for (ct_table, next) in [(EGRESS_ACL_CT, ARP_RESPONDER), (INGRESS_ACL_CT, OUTPUT)] {
+        // Conntrack tables, shared by every port with ACLs: invalid dropped, new traffic
+        // no rule allowed drops, and so does established traffic whose connection's
+        // ct_mark names no rule that still exists (the per-port est/rel flows in `acls`).
+        for ct_table in [EGRESS_ACL_CT, INGRESS_ACL_CT] {
             self.add(
                 ct_table,
                 65535,
@@ -448,13 +449,6 @@ impl FlowBuilder<'_> {
                 vec![],
                 c,
             );
-            let est = ct_match(ct_bits::EST | ct_bits::TRK, CT_NEW_EST_TRK);
-            self.add(ct_table, 65534, vec![est], vec![goto(next)], c);
-            let rel = ct_match(
-                ct_bits::REL | ct_bits::TRK,
-                ct_bits::NEW | ct_bits::REL | ct_bits::TRK,
-            );
-            self.add(ct_table, 65534, vec![rel], vec![goto(next)], c);
             self.add(ct_table, 0, vec![], vec![], c);
         }
         // Neighbour discovery never goes through conntrack: IPv6 needs it whatever the
@@ -477,18 +471,62 @@ impl FlowBuilder<'_> {
     }
 
     /// Tables 20/21 (egress, from the VM) and 40/41 (ingress, to the VM) for one port.
-    /// Only a direction with at least one ACL sends IP traffic through conntrack in the
-    /// port's zone; the other direction falls through.
+    ///
+    /// A port without ACLs never meets conntrack. A port with ACLs in at least one
+    /// direction sends its IP traffic through conntrack in its zone in *both* directions:
+    /// the direction without ACLs is open, and it commits every new connection (a
+    /// lowest-priority `ct(commit)` instead of the drop), so that replies to connections
+    /// the VM opened through the open direction are `+est` when they meet the restricted
+    /// one. Without that commit, a port with only ingress ACLs could open nothing: every
+    /// reply would be `+new` on ingress and dropped (OVN commits all traffic of a port
+    /// with stateful ACLs for the same reason).
     fn acls(&mut self, vni: u32, p: &LogicalPort, acls: &[&Acl]) {
         use tables::*;
         let pc = cookie_for(&p.id);
         let md = || Field::Metadata(u64::from(vni), None);
         let zone = || CtZone::Field(Subfield::bits(FieldHeader::reg(13), 0, 16));
+        if acls.is_empty() {
+            return;
+        }
+        // Replies and related traffic pass, in both directions, only for connections
+        // whose mark names a rule of this port that still exists.
+        let mut marks: Vec<(u32, u64)> = acls
+            .iter()
+            .filter(|a| a.action == AclAction::AllowRelated)
+            .map(|a| (acl_mark(&a.id), cookie_for(&a.id)))
+            .collect();
+        let both = [Direction::Egress, Direction::Ingress];
+        if !both.iter().all(|d| acls.iter().any(|a| a.direction == *d)) {
+            marks.push((OPEN_DIRECTION_MARK, pc));
+        }
+        for (ct_table, next, reg) in [
+            (EGRESS_ACL_CT, ARP_RESPONDER, 6),
+            (INGRESS_ACL_CT, OUTPUT, 7),
+        ] {
+            for (mark, cookie) in &marks {
+                let est = ct_match(ct_bits::EST | ct_bits::TRK, CT_NEW_EST_TRK);
+                let rel = ct_match(
+                    ct_bits::REL | ct_bits::TRK,
+                    ct_bits::NEW | ct_bits::REL | ct_bits::TRK,
+                );
+                for state in [est, rel] {
+                    self.add(
+                        ct_table,
+                        65534,
+                        vec![
+                            md(),
+                            Field::Reg(reg, u32::from(p.key), None),
+                            state,
+                            Field::CtMark(*mark, None),
+                        ],
+                        vec![goto(next)],
+                        *cookie,
+                    );
+                }
+            }
+        }
         for dir in [Direction::Egress, Direction::Ingress] {
             let rules: Vec<&&Acl> = acls.iter().filter(|a| a.direction == dir).collect();
-            if rules.is_empty() {
-                continue;
-            }
             let (table, ct_table, next, reg) = match dir {
                 Direction::Egress => (EGRESS_ACL, EGRESS_ACL_CT, ARP_RESPONDER, 6),
                 Direction::Ingress => (INGRESS_ACL, INGRESS_ACL_CT, OUTPUT, 7),
@@ -516,6 +554,28 @@ impl FlowBuilder<'_> {
                     pc,
                 );
             }
+            if rules.is_empty() {
+                // The open direction: every new connection is admitted and committed
+                // (`ct` needs an IP ethertype in the match, hence one flow per family).
+                for et in [ETH_IP, ETH_IPV6] {
+                    self.add(
+                        ct_table,
+                        OPEN_DIRECTION_PRIORITY,
+                        vec![
+                            md(),
+                            key.clone(),
+                            ct_match(ct_bits::NEW | ct_bits::TRK, ct_bits::NEW | ct_bits::TRK),
+                            Field::EthType(et, None),
+                        ],
+                        vec![
+                            apply(vec![commit_with_mark(zone(), OPEN_DIRECTION_MARK)]),
+                            goto(next),
+                        ],
+                        pc,
+                    );
+                }
+                continue;
+            }
             for acl in rules {
                 let et = match acl.ethertype {
                     Ethertype::Ipv4 => ETH_IP,
@@ -539,13 +599,7 @@ impl FlowBuilder<'_> {
                     AclAction::Drop => vec![],
                     AclAction::Allow => vec![goto(next)],
                     AclAction::AllowRelated => vec![
-                        apply(vec![Action::Nicira(Nicira::Ct(Ct {
-                            flags: Ct::COMMIT,
-                            zone: zone(),
-                            recirc_table: Ct::NO_RECIRC,
-                            alg: 0,
-                            actions: vec![],
-                        }))]),
+                        apply(vec![commit_with_mark(zone(), acl_mark(&acl.id))]),
                         goto(next),
                     ],
                 };
@@ -901,6 +955,35 @@ impl FlowBuilder<'_> {
         );
     }
 }
+
+/// `ct_mark` of connections committed by the open direction of a port (see
+/// [`OPEN_DIRECTION_PRIORITY`]). ACL marks ([`acl_mark`]) have the top bit set, so never
+/// equal it.
+pub const OPEN_DIRECTION_MARK: u32 = 1;
+
+/// `ct_mark` of the connections an `allow-related` ACL committed: the low 31 bits of its
+/// id with the top bit set (never 0, the mark of an unmarked connection). Replies and
+/// related packets pass only while a flow names a live ACL's mark, so deleting the ACL
+/// cuts the connections it admitted. Two ACLs of one port sharing 31 random bits would
+/// keep each other's connections alive; that is the whole cost of a collision.
+pub fn acl_mark(id: &Uuid) -> u32 {
+    (id.as_u128() as u32) | 0x8000_0000
+}
+
+fn commit_with_mark(zone: CtZone, mark: u32) -> Action {
+    Action::Nicira(Nicira::Ct(Ct {
+        flags: Ct::COMMIT,
+        zone,
+        recirc_table: Ct::NO_RECIRC,
+        alg: 0,
+        actions: vec![Action::SetField(Field::CtMark(mark, None))],
+    }))
+}
+
+/// Priority, in tables 21 and 41, of the flow that commits every new connection in the
+/// direction of a port that has no ACLs while the other direction has some. Below every
+/// ACL (1000 + priority), above the table-miss drop.
+pub const OPEN_DIRECTION_PRIORITY: u16 = 1;
 
 /// `ct_state` bits (ovs-fields(7)).
 mod ct_bits {

@@ -571,9 +571,16 @@ impl FlowTable {
     /// Sends `packet` (with `in_port` set) through the pipeline from table 0. A `ct`
     /// action with `table=` continues with `ct_state` (e.g. `+trk+new`).
     pub fn process(&self, packet: &Packet, ct_state: u32) -> Outcome {
+        self.process_ct(packet, ct_state, 0)
+    }
+
+    /// [`FlowTable::process`] where the connection conntrack finds also carries
+    /// `ct_mark` (as a connection committed by an `allow-related` ACL does).
+    pub fn process_ct(&self, packet: &Packet, ct_state: u32, ct_mark: u32) -> Outcome {
         let mut w = Walk {
             table: self,
             ct_state,
+            ct_mark,
             out: Outcome::default(),
         };
         let mut p = packet.clone();
@@ -591,6 +598,7 @@ impl FlowTable {
 struct Walk<'a> {
     table: &'a FlowTable,
     ct_state: u32,
+    ct_mark: u32,
     out: Outcome,
 }
 
@@ -751,6 +759,7 @@ impl Walk<'_> {
                 if ct.recirc_table != openflow::Ct::NO_RECIRC {
                     let mut copy = p.clone();
                     copy.ct_state = self.ct_state;
+                    copy.ct_mark = self.ct_mark;
                     self.run(ct.recirc_table, &mut copy, depth + 1);
                 }
             }

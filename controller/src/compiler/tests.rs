@@ -735,15 +735,32 @@ fn compiler_acl_ingress_priorities_stateless_allow_and_replies() {
     assert_eq!(run(&m, &t, "a4", &udp(53)).delivered_ports(), vec!["a1"]);
     assert!(run(&m, &t, "a4", &udp(54)).delivered.is_empty());
     assert!(run(&m, &t, "a4", &tcp(a1, 22)).delivered.is_empty());
-    // A reply to a connection a1 opened (conntrack says +est) passes; +inv never does.
+    // A reply to a connection a1 opened (through its open egress: conntrack says +est
+    // with the open-direction mark) passes; +inv never does; nor does +est traffic of a
+    // connection with no mark or with the mark of a rule that no longer exists.
     let b = Bindings::compute(&m, &t);
     let table = table::FlowTable::from_desired(&compile_node_with(&m, &t, &b, "hv1"));
     let mut pkt = tcp(a1, 22).build(port(&m, "a4")).unwrap();
     pkt.in_port = 4;
     use table::ct_state::*;
-    assert_eq!(table.process(&pkt, TRK | EST).ports(), vec![1]);
+    let open = OPEN_DIRECTION_MARK;
+    assert_eq!(table.process_ct(&pkt, TRK | EST, open).ports(), vec![1]);
+    assert_eq!(table.process_ct(&pkt, TRK | REL, open).ports(), vec![1]);
     assert!(table.process(&pkt, TRK | NEW).ports().is_empty());
-    assert!(table.process(&pkt, TRK | INV | EST).ports().is_empty());
+    assert!(
+        table
+            .process_ct(&pkt, TRK | INV | EST, open)
+            .ports()
+            .is_empty()
+    );
+    assert!(table.process(&pkt, TRK | EST).ports().is_empty());
+    let gone = acl_mark(&Uuid::from_u128(0x399));
+    assert!(table.process_ct(&pkt, TRK | EST, gone).ports().is_empty());
+    // ICMP admitted by a1's ingress allow-related (0x302): its replies leave a1.
+    let mut back = ping(port(&m, "a4")).build(a1).unwrap();
+    back.in_port = 1;
+    let icmp = acl_mark(&Uuid::from_u128(0x302));
+    assert_eq!(table.process_ct(&back, TRK | EST, icmp).ports(), vec![4]);
     // IPv6 neighbour discovery reaches a1 despite its (IPv4) ACLs; other IPv6 does not.
     let v6 = |icmp_type: u8| TracePacket {
         eth_dst: Some(a1.mac),
@@ -775,20 +792,152 @@ fn compiler_acl_flows_only_for_ports_with_acls() {
             })
         })
         .collect();
-    // a2 (key 2) egress, a1 (key 1) ingress; nobody else.
-    assert_eq!(ct_ports, [(6, 2), (7, 1)].into());
+    // a1 (key 1, ingress ACLs) and a2 (key 2, egress ACLs), in both directions (the open
+    // direction commits); a4 (no ACLs) never meets conntrack.
+    assert_eq!(ct_ports, [(6, 1), (6, 2), (7, 1), (7, 2)].into());
     // The 8000-8080 range is three masked matches; ACL flows carry the ACL's cookie.
-    let range: Vec<&FlowKey> = d
+    // An allow-related ACL also owns four est/rel flows (both directions of its port)
+    // that pass the connections carrying its mark, and go away with it.
+    let flows: Vec<(&FlowKey, &FlowContent)> = d
         .flows
         .iter()
         .filter(|(_, c)| c.cookie == cookie_for(&Uuid::from_u128(0x301)))
-        .map(|(k, _)| k)
+        .collect();
+    let range: Vec<&FlowKey> = flows
+        .iter()
+        .filter(|(k, _)| k.priority == 1010)
+        .map(|(k, _)| *k)
         .collect();
     assert_eq!(range.len(), 3);
-    assert!(
-        range
+    assert!(range.iter().all(|k| k.table_id == tables::EGRESS_ACL_CT));
+    let mark = Field::CtMark(acl_mark(&Uuid::from_u128(0x301)), None);
+    let est: Vec<&FlowKey> = flows
+        .iter()
+        .filter(|(k, _)| k.priority == 65534 && k.r#match.fields.contains(&mark))
+        .map(|(k, _)| *k)
+        .collect();
+    assert_eq!(est.len(), 4);
+    assert_eq!(flows.len(), 7);
+}
+
+/// A port with ACLs in one direction only commits every new connection in the open
+/// direction, so replies to what the VM opened there are `+est` in the restricted one.
+#[test]
+fn compiler_acl_open_direction_commits_so_replies_pass_the_restricted_one() {
+    let m = model_with_acls();
+    let t = topology();
+    let b = Bindings::compute(&m, &t);
+    let d = compile_node_with(&m, &t, &b, "hv1");
+    let commits = |table: u8, reg: u8, key: u32| -> usize {
+        d.flows
             .iter()
-            .all(|k| k.table_id == tables::EGRESS_ACL_CT && k.priority == 1010)
+            .filter(|(k, c)| {
+                k.table_id == table
+                    && k.priority == OPEN_DIRECTION_PRIORITY
+                    && k.r#match.fields.contains(&Field::Reg(reg, key, None))
+                    && c.instructions.iter().any(|i| match i {
+                        Instruction::ApplyActions(a) => a.iter().any(|a| {
+                            matches!(a, Action::Nicira(Nicira::Ct(ct)) if ct.flags & Ct::COMMIT != 0)
+                        }),
+                        _ => false,
+                    })
+            })
+            .count()
+    };
+    // a1 has only ingress ACLs: its egress commits; a2 only egress: its ingress commits
+    // (one flow per IP family).
+    assert_eq!(commits(tables::EGRESS_ACL_CT, 6, 1), 2);
+    assert_eq!(commits(tables::INGRESS_ACL_CT, 7, 2), 2);
+    // The restricted directions do not have that flow, nor does a4 (no ACLs) anywhere.
+    assert_eq!(commits(tables::INGRESS_ACL_CT, 7, 1), 0);
+    assert_eq!(commits(tables::EGRESS_ACL_CT, 6, 2), 0);
+    assert_eq!(commits(tables::EGRESS_ACL_CT, 6, 4), 0);
+    assert_eq!(commits(tables::INGRESS_ACL_CT, 7, 4), 0);
+
+    let table = table::FlowTable::from_desired(&d);
+    use table::ct_state::*;
+    // a1 opens TCP 22 to a4 (new, committed in a1's zone by the open egress) ...
+    let mut out = tcp(port(&m, "a4"), 22).build(port(&m, "a1")).unwrap();
+    out.in_port = 1;
+    assert_eq!(table.process(&out, TRK | NEW).ports(), vec![4]);
+    // ... and a4's reply, +est in a1's zone, passes a1's restricted ingress, while the
+    // same packet as a new connection does not.
+    let mut reply = tcp(port(&m, "a1"), 40000).build(port(&m, "a4")).unwrap();
+    reply.in_port = 4;
+    assert_eq!(
+        table
+            .process_ct(&reply, TRK | EST, OPEN_DIRECTION_MARK)
+            .ports(),
+        vec![1]
+    );
+    assert!(table.process(&reply, TRK | NEW).ports().is_empty());
+    // a2's open ingress admits a new connection from a4 (and commits it).
+    let mut to_a2 = tcp(port(&m, "a2"), 22).build(port(&m, "a4")).unwrap();
+    to_a2.in_port = 4;
+    assert_eq!(table.process(&to_a2, TRK | NEW).ports(), vec![2]);
+}
+
+/// Once both directions of a port have ACLs, nothing is open any more: the open-direction
+/// commit and the flows passing its mark go away, so connections the VM opened while
+/// that direction was open are cut like those of a deleted ACL.
+#[test]
+fn compiler_acl_closing_the_open_direction_revokes_its_connections() {
+    let m = model_with_acls();
+    let t = topology();
+    let open_mark = Field::CtMark(OPEN_DIRECTION_MARK, None);
+    let open_flows = |m: &LogicalModel| -> usize {
+        compile_node(m, &t, "hv1")
+            .flows
+            .iter()
+            .filter(|(k, _)| {
+                k.r#match.fields.contains(&Field::Reg(6, 1, None))
+                    || k.r#match.fields.contains(&Field::Reg(7, 1, None))
+            })
+            .filter(|(k, c)| {
+                k.r#match.fields.contains(&open_mark)
+                    || (k.priority == OPEN_DIRECTION_PRIORITY
+                        && c.cookie == cookie_for(&port(m, "a1").id))
+            })
+            .count()
+    };
+    // a1 (ingress ACLs only): est and rel for the open mark in both tables, plus the
+    // commit (IPv4 and IPv6) in its open egress.
+    assert_eq!(open_flows(&m), 6);
+    let mut acls: Vec<Acl> = m.acls().cloned().collect();
+    acls.push(acl(
+        0x305,
+        0x101,
+        Direction::Egress,
+        1,
+        AclAction::AllowRelated,
+        Some(crate::model::Protocol::Tcp),
+        None,
+        None,
+    ));
+    let closed = LogicalModel::from_objects(
+        3,
+        m.switches().cloned().collect(),
+        m.ports().cloned().collect(),
+        acls,
+    )
+    .unwrap();
+    assert_eq!(open_flows(&closed), 0);
+    let b = Bindings::compute(&closed, &t);
+    let table = table::FlowTable::from_desired(&compile_node_with(&closed, &t, &b, "hv1"));
+    let a1 = port(&closed, "a1");
+    let mut reply = tcp(a1, 40000).build(port(&closed, "a4")).unwrap();
+    reply.in_port = 4;
+    use table::ct_state::*;
+    assert!(
+        table
+            .process_ct(&reply, TRK | EST, OPEN_DIRECTION_MARK)
+            .ports()
+            .is_empty()
+    );
+    let new_rule = acl_mark(&Uuid::from_u128(0x305));
+    assert_eq!(
+        table.process_ct(&reply, TRK | EST, new_rule).ports(),
+        vec![1]
     );
 }
 
