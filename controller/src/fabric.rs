@@ -66,6 +66,10 @@ pub struct Fabric {
 #[derive(Debug)]
 struct NodeChannels {
     desired: watch::Sender<Arc<DesiredNode>>,
+    /// False until the compiler published this node's state once: the channel's initial
+    /// (empty) value is a placeholder, and acting on it would remove everything the
+    /// switch holds, e.g. right after a weftd restart.
+    published: bool,
     /// Logical ports whose flows the node's switch has acknowledged (barrier), with the
     /// desired-state generation they belong to.
     installed: watch::Sender<Arc<BTreeSet<Uuid>>>,
@@ -75,6 +79,7 @@ impl NodeChannels {
     fn new() -> Self {
         NodeChannels {
             desired: watch::channel(Arc::new(DesiredNode::default())).0,
+            published: false,
             installed: watch::channel(Arc::new(BTreeSet::new())).0,
         }
     }
@@ -149,13 +154,21 @@ impl Fabric {
         let ch = nodes
             .entry(node.to_string())
             .or_insert_with(NodeChannels::new);
+        let first = !ch.published;
+        ch.published = true;
         ch.desired.send_if_modified(|d| {
-            if **d == *desired {
+            if **d == *desired && !first {
                 return false;
             }
             *d = desired;
             true
         })
+    }
+
+    /// Whether the compiler published `node`'s desired state yet. Sessions install
+    /// nothing (and so remove nothing) before it has: the watch's initial value is empty.
+    pub fn desired_published(&self, node: &str) -> bool {
+        self.channels().get(node).is_some_and(|c| c.published)
     }
 
     /// The desired state of a node, as a watch (OpenFlow and OVSDB sessions).
