@@ -42,6 +42,8 @@ struct Overlay {
     /// Southbound ports (OVSDB, OpenFlow), kept across weftd restarts. Chosen free at
     /// start: another weftd on this machine may hold 6640/6653 on 0.0.0.0.
     ports: (u16, u16),
+    /// When the current weftd started (its startup hold runs from then).
+    weftd_started: Instant,
 }
 
 impl Overlay {
@@ -53,6 +55,7 @@ impl Overlay {
             .expect("lab");
         let data = tempfile::tempdir().unwrap();
         let ports = (free_port(&lab), free_port(&lab));
+        let weftd_started = Instant::now();
         let weftd = spawn_weftd(&lab, &data, ports);
         let api = http_client(&weftd.url(), None);
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -70,11 +73,13 @@ impl Overlay {
             rt,
             data,
             ports,
+            weftd_started,
         }
     }
 
     /// Starts weftd again on the same data dir and southbound ports (after it died).
     fn restart_weftd(&mut self) {
+        self.weftd_started = Instant::now();
         self.weftd = spawn_weftd(&self.lab, &self.data, self.ports);
         self.api = http_client(&self.weftd.url(), None);
     }
@@ -151,6 +156,13 @@ impl Overlay {
 
     fn log(&self) -> String {
         self.weftd.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until weftd's startup hold ([`weft::realize::STARTUP_HOLD_MAX`]) is over, so
+    /// that a test of what happens later is not masked by it.
+    fn wait_past_startup_hold(&self) {
+        let until = self.weftd_started + weft::realize::STARTUP_HOLD_MAX + Duration::from_secs(1);
+        std::thread::sleep(until.saturating_duration_since(Instant::now()));
     }
 }
 
@@ -545,6 +557,7 @@ fn model_change_while_a_hypervisor_is_cut_off() {
             .collect()
     };
     assert!(!red(ov.hv(3)).is_empty(), "red not installed on hv3");
+    ov.wait_past_startup_hold();
 
     let mut a4 = None;
     let t_cut = Instant::now();
@@ -652,6 +665,16 @@ fn vswitchd_restart_is_repaired() {
          start; first ping reply {first:?} after start; longest ping gap {gap:?} \
          ({replies} replies)"
     );
+    // Why forwarding took that long: vswitchd's own account of its controller connection.
+    let log = std::fs::read_to_string(ov.hv(2).log_file(integration::lab::Daemon::Vswitchd))
+        .unwrap_or_default();
+    let starts = log
+        .match_indices("ovs-vswitchd (Open vSwitch)")
+        .map(|(i, _)| i);
+    let last_start = starts.last().unwrap_or(0);
+    for line in log[last_start..].lines().filter(|l| l.contains("rconn")) {
+        eprintln!("hv2 vswitchd: {line}");
+    }
     assert!(first.is_some(), "forwarding never resumed");
     assert_eq!(tunnels(ov.hv(2)), tun, "hv2 tunnel ports changed");
     assert_reaches(a2, "10.0.0.1", &ov);
@@ -669,6 +692,7 @@ fn ovsdb_restart_is_invisible() {
     let tables: Vec<_> = (1..=2).map(|n| flow_table(ov.hv(n))).collect();
     let ages: Vec<_> = (1..=2).map(|n| flow_ages(ov.hv(n))).collect();
     let tuns: Vec<_> = (1..=2).map(|n| tunnels(ov.hv(n))).collect();
+    ov.wait_past_startup_hold();
     let t_before = Instant::now();
     let tcp = TcpStream::start(a1, a2, "10.0.0.2", 7100);
     let mut reconnect = Duration::ZERO;
