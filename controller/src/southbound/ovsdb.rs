@@ -861,6 +861,7 @@ impl Session {
             return;
         }
         tracing::info!(node = %id, ?hold, "keeping the hypervisor in the topology while it may come back");
+        self.shared.ctx.fabric.hold_node(id);
         let shared = self.shared.clone();
         let id = id.to_owned();
         let forget = move || {
