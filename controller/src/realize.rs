@@ -170,3 +170,99 @@ pub fn realize(
 ) -> usize {
     realize_held(compiler, &mut StartupHold::off(), model, topology, fabric)
 }
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::fabric::{NodeView, Vif};
+    use crate::model::{LogicalPort, LogicalSwitch};
+    use crate::observed::EncapType;
+
+    fn model() -> LogicalModel {
+        let sw = LogicalSwitch {
+            id: Uuid::from_u128(0xa),
+            name: "blue".into(),
+            vni: 5001,
+            description: String::new(),
+        };
+        let port = |n: u128, name: &str| LogicalPort {
+            id: Uuid::from_u128(n),
+            name: name.into(),
+            switch: sw.id,
+            mac: format!("02:00:00:00:00:0{n}").parse().expect("mac"),
+            ips: vec![format!("10.0.0.{n}").parse().expect("ip")],
+            port_security: true,
+            key: n as u16,
+            zone: n as u16,
+        };
+        let ports = vec![port(1, "a1"), port(2, "a2"), port(3, "a3")];
+        LogicalModel::from_objects(1, vec![sw.clone()], ports, vec![]).expect("model")
+    }
+
+    fn node(id: &str, n: u8, vif: &str, tunnels: &[&str]) -> NodeView {
+        NodeView {
+            id: id.into(),
+            encap_ip: format!("192.0.2.{n}").parse().expect("ip"),
+            encap_type: EncapType::Geneve,
+            bridge: "br-int".into(),
+            datapath_id: None,
+            vifs: BTreeMap::from([(
+                vif.to_owned(),
+                Vif {
+                    ofport: 1,
+                    interface: Uuid::nil(),
+                    name: vif.into(),
+                },
+            )]),
+            tunnels: tunnels.iter().map(|t| ((*t).to_owned(), 10)).collect(),
+        }
+    }
+
+    fn remotes(f: &Fabric, node: &str) -> Vec<String> {
+        f.watch_desired(node)
+            .borrow()
+            .tunnels
+            .iter()
+            .map(|t| t.remote.clone())
+            .collect()
+    }
+
+    /// After a restart hv1 reconnects first, still holding its tunnel to hv2: its desired
+    /// state (which would have no tunnel to hv2) waits until hv2 is back.
+    #[test]
+    fn startup_hold_waits_for_the_peers_a_node_still_tunnels_to() {
+        let f = Fabric::new();
+        let m = model();
+        let mut c = IncrementalCompiler::new();
+        let mut hold = StartupHold::new(std::time::Instant::now() + STARTUP_HOLD_MAX);
+        let mut t = Topology::default();
+        t.nodes.insert("hv1".into(), node("hv1", 1, "a1", &["hv2"]));
+        assert_eq!(realize_held(&mut c, &mut hold, &m, &t, &f), 0);
+        assert!(!f.desired_published("hv1"), "published without its peer");
+        assert!(hold.pending());
+
+        t.nodes.insert("hv2".into(), node("hv2", 2, "a2", &["hv1"]));
+        realize_held(&mut c, &mut hold, &m, &t, &f);
+        assert!(!hold.pending());
+        assert_eq!(remotes(&f, "hv1"), ["hv2"]);
+        assert_eq!(remotes(&f, "hv2"), ["hv1"]);
+    }
+
+    /// Once the hold expired (or with none), a peer that never came back does not block.
+    #[test]
+    fn expired_hold_publishes_without_missing_peers() {
+        let f = Fabric::new();
+        let m = model();
+        let mut c = IncrementalCompiler::new();
+        let mut hold = StartupHold::off();
+        let mut t = Topology::default();
+        t.nodes.insert("hv1".into(), node("hv1", 1, "a1", &["hv3"]));
+        t.nodes.insert("hv2".into(), node("hv2", 2, "a2", &["hv1"]));
+        realize_held(&mut c, &mut hold, &m, &t, &f);
+        assert!(!hold.pending());
+        assert!(f.desired_published("hv1"));
+        assert_eq!(remotes(&f, "hv1"), ["hv2"]);
+    }
+}
