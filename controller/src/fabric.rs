@@ -61,11 +61,18 @@ pub struct Topology {
 pub struct Fabric {
     topology: watch::Sender<Arc<Topology>>,
     nodes: Mutex<BTreeMap<String, NodeChannels>>,
+    /// Nodes whose OVSDB session ended but that stay in the topology as last seen for a
+    /// while (see [`Fabric::hold_node`]).
+    held: Mutex<BTreeSet<String>>,
 }
 
 #[derive(Debug)]
 struct NodeChannels {
     desired: watch::Sender<Arc<DesiredNode>>,
+    /// False until the compiler published this node's state once: the channel's initial
+    /// (empty) value is a placeholder, and acting on it would remove everything the
+    /// switch holds, e.g. right after a weftd restart.
+    published: bool,
     /// Logical ports whose flows the node's switch has acknowledged (barrier), with the
     /// desired-state generation they belong to.
     installed: watch::Sender<Arc<BTreeSet<Uuid>>>,
@@ -75,6 +82,7 @@ impl NodeChannels {
     fn new() -> Self {
         NodeChannels {
             desired: watch::channel(Arc::new(DesiredNode::default())).0,
+            published: false,
             installed: watch::channel(Arc::new(BTreeSet::new())).0,
         }
     }
@@ -85,6 +93,7 @@ impl Default for Fabric {
         Fabric {
             topology: watch::channel(Arc::new(Topology::default())).0,
             nodes: Mutex::new(BTreeMap::new()),
+            held: Mutex::new(BTreeSet::new()),
         }
     }
 }
@@ -98,23 +107,60 @@ impl Fabric {
         self.nodes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Called by an OVSDB session whenever its view of the node changes.
+    fn held(&self) -> MutexGuard<'_, BTreeSet<String>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Called by an OVSDB session whenever its view of the node changes. A VM interface it
+    /// reports is taken away from held nodes (a VM evacuated from a hypervisor that is
+    /// down is bound where it runs now, not where it was last seen).
     pub fn upsert_node(&self, view: NodeView) {
         self.channels()
             .entry(view.id.clone())
             .or_insert_with(NodeChannels::new);
+        let held: Vec<String> = {
+            let mut h = self.held();
+            h.remove(&view.id);
+            h.iter().cloned().collect()
+        };
         self.topology.send_if_modified(|t| {
-            if t.nodes.get(&view.id) == Some(&view) {
+            let stale: Vec<(String, String)> = held
+                .iter()
+                .filter_map(|h| t.nodes.get(h).map(|n| (h, n)))
+                .flat_map(|(h, n)| {
+                    n.vifs
+                        .keys()
+                        .filter(|k| view.vifs.contains_key(*k))
+                        .map(move |k| (h.clone(), k.clone()))
+                })
+                .collect();
+            if stale.is_empty() && t.nodes.get(&view.id) == Some(&view) {
                 return false;
             }
-            Arc::make_mut(t).nodes.insert(view.id.clone(), view);
+            let t = Arc::make_mut(t);
+            for (h, vif) in stale {
+                tracing::info!(node = %h, iface_id = %vif, now_on = %view.id,
+                    "interface moved away from a disconnected hypervisor");
+                if let Some(n) = t.nodes.get_mut(&h) {
+                    n.vifs.remove(&vif);
+                }
+            }
+            t.nodes.insert(view.id.clone(), view);
             true
         });
+    }
+
+    /// Marks a node whose OVSDB session ended as held: it stays in the topology as last
+    /// seen (its tunnels and the flows towards its VMs stay everywhere) until
+    /// [`Fabric::remove_node`] or a new [`Fabric::upsert_node`] for it.
+    pub fn hold_node(&self, id: &str) {
+        self.held().insert(id.to_owned());
     }
 
     /// Called when a node's OVSDB session ends (its flows stay on the switch; other nodes
     /// stop tunnelling to it once the compiler runs).
     pub fn remove_node(&self, id: &str) {
+        self.held().remove(id);
         self.topology.send_if_modified(|t| {
             if !t.nodes.contains_key(id) {
                 return false;
@@ -149,13 +195,21 @@ impl Fabric {
         let ch = nodes
             .entry(node.to_string())
             .or_insert_with(NodeChannels::new);
+        let first = !ch.published;
+        ch.published = true;
         ch.desired.send_if_modified(|d| {
-            if **d == *desired {
+            if **d == *desired && !first {
                 return false;
             }
             *d = desired;
             true
         })
+    }
+
+    /// Whether the compiler published `node`'s desired state yet. Sessions install
+    /// nothing (and so remove nothing) before it has: the watch's initial value is empty.
+    pub fn desired_published(&self, node: &str) -> bool {
+        self.channels().get(node).is_some_and(|c| c.published)
     }
 
     /// The desired state of a node, as a watch (OpenFlow and OVSDB sessions).
@@ -189,5 +243,72 @@ impl Fabric {
             .or_insert_with(NodeChannels::new)
             .installed
             .subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: &str, vifs: &[&str]) -> NodeView {
+        NodeView {
+            id: id.into(),
+            encap_ip: "192.0.2.1".parse().expect("ip"),
+            encap_type: EncapType::Geneve,
+            bridge: "br-int".into(),
+            datapath_id: None,
+            vifs: vifs
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let vif = Vif {
+                        ofport: i as u32 + 1,
+                        interface: Uuid::nil(),
+                        name: (*v).into(),
+                    };
+                    ((*v).to_owned(), vif)
+                })
+                .collect(),
+            tunnels: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_held_node_stays_until_its_vifs_show_up_elsewhere() {
+        let f = Fabric::new();
+        f.upsert_node(node("hv1", &["a"]));
+        f.upsert_node(node("hv2", &["b", "c"]));
+        f.hold_node("hv2");
+        // Held: still there as last seen.
+        assert_eq!(f.topology().nodes["hv2"], node("hv2", &["b", "c"]));
+        // c was evacuated to hv1: hv2 no longer claims it, b stays.
+        f.upsert_node(node("hv1", &["a", "c"]));
+        let t = f.topology();
+        assert_eq!(
+            t.nodes["hv2"].vifs.keys().collect::<Vec<_>>(),
+            vec!["b"],
+            "held node keeps only what no live node reports"
+        );
+        assert!(t.nodes["hv1"].vifs.contains_key("c"));
+        // hv2 back: its fresh view replaces the held one and it is no longer held.
+        f.upsert_node(node("hv2", &["b"]));
+        f.upsert_node(node("hv1", &["a", "c", "b2"]));
+        assert_eq!(f.topology().nodes["hv2"], node("hv2", &["b"]));
+        // Forgotten for good.
+        f.hold_node("hv2");
+        f.remove_node("hv2");
+        assert!(!f.topology().nodes.contains_key("hv2"));
+    }
+
+    #[test]
+    fn first_publish_wakes_watchers_even_when_empty() {
+        let f = Fabric::new();
+        let mut rx = f.watch_desired("hv1");
+        assert!(!f.desired_published("hv1"));
+        assert!(f.publish_desired("hv1", Arc::new(DesiredNode::default())));
+        assert!(f.desired_published("hv1"));
+        assert!(rx.has_changed().expect("sender alive"));
+        rx.borrow_and_update();
+        assert!(!f.publish_desired("hv1", Arc::new(DesiredNode::default())));
     }
 }

@@ -6,12 +6,13 @@
 //! channels. Sessions pick up only the newest value, so a burst of API writes or OVSDB
 //! updates costs at most one compile per node, not one per event.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::compiler::IncrementalCompiler;
+use crate::compiler::{DesiredNode, IncrementalCompiler};
 use crate::fabric::{Fabric, Topology};
 use crate::model::LogicalModel;
 
@@ -23,15 +24,16 @@ pub async fn run(
 ) {
     let mut topology = fabric.watch_topology();
     let mut compiler = IncrementalCompiler::new();
+    let mut startup = StartupHold::new(tokio::time::Instant::now().into_std() + STARTUP_HOLD_MAX);
     loop {
         let m = model.borrow_and_update().clone();
         let t = topology.borrow_and_update().clone();
         // Compiling thousands of nodes is CPU work: keep it off the I/O threads.
-        let (c, published) = match tokio::task::spawn_blocking({
+        let (c, h, published) = match tokio::task::spawn_blocking({
             let fabric = fabric.clone();
             move || {
-                let n = realize(&mut compiler, &m, &t, &fabric);
-                (compiler, n)
+                let n = realize_held(&mut compiler, &mut startup, &m, &t, &fabric);
+                (compiler, startup, n)
             }
         })
         .await
@@ -43,13 +45,119 @@ pub async fn run(
             }
         };
         compiler = c;
+        startup = h;
         tracing::debug!(published, "realized");
+        let hold_ends = startup.pending().then_some(startup.until);
         tokio::select! {
             _ = shutdown.cancelled() => return,
             r = model.changed() => if r.is_err() { return },
             r = topology.changed() => if r.is_err() { return },
+            _ = sleep_until_opt(hold_ends) => {}
         }
     }
+}
+
+async fn sleep_until_opt(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Longest time, after weftd starts, that a node's desired state is held back while
+/// hypervisors it still has Weft tunnel ports to have not reconnected.
+///
+/// After a restart the hypervisors reconnect one by one (OVS retries with backoff, up to
+/// 8 s apart). A node compiled before its peers are back would get a desired state without
+/// its tunnels and remote-MAC flows, and the southbound would remove them: traffic that was
+/// flowing stops until the peers return. So until its peers are in the topology (or this
+/// passed, for peers that are gone for good) the node keeps what its switch holds.
+pub const STARTUP_HOLD_MAX: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Desired states held back at startup (see [`STARTUP_HOLD_MAX`]).
+#[derive(Debug)]
+pub struct StartupHold {
+    until: std::time::Instant,
+    held: BTreeMap<String, DesiredNode>,
+}
+
+impl StartupHold {
+    pub fn new(until: std::time::Instant) -> Self {
+        StartupHold {
+            until,
+            held: BTreeMap::new(),
+        }
+    }
+
+    /// Nothing is held back, ever (tests of the compiler task alone).
+    pub fn off() -> Self {
+        Self::new(std::time::Instant::now())
+    }
+
+    fn pending(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// Remotes `node` has Weft tunnel ports to that are not in the topology (while the
+    /// hold lasts; empty afterwards).
+    fn missing_peers(&self, topology: &Topology, node: &str) -> Vec<String> {
+        if std::time::Instant::now() >= self.until {
+            return Vec::new();
+        }
+        topology
+            .nodes
+            .get(node)
+            .map(|n| {
+                n.tunnels
+                    .keys()
+                    .filter(|r| !topology.nodes.contains_key(*r))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// [`realize`] with the startup hold: a compiled node whose tunnel peers have not
+/// reconnected yet is kept aside, and published (in its newest version) once they have or
+/// the hold expired.
+pub fn realize_held(
+    compiler: &mut IncrementalCompiler,
+    hold: &mut StartupHold,
+    model: &LogicalModel,
+    topology: &Topology,
+    fabric: &Fabric,
+) -> usize {
+    let started = std::time::Instant::now();
+    let mut changed = 0;
+    let updates = compiler.update(model, topology);
+    let compiled = updates.len();
+    for (node, desired) in updates {
+        hold.held.insert(node, desired);
+    }
+    let held = std::mem::take(&mut hold.held);
+    for (node, desired) in held {
+        let missing = hold.missing_peers(topology, &node);
+        if !missing.is_empty() {
+            tracing::info!(node = %node, ?missing, "holding the node's new desired state until \
+                the hypervisors it tunnels to reconnect (weftd just started)");
+            hold.held.insert(node, desired);
+            continue;
+        }
+        if fabric.publish_desired(&node, Arc::new(desired)) {
+            changed += 1;
+        }
+    }
+    tracing::debug!(
+        revision = model.revision(),
+        nodes = topology.nodes.len(),
+        compiled,
+        changed,
+        held = hold.held.len(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "compiled"
+    );
+    changed
 }
 
 /// One round: compiles what changed and publishes it; returns how many nodes got a new
@@ -60,22 +168,101 @@ pub fn realize(
     topology: &Topology,
     fabric: &Fabric,
 ) -> usize {
-    let started = std::time::Instant::now();
-    let mut changed = 0;
-    let updates = compiler.update(model, topology);
-    let compiled = updates.len();
-    for (node, desired) in updates {
-        if fabric.publish_desired(&node, Arc::new(desired)) {
-            changed += 1;
+    realize_held(compiler, &mut StartupHold::off(), model, topology, fabric)
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::fabric::{NodeView, Vif};
+    use crate::model::{LogicalPort, LogicalSwitch};
+    use crate::observed::EncapType;
+
+    fn model() -> LogicalModel {
+        let sw = LogicalSwitch {
+            id: Uuid::from_u128(0xa),
+            name: "blue".into(),
+            vni: 5001,
+            description: String::new(),
+        };
+        let port = |n: u128, name: &str| LogicalPort {
+            id: Uuid::from_u128(n),
+            name: name.into(),
+            switch: sw.id,
+            mac: format!("02:00:00:00:00:0{n}").parse().expect("mac"),
+            ips: vec![format!("10.0.0.{n}").parse().expect("ip")],
+            port_security: true,
+            key: n as u16,
+            zone: n as u16,
+        };
+        let ports = vec![port(1, "a1"), port(2, "a2"), port(3, "a3")];
+        LogicalModel::from_objects(1, vec![sw.clone()], ports, vec![]).expect("model")
+    }
+
+    fn node(id: &str, n: u8, vif: &str, tunnels: &[&str]) -> NodeView {
+        NodeView {
+            id: id.into(),
+            encap_ip: format!("192.0.2.{n}").parse().expect("ip"),
+            encap_type: EncapType::Geneve,
+            bridge: "br-int".into(),
+            datapath_id: None,
+            vifs: BTreeMap::from([(
+                vif.to_owned(),
+                Vif {
+                    ofport: 1,
+                    interface: Uuid::nil(),
+                    name: vif.into(),
+                },
+            )]),
+            tunnels: tunnels.iter().map(|t| ((*t).to_owned(), 10)).collect(),
         }
     }
-    tracing::debug!(
-        revision = model.revision(),
-        nodes = topology.nodes.len(),
-        compiled,
-        changed,
-        elapsed_us = started.elapsed().as_micros() as u64,
-        "compiled"
-    );
-    changed
+
+    fn remotes(f: &Fabric, node: &str) -> Vec<String> {
+        f.watch_desired(node)
+            .borrow()
+            .tunnels
+            .iter()
+            .map(|t| t.remote.clone())
+            .collect()
+    }
+
+    /// After a restart hv1 reconnects first, still holding its tunnel to hv2: its desired
+    /// state (which would have no tunnel to hv2) waits until hv2 is back.
+    #[test]
+    fn startup_hold_waits_for_the_peers_a_node_still_tunnels_to() {
+        let f = Fabric::new();
+        let m = model();
+        let mut c = IncrementalCompiler::new();
+        let mut hold = StartupHold::new(std::time::Instant::now() + STARTUP_HOLD_MAX);
+        let mut t = Topology::default();
+        t.nodes.insert("hv1".into(), node("hv1", 1, "a1", &["hv2"]));
+        assert_eq!(realize_held(&mut c, &mut hold, &m, &t, &f), 0);
+        assert!(!f.desired_published("hv1"), "published without its peer");
+        assert!(hold.pending());
+
+        t.nodes.insert("hv2".into(), node("hv2", 2, "a2", &["hv1"]));
+        realize_held(&mut c, &mut hold, &m, &t, &f);
+        assert!(!hold.pending());
+        assert_eq!(remotes(&f, "hv1"), ["hv2"]);
+        assert_eq!(remotes(&f, "hv2"), ["hv1"]);
+    }
+
+    /// Once the hold expired (or with none), a peer that never came back does not block.
+    #[test]
+    fn expired_hold_publishes_without_missing_peers() {
+        let f = Fabric::new();
+        let m = model();
+        let mut c = IncrementalCompiler::new();
+        let mut hold = StartupHold::off();
+        let mut t = Topology::default();
+        t.nodes.insert("hv1".into(), node("hv1", 1, "a1", &["hv3"]));
+        t.nodes.insert("hv2".into(), node("hv2", 2, "a2", &["hv1"]));
+        realize_held(&mut c, &mut hold, &m, &t, &f);
+        assert!(!hold.pending());
+        assert!(f.desired_published("hv1"));
+        assert_eq!(remotes(&f, "hv1"), ["hv2"]);
+    }
 }

@@ -337,6 +337,8 @@ async fn southbound_ovsdb_passive_two_hypervisors() {
         openflow_advertise: Some(ADVERTISE.parse().expect("addr")),
         // Short, so that the silent peer below is found dead quickly.
         inactivity_probe: Duration::from_millis(300),
+        // Short, so that hv2 below leaves the topology soon after its session ends.
+        node_hold: Duration::from_millis(300),
         ..Default::default()
     };
     let server = serve(cfg, ctx, h.shutdown.clone()).await.expect("serve");

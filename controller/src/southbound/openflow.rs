@@ -419,6 +419,18 @@ impl<'a> Installer<'a> {
     async fn run(&mut self, conn: &mut Conn) -> ConnError {
         let mut desired_rx = self.ctx.fabric.watch_desired(self.node);
         let mut backoff = self.ctx.settings.retry_min;
+        // Nothing is compiled for this node yet (weftd just started): the switch keeps
+        // what it has until there is a real desired state to compare it with.
+        while !self.ctx.fabric.desired_published(self.node) {
+            tracing::debug!(
+                node = self.node,
+                "waiting for the node's first desired state"
+            );
+            tokio::select! {
+                r = desired_rx.changed() => if r.is_err() { return ConnError::Shutdown },
+                ev = conn.next_event() => if let Err(e) = ev { return e },
+            }
+        }
         loop {
             let desired = desired_rx.borrow_and_update().clone();
             match self.reconcile(conn, &desired).await {

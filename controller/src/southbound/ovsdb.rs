@@ -79,6 +79,11 @@ pub struct OvsdbSouthbound {
     pub max_sessions: usize,
     pub min_backoff: Duration,
     pub max_backoff: Duration,
+    /// How long a node whose OVSDB session ended stays in the fabric's topology, as last
+    /// seen, before it is forgotten. Forgetting it makes every other node drop its tunnel
+    /// and flows towards it, so an ovsdb-server restart or a short underlay cut must not
+    /// do that: the node's data plane keeps forwarding while its session is down.
+    pub node_hold: Duration,
 }
 
 impl Default for OvsdbSouthbound {
@@ -93,6 +98,7 @@ impl Default for OvsdbSouthbound {
             max_sessions: 4096,
             min_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(8),
+            node_hold: Duration::from_secs(60),
         }
     }
 }
@@ -827,7 +833,7 @@ impl Session {
             return;
         }
         let ctx = &self.shared.ctx;
-        ctx.fabric.remove_node(&node.id);
+        self.forget_later(&node.id);
         for port in bound.keys() {
             if ctx
                 .observed
@@ -843,6 +849,32 @@ impl Session {
         tracing::info!(peer = %self.peer, node = %node.id, "hypervisor marked disconnected");
         self.shared.owners().remove(&node.id);
         self.shared.released.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Removes the node from the fabric after [`OvsdbSouthbound::node_hold`], unless a
+    /// session serves it again by then (it then publishes its own, fresh view).
+    fn forget_later(&self, id: &str) {
+        let hold = self.shared.cfg.node_hold;
+        if hold.is_zero() {
+            // Called while this session still owns the node: remove it now.
+            self.shared.ctx.fabric.remove_node(id);
+            return;
+        }
+        tracing::info!(node = %id, ?hold, "keeping the hypervisor in the topology while it may come back");
+        self.shared.ctx.fabric.hold_node(id);
+        let shared = self.shared.clone();
+        let id = id.to_owned();
+        let forget = move || {
+            if shared.owners().contains_key(&id) {
+                return;
+            }
+            tracing::info!(node = %id, "hypervisor still disconnected; other nodes stop tunnelling to it");
+            shared.ctx.fabric.remove_node(&id);
+        };
+        tokio::spawn(async move {
+            tokio::time::sleep(hold).await;
+            forget();
+        });
     }
 
     fn may_write(&self, kind: WriteKind) -> bool {
@@ -1010,6 +1042,10 @@ impl Session {
         node: &NodeSettings,
         bridge: &Bridge,
     ) -> Option<Transaction> {
+        if !self.shared.ctx.fabric.desired_published(&node.id) {
+            // Not compiled yet: an empty placeholder would delete every tunnel.
+            return None;
+        }
         let desired = self.desired.as_ref()?.borrow().clone();
         let mut specs: Vec<vswitch::TunnelSpec> = Vec::new();
         for t in &desired.tunnels {

@@ -149,7 +149,11 @@ impl Spawned {
         }
         let mut child = cmd
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                // WEFT_TEST_LOG=info shows weftd's southbound decisions in a failing test.
+                std::env::var("WEFT_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
