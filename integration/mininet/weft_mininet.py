@@ -364,6 +364,10 @@ def inner(opts):
             rc = 0 if result['failed'] == 0 else 2
         else:
             from mininet.cli import CLI
+            from mininet.log import setLogLevel
+            setLogLevel('output')  # the CLI prints command output at this level
+            log('Mininet CLI: nodes %s; "exit" tears the lab down'
+                % ' '.join(sorted(h.name for h in lab.net.hosts)))
             CLI(lab.net)
             rc = 0
     except LabError as e:
