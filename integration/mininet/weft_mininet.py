@@ -242,8 +242,12 @@ class Lab:
 
     def stop(self):
         t0 = time.time()
-        # The hypervisors' own OVS daemons first (pidfiles under BASE/hvN), by PID.
-        kill_pidfiles(self.base, lambda path: os.path.basename(path).startswith('hv'))
+        # The hypervisors' own OVS daemons first (pidfiles under BASE/hvN), by PID:
+        # ovsdb-server before ovs-vswitchd, whose br-phy carries the manager connection,
+        # so weftd sees the hypervisors close their sessions.
+        on_hv = lambda top: top.startswith('hv')  # noqa: E731
+        kill_pidfiles(self.base, on_hv, 'ovsdb-server.pid')
+        kill_pidfiles(self.base, on_hv)
         if self.net is not None:
             for h in self.net.hosts:
                 if h.waiting:  # interrupted in the middle of a command: stop it
@@ -306,16 +310,16 @@ class Lab:
         return result
 
 
-def kill_pidfiles(base, which=lambda _top: True):
-    """Stops every OVS daemon whose pidfile lies under base (ours only) in a top-level
-    directory `which` accepts, and waits for them."""
+def kill_pidfiles(base, which=lambda _top: True, name=None):
+    """Stops every OVS daemon whose pidfile (named `name`, or any *.pid) lies under base
+    (ours only) in a top-level directory `which` accepts, and waits for them."""
     pids = []
     for root, _dirs, files in os.walk(base):
         rel = os.path.relpath(root, base).split(os.sep)[0]
         if not which(rel):
             continue
         for f in files:
-            if f.endswith('.pid'):
+            if f.endswith('.pid') and name in (None, f):
                 try:
                     with open(os.path.join(root, f)) as fh:
                         pid = int(fh.read().strip())
