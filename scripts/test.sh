@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pkg in openvswitch-switch openvswitch-common mininet iperf3 netcat-openbsd ethtool \
+for pkg in openvswitch-switch openvswitch-common mininet iperf3 netcat-openbsd ethtool docker-compose \
            iproute2 iputils-ping iputils-arping tcpdump python3-pip; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
