@@ -166,6 +166,15 @@ impl Overlay {
     }
 }
 
+/// These tests count single lost pings while a control-plane component restarts; two of
+/// them side by side on a 2-core machine (each with its own lab, weftd and vswitchds)
+/// measure CPU starvation as much as Weft. They take turns.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn take_turn() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn free_port(lab: &Lab) -> u16 {
     std::net::TcpListener::bind((lab.controller_ip(), 0))
         .and_then(|l| l.local_addr())
@@ -415,6 +424,7 @@ fn weftd_restart(ov: &mut Overlay, vms: &[Vm], signal: &str, next_port: usize) {
 /// Scenario 1: weftd SIGKILL, then SIGTERM, each followed by a restart 2 s later.
 #[test]
 fn weftd_restart_is_invisible_to_the_data_plane() {
+    let _turn = take_turn();
     let mut ov = Overlay::start(2, Encap::Geneve);
     let vms = blue(&ov, 2);
     assert_reaches(&vms[0], "10.0.0.2", &ov);
@@ -532,6 +542,7 @@ fn tunnels(hv: &Hypervisor) -> BTreeMap<String, (String, Option<i64>)> {
 /// between the other hypervisors never noticed.
 #[test]
 fn model_change_while_a_hypervisor_is_cut_off() {
+    let _turn = take_turn();
     // Long enough that weftd (5 s probe + 5 s) and OVS (5 s probes) give the
     // connections up: the reconnect path is what is tested, not TCP retransmission.
     cut_off(Duration::from_secs(14));
@@ -541,6 +552,7 @@ fn model_change_while_a_hypervisor_is_cut_off() {
 /// meanwhile arrives by TCP retransmission; the result must be the same.
 #[test]
 fn model_change_during_a_short_cut() {
+    let _turn = take_turn();
     cut_off(Duration::from_secs(3));
 }
 
@@ -641,6 +653,7 @@ fn cut_off(cut: Duration) {
 /// started forwarding resumed.
 #[test]
 fn vswitchd_restart_is_repaired() {
+    let _turn = take_turn();
     let ov = Overlay::start(2, Encap::Geneve);
     let vms = blue(&ov, 2);
     let (a1, a2) = (&vms[0], &vms[1]);
@@ -697,6 +710,7 @@ fn vswitchd_restart_is_repaired() {
 /// notice (zero loss, flows and tunnels untouched), and weftd still manages hv2.
 #[test]
 fn ovsdb_restart_is_invisible() {
+    let _turn = take_turn();
     let ov = Overlay::start(2, Encap::Geneve);
     let vms = blue(&ov, 2);
     let (a1, a2) = (&vms[0], &vms[1]);
