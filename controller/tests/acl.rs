@@ -28,13 +28,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Spawned, call, http_client};
-use integration::lab::{Encap, Hypervisor, Lab, TcpEchoServer, Vm, VmSpec};
-use jsonrpsee::http_client::HttpClient;
+use common::overlay::{INSTALL_TIMEOUT, Overlay};
+use integration::lab::{Encap, Hypervisor, TcpEchoServer, Vm};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const INSTALL_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a connection attempt that must succeed may take (generous: not a timing
 /// assertion, only a bound).
 const CONNECT_OK: Duration = Duration::from_secs(5);
@@ -51,88 +49,13 @@ enum Placement {
     Together,
 }
 
-/// A lab plus the weftd that manages it (the `Overlay` harness of tests/overlay.rs).
-struct Fabric {
-    lab: Lab,
-    weftd: Spawned,
-    api: HttpClient,
-    rt: tokio::runtime::Runtime,
-    _data: tempfile::TempDir,
+/// ACL helpers on the shared harness.
+trait AclOps {
+    fn acl(&self, hv: usize, params: Value) -> (Uuid, usize);
+    fn delete_acl(&self, hv: usize, id: Uuid);
 }
 
-impl Fabric {
-    fn start(hypervisors: usize) -> Fabric {
-        let lab = Lab::builder()
-            .hypervisors(hypervisors)
-            .encap(Encap::Geneve)
-            .build()
-            .expect("lab");
-        let ip = lab.controller_ip();
-        let data = tempfile::tempdir().expect("tempdir");
-        let weftd = Spawned::start(
-            data.path(),
-            &[
-                "--ovsdb-listen",
-                &format!("tcp:{ip}:6640"),
-                "--openflow-listen",
-                &format!("tcp:{ip}:6653"),
-                "--openflow-advertise",
-                &format!("tcp:{ip}:6653"),
-            ],
-        );
-        let api = http_client(&weftd.url(), None);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        for hv in lab.hypervisors() {
-            hv.set_manager(&format!("tcp:{ip}:6640"))
-                .expect("set-manager");
-        }
-        Fabric {
-            lab,
-            weftd,
-            api,
-            rt,
-            _data: data,
-        }
-    }
-
-    fn call(&self, method: &str, params: Value) -> Value {
-        self.rt
-            .block_on(call(&self.api, method, params.clone()))
-            .unwrap_or_else(|e| panic!("{method} {params}: {e:?}"))
-    }
-
-    fn hv(&self, n: usize) -> &Hypervisor {
-        self.lab.hv(n - 1)
-    }
-
-    fn log(&self) -> String {
-        self.weftd
-            .stderr
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or_default()
-    }
-
-    /// Plugs a VM whose logical port exists and waits for `weft-installed=true`.
-    fn plug(&self, hv: usize, name: &str, mac: &str, cidr: &str) -> Vm {
-        let vm = self
-            .hv(hv)
-            .plug_vm(VmSpec::new(name, mac, name).addr(cidr).expect("spec"))
-            .expect("plug");
-        vm.exec("sysctl", &["-qw", "net.ipv6.conf.eth0.disable_ipv6=1"])
-            .expect("sysctl");
-        let r = self.hv(hv).wait_for_interface(name, INSTALL_TIMEOUT, |i| {
-            i.external_ids.get("weft-installed").map(String::as_str) == Some("true")
-        });
-        if let Err(e) = r {
-            panic!("{e}\nweftd log:\n{}", self.log());
-        }
-        vm
-    }
-
+impl AclOps for Overlay {
     /// Creates an ACL and waits until its flows are on `hv` (the node hosting its port);
     /// returns its id and how many flows it compiled to there.
     fn acl(&self, hv: usize, params: Value) -> (Uuid, usize) {
@@ -306,7 +229,7 @@ fn reflexive_acls(placement: Placement) {
         Placement::Apart => (2, 2),
         Placement::Together => (1, 1),
     };
-    let f = Fabric::start(hvs);
+    let f = Overlay::start(hvs, Encap::Geneve);
     f.call("switch_create", json!({"name": "net", "vni": 6001}));
     for (name, mac, ip) in [
         ("a", "02:00:00:00:01:01", A),
@@ -497,7 +420,7 @@ fn acl_reflexive_on_one_hypervisor() {
 #[test]
 #[ignore = "measurement; prints iperf3 throughput with and without ACLs"]
 fn acl_measure_iperf3_throughput() {
-    let f = Fabric::start(2);
+    let f = Overlay::start(2, Encap::Geneve);
     f.call("switch_create", json!({"name": "net", "vni": 6001}));
     for (name, mac, ip) in [("a", "02:00:00:00:01:01", A), ("b", "02:00:00:00:01:02", B)] {
         f.call(

@@ -23,148 +23,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{CallResult, Spawned, call, http_client};
-use integration::lab::{ContinuousPing, Encap, Hypervisor, Lab, TcpEchoServer, Vm, VmSpec};
-use jsonrpsee::http_client::HttpClient;
-use serde_json::{Value, json};
+use common::overlay::{INSTALL_TIMEOUT, Overlay};
+use integration::lab::{ContinuousPing, Encap, Hypervisor, TcpEchoServer, Vm, VmSpec};
+use serde_json::json;
 
-const INSTALL_TIMEOUT: Duration = Duration::from_secs(30);
 const PING_INTERVAL: Duration = Duration::from_millis(10);
-
-/// A lab plus the weftd that manages it; weftd can be stopped and started again on the
-/// same data directory and southbound ports.
-struct Overlay {
-    lab: Lab,
-    weftd: Spawned,
-    api: HttpClient,
-    rt: tokio::runtime::Runtime,
-    data: tempfile::TempDir,
-    /// Southbound ports (OVSDB, OpenFlow), kept across weftd restarts. Chosen free at
-    /// start: another weftd on this machine may hold 6640/6653 on 0.0.0.0.
-    ports: (u16, u16),
-    /// When the current weftd started (its startup hold runs from then).
-    weftd_started: Instant,
-}
-
-impl Overlay {
-    fn start(hypervisors: usize, encap: Encap) -> Overlay {
-        let lab = Lab::builder()
-            .hypervisors(hypervisors)
-            .encap(encap)
-            .build()
-            .expect("lab");
-        let data = tempfile::tempdir().unwrap();
-        let ports = (free_port(&lab), free_port(&lab));
-        let weftd_started = Instant::now();
-        let weftd = spawn_weftd(&lab, &data, ports);
-        let api = http_client(&weftd.url(), None);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let ip = lab.controller_ip();
-        for hv in lab.hypervisors() {
-            hv.set_manager(&format!("tcp:{ip}:{}", ports.0)).unwrap();
-        }
-        Overlay {
-            lab,
-            weftd,
-            api,
-            rt,
-            data,
-            ports,
-            weftd_started,
-        }
-    }
-
-    /// Starts weftd again on the same data dir and southbound ports (after it died).
-    fn restart_weftd(&mut self) {
-        self.weftd_started = Instant::now();
-        self.weftd = spawn_weftd(&self.lab, &self.data, self.ports);
-        self.api = http_client(&self.weftd.url(), None);
-    }
-
-    fn try_call(&self, method: &str, params: Value) -> CallResult {
-        self.rt.block_on(call(&self.api, method, params))
-    }
-
-    fn call(&self, method: &str, params: Value) -> Value {
-        self.try_call(method, params.clone())
-            .unwrap_or_else(|e| panic!("{method} {params}: {e:?}\nweftd log:\n{}", self.log()))
-    }
-
-    fn hv(&self, n: usize) -> &Hypervisor {
-        self.lab.hv(n - 1)
-    }
-
-    fn port(&self, switch: &str, name: &str, mac: &str, addr: &str) {
-        self.call(
-            "port_create",
-            json!({"switch": switch, "name": name, "mac": mac, "ips": [addr]}),
-        );
-    }
-
-    /// Plugs a VM whose logical port already exists and waits until weftd reports its
-    /// flows installed.
-    fn plug(&self, hv: usize, name: &str, mac: &str, cidr: &str) -> Vm {
-        let vm = self
-            .hv(hv)
-            .plug_vm(VmSpec::new(name, mac, name).addr(cidr).unwrap())
-            .unwrap();
-        vm.exec("sysctl", &["-qw", "net.ipv6.conf.eth0.disable_ipv6=1"])
-            .unwrap();
-        self.wait_installed(hv, name);
-        vm
-    }
-
-    fn wait_installed(&self, hv: usize, name: &str) {
-        let r = self.hv(hv).wait_for_interface(name, INSTALL_TIMEOUT, |i| {
-            i.external_ids.get("weft-installed").map(String::as_str) == Some("true")
-        });
-        if let Err(e) = r {
-            panic!("{e}\nweftd log:\n{}", self.log());
-        }
-    }
-
-    /// Waits until weftd reports both southbound sessions of every hypervisor up and has
-    /// dumped each switch's flow table (its observed flows are non-empty).
-    fn wait_connected(&self) {
-        let deadline = Instant::now() + INSTALL_TIMEOUT;
-        for hv in self.lab.hypervisors() {
-            loop {
-                if let Ok(n) = self.try_call("node_get", json!({"node": hv.name()})) {
-                    let up = |k: &str| n[k].as_bool() == Some(true);
-                    let flows = self
-                        .try_call("node_flows", json!({"node": hv.name()}))
-                        .ok()
-                        .and_then(|f| f["flows"].as_array().map(Vec::len))
-                        .unwrap_or(0);
-                    if up("ovsdb_connected") && up("openflow_connected") && flows > 0 {
-                        break;
-                    }
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "{} never reconnected\nweftd log:\n{}",
-                    hv.name(),
-                    self.log()
-                );
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-    }
-
-    fn log(&self) -> String {
-        self.weftd.stderr.lock().unwrap().clone()
-    }
-
-    /// Waits until weftd's startup hold ([`weft::realize::STARTUP_HOLD_MAX`]) is over, so
-    /// that a test of what happens later is not masked by it.
-    fn wait_past_startup_hold(&self) {
-        let until = self.weftd_started + weft::realize::STARTUP_HOLD_MAX + Duration::from_secs(1);
-        std::thread::sleep(until.saturating_duration_since(Instant::now()));
-    }
-}
 
 /// These tests count single lost pings while a control-plane component restarts; two of
 /// them side by side on a 2-core machine (each with its own lab, weftd and vswitchds)
@@ -173,28 +36,6 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn take_turn() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn free_port(lab: &Lab) -> u16 {
-    std::net::TcpListener::bind((lab.controller_ip(), 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap()
-}
-
-fn spawn_weftd(lab: &Lab, data: &tempfile::TempDir, (ovsdb, of): (u16, u16)) -> Spawned {
-    let ip = lab.controller_ip();
-    Spawned::start(
-        data.path(),
-        &[
-            "--ovsdb-listen",
-            &format!("tcp:{ip}:{ovsdb}"),
-            "--openflow-listen",
-            &format!("tcp:{ip}:{of}"),
-            "--openflow-advertise",
-            &format!("tcp:{ip}:{of}"),
-        ],
-    )
 }
 
 fn ip(s: &str) -> IpAddr {

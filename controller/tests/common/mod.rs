@@ -1,6 +1,8 @@
 //! Helpers shared by the API tests: an in-process weftd and a spawned weftd binary.
 #![allow(dead_code)]
 
+pub mod overlay;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
