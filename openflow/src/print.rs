@@ -58,34 +58,51 @@ pub fn ct_state_flags(value: u32, mask: u32) -> String {
     s
 }
 
-fn ip_netmask(name: &str, v: Ipv4Addr, m: Option<Ipv4Addr>, out: &mut String) {
+/// `name=addr[/prefix|/mask],` as ovs-ofctl prints it: no suffix for an exact match, a
+/// prefix length for a CIDR mask, the mask itself otherwise. `ones`/`zeros` are the mask's
+/// leading ones and trailing zeros, `width` its bit count.
+fn addr_masked(
+    name: &str,
+    v: impl fmt::Display,
+    m: Option<(impl fmt::Display, u32, u32, u32)>,
+    out: &mut String,
+) {
     let _ = write!(out, "{name}={v}");
-    if let Some(m) = m {
-        let bits = u32::from(m);
-        if bits != u32::MAX {
-            if bits.leading_ones() + bits.trailing_zeros() == 32 {
-                let _ = write!(out, "/{}", bits.leading_ones());
-            } else {
-                let _ = write!(out, "/{m}");
-            }
+    match m {
+        Some((_, ones, _, width)) if ones == width => {}
+        Some((_, ones, zeros, width)) if ones + zeros == width => {
+            let _ = write!(out, "/{ones}");
         }
+        Some((m, ..)) => {
+            let _ = write!(out, "/{m}");
+        }
+        None => {}
     }
     out.push(',');
 }
 
+fn ip_netmask(name: &str, v: Ipv4Addr, m: Option<Ipv4Addr>, out: &mut String) {
+    let m = m.map(|m| {
+        (
+            m,
+            u32::from(m).leading_ones(),
+            u32::from(m).trailing_zeros(),
+            32,
+        )
+    });
+    addr_masked(name, v, m, out);
+}
+
 fn ipv6_netmask(name: &str, v: Ipv6Addr, m: Option<Ipv6Addr>, out: &mut String) {
-    let _ = write!(out, "{name}={v}");
-    if let Some(m) = m {
-        let bits = u128::from(m);
-        if bits != u128::MAX {
-            if bits.leading_ones() + bits.trailing_zeros() == 128 {
-                let _ = write!(out, "/{}", bits.leading_ones());
-            } else {
-                let _ = write!(out, "/{m}");
-            }
-        }
-    }
-    out.push(',');
+    let m = m.map(|m| {
+        (
+            m,
+            u128::from(m).leading_ones(),
+            u128::from(m).trailing_zeros(),
+            128,
+        )
+    });
+    addr_masked(name, v, m, out);
 }
 
 fn eth_masked(name: &str, v: Mac, m: Option<Mac>, out: &mut String) {
