@@ -40,6 +40,10 @@ pub struct ClientConfig {
     pub inactivity_probe: Option<Duration>,
     /// Maximum size of one received JSON-RPC message.
     pub max_frame: usize,
+    /// How long writing what is queued may take. A peer that stops reading (its socket
+    /// buffer and ours are full) is disconnected after this instead of blocking the
+    /// connection's task, its probes and timeouts forever.
+    pub write_timeout: Duration,
     /// Capacity of the notification channel. When it is full the actor stops reading the
     /// socket until the consumer catches up (backpressure, never drops or reorders).
     pub event_capacity: usize,
@@ -51,6 +55,7 @@ impl Default for ClientConfig {
             request_timeout: Duration::from_secs(60),
             inactivity_probe: Some(Duration::from_secs(5)),
             max_frame: DEFAULT_MAX_FRAME,
+            write_timeout: Duration::from_secs(30),
             event_capacity: 1024,
         }
     }
@@ -231,6 +236,7 @@ impl Client {
             session: Session::new(config.inactivity_probe, Instant::now().into_std()),
             stats: stats.clone(),
             pending: HashMap::new(),
+            write_timeout: config.write_timeout,
         };
         tokio::spawn(actor.run());
         (
@@ -395,6 +401,7 @@ struct Actor<S> {
     session: Session,
     stats: Arc<ClientStats>,
     pending: HashMap<u64, oneshot::Sender<Result<Value, RpcError>>>,
+    write_timeout: Duration,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Actor<S> {
@@ -469,8 +476,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Actor<S> {
             .store(self.session.echo_probes_sent, Ordering::Relaxed);
     }
 
-    /// Writes everything the session queued, then flushes once.
+    /// Writes everything the session queued, then flushes once, within the write timeout.
     async fn flush(&mut self) -> Result<(), DisconnectReason> {
+        let after = self.write_timeout;
+        timeout(after, self.write_queued()).await.map_err(|_| {
+            DisconnectReason::Error(format!(
+                "writing to the peer made no progress for {after:?}: it is not reading"
+            ))
+        })?
+    }
+
+    async fn write_queued(&mut self) -> Result<(), DisconnectReason> {
         let mut any = false;
         while let Some(m) = self.session.poll_transmit() {
             self.framed
@@ -688,6 +704,39 @@ mod tests {
             client.list_dbs().await,
             Err(ClientError::Timeout { .. })
         ));
+    }
+
+    /// A peer that sends requests but never reads the replies: once the pipe is full the
+    /// connection is given up after the write timeout instead of blocking forever.
+    #[tokio::test(start_paused = true)]
+    async fn peer_that_never_reads_is_dropped() {
+        let (a, mut server) = tokio::io::duplex(4096);
+        let config = ClientConfig {
+            write_timeout: Duration::from_secs(3),
+            inactivity_probe: None,
+            ..ClientConfig::default()
+        };
+        let (_client, mut events) = Client::from_stream(a, config);
+        let big = "x".repeat(1000);
+        let flood = async {
+            for i in 0..100 {
+                let m = json!({"id": i, "method": "echo", "params": [big]});
+                if server.write_all(m.to_string().as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+            std::future::pending::<()>().await
+        };
+        let ev = tokio::select! {
+            _ = flood => unreachable!(),
+            ev = events.recv() => ev,
+        };
+        match ev {
+            Some(Event::Disconnected(DisconnectReason::Error(e))) => {
+                assert!(e.contains("not reading"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[tokio::test]
