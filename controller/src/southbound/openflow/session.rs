@@ -27,7 +27,13 @@ pub struct SessionConfig {
     /// Give up when HELLO + FEATURES have not completed in this time.
     pub handshake_timeout: Duration,
     /// Most parts one multipart reply may have before the session gives up on the switch.
+    /// A part is at most 64 KiB on the wire, so this bounds what one reply can make us
+    /// hold (OVS fills parts, so 4096 of them carry well over a million flows).
     pub max_multipart_parts: usize,
+    /// Most ports the session tracks for one switch (PORT_STATUS, port description); a
+    /// switch that announces more is broken or hostile and is disconnected. OVS's own
+    /// limit is 65280 ports per bridge.
+    pub max_ports: usize,
 }
 
 impl Default for SessionConfig {
@@ -36,7 +42,8 @@ impl Default for SessionConfig {
             echo_interval: Duration::from_secs(5),
             echo_max_missed: 3,
             handshake_timeout: Duration::from_secs(30),
-            max_multipart_parts: 100_000,
+            max_multipart_parts: 4096,
+            max_ports: 65_536,
         }
     }
 }
@@ -52,6 +59,8 @@ pub enum CloseReason {
     EchoTimeout(u32),
     #[error("handshake (HELLO, FEATURES) not finished within {0:?}")]
     HandshakeTimeout(Duration),
+    #[error("no echo reply within {0:?} to a liveness probe")]
+    ProbeTimeout(Duration),
     #[error("protocol violation: {0}")]
     Protocol(String),
 }
@@ -103,6 +112,8 @@ pub struct Session {
     features: Option<SwitchFeatures>,
     last_echo_sent: Instant,
     echo_outstanding: u32,
+    /// Set by [`Session::probe`]: the switch must answer an echo by then or is dead.
+    probe_deadline: Option<Instant>,
     barriers: BTreeSet<u32>,
     multipart: BTreeMap<u32, Vec<MultipartReplyBody>>,
     ports: BTreeMap<u32, Port>,
@@ -123,6 +134,7 @@ impl Session {
             features: None,
             last_echo_sent: now,
             echo_outstanding: 0,
+            probe_deadline: None,
             barriers: BTreeSet::new(),
             multipart: BTreeMap::new(),
             ports: BTreeMap::new(),
@@ -143,6 +155,10 @@ impl Session {
         let x = self.next_xid;
         self.next_xid = self.next_xid.checked_add(1).unwrap_or(1);
         x
+    }
+
+    pub fn config(&self) -> &SessionConfig {
+        &self.cfg
     }
 
     pub fn is_ready(&self) -> bool {
@@ -214,14 +230,31 @@ impl Session {
 
     /// When [`Session::handle_timeout`] next has something to do.
     pub fn next_timeout(&self) -> Option<Instant> {
-        match self.phase {
-            Phase::Closed => None,
-            Phase::AwaitHello | Phase::AwaitFeatures(_) => Some(
-                (self.started + self.cfg.handshake_timeout)
-                    .min(self.last_echo_sent + self.cfg.echo_interval),
-            ),
-            Phase::Ready => Some(self.last_echo_sent + self.cfg.echo_interval),
+        let t = match self.phase {
+            Phase::Closed => return None,
+            Phase::AwaitHello | Phase::AwaitFeatures(_) => (self.started
+                + self.cfg.handshake_timeout)
+                .min(self.last_echo_sent + self.cfg.echo_interval),
+            Phase::Ready => self.last_echo_sent + self.cfg.echo_interval,
+        };
+        Some(self.probe_deadline.map_or(t, |p| p.min(t)))
+    }
+
+    /// Asks the switch to prove it is alive now: an echo request goes out at once, and
+    /// unless some echo reply arrives within `within` the session closes with
+    /// [`CloseReason::ProbeTimeout`]. Used when another connection claims the same
+    /// datapath: the live holder keeps its node, a dead one gives way quickly instead of
+    /// after several echo intervals. A probe already running is not restarted.
+    pub fn probe(&mut self, now: Instant, within: Duration) {
+        if self.phase == Phase::Closed || self.probe_deadline.is_some() {
+            return;
         }
+        self.probe_deadline = Some(now + within);
+        self.echo_outstanding += 1;
+        self.last_echo_sent = now;
+        let xid = self.alloc_xid();
+        self.out
+            .push_back(OfpMessage::echo_request(xid, Vec::new()));
     }
 
     fn close(&mut self, reason: CloseReason) {
@@ -241,6 +274,13 @@ impl Session {
         }
         if !self.is_ready() && now >= self.started + self.cfg.handshake_timeout {
             self.close(CloseReason::HandshakeTimeout(self.cfg.handshake_timeout));
+            return;
+        }
+        if let Some(deadline) = self.probe_deadline
+            && now >= deadline
+        {
+            let waited = now.saturating_duration_since(self.last_echo_sent);
+            self.close(CloseReason::ProbeTimeout(waited));
             return;
         }
         if now >= self.last_echo_sent + self.cfg.echo_interval {
@@ -268,7 +308,10 @@ impl Session {
                 self.out
                     .push_back(OfpMessage::new(xid, Message::EchoReply(data)));
             }
-            (_, Message::EchoReply(_)) => self.echo_outstanding = 0,
+            (_, Message::EchoReply(_)) => {
+                self.echo_outstanding = 0;
+                self.probe_deadline = None;
+            }
             (Phase::AwaitHello, Message::Hello(hello)) => self.on_hello(msg.version, &hello),
             (Phase::AwaitHello, Message::Error(e)) => {
                 let text = describe_error(&e);
@@ -314,6 +357,9 @@ impl Session {
                     }
                     _ => {
                         self.ports.insert(ps.desc.port_no, ps.desc.clone());
+                        if self.too_many_ports() {
+                            return;
+                        }
                     }
                 }
                 tracing::debug!(switch = %self.label, port = ps.desc.port_no, reason = ?ps.reason, "port status");
@@ -367,16 +413,22 @@ impl Session {
     }
 
     fn on_multipart(&mut self, xid: u32, reply: openflow::MultipartReply) {
-        let Some(parts) = self.multipart.get_mut(&xid) else {
+        if !self.multipart.contains_key(&xid) {
             tracing::debug!(switch = %self.label, xid, "multipart reply to no request of ours");
             return;
-        };
+        }
         let more = reply.flags & openflow::MULTIPART_MORE != 0;
         if let MultipartReplyBody::PortDesc(ports) = &reply.body {
             for p in ports {
                 self.ports.insert(p.port_no, p.clone());
             }
+            if self.too_many_ports() {
+                return;
+            }
         }
+        let Some(parts) = self.multipart.get_mut(&xid) else {
+            return;
+        };
         parts.push(reply.body);
         if parts.len() > self.cfg.max_multipart_parts {
             self.close(CloseReason::Protocol(format!(
@@ -389,6 +441,22 @@ impl Session {
             self.events
                 .push_back(SessionEvent::Multipart { xid, parts });
         }
+    }
+}
+
+impl Session {
+    /// Closes the session if the switch announced more ports than any real one has.
+    fn too_many_ports(&mut self) -> bool {
+        if self.ports.len() <= self.cfg.max_ports {
+            return false;
+        }
+        let n = self.ports.len();
+        self.ports.clear();
+        self.close(CloseReason::Protocol(format!(
+            "the switch announced {n} ports, more than the {} a session tracks",
+            self.cfg.max_ports
+        )));
+        true
     }
 }
 
@@ -785,5 +853,78 @@ mod tests {
             }
         }
         assert!(ready);
+    }
+
+    /// Another connection claimed this datapath: a probe demands an echo reply within
+    /// its deadline. Answered, the session lives on; unanswered, it closes at the
+    /// deadline, long before the regular echo timeout.
+    #[test]
+    fn probe_keeps_a_live_switch_and_closes_a_silent_one() {
+        let t0 = Instant::now();
+        let within = Duration::from_secs(2);
+        let mut s = ready(t0);
+        s.probe(t0, within);
+        let out = drain(&mut s);
+        let [
+            OfpMessage {
+                xid,
+                body: Message::EchoRequest(_),
+                ..
+            },
+        ] = out[..]
+        else {
+            panic!("{out:?}")
+        };
+        assert_eq!(s.next_timeout(), Some(t0 + within));
+        s.handle_input(OfpMessage::new(xid, Message::EchoReply(Vec::new())));
+        s.handle_timeout(t0 + within);
+        assert!(!s.is_closed());
+
+        let t1 = t0 + Duration::from_secs(3);
+        s.probe(t1, within);
+        drain(&mut s);
+        s.handle_timeout(t1 + Duration::from_secs(1));
+        assert!(!s.is_closed());
+        s.handle_timeout(t1 + within);
+        assert_eq!(
+            events(&mut s),
+            vec![SessionEvent::Closed(CloseReason::ProbeTimeout(within))]
+        );
+    }
+
+    /// A switch announcing more ports than any real bridge has is disconnected, and the
+    /// port table it filled is released.
+    #[test]
+    fn too_many_ports_close_the_session() {
+        let t0 = Instant::now();
+        let cfg = SessionConfig {
+            max_ports: 3,
+            ..SessionConfig::default()
+        };
+        let mut s = Session::new(cfg, t0, "t");
+        drain(&mut s);
+        s.handle_input(OfpMessage::new(1, Message::Hello(Hello::of13())));
+        let xid = drain(&mut s)[0].xid;
+        s.handle_input(OfpMessage::new(xid, Message::FeaturesReply(features(1))));
+        events(&mut s);
+        for port_no in 1..=4 {
+            s.handle_input(OfpMessage::new(
+                0,
+                Message::PortStatus(openflow::PortStatus {
+                    reason: PortReason::Add,
+                    desc: Port {
+                        port_no,
+                        ..Default::default()
+                    },
+                }),
+            ));
+        }
+        let ev = events(&mut s);
+        assert!(
+            matches!(ev.last(), Some(SessionEvent::Closed(CloseReason::Protocol(m))) if m.contains("4 ports")),
+            "{ev:?}"
+        );
+        assert!(s.is_closed());
+        assert!(s.ports().is_empty());
     }
 }
