@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::BytesMut;
-use futures::{SinkExt, StreamExt};
+use bytes::{Buf, BytesMut};
+use futures::{Sink, SinkExt, StreamExt};
 use openflow::codec::{CodecError, OfpCodec};
 use openflow::{
     BundleCtrlType, ErrorKind, ErrorMsg, ErrorType, FlowContent, FlowKey, Message, OfpMessage,
@@ -46,6 +46,14 @@ pub struct OpenFlowSettings {
     /// First and largest wait before retrying a failed install.
     pub retry_min: Duration,
     pub retry_max: Duration,
+    /// How long one write to a switch may make no progress (it is not reading what we
+    /// send: its socket buffer and ours are full) before the connection is dropped. What
+    /// is queued per connection is bounded by the session (one reply per message read)
+    /// and the codec's buffer, never by the peer.
+    pub write_stall_timeout: Duration,
+    /// How often, at most, to log a summary of what a switch sent that weftd drops
+    /// (PACKET_INs, undecodable messages).
+    pub noise_log_interval: Duration,
 }
 
 impl Default for OpenFlowSettings {
@@ -56,6 +64,8 @@ impl Default for OpenFlowSettings {
             association_log_interval: Duration::from_secs(10),
             retry_min: Duration::from_millis(500),
             retry_max: Duration::from_secs(30),
+            write_stall_timeout: Duration::from_secs(10),
+            noise_log_interval: Duration::from_secs(10),
         }
     }
 }
@@ -132,6 +142,7 @@ pub async fn serve_with(
     let stats = Arc::new(OpenFlowStats::default());
     let ctx = Arc::new(Ctx {
         current: std::sync::Mutex::new(BTreeMap::new()),
+        released: tokio::sync::Notify::new(),
         next_conn: AtomicU64::new(1),
         fabric,
         observed,
@@ -168,9 +179,12 @@ pub async fn serve_with(
 }
 
 struct Ctx {
-    /// The newest connection of each node: a stale connection that ends after its
-    /// successor took over must not mark the node disconnected.
-    current: std::sync::Mutex<BTreeMap<String, u64>>,
+    /// The connection serving each node. A second connection that presents the same
+    /// datapath id (a duplicate or impersonating switch, or the real switch reconnecting
+    /// while its old connection is not yet known dead) waits until this one ends.
+    current: std::sync::Mutex<BTreeMap<String, Holder>>,
+    /// Woken when a connection gives up its node.
+    released: tokio::sync::Notify,
     next_conn: AtomicU64,
     fabric: Arc<Fabric>,
     observed: Arc<ObservedState>,
@@ -179,8 +193,17 @@ struct Ctx {
     shutdown: CancellationToken,
 }
 
+/// The connection that serves a node.
+#[derive(Debug, Clone)]
+struct Holder {
+    id: u64,
+    peer: SocketAddr,
+    /// Asks that connection to prove it is alive ([`Session::probe`]).
+    probe: Arc<tokio::sync::Notify>,
+}
+
 impl Ctx {
-    fn current_conns(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u64>> {
+    fn current_conns(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Holder>> {
         self.current.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -196,26 +219,96 @@ enum ConnError {
     Codec(#[from] CodecError),
     #[error("timed out waiting for the switch ({0})")]
     Timeout(&'static str),
+    #[error("write to the switch made no progress for {0:?}: it is not reading")]
+    WriteStalled(Duration),
+    #[error(
+        "undecodable message (type {msg_type}, xid {xid:#x}) before the handshake finished: {error}"
+    )]
+    Undecodable {
+        msg_type: u8,
+        xid: u32,
+        error: openflow::Error,
+    },
     #[error("shutting down")]
     Shutdown,
 }
 
-/// [`OfpCodec`], except that a frame that does not decode is handed up as an error item
-/// (logged, connection kept) instead of ending the stream.
+/// [`OfpCodec`], except that a frame that does not decode is handed up as an item (the
+/// driver decides: fatal during the handshake, counted and skipped after it) instead of
+/// ending the stream, and PACKET_INs are dropped without being decoded: Weft installs no
+/// flow that sends to the controller, so they are noise, and a flood of them must cost as
+/// little as possible.
 #[derive(Debug, Default)]
 struct LenientCodec(OfpCodec);
 
-type Frame = Result<OfpMessage, (u32, openflow::Error)>;
+/// OFPT_PACKET_IN.
+const OFPT_PACKET_IN: u8 = 10;
+
+#[derive(Debug)]
+enum Frame {
+    Message(OfpMessage),
+    Undecodable {
+        msg_type: u8,
+        xid: u32,
+        error: openflow::Error,
+    },
+    PacketIn,
+}
 
 impl Decoder for LenientCodec {
     type Item = Frame;
     type Error = CodecError;
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
+        if let Some(len) = OfpMessage::peek_len(src)
+            && (openflow::message::HEADER_LEN..=self.0.max_len).contains(&len)
+            && src.len() >= len
+            && src.get(1) == Some(&OFPT_PACKET_IN)
+        {
+            src.advance(len);
+            return Ok(Some(Frame::PacketIn));
+        }
+        let msg_type = src.get(1).copied().unwrap_or(0);
         match self.0.decode(src) {
-            Ok(m) => Ok(m.map(Ok)),
-            Err(CodecError::Decode { xid, source }) => Ok(Some(Err((xid, source)))),
+            Ok(m) => Ok(m.map(Frame::Message)),
+            Err(CodecError::Decode { xid, source }) => Ok(Some(Frame::Undecodable {
+                msg_type,
+                xid,
+                error: source,
+            })),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// What a switch sent that weftd drops, counted for rate-limited log lines.
+#[derive(Debug, Default)]
+struct Noise {
+    packet_ins: u64,
+    undecodable: u64,
+    /// Counts already logged.
+    reported: (u64, u64),
+    last_report: Option<tokio::time::Instant>,
+}
+
+impl Noise {
+    /// Logs what was dropped since the last report, at most once per `every` (at once
+    /// the first time, or when `force`d at the end), so a flood costs one line per
+    /// interval, not one per message.
+    fn report(&mut self, switch: &str, every: Duration, force: bool) {
+        let now = tokio::time::Instant::now();
+        let due = self.last_report.is_none_or(|t| now >= t + every);
+        let new = (
+            self.packet_ins - self.reported.0,
+            self.undecodable - self.reported.1,
+        );
+        if (!due && !force) || new == (0, 0) {
+            return;
+        }
+        tracing::warn!(%switch, packet_ins = new.0, undecodable = new.1,
+            total_packet_ins = self.packet_ins, total_undecodable = self.undecodable,
+            "dropped messages from the switch (Weft asks for no PACKET_IN; undecodable messages are skipped)");
+        self.reported = (self.packet_ins, self.undecodable);
+        self.last_report = Some(now);
     }
 }
 
@@ -232,27 +325,40 @@ struct Conn {
     session: Session,
     label: String,
     shutdown: CancellationToken,
-    write_timeout: Duration,
+    write_stall_timeout: Duration,
+    /// Another connection claimed this one's datapath: prove the switch is alive.
+    probe: Arc<tokio::sync::Notify>,
+    noise: Noise,
+    noise_log_interval: Duration,
 }
 
 impl Conn {
-    /// Sends everything the session queued.
+    /// Sends everything the session queued. Cancel-safe: a message leaves the session
+    /// only once the codec has room for it, so a flush cut short by a select loses
+    /// nothing and the next one resumes.
     async fn flush(&mut self) -> Result<(), ConnError> {
         // Also when only the codec's buffer holds bytes (a flush cut short by a select).
-        if self.session.has_output() || !self.framed.write_buffer().is_empty() {
-            // A switch that stops reading must not hold this task forever.
-            tokio::time::timeout(self.write_timeout, self.write_all())
-                .await
-                .map_err(|_| ConnError::Timeout("switch not reading what we send"))??;
+        if !self.session.has_output() && self.framed.write_buffer().is_empty() {
+            return Ok(());
         }
-        Ok(())
-    }
-
-    async fn write_all(&mut self) -> Result<(), ConnError> {
-        while let Some(m) = self.session.poll_output() {
-            self.framed.feed(m).await?;
+        // A switch that stops reading must not hold this task (or its memory) forever:
+        // each step (room in the codec's buffer, the final flush) must progress in time.
+        let stall = self.write_stall_timeout;
+        while self.session.has_output() {
+            let framed = &mut self.framed;
+            tokio::time::timeout(
+                stall,
+                std::future::poll_fn(|cx| std::pin::Pin::new(&mut *framed).poll_ready(cx)),
+            )
+            .await
+            .map_err(|_| ConnError::WriteStalled(stall))??;
+            if let Some(m) = self.session.poll_output() {
+                std::pin::Pin::new(&mut self.framed).start_send(m)?;
+            }
         }
-        self.framed.flush().await?;
+        tokio::time::timeout(stall, self.framed.flush())
+            .await
+            .map_err(|_| ConnError::WriteStalled(stall))??;
         Ok(())
     }
 
@@ -276,13 +382,30 @@ impl Conn {
             tokio::select! {
                 _ = self.shutdown.cancelled() => return Err(ConnError::Shutdown),
                 frame = self.framed.next() => match frame {
-                    Some(Ok(Ok(m))) => self.session.handle_input(m),
-                    Some(Ok(Err((xid, e)))) => {
-                        tracing::warn!(switch = %self.label, xid, error = %e, "undecodable message from switch; ignored");
+                    Some(Ok(Frame::Message(m))) => self.session.handle_input(m),
+                    Some(Ok(Frame::PacketIn)) => {
+                        self.noise.packet_ins += 1;
+                        self.noise.report(&self.label, self.noise_log_interval, false);
+                    }
+                    Some(Ok(Frame::Undecodable { msg_type, xid, error })) => {
+                        // Before the handshake a peer that sends what we cannot read is
+                        // not an OpenFlow 1.3 switch; after it, skip (OVS may send
+                        // extensions we do not model) but count.
+                        if !self.session.is_ready() {
+                            return Err(ConnError::Undecodable { msg_type, xid, error });
+                        }
+                        tracing::debug!(switch = %self.label, msg_type, xid, %error, "undecodable message from switch; skipped");
+                        self.noise.undecodable += 1;
+                        self.noise.report(&self.label, self.noise_log_interval, false);
                     }
                     Some(Err(e)) => return Err(e.into()),
                     None => return Err(ConnError::Eof),
                 },
+                _ = self.probe.notified() => {
+                    tracing::info!(switch = %self.label, "another connection claims this datapath id; probing this one");
+                    let within = self.session.config().echo_interval;
+                    self.session.probe(std::time::Instant::now(), within);
+                }
                 _ = sleep_until_opt(deadline) => {
                     self.session.handle_timeout(std::time::Instant::now());
                 }
@@ -306,44 +429,125 @@ async fn run_connection(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
         session: Session::new(ctx.settings.session, std::time::Instant::now(), &label),
         label,
         shutdown: ctx.shutdown.clone(),
-        write_timeout: ctx.settings.request_timeout,
+        write_stall_timeout: ctx.settings.write_stall_timeout,
+        probe: Arc::new(tokio::sync::Notify::new()),
+        noise: Noise::default(),
+        noise_log_interval: ctx.settings.noise_log_interval,
     };
     let dpid = match handshake(&mut conn).await {
         Ok(d) => d,
         Err(e) => {
-            tracing::warn!(%peer, error = %e, "OpenFlow handshake failed");
+            tracing::warn!(%peer, error = %e, "OpenFlow handshake failed; connection closed");
             return;
         }
     };
     OpenFlowStats::bump(&ctx.stats.sessions, 1);
+    let id = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
     let node = match associate(&mut conn, dpid, &ctx).await {
         Ok(n) => n,
         Err(e) => {
-            tracing::info!(%peer, dpid = %format_args!("{dpid:016x}"), reason = %e, "OpenFlow connection ended before association");
+            conn.noise
+                .report(&conn.label, ctx.settings.noise_log_interval, true);
+            log_end(
+                peer,
+                None,
+                &e,
+                "OpenFlow connection ended before association",
+            );
             return;
         }
     };
     conn.label = format!("{node} ({peer})");
     conn.session.set_label(conn.label.clone());
-    tracing::info!(%peer, %node, dpid = %format_args!("{dpid:016x}"), "OpenFlow switch associated with node");
-    let id = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
-    if let Some(old) = ctx.current_conns().insert(node.clone(), id) {
-        tracing::info!(%node, "a newer OpenFlow connection replaces connection #{old}");
+    if let Err(e) = claim(&mut conn, &ctx, &node, id, peer).await {
+        conn.noise
+            .report(&conn.label, ctx.settings.noise_log_interval, true);
+        log_end(
+            peer,
+            Some(&node),
+            &e,
+            "OpenFlow connection ended before it could serve its node",
+        );
+        return;
     }
+    tracing::info!(%peer, %node, dpid = %format_args!("{dpid:016x}"), "OpenFlow switch associated with node");
     set_connected(&ctx.observed, &node, dpid, true);
     let end = Installer::new(&node, &ctx).run(&mut conn).await;
     let still_current = {
         let mut cur = ctx.current_conns();
-        let mine = cur.get(&node) == Some(&id);
+        let mine = cur.get(&node).is_some_and(|h| h.id == id);
         if mine {
             cur.remove(&node);
         }
         mine
     };
+    ctx.released.notify_waiters();
     if still_current {
         set_connected(&ctx.observed, &node, dpid, false);
     }
-    tracing::info!(%peer, %node, reason = %end, "OpenFlow connection ended");
+    conn.noise
+        .report(&conn.label, ctx.settings.noise_log_interval, true);
+    log_end(peer, Some(&node), &end, "OpenFlow connection ended");
+}
+
+/// One line per ended connection, naming the peer: a warning unless the switch closed
+/// the connection itself or weftd is shutting down.
+fn log_end(peer: SocketAddr, node: Option<&str>, reason: &ConnError, what: &str) {
+    let node = node.unwrap_or("?");
+    if matches!(reason, ConnError::Eof | ConnError::Shutdown) {
+        tracing::info!(%peer, %node, %reason, "{what}");
+    } else {
+        tracing::warn!(%peer, %node, %reason, "{what}; connection closed");
+    }
+}
+
+/// Makes this connection the one serving `node`. While another connection serves it,
+/// that one is asked to prove it is alive ([`Session::probe`]) and this one waits,
+/// keeping its own session alive: a switch presenting a datapath id that a live
+/// connection already holds (an impersonator, a duplicate, or the real switch whose old
+/// connection is not yet known dead) never takes the node's flows away from it. If the
+/// holder fails the probe or ends, the waiter takes over within a probe interval.
+async fn claim(
+    conn: &mut Conn,
+    ctx: &Ctx,
+    node: &str,
+    id: u64,
+    peer: SocketAddr,
+) -> Result<(), ConnError> {
+    let recheck = ctx.settings.session.echo_interval;
+    let mut warned = false;
+    loop {
+        let released = ctx.released.notified();
+        let holder = {
+            let mut cur = ctx.current_conns();
+            match cur.get(node) {
+                Some(h) => h.clone(),
+                None => {
+                    cur.insert(
+                        node.to_string(),
+                        Holder {
+                            id,
+                            peer,
+                            probe: conn.probe.clone(),
+                        },
+                    );
+                    return Ok(());
+                }
+            }
+        };
+        if !warned {
+            tracing::warn!(%peer, %node, holder = %holder.peer, holder_conn = holder.id,
+                "this switch presents the datapath id of a node that a live connection already serves; \
+                 probing that connection, this one waits and takes over only if it ends (duplicate or impersonating switch?)");
+            warned = true;
+        }
+        holder.probe.notify_one();
+        tokio::select! {
+            _ = released => {}
+            _ = tokio::time::sleep(recheck) => {}
+            ev = conn.next_event() => { ev?; }
+        }
+    }
 }
 
 async fn handshake(conn: &mut Conn) -> Result<u64, ConnError> {
@@ -740,6 +944,37 @@ mod tests {
     use openflow::{Field, FlowMod, Instruction, Match, MultipartReply, MultipartReplyBody};
     use std::collections::BTreeSet;
     use uuid::Uuid;
+
+    /// PACKET_INs are dropped from the byte stream without decoding; other messages, and
+    /// undecodable ones after them, still come through in order.
+    #[test]
+    fn codec_drops_packet_ins_undecoded() {
+        let mut buf = BytesMut::new();
+        // A PACKET_IN whose body would not even decode.
+        buf.extend_from_slice(&[4, OFPT_PACKET_IN, 0, 12, 0, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef]);
+        buf.extend_from_slice(&OfpMessage::echo_request(2, Vec::new()).to_bytes().unwrap());
+        // A header-only FLOW_MOD: too short to decode.
+        buf.extend_from_slice(&[4, 14, 0, 8, 0, 0, 0, 3]);
+        let mut codec = LenientCodec::default();
+        assert!(matches!(codec.decode(&mut buf), Ok(Some(Frame::PacketIn))));
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Ok(Some(Frame::Message(OfpMessage { xid: 2, .. })))
+        ));
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Ok(Some(Frame::Undecodable {
+                msg_type: 14,
+                xid: 3,
+                ..
+            }))
+        ));
+        assert!(matches!(codec.decode(&mut buf), Ok(None)));
+        // A truncated PACKET_IN waits for the rest like any frame.
+        buf.extend_from_slice(&[4, OFPT_PACKET_IN, 0, 12, 0, 0, 0, 1]);
+        assert!(matches!(codec.decode(&mut buf), Ok(None)));
+        assert_eq!(buf.len(), 8);
+    }
 
     /// A scripted switch without bundle support: the driver falls back to plain flow mods
     /// and still reports the state installed after the barrier, while a silent connection
