@@ -86,6 +86,12 @@ pub struct OvsdbSouthbound {
     pub node_hold: Duration,
 }
 
+/// Largest JSON-RPC message a hypervisor may send: a full vswitch monitor reply of a
+/// hypervisor with thousands of ports is a few MiB; a bigger frame is refused (and the
+/// peer disconnected) as soon as 32 MiB of it are buffered, which bounds what one
+/// connection can make weftd hold.
+pub const SOUTHBOUND_MAX_FRAME: usize = 32 * 1024 * 1024;
+
 impl Default for OvsdbSouthbound {
     fn default() -> Self {
         OvsdbSouthbound {
@@ -119,7 +125,9 @@ impl OvsdbSouthbound {
             request_timeout: self.request_timeout,
             inactivity_probe: Some(self.inactivity_probe),
             event_capacity: self.event_capacity,
-            ..Default::default()
+            // A peer that does not read what we send is dropped, not waited on forever.
+            write_timeout: self.request_timeout,
+            max_frame: SOUTHBOUND_MAX_FRAME,
         }
     }
 
@@ -545,14 +553,28 @@ impl Session {
             ..
         } = end
         {
-            while let Ok(ev) = events.try_recv() {
+            // The connection's task sends that event just after failing the request:
+            // wait for it briefly rather than log a reason-less line.
+            let wait = Duration::from_secs(1);
+            while let Ok(Some(ev)) = tokio::time::timeout(wait, events.recv()).await {
                 if let Event::Disconnected(reason) = ev {
                     end = SessionEnd::Disconnected(reason);
+                    break;
                 }
             }
         }
-        tracing::info!(peer = %self.peer, node = self.node_name(), reason = %end,
-            "OVSDB session ended");
+        if matches!(end, SessionEnd::Shutdown)
+            || matches!(
+                end,
+                SessionEnd::Disconnected(ovsdb::DisconnectReason::PeerClosed)
+            )
+        {
+            tracing::info!(peer = %self.peer, node = self.node_name(), reason = %end,
+                "OVSDB session ended");
+        } else {
+            tracing::warn!(peer = %self.peer, node = self.node_name(), reason = %end,
+                "OVSDB session ended; connection closed");
+        }
         self.release();
         client.close().await;
         end
