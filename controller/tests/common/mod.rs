@@ -119,8 +119,12 @@ impl InProcess {
     }
 }
 
+/// The weftd under test: `$WEFTD_BIN` if set (a copy taken right after building, when
+/// several worktrees share one target dir and may overwrite its `weftd`), else cargo's.
 pub fn weftd_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_weftd"))
+    std::env::var_os("WEFTD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_weftd")))
 }
 
 pub fn weftctl_bin() -> PathBuf {
