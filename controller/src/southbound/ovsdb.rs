@@ -83,6 +83,7 @@ pub struct OvsdbSouthbound {
     /// seen, before it is forgotten. Forgetting it makes every other node drop its tunnel
     /// and flows towards it, so an ovsdb-server restart or a short underlay cut must not
     /// do that: the node's data plane keeps forwarding while its session is down.
+    /// weftd: `--node-grace` / `node_grace_secs` (default 60 s).
     pub node_hold: Duration,
 }
 
@@ -110,6 +111,7 @@ impl OvsdbSouthbound {
             listen: Some(cfg.ovsdb_listen),
             active: cfg.ovsdb.clone(),
             openflow_advertise: cfg.openflow_advertise,
+            node_hold: cfg.node_grace,
             ..Default::default()
         }
     }
