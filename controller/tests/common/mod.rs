@@ -119,8 +119,13 @@ impl InProcess {
     }
 }
 
+/// The weftd under test: `WEFT_WEFTD_BIN` if set (a copy taken right after the build, when
+/// several worktrees share one target directory and may overwrite `debug/weftd`), else
+/// cargo's.
 pub fn weftd_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_weftd"))
+    std::env::var_os("WEFT_WEFTD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_weftd")))
 }
 
 pub fn weftctl_bin() -> PathBuf {
