@@ -10,6 +10,13 @@
 //!    change is applied and nothing stale remains.
 //! 3. ovs-vswitchd restart: flows and tunnels come back; the outage is measured.
 //! 4. ovsdb-server restart: weftd reconnects, the data plane does not notice.
+//! 5. A hypervisor gone for good: its ports shown down, the others drop tunnels and flows
+//!    to it after the node grace, everything returns when it comes back.
+//! 6. One southbound connection killed (`ss -K`) or silently dropped by an nftables rule
+//!    in the hypervisor's namespace: weftd detects it, reconnects, resynchronises.
+//!
+//! `WEFT_SOAK=1` runs the long variants (see [`soak`]): 20 weftd restarts, 10 vswitchd
+//! restarts, 10 kills of each connection, 30 s cuts of both protocols.
 //!
 //! No timed assertions: loss counts are correctness assertions (zero), times are printed.
 
@@ -254,7 +261,7 @@ fn weftd_restart(ov: &mut Overlay, vms: &[Vm], signal: &str, next_port: usize) {
     }
     // The restarted weftd applies a change: a new port on hv2, reachable from hv1.
     let name = format!("c{next_port}");
-    let mac = format!("02:00:00:00:01:0{next_port}");
+    let mac = format!("02:00:00:00:01:{next_port:02x}");
     let addr = format!("10.0.0.{}", 10 + next_port);
     ov.port("blue", &name, &mac, &addr);
     let c = ov.plug(2, &name, &mac, &format!("{addr}/24"));
@@ -262,7 +269,8 @@ fn weftd_restart(ov: &mut Overlay, vms: &[Vm], signal: &str, next_port: usize) {
     assert_reaches(&c, "10.0.0.1", ov);
 }
 
-/// Scenario 1: weftd SIGKILL, then SIGTERM, each followed by a restart 2 s later.
+/// Scenario 1: weftd SIGKILL, then SIGTERM, each followed by a restart 2 s later
+/// (`WEFT_SOAK=1`: ten of each).
 #[test]
 fn weftd_restart_is_invisible_to_the_data_plane() {
     let _turn = take_turn();
@@ -271,8 +279,12 @@ fn weftd_restart_is_invisible_to_the_data_plane() {
     assert_reaches(&vms[0], "10.0.0.2", &ov);
     assert_reaches(&vms[1], "10.0.0.1", &ov);
     ov.wait_connected();
-    weftd_restart(&mut ov, &vms, "KILL", 1);
-    weftd_restart(&mut ov, &vms, "TERM", 2);
+    // WEFT_SOAK=1: 20 restarts, alternating.
+    let rounds = if soak() { 10 } else { 1 };
+    for round in 0..rounds {
+        weftd_restart(&mut ov, &vms, "KILL", 2 * round + 1);
+        weftd_restart(&mut ov, &vms, "TERM", 2 * round + 2);
+    }
 }
 
 /// A 10 ms ping whose replies carry wall-clock timestamps (`ping -D`), to measure when
@@ -491,11 +503,12 @@ fn cut_off(cut: Duration) {
 
 /// Scenario 3: ovs-vswitchd restarts on hv2 (its flows are gone with it): weftd
 /// reinstalls them; the tunnels (OVSDB rows) survive. Prints how long after vswitchd
-/// started forwarding resumed.
+/// started forwarding resumed, and where that time went (vswitchd's and weftd's logs).
+/// `WEFT_SOAK=1`: 10 restarts, with the median.
 #[test]
 fn vswitchd_restart_is_repaired() {
     let _turn = take_turn();
-    let ov = Overlay::start(2, Encap::Geneve);
+    let ov = Overlay::start_with(2, Encap::Geneve, SOUTHBOUND_LOG);
     let vms = blue(&ov, 2);
     let (a1, a2) = (&vms[0], &vms[1]);
     assert_reaches(a1, "10.0.0.2", &ov);
@@ -503,9 +516,59 @@ fn vswitchd_restart_is_repaired() {
     let table = flow_table(ov.hv(2));
     let tun = tunnels(ov.hv(2));
     assert!(!tun.is_empty());
+    let restarts = if soak() { 10 } else { 1 };
+    let mut firsts = Vec::new();
+    for i in 1..=restarts {
+        firsts.push(vswitchd_restart_once(&ov, a1, &table, &tun, i));
+        assert_reaches(a2, "10.0.0.1", &ov);
+    }
+    firsts.sort();
+    eprintln!(
+        "vswitchd restarts: first ping reply after vswitchd's start: median {:?}, min {:?}, \
+         max {:?} over {restarts}",
+        firsts[firsts.len() / 2],
+        firsts[0],
+        firsts[firsts.len() - 1]
+    );
+}
 
+/// Seconds since midnight UTC of a log line that starts with an ISO timestamp
+/// (`2026-11-24T04:27:41.654Z|...` from OVS, `2026-11-24T04:27:41.654869Z  INFO ...`
+/// from weftd).
+fn log_time(line: &str) -> Option<f64> {
+    let t = line.split('T').nth(1)?.split('Z').next()?;
+    let mut it = t.split(':');
+    let (h, m, s): (f64, f64, f64) = (
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+    );
+    Some(h * 3600.0 + m * 60.0 + s)
+}
+
+fn day_seconds(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+        % 86_400.0
+}
+
+/// One restart of hv2's vswitchd while hv1 pings hv2; returns the delay from vswitchd's
+/// start to the first ping reply and prints the breakdown.
+fn vswitchd_restart_once(
+    ov: &Overlay,
+    a1: &Vm,
+    table: &[String],
+    tun: &BTreeMap<String, (String, Option<i64>)>,
+    round: usize,
+) -> Duration {
     let ping = TimedPing::start(a1, "10.0.0.2");
     std::thread::sleep(Duration::from_millis(500));
+    let weftd_log_before = ov.log().len();
+    let vswitchd_log = ov.hv(2).log_file(integration::lab::Daemon::Vswitchd);
+    let vswitchd_log_before = std::fs::metadata(&vswitchd_log)
+        .map(|m| m.len() as usize)
+        .unwrap_or(0);
     let t0 = Instant::now();
     ov.hv(2).restart_vswitchd().unwrap();
     // restart_vswitchd returns once vswitchd runs and br-phy has its address again.
@@ -527,24 +590,93 @@ fn vswitchd_restart_is_repaired() {
     }
     std::thread::sleep(Duration::from_millis(500));
     let (replies, first, gap) = ping.stop(started);
-    eprintln!(
-        "vswitchd restart on hv2: stop+start took {down_for:?}; flows back {flows_back:?} after \
-         start; first ping reply {first:?} after start; longest ping gap {gap:?} \
-         ({replies} replies)"
+    // Where the time went, from vswitchd's start (its first log line of this run).
+    let vlog = std::fs::read_to_string(&vswitchd_log).unwrap_or_default();
+    let vlog = vlog.get(vswitchd_log_before..).unwrap_or("");
+    let wlog = ov.log();
+    let wlog = wlog.get(weftd_log_before..).unwrap_or("").to_owned();
+    let start = vlog.lines().find_map(log_time);
+    let hv2_ip = ov.hv(2).transport_ip().to_string();
+    let mut steps: Vec<(String, f64)> = Vec::new();
+    let mut step = |name: &str, log: &str, pat: &[&str]| {
+        if let Some(t) = log
+            .lines()
+            .find(|l| pat.iter().all(|p| l.contains(p)))
+            .and_then(log_time)
+        {
+            steps.push((name.to_owned(), t));
+        }
+    };
+    step(
+        "vswitchd: br-int datapath id",
+        vlog,
+        &["br-int", "datapath ID"],
     );
-    // Why forwarding took that long: vswitchd's own account of its controller connection.
-    let log = std::fs::read_to_string(ov.hv(2).log_file(integration::lab::Daemon::Vswitchd))
-        .unwrap_or_default();
-    let starts = log
-        .match_indices("ovs-vswitchd (Open vSwitch)")
-        .map(|(i, _)| i);
-    let last_start = starts.last().unwrap_or(0);
-    for line in log[last_start..].lines().filter(|l| l.contains("rconn")) {
-        eprintln!("hv2 vswitchd: {line}");
+    step(
+        "vswitchd: connecting to weftd",
+        vlog,
+        &["br-int<->", "connecting"],
+    );
+    step(
+        "vswitchd: connected to weftd",
+        vlog,
+        &["br-int<->", "connected"],
+    );
+    step(
+        "weftd: OpenFlow accepted",
+        &wlog,
+        &["OpenFlow connection accepted", &hv2_ip],
+    );
+    step(
+        "weftd: associated with hv2",
+        &wlog,
+        &["associated with node", "hv2"],
+    );
+    step(
+        "weftd: flows dumped",
+        &wlog,
+        &["dumped installed flows", "hv2"],
+    );
+    step(
+        "weftd: installed (barrier)",
+        &wlog,
+        &["installed the desired state", "hv2"],
+    );
+    let returned = day_seconds(started);
+    if let Some(s) = start {
+        steps.push(("test: restart_vswitchd returned".into(), returned));
+        if let Some(f) = first {
+            steps.push(("first ping reply".into(), returned + f.as_secs_f64()));
+        }
+        steps.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let text: Vec<String> = steps
+            .iter()
+            .map(|(n, t)| format!("  +{:.3}s {n}", t - s))
+            .collect();
+        let rconn: Vec<String> = vlog
+            .lines()
+            .filter(|l| l.contains("rconn") || l.contains("br-phy"))
+            .filter_map(|l| Some(format!("  +{:.3}s {l}", log_time(l)? - s)))
+            .collect();
+        eprintln!(
+            "vswitchd restart #{round} on hv2, from vswitchd's first log line:\n{}\n\
+             vswitchd's controller connection:\n{}",
+            text.join("\n"),
+            rconn.join("\n")
+        );
     }
-    assert!(first.is_some(), "forwarding never resumed");
-    assert_eq!(tunnels(ov.hv(2)), tun, "hv2 tunnel ports changed");
-    assert_reaches(a2, "10.0.0.1", &ov);
+    let first_from_start = first.map(|f| {
+        let offset = start.map_or(0.0, |s| (returned - s).max(0.0));
+        f + Duration::from_secs_f64(offset)
+    });
+    eprintln!(
+        "vswitchd restart #{round} on hv2: stop+start took {down_for:?}; flows back {flows_back:?} \
+         after restart_vswitchd returned; first ping reply {first:?} after it \
+         ({first_from_start:?} after vswitchd's start); longest ping gap {gap:?} ({replies} replies)"
+    );
+    let first = first_from_start.unwrap_or_else(|| panic!("forwarding never resumed"));
+    assert_eq!(&tunnels(ov.hv(2)), tun, "hv2 tunnel ports changed");
+    first
 }
 
 /// Scenario 4: ovsdb-server restarts on hv2: weftd reconnects, the data plane does not
