@@ -217,6 +217,22 @@ fn weftd_restart(ov: &mut Overlay, vms: &[Vm], signal: &str, next_port: usize) {
         std::thread::sleep(Duration::from_secs(2));
         let t = Instant::now();
         ov.restart_weftd();
+        // When each hypervisor's OpenFlow and OVSDB sessions came back (they reconnect
+        // on their own schedules: vswitchd's rconn backoff, ovsdb-server's manager
+        // backoff).
+        let mut up: BTreeMap<String, Duration> = BTreeMap::new();
+        wait_api(ov, "sessions back", INSTALL_TIMEOUT, |ov| {
+            for hv in ["hv1", "hv2"] {
+                for proto in [Proto::OpenFlow, Proto::Ovsdb] {
+                    let key = format!("{hv} {proto:?}");
+                    if !up.contains_key(&key) && session_up(ov, hv, proto) {
+                        up.insert(key, t.elapsed());
+                    }
+                }
+            }
+            up.len() == 4
+        });
+        eprintln!("weftd SIG{signal} restart: sessions back after {up:?}");
         ov.wait_connected();
         reconnect = t.elapsed();
         // Let the reconcilers finish whatever they would do after their dump.
