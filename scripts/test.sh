@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 for pkg in openvswitch-switch openvswitch-common mininet iperf3 netcat-openbsd ethtool docker-compose \
-           iproute2 iputils-ping iputils-arping tcpdump socat python3-pip; do
+           iproute2 iputils-ping iputils-arping tcpdump socat nftables python3-pip; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -8,6 +8,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -16,6 +17,14 @@ pub const DEFAULT_DATA_DIR: &str = "./weft-data";
 pub const DEFAULT_OPENFLOW_LISTEN: &str = "tcp:0.0.0.0:6653";
 pub const DEFAULT_OVSDB_LISTEN: &str = "tcp:0.0.0.0:6640";
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 256;
+/// How long a hypervisor whose OVSDB session ended stays in the topology (its tunnels and
+/// the flows towards its VMs kept on every other hypervisor) before it is taken out.
+pub const DEFAULT_NODE_GRACE: Duration = Duration::from_secs(60);
+/// Longest a node's first desired state after weftd starts waits for the hypervisors it
+/// still tunnels to (see [`crate::realize::STARTUP_HOLD_MAX`], which it is).
+pub const DEFAULT_STARTUP_HOLD: Duration = crate::realize::STARTUP_HOLD_MAX;
+/// Upper bound of both holds: a day. Longer is almost certainly a unit mistake.
+pub const MAX_HOLD: Duration = Duration::from_secs(86_400);
 
 /// A southbound connection target in OVS syntax: `tcp:IP:PORT` or `unix:PATH`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,6 +53,8 @@ pub enum ConfigError {
     TokenRequired(SocketAddr),
     #[error("max_connections must be at least 1")]
     MaxConnections,
+    #[error("{field}: {value} is not a number of seconds between 0 and 86400")]
+    Seconds { field: &'static str, value: String },
 }
 
 impl Endpoint {
@@ -110,6 +121,10 @@ pub struct FileConfig {
     pub openflow_advertise: Option<String>,
     pub max_connections: Option<u32>,
     pub log: Option<String>,
+    /// Seconds (fractions allowed), like `--node-grace`.
+    pub node_grace_secs: Option<f64>,
+    /// Seconds (fractions allowed), like `--startup-hold`.
+    pub startup_hold_secs: Option<f64>,
 }
 
 impl FileConfig {
@@ -158,6 +173,14 @@ pub struct Flags {
     /// Log filter, RUST_LOG syntax (e.g. "info,weft=debug"); RUST_LOG is used if unset.
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
+    /// Seconds a hypervisor whose OVSDB session ended stays in the topology before the
+    /// other hypervisors drop their tunnels and flows to it (0 = at once) [default: 60].
+    #[arg(long, value_name = "SECS")]
+    pub node_grace: Option<f64>,
+    /// Longest seconds after startup that a hypervisor's new desired state waits for the
+    /// hypervisors it still tunnels to to reconnect (0 = no hold) [default: 20].
+    #[arg(long, value_name = "SECS")]
+    pub startup_hold: Option<f64>,
 }
 
 /// Validated configuration.
@@ -172,6 +195,10 @@ pub struct Config {
     pub openflow_advertise: Option<SocketAddr>,
     pub max_connections: u32,
     pub log: Option<String>,
+    /// See [`DEFAULT_NODE_GRACE`].
+    pub node_grace: Duration,
+    /// See [`DEFAULT_STARTUP_HOLD`].
+    pub startup_hold: Duration,
 }
 
 impl Config {
@@ -189,6 +216,8 @@ impl Config {
             openflow_advertise: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             log: None,
+            node_grace: DEFAULT_NODE_GRACE,
+            startup_hold: DEFAULT_STARTUP_HOLD,
         }
     }
 
@@ -253,6 +282,16 @@ impl Config {
         if max_connections == 0 {
             return Err(ConfigError::MaxConnections);
         }
+        let node_grace = seconds(
+            "node_grace",
+            flags.node_grace.or(file.node_grace_secs),
+            DEFAULT_NODE_GRACE,
+        )?;
+        let startup_hold = seconds(
+            "startup_hold",
+            flags.startup_hold.or(file.startup_hold_secs),
+            DEFAULT_STARTUP_HOLD,
+        )?;
         Ok(Config {
             api_listen,
             data_dir,
@@ -263,8 +302,29 @@ impl Config {
             openflow_advertise,
             max_connections,
             log: flags.log.or(file.log),
+            node_grace,
+            startup_hold,
         })
     }
+}
+
+/// A duration given in (possibly fractional) seconds, `default` when absent.
+fn seconds(
+    field: &'static str,
+    value: Option<f64>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let Some(v) = value else {
+        return Ok(default);
+    };
+    if !(0.0..=MAX_HOLD.as_secs_f64()).contains(&v) {
+        // Also NaN: the range check is false for it.
+        return Err(ConfigError::Seconds {
+            field,
+            value: v.to_string(),
+        });
+    }
+    Ok(Duration::from_secs_f64(v))
 }
 
 fn read_token(path: &Path) -> Result<String, ConfigError> {
@@ -311,6 +371,48 @@ mod tests {
             Endpoint::parse("x", "ssl:1.2.3.4:6640"),
             Err(ConfigError::Ssl { .. })
         ));
+    }
+
+    #[test]
+    fn grace_and_startup_hold_from_flags_file_or_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("weftd.toml");
+        std::fs::write(&file, "node_grace_secs = 3\nstartup_hold_secs = 0.5\n").unwrap();
+        let cfg = Config::from_flags(Flags::default()).unwrap();
+        assert_eq!(cfg.node_grace, DEFAULT_NODE_GRACE);
+        assert_eq!(cfg.startup_hold, DEFAULT_STARTUP_HOLD);
+        let cfg = Config::from_flags(Flags {
+            config: Some(file.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(cfg.node_grace, Duration::from_secs(3));
+        assert_eq!(cfg.startup_hold, Duration::from_millis(500));
+        let cfg = Config::from_flags(Flags {
+            config: Some(file),
+            node_grace: Some(0.0),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(cfg.node_grace, Duration::ZERO);
+        assert_eq!(cfg.startup_hold, Duration::from_millis(500));
+        for bad in [-1.0, f64::NAN, f64::INFINITY, 1e9] {
+            let err = Config::from_flags(Flags {
+                startup_hold: Some(bad),
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ConfigError::Seconds {
+                        field: "startup_hold",
+                        ..
+                    }
+                ),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -68,10 +68,11 @@ impl Daemon {
         );
         let fabric = Fabric::new();
         let southbound_stop = CancellationToken::new();
-        let realize = tokio::spawn(crate::realize::run(
+        let realize = tokio::spawn(crate::realize::run_with_hold(
             controller.watch_model(),
             fabric.clone(),
             southbound_stop.clone(),
+            cfg.startup_hold,
         ));
         let southbound = async {
             let openflow = crate::southbound::openflow::serve(

@@ -16,15 +16,26 @@ use crate::compiler::{DesiredNode, IncrementalCompiler};
 use crate::fabric::{Fabric, Topology};
 use crate::model::LogicalModel;
 
-/// Runs until `shutdown` is cancelled or the model's sender is gone.
+/// Runs until `shutdown` is cancelled or the model's sender is gone, with the default
+/// startup hold ([`STARTUP_HOLD_MAX`]).
 pub async fn run(
-    mut model: watch::Receiver<Arc<LogicalModel>>,
+    model: watch::Receiver<Arc<LogicalModel>>,
     fabric: Arc<Fabric>,
     shutdown: CancellationToken,
 ) {
+    run_with_hold(model, fabric, shutdown, STARTUP_HOLD_MAX).await
+}
+
+/// [`run`] with a startup hold of `startup_hold` (weftd: `--startup-hold`; zero = none).
+pub async fn run_with_hold(
+    mut model: watch::Receiver<Arc<LogicalModel>>,
+    fabric: Arc<Fabric>,
+    shutdown: CancellationToken,
+    startup_hold: std::time::Duration,
+) {
     let mut topology = fabric.watch_topology();
     let mut compiler = IncrementalCompiler::new();
-    let mut startup = StartupHold::new(tokio::time::Instant::now().into_std() + STARTUP_HOLD_MAX);
+    let mut startup = StartupHold::new(tokio::time::Instant::now().into_std() + startup_hold);
     loop {
         let m = model.borrow_and_update().clone();
         let t = topology.borrow_and_update().clone();
@@ -72,6 +83,7 @@ async fn sleep_until_opt(at: Option<std::time::Instant>) {
 /// its tunnels and remote-MAC flows, and the southbound would remove them: traffic that was
 /// flowing stops until the peers return. So until its peers are in the topology (or this
 /// passed, for peers that are gone for good) the node keeps what its switch holds.
+/// This is the default; weftd's `--startup-hold` / `startup_hold_secs` sets another.
 pub const STARTUP_HOLD_MAX: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Desired states held back at startup (see [`STARTUP_HOLD_MAX`]).

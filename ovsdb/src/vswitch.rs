@@ -341,6 +341,8 @@ pub struct Controller {
     pub is_connected: bool,
     pub role: Option<String>,
     pub inactivity_probe: Option<i64>,
+    /// Milliseconds; vswitchd's default (unset) is 8000.
+    pub max_backoff: Option<i64>,
     pub external_ids: BTreeMap<String, String>,
     pub other_config: BTreeMap<String, String>,
 }
@@ -359,6 +361,7 @@ impl TypedRow for Controller {
             is_connected: r.opt_bool("is_connected")?.unwrap_or(false),
             role: r.opt_string("role")?,
             inactivity_probe: r.opt_int("inactivity_probe")?,
+            max_backoff: r.opt_int("max_backoff")?,
             external_ids: r.string_map("external_ids")?,
             other_config: r.string_map("other_config")?,
         })
@@ -430,6 +433,10 @@ pub struct BridgeSpec {
     pub datapath_type: Option<String>,
     /// OpenFlow controller target, e.g. `tcp:10.0.0.1:6653`.
     pub controller: Option<String>,
+    /// The Controller row's `max_backoff` in milliseconds (at least 1000): the longest
+    /// vswitchd waits between attempts to reach a lost controller (its connect timeout
+    /// grows with it). `None` leaves vswitchd's default, 8000.
+    pub controller_max_backoff: Option<i64>,
     pub other_config: BTreeMap<String, String>,
     pub external_ids: BTreeMap<String, String>,
 }
@@ -449,6 +456,15 @@ impl BridgeSpec {
         }
         row.insert("other_config".into(), string_map(&self.other_config));
         row.insert("external_ids".into(), string_map(&self.external_ids));
+        row
+    }
+
+    /// The Controller row for `target`.
+    fn controller_row(&self, target: &str) -> Row {
+        let mut row = Row::from([("target".into(), Datum::scalar(target))]);
+        if let Some(ms) = self.controller_max_backoff {
+            row.insert("max_backoff".into(), Datum::scalar(ms));
+        }
         row
     }
 }
@@ -481,10 +497,7 @@ pub fn create_bridge(txn: &mut Transaction, root: Uuid, spec: &BridgeSpec) -> Na
     row.insert("name".into(), Datum::scalar(spec.name.as_str()));
     row.insert("ports".into(), port.datum());
     if let Some(target) = &spec.controller {
-        let c = txn.insert(
-            CONTROLLER,
-            Row::from([("target".into(), Datum::scalar(target.as_str()))]),
-        );
+        let c = txn.insert(CONTROLLER, spec.controller_row(target));
         row.insert("controller".into(), c.datum());
     }
     let bridge = txn.insert(BRIDGE, row);
@@ -506,10 +519,7 @@ pub fn update_bridge(txn: &mut Transaction, bridge: Uuid, spec: &BridgeSpec) {
     row.remove("other_config");
     row.remove("external_ids");
     if let Some(target) = &spec.controller {
-        let c = txn.insert(
-            CONTROLLER,
-            Row::from([("target".into(), Datum::scalar(target.as_str()))]),
-        );
+        let c = txn.insert(CONTROLLER, spec.controller_row(target));
         row.insert("controller".into(), c.datum());
     }
     txn.update(BRIDGE, vec![Condition::uuid(bridge)], row);
@@ -540,22 +550,26 @@ pub fn ensure_bridge(
     protocols.sort();
     let mut have_protocols = bridge.protocols.clone();
     have_protocols.sort();
-    let controllers: Vec<String> = bridge
+    let controllers: Vec<Controller> = bridge
         .controller
         .iter()
         .filter_map(|u| row::<Controller>(replica, u))
-        .map(|c| c.map(|c| c.target))
         .collect::<Result<_, _>>()?;
+    let controller_ok = |t: &String| match controllers.as_slice() {
+        [c] => {
+            c.target == *t
+                && (spec.controller_max_backoff.is_none()
+                    || c.max_backoff == spec.controller_max_backoff)
+        }
+        _ => false,
+    };
     let maps_ok = |want: &BTreeMap<String, String>, have: &BTreeMap<String, String>| {
         want.iter().all(|(k, v)| have.get(k) == Some(v))
     };
     let in_sync = (spec.fail_mode.is_none() || bridge.fail_mode == spec.fail_mode)
         && protocols == have_protocols
         && (spec.datapath_type.is_none() || bridge.datapath_type == spec.datapath_type)
-        && spec
-            .controller
-            .as_ref()
-            .is_none_or(|t| controllers == [t.clone()])
+        && spec.controller.as_ref().is_none_or(controller_ok)
         && maps_ok(&spec.other_config, &bridge.other_config)
         && maps_ok(&spec.external_ids, &bridge.external_ids);
     if in_sync {

@@ -130,6 +130,7 @@ async fn exercise_vswitch(server: &OvsdbServer, client: &Client, mut events: Rec
         protocols: vec!["OpenFlow13".into()],
         datapath_type: Some("netdev".into()),
         controller: Some("tcp:127.0.0.1:6653".into()),
+        controller_max_backoff: None,
         other_config: BTreeMap::from([("disable-in-band".into(), "true".into())]),
         external_ids: BTreeMap::new(),
     };
@@ -958,6 +959,7 @@ async fn ensure_bridge_creates_then_repairs() {
         protocols: vec!["OpenFlow13".into()],
         datapath_type: None,
         controller: Some("tcp:127.0.0.1:6653".into()),
+        controller_max_backoff: Some(1000),
         other_config: BTreeMap::from([("disable-in-band".into(), "true".into())]),
         external_ids: BTreeMap::new(),
     };
@@ -1008,5 +1010,26 @@ async fn ensure_bridge_creates_then_repairs() {
             .matches("_uuid")
             .count(),
         1
+    );
+    assert_eq!(
+        server
+            .vsctl(&["get", "Controller", "br-int", "max_backoff"])
+            .trim(),
+        "1000"
+    );
+    // A Controller row with another max_backoff (e.g. written before Weft set it) is
+    // brought back too.
+    server.vsctl(&["set", "Controller", "br-int", "max_backoff=8000"]);
+    apply_until(&mut replica, &mut events, |r| !in_sync(r)).await;
+    let txn = vswitch::ensure_bridge(&replica, root, &spec)
+        .unwrap()
+        .unwrap();
+    client.transact(&txn).await.unwrap();
+    apply_until(&mut replica, &mut events, in_sync).await;
+    assert_eq!(
+        server
+            .vsctl(&["get", "Controller", "br-int", "max_backoff"])
+            .trim(),
+        "1000"
     );
 }

@@ -60,6 +60,13 @@ pub const KEY_INSTALLED: &str = "weft-installed";
 pub const KEY_IFACE_ID: &str = "iface-id";
 pub const DEFAULT_BRIDGE: &str = "br-int";
 
+/// The `max_backoff` (ms) Weft writes into br-int's Controller row: vswitchd's smallest
+/// allowed value. A switch that lost weftd (weftd restarting, a cut connection) tries
+/// again at least every ~2 s (1 s connect timeout + 1 s wait) instead of growing to
+/// vswitchd's default 8 s + 8 s, so it is back under control soon after weftd is.
+/// Forwarding does not depend on it (fail_mode secure keeps the flows).
+pub const CONTROLLER_MAX_BACKOFF_MS: i64 = 1000;
+
 /// Settings of the OVSDB southbound.
 #[derive(Clone, Debug)]
 pub struct OvsdbSouthbound {
@@ -83,6 +90,7 @@ pub struct OvsdbSouthbound {
     /// seen, before it is forgotten. Forgetting it makes every other node drop its tunnel
     /// and flows towards it, so an ovsdb-server restart or a short underlay cut must not
     /// do that: the node's data plane keeps forwarding while its session is down.
+    /// weftd: `--node-grace` / `node_grace_secs` (default 60 s).
     pub node_hold: Duration,
 }
 
@@ -116,6 +124,7 @@ impl OvsdbSouthbound {
             listen: Some(cfg.ovsdb_listen),
             active: cfg.ovsdb.clone(),
             openflow_advertise: cfg.openflow_advertise,
+            node_hold: cfg.node_grace,
             ..Default::default()
         }
     }
@@ -748,6 +757,7 @@ impl Session {
                 None
             },
             controller: self.shared.cfg.controller_target(),
+            controller_max_backoff: Some(CONTROLLER_MAX_BACKOFF_MS),
             other_config: BTreeMap::from([("disable-in-band".into(), "true".into())]),
             external_ids: BTreeMap::new(),
         };

@@ -26,10 +26,17 @@ pub struct Overlay {
     pub ports: (u16, u16),
     /// When the current weftd started (its startup hold runs from then).
     pub weftd_started: Instant,
+    /// Extra weftd flags, kept across restarts (e.g. `--node-grace 3`).
+    pub extra: Vec<String>,
 }
 
 impl Overlay {
     pub fn start(hypervisors: usize, encap: Encap) -> Overlay {
+        Self::start_with(hypervisors, encap, &[])
+    }
+
+    /// [`Overlay::start`] with extra weftd flags.
+    pub fn start_with(hypervisors: usize, encap: Encap, extra: &[&str]) -> Overlay {
         let lab = Lab::builder()
             .hypervisors(hypervisors)
             .encap(encap)
@@ -38,7 +45,8 @@ impl Overlay {
         let data = tempfile::tempdir().unwrap();
         let ports = (free_port(&lab), free_port(&lab));
         let weftd_started = Instant::now();
-        let weftd = spawn_weftd(&lab, &data, ports);
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let weftd = spawn_weftd(&lab, &data, ports, &extra);
         let api = http_client(&weftd.url(), None);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -56,13 +64,14 @@ impl Overlay {
             data,
             ports,
             weftd_started,
+            extra,
         }
     }
 
     /// Starts weftd again on the same data dir and southbound ports (after it died).
     pub fn restart_weftd(&mut self) {
         self.weftd_started = Instant::now();
-        self.weftd = spawn_weftd(&self.lab, &self.data, self.ports);
+        self.weftd = spawn_weftd(&self.lab, &self.data, self.ports, &self.extra);
         self.api = http_client(&self.weftd.url(), None);
     }
 
@@ -155,17 +164,22 @@ pub fn free_port(lab: &Lab) -> u16 {
         .unwrap()
 }
 
-pub fn spawn_weftd(lab: &Lab, data: &tempfile::TempDir, (ovsdb, of): (u16, u16)) -> Spawned {
+pub fn spawn_weftd(
+    lab: &Lab,
+    data: &tempfile::TempDir,
+    (ovsdb, of): (u16, u16),
+    extra: &[String],
+) -> Spawned {
     let ip = lab.controller_ip();
-    Spawned::start(
-        data.path(),
-        &[
-            "--ovsdb-listen",
-            &format!("tcp:{ip}:{ovsdb}"),
-            "--openflow-listen",
-            &format!("tcp:{ip}:{of}"),
-            "--openflow-advertise",
-            &format!("tcp:{ip}:{of}"),
-        ],
-    )
+    let mut args = vec![
+        "--ovsdb-listen".to_string(),
+        format!("tcp:{ip}:{ovsdb}"),
+        "--openflow-listen".to_string(),
+        format!("tcp:{ip}:{of}"),
+        "--openflow-advertise".to_string(),
+        format!("tcp:{ip}:{of}"),
+    ];
+    args.extend(extra.iter().cloned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Spawned::start(data.path(), &args)
 }
