@@ -399,6 +399,54 @@ fn reflexive_acls(placement: Placement) {
     tcp_ok(&c, B, 9010);
     tcp_blocked(&c, B, 8999);
     tcp_blocked(&c, B, 9011);
+
+    // --- A higher-priority drop cuts established connections it matches -----------------
+    // A's stream to B:8080 is admitted by an allow-related rule of B's ingress (20); C's
+    // stream to B:9000 by the port range (30). A drop from A at 40 matches only A's.
+    f.acl(
+        hv_b,
+        json!({"port": "b", "direction": "ingress", "priority": 20, "action": "allow-related",
+               "protocol": "tcp", "remote_cidr": "10.0.0.1/32", "port_min": 8080}),
+    );
+    let mut from_a = a
+        .tcp_connect(sock(B, 8080), CONNECT_OK)
+        .expect("A -> B:8080 connection");
+    let mut from_c = c
+        .tcp_connect(sock(B, 9000), CONNECT_OK)
+        .expect("C -> B:9000 connection");
+    assert!(echoes(&mut from_a, b"before"), "A<->B connection idle");
+    assert!(echoes(&mut from_c, b"before"), "C<->B connection idle");
+    let started = std::time::Instant::now();
+    let (cutter, n) = f.acl(
+        hv_b,
+        json!({"port": "b", "direction": "ingress", "priority": 40, "action": "drop",
+               "protocol": "tcp", "remote_cidr": "10.0.0.1/32"}),
+    );
+    let installed = started.elapsed();
+    // One flow refuses new connections, one cuts established ones.
+    assert_eq!(n, 2);
+    let cut = !echoes(&mut from_a, b"after");
+    eprintln!(
+        "higher-priority drop: acl_create -> its flows on hv{hv_b} after {installed:?}; \
+         the stream's first packet after that dropped: {cut}"
+    );
+    assert!(
+        cut,
+        "the connection outlived a higher-priority drop that matches it"
+    );
+    assert!(
+        echoes(&mut from_c, b"after"),
+        "the drop cut an unrelated connection"
+    );
+    tcp_blocked(&a, B, 8080);
+    // The cut is for good: deleting the drop brings new connections back, not the cut one
+    // (its conntrack entry carries the blocked mark).
+    f.delete_acl(hv_b, cutter);
+    assert!(
+        !echoes(&mut from_a, b"again"),
+        "a cut connection came back when the drop went away"
+    );
+    tcp_ok(&a, B, 8080);
     drop(ranged);
     drop(servers);
 }

@@ -803,21 +803,26 @@ fn compiler_acl_flows_only_for_ports_with_acls() {
         .iter()
         .filter(|(_, c)| c.cookie == cookie_for(&Uuid::from_u128(0x301)))
         .collect();
-    let range: Vec<&FlowKey> = flows
+    // All of them sit at the rule's priority (1000 + 10), so that a higher-priority drop
+    // wins over the pass flows too.
+    assert!(flows.iter().all(|(k, _)| k.priority == 1010));
+    let mark = Field::CtMark(acl_mark(&Uuid::from_u128(0x301)), None);
+    let (est, range): (Vec<&FlowKey>, Vec<&FlowKey>) = flows
         .iter()
-        .filter(|(k, _)| k.priority == 1010)
         .map(|(k, _)| *k)
-        .collect();
+        .partition(|k| k.r#match.fields.contains(&mark));
     assert_eq!(range.len(), 3);
     assert!(range.iter().all(|k| k.table_id == tables::EGRESS_ACL_CT));
-    let mark = Field::CtMark(acl_mark(&Uuid::from_u128(0x301)), None);
-    let est: Vec<&FlowKey> = flows
-        .iter()
-        .filter(|(k, _)| k.priority == 65534 && k.r#match.fields.contains(&mark))
-        .map(|(k, _)| *k)
-        .collect();
     assert_eq!(est.len(), 4);
     assert_eq!(flows.len(), 7);
+    // A drop compiles to one flow for new connections and one that cuts established
+    // ones (per port-range mask).
+    let drop_flows = d
+        .flows
+        .iter()
+        .filter(|(_, c)| c.cookie == cookie_for(&Uuid::from_u128(0x303)))
+        .count();
+    assert_eq!(drop_flows, 2);
 }
 
 /// A port with ACLs in one direction only commits every new connection in the open
@@ -938,6 +943,111 @@ fn compiler_acl_closing_the_open_direction_revokes_its_connections() {
     assert_eq!(
         table.process_ct(&reply, TRK | EST, new_rule).ports(),
         vec![1]
+    );
+}
+
+/// A drop is evaluated for established traffic too: a higher-priority drop matching a
+/// connection that an `allow-related` rule admitted cuts it (the packet is dropped and the
+/// connection re-committed with the blocked mark, which nothing passes, so its replies
+/// stop too); a lower-priority drop does not; and replies to what the port opened are
+/// never matched by a drop of the other direction.
+#[test]
+fn compiler_acl_higher_priority_drop_cuts_established_connections() {
+    use crate::model::Protocol::Tcp;
+    use table::ct_state::*;
+    let base = model_with_acls();
+    let t = topology();
+    let with = |extra: Vec<Acl>| {
+        let mut acls: Vec<Acl> = base.acls().cloned().collect();
+        acls.extend(extra);
+        LogicalModel::from_objects(
+            3,
+            base.switches().cloned().collect(),
+            base.ports().cloned().collect(),
+            acls,
+        )
+        .unwrap()
+    };
+    let drop_to_a3 = |n: u128, priority: u16| {
+        acl(
+            n,
+            0x102,
+            Direction::Egress,
+            priority,
+            AclAction::Drop,
+            Some(Tcp),
+            Some("10.0.0.3/32"),
+            None,
+        )
+    };
+    // Everything runs on hv1 (a1, a2, a4); a3 is on hv2, its packets arrive by tunnel.
+    let on_hv1 = |m: &LogicalModel, from: &str, p: &TracePacket, state: u32, mark: u32| {
+        let b = Bindings::compute(m, &t);
+        let table = table::FlowTable::from_desired(&compile_node_with(m, &t, &b, "hv1"));
+        let mut pkt = p.build(port(m, from)).unwrap();
+        if from == "a3" {
+            pkt.in_port = 10;
+            pkt.tun_id = 5001;
+        } else {
+            pkt.in_port = b.ports[&port(m, from).id].ofport;
+        }
+        table.process_ct(&pkt, state, mark)
+    };
+    let passes = |m: &LogicalModel, from: &str, to: &str, state: u32, mark: u32| -> bool {
+        let p = tcp(port(m, to), 8000);
+        !on_hv1(m, from, &p, state, mark).outputs.is_empty()
+    };
+    let admitted = acl_mark(&Uuid::from_u128(0x301));
+    // a2's TCP 8000 stream to a3, admitted by 0x301 (priority 10), flows both ways.
+    assert!(passes(&base, "a2", "a3", TRK | EST, admitted));
+    assert!(passes(&base, "a3", "a2", TRK | EST | RPL, admitted));
+    // A lower-priority drop leaves it alone (it refuses only new connections that
+    // nothing above it admits).
+    let low = with(vec![drop_to_a3(0x306, 5)]);
+    assert!(passes(&low, "a2", "a3", TRK | EST, admitted));
+    // A higher-priority drop cuts it: a2's next packet is dropped and re-commits the
+    // connection with the blocked mark ...
+    let high = with(vec![drop_to_a3(0x306, 20)]);
+    assert!(!passes(&high, "a2", "a3", TRK | NEW, 0));
+    let out = on_hv1(
+        &high,
+        "a2",
+        &tcp(port(&high, "a3"), 8000),
+        TRK | EST,
+        admitted,
+    );
+    assert!(out.outputs.is_empty());
+    let last = out.steps.last().and_then(|s| s.flow.clone()).unwrap();
+    assert!(
+        last.contains("commit") && last.contains("0x2->ct_mark"),
+        "{last}"
+    );
+    // ... after which nothing of it passes in either direction, whatever rules exist.
+    for m in [&base, &high] {
+        assert!(!passes(m, "a2", "a3", TRK | EST, BLOCKED_MARK));
+        assert!(!passes(m, "a3", "a2", TRK | EST | RPL, BLOCKED_MARK));
+    }
+    // Other connections of the same rule keep flowing (a4 is outside the drop's /32).
+    assert!(passes(&high, "a2", "a4", TRK | EST, admitted));
+    // a1's ingress drop of ICMP from a3 cuts ICMP that a3 started (once admitted by the
+    // lower-priority 0x302), not the replies to pings a1 sent through its open egress.
+    let ping_a1 = ping(port(&base, "a1"));
+    let icmp = acl_mark(&Uuid::from_u128(0x302));
+    assert!(
+        on_hv1(&base, "a3", &ping_a1, TRK | EST, icmp)
+            .outputs
+            .is_empty()
+    );
+    assert!(
+        !on_hv1(&base, "a4", &ping_a1, TRK | EST, icmp)
+            .outputs
+            .is_empty()
+    );
+    let open = OPEN_DIRECTION_MARK;
+    assert!(
+        !on_hv1(&base, "a3", &ping_a1, TRK | EST | RPL, open)
+            .outputs
+            .is_empty()
     );
 }
 
