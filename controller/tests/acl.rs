@@ -521,3 +521,183 @@ fn acl_measure_iperf3_throughput() {
     let with = run("with allow-related ACLs on both ends");
     assert!(open > 0.0 && with > 0.0, "no throughput measured");
 }
+
+/// Next event of type `kind` on a subscription, within `INSTALL_TIMEOUT`.
+fn next_event(
+    f: &Overlay,
+    sub: &mut jsonrpsee::core::client::Subscription<Value>,
+    kind: &str,
+) -> Value {
+    let got = f.rt.block_on(async {
+        tokio::time::timeout(INSTALL_TIMEOUT, async {
+            loop {
+                match sub.next().await {
+                    Some(Ok(ev)) if ev["type"] == kind => return Some(ev),
+                    Some(Ok(_)) => {}
+                    _ => return None,
+                }
+            }
+        })
+        .await
+    });
+    match got {
+        Ok(Some(ev)) => ev,
+        _ => panic!("no {kind} event\nweftd log:\n{}", f.log()),
+    }
+}
+
+/// A rule set the switch refuses (the ERROR reply of a bundle commit, here a genuine
+/// `OFPFMFC_TABLE_FULL`: table 41 of hv2 is given a `Flow_Table` `flow_limit` with
+/// `overflow_policy=refuse` that leaves no room) is reported, not half-installed: an
+/// `flows_rejected` event names the ACL, its port and the node, the ACL's `status` says
+/// so, the node fails closed (the rest of its desired state is installed without that
+/// ACL, whose traffic meets the direction's default deny) and other ports' traffic keeps
+/// working. Once the switch has room again, the backoff retry installs the ACL
+/// (`acl_restored`).
+#[test]
+fn acl_refused_by_the_switch_fails_closed_and_is_reported() {
+    use jsonrpsee::core::client::SubscriptionClientT;
+    let f = Overlay::start(2, Encap::Geneve);
+    f.call("switch_create", json!({"name": "net", "vni": 6001}));
+    for (name, mac, ip) in [
+        ("a", "02:00:00:00:01:01", A),
+        ("b", "02:00:00:00:01:02", B),
+        ("c", "02:00:00:00:01:03", C),
+    ] {
+        f.call(
+            "port_create",
+            json!({"switch": "net", "name": name, "mac": mac, "ips": [ip]}),
+        );
+    }
+    let a = f.plug(1, "a", "02:00:00:00:01:01", "10.0.0.1/24");
+    let b = f.plug(2, "b", "02:00:00:00:01:02", "10.0.0.2/24");
+    let c = f.plug(2, "c", "02:00:00:00:01:03", "10.0.0.3/24");
+    for (from, to) in [(&a, B), (&a, C), (&b, A), (&c, A), (&c, B)] {
+        if let Err(e) = from.ping_until_reachable(to.parse().expect("ip"), INSTALL_TIMEOUT) {
+            panic!("{} -> {to}: {e}\nweftd log:\n{}", from.name(), f.log());
+        }
+    }
+    let _servers: Vec<TcpEchoServer> = [&b, &c]
+        .iter()
+        .map(|vm| {
+            vm.tcp_echo_server(sock("0.0.0.0", 8080))
+                .expect("echo server")
+        })
+        .collect();
+    // b's ingress admits ICMP from the subnet; everything else towards b is denied.
+    f.acl(
+        2,
+        json!({"port": "b", "direction": "ingress", "priority": 5, "action": "allow-related",
+               "protocol": "icmp", "remote_cidr": "10.0.0.0/24"}),
+    );
+    ping_ok(&a, B);
+    tcp_blocked(&a, B, 8080);
+
+    // Table 41 (ingress ACL, conntrack) on hv2 is full from now on.
+    let hv2 = f.hv(2);
+    let in_41 = hv2
+        .dump_flows("br-int")
+        .expect("dump-flows")
+        .iter()
+        .filter(|l| l.contains("table=41,"))
+        .count();
+    hv2.vsctl([
+        "--",
+        "--id=@ft",
+        "create",
+        "Flow_Table",
+        &format!("flow_limit={in_41}"),
+        "overflow_policy=refuse",
+        "name=weft-test-full",
+        "--",
+        "set",
+        "Bridge",
+        "br-int",
+        "flow_tables:41=@ft",
+    ])
+    .expect("Flow_Table limit");
+    eprintln!("hv2 table 41 limited to its current {in_41} flows");
+
+    let ws =
+        f.rt.block_on(common::ws_client(f.weftd.addr, None))
+            .expect("websocket");
+    let mut sub =
+        f.rt.block_on(ws.subscribe::<Value, _>(
+            "events_subscribe",
+            jsonrpsee::core::params::ObjectParams::new(),
+            "events_unsubscribe",
+        ))
+        .expect("events_subscribe");
+
+    // A rule whose flows cannot fit: b admits TCP 8080 from a.
+    let started = std::time::Instant::now();
+    let v = f.call(
+        "acl_create",
+        json!({"port": "b", "direction": "ingress", "priority": 20, "action": "allow-related",
+               "protocol": "tcp", "remote_cidr": "10.0.0.1/32", "port_min": 8080}),
+    );
+    let id = v["id"].as_str().expect("acl id").to_string();
+    let b_id = f.call("port_get", json!({"port": "b"}))["id"].clone();
+    let ev = next_event(&f, &mut sub, "flows_rejected");
+    eprintln!("flows_rejected after {:?}: {ev}", started.elapsed());
+    assert_eq!(ev["acl"], json!(id), "{ev}");
+    assert_eq!(ev["port"], b_id, "{ev}");
+    assert_eq!(ev["node"], json!(hv2.system_id()), "{ev}");
+    assert!(
+        ev["error"].as_str().unwrap_or("").contains("TABLE_FULL"),
+        "{ev}"
+    );
+    assert_eq!(ev["withheld"], json!([id]), "{ev}");
+    // Queryable: the ACL's status names the node and the error.
+    let list = f.call("acl_list", json!({"port": "b"}));
+    let status = list
+        .as_array()
+        .and_then(|l| l.iter().find(|x| x["id"] == json!(id)))
+        .map(|x| x["status"].clone())
+        .expect("the ACL in acl_list");
+    assert_eq!(
+        status["rejected"][0]["node"],
+        json!(hv2.system_id()),
+        "{status}"
+    );
+    // Fail closed, nothing half-installed: none of the ACL's flows are on hv2 (not even
+    // those of table 21, which has room), its traffic meets b's default deny, and
+    // everything else keeps working.
+    let uid: Uuid = id.parse().expect("uuid");
+    assert_eq!(acl_flows(hv2, &uid).expect("dump"), 0);
+    tcp_blocked(&a, B, 8080);
+    ping_ok(&a, B);
+    ping_ok(&c, B);
+    tcp_ok(&a, C, 8080);
+    // b's own connections out still work (its egress is open).
+    tcp_ok(&b, C, 8080);
+    // Later changes on that node are not blocked by the refused ACL: a new VM plugged
+    // there gets its flows (`weft-installed`) and talks.
+    f.call(
+        "port_create",
+        json!({"switch": "net", "name": "d", "mac": "02:00:00:00:01:04", "ips": ["10.0.0.4"]}),
+    );
+    let d = f.plug(2, "d", "02:00:00:00:01:04", "10.0.0.4/24");
+    if let Err(e) = d.ping_until_reachable(A.parse().expect("ip"), INSTALL_TIMEOUT) {
+        panic!("d -> a: {e}\nweftd log:\n{}", f.log());
+    }
+
+    // Room again: the retry (with backoff) installs the ACL and says so.
+    hv2.vsctl(["clear", "Bridge", "br-int", "flow_tables"])
+        .expect("clear flow_tables");
+    let freed = std::time::Instant::now();
+    let ev = next_event(&f, &mut sub, "acl_restored");
+    eprintln!(
+        "acl_restored {:?} after the limit went: {ev}",
+        freed.elapsed()
+    );
+    assert_eq!(ev["acl"], json!(id), "{ev}");
+    assert!(acl_flows(hv2, &uid).expect("dump") > 0);
+    tcp_ok(&a, B, 8080);
+    let list = f.call("acl_list", json!({"port": "b"}));
+    let rejected = list
+        .as_array()
+        .and_then(|l| l.iter().find(|x| x["id"] == json!(id)))
+        .map(|x| x["status"]["rejected"].clone());
+    assert_eq!(rejected, Some(json!([])));
+}

@@ -102,12 +102,19 @@ fn port_view(m: &LogicalModel, obs: &ObservedState, p: &LogicalPort) -> Value {
     })
 }
 
-fn acl_view(m: &LogicalModel, a: &Acl) -> Value {
+/// An ACL as stored, plus `port_name` and `status`: `rejected` lists the nodes whose
+/// switch refused its flows (or those of a drop above it) and that run without it, fail
+/// closed, until a retry succeeds; empty when it is in force.
+fn acl_view(m: &LogicalModel, obs: &ObservedState, a: &Acl) -> Value {
     let mut v = serde_json::to_value(a).unwrap_or(Value::Null);
     if let Some(obj) = v.as_object_mut() {
         obj.insert(
             "port_name".into(),
             json!(m.port(&a.port).map(|p| p.name.as_str()).unwrap_or("")),
+        );
+        obj.insert(
+            "status".into(),
+            json!({ "rejected": obs.acl_rejections(&a.id) }),
         );
     }
     v
@@ -327,7 +334,9 @@ async fn call(ctx: &ApiContext, name: &str, params: Params<'static>) -> Result<V
                     .then(y.priority.cmp(&x.priority))
             });
             Ok(Value::Array(
-                list.into_iter().map(|x| acl_view(&m, x)).collect(),
+                list.into_iter()
+                    .map(|x| acl_view(&m, c.observed(), x))
+                    .collect(),
             ))
         }
         "acl_delete" => {
@@ -393,7 +402,7 @@ fn created(c: &Controller, applied: &Applied) -> Result<Value, ApiError> {
     match applied.changes.last() {
         Some(Change::PutSwitch(s)) => Ok(switch_view(&m, s)),
         Some(Change::PutPort(p)) => Ok(port_view(&m, c.observed(), p)),
-        Some(Change::PutAcl(a)) => Ok(acl_view(&m, a)),
+        Some(Change::PutAcl(a)) => Ok(acl_view(&m, c.observed(), a)),
         _ => Err(ApiError::Internal("write produced no object".into())),
     }
 }

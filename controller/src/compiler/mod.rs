@@ -124,6 +124,42 @@ pub struct DesiredNode {
     /// Logical ports bound on this node whose flows are all in `flows`: once a switch
     /// acknowledges this state, these are `weft-installed`.
     pub bound_ports: BTreeSet<Uuid>,
+    /// The ACLs whose flows are in `flows`, by cookie: what the installer needs to name
+    /// the ACL behind a flow the switch rejects and to fail closed without it.
+    pub acls: BTreeMap<u64, AclFlows>,
+}
+
+/// One ACL's place in a node's flows (see [`DesiredNode::acls`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AclFlows {
+    pub acl: Uuid,
+    pub port: Uuid,
+    pub direction: Direction,
+    /// Cookies of every flow to withhold, with this ACL's own, when the switch refuses
+    /// them, so that what remains is never more permissive than the rules: for `allow`
+    /// and `allow-related` only its own (its traffic falls to the direction's default
+    /// deny); for a `drop` also every allow rule of the same port and direction below it
+    /// (withholding the drop alone would admit what it blocks).
+    pub withhold: BTreeSet<u64>,
+}
+
+impl DesiredNode {
+    /// This state without the flows of the ACLs named by `cookies` (and the flows
+    /// [`AclFlows::withhold`] says go with them): the fail-closed fallback when a switch
+    /// refuses an ACL's flows. Other cookies pass through untouched.
+    pub fn without_acls(&self, cookies: &BTreeSet<u64>) -> DesiredNode {
+        let mut gone: BTreeSet<u64> = BTreeSet::new();
+        for c in cookies {
+            if let Some(a) = self.acls.get(c) {
+                gone.insert(*c);
+                gone.extend(a.withhold.iter().copied());
+            }
+        }
+        let mut out = self.clone();
+        out.flows.retain(|_, c| !gone.contains(&c.cookie));
+        out.acls.retain(|c, _| !gone.contains(c));
+        out
+    }
 }
 
 /// The OFPFC_ADD that installs one flow of a desired or installed flow table.
@@ -578,7 +614,25 @@ impl FlowBuilder<'_> {
                 }
                 continue;
             }
-            for acl in rules {
+            for acl in &rules {
+                let mut withhold = BTreeSet::from([cookie_for(&acl.id)]);
+                if acl.action == AclAction::Drop {
+                    withhold.extend(
+                        rules
+                            .iter()
+                            .filter(|r| r.action != AclAction::Drop && r.priority < acl.priority)
+                            .map(|r| cookie_for(&r.id)),
+                    );
+                }
+                self.out.acls.insert(
+                    cookie_for(&acl.id),
+                    AclFlows {
+                        acl: acl.id,
+                        port: p.id,
+                        direction: dir,
+                        withhold,
+                    },
+                );
                 let et = match acl.ethertype {
                     Ethertype::Ipv4 => ETH_IP,
                     Ethertype::Ipv6 => ETH_IPV6,

@@ -1051,6 +1051,53 @@ fn compiler_acl_higher_priority_drop_cuts_established_connections() {
     );
 }
 
+/// When a switch refuses an ACL's flows the node runs without them, fail closed: an
+/// allow's traffic meets the default deny; a drop takes the allow rules below it along
+/// (withholding the drop alone would admit what it blocks).
+#[test]
+fn compiler_acl_withheld_on_refusal_fails_closed() {
+    let m = model_with_acls();
+    let t = topology();
+    let d = compile_node(&m, &t, "hv1");
+    let c = |n: u128| cookie_for(&Uuid::from_u128(n));
+    assert_eq!(d.acls[&c(0x301)].withhold, [c(0x301)].into());
+    // a1's ingress drop (20) sits above the ICMP allow-related (5) and the UDP allow (1).
+    assert_eq!(
+        d.acls[&c(0x303)].withhold,
+        [c(0x302), c(0x303), c(0x304)].into()
+    );
+    assert_eq!(d.acls[&c(0x303)].port, Uuid::from_u128(0x101));
+    let without = d.without_acls(&[c(0x303)].into());
+    assert!(
+        without
+            .flows
+            .values()
+            .all(|f| ![c(0x302), c(0x303), c(0x304)].contains(&f.cookie))
+    );
+    assert_eq!(
+        without.acls.keys().copied().collect::<Vec<_>>(),
+        vec![c(0x301)]
+    );
+    // Fail closed: with its rules withheld, a1's ingress admits nothing new (ICMP from
+    // a4 and stateless UDP 53 no longer pass) and the port's other flows stay.
+    let table = table::FlowTable::from_desired(&without);
+    let mut p = ping(port(&m, "a1")).build(port(&m, "a4")).unwrap();
+    p.in_port = 4;
+    assert!(
+        table
+            .process(&p, table::ct_state::TRK | table::ct_state::NEW)
+            .outputs
+            .is_empty()
+    );
+    let full = table::FlowTable::from_desired(&d);
+    assert_eq!(
+        full.process(&p, table::ct_state::TRK | table::ct_state::NEW)
+            .ports(),
+        vec![1]
+    );
+    assert!(without.bound_ports.contains(&Uuid::from_u128(0x101)));
+}
+
 #[test]
 fn compiler_port_ranges_compile_to_minimal_exact_masks() {
     assert_eq!(port_masks(0, 65535), vec![(0, 0)]);

@@ -119,8 +119,13 @@ impl InProcess {
     }
 }
 
+/// The weftd under test: `WEFTD_BIN` if set, else the one cargo built for this test.
+/// (Worktrees that share one cargo target dir overwrite each other's `debug/weftd`
+/// between build and run; `WEFTD_BIN` points at a private copy.)
 pub fn weftd_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_weftd"))
+    std::env::var_os("WEFTD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_weftd")))
 }
 
 pub fn weftctl_bin() -> PathBuf {
