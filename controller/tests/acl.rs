@@ -263,7 +263,7 @@ fn reflexive_acls(placement: Placement) {
     // --- TCP, reflexive ---------------------------------------------------------------
     // A: egress allow-related TCP to the subnet; ingress only SSH from elsewhere.
     // B: ingress only SSH from elsewhere (no allow for A); egress open.
-    let (_, n) = f.acl(
+    let (a_egress, n) = f.acl(
         1,
         json!({"port": "a", "direction": "egress", "priority": 10,
                "action": "allow-related", "protocol": "tcp", "remote_cidr": "10.0.0.0/24"}),
@@ -301,6 +301,22 @@ fn reflexive_acls(placement: Placement) {
     assert_eq!(n, 5);
     tcp_ok(&a, B, 8080);
     tcp_blocked(&b, A, 8080);
+    // trace names the decisions: a's egress rule admits, then b's new rule.
+    let to_b = json!({"eth_dst": "02:00:00:00:01:02", "protocol": "tcp", "ip_dst": B,
+                      "tp_dst": 8080});
+    let t = f.call("trace", json!({"port": "a", "packet": to_b}));
+    let decision = |t: &Value, port: &str| -> Value {
+        t["acl"]
+            .as_array()
+            .and_then(|v| v.iter().find(|d| d["port"] == port))
+            .cloned()
+            .unwrap_or_else(|| panic!("no ACL decision for {port}: {t}"))
+    };
+    let d = decision(&t, "b");
+    assert_eq!(d["verdict"], "allow", "{d}");
+    assert_eq!(d["rule"]["id"], json!(admit_a), "{d}");
+    assert_eq!(d["rule"]["priority"], 20, "{d}");
+    assert_eq!(decision(&t, "a")["rule"]["action"], "allow-related", "{t}");
     assert!(
         servers[1].echoed_bytes() >= 64 * 1024,
         "B echoed {}",
@@ -323,6 +339,20 @@ fn reflexive_acls(placement: Placement) {
         "the connection outlived the ACL that admitted it"
     );
     tcp_blocked(&a, B, 8080);
+    // trace says why: the connection's mark names no rule that still exists.
+    let mut est = to_b.clone();
+    est["ct_state"] = json!("est");
+    // In a's zone the connection carries a's egress rule's mark, in b's the deleted
+    // rule's (given raw: the rule is gone).
+    est["ct_acl"] = json!([a_egress]);
+    est["ct_mark"] = json!(weft::compiler::acl_mark(&admit_a));
+    let t = f.call("trace", json!({"port": "a", "packet": est}));
+    let d = decision(&t, "b");
+    assert_eq!(
+        (d["verdict"].clone(), d["by"].clone()),
+        (json!("drop"), json!("no_live_rule")),
+        "{d}"
+    );
 
     // --- UDP request/response -----------------------------------------------------------
     let _udp_c = UdpEcho::start(&c, 5000);

@@ -1098,6 +1098,82 @@ fn compiler_acl_withheld_on_refusal_fails_closed() {
     assert!(without.bound_ports.contains(&Uuid::from_u128(0x101)));
 }
 
+/// `trace` names every ACL decision: the rule (id, priority, action) that admitted or
+/// dropped the packet, or that conntrack state, the open direction or the default deny
+/// decided it.
+#[test]
+fn compiler_trace_names_the_acl_decision() {
+    let m = model_with_acls();
+    let t = topology();
+    let a1 = port(&m, "a1");
+    let one = |from: &str, p: &TracePacket| -> trace::AclDecision {
+        let tr = run(&m, &t, from, p);
+        let v: Vec<&trace::AclDecision> = tr.acl.iter().filter(|d| d.port == "a1").collect();
+        assert_eq!(v.len(), 1, "{:#?}", tr.acl);
+        v[0].clone()
+    };
+    // New ICMP from a4: admitted by the allow-related 0x302 (priority 5).
+    let d = one("a4", &ping(a1));
+    assert_eq!(
+        (d.verdict, d.by, d.conntrack.as_str()),
+        ("allow", "acl", "new")
+    );
+    assert_eq!(d.direction, Direction::Ingress);
+    let rule = d.rule.unwrap();
+    assert_eq!(
+        (rule.id, rule.priority, rule.action),
+        (Uuid::from_u128(0x302), 5, AclAction::AllowRelated)
+    );
+    // From a3 the drop 0x303 (20) wins; TCP 22 meets the default deny.
+    let d = one("a3", &ping(a1));
+    assert_eq!((d.verdict, d.by), ("drop", "acl"));
+    assert_eq!(d.rule.unwrap().id, Uuid::from_u128(0x303));
+    let d = one("a4", &tcp(a1, 22));
+    assert_eq!((d.verdict, d.by), ("drop", "default_deny"));
+    // Conntrack decides: an established connection admitted by 0x302 passes through its
+    // mark; from a3 the drop above it cuts it; an unmarked one has no live rule; +inv.
+    let est = |acl: Option<u128>| TracePacket {
+        ct_state: Some("est".into()),
+        ct_acl: acl.map(Uuid::from_u128).into_iter().collect(),
+        ..ping(a1)
+    };
+    let d = one("a4", &est(Some(0x302)));
+    assert_eq!(
+        (d.verdict, d.by, d.conntrack.as_str()),
+        ("allow", "acl", "est")
+    );
+    assert_eq!(d.rule.unwrap().id, Uuid::from_u128(0x302));
+    let d = one("a3", &est(Some(0x302)));
+    assert_eq!((d.verdict, d.by), ("drop", "acl"));
+    assert_eq!(d.rule.unwrap().action, AclAction::Drop);
+    let d = one("a4", &est(None));
+    assert_eq!((d.verdict, d.by), ("drop", "no_live_rule"));
+    let inv = TracePacket {
+        ct_state: Some("inv".into()),
+        ..ping(a1)
+    };
+    assert_eq!(one("a4", &inv).by, "invalid");
+    // a1's own egress is open: its new connection is admitted and committed there.
+    let tr = run(&m, &t, "a1", &tcp(port(&m, "a4"), 22));
+    let d = &tr.acl[0];
+    assert_eq!(
+        (d.port.as_str(), d.direction, d.by),
+        ("a1", Direction::Egress, "open_direction")
+    );
+    // Bad conntrack input names its field.
+    let bad = TracePacket {
+        ct_state: Some("est+new".into()),
+        ..ping(a1)
+    };
+    assert!(matches!(
+        trace(&m, &t, None, "a4", &bad),
+        Err(trace::TraceError::BadPacket {
+            field: "ct_state",
+            ..
+        })
+    ));
+}
+
 #[test]
 fn compiler_port_ranges_compile_to_minimal_exact_masks() {
     assert_eq!(port_masks(0, 65535), vec![(0, 0)]);
