@@ -542,25 +542,20 @@ impl FlowBuilder<'_> {
             (INGRESS_ACL_CT, OUTPUT, 7),
         ] {
             for (mark, priority, cookie) in &marks {
-                let est = ct_match(ct_bits::EST | ct_bits::TRK, CT_NEW_EST_TRK);
-                let rel = ct_match(
-                    ct_bits::REL | ct_bits::TRK,
-                    ct_bits::NEW | ct_bits::REL | ct_bits::TRK,
+                // Established and related in one flow: tracked, neither new nor invalid
+                // is exactly one of the two (and `+inv` is dropped above everything).
+                self.add(
+                    ct_table,
+                    *priority,
+                    vec![
+                        md(),
+                        Field::Reg(reg, u32::from(p.key), None),
+                        ct_match(ct_bits::TRK, ct_bits::NEW | ct_bits::INV | ct_bits::TRK),
+                        Field::CtMark(*mark, None),
+                    ],
+                    vec![goto(next)],
+                    *cookie,
                 );
-                for state in [est, rel] {
-                    self.add(
-                        ct_table,
-                        *priority,
-                        vec![
-                            md(),
-                            Field::Reg(reg, u32::from(p.key), None),
-                            state,
-                            Field::CtMark(*mark, None),
-                        ],
-                        vec![goto(next)],
-                        *cookie,
-                    );
-                }
             }
         }
         for dir in [Direction::Egress, Direction::Ingress] {
@@ -1074,7 +1069,6 @@ pub const OPEN_DIRECTION_PRIORITY: u16 = 1;
 mod ct_bits {
     pub const NEW: u32 = 0x01;
     pub const EST: u32 = 0x02;
-    pub const REL: u32 = 0x04;
     pub const RPL: u32 = 0x08;
     pub const INV: u32 = 0x10;
     pub const TRK: u32 = 0x20;

@@ -796,8 +796,9 @@ fn compiler_acl_flows_only_for_ports_with_acls() {
     // direction commits); a4 (no ACLs) never meets conntrack.
     assert_eq!(ct_ports, [(6, 1), (6, 2), (7, 1), (7, 2)].into());
     // The 8000-8080 range is three masked matches; ACL flows carry the ACL's cookie.
-    // An allow-related ACL also owns four est/rel flows (both directions of its port)
-    // that pass the connections carrying its mark, and go away with it.
+    // An allow-related ACL also owns two flows (one per direction of its port) that pass
+    // the established and related packets of connections carrying its mark, and go away
+    // with it.
     let flows: Vec<(&FlowKey, &FlowContent)> = d
         .flows
         .iter()
@@ -813,8 +814,8 @@ fn compiler_acl_flows_only_for_ports_with_acls() {
         .partition(|k| k.r#match.fields.contains(&mark));
     assert_eq!(range.len(), 3);
     assert!(range.iter().all(|k| k.table_id == tables::EGRESS_ACL_CT));
-    assert_eq!(est.len(), 4);
-    assert_eq!(flows.len(), 7);
+    assert_eq!(est.len(), 2);
+    assert_eq!(flows.len(), 5);
     // A drop compiles to one flow for new connections and one that cuts established
     // ones (per port-range mask).
     let drop_flows = d
@@ -905,9 +906,9 @@ fn compiler_acl_closing_the_open_direction_revokes_its_connections() {
             })
             .count()
     };
-    // a1 (ingress ACLs only): est and rel for the open mark in both tables, plus the
-    // commit (IPv4 and IPv6) in its open egress.
-    assert_eq!(open_flows(&m), 6);
+    // a1 (ingress ACLs only): the open mark's pass flow in both tables, plus the commit
+    // (IPv4 and IPv6) in its open egress.
+    assert_eq!(open_flows(&m), 4);
     let mut acls: Vec<Acl> = m.acls().cloned().collect();
     acls.push(acl(
         0x305,
