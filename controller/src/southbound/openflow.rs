@@ -493,13 +493,14 @@ impl<'a> Installer<'a> {
         desired.without_acls(&self.withheld.keys().copied().collect())
     }
 
-    /// The install that included the retried ACLs went through: they are in force.
-    fn retried_ok(&mut self) {
+    /// `installed` went through: its ACLs are in force on this node. Clears their
+    /// rejections, those of retried ACLs and any a previous connection to this switch left.
+    fn installed_ok(&mut self, installed: &DesiredNode) {
         for (_, w) in std::mem::take(&mut self.retrying) {
-            for acl in w.acls {
-                tracing::info!(node = self.node, %acl, "ACL's flows accepted on retry; in force again");
-                self.ctx.observed.acl_restored(self.node, acl);
-            }
+            tracing::info!(node = self.node, acls = ?w.acls, "refused ACL flows accepted on retry; in force again");
+        }
+        for a in installed.acls.values() {
+            self.ctx.observed.acl_restored(self.node, a.acl);
         }
     }
 
@@ -553,9 +554,12 @@ impl<'a> Installer<'a> {
             let error = error_name(&r.error);
             let cookie = r.cookie();
             let owner = cookie.and_then(|c| desired.acls.get(&c).map(|a| (c, a)));
-            if let Some((c, a)) = owner
-                && !self.withheld.contains_key(&c)
+            if let Some((c, _)) = owner
+                && self.withheld.contains_key(&c)
             {
+                continue; // another refusal of the same ACL in this install
+            }
+            if let Some((c, a)) = owner {
                 let backoff = retried
                     .remove(&c)
                     .map(|w| (w.backoff * 2).min(self.ctx.settings.retry_max))
@@ -645,7 +649,7 @@ impl<'a> Installer<'a> {
                 Err(e) => return e,
                 Ok(Install::Done) => {
                     backoff = self.ctx.settings.retry_min;
-                    self.retried_ok();
+                    self.installed_ok(&effective);
                 }
                 Ok(Install::Rejected(refusals)) => {
                     // Nothing of the bundle took effect; re-dump before the next try.
