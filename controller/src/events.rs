@@ -56,6 +56,28 @@ pub enum Event {
     NodeDisconnected {
         node: String,
     },
+    /// A switch refused flows Weft sent it (the ERROR reply to a bundle). The bundle is
+    /// atomic, so nothing of that install took effect. `acl` (and its `port`) names the
+    /// ACL whose flow was refused when it was one; then `withheld` lists the ACLs whose
+    /// flows the node now runs without (fail closed: their traffic meets the direction's
+    /// default deny) while the rest of the desired state is installed; they are retried
+    /// with backoff. Otherwise `port` names the logical port the refused flow serves, if
+    /// any, and the whole install is retried with backoff.
+    FlowsRejected {
+        node: String,
+        acl: Option<Uuid>,
+        port: Option<Uuid>,
+        /// The refused message, `ovs-ofctl` style.
+        flow: String,
+        /// OpenFlow's name for the error (e.g. `OFPFMFC_TABLE_FULL`).
+        error: String,
+        withheld: Vec<Uuid>,
+    },
+    /// A withheld ACL's flows were accepted on a retry: it is in force on `node` again.
+    AclRestored {
+        node: String,
+        acl: Uuid,
+    },
     /// The subscriber fell behind and `missed` events were dropped; resynchronise with
     /// the list methods.
     Lagged {

@@ -59,10 +59,37 @@ pub struct PortStatus {
     pub up: bool,
 }
 
+/// A node runs without an ACL's flows because its switch refused them (or refused the
+/// flows of a drop rule above it): the ACL's `status` in the API.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclRejection {
+    pub node: String,
+    /// OpenFlow's name for the switch's error.
+    pub error: String,
+    /// The refused message, `ovs-ofctl` style.
+    pub flow: String,
+    /// The ACL whose flow the switch refused (this one, or a drop above it).
+    pub refused: Uuid,
+}
+
 #[derive(Default)]
 struct Inner {
     nodes: BTreeMap<String, TransportNode>,
     ports: HashMap<Uuid, PortStatus>,
+    /// ACL id -> node -> why that node runs without the ACL's flows.
+    acl_rejections: HashMap<Uuid, BTreeMap<String, AclRejection>>,
+}
+
+/// What a switch refused, as the installer reports it (see [`Event::FlowsRejected`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowRejection {
+    pub node: String,
+    pub acl: Option<Uuid>,
+    pub port: Option<Uuid>,
+    pub flow: String,
+    pub error: String,
+    /// ACLs the node now runs without.
+    pub withheld: Vec<Uuid>,
 }
 
 /// Shared observed state; cheap to read, written by the southbound.
@@ -166,6 +193,10 @@ impl ObservedState {
             if inner.nodes.remove(id).is_none() {
                 return;
             }
+            inner.acl_rejections.retain(|_, per_node| {
+                per_node.remove(id);
+                !per_node.is_empty()
+            });
             let mut unbound = Vec::new();
             for (port, status) in inner.ports.iter_mut() {
                 if status.binding.as_ref().is_some_and(|b| b.node == id) {
@@ -238,6 +269,66 @@ impl ObservedState {
             status.up = up;
         }
         self.emit(Event::PortUp { port, up });
+    }
+
+    /// Records and announces that a switch refused flows; the `withheld` ACLs are marked
+    /// as not in force on that node until [`Self::acl_restored`].
+    pub fn flows_rejected(&self, r: FlowRejection) {
+        {
+            let mut inner = self.write();
+            for acl in &r.withheld {
+                inner.acl_rejections.entry(*acl).or_default().insert(
+                    r.node.clone(),
+                    AclRejection {
+                        node: r.node.clone(),
+                        error: r.error.clone(),
+                        flow: r.flow.clone(),
+                        refused: r.acl.unwrap_or(*acl),
+                    },
+                );
+            }
+        }
+        self.emit(Event::FlowsRejected {
+            node: r.node,
+            acl: r.acl,
+            port: r.port,
+            flow: r.flow,
+            error: r.error,
+            withheld: r.withheld,
+        });
+    }
+
+    /// A withheld ACL is in force on `node` again (accepted on a retry), or no longer
+    /// concerns it (deleted, or its port left the node): clears its rejection there and
+    /// announces `acl_restored` if there was one.
+    pub fn acl_restored(&self, node: &str, acl: Uuid) {
+        let was = {
+            let mut inner = self.write();
+            let Some(per_node) = inner.acl_rejections.get_mut(&acl) else {
+                return;
+            };
+            let was = per_node.remove(node).is_some();
+            if per_node.is_empty() {
+                inner.acl_rejections.remove(&acl);
+            }
+            was
+        };
+        if was {
+            self.emit(Event::AclRestored {
+                node: node.to_string(),
+                acl,
+            });
+        }
+    }
+
+    /// The nodes that run without `acl`'s flows, and why (empty: in force wherever its
+    /// port is installed).
+    pub fn acl_rejections(&self, acl: &Uuid) -> Vec<AclRejection> {
+        self.read()
+            .acl_rejections
+            .get(acl)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Replaces a node's installed-flow dump (what `node_flows` returns).

@@ -21,7 +21,7 @@ use crate::controller::{AclSpec, Applied, Command, Controller};
 use crate::error::ApiError;
 use crate::model::{
     Acl, AclAction, Change, Direction, Ethertype, LogicalModel, LogicalPort, LogicalSwitch,
-    MacAddr, Protocol,
+    Protocol,
 };
 use crate::observed::{ObservedState, TransportNode};
 use params::Args;
@@ -40,19 +40,9 @@ pub trait Tracer: Send + Sync + 'static {
     ) -> Result<Value, ApiError>;
 }
 
-/// The headers of a packet to trace; only `eth_dst` is required (source defaults to the
-/// port's own MAC).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct TracePacket {
-    pub eth_src: Option<MacAddr>,
-    pub eth_dst: MacAddr,
-    pub ip_src: Option<std::net::IpAddr>,
-    pub ip_dst: Option<std::net::IpAddr>,
-    pub ip_proto: Option<u8>,
-    pub tp_src: Option<u16>,
-    pub tp_dst: Option<u16>,
-    pub arp_op: Option<u16>,
-}
+/// The packet `trace` follows: one type with the compiler's trace (its fields are the
+/// `packet` parameter); the API requires `eth_dst`.
+pub use crate::compiler::trace::TracePacket;
 
 /// Shared state of every API method.
 #[derive(Clone)]
@@ -102,12 +92,19 @@ fn port_view(m: &LogicalModel, obs: &ObservedState, p: &LogicalPort) -> Value {
     })
 }
 
-fn acl_view(m: &LogicalModel, a: &Acl) -> Value {
+/// An ACL as stored, plus `port_name` and `status`: `rejected` lists the nodes whose
+/// switch refused its flows (or those of a drop above it) and that run without it, fail
+/// closed, until a retry succeeds; empty when it is in force.
+fn acl_view(m: &LogicalModel, obs: &ObservedState, a: &Acl) -> Value {
     let mut v = serde_json::to_value(a).unwrap_or(Value::Null);
     if let Some(obj) = v.as_object_mut() {
         obj.insert(
             "port_name".into(),
             json!(m.port(&a.port).map(|p| p.name.as_str()).unwrap_or("")),
+        );
+        obj.insert(
+            "status".into(),
+            json!({ "rejected": obs.acl_rejections(&a.id) }),
         );
     }
     v
@@ -327,7 +324,9 @@ async fn call(ctx: &ApiContext, name: &str, params: Params<'static>) -> Result<V
                     .then(y.priority.cmp(&x.priority))
             });
             Ok(Value::Array(
-                list.into_iter().map(|x| acl_view(&m, x)).collect(),
+                list.into_iter()
+                    .map(|x| acl_view(&m, c.observed(), x))
+                    .collect(),
             ))
         }
         "acl_delete" => {
@@ -393,77 +392,55 @@ fn created(c: &Controller, applied: &Applied) -> Result<Value, ApiError> {
     match applied.changes.last() {
         Some(Change::PutSwitch(s)) => Ok(switch_view(&m, s)),
         Some(Change::PutPort(p)) => Ok(port_view(&m, c.observed(), p)),
-        Some(Change::PutAcl(a)) => Ok(acl_view(&m, a)),
+        Some(Change::PutAcl(a)) => Ok(acl_view(&m, c.observed(), a)),
         _ => Err(ApiError::Internal("write produced no object".into())),
     }
 }
 
+/// Reads `trace`'s `packet`, field by field so that an error names the field
+/// (`packet.tp_dst`).
 fn parse_packet(v: Value) -> Result<TracePacket, ApiError> {
-    let Value::Object(mut map) = v else {
+    let Value::Object(map) = v else {
         return Err(ApiError::invalid(
             "packet",
             "expected an object of header fields",
         ));
     };
-    const FIELDS: &[&str] = &[
-        "eth_src", "eth_dst", "ip_src", "ip_dst", "ip_proto", "tp_src", "tp_dst", "arp_op",
-    ];
-    if let Some(k) = map.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+    if let Some(k) = map
+        .keys()
+        .find(|k| !TracePacket::FIELDS.contains(&k.as_str()))
+    {
         return Err(ApiError::invalid(
             format!("packet.{}", k.chars().take(32).collect::<String>()),
-            format!("unknown header field; known: {}", FIELDS.join(", ")),
+            format!(
+                "unknown header field; known: {}",
+                TracePacket::FIELDS.join(", ")
+            ),
         ));
     }
-    let mut str_field = |name: &str| -> Result<Option<String>, ApiError> {
-        match map.remove(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(other) => Err(ApiError::invalid(
-                format!("packet.{name}"),
-                format!("expected a string, got {other}"),
-            )),
+    for (k, v) in &map {
+        let one = Value::Object([(k.clone(), v.clone())].into_iter().collect());
+        if let Err(e) = serde_json::from_value::<TracePacket>(one) {
+            return Err(ApiError::invalid(format!("packet.{k}"), e));
         }
-    };
-    let mac = |name: &str, s: Option<String>| -> Result<Option<MacAddr>, ApiError> {
-        s.map(|s| {
-            s.parse()
-                .map_err(|e| ApiError::invalid(format!("packet.{name}"), e))
-        })
-        .transpose()
-    };
-    let ip = |name: &str, s: Option<String>| -> Result<Option<std::net::IpAddr>, ApiError> {
-        s.map(|s| {
-            s.parse().map_err(|_| {
-                ApiError::invalid(
-                    format!("packet.{name}"),
-                    format!("{s:?} is not an IP address"),
-                )
-            })
-        })
-        .transpose()
-    };
-    let eth_src = mac("eth_src", str_field("eth_src")?)?;
-    let eth_dst = mac("eth_dst", str_field("eth_dst")?)?
-        .ok_or_else(|| ApiError::invalid("packet.eth_dst", "required header is missing"))?;
-    let ip_src = ip("ip_src", str_field("ip_src")?)?;
-    let ip_dst = ip("ip_dst", str_field("ip_dst")?)?;
-    let mut num = |name: &str, max: u64| -> Result<Option<u64>, ApiError> {
-        match map.remove(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => match v.as_u64() {
-                Some(n) if n <= max => Ok(Some(n)),
-                _ => Err(ApiError::invalid(
-                    format!("packet.{name}"),
-                    format!("expected an integer in 0..={max}, got {v}"),
-                )),
-            },
-        }
-    };
-    let ip_proto = num("ip_proto", 255)?.and_then(|n| u8::try_from(n).ok());
-    let tp_src = num("tp_src", 65_535)?.and_then(|n| u16::try_from(n).ok());
-    let tp_dst = num("tp_dst", 65_535)?.and_then(|n| u16::try_from(n).ok());
-    let arp_op = num("arp_op", 2)?.and_then(|n| u16::try_from(n).ok());
-    if let (Some(s), Some(d)) = (ip_src, ip_dst)
+    }
+    let p: TracePacket =
+        serde_json::from_value(Value::Object(map)).map_err(|e| ApiError::invalid("packet", e))?;
+    if p.eth_dst.is_none() {
+        return Err(ApiError::invalid(
+            "packet.eth_dst",
+            "required header is missing",
+        ));
+    }
+    if let Some(op) = p.arp_op
+        && !(1..=2).contains(&op)
+    {
+        return Err(ApiError::invalid(
+            "packet.arp_op",
+            format!("expected 1 (request) or 2 (reply), got {op}"),
+        ));
+    }
+    if let (Some(s), Some(d)) = (p.ip_src, p.ip_dst)
         && s.is_ipv4() != d.is_ipv4()
     {
         return Err(ApiError::invalid(
@@ -471,16 +448,13 @@ fn parse_packet(v: Value) -> Result<TracePacket, ApiError> {
             "ip_src and ip_dst families differ",
         ));
     }
-    Ok(TracePacket {
-        eth_src,
-        eth_dst,
-        ip_src,
-        ip_dst,
-        ip_proto,
-        tp_src,
-        tp_dst,
-        arp_op,
-    })
+    if let Err(crate::compiler::trace::TraceError::BadPacket { field, reason }) = p.conntrack() {
+        return Err(ApiError::invalid(format!("packet.{field}"), reason));
+    }
+    if p.ct_acl.len() > 64 {
+        return Err(ApiError::invalid("packet.ct_acl", "at most 64 ACLs"));
+    }
+    Ok(p)
 }
 
 /// Builds the RPC module: every method of [`spec::METHODS`], `events_subscribe` and

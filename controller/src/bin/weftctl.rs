@@ -186,6 +186,15 @@ struct TraceArgs {
     tp_src: Option<u16>,
     #[arg(long)]
     tp_dst: Option<u16>,
+    /// arp, ip, ipv6, tcp, udp, icmp, tcp6, udp6, icmp6.
+    #[arg(long)]
+    protocol: Option<String>,
+    /// Conntrack state every `ct` reports: new (default), est, rel, inv, with +rpl.
+    #[arg(long)]
+    ct_state: Option<String>,
+    /// An allow-related ACL that admitted the connection in its port's zone (repeatable).
+    #[arg(long)]
+    ct_acl: Vec<String>,
 }
 
 /// Builds named params, skipping `None`s.
@@ -541,6 +550,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             put("ip_proto", t.ip_proto.map(Value::from));
             put("tp_src", t.tp_src.map(Value::from));
             put("tp_dst", t.tp_dst.map(Value::from));
+            put("protocol", t.protocol.map(Value::from));
+            put("ct_state", t.ct_state.map(Value::from));
+            put("ct_acl", (!t.ct_acl.is_empty()).then(|| json!(t.ct_acl)));
             (
                 "trace",
                 P::new()
@@ -663,6 +675,26 @@ fn render_trace(v: &Value) -> String {
     ));
     for d in v["dropped"].as_array().into_iter().flatten() {
         out.push_str(&format!("dropped: {}\n", s(d)));
+    }
+    for d in v["acl"].as_array().into_iter().flatten() {
+        let rule = match &d["rule"] {
+            Value::Null => s(&d["by"]),
+            r => format!(
+                "acl {} (priority {}, {})",
+                s(&r["id"]),
+                r["priority"],
+                s(&r["action"])
+            ),
+        };
+        out.push_str(&format!(
+            "acl: {} {} on {} [ct {}]: {} by {rule}: {}\n",
+            s(&d["port"]),
+            s(&d["direction"]),
+            s(&d["node"]),
+            s(&d["conntrack"]),
+            s(&d["verdict"]),
+            s(&d["reason"])
+        ));
     }
     out
 }

@@ -124,6 +124,42 @@ pub struct DesiredNode {
     /// Logical ports bound on this node whose flows are all in `flows`: once a switch
     /// acknowledges this state, these are `weft-installed`.
     pub bound_ports: BTreeSet<Uuid>,
+    /// The ACLs whose flows are in `flows`, by cookie: what the installer needs to name
+    /// the ACL behind a flow the switch rejects and to fail closed without it.
+    pub acls: BTreeMap<u64, AclFlows>,
+}
+
+/// One ACL's place in a node's flows (see [`DesiredNode::acls`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AclFlows {
+    pub acl: Uuid,
+    pub port: Uuid,
+    pub direction: Direction,
+    /// Cookies of every flow to withhold, with this ACL's own, when the switch refuses
+    /// them, so that what remains is never more permissive than the rules: for `allow`
+    /// and `allow-related` only its own (its traffic falls to the direction's default
+    /// deny); for a `drop` also every allow rule of the same port and direction below it
+    /// (withholding the drop alone would admit what it blocks).
+    pub withhold: BTreeSet<u64>,
+}
+
+impl DesiredNode {
+    /// This state without the flows of the ACLs named by `cookies` (and the flows
+    /// [`AclFlows::withhold`] says go with them): the fail-closed fallback when a switch
+    /// refuses an ACL's flows. Other cookies pass through untouched.
+    pub fn without_acls(&self, cookies: &BTreeSet<u64>) -> DesiredNode {
+        let mut gone: BTreeSet<u64> = BTreeSet::new();
+        for c in cookies {
+            if let Some(a) = self.acls.get(c) {
+                gone.insert(*c);
+                gone.extend(a.withhold.iter().copied());
+            }
+        }
+        let mut out = self.clone();
+        out.flows.retain(|_, c| !gone.contains(&c.cookie));
+        out.acls.retain(|c, _| !gone.contains(c));
+        out
+    }
 }
 
 /// The OFPFC_ADD that installs one flow of a desired or installed flow table.
@@ -489,40 +525,37 @@ impl FlowBuilder<'_> {
             return;
         }
         // Replies and related traffic pass, in both directions, only for connections
-        // whose mark names a rule of this port that still exists.
-        let mut marks: Vec<(u32, u64)> = acls
+        // whose mark names a rule of this port that still exists. Each pass flow sits at
+        // its admitting rule's priority, so that a higher-priority drop of the same
+        // direction (its established-traffic flow below) wins over it.
+        let mut marks: Vec<(u32, u16, u64)> = acls
             .iter()
             .filter(|a| a.action == AclAction::AllowRelated)
-            .map(|a| (acl_mark(&a.id), cookie_for(&a.id)))
+            .map(|a| (acl_mark(&a.id), acl_flow_priority(a), cookie_for(&a.id)))
             .collect();
         let both = [Direction::Egress, Direction::Ingress];
         if !both.iter().all(|d| acls.iter().any(|a| a.direction == *d)) {
-            marks.push((OPEN_DIRECTION_MARK, pc));
+            marks.push((OPEN_DIRECTION_MARK, OPEN_DIRECTION_PRIORITY, pc));
         }
         for (ct_table, next, reg) in [
             (EGRESS_ACL_CT, ARP_RESPONDER, 6),
             (INGRESS_ACL_CT, OUTPUT, 7),
         ] {
-            for (mark, cookie) in &marks {
-                let est = ct_match(ct_bits::EST | ct_bits::TRK, CT_NEW_EST_TRK);
-                let rel = ct_match(
-                    ct_bits::REL | ct_bits::TRK,
-                    ct_bits::NEW | ct_bits::REL | ct_bits::TRK,
+            for (mark, priority, cookie) in &marks {
+                // Established and related in one flow: tracked, neither new nor invalid
+                // is exactly one of the two (and `+inv` is dropped above everything).
+                self.add(
+                    ct_table,
+                    *priority,
+                    vec![
+                        md(),
+                        Field::Reg(reg, u32::from(p.key), None),
+                        ct_match(ct_bits::TRK, ct_bits::NEW | ct_bits::INV | ct_bits::TRK),
+                        Field::CtMark(*mark, None),
+                    ],
+                    vec![goto(next)],
+                    *cookie,
                 );
-                for state in [est, rel] {
-                    self.add(
-                        ct_table,
-                        65534,
-                        vec![
-                            md(),
-                            Field::Reg(reg, u32::from(p.key), None),
-                            state,
-                            Field::CtMark(*mark, None),
-                        ],
-                        vec![goto(next)],
-                        *cookie,
-                    );
-                }
             }
         }
         for dir in [Direction::Egress, Direction::Ingress] {
@@ -576,17 +609,31 @@ impl FlowBuilder<'_> {
                 }
                 continue;
             }
-            for acl in rules {
+            for acl in &rules {
+                let mut withhold = BTreeSet::from([cookie_for(&acl.id)]);
+                if acl.action == AclAction::Drop {
+                    withhold.extend(
+                        rules
+                            .iter()
+                            .filter(|r| r.action != AclAction::Drop && r.priority < acl.priority)
+                            .map(|r| cookie_for(&r.id)),
+                    );
+                }
+                self.out.acls.insert(
+                    cookie_for(&acl.id),
+                    AclFlows {
+                        acl: acl.id,
+                        port: p.id,
+                        direction: dir,
+                        withhold,
+                    },
+                );
                 let et = match acl.ethertype {
                     Ethertype::Ipv4 => ETH_IP,
                     Ethertype::Ipv6 => ETH_IPV6,
                 };
-                let mut base = vec![
-                    md(),
-                    key.clone(),
-                    ct_match(ct_bits::NEW | ct_bits::TRK, ct_bits::NEW | ct_bits::TRK),
-                    Field::EthType(et, None),
-                ];
+                // The rule's own match, without the conntrack state.
+                let mut base = vec![md(), key.clone(), Field::EthType(et, None)];
                 if let Some(proto) = acl.protocol {
                     base.push(Field::IpProto(proto.number(), None));
                 }
@@ -595,6 +642,7 @@ impl FlowBuilder<'_> {
                 {
                     base.push(f);
                 }
+                let new = ct_match(ct_bits::NEW | ct_bits::TRK, ct_bits::NEW | ct_bits::TRK);
                 let insts = match acl.action {
                     AclAction::Drop => vec![],
                     AclAction::Allow => vec![goto(next)],
@@ -603,7 +651,21 @@ impl FlowBuilder<'_> {
                         goto(next),
                     ],
                 };
-                let priority = 1000u16.saturating_add(acl.priority);
+                // A drop is also evaluated for established traffic in the connection's
+                // original direction (`-rpl`: a packet of the side that opened it, in the
+                // direction the rule guards). It wins over the pass flow of a
+                // lower-priority rule that admitted the connection, and re-commits the
+                // connection with [`BLOCKED_MARK`], which no flow passes, so the replies
+                // in the other direction stop too. Replies (`+rpl`) are never matched:
+                // a drop in one direction does not cut what the port opened in the other
+                // (reflexive replies belong to the connection, not to this direction).
+                let blocked = (acl.action == AclAction::Drop).then(|| {
+                    (
+                        ct_match(ct_bits::EST | ct_bits::TRK, CT_NEW_EST_RPL_TRK),
+                        vec![apply(vec![commit_with_mark(zone(), BLOCKED_MARK)])],
+                    )
+                });
+                let priority = acl_flow_priority(acl);
                 let ranges = match (acl.protocol, acl.port_min, acl.port_max) {
                     (Some(proto), lo, hi)
                         if proto.has_ports() && (lo.is_some() || hi.is_some()) =>
@@ -630,13 +692,19 @@ impl FlowBuilder<'_> {
                 for r in ranges {
                     let mut fields = base.clone();
                     fields.extend(r);
+                    let mut new_fields = fields.clone();
+                    new_fields.push(new.clone());
                     self.add(
                         ct_table,
                         priority,
-                        fields,
+                        new_fields,
                         insts.clone(),
                         cookie_for(&acl.id),
                     );
+                    if let Some((est, cut)) = &blocked {
+                        fields.push(est.clone());
+                        self.add(ct_table, priority, fields, cut.clone(), cookie_for(&acl.id));
+                    }
                 }
             }
         }
@@ -980,6 +1048,18 @@ fn commit_with_mark(zone: CtZone, mark: u32) -> Action {
     }))
 }
 
+/// `ct_mark` of a connection a drop rule cut (see [`FlowBuilder::acls`]): no flow passes
+/// it, in either direction, whatever rules exist later; the endpoints have to open a new
+/// connection, which meets the rules as they are then. Distinct from
+/// [`OPEN_DIRECTION_MARK`] and from every [`acl_mark`] (top bit clear).
+pub const BLOCKED_MARK: u32 = 2;
+
+/// Priority, in tables 21 and 41, of an ACL's flows: its new-connection flows, a drop's
+/// established-traffic flows and an `allow-related` rule's pass flows for its mark.
+pub fn acl_flow_priority(acl: &Acl) -> u16 {
+    1000u16.saturating_add(acl.priority)
+}
+
 /// Priority, in tables 21 and 41, of the flow that commits every new connection in the
 /// direction of a port that has no ACLs while the other direction has some. Below every
 /// ACL (1000 + priority), above the table-miss drop.
@@ -989,12 +1069,13 @@ pub const OPEN_DIRECTION_PRIORITY: u16 = 1;
 mod ct_bits {
     pub const NEW: u32 = 0x01;
     pub const EST: u32 = 0x02;
-    pub const REL: u32 = 0x04;
+    pub const RPL: u32 = 0x08;
     pub const INV: u32 = 0x10;
     pub const TRK: u32 = 0x20;
 }
 const CT_INV_TRK: u32 = ct_bits::INV | ct_bits::TRK;
 const CT_NEW_EST_TRK: u32 = ct_bits::NEW | ct_bits::EST | ct_bits::TRK;
+const CT_NEW_EST_RPL_TRK: u32 = CT_NEW_EST_TRK | ct_bits::RPL;
 
 fn ct_match(value: u32, mask: u32) -> Field {
     Field::CtState(value, Some(mask))

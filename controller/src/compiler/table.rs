@@ -411,6 +411,11 @@ pub struct Step {
     pub table: u8,
     /// The matched flow, as `ovs-ofctl dump-flows` prints it; `None` on a table miss.
     pub flow: Option<String>,
+    /// The matched flow's cookie and priority (`None` on a table miss).
+    pub cookie: Option<u64>,
+    pub priority: Option<u16>,
+    /// The packet as it met this table (registers, conntrack state and mark).
+    pub packet: Packet,
     /// What happened besides the flow's own actions (a skipped output, a group bucket).
     pub notes: Vec<String>,
 }
@@ -577,10 +582,24 @@ impl FlowTable {
     /// [`FlowTable::process`] where the connection conntrack finds also carries
     /// `ct_mark` (as a connection committed by an `allow-related` ACL does).
     pub fn process_ct(&self, packet: &Packet, ct_state: u32, ct_mark: u32) -> Outcome {
+        self.process_zones(packet, ct_state, ct_mark, &BTreeMap::new())
+    }
+
+    /// [`FlowTable::process_ct`] where the connection's mark differs per conntrack zone
+    /// (`zone_marks`; other zones report `ct_mark`), as it does for a connection that two
+    /// ports' rules admitted, each in its own zone.
+    pub fn process_zones(
+        &self,
+        packet: &Packet,
+        ct_state: u32,
+        ct_mark: u32,
+        zone_marks: &BTreeMap<u16, u32>,
+    ) -> Outcome {
         let mut w = Walk {
             table: self,
             ct_state,
             ct_mark,
+            zone_marks,
             out: Outcome::default(),
         };
         let mut p = packet.clone();
@@ -599,6 +618,7 @@ struct Walk<'a> {
     table: &'a FlowTable,
     ct_state: u32,
     ct_mark: u32,
+    zone_marks: &'a BTreeMap<u16, u32>,
     out: Outcome,
 }
 
@@ -617,6 +637,9 @@ impl Walk<'_> {
                     depth,
                     table,
                     flow: None,
+                    cookie: None,
+                    priority: None,
+                    packet: p.clone(),
                     notes: vec!["no flow matched: table miss drops".into()],
                 });
                 self.out
@@ -632,6 +655,9 @@ impl Walk<'_> {
                 depth,
                 table,
                 flow: Some(text),
+                cookie: Some(e.cookie),
+                priority: Some(e.priority),
+                packet: p.clone(),
                 notes: Vec::new(),
             });
             let before = self.out.outputs.len();
@@ -758,8 +784,16 @@ impl Walk<'_> {
             Nicira::Ct(ct) => {
                 if ct.recirc_table != openflow::Ct::NO_RECIRC {
                     let mut copy = p.clone();
+                    let zone = match &ct.zone {
+                        openflow::CtZone::Immediate(z) => *z,
+                        openflow::CtZone::Field(sf) => match header_fk(&sf.field) {
+                            Some(k) => p.read_bits(k, sf.ofs, sf.n_bits) as u16,
+                            None => 0,
+                        },
+                    };
                     copy.ct_state = self.ct_state;
-                    copy.ct_mark = self.ct_mark;
+                    copy.ct_zone = zone;
+                    copy.ct_mark = self.zone_marks.get(&zone).copied().unwrap_or(self.ct_mark);
                     self.run(ct.recirc_table, &mut copy, depth + 1);
                 }
             }

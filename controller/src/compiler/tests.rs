@@ -796,28 +796,34 @@ fn compiler_acl_flows_only_for_ports_with_acls() {
     // direction commits); a4 (no ACLs) never meets conntrack.
     assert_eq!(ct_ports, [(6, 1), (6, 2), (7, 1), (7, 2)].into());
     // The 8000-8080 range is three masked matches; ACL flows carry the ACL's cookie.
-    // An allow-related ACL also owns four est/rel flows (both directions of its port)
-    // that pass the connections carrying its mark, and go away with it.
+    // An allow-related ACL also owns two flows (one per direction of its port) that pass
+    // the established and related packets of connections carrying its mark, and go away
+    // with it.
     let flows: Vec<(&FlowKey, &FlowContent)> = d
         .flows
         .iter()
         .filter(|(_, c)| c.cookie == cookie_for(&Uuid::from_u128(0x301)))
         .collect();
-    let range: Vec<&FlowKey> = flows
+    // All of them sit at the rule's priority (1000 + 10), so that a higher-priority drop
+    // wins over the pass flows too.
+    assert!(flows.iter().all(|(k, _)| k.priority == 1010));
+    let mark = Field::CtMark(acl_mark(&Uuid::from_u128(0x301)), None);
+    let (est, range): (Vec<&FlowKey>, Vec<&FlowKey>) = flows
         .iter()
-        .filter(|(k, _)| k.priority == 1010)
         .map(|(k, _)| *k)
-        .collect();
+        .partition(|k| k.r#match.fields.contains(&mark));
     assert_eq!(range.len(), 3);
     assert!(range.iter().all(|k| k.table_id == tables::EGRESS_ACL_CT));
-    let mark = Field::CtMark(acl_mark(&Uuid::from_u128(0x301)), None);
-    let est: Vec<&FlowKey> = flows
+    assert_eq!(est.len(), 2);
+    assert_eq!(flows.len(), 5);
+    // A drop compiles to one flow for new connections and one that cuts established
+    // ones (per port-range mask).
+    let drop_flows = d
+        .flows
         .iter()
-        .filter(|(k, _)| k.priority == 65534 && k.r#match.fields.contains(&mark))
-        .map(|(k, _)| *k)
-        .collect();
-    assert_eq!(est.len(), 4);
-    assert_eq!(flows.len(), 7);
+        .filter(|(_, c)| c.cookie == cookie_for(&Uuid::from_u128(0x303)))
+        .count();
+    assert_eq!(drop_flows, 2);
 }
 
 /// A port with ACLs in one direction only commits every new connection in the open
@@ -900,9 +906,9 @@ fn compiler_acl_closing_the_open_direction_revokes_its_connections() {
             })
             .count()
     };
-    // a1 (ingress ACLs only): est and rel for the open mark in both tables, plus the
-    // commit (IPv4 and IPv6) in its open egress.
-    assert_eq!(open_flows(&m), 6);
+    // a1 (ingress ACLs only): the open mark's pass flow in both tables, plus the commit
+    // (IPv4 and IPv6) in its open egress.
+    assert_eq!(open_flows(&m), 4);
     let mut acls: Vec<Acl> = m.acls().cloned().collect();
     acls.push(acl(
         0x305,
@@ -939,6 +945,234 @@ fn compiler_acl_closing_the_open_direction_revokes_its_connections() {
         table.process_ct(&reply, TRK | EST, new_rule).ports(),
         vec![1]
     );
+}
+
+/// A drop is evaluated for established traffic too: a higher-priority drop matching a
+/// connection that an `allow-related` rule admitted cuts it (the packet is dropped and the
+/// connection re-committed with the blocked mark, which nothing passes, so its replies
+/// stop too); a lower-priority drop does not; and replies to what the port opened are
+/// never matched by a drop of the other direction.
+#[test]
+fn compiler_acl_higher_priority_drop_cuts_established_connections() {
+    use crate::model::Protocol::Tcp;
+    use table::ct_state::*;
+    let base = model_with_acls();
+    let t = topology();
+    let with = |extra: Vec<Acl>| {
+        let mut acls: Vec<Acl> = base.acls().cloned().collect();
+        acls.extend(extra);
+        LogicalModel::from_objects(
+            3,
+            base.switches().cloned().collect(),
+            base.ports().cloned().collect(),
+            acls,
+        )
+        .unwrap()
+    };
+    let drop_to_a3 = |n: u128, priority: u16| {
+        acl(
+            n,
+            0x102,
+            Direction::Egress,
+            priority,
+            AclAction::Drop,
+            Some(Tcp),
+            Some("10.0.0.3/32"),
+            None,
+        )
+    };
+    // Everything runs on hv1 (a1, a2, a4); a3 is on hv2, its packets arrive by tunnel.
+    let on_hv1 = |m: &LogicalModel, from: &str, p: &TracePacket, state: u32, mark: u32| {
+        let b = Bindings::compute(m, &t);
+        let table = table::FlowTable::from_desired(&compile_node_with(m, &t, &b, "hv1"));
+        let mut pkt = p.build(port(m, from)).unwrap();
+        if from == "a3" {
+            pkt.in_port = 10;
+            pkt.tun_id = 5001;
+        } else {
+            pkt.in_port = b.ports[&port(m, from).id].ofport;
+        }
+        table.process_ct(&pkt, state, mark)
+    };
+    let passes = |m: &LogicalModel, from: &str, to: &str, state: u32, mark: u32| -> bool {
+        let p = tcp(port(m, to), 8000);
+        !on_hv1(m, from, &p, state, mark).outputs.is_empty()
+    };
+    let admitted = acl_mark(&Uuid::from_u128(0x301));
+    // a2's TCP 8000 stream to a3, admitted by 0x301 (priority 10), flows both ways.
+    assert!(passes(&base, "a2", "a3", TRK | EST, admitted));
+    assert!(passes(&base, "a3", "a2", TRK | EST | RPL, admitted));
+    // A lower-priority drop leaves it alone (it refuses only new connections that
+    // nothing above it admits).
+    let low = with(vec![drop_to_a3(0x306, 5)]);
+    assert!(passes(&low, "a2", "a3", TRK | EST, admitted));
+    // A higher-priority drop cuts it: a2's next packet is dropped and re-commits the
+    // connection with the blocked mark ...
+    let high = with(vec![drop_to_a3(0x306, 20)]);
+    assert!(!passes(&high, "a2", "a3", TRK | NEW, 0));
+    let out = on_hv1(
+        &high,
+        "a2",
+        &tcp(port(&high, "a3"), 8000),
+        TRK | EST,
+        admitted,
+    );
+    assert!(out.outputs.is_empty());
+    let last = out.steps.last().and_then(|s| s.flow.clone()).unwrap();
+    assert!(
+        last.contains("commit") && last.contains("0x2->ct_mark"),
+        "{last}"
+    );
+    // ... after which nothing of it passes in either direction, whatever rules exist.
+    for m in [&base, &high] {
+        assert!(!passes(m, "a2", "a3", TRK | EST, BLOCKED_MARK));
+        assert!(!passes(m, "a3", "a2", TRK | EST | RPL, BLOCKED_MARK));
+    }
+    // Other connections of the same rule keep flowing (a4 is outside the drop's /32).
+    assert!(passes(&high, "a2", "a4", TRK | EST, admitted));
+    // a1's ingress drop of ICMP from a3 cuts ICMP that a3 started (once admitted by the
+    // lower-priority 0x302), not the replies to pings a1 sent through its open egress.
+    let ping_a1 = ping(port(&base, "a1"));
+    let icmp = acl_mark(&Uuid::from_u128(0x302));
+    assert!(
+        on_hv1(&base, "a3", &ping_a1, TRK | EST, icmp)
+            .outputs
+            .is_empty()
+    );
+    assert!(
+        !on_hv1(&base, "a4", &ping_a1, TRK | EST, icmp)
+            .outputs
+            .is_empty()
+    );
+    let open = OPEN_DIRECTION_MARK;
+    assert!(
+        !on_hv1(&base, "a3", &ping_a1, TRK | EST | RPL, open)
+            .outputs
+            .is_empty()
+    );
+}
+
+/// When a switch refuses an ACL's flows the node runs without them, fail closed: an
+/// allow's traffic meets the default deny; a drop takes the allow rules below it along
+/// (withholding the drop alone would admit what it blocks).
+#[test]
+fn compiler_acl_withheld_on_refusal_fails_closed() {
+    let m = model_with_acls();
+    let t = topology();
+    let d = compile_node(&m, &t, "hv1");
+    let c = |n: u128| cookie_for(&Uuid::from_u128(n));
+    assert_eq!(d.acls[&c(0x301)].withhold, [c(0x301)].into());
+    // a1's ingress drop (20) sits above the ICMP allow-related (5) and the UDP allow (1).
+    assert_eq!(
+        d.acls[&c(0x303)].withhold,
+        [c(0x302), c(0x303), c(0x304)].into()
+    );
+    assert_eq!(d.acls[&c(0x303)].port, Uuid::from_u128(0x101));
+    let without = d.without_acls(&[c(0x303)].into());
+    assert!(
+        without
+            .flows
+            .values()
+            .all(|f| ![c(0x302), c(0x303), c(0x304)].contains(&f.cookie))
+    );
+    assert_eq!(
+        without.acls.keys().copied().collect::<Vec<_>>(),
+        vec![c(0x301)]
+    );
+    // Fail closed: with its rules withheld, a1's ingress admits nothing new (ICMP from
+    // a4 and stateless UDP 53 no longer pass) and the port's other flows stay.
+    let table = table::FlowTable::from_desired(&without);
+    let mut p = ping(port(&m, "a1")).build(port(&m, "a4")).unwrap();
+    p.in_port = 4;
+    assert!(
+        table
+            .process(&p, table::ct_state::TRK | table::ct_state::NEW)
+            .outputs
+            .is_empty()
+    );
+    let full = table::FlowTable::from_desired(&d);
+    assert_eq!(
+        full.process(&p, table::ct_state::TRK | table::ct_state::NEW)
+            .ports(),
+        vec![1]
+    );
+    assert!(without.bound_ports.contains(&Uuid::from_u128(0x101)));
+}
+
+/// `trace` names every ACL decision: the rule (id, priority, action) that admitted or
+/// dropped the packet, or that conntrack state, the open direction or the default deny
+/// decided it.
+#[test]
+fn compiler_trace_names_the_acl_decision() {
+    let m = model_with_acls();
+    let t = topology();
+    let a1 = port(&m, "a1");
+    let one = |from: &str, p: &TracePacket| -> trace::AclDecision {
+        let tr = run(&m, &t, from, p);
+        let v: Vec<&trace::AclDecision> = tr.acl.iter().filter(|d| d.port == "a1").collect();
+        assert_eq!(v.len(), 1, "{:#?}", tr.acl);
+        v[0].clone()
+    };
+    // New ICMP from a4: admitted by the allow-related 0x302 (priority 5).
+    let d = one("a4", &ping(a1));
+    assert_eq!(
+        (d.verdict, d.by, d.conntrack.as_str()),
+        ("allow", "acl", "new")
+    );
+    assert_eq!(d.direction, Direction::Ingress);
+    let rule = d.rule.unwrap();
+    assert_eq!(
+        (rule.id, rule.priority, rule.action),
+        (Uuid::from_u128(0x302), 5, AclAction::AllowRelated)
+    );
+    // From a3 the drop 0x303 (20) wins; TCP 22 meets the default deny.
+    let d = one("a3", &ping(a1));
+    assert_eq!((d.verdict, d.by), ("drop", "acl"));
+    assert_eq!(d.rule.unwrap().id, Uuid::from_u128(0x303));
+    let d = one("a4", &tcp(a1, 22));
+    assert_eq!((d.verdict, d.by), ("drop", "default_deny"));
+    // Conntrack decides: an established connection admitted by 0x302 passes through its
+    // mark; from a3 the drop above it cuts it; an unmarked one has no live rule; +inv.
+    let est = |acl: Option<u128>| TracePacket {
+        ct_state: Some("est".into()),
+        ct_acl: acl.map(Uuid::from_u128).into_iter().collect(),
+        ..ping(a1)
+    };
+    let d = one("a4", &est(Some(0x302)));
+    assert_eq!(
+        (d.verdict, d.by, d.conntrack.as_str()),
+        ("allow", "acl", "est")
+    );
+    assert_eq!(d.rule.unwrap().id, Uuid::from_u128(0x302));
+    let d = one("a3", &est(Some(0x302)));
+    assert_eq!((d.verdict, d.by), ("drop", "acl"));
+    assert_eq!(d.rule.unwrap().action, AclAction::Drop);
+    let d = one("a4", &est(None));
+    assert_eq!((d.verdict, d.by), ("drop", "no_live_rule"));
+    let inv = TracePacket {
+        ct_state: Some("inv".into()),
+        ..ping(a1)
+    };
+    assert_eq!(one("a4", &inv).by, "invalid");
+    // a1's own egress is open: its new connection is admitted and committed there.
+    let tr = run(&m, &t, "a1", &tcp(port(&m, "a4"), 22));
+    let d = &tr.acl[0];
+    assert_eq!(
+        (d.port.as_str(), d.direction, d.by),
+        ("a1", Direction::Egress, "open_direction")
+    );
+    // Bad conntrack input names its field.
+    let bad = TracePacket {
+        ct_state: Some("est+new".into()),
+        ..ping(a1)
+    };
+    assert!(matches!(
+        trace(&m, &t, None, "a4", &bad),
+        Err(trace::TraceError::BadPacket {
+            field: "ct_state",
+            ..
+        })
+    ));
 }
 
 #[test]

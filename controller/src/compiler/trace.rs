@@ -2,7 +2,13 @@
 //! a logical port's VIF; the walk runs [`compile_node`](super::compile_node)'s flows on the
 //! software [`FlowTable`], and follows every tunnel output to the remote node, where it
 //! enters through that node's tunnel port. The result names each table decision, every
-//! logical port the packet reaches and why branches were dropped.
+//! logical port the packet reaches and why branches were dropped, and every ACL decision
+//! ([`AclDecision`]): which rule (id, priority, action) admitted or dropped the packet in
+//! which port's direction, or that conntrack state (invalid, a revoked or blocked
+//! connection) or the default deny decided it.
+//!
+//! [`TracePacket`] is the one description of a packet to trace: the API's `trace` takes
+//! it as its `packet` parameter and weftctl builds it.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -11,10 +17,13 @@ use openflow::Mac;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::table::{FlowTable, Packet, ct_state};
-use super::{Bindings, compile_node_with, link_local};
+use super::table::{FlowTable, Packet, Step, ct_state};
+use super::{
+    Bindings, COOKIE_PIPELINE, OPEN_DIRECTION_PRIORITY, acl_mark, compile_node_with, cookie_for,
+    link_local, tables,
+};
 use crate::fabric::Topology;
-use crate::model::{LogicalModel, LogicalPort, MacAddr};
+use crate::model::{AclAction, Direction, LogicalModel, LogicalPort, MacAddr};
 
 /// How many tunnel crossings a trace follows (one is all split horizon allows).
 const MAX_HOPS: usize = 4;
@@ -23,6 +32,13 @@ const MAX_HOPS: usize = 4;
 /// to the port's own (`eth_src`, `ip_src`, `arp_sha`, `arp_spa`), `eth_dst` to broadcast.
 /// `protocol` is one of `arp`, `ip`, `ipv6`, `tcp`, `udp`, `icmp`, `tcp6`, `udp6`, `icmp6`
 /// (`tcp`/`udp` use IPv6 when `ip_dst` is IPv6); without it the fields given decide.
+///
+/// Conntrack: the packet meets every `ct` as `ct_state` says (default `new`; `est`,
+/// `rel`, `inv`, optionally with `rpl` for the reply direction, e.g. `est+rpl`). Each port
+/// with ACLs tracks the connection in its own zone, with the mark of the rule that
+/// admitted it there: `ct_acl` lists those `allow-related` ACLs (each sets the mark in its
+/// port's zone); `ct_mark` is the raw mark of every other zone (default 0, unmarked, which
+/// no rule passes; `1` is a port's open direction).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TracePacket {
@@ -33,8 +49,9 @@ pub struct TracePacket {
     pub dl_type: Option<u16>,
     pub ip_src: Option<IpAddr>,
     pub ip_dst: Option<IpAddr>,
-    /// IP protocol number when `protocol` does not name it.
-    pub nw_proto: Option<u8>,
+    /// IP protocol number when `protocol` does not name it (`nw_proto` in ovs-ofctl).
+    #[serde(alias = "nw_proto")]
+    pub ip_proto: Option<u8>,
     pub tp_src: Option<u16>,
     pub tp_dst: Option<u16>,
     pub icmp_type: Option<u8>,
@@ -47,6 +64,104 @@ pub struct TracePacket {
     pub nd_target: Option<Ipv6Addr>,
     pub nd_sll: Option<MacAddr>,
     pub nd_tll: Option<MacAddr>,
+    pub ct_state: Option<String>,
+    pub ct_mark: Option<u32>,
+    pub ct_acl: Vec<Uuid>,
+}
+
+impl TracePacket {
+    /// Every field name (for callers that validate a packet field by field).
+    pub const FIELDS: &'static [&'static str] = &[
+        "eth_src",
+        "eth_dst",
+        "protocol",
+        "dl_type",
+        "ip_src",
+        "ip_dst",
+        "ip_proto",
+        "nw_proto",
+        "tp_src",
+        "tp_dst",
+        "icmp_type",
+        "icmp_code",
+        "arp_op",
+        "arp_spa",
+        "arp_tpa",
+        "arp_sha",
+        "arp_tha",
+        "nd_target",
+        "nd_sll",
+        "nd_tll",
+        "ct_state",
+        "ct_mark",
+        "ct_acl",
+    ];
+
+    /// The conntrack state every `ct` reports for this packet, and the mark of zones
+    /// `ct_acl` does not name.
+    pub fn conntrack(&self) -> Result<(u32, u32), TraceError> {
+        let bad = |reason: String| TraceError::BadPacket {
+            field: "ct_state",
+            reason,
+        };
+        let mut state = ct_state::TRK;
+        let text = self.ct_state.as_deref().unwrap_or("new");
+        for flag in text
+            .split(['+', ',', ' '])
+            .filter(|f| !f.is_empty() && *f != "trk")
+        {
+            state |= match flag {
+                "new" => ct_state::NEW,
+                "est" => ct_state::EST,
+                "rel" => ct_state::REL,
+                "rpl" => ct_state::RPL,
+                "inv" => ct_state::INV,
+                other => {
+                    return Err(bad(format!(
+                        "unknown conntrack flag {other:?} (new, est, rel, rpl, inv)"
+                    )));
+                }
+            };
+        }
+        if state & (ct_state::NEW | ct_state::EST | ct_state::REL | ct_state::INV) == 0 {
+            return Err(bad(format!(
+                "{text:?} names no state (new, est, rel or inv)"
+            )));
+        }
+        if state & ct_state::NEW != 0 && state & (ct_state::EST | ct_state::RPL) != 0 {
+            return Err(bad(
+                "a new connection is neither established nor a reply".into()
+            ));
+        }
+        Ok((state, self.ct_mark.unwrap_or(0)))
+    }
+
+    /// Conntrack zone -> mark for the `ct_acl` rules.
+    pub fn zone_marks(&self, model: &LogicalModel) -> Result<BTreeMap<u16, u32>, TraceError> {
+        let mut out = BTreeMap::new();
+        for id in &self.ct_acl {
+            let bad = |reason: String| TraceError::BadPacket {
+                field: "ct_acl",
+                reason,
+            };
+            let acl = model.acl(id).ok_or_else(|| bad(format!("no ACL {id}")))?;
+            if acl.action != AclAction::AllowRelated {
+                return Err(bad(format!(
+                    "ACL {id} is not allow-related: it admits no connection"
+                )));
+            }
+            let port = model
+                .port(&acl.port)
+                .ok_or_else(|| bad(format!("ACL {id}'s port is gone")))?;
+            if out.insert(port.zone, acl_mark(id)).is_some() {
+                return Err(bad(format!(
+                    "two ACLs of port {} name the one mark of its zone",
+                    port.name
+                )));
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Why a trace could not start.
@@ -75,6 +190,167 @@ pub struct Trace {
     pub delivered: Vec<Delivery>,
     /// Why branches ended without reaching a port (table miss, explicit drop, no tunnel).
     pub dropped: Vec<String>,
+    /// Every ACL decision on the way, in order (ports with ACLs only).
+    pub acl: Vec<AclDecision>,
+}
+
+/// What a port's ACLs did with the packet in one direction (tables 21 and 41).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AclDecision {
+    pub node: String,
+    pub port: String,
+    pub port_id: Uuid,
+    pub direction: Direction,
+    /// The conntrack state the decision saw, e.g. `new`, `est`, `est+rpl`, `inv`.
+    pub conntrack: String,
+    /// `allow` or `drop`.
+    pub verdict: &'static str,
+    /// What decided: `acl` (the rule in `rule`), `open_direction` (the direction has no
+    /// ACL), `default_deny` (no rule admits a new connection), `invalid` (conntrack says
+    /// invalid), `no_live_rule` (established, but its `ct_mark` names no rule that still
+    /// exists: revoked, blocked or unmarked).
+    pub by: &'static str,
+    /// The rule, when `by` is `acl`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<AclRule>,
+    /// The decision in words.
+    pub reason: String,
+}
+
+/// The ACL behind a decision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AclRule {
+    pub id: Uuid,
+    pub priority: u16,
+    pub action: AclAction,
+}
+
+fn ct_text(state: u32) -> String {
+    let mut v: Vec<&str> = Vec::new();
+    for (bit, name) in [
+        (ct_state::NEW, "new"),
+        (ct_state::EST, "est"),
+        (ct_state::REL, "rel"),
+        (ct_state::INV, "inv"),
+        (ct_state::RPL, "rpl"),
+    ] {
+        if state & bit != 0 {
+            v.push(name);
+        }
+    }
+    if v.is_empty() {
+        "untracked".into()
+    } else {
+        v.join("+")
+    }
+}
+
+/// The ACL decision a step in table 21 or 41 stands for; `None` for any other step.
+fn acl_decision(model: &LogicalModel, node: &str, step: &Step) -> Option<AclDecision> {
+    let (direction, key) = match step.table {
+        tables::EGRESS_ACL_CT => (Direction::Egress, step.packet.regs[6]),
+        tables::INGRESS_ACL_CT => (Direction::Ingress, step.packet.regs[7]),
+        _ => return None,
+    };
+    let p = &step.packet;
+    let port = model
+        .switches()
+        .find(|s| u64::from(s.vni) == p.metadata)
+        .and_then(|s| {
+            model
+                .ports_of_switch(&s.id)
+                .find(|lp| u32::from(lp.key) == key)
+        });
+    let (port_name, port_id) = port.map(|lp| (lp.name.clone(), lp.id)).unwrap_or_default();
+    let conntrack = ct_text(p.ct_state);
+    let new = p.ct_state & ct_state::NEW != 0;
+    let cookie = step.cookie.unwrap_or(COOKIE_PIPELINE);
+    let rule = model
+        .acls()
+        .find(|a| a.port == port_id && cookie_for(&a.id) == cookie);
+    let (verdict, by, reason) = if p.ct_state & ct_state::INV != 0 {
+        (
+            "drop",
+            "invalid",
+            "conntrack says the packet is invalid".to_string(),
+        )
+    } else if let Some(a) = rule {
+        match (a.action, new) {
+            (AclAction::Drop, true) => (
+                "drop",
+                "acl",
+                "the highest-priority rule matching this new connection drops it".into(),
+            ),
+            (AclAction::Drop, false) => (
+                "drop",
+                "acl",
+                "a drop rule above the rule that admitted this connection matches it: the \
+                 connection is re-committed as blocked, both directions stop"
+                    .into(),
+            ),
+            (AclAction::Allow, _) => (
+                "allow",
+                "acl",
+                "a stateless allow rule matches (nothing is committed; replies need their own rule)"
+                    .into(),
+            ),
+            (AclAction::AllowRelated, true) => (
+                "allow",
+                "acl",
+                "an allow-related rule admits this new connection and commits it with its mark"
+                    .into(),
+            ),
+            (AclAction::AllowRelated, false) => (
+                "allow",
+                "acl",
+                format!(
+                    "conntrack: {conntrack} in a connection this allow-related rule admitted \
+                     (ct_mark {:#x})",
+                    p.ct_mark
+                ),
+            ),
+        }
+    } else if port.is_some_and(|lp| cookie == cookie_for(&lp.id))
+        && step.priority == Some(OPEN_DIRECTION_PRIORITY)
+    {
+        let what = if new {
+            "the direction has no ACL: the new connection passes and is committed"
+        } else {
+            "conntrack: part of a connection the port opened through its open direction"
+        };
+        ("allow", "open_direction", what.to_string())
+    } else if new {
+        (
+            "drop",
+            "default_deny",
+            "no rule admits this new connection: the direction's default deny".to_string(),
+        )
+    } else {
+        (
+            "drop",
+            "no_live_rule",
+            format!(
+                "conntrack: {conntrack}, but the connection's ct_mark {:#x} names no rule of \
+                 this port that still exists (revoked, blocked or unmarked)",
+                p.ct_mark
+            ),
+        )
+    };
+    Some(AclDecision {
+        node: node.to_string(),
+        port: port_name,
+        port_id,
+        direction,
+        conntrack,
+        verdict,
+        by,
+        rule: rule.map(|a| AclRule {
+            id: a.id,
+            priority: a.priority,
+            action: a.action,
+        }),
+        reason,
+    })
 }
 
 impl Trace {
@@ -167,8 +443,8 @@ impl TracePacket {
         let v6_dst = matches!(self.ip_dst, Some(IpAddr::V6(_)));
         let (eth_type, proto): (u16, Option<u8>) = match self.protocol.as_deref() {
             Some("arp") => (0x0806, None),
-            Some("ip" | "ipv4") => (0x0800, self.nw_proto),
-            Some("ipv6") => (0x86dd, self.nw_proto),
+            Some("ip" | "ipv4") => (0x0800, self.ip_proto),
+            Some("ipv6") => (0x86dd, self.ip_proto),
             Some("tcp") => (if v6_dst { 0x86dd } else { 0x0800 }, Some(6)),
             Some("udp") => (if v6_dst { 0x86dd } else { 0x0800 }, Some(17)),
             Some("icmp") => (0x0800, Some(1)),
@@ -187,7 +463,7 @@ impl TracePacket {
                 if self.arp_op.is_some() || self.arp_tpa.is_some() {
                     (0x0806, None)
                 } else if let Some(ip) = self.ip_dst {
-                    (if ip.is_ipv6() { 0x86dd } else { 0x0800 }, self.nw_proto)
+                    (if ip.is_ipv6() { 0x86dd } else { 0x0800 }, self.ip_proto)
                 } else {
                     (self.dl_type.unwrap_or(0x88b5), None)
                 }
@@ -297,17 +573,48 @@ pub fn trace(
         });
     }
     let mut first = packet.build(lp)?;
+    let (state, mark) = packet.conntrack()?;
+    let zones = packet.zone_marks(model)?;
     first.in_port = b.ofport;
-    Ok(walk(model, topology, &bindings, &b.node, first))
+    Ok(walk_ct(
+        model, topology, &bindings, &b.node, first, state, mark, &zones,
+    ))
 }
 
-/// Sends `packet` (with `in_port` set) into `node`'s bridge and follows it across tunnels.
+/// Sends `packet` (with `in_port` set) into `node`'s bridge and follows it across tunnels;
+/// every `ct` says `+trk+new`.
 pub fn walk(
     model: &LogicalModel,
     topology: &Topology,
     bindings: &Bindings,
     node: &str,
     packet: Packet,
+) -> Trace {
+    let new = ct_state::TRK | ct_state::NEW;
+    walk_ct(
+        model,
+        topology,
+        bindings,
+        node,
+        packet,
+        new,
+        0,
+        &BTreeMap::new(),
+    )
+}
+
+/// [`walk`] with the conntrack state every `ct` reports and the connection's mark per
+/// zone (`ct_mark` elsewhere).
+#[allow(clippy::too_many_arguments)] // the walk's inputs, each distinct
+pub fn walk_ct(
+    model: &LogicalModel,
+    topology: &Topology,
+    bindings: &Bindings,
+    node: &str,
+    packet: Packet,
+    ct_state: u32,
+    ct_mark: u32,
+    zone_marks: &BTreeMap<u16, u32>,
 ) -> Trace {
     let mut out = Trace::default();
     let mut tables: BTreeMap<String, FlowTable> = BTreeMap::new();
@@ -317,7 +624,13 @@ pub fn walk(
         let table = tables.entry(n.clone()).or_insert_with(|| {
             FlowTable::from_desired(&compile_node_with(model, topology, bindings, &n))
         });
-        let outcome = table.process(&pkt, ct_state::TRK | ct_state::NEW);
+        let outcome = table.process_zones(&pkt, ct_state, ct_mark, zone_marks);
+        out.acl.extend(
+            outcome
+                .steps
+                .iter()
+                .filter_map(|s| acl_decision(model, &n, s)),
+        );
         let mut hop = Hop {
             node: n.clone(),
             in_port: pkt.in_port,
@@ -421,22 +734,12 @@ impl crate::api::Tracer for LiveTracer {
         model: &LogicalModel,
         _observed: &crate::observed::ObservedState,
         port: &LogicalPort,
-        packet: &crate::api::TracePacket,
+        packet: &TracePacket,
     ) -> Result<serde_json::Value, crate::error::ApiError> {
         use crate::error::ApiError;
-        let p = TracePacket {
-            eth_src: packet.eth_src,
-            eth_dst: Some(packet.eth_dst),
-            ip_src: packet.ip_src,
-            ip_dst: packet.ip_dst,
-            nw_proto: packet.ip_proto,
-            tp_src: packet.tp_src,
-            tp_dst: packet.tp_dst,
-            arp_op: packet.arp_op,
-            ..TracePacket::default()
-        };
+        let p = packet;
         let topology = self.fabric.topology();
-        let t = trace(model, &topology, None, &port.id.to_string(), &p).map_err(|e| match e {
+        let t = trace(model, &topology, None, &port.id.to_string(), p).map_err(|e| match e {
             TraceError::PortNotFound(_) => ApiError::not_found("port", "port", &port.name),
             TraceError::BadPacket { field, reason } => {
                 ApiError::invalid(format!("packet.{field}"), reason)

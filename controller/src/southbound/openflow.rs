@@ -28,11 +28,11 @@ use tokio::task::JoinHandle;
 use tokio_util::codec::{Decoder, Encoder, Framed};
 use tokio_util::sync::CancellationToken;
 
-use crate::compiler::{DesiredNode, GroupSpec};
+use crate::compiler::{DesiredNode, GroupSpec, cookie_for};
 use crate::fabric::Fabric;
-use crate::observed::{ObservedState, TransportNode};
+use crate::observed::{FlowRejection, ObservedState, TransportNode};
 use crate::reconcile;
-use session::{CloseReason, Session, SessionConfig, SessionEvent, describe_error};
+use session::{CloseReason, Session, SessionConfig, SessionEvent, describe_error, error_name};
 
 /// Tunables of the OpenFlow southbound.
 #[derive(Debug, Clone, Copy)]
@@ -594,7 +594,53 @@ fn set_connected(observed: &ObservedState, node: &str, dpid: u64, up: bool) {
 /// Outcome of one install attempt.
 enum Install {
     Done,
-    Rejected,
+    /// The switch refused the install (nothing of it took effect: bundles are atomic);
+    /// what it named, if anything.
+    Rejected(Vec<Refusal>),
+}
+
+/// One ERROR the switch answered an install with, and the message it refers to (by xid,
+/// else decoded from the start of the request the ERROR carries).
+struct Refusal {
+    message: Option<Message>,
+    error: ErrorMsg,
+}
+
+impl Refusal {
+    fn new(message: Option<&Message>, error: ErrorMsg) -> Self {
+        let message = message.cloned().or_else(|| {
+            error.offending().map(|m| match m.body {
+                Message::BundleAdd(b) => b.message.body,
+                other => other,
+            })
+        });
+        Refusal { message, error }
+    }
+
+    /// The cookie of the refused flow mod, if the refusal names one.
+    fn cookie(&self) -> Option<u64> {
+        match &self.message {
+            Some(Message::FlowMod(fm)) => Some(fm.cookie),
+            _ => None,
+        }
+    }
+
+    fn text(&self) -> String {
+        match &self.message {
+            Some(m) => change_text(m),
+            None => "bundle commit".into(),
+        }
+    }
+}
+
+/// An ACL (by cookie) the node runs without because the switch refused its flows.
+#[derive(Debug, Clone)]
+struct Withheld {
+    /// Every ACL withheld with it (itself first), for status and events.
+    acls: Vec<uuid::Uuid>,
+    /// How long to wait before the next attempt, doubled after each refusal.
+    backoff: Duration,
+    retry_at: tokio::time::Instant,
 }
 
 /// The per-connection reconciliation loop.
@@ -606,6 +652,10 @@ struct Installer<'a> {
     groups: BTreeMap<u32, GroupSpec>,
     use_bundles: bool,
     next_bundle: u32,
+    /// ACLs (by cookie) whose flows are left out of what is installed, fail closed.
+    withheld: BTreeMap<u64, Withheld>,
+    /// Withheld ACLs being tried again in the current install.
+    retrying: BTreeMap<u64, Withheld>,
 }
 
 impl<'a> Installer<'a> {
@@ -617,7 +667,168 @@ impl<'a> Installer<'a> {
             groups: BTreeMap::new(),
             use_bundles: true,
             next_bundle: 1,
+            withheld: BTreeMap::new(),
+            retrying: BTreeMap::new(),
         }
+    }
+
+    /// What to install: the desired state without the withheld ACLs' flows. Withheld
+    /// ACLs the desired state no longer has (deleted, port moved away) are forgotten.
+    fn effective(&mut self, desired: &DesiredNode) -> DesiredNode {
+        let gone: Vec<u64> = self
+            .withheld
+            .keys()
+            .chain(self.retrying.keys())
+            .filter(|c| !desired.acls.contains_key(c))
+            .copied()
+            .collect();
+        for c in gone {
+            let w = self
+                .withheld
+                .remove(&c)
+                .or_else(|| self.retrying.remove(&c));
+            for acl in w.map(|w| w.acls).unwrap_or_default() {
+                self.ctx.observed.acl_restored(self.node, acl);
+            }
+        }
+        if self.withheld.is_empty() {
+            return desired.clone();
+        }
+        desired.without_acls(&self.withheld.keys().copied().collect())
+    }
+
+    /// `installed` went through: its ACLs are in force on this node. Clears their
+    /// rejections, those of retried ACLs and any a previous connection to this switch left.
+    fn installed_ok(&mut self, installed: &DesiredNode) {
+        for (_, w) in std::mem::take(&mut self.retrying) {
+            tracing::info!(node = self.node, acls = ?w.acls, "refused ACL flows accepted on retry; in force again");
+        }
+        for a in installed.acls.values() {
+            self.ctx.observed.acl_restored(self.node, a.acl);
+        }
+    }
+
+    /// Moves withheld ACLs whose retry is due into the next install.
+    fn release_due(&mut self) {
+        let now = tokio::time::Instant::now();
+        let due: Vec<u64> = self
+            .withheld
+            .iter()
+            .filter(|(_, w)| w.retry_at <= now)
+            .map(|(c, _)| *c)
+            .collect();
+        for c in due {
+            if let Some(w) = self.withheld.remove(&c) {
+                tracing::info!(node = self.node, acls = ?w.acls, "retrying refused ACL flows");
+                self.retrying.insert(c, w);
+            }
+        }
+    }
+
+    fn next_retry(&self) -> Option<tokio::time::Instant> {
+        self.withheld.values().map(|w| w.retry_at).min()
+    }
+
+    /// Handles a refused install: every refusal is logged and announced, naming the ACL
+    /// or port its flow came from. A refused ACL is withheld (with what
+    /// [`crate::compiler::AclFlows::withhold`] says goes with it) and retried with
+    /// backoff; returns whether any was, i.e. whether installing the rest right away can
+    /// succeed.
+    fn refused(&mut self, desired: &DesiredNode, refusals: &[Refusal]) -> bool {
+        let mut withheld_any = false;
+        // A failed retry puts its ACLs back, with a longer wait.
+        let mut retried = std::mem::take(&mut self.retrying);
+        let empty = [Refusal {
+            message: None,
+            error: ErrorMsg {
+                kind: ErrorKind::Standard {
+                    err_type: ErrorType::BadRequest,
+                    code: 0,
+                },
+                data: Vec::new(),
+            },
+        }];
+        let refusals = if refusals.is_empty() {
+            &empty[..]
+        } else {
+            refusals
+        };
+        for r in refusals {
+            let flow = r.text();
+            let error = error_name(&r.error);
+            let cookie = r.cookie();
+            let owner = cookie.and_then(|c| desired.acls.get(&c).map(|a| (c, a)));
+            if let Some((c, _)) = owner
+                && self.withheld.contains_key(&c)
+            {
+                continue; // another refusal of the same ACL in this install
+            }
+            if let Some((c, a)) = owner {
+                let backoff = retried
+                    .remove(&c)
+                    .map(|w| (w.backoff * 2).min(self.ctx.settings.retry_max))
+                    .unwrap_or(self.ctx.settings.retry_min);
+                let mut acls = vec![a.acl];
+                acls.extend(
+                    a.withhold
+                        .iter()
+                        .filter(|w| **w != c)
+                        .filter_map(|w| desired.acls.get(w).map(|x| x.acl)),
+                );
+                tracing::error!(
+                    node = self.node, acl = %a.acl, port = %a.port, direction = ?a.direction,
+                    %flow, %error, withheld = ?acls, retry_in = ?backoff,
+                    "switch refused an ACL's flows; installing the rest without them (fail closed)"
+                );
+                self.ctx.observed.flows_rejected(FlowRejection {
+                    node: self.node.to_string(),
+                    acl: Some(a.acl),
+                    port: Some(a.port),
+                    flow,
+                    error,
+                    withheld: acls.clone(),
+                });
+                self.withheld.insert(
+                    c,
+                    Withheld {
+                        acls,
+                        backoff,
+                        retry_at: tokio::time::Instant::now() + backoff,
+                    },
+                );
+                withheld_any = true;
+            } else {
+                let port = cookie.and_then(|c| {
+                    desired
+                        .bound_ports
+                        .iter()
+                        .find(|p| cookie_for(p) == c)
+                        .copied()
+                });
+                tracing::error!(
+                    node = self.node, port = ?port, cookie = ?cookie.map(|c| format!("{c:#x}")),
+                    %flow, %error,
+                    "switch refused part of the desired state; not reported installed, will re-dump and retry"
+                );
+                self.ctx.observed.flows_rejected(FlowRejection {
+                    node: self.node.to_string(),
+                    acl: None,
+                    port,
+                    flow,
+                    error,
+                    withheld: Vec::new(),
+                });
+            }
+        }
+        // Retried ACLs the refusal did not name stay withheld, with a longer wait: the
+        // install failed, so they were not accepted either.
+        for (c, mut w) in retried {
+            w.backoff = (w.backoff * 2).min(self.ctx.settings.retry_max);
+            w.retry_at = tokio::time::Instant::now() + w.backoff;
+            self.withheld.insert(c, w);
+            withheld_any = true;
+        }
+        withheld_any
     }
 
     async fn run(&mut self, conn: &mut Conn) -> ConnError {
@@ -637,13 +848,22 @@ impl<'a> Installer<'a> {
         }
         loop {
             let desired = desired_rx.borrow_and_update().clone();
-            match self.reconcile(conn, &desired).await {
+            let effective = self.effective(&desired);
+            match self.reconcile(conn, &effective).await {
                 Err(e) => return e,
-                Ok(Install::Done) => backoff = self.ctx.settings.retry_min,
-                Ok(Install::Rejected) => {
-                    // Re-dump and retry after a pause; a new desired state is picked up
-                    // by the retry.
+                Ok(Install::Done) => {
+                    backoff = self.ctx.settings.retry_min;
+                    self.installed_ok(&effective);
+                }
+                Ok(Install::Rejected(refusals)) => {
+                    // Nothing of the bundle took effect; re-dump before the next try.
                     self.flows = None;
+                    if self.refused(&desired, &refusals) {
+                        // Fail closed: install the rest at once, without the refused ACL.
+                        continue;
+                    }
+                    // Not an ACL's flow: retry everything after a pause; a new desired
+                    // state is picked up by the retry.
                     tracing::info!(
                         node = self.node,
                         ?backoff,
@@ -656,11 +876,16 @@ impl<'a> Installer<'a> {
                     continue;
                 }
             }
-            // Idle until the desired state changes, keeping the session alive.
+            // Idle until the desired state changes or a withheld ACL is due for another
+            // try, keeping the session alive.
             loop {
                 tokio::select! {
                     r = desired_rx.changed() => {
                         if r.is_err() { return ConnError::Shutdown }
+                        break;
+                    }
+                    _ = sleep_until_opt(self.next_retry()) => {
+                        self.release_due();
                         break;
                     }
                     ev = conn.next_event() => if let Err(e) = ev { return e },
@@ -693,9 +918,9 @@ impl<'a> Installer<'a> {
             );
         } else {
             OpenFlowStats::bump(&self.ctx.stats.changes_sent, changes.len() as u64);
-            let ok = if self.use_bundles {
+            let result = if self.use_bundles {
                 match self.install_bundle(conn, &changes).await? {
-                    Some(ok) => ok,
+                    Some(r) => r,
                     None => {
                         self.use_bundles = false;
                         self.install_plain(conn, &changes).await?
@@ -704,9 +929,9 @@ impl<'a> Installer<'a> {
             } else {
                 self.install_plain(conn, &changes).await?
             };
-            if !ok {
+            if let Err(refusals) = result {
                 OpenFlowStats::bump(&self.ctx.stats.failed_installs, 1);
-                return Ok(Install::Rejected);
+                return Ok(Install::Rejected(refusals));
             }
             OpenFlowStats::bump(&self.ctx.stats.installs, 1);
             reconcile::apply(&mut flows, &mut self.groups, &changes);
@@ -781,12 +1006,14 @@ impl<'a> Installer<'a> {
     }
 
     /// Installs `changes` in one atomic, ordered bundle followed by a barrier. `Ok(None)`:
-    /// the switch does not do bundles (fall back); `Ok(Some(ok))`: whether it took them.
+    /// the switch does not do bundles (fall back); `Ok(Some(r))`: whether it took them,
+    /// or what it refused. OVS answers a failed commit with an ERROR for the message that
+    /// failed (the inner flow mod, whose xid is its BUNDLE_ADD's) and one for the commit.
     async fn install_bundle(
         &mut self,
         conn: &mut Conn,
         changes: &[Message],
-    ) -> Result<Option<bool>, ConnError> {
+    ) -> Result<Option<Result<(), Vec<Refusal>>>, ConnError> {
         let flags = bundle_flags::ATOMIC | bundle_flags::ORDERED;
         let id = self.next_bundle;
         self.next_bundle = self.next_bundle.wrapping_add(1).max(1);
@@ -804,6 +1031,7 @@ impl<'a> Installer<'a> {
         let barrier = s.barrier();
         let mut committed = false;
         let mut failed = false;
+        let mut refusals = Vec::new();
         let node = self.node;
         let wait = async {
             loop {
@@ -830,6 +1058,7 @@ impl<'a> Installer<'a> {
                     SessionEvent::Error { xid, error } => {
                         if let Some(c) = sent.get(&xid) {
                             log_rejection(node, &change_text(c), &error);
+                            refusals.push(Refusal::new(Some(c), error));
                         } else if xid == commit {
                             log_rejection(node, "bundle commit", &error);
                         } else {
@@ -861,7 +1090,11 @@ impl<'a> Installer<'a> {
                 .map_err(|_| ConnError::Timeout("barrier"))??;
             return Ok(None);
         }
-        Ok(Some(committed && !failed))
+        if committed && !failed {
+            Ok(Some(Ok(())))
+        } else {
+            Ok(Some(Err(refusals)))
+        }
     }
 
     /// Installs `changes` as plain messages followed by a barrier (switches without
@@ -870,7 +1103,7 @@ impl<'a> Installer<'a> {
         &mut self,
         conn: &mut Conn,
         changes: &[Message],
-    ) -> Result<bool, ConnError> {
+    ) -> Result<Result<(), Vec<Refusal>>, ConnError> {
         let s = &mut conn.session;
         let mut sent = BTreeMap::new();
         for c in changes {
@@ -879,7 +1112,7 @@ impl<'a> Installer<'a> {
         }
         let barrier = s.barrier();
         let node = self.node;
-        let mut failed = false;
+        let mut refusals = Vec::new();
         let wait = async {
             loop {
                 match conn.next_event().await? {
@@ -889,7 +1122,7 @@ impl<'a> Installer<'a> {
                     SessionEvent::Error { xid, error } => match sent.get(&xid) {
                         Some(c) => {
                             log_rejection(node, &change_text(c), &error);
-                            failed = true;
+                            refusals.push(Refusal::new(Some(c), error));
                         }
                         None => {
                             tracing::warn!(%node, xid, error = %describe_error(&error), "unrelated switch error during install")
@@ -902,7 +1135,11 @@ impl<'a> Installer<'a> {
         tokio::time::timeout(self.ctx.settings.request_timeout, wait)
             .await
             .map_err(|_| ConnError::Timeout("flow mods and barrier"))??;
-        Ok(!failed)
+        Ok(if refusals.is_empty() {
+            Ok(())
+        } else {
+            Err(refusals)
+        })
     }
 }
 
@@ -932,9 +1169,11 @@ fn change_text(m: &Message) -> String {
     print_message(&OfpMessage::new(0, m.clone()))
 }
 
+/// Logs one ERROR answering an install; [`Installer::refused`] then says what Weft does
+/// about it, naming the ACL or port.
 fn log_rejection(node: &str, what: &str, error: &ErrorMsg) {
-    tracing::error!(%node, flow = %what, error = %describe_error(error),
-        "switch rejected part of the desired state; not reported installed, will re-dump and retry");
+    tracing::warn!(%node, flow = %what, error = %describe_error(error),
+        "switch refused a message of the install");
 }
 
 #[cfg(test)]

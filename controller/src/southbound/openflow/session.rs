@@ -492,10 +492,9 @@ fn onf_bundle_error(exp_type: u16) -> Option<&'static str> {
         .and_then(|i| NAMES.get(usize::from(i)).copied())
 }
 
-/// An ERROR as one line: its name and the offending request decoded (`ovs-ofctl`
-/// style), or the text a HELLO_FAILED carries.
-pub fn describe_error(e: &ErrorMsg) -> String {
-    let name = match e.kind {
+/// OpenFlow's (or ONF's bundle extension's) name for an ERROR, e.g. `OFPFMFC_TABLE_FULL`.
+pub fn error_name(e: &ErrorMsg) -> String {
+    match e.kind {
         ErrorKind::Standard { err_type, code } => openflow::error_name(err_type, code),
         ErrorKind::Experimenter {
             exp_type,
@@ -504,7 +503,13 @@ pub fn describe_error(e: &ErrorMsg) -> String {
             (ONF_EXPERIMENTER, Some(n)) => format!("ONFBFC_{n}"),
             _ => format!("experimenter {experimenter:#x} type {exp_type}"),
         },
-    };
+    }
+}
+
+/// An ERROR as one line: its name and the offending request decoded (`ovs-ofctl`
+/// style), or the text a HELLO_FAILED carries.
+pub fn describe_error(e: &ErrorMsg) -> String {
+    let name = error_name(e);
     let detail = match (e.kind, e.offending()) {
         (
             ErrorKind::Standard {
