@@ -606,13 +606,13 @@ fn main() {
         );
     }
     let doc = json!({ "bench": "compile", "baseline": BASELINE, "rows": rows });
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("target")
-        .join("compile_bench.json");
     let target = std::env::var("CARGO_TARGET_DIR")
-        .map(|d| std::path::PathBuf::from(d).join("compile_bench.json"))
-        .unwrap_or(path);
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+        .join("compile_bench.json");
+    if let Some(dir) = target.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
     match std::fs::write(
         &target,
         serde_json::to_string_pretty(&doc).unwrap_or_default(),
