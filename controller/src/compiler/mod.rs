@@ -17,9 +17,11 @@
 //! ofport: exactly one node ever programs a port. See [`Bindings::compute`].
 //!
 //! ## Incremental compilation
-//! [`compile_node`] reads only the switches the node participates in. [`node_fingerprint`]
-//! summarises exactly those inputs; the compiler task recompiles a node only when its
-//! fingerprint changed (or calls [`nodes_affected`] for two snapshots).
+//! [`compile_node`] reads only the switches the node participates in. The compiler task's
+//! [`IncrementalCompiler`] diffs each new model and topology against the previous ones,
+//! keeps the bindings and a switch -> member nodes index up to date from that diff, and
+//! recompiles only the members of what changed. [`node_fingerprint`] summarises the same
+//! inputs for one node ([`nodes_affected`] compares two snapshots with it).
 //!
 //! ## Wiring (compiler task, reconciler, API)
 //! - Compiler task: keep one [`IncrementalCompiler`]; on every new model snapshot or
@@ -1062,8 +1064,8 @@ fn v6(ip: &IpAddr) -> Option<Ipv6Addr> {
 /// Everything [`compile_node`] reads for one node, in a comparable form: the node's own
 /// endpoint and tunnel ofports, and for every switch it participates in the switch and all
 /// of its bound ports with where they are bound and their endpoint. Two equal fingerprints
-/// compile to the same [`DesiredNode`], so the compiler task recompiles a node only when
-/// its fingerprint changed.
+/// compile to the same [`DesiredNode`]. (Deep and per node: the compiler task tracks
+/// changes per object instead, see [`IncrementalCompiler`].)
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NodeFingerprint {
     pub endpoint: Option<(IpAddr, EncapType)>,
