@@ -1163,7 +1163,7 @@ pub struct IncrementalCompiler {
     model: LogicalModel,
     topology: Topology,
     bindings: Bindings,
-    /// `iface-id` -> the VIFs that carry it, as (node, ofport).
+    /// `iface-id` ([`claim_key`]) -> the VIFs that carry it, as (node, ofport).
     claims: HashMap<String, BTreeSet<(String, u32)>>,
     /// Logical switch -> node -> how many of the switch's ports are bound there.
     members: HashMap<Uuid, BTreeMap<String, usize>>,
@@ -1280,10 +1280,11 @@ impl IncrementalCompiler {
         }
         for (iface, vif) in old {
             if new.get(iface).map(|v| v.ofport) != Some(vif.ofport) {
-                if let Some(set) = self.claims.get_mut(iface) {
+                let key = claim_key(iface);
+                if let Some(set) = self.claims.get_mut(&key) {
                     set.remove(&(ch.id.to_owned(), vif.ofport));
                     if set.is_empty() {
-                        self.claims.remove(iface);
+                        self.claims.remove(&key);
                     }
                 }
                 touched.insert(iface.clone());
@@ -1292,7 +1293,7 @@ impl IncrementalCompiler {
         for (iface, vif) in new {
             if old.get(iface).map(|v| v.ofport) != Some(vif.ofport) {
                 self.claims
-                    .entry(iface.clone())
+                    .entry(claim_key(iface))
                     .or_default()
                     .insert((ch.id.to_owned(), vif.ofport));
                 touched.insert(iface.clone());
@@ -1376,6 +1377,16 @@ impl IncrementalCompiler {
     /// The bindings as of the last update (equal to [`Bindings::compute`] on its inputs).
     pub fn bindings(&self) -> &Bindings {
         &self.bindings
+    }
+}
+
+/// The key an `iface-id` claims under: a port's name as is, an id in the canonical
+/// hyphenated form whatever way it was spelled (`LogicalModel::find_port` accepts every
+/// spelling `Uuid::parse_str` does).
+fn claim_key(iface: &str) -> String {
+    match Uuid::parse_str(iface) {
+        Ok(id) => id.to_string(),
+        Err(_) => iface.to_owned(),
     }
 }
 
