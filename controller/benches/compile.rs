@@ -29,6 +29,19 @@
 //!   1000 2487  21001 1331804  1332   3073.8    510.13     496.2/65     432.6/12       4298/7         2133
 //!   3000 7259  63001 4357224  1452  13390.7   4041.58    3858.9/65    4562.5/12      23035/6         7066
 //! ```
+//!
+//! After (this branch, same bench, `cargo bench -p weft-controller --bench compile`,
+//! load average 6-10 on the 2 cores during the run, so wall times are mostly waiting for
+//! a core; "cpu" = process CPU time, both compile threads):
+//! ```text
+//!  nodes  cold ms (cpu)  unchanged  port64 ms/nds  vif ms/nds  burst ms/rounds  paced ms/rounds/compiles  RSS MiB
+//!    100     503 (190)       0.12      165/65        35/11          513/1          519/6/115              191
+//!   1000    8001 (2390)      0.11      730/65        53/12         8726/5         9930/6/1979            2085
+//!   3000   22566 (8710)     13.70     3487/65       233/12        40875/4        20741/17/5437           7157
+//! ```
+//! Earlier runs of the same code at lower load: 3000 nodes cold 16.9 s wall, port64
+//! 973 ms, burst storm 23.6 s (10 rounds), 5869 MiB. `unchanged` is 0.11 ms when the
+//! thread is not preempted.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -46,9 +59,9 @@ use weft::model::{
 use weft::observed::EncapType;
 
 /// Figures of the code on main before this work (8452255), same bench, same machine.
-const BASELINE: &str = "3000 nodes: cold 13391 ms, unchanged 4042 ms, port on a 64-port switch \
-    3859 ms (65 nodes), vif plug 4563 ms (12 nodes), burst of 3000 upserts to all published \
-    23035 ms (6 rounds), peak RSS 7066 MiB";
+const BASELINE: &str = "main at 8452255, 3000 nodes: cold 13391 ms, unchanged 4042 ms, port on \
+    a 64-port switch 3859 ms (65 nodes), vif plug 4563 ms (12 nodes), burst of 3000 upserts \
+    to all published 23035 ms (6 rounds), peak RSS 7066 MiB";
 
 const PORTS_PER_NODE: usize = 21;
 
