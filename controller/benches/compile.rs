@@ -39,9 +39,14 @@
 //!   1000    8001 (2390)      0.11      730/65        53/12         8726/5         9930/6/1979            2085
 //!   3000   22566 (8710)     13.70     3487/65       233/12        40875/4        20741/17/5437           7157
 //! ```
-//! Earlier runs of the same code at lower load: 3000 nodes cold 16.9 s wall, port64
-//! 973 ms, burst storm 23.6 s (10 rounds), 5869 MiB. `unchanged` is 0.11 ms when the
-//! thread is not preempted.
+//! The same binary at load ~3.6 (`WEFT_BENCH_NODES=1000,3000`, 05:19 UTC):
+//! ```text
+//!   1000    3613 (2280)      0.10      312/65        47/12         3026/10        4484/12/2202           1215
+//!   3000   10621 (7850)      0.11      719/65        22/12        13477/3        11579/9/6352            6581
+//! ```
+//! `unchanged` is 0.11 ms when the thread is not preempted. The 64-port case costs ~11 ms
+//! of CPU per recompiled node against ~2.6 ms per node in the cold update; not explained
+//! yet (suspect: glibc malloc reusing the 4M chunks the dropped cold result freed).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
