@@ -1,0 +1,486 @@
+//! Scenario 3 of issue 9: installing a 100,000-flow desired state into one real
+//! ovs-vswitchd, through Weft's OpenFlow southbound versus `ovs-ofctl --bundle add-flows`.
+//!
+//! One private ovsdb-server + `ovs-vswitchd --enable-dummy --disable-system` (in a temp
+//! dir, stopped by PID when the bench ends or panics) with two fresh dummy-datapath
+//! bridges. The desired state is what the compiler makes for hypervisor hv0 with one port
+//! in each of 500 logical switches of 64 ports (the 63 others on 63 remote hypervisors):
+//! classification, port security, ARP responder, L2 lookup (local and remote MACs),
+//! output, flood groups; the first 100,000 flows of it, plus its groups.
+//! - Weft: `br-weft` connects to Weft's real southbound listener (`southbound::openflow::
+//!   serve`): handshake, association by datapath id, dump, an empty first state; then the
+//!   100k state is published and timed until the switch acknowledged it (the reconcile
+//!   diff, one atomic bundle of group and flow mods, commit, barrier, `report_installed`).
+//! - ovs-ofctl: the same groups (`add-groups`, timed apart) and flows
+//!   (`DesiredNode::flows_text`, `--bundle -O OpenFlow13 add-flows`) into `br-ofctl`.
+//!
+//! Both bridges are then checked to hold exactly 100,000 flows (`dump-aggregate`). Weft's
+//! own CPU share is measured in-process too: the diff and the encoding of the bundle.
+//!
+//! Run: `cargo bench -p weft-controller --bench flow_install` (Open vSwitch installed;
+//! never touches a system OVS). Prints a table, writes target/flow_install.json.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openflow::OfpMessage;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use weft::compiler::{DesiredNode, compile_node};
+use weft::fabric::{Fabric, NodeView, Topology, Vif};
+use weft::model::{LogicalModel, LogicalPort, LogicalSwitch};
+use weft::observed::{EncapType, ObservedState};
+use weft::southbound::openflow::{OpenFlowSettings, OpenFlowStats, serve_with};
+
+const FLOWS: usize = 100_000;
+const SWITCHES: usize = 500;
+const PER_SWITCH: usize = 64;
+const DPID: u64 = 0xabc;
+
+struct Ovs {
+    dir: tempfile::TempDir,
+    children: Vec<Child>,
+}
+
+impl Drop for Ovs {
+    fn drop(&mut self) {
+        for c in self.children.iter_mut().rev() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn sbin(bin: &str) -> PathBuf {
+    let p = Path::new("/usr/sbin").join(bin);
+    if p.exists() {
+        return p;
+    }
+    let p = Path::new("/usr/bin").join(bin);
+    assert!(
+        p.exists(),
+        "{bin} not found: this bench needs Open vSwitch (apt install openvswitch-switch)"
+    );
+    p
+}
+
+impl Ovs {
+    fn path(&self, f: &str) -> PathBuf {
+        self.dir.path().join(f)
+    }
+
+    fn cmd(&self, bin: &str) -> Command {
+        let mut c = Command::new(sbin(bin));
+        c.env("OVS_RUNDIR", self.dir.path())
+            .env("OVS_LOGDIR", self.dir.path())
+            .env("OVS_DBDIR", self.dir.path())
+            .current_dir(self.dir.path());
+        c
+    }
+
+    fn run(&self, bin: &str, args: &[&str]) -> String {
+        let out = self
+            .cmd(bin)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("running {bin}: {e}"));
+        assert!(
+            out.status.success(),
+            "{bin} {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn wait_for(&self, f: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.path(f).exists() {
+            assert!(Instant::now() < deadline, "{f} never appeared");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn start() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("weft-flow-install")
+            .tempdir()
+            .expect("temp dir");
+        let mut ovs = Ovs {
+            dir,
+            children: Vec::new(),
+        };
+        let db = ovs.path("conf.db");
+        ovs.run(
+            "ovsdb-tool",
+            &[
+                "create",
+                &db.to_string_lossy(),
+                "/usr/share/openvswitch/vswitch.ovsschema",
+            ],
+        );
+        let sock = ovs.path("db.sock");
+        let child = ovs
+            .cmd("ovsdb-server")
+            .arg(&db)
+            .arg(format!("--remote=punix:{}", sock.display()))
+            .arg(format!(
+                "--unixctl={}",
+                ovs.path("ovsdb-server.ctl").display()
+            ))
+            .arg(format!(
+                "--log-file={}",
+                ovs.path("ovsdb-server.log").display()
+            ))
+            .arg("--no-chdir")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ovsdb-server");
+        ovs.children.push(child);
+        ovs.wait_for("db.sock");
+        ovs.vsctl(&["--no-wait", "init"]);
+        let child = ovs
+            .cmd("ovs-vswitchd")
+            .arg(format!("unix:{}", sock.display()))
+            .args(["--enable-dummy", "--disable-system", "--no-chdir"])
+            .arg(format!(
+                "--unixctl={}",
+                ovs.path("ovs-vswitchd.ctl").display()
+            ))
+            .arg(format!(
+                "--log-file={}",
+                ovs.path("ovs-vswitchd.log").display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ovs-vswitchd");
+        ovs.children.push(child);
+        ovs.wait_for("ovs-vswitchd.ctl");
+        ovs
+    }
+
+    fn vsctl(&self, args: &[&str]) -> String {
+        let db_arg = format!("--db=unix:{}", self.path("db.sock").display());
+        let mut all = vec![db_arg.as_str(), "--timeout=60"];
+        all.extend_from_slice(args);
+        self.run("ovs-vsctl", &all)
+    }
+
+    fn ofctl(&self, args: &[&str]) -> String {
+        self.run("ovs-ofctl", args)
+    }
+
+    fn flow_count(&self, bridge: &str) -> usize {
+        let out = self.ofctl(&["-O", "OpenFlow13", "dump-aggregate", bridge]);
+        out.split_whitespace()
+            .find_map(|w| w.strip_prefix("flow_count="))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no flow_count in {out:?}"))
+    }
+}
+
+/// hv0's desired state: one port in each of 500 switches of 64 ports, the rest remote.
+fn desired() -> DesiredNode {
+    let mut switches = Vec::new();
+    let mut ports = Vec::new();
+    let mut views: BTreeMap<String, NodeView> = BTreeMap::new();
+    let name = |n: usize| format!("hv{n:02}");
+    for n in 0..PER_SWITCH {
+        let tunnels = (0..PER_SWITCH)
+            .filter(|o| *o != n)
+            .map(|o| (name(o), 1000 + o as u32))
+            .collect();
+        views.insert(
+            name(n),
+            NodeView {
+                id: name(n),
+                encap_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, n as u8 + 1)),
+                encap_type: EncapType::Geneve,
+                bridge: "br-int".into(),
+                datapath_id: Some(n as u64 + 1),
+                vifs: BTreeMap::new(),
+                tunnels,
+            },
+        );
+    }
+    for s in 0..SWITCHES {
+        let sw = LogicalSwitch {
+            id: Uuid::from_u128(0x10_0000 + s as u128),
+            name: format!("ls{s}"),
+            vni: 5000 + s as u32,
+            description: String::new(),
+        };
+        for i in 0..PER_SWITCH {
+            let idx = s * PER_SWITCH + i;
+            let p = LogicalPort {
+                id: Uuid::from_u128(0x100_0000 + idx as u128),
+                name: format!("p{idx}"),
+                switch: sw.id,
+                mac: format!("02:00:00:{:02x}:{:02x}:{:02x}", s >> 8, s & 0xff, i)
+                    .parse()
+                    .expect("mac"),
+                ips: vec![IpAddr::V4(Ipv4Addr::new(
+                    10,
+                    (s >> 8) as u8,
+                    s as u8,
+                    i as u8 + 1,
+                ))],
+                port_security: true,
+                key: i as u16 + 1,
+                zone: idx as u16 + 1,
+            };
+            if let Some(v) = views.get_mut(&name(i)) {
+                let ofport = s as u32 + 1;
+                v.vifs.insert(
+                    p.name.clone(),
+                    Vif {
+                        ofport,
+                        interface: Uuid::nil(),
+                        name: format!("tap{idx}"),
+                    },
+                );
+            }
+            ports.push(p);
+        }
+        switches.push(sw);
+    }
+    let model = LogicalModel::from_objects(1, switches, ports, vec![]).expect("model");
+    let mut topology = Topology::default();
+    for (k, v) in views {
+        topology.nodes.insert(k, v);
+    }
+    let mut d = compile_node(&model, &topology, &name(0));
+    assert!(
+        d.flows.len() >= FLOWS,
+        "only {} flows compiled",
+        d.flows.len()
+    );
+    let keep: Vec<_> = d.flows.keys().skip(FLOWS).cloned().collect();
+    for k in keep {
+        d.flows.remove(&k);
+    }
+    d.tunnels.clear();
+    d.bound_ports = BTreeSet::from([Uuid::from_u128(0x100_0000)]);
+    d
+}
+
+fn main() {
+    let t0 = Instant::now();
+    let d = desired();
+    eprintln!(
+        "desired state: {} flows, {} groups (built in {:?})",
+        d.flows.len(),
+        d.groups.len(),
+        t0.elapsed()
+    );
+
+    // Weft's own CPU work on the path, in isolation.
+    let t0 = Instant::now();
+    let changes = weft::reconcile::diff(&d, &BTreeMap::new(), &BTreeMap::new());
+    let diff_time = t0.elapsed();
+    let t0 = Instant::now();
+    let mut bytes = 0usize;
+    for (i, c) in changes.iter().enumerate() {
+        let m = OfpMessage::bundle_add(i as u32, 1, 3, c.clone());
+        bytes += m.to_bytes().map(|b| b.len()).unwrap_or(0);
+    }
+    let encode_time = t0.elapsed();
+    eprintln!(
+        "diff {diff_time:?} ({} changes), encode {encode_time:?} ({bytes} bytes)",
+        changes.len()
+    );
+    drop(changes);
+    let t0 = Instant::now();
+    let text_lines = weft::reconcile::flows_as_text(&d.flows).len();
+    let text_time = t0.elapsed();
+    eprintln!("flows_as_text after an install: {text_time:?} ({text_lines} lines)");
+
+    let ovs = Ovs::start();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let fabric = Fabric::new();
+    let (events, _) = tokio::sync::broadcast::channel(1024);
+    let observed = Arc::new(ObservedState::new(events));
+    let shutdown = CancellationToken::new();
+    let settings = OpenFlowSettings {
+        request_timeout: Duration::from_secs(600),
+        ..Default::default()
+    };
+    let server = rt
+        .block_on(serve_with(
+            "127.0.0.1:0".parse().expect("addr"),
+            fabric.clone(),
+            observed.clone(),
+            shutdown.clone(),
+            settings,
+        ))
+        .expect("OpenFlow listener");
+    fabric.upsert_node(NodeView {
+        id: "hv0".into(),
+        encap_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+        encap_type: EncapType::Geneve,
+        bridge: "br-weft".into(),
+        datapath_id: Some(DPID),
+        vifs: BTreeMap::new(),
+        tunnels: BTreeMap::new(),
+    });
+    fabric.publish_desired("hv0", Arc::new(DesiredNode::default()));
+    let target = format!("tcp:{}", server.local_addr);
+    let dpid = format!("other-config:datapath-id={DPID:016x}");
+    ovs.vsctl(&[
+        "add-br",
+        "br-weft",
+        "--",
+        "set",
+        "bridge",
+        "br-weft",
+        "datapath_type=dummy",
+        "fail_mode=secure",
+        "protocols=OpenFlow13",
+        &dpid,
+        "other-config:disable-in-band=true",
+        "--",
+        "set-controller",
+        "br-weft",
+        &target,
+        "--",
+        "add-br",
+        "br-ofctl",
+        "--",
+        "set",
+        "bridge",
+        "br-ofctl",
+        "datapath_type=dummy",
+        "fail_mode=secure",
+        "protocols=OpenFlow13",
+        "other-config:disable-in-band=true",
+    ]);
+    // Associated and reconciled once (empty): the switch is Weft's.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while OpenFlowStats::get(&server.stats.empty_diffs) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "br-weft never connected to Weft's southbound"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // Weft: publish and wait for the barrier-acknowledged report.
+    let mut installed = fabric.watch_installed("hv0");
+    installed.borrow_and_update();
+    let want = d.bound_ports.clone();
+    let d = Arc::new(d);
+    let t0 = Instant::now();
+    fabric.publish_desired("hv0", d.clone());
+    rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(900), async {
+            loop {
+                installed.changed().await.expect("fabric alive");
+                if **installed.borrow_and_update() == want {
+                    break;
+                }
+            }
+        })
+        .await
+        .expect("Weft never reported the state installed")
+    });
+    let weft_time = t0.elapsed();
+    assert_eq!(OpenFlowStats::get(&server.stats.failed_installs), 0);
+    let weft_flows = ovs.flow_count("br-weft");
+    eprintln!("weft: {weft_time:?}, br-weft holds {weft_flows} flows");
+
+    // ovs-ofctl: groups, then the flows in one bundle.
+    let groups_file = ovs.path("groups.txt");
+    let flows_file = ovs.path("flows.txt");
+    std::fs::write(&groups_file, d.groups_text().join("\n") + "\n").expect("write groups");
+    std::fs::write(&flows_file, d.flows_text().join("\n") + "\n").expect("write flows");
+    let g = groups_file.to_string_lossy().into_owned();
+    let f = flows_file.to_string_lossy().into_owned();
+    let t0 = Instant::now();
+    ovs.ofctl(&["-O", "OpenFlow13", "add-groups", "br-ofctl", &g]);
+    let ofctl_groups_time = t0.elapsed();
+    let t0 = Instant::now();
+    ovs.ofctl(&["--bundle", "-O", "OpenFlow13", "add-flows", "br-ofctl", &f]);
+    let ofctl_time = t0.elapsed();
+    let ofctl_flows = ovs.flow_count("br-ofctl");
+    eprintln!(
+        "ovs-ofctl: groups {ofctl_groups_time:?}, flows {ofctl_time:?}, br-ofctl holds {ofctl_flows} flows"
+    );
+
+    shutdown.cancel();
+    rt.block_on(server.join());
+    assert_eq!(weft_flows, FLOWS, "br-weft flow count");
+    assert_eq!(ofctl_flows, FLOWS, "br-ofctl flow count");
+
+    let rate = |t: Duration| FLOWS as f64 / t.as_secs_f64();
+    let ofctl_total = ofctl_time + ofctl_groups_time;
+    let ratio = weft_time.as_secs_f64() / ofctl_total.as_secs_f64();
+    println!(
+        "\n{:<44} {:>10} {:>12}",
+        "path (100,000 flows, one bridge)", "seconds", "flows/s"
+    );
+    println!(
+        "{:<44} {:>10.3} {:>12.0}",
+        "weft southbound (groups+flows, one bundle)",
+        weft_time.as_secs_f64(),
+        rate(weft_time)
+    );
+    println!(
+        "{:<44} {:>10.3} {:>12.0}",
+        "ovs-ofctl add-groups + --bundle add-flows",
+        ofctl_total.as_secs_f64(),
+        rate(ofctl_total)
+    );
+    println!(
+        "{:<44} {:>10.3} {:>12.0}",
+        "  of which --bundle add-flows",
+        ofctl_time.as_secs_f64(),
+        rate(ofctl_time)
+    );
+    println!("weft / ovs-ofctl time ratio: {ratio:.2}");
+    println!(
+        "weft CPU in isolation: diff {:.1} ms, encode {:.1} ms ({bytes} bytes); \
+         node_flows text after the install {:.1} ms",
+        diff_time.as_secs_f64() * 1e3,
+        encode_time.as_secs_f64() * 1e3,
+        text_time.as_secs_f64() * 1e3
+    );
+    let doc = json!({
+        "bench": "flow_install",
+        "flows": FLOWS,
+        "groups": d.groups.len(),
+        "weft_s": weft_time.as_secs_f64(),
+        "weft_flows_per_s": rate(weft_time),
+        "ofctl_groups_s": ofctl_groups_time.as_secs_f64(),
+        "ofctl_flows_s": ofctl_time.as_secs_f64(),
+        "ofctl_total_s": ofctl_total.as_secs_f64(),
+        "ofctl_flows_per_s": rate(ofctl_total),
+        "ratio_weft_over_ofctl": ratio,
+        "weft_diff_ms": diff_time.as_secs_f64() * 1e3,
+        "weft_encode_ms": encode_time.as_secs_f64() * 1e3,
+        "weft_flows_as_text_ms": text_time.as_secs_f64() * 1e3,
+        "bundle_bytes": bytes,
+        "br_weft_flows": weft_flows,
+        "br_ofctl_flows": ofctl_flows,
+    });
+    let path = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+        .join("flow_install.json");
+    match std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&doc).unwrap_or_default(),
+    ) {
+        Ok(()) => println!("wrote {}", path.display()),
+        Err(e) => eprintln!("could not write {}: {e}", path.display()),
+    }
+}
