@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use weft::compiler::compile_node;
+use weft::compiler::{Bindings, compile_node_with};
 use weft::fabric::Topology;
 use weft::model::LogicalModel;
 
@@ -42,7 +42,12 @@ impl NodeCheck {
 }
 
 /// Compares `node`'s tables with the compiler's desired state for it.
-pub fn check_node(model: &LogicalModel, topology: &Topology, node: &Node) -> NodeCheck {
+pub fn check_node(
+    model: &LogicalModel,
+    topology: &Topology,
+    bindings: &Bindings,
+    node: &Node,
+) -> NodeCheck {
     let (id, flows, groups) = {
         let st = node.lock();
         (
@@ -51,7 +56,7 @@ pub fn check_node(model: &LogicalModel, topology: &Topology, node: &Node) -> Nod
             st.tables.groups().clone(),
         )
     };
-    let want = compile_node(model, topology, &id);
+    let want = compile_node_with(model, topology, bindings, &id);
     let mut diffs = Vec::new();
     for (k, c) in &want.flows {
         match flows.get(k) {

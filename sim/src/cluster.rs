@@ -29,6 +29,9 @@ pub struct Cluster {
     /// Seconds spent writing the store before weftd started.
     pub store_write_secs: f64,
     pub shutdown: CancellationToken,
+    /// Give up (kill weftd) when its resident memory passes this, in MiB, rather than let
+    /// the kernel's OOM killer pick a victim on a shared machine.
+    pub max_weftd_rss_mib: f64,
     _dir: tempfile::TempDir,
 }
 
@@ -95,6 +98,7 @@ impl Cluster {
                 api,
                 store_write_secs,
                 shutdown: CancellationToken::new(),
+                max_weftd_rss_mib: f64::INFINITY,
                 _dir: dir,
             },
             schema_json,
@@ -153,6 +157,15 @@ impl Cluster {
             if t.elapsed() > timeout {
                 return Err(missing);
             }
+            if let Some((_, rss)) = self.weftd.memory_mib()
+                && rss > self.max_weftd_rss_mib
+            {
+                eprintln!(
+                    "  weftd's RSS is {rss:.0} MiB, over the {:.0} MiB limit: giving up",
+                    self.max_weftd_rss_mib
+                );
+                return Err(missing);
+            }
             if last_log.elapsed() > Duration::from_secs(10) {
                 eprintln!(
                     "  [{:>6.1}s] {} of {} nodes not installed yet",
@@ -169,13 +182,16 @@ impl Cluster {
         }
     }
 
-    /// The honesty check on `sample` (node indexes).
+    /// The honesty check on `sample` (node indexes). CPU-heavy at scale (the compiler
+    /// runs here): call it from a blocking thread, as [`Cluster::wait_checked`] does, so
+    /// the simulated nodes keep answering keepalives meanwhile.
     pub fn check(&self, sample: &[usize]) -> Vec<NodeCheck> {
         let topo = topology(&self.nodes);
+        let bindings = weft::compiler::Bindings::compute(&self.model, &topo);
         sample
             .iter()
             .filter_map(|i| self.nodes.get(*i))
-            .map(|n| check_node(&self.model, &topo, n))
+            .map(|n| check_node(&self.model, &topo, &bindings, n))
             .collect()
     }
 
@@ -188,11 +204,11 @@ impl Cluster {
     ) -> (Duration, Vec<NodeCheck>) {
         let t = Instant::now();
         loop {
-            let checks = self.check(sample);
+            let checks = tokio::task::block_in_place(|| self.check(sample));
             if checks.iter().all(NodeCheck::ok) || t.elapsed() > timeout {
                 return (t.elapsed(), checks);
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 

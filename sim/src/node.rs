@@ -618,6 +618,9 @@ async fn serve_ovsdb(
             // Responses to nothing we asked, notifications: ignore.
             continue;
         };
+        // Real ovsdb-server (checked with 3.1) sends a transaction's update notification
+        // before the transact reply; ovs-vswitchd's follow-up changes come after it.
+        let mut before: Vec<Message> = Vec::new();
         let mut out: Vec<Message> = Vec::new();
         let result: Result<Value, Value> = match method.as_str() {
             "echo" => Ok(params),
@@ -652,7 +655,13 @@ async fn serve_ovsdb(
                 {
                     st.counters.failed_transactions += 1;
                 }
-                let mut notes = st.db.notifications(&changes);
+                for (m, p) in st.db.notifications(&changes) {
+                    before.push(Message::Notification {
+                        method: m.into(),
+                        params: p,
+                    });
+                }
+                let mut notes = Vec::new();
                 if !changes.is_empty() {
                     let more = st.vswitchd_pass();
                     notes.extend(st.db.notifications(&more));
@@ -674,6 +683,11 @@ async fn serve_ovsdb(
             }
             other => Err(json!({"error": "unknown method", "details": other})),
         };
+        for m in before {
+            if framed.feed(m).await.is_err() {
+                return "write failed".into();
+            }
+        }
         let response = Message::Response {
             id,
             result: result.map_err(|raw| ovsdb::RpcError::from_json(&raw)),

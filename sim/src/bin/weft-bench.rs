@@ -44,6 +44,9 @@ struct Cli {
     /// Where to put run directories (store, weftd.log); kept with --keep.
     #[arg(long)]
     dir: Option<std::path::PathBuf>,
+    /// Abort a run when weftd's RSS passes this many MiB (protects a shared machine).
+    #[arg(long, default_value_t = 14_000.0)]
+    max_weftd_rss_mib: f64,
     /// JSON output file.
     #[arg(long, default_value = "weft-bench.json")]
     out: std::path::PathBuf,
@@ -64,8 +67,13 @@ fn main() -> anyhow::Result<()> {
     let mut results = Vec::new();
     let last = cli.nodes.last().copied();
     for &n in &cli.nodes {
-        let r = rt.block_on(run(&cli, n, Some(n) == last))?;
-        results.push(r);
+        match rt.block_on(run(&cli, n, Some(n) == last)) {
+            Ok(r) => results.push(r),
+            Err(e) => {
+                eprintln!("  run at {n} nodes failed: {e:#}");
+                results.push(json!({"nodes": n, "error": format!("{e:#}")}));
+            }
+        }
     }
     let doc = json!({"runs": results});
     std::fs::write(&cli.out, serde_json::to_string_pretty(&doc)?)
@@ -98,6 +106,7 @@ async fn run(cli: &Cli, n: usize, last: bool) -> anyhow::Result<Value> {
         t.elapsed().as_secs_f64(),
         c.weftd.log.display()
     );
+    c.max_weftd_rss_mib = cli.max_weftd_rss_mib;
     let cpu0 = c.weftd.cpu_seconds().unwrap_or(0.0);
     let t0 = Instant::now();
     c.connect_all(schema, settings, &[]);
