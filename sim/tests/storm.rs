@@ -113,8 +113,13 @@ async fn hundred_hypervisors_at_once_do_not_stall_the_api() {
     }
     assert!(
         bad.is_empty(),
-        "{} nodes' flow tables differ from the compiler's",
-        bad.len()
+        "{} nodes' flow tables differ from the compiler's. If the differences are flow shapes \
+         rather than missing remote ports, check that {} was built from this tree (a shared \
+         target directory may hold another branch's weftd; set WEFTD)",
+        bad.len(),
+        weft_sim::weftd::find_weftd()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
     );
     let flows: usize = checks.iter().map(|c| c.flows).sum();
     eprintln!(
