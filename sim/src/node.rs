@@ -559,6 +559,7 @@ async fn ovsdb_task(
             &ctl,
             &target_tx,
             &mut reconnect_rx,
+            settings.echo_interval,
             &shutdown,
         )
         .await;
@@ -580,6 +581,9 @@ async fn ovsdb_task(
 }
 
 /// Serves one OVSDB connection until it ends; returns why.
+// The connection's collaborators are passed separately on purpose: each is borrowed from
+// the caller's reconnect loop, which outlives the connection.
+#[allow(clippy::too_many_arguments)]
 async fn serve_ovsdb(
     node: &Node,
     stream: TcpStream,
@@ -587,13 +591,32 @@ async fn serve_ovsdb(
     ctl: &NodeControl,
     target_tx: &watch::Sender<Option<SocketAddr>>,
     reconnect_rx: &mut watch::Receiver<u64>,
+    probe: Duration,
     shutdown: &CancellationToken,
 ) -> String {
     let mut framed = Framed::new(stream, JsonCodec::new(MAX_OVSDB_FRAME));
+    // ovsdb-server probes an idle manager connection (inactivity_probe) and drops it when
+    // the probe goes unanswered. Without this, a connection the controller never
+    // accepted (its listen backlog overflowed, so only the client side is established)
+    // would wait for requests forever.
+    let mut last_rx = tokio::time::Instant::now();
+    let mut probed = false;
     loop {
+        let deadline = last_rx + probe * if probed { 2 } else { 1 };
         let msg = tokio::select! {
             _ = shutdown.cancelled() => return "shutdown".into(),
             _ = reconnect_rx.changed() => return "reconnect requested".into(),
+            _ = tokio::time::sleep_until(deadline) => {
+                if probed {
+                    return "controller did not answer an echo request".into();
+                }
+                probed = true;
+                let echo = Message::Request { id: json!("echo"), method: "echo".into(), params: json!([]) };
+                if framed.send(echo).await.is_err() {
+                    return "write failed".into();
+                }
+                continue;
+            }
             _ = ctl.wake.notified() => {
                 let changes = std::mem::take(&mut *ctl.pending.lock().unwrap_or_else(|e| e.into_inner()));
                 let notes = node.lock().db.notifications(&changes);
@@ -614,6 +637,8 @@ async fn serve_ovsdb(
             Some(Err(e)) => return format!("read error: {e}"),
             Some(Ok(m)) => m,
         };
+        last_rx = tokio::time::Instant::now();
+        probed = false;
         let Message::Request { id, method, params } = msg else {
             // Responses to nothing we asked, notifications: ignore.
             continue;
