@@ -1238,7 +1238,7 @@ pub fn nodes_affected(
 ///
 /// Exactly the inputs [`compile_node_with`] reads (the same ones [`node_fingerprint`]
 /// summarises), so the result equals a from-scratch compile (tested on randomised change
-/// sequences). Many nodes are compiled on all cores.
+/// sequences). Many nodes are compiled on all cores but one.
 #[derive(Debug, Default)]
 pub struct IncrementalCompiler {
     model: LogicalModel,
@@ -1471,14 +1471,22 @@ fn claim_key(iface: &str) -> String {
     }
 }
 
-/// Compiles `nodes` (sorted), on every available core when there are many.
+/// Compiles `nodes` (sorted), on all cores but one when there are many.
+///
+/// One core is always left to the async runtime: the OpenFlow and OVSDB sessions must
+/// keep reading their sockets and answering echo requests while thousands of nodes are
+/// compiled, or switches and ovsdb-servers drop them as dead (on a 2-core machine a
+/// compile on both cores starved the sessions into a reconnect storm). So on 2 cores the
+/// compile runs on one thread.
 fn compile_many(
     model: &LogicalModel,
     topology: &Topology,
     bindings: &Bindings,
     nodes: Vec<String>,
 ) -> Vec<(String, DesiredNode)> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .saturating_sub(1);
     if threads < 2 || nodes.len() < PARALLEL_MIN_NODES {
         return nodes
             .into_iter()
