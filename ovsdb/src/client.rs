@@ -198,10 +198,41 @@ pub struct Listener {
     config: ClientConfig,
 }
 
+/// Connections the kernel queues for [`Listener::accept`] (capped by
+/// `net.core.somaxconn`). The usual 128 overflows when a thousand hypervisors dial in at
+/// once (a controller restart): the rest see their SYNs dropped and retry seconds later.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a TCP listener on `addr` (the first of its addresses that binds) with a
+/// [`LISTEN_BACKLOG`]-deep accept queue.
+pub async fn listen_tcp(addr: &str, backlog: u32) -> io::Result<tokio::net::TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        // As std's and tokio's `TcpListener::bind` do: a restarted daemon can rebind at
+        // once while old connections sit in TIME_WAIT.
+        socket.set_reuseaddr(true)?;
+        match socket.bind(a).and_then(|()| socket.listen(backlog)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{addr}: no address to listen on"),
+        )
+    }))
+}
+
 impl Listener {
     pub async fn bind(addr: &str, config: ClientConfig) -> io::Result<Listener> {
         Ok(Listener {
-            inner: tokio::net::TcpListener::bind(addr).await?,
+            inner: listen_tcp(addr, LISTEN_BACKLOG).await?,
             config,
         })
     }

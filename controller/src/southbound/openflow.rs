@@ -23,7 +23,7 @@ use openflow::{
     BundleCtrlType, ErrorKind, ErrorMsg, ErrorType, FlowContent, FlowKey, Message, OfpMessage,
     bundle_flags, print::print_message,
 };
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_util::codec::{Decoder, Encoder, Framed};
 use tokio_util::sync::CancellationToken;
@@ -136,7 +136,8 @@ pub async fn serve_with(
     shutdown: CancellationToken,
     settings: OpenFlowSettings,
 ) -> std::io::Result<OpenFlowServer> {
-    let listener = TcpListener::bind(listen).await?;
+    // A deep accept queue: thousands of switches connect at once after a weftd restart.
+    let listener = ovsdb::listen_tcp(&listen.to_string(), ovsdb::LISTEN_BACKLOG).await?;
     let local_addr = listener.local_addr()?;
     tracing::info!(%local_addr, "OpenFlow listener up");
     let stats = Arc::new(OpenFlowStats::default());
