@@ -18,11 +18,16 @@
 //! A session never writes a row Weft does not own: tunnel ports are recognised by
 //! `external_ids:weft-remote`, and `weft-installed` is the only key set on VM interfaces.
 //!
-//! Writes and the replica: ovsdb-server may answer a `transact` before it sends the
-//! monitor update that shows its effect. So after a successful write of one kind (bridge,
-//! tunnels, installed marks) the session does not plan that kind again until the replica
-//! has changed; a failed write (e.g. its optimistic `wait` saw a concurrent change) is
-//! re-planned on the next update or after a short retry delay.
+//! Writes and the replica: ovsdb-server (3.1) sends the monitor update that shows a
+//! transaction's effect *before* the `transact` reply; the session, waiting for that
+//! reply, holds the update (`Session::write`) and applies it to the replica only after
+//! the reply (a server that sent it after the reply would be handled the same way). So
+//! when the reply comes the replica does not show the write yet: after a successful
+//! write of one kind (bridge, tunnels, installed marks) the session does not plan that
+//! kind again until the replica has changed (the held update applied), or after a few
+//! seconds should no update come (a write that changed nothing). A failed write (e.g.
+//! its optimistic `wait` saw a concurrent change) is re-planned on the next update or
+//! after a short retry delay.
 //!
 //! Tunnel port names: `wt-` followed by the 32-bit FNV-1a hash of the remote's system-id
 //! (UTF-8 bytes), as 8 lowercase hex digits ([`tunnel_port_name`]). The hash is stable
