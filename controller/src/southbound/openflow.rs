@@ -320,6 +320,9 @@ impl Encoder<OfpMessage> for LenientCodec {
     }
 }
 
+/// A connection's read or write buffer larger than this is freed once empty.
+const SHRINK_BUFFER_ABOVE: usize = 64 * 1024;
+
 /// A socket plus its session.
 struct Conn {
     framed: Framed<TcpStream, LenientCodec>,
@@ -360,6 +363,14 @@ impl Conn {
         tokio::time::timeout(stall, self.framed.flush())
             .await
             .map_err(|_| ConnError::WriteStalled(stall))??;
+        // An install of thousands of flow mods grows the codec's buffer to the size of
+        // the whole bundle, and a BytesMut keeps its capacity: at thousands of switches
+        // that is gigabytes held between installs. Give it back once sent.
+        if self.framed.write_buffer().is_empty()
+            && self.framed.write_buffer().capacity() > SHRINK_BUFFER_ABOVE
+        {
+            *self.framed.write_buffer_mut() = BytesMut::new();
+        }
         Ok(())
     }
 
@@ -380,6 +391,12 @@ impl Conn {
                 .session
                 .next_timeout()
                 .map(tokio::time::Instant::from_std);
+            // Likewise for a flow dump's multipart replies, once all of it was decoded.
+            if self.framed.read_buffer().is_empty()
+                && self.framed.read_buffer().capacity() > SHRINK_BUFFER_ABOVE
+            {
+                *self.framed.read_buffer_mut() = BytesMut::new();
+            }
             tokio::select! {
                 _ = self.shutdown.cancelled() => return Err(ConnError::Shutdown),
                 frame = self.framed.next() => match frame {
