@@ -455,7 +455,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Actor<S> {
                 .poll_timeout()
                 .map(Instant::from_std)
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 24 * 3600));
+            // Biased, the socket first: after this task was not polled for a while (a
+            // loaded runtime, or a consumer slow to take events), the peer's messages
+            // are waiting while the keepalive deadline has passed too. Read them first
+            // (any message proves the peer alive); an unbiased select would pick the
+            // timer half the time and drop a live peer as KeepaliveTimeout. The timer
+            // is still checked after each message.
             tokio::select! {
+                biased;
                 msg = self.framed.next() => match msg {
                     None => return DisconnectReason::PeerClosed,
                     Some(Err(e)) => return DisconnectReason::Error(e.to_string()),
@@ -475,6 +482,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Actor<S> {
                             Some(Delivery::Event(e)) => {
                                 let _ = self.events.send(e).await;
                             }
+                        }
+                        // A peer that keeps sending never lets the timer branch run.
+                        if let Err(e) = self.session.handle_timeout(Instant::now().into_std()) {
+                            return e;
                         }
                         self.sync_stats();
                     }

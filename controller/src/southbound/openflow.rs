@@ -397,7 +397,13 @@ impl Conn {
             {
                 *self.framed.read_buffer_mut() = BytesMut::new();
             }
+            // Biased, the socket before the clock: after this task waited for a busy
+            // runtime, the switch's echo replies are in the socket while the echo
+            // deadline has passed too; an unbiased select picks the timer half the time
+            // and counts replies that did arrive as missed. The clock is still advanced
+            // after every frame, so a switch that keeps sending cannot hold it off.
             tokio::select! {
+                biased;
                 _ = self.shutdown.cancelled() => return Err(ConnError::Shutdown),
                 frame = self.framed.next() => match frame {
                     Some(Ok(Frame::Message(m))) => self.session.handle_input(m),
@@ -424,9 +430,10 @@ impl Conn {
                     let within = self.session.config().echo_interval;
                     self.session.probe(std::time::Instant::now(), within);
                 }
-                _ = sleep_until_opt(deadline) => {
-                    self.session.handle_timeout(std::time::Instant::now());
-                }
+                _ = sleep_until_opt(deadline) => {}
+            }
+            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                self.session.handle_timeout(std::time::Instant::now());
             }
         }
     }
