@@ -88,6 +88,8 @@ pub struct OvsdbSouthbound {
     /// Notifications buffered per connection before reading that socket pauses.
     pub event_capacity: usize,
     /// Connections served at once; further accepted connections are closed at once.
+    /// Twice the largest fabric it is meant for: when every hypervisor reconnects at
+    /// once, the old sessions are still being reaped while the new ones arrive.
     pub max_sessions: usize,
     pub min_backoff: Duration,
     pub max_backoff: Duration,
@@ -114,7 +116,7 @@ impl Default for OvsdbSouthbound {
             inactivity_probe: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             event_capacity: 256,
-            max_sessions: 4096,
+            max_sessions: 8192,
             min_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(8),
             node_hold: Duration::from_secs(60),
