@@ -10,7 +10,7 @@
 //! to the newest desired state instead of replaying stale ones.
 
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -206,7 +206,39 @@ pub struct Fabric {
     nodes: Mutex<BTreeMap<String, NodeChannels>>,
     /// Nodes whose OVSDB session ended but that stay in the topology as last seen for a
     /// while (see [`Fabric::hold_node`]).
-    held: Mutex<BTreeSet<String>>,
+    held: Mutex<Held>,
+}
+
+/// The held nodes, and which of them claim each `iface-id`: a node's upsert looks up
+/// only its own VIFs here instead of scanning every held node's VIFs (after a reconnect
+/// storm all 3,000 nodes are held, and that scan, under the topology's lock, took a
+/// quarter of weftd's CPU).
+#[derive(Debug, Default)]
+struct Held {
+    nodes: BTreeSet<String>,
+    /// iface-id -> held nodes whose view (as held) has it.
+    vifs: HashMap<String, BTreeSet<String>>,
+}
+
+impl Held {
+    /// Stops holding `id`, whose view as held is `view`.
+    fn release(&mut self, id: &str, view: Option<&NodeView>) {
+        if !self.nodes.remove(id) {
+            return;
+        }
+        for k in view.into_iter().flat_map(|v| v.vifs.keys()) {
+            self.forget(k, id);
+        }
+    }
+
+    fn forget(&mut self, iface: &str, node: &str) {
+        if let Some(set) = self.vifs.get_mut(iface) {
+            set.remove(node);
+            if set.is_empty() {
+                self.vifs.remove(iface);
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -236,7 +268,7 @@ impl Default for Fabric {
         Fabric {
             topology: watch::channel(Arc::new(Topology::default())).0,
             nodes: Mutex::new(BTreeMap::new()),
-            held: Mutex::new(BTreeSet::new()),
+            held: Mutex::new(Held::default()),
         }
     }
 }
@@ -250,7 +282,8 @@ impl Fabric {
         self.nodes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn held(&self) -> MutexGuard<'_, BTreeSet<String>> {
+    // Lock order: `held`, then the topology; never the other way round.
+    fn held(&self) -> MutexGuard<'_, Held> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -261,22 +294,31 @@ impl Fabric {
         self.channels()
             .entry(view.id.clone())
             .or_insert_with(NodeChannels::new);
-        let held: Vec<String> = {
+        // (held node, iface-id) pairs this view takes away from held nodes.
+        let stale: Vec<(String, String)> = {
             let mut h = self.held();
-            h.remove(&view.id);
-            h.iter().cloned().collect()
-        };
-        self.topology.send_if_modified(|t| {
-            let stale: Vec<(String, String)> = held
-                .iter()
-                .filter_map(|h| t.nodes.get(h).map(|n| (h, n)))
-                .flat_map(|(h, n)| {
-                    n.vifs
-                        .keys()
-                        .filter(|k| view.vifs.contains_key(*k))
-                        .map(move |k| (h.clone(), k.clone()))
+            if h.nodes.contains(&view.id) {
+                let old = self.topology.borrow().nodes.get_shared(&view.id).cloned();
+                h.release(&view.id, old.as_deref());
+            }
+            let stale: Vec<(String, String)> = view
+                .vifs
+                .keys()
+                .flat_map(|k| {
+                    h.vifs
+                        .get(k)
+                        .into_iter()
+                        .flatten()
+                        .filter(|n| **n != view.id)
+                        .map(move |n| (n.clone(), k.clone()))
                 })
                 .collect();
+            for (n, k) in &stale {
+                h.forget(k, n);
+            }
+            stale
+        };
+        self.topology.send_if_modified(|t| {
             if stale.is_empty() && t.nodes.get(&view.id) == Some(&view) {
                 return false;
             }
@@ -297,13 +339,24 @@ impl Fabric {
     /// seen (its tunnels and the flows towards its VMs stay everywhere) until
     /// [`Fabric::remove_node`] or a new [`Fabric::upsert_node`] for it.
     pub fn hold_node(&self, id: &str) {
-        self.held().insert(id.to_owned());
+        let mut h = self.held();
+        if !h.nodes.insert(id.to_owned()) {
+            return;
+        }
+        let t = self.topology.borrow();
+        for k in t.nodes.get(id).into_iter().flat_map(|v| v.vifs.keys()) {
+            h.vifs.entry(k.clone()).or_default().insert(id.to_owned());
+        }
     }
 
     /// Called when a node's OVSDB session ends (its flows stay on the switch; other nodes
     /// stop tunnelling to it once the compiler runs).
     pub fn remove_node(&self, id: &str) {
-        self.held().remove(id);
+        {
+            let mut h = self.held();
+            let old = self.topology.borrow().nodes.get_shared(id).cloned();
+            h.release(id, old.as_deref());
+        }
         self.topology.send_if_modified(|t| {
             if !t.nodes.contains_key(id) {
                 return false;

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -41,8 +41,87 @@ pub struct TransportNode {
     pub datapath_id: Option<u64>,
     /// Logical ports bound on this node.
     pub ports: Vec<Uuid>,
-    /// Installed flows, ovs-ofctl style, as last dumped by the reconciler.
-    pub flows: Vec<String>,
+    /// Installed flows, as the reconciler last knew them (`node_flows` prints them).
+    pub flows: InstalledFlows,
+}
+
+/// A node's installed flow table as the OpenFlow session knows it, shared with that
+/// session (and, after an install, with the node's desired state), not copied: at 3,000
+/// nodes × ~1,800 flows, keeping every table as text cost about 870 MB and every
+/// `node_list` copied it. The `ovs-ofctl` style text is built only when the API asks for
+/// one node's flows ([`InstalledFlows::text`]).
+#[derive(Clone, Default)]
+pub struct InstalledFlows(FlowsRepr);
+
+#[derive(Clone, Default)]
+enum FlowsRepr {
+    #[default]
+    None,
+    Table(Arc<crate::compiler::DesiredNode>),
+    Text(Arc<[String]>),
+}
+
+impl InstalledFlows {
+    /// The flows of `table` (its groups and the rest are not shown).
+    pub fn table(table: Arc<crate::compiler::DesiredNode>) -> Self {
+        InstalledFlows(FlowsRepr::Table(table))
+    }
+
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            FlowsRepr::None => 0,
+            FlowsRepr::Table(t) => t.flows.len(),
+            FlowsRepr::Text(t) => t.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// One line per flow, `ovs-ofctl dump-flows` style, in table/priority/match order.
+    pub fn text(&self) -> Vec<String> {
+        match &self.0 {
+            FlowsRepr::None => Vec::new(),
+            FlowsRepr::Table(t) => crate::reconcile::flows_as_text(&t.flows),
+            FlowsRepr::Text(t) => t.to_vec(),
+        }
+    }
+}
+
+impl From<Vec<String>> for InstalledFlows {
+    fn from(lines: Vec<String>) -> Self {
+        InstalledFlows(FlowsRepr::Text(lines.into()))
+    }
+}
+
+impl std::fmt::Debug for InstalledFlows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "InstalledFlows({} flows)", self.len())
+    }
+}
+
+impl PartialEq for InstalledFlows {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (FlowsRepr::Table(a), FlowsRepr::Table(b)) if Arc::ptr_eq(a, b) => true,
+            _ => self.len() == other.len() && self.text() == other.text(),
+        }
+    }
+}
+
+impl Eq for InstalledFlows {}
+
+impl Serialize for InstalledFlows {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.text().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for InstalledFlows {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<String>::deserialize(d).map(Self::from)
+    }
 }
 
 /// Where a logical port is plugged.
@@ -331,10 +410,10 @@ impl ObservedState {
             .unwrap_or_default()
     }
 
-    /// Replaces a node's installed-flow dump (what `node_flows` returns).
-    pub fn set_node_flows(&self, node: &str, flows: Vec<String>) {
+    /// Replaces a node's installed flows (what `node_flows` returns).
+    pub fn set_node_flows(&self, node: &str, flows: impl Into<InstalledFlows>) {
         if let Some(n) = self.write().nodes.get_mut(node) {
-            n.flows = flows;
+            n.flows = flows.into();
         }
     }
 }

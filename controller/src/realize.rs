@@ -142,23 +142,27 @@ pub fn realize_held(
 ) -> usize {
     let started = std::time::Instant::now();
     let mut changed = 0;
-    let updates = compiler.update(model, topology);
-    let compiled = updates.len();
-    for (node, desired) in updates {
-        hold.held.insert(node, desired);
-    }
-    let held = std::mem::take(&mut hold.held);
-    for (node, desired) in held {
+    let mut compiled = 0;
+    // Each node is published (or held) as soon as it is compiled, so its previous state
+    // can go at once (see `IncrementalCompiler::update_each`).
+    let mut held = std::mem::take(&mut hold.held);
+    let mut consider = |hold: &mut StartupHold, node: String, desired: DesiredNode| {
         let missing = hold.missing_peers(topology, &node);
         if !missing.is_empty() {
             tracing::info!(node = %node, ?missing, "holding the node's new desired state until \
                 the hypervisors it tunnels to reconnect (weftd just started)");
             hold.held.insert(node, desired);
-            continue;
-        }
-        if fabric.publish_desired(&node, Arc::new(desired)) {
+        } else if fabric.publish_desired(&node, Arc::new(desired)) {
             changed += 1;
         }
+    };
+    compiler.update_each(model, topology, |node, desired| {
+        compiled += 1;
+        held.remove(&node);
+        consider(hold, node, desired);
+    });
+    for (node, desired) in held {
+        consider(hold, node, desired);
     }
     tracing::debug!(
         revision = model.revision(),

@@ -669,7 +669,10 @@ async fn openflow_dump_returns_flows_in_the_form_they_were_sent() {
         stat(&server, |s| &s.empty_diffs) + stat(&server, |s| &s.installs) >= 1
     })
     .await;
-    let dumped = observed.node("hv1").map(|n| n.flows).unwrap_or_default();
+    let dumped = observed
+        .node("hv1")
+        .map(|n| n.flows.text())
+        .unwrap_or_default();
     let expected = weft::reconcile::flows_as_text(&want.flows);
     let normalised: Vec<String> = expected
         .iter()

@@ -198,10 +198,41 @@ pub struct Listener {
     config: ClientConfig,
 }
 
+/// Connections the kernel queues for [`Listener::accept`] (capped by
+/// `net.core.somaxconn`). The usual 128 overflows when a thousand hypervisors dial in at
+/// once (a controller restart): the rest see their SYNs dropped and retry seconds later.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a TCP listener on `addr` (the first of its addresses that binds) with a
+/// [`LISTEN_BACKLOG`]-deep accept queue.
+pub async fn listen_tcp(addr: &str, backlog: u32) -> io::Result<tokio::net::TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        // As std's and tokio's `TcpListener::bind` do: a restarted daemon can rebind at
+        // once while old connections sit in TIME_WAIT.
+        socket.set_reuseaddr(true)?;
+        match socket.bind(a).and_then(|()| socket.listen(backlog)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{addr}: no address to listen on"),
+        )
+    }))
+}
+
 impl Listener {
     pub async fn bind(addr: &str, config: ClientConfig) -> io::Result<Listener> {
         Ok(Listener {
-            inner: tokio::net::TcpListener::bind(addr).await?,
+            inner: listen_tcp(addr, LISTEN_BACKLOG).await?,
             config,
         })
     }
@@ -424,7 +455,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Actor<S> {
                 .poll_timeout()
                 .map(Instant::from_std)
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 24 * 3600));
+            // Biased, the socket first: after this task was not polled for a while (a
+            // loaded runtime, or a consumer slow to take events), the peer's messages
+            // are waiting while the keepalive deadline has passed too. Read them first
+            // (any message proves the peer alive); an unbiased select would pick the
+            // timer half the time and drop a live peer as KeepaliveTimeout. The timer
+            // is still checked after each message.
             tokio::select! {
+                biased;
                 msg = self.framed.next() => match msg {
                     None => return DisconnectReason::PeerClosed,
                     Some(Err(e)) => return DisconnectReason::Error(e.to_string()),
@@ -444,6 +482,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Actor<S> {
                             Some(Delivery::Event(e)) => {
                                 let _ = self.events.send(e).await;
                             }
+                        }
+                        // A peer that keeps sending never lets the timer branch run.
+                        if let Err(e) = self.session.handle_timeout(Instant::now().into_std()) {
+                            return e;
                         }
                         self.sync_stats();
                     }

@@ -59,8 +59,8 @@ pub mod session;
 pub mod vswitch;
 
 pub use client::{
-    Client, ClientConfig, ClientError, DisconnectReason, Event, Listener, MonitorStart, Target,
-    connect,
+    Client, ClientConfig, ClientError, DisconnectReason, Event, LISTEN_BACKLOG, Listener,
+    MonitorStart, Target, connect, listen_tcp,
 };
 pub use codec::{CodecError, JsonCodec};
 pub use datum::{Atom, Datum, DatumError, Row};

@@ -353,7 +353,7 @@ async fn call(ctx: &ApiContext, name: &str, params: Params<'static>) -> Result<V
                 .observed()
                 .node(&r)
                 .ok_or_else(|| ApiError::not_found("node", "node", &r))?;
-            Ok(json!({"node": node.id, "flows": node.flows}))
+            Ok(json!({"node": node.id, "flows": node.flows.text()}))
         }
         "trace" => {
             let r = a.str("port")?;

@@ -1238,7 +1238,7 @@ pub fn nodes_affected(
 ///
 /// Exactly the inputs [`compile_node_with`] reads (the same ones [`node_fingerprint`]
 /// summarises), so the result equals a from-scratch compile (tested on randomised change
-/// sequences). Many nodes are compiled on all cores.
+/// sequences). Many nodes are compiled on all cores but one.
 #[derive(Debug, Default)]
 pub struct IncrementalCompiler {
     model: LogicalModel,
@@ -1277,6 +1277,22 @@ impl IncrementalCompiler {
         model: &LogicalModel,
         topology: &Topology,
     ) -> Vec<(String, DesiredNode)> {
+        let mut out = Vec::new();
+        self.update_each(model, topology, |n, d| out.push((n, d)));
+        out
+    }
+
+    /// [`Self::update`], handing each node's new state to `sink` as soon as it is
+    /// compiled (in system-id order) instead of collecting them all: the caller can
+    /// publish it at once, and the node's previous state is freed then, not after the
+    /// whole round, so a round over thousands of nodes never holds two full sets of
+    /// flow tables.
+    pub fn update_each(
+        &mut self,
+        model: &LogicalModel,
+        topology: &Topology,
+        sink: impl FnMut(String, DesiredNode),
+    ) {
         let mut dirty = Dirty::default();
         let mut touched_ifaces: BTreeSet<String> = BTreeSet::new();
         let mut endpoint_changed: Vec<String> = Vec::new();
@@ -1344,10 +1360,9 @@ impl IncrementalCompiler {
             nodes = nodes.len(),
             "nodes to recompile"
         );
-        let out = compile_many(model, topology, &self.bindings, nodes);
+        compile_many(model, topology, &self.bindings, nodes, sink);
         self.model = model.clone();
         self.topology = topology.clone();
-        out
     }
 
     /// Records the VIFs of one changed node in the claims index; `touched` collects the
@@ -1471,47 +1486,62 @@ fn claim_key(iface: &str) -> String {
     }
 }
 
-/// Compiles `nodes` (sorted), on every available core when there are many.
+/// Compiles `nodes` (sorted), on all cores but one when there are many.
+///
+/// One core is always left to the async runtime: the OpenFlow and OVSDB sessions must
+/// keep reading their sockets and answering echo requests while thousands of nodes are
+/// compiled, or switches and ovsdb-servers drop them as dead (on a 2-core machine a
+/// compile on both cores starved the sessions into a reconnect storm). So on 2 cores the
+/// compile runs on one thread.
 fn compile_many(
     model: &LogicalModel,
     topology: &Topology,
     bindings: &Bindings,
     nodes: Vec<String>,
-) -> Vec<(String, DesiredNode)> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    mut sink: impl FnMut(String, DesiredNode),
+) {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .saturating_sub(1);
     if threads < 2 || nodes.len() < PARALLEL_MIN_NODES {
-        return nodes
-            .into_iter()
-            .map(|n| {
-                let d = compile_node_with(model, topology, bindings, &n);
-                (n, d)
-            })
-            .collect();
+        for n in nodes {
+            let d = compile_node_with(model, topology, bindings, &n);
+            sink(n, d);
+        }
+        return;
     }
     let chunk = nodes.len().div_ceil(threads);
     std::thread::scope(|s| {
         let workers: Vec<_> = nodes
             .chunks(chunk)
             .map(|part| {
-                s.spawn(move || {
-                    part.iter()
-                        .map(|n| (n.clone(), compile_node_with(model, topology, bindings, n)))
-                        .collect::<Vec<_>>()
-                })
+                // Bounded: a worker runs at most a few nodes ahead of the sink.
+                let (tx, rx) = std::sync::mpsc::sync_channel(4);
+                let worker = s.spawn(move || {
+                    for n in part {
+                        let d = compile_node_with(model, topology, bindings, n);
+                        if tx.send((n.clone(), d)).is_err() {
+                            return;
+                        }
+                    }
+                });
+                (worker, rx)
             })
             .collect();
-        let mut out = Vec::with_capacity(nodes.len());
-        for (w, part) in workers.into_iter().zip(nodes.chunks(chunk)) {
-            match w.join() {
-                Ok(done) => out.extend(done),
+        for ((w, rx), part) in workers.into_iter().zip(nodes.chunks(chunk)) {
+            let mut done = 0;
+            for (n, d) in rx.iter() {
+                done += 1;
+                sink(n, d);
+            }
+            if w.join().is_err() {
                 // A compile that panicked on one thread is redone here, so the panic
                 // surfaces on the caller's thread with its own message.
-                Err(_) => out.extend(
-                    part.iter()
-                        .map(|n| (n.clone(), compile_node_with(model, topology, bindings, n))),
-                ),
+                for n in &part[done..] {
+                    let d = compile_node_with(model, topology, bindings, n);
+                    sink(n.clone(), d);
+                }
             }
         }
-        out
     })
 }

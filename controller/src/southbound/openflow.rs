@@ -23,14 +23,14 @@ use openflow::{
     BundleCtrlType, ErrorKind, ErrorMsg, ErrorType, FlowContent, FlowKey, Message, OfpMessage,
     bundle_flags, print::print_message,
 };
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_util::codec::{Decoder, Encoder, Framed};
 use tokio_util::sync::CancellationToken;
 
 use crate::compiler::{DesiredNode, GroupSpec, cookie_for};
 use crate::fabric::Fabric;
-use crate::observed::{FlowRejection, ObservedState, TransportNode};
+use crate::observed::{FlowRejection, InstalledFlows, ObservedState, TransportNode};
 use crate::reconcile;
 use session::{CloseReason, Session, SessionConfig, SessionEvent, describe_error, error_name};
 
@@ -136,7 +136,8 @@ pub async fn serve_with(
     shutdown: CancellationToken,
     settings: OpenFlowSettings,
 ) -> std::io::Result<OpenFlowServer> {
-    let listener = TcpListener::bind(listen).await?;
+    // A deep accept queue: thousands of switches connect at once after a weftd restart.
+    let listener = ovsdb::listen_tcp(&listen.to_string(), ovsdb::LISTEN_BACKLOG).await?;
     let local_addr = listener.local_addr()?;
     tracing::info!(%local_addr, "OpenFlow listener up");
     let stats = Arc::new(OpenFlowStats::default());
@@ -319,6 +320,9 @@ impl Encoder<OfpMessage> for LenientCodec {
     }
 }
 
+/// A connection's read or write buffer larger than this is freed once empty.
+const SHRINK_BUFFER_ABOVE: usize = 64 * 1024;
+
 /// A socket plus its session.
 struct Conn {
     framed: Framed<TcpStream, LenientCodec>,
@@ -359,6 +363,14 @@ impl Conn {
         tokio::time::timeout(stall, self.framed.flush())
             .await
             .map_err(|_| ConnError::WriteStalled(stall))??;
+        // An install of thousands of flow mods grows the codec's buffer to the size of
+        // the whole bundle, and a BytesMut keeps its capacity: at thousands of switches
+        // that is gigabytes held between installs. Give it back once sent.
+        if self.framed.write_buffer().is_empty()
+            && self.framed.write_buffer().capacity() > SHRINK_BUFFER_ABOVE
+        {
+            *self.framed.write_buffer_mut() = BytesMut::new();
+        }
         Ok(())
     }
 
@@ -379,7 +391,19 @@ impl Conn {
                 .session
                 .next_timeout()
                 .map(tokio::time::Instant::from_std);
+            // Likewise for a flow dump's multipart replies, once all of it was decoded.
+            if self.framed.read_buffer().is_empty()
+                && self.framed.read_buffer().capacity() > SHRINK_BUFFER_ABOVE
+            {
+                *self.framed.read_buffer_mut() = BytesMut::new();
+            }
+            // Biased, the socket before the clock: after this task waited for a busy
+            // runtime, the switch's echo replies are in the socket while the echo
+            // deadline has passed too; an unbiased select picks the timer half the time
+            // and counts replies that did arrive as missed. The clock is still advanced
+            // after every frame, so a switch that keeps sending cannot hold it off.
             tokio::select! {
+                biased;
                 _ = self.shutdown.cancelled() => return Err(ConnError::Shutdown),
                 frame = self.framed.next() => match frame {
                     Some(Ok(Frame::Message(m))) => self.session.handle_input(m),
@@ -406,9 +430,10 @@ impl Conn {
                     let within = self.session.config().echo_interval;
                     self.session.probe(std::time::Instant::now(), within);
                 }
-                _ = sleep_until_opt(deadline) => {
-                    self.session.handle_timeout(std::time::Instant::now());
-                }
+                _ = sleep_until_opt(deadline) => {}
+            }
+            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                self.session.handle_timeout(std::time::Instant::now());
             }
         }
     }
@@ -647,9 +672,10 @@ struct Withheld {
 struct Installer<'a> {
     node: &'a str,
     ctx: &'a Ctx,
-    /// What we believe the switch holds; `None` = unknown, dump first.
-    flows: Option<BTreeMap<FlowKey, FlowContent>>,
-    groups: BTreeMap<u32, GroupSpec>,
+    /// What we believe the switch holds (its flows and groups); `None` = unknown, dump
+    /// first. After a successful install this is the very state that was installed,
+    /// shared with the fabric's desired state and the observed state, not a copy.
+    installed: Option<Arc<DesiredNode>>,
     use_bundles: bool,
     next_bundle: u32,
     /// ACLs (by cookie) whose flows are left out of what is installed, fail closed.
@@ -663,8 +689,7 @@ impl<'a> Installer<'a> {
         Installer {
             node,
             ctx,
-            flows: None,
-            groups: BTreeMap::new(),
+            installed: None,
             use_bundles: true,
             next_bundle: 1,
             withheld: BTreeMap::new(),
@@ -674,7 +699,7 @@ impl<'a> Installer<'a> {
 
     /// What to install: the desired state without the withheld ACLs' flows. Withheld
     /// ACLs the desired state no longer has (deleted, port moved away) are forgotten.
-    fn effective(&mut self, desired: &DesiredNode) -> DesiredNode {
+    fn effective(&mut self, desired: &Arc<DesiredNode>) -> Arc<DesiredNode> {
         let gone: Vec<u64> = self
             .withheld
             .keys()
@@ -694,7 +719,7 @@ impl<'a> Installer<'a> {
         if self.withheld.is_empty() {
             return desired.clone();
         }
-        desired.without_acls(&self.withheld.keys().copied().collect())
+        Arc::new(desired.without_acls(&self.withheld.keys().copied().collect()))
     }
 
     /// `installed` went through: its ACLs are in force on this node. Clears their
@@ -857,7 +882,7 @@ impl<'a> Installer<'a> {
                 }
                 Ok(Install::Rejected(refusals)) => {
                     // Nothing of the bundle took effect; re-dump before the next try.
-                    self.flows = None;
+                    self.installed = None;
                     if self.refused(&desired, &refusals) {
                         // Fail closed: install the rest at once, without the refused ACL.
                         continue;
@@ -897,24 +922,26 @@ impl<'a> Installer<'a> {
     async fn reconcile(
         &mut self,
         conn: &mut Conn,
-        desired: &DesiredNode,
+        desired: &Arc<DesiredNode>,
     ) -> Result<Install, ConnError> {
-        let dumped = self.flows.is_none();
-        let mut flows = match self.flows.take() {
-            Some(f) => f,
+        let have = match self.installed.take() {
+            Some(h) => h,
             None => {
-                let (f, g) = self.dump(conn).await?;
-                self.groups = g;
-                f
+                let (flows, groups) = self.dump(conn).await?;
+                Arc::new(DesiredNode {
+                    flows,
+                    groups,
+                    ..Default::default()
+                })
             }
         };
-        let changes = reconcile::diff(desired, &flows, &self.groups);
+        let changes = reconcile::diff(desired, &have.flows, &have.groups);
         if changes.is_empty() {
             OpenFlowStats::bump(&self.ctx.stats.empty_diffs, 1);
             tracing::info!(
                 node = self.node,
-                flows = flows.len(),
-                groups = self.groups.len(),
+                flows = have.flows.len(),
+                groups = have.groups.len(),
                 "switch already holds the desired state; nothing sent"
             );
         } else {
@@ -935,26 +962,26 @@ impl<'a> Installer<'a> {
                 return Ok(Install::Rejected(refusals));
             }
             OpenFlowStats::bump(&self.ctx.stats.installs, 1);
-            reconcile::apply(&mut flows, &mut self.groups, &changes);
             tracing::info!(
                 node = self.node,
                 changes = changes.len(),
-                flows = flows.len(),
-                groups = self.groups.len(),
+                flows = desired.flows.len(),
+                groups = desired.groups.len(),
                 "installed the desired state"
             );
         }
+        drop(have);
+        // The diff is empty or was applied whole: the switch's Weft flows and its groups
+        // are now exactly `desired`'s (what `reconcile::apply` would compute). Keeping
+        // `desired` itself, not a copy, means one table per node in memory, shared with
+        // the fabric and with `node_flows`, which prints it only when asked.
         self.ctx
             .fabric
             .report_installed(self.node, desired.bound_ports.clone());
-        // Printing the table costs ~5 µs a flow (0.5 s at 100k): only when what the
-        // switch holds changed, or was just dumped, not on every no-op reconcile.
-        if dumped || !changes.is_empty() {
-            self.ctx
-                .observed
-                .set_node_flows(self.node, reconcile::flows_as_text(&flows));
-        }
-        self.flows = Some(flows);
+        self.ctx
+            .observed
+            .set_node_flows(self.node, InstalledFlows::table(desired.clone()));
+        self.installed = Some(desired.clone());
         Ok(Install::Done)
     }
 

@@ -18,11 +18,16 @@
 //! A session never writes a row Weft does not own: tunnel ports are recognised by
 //! `external_ids:weft-remote`, and `weft-installed` is the only key set on VM interfaces.
 //!
-//! Writes and the replica: ovsdb-server may answer a `transact` before it sends the
-//! monitor update that shows its effect. So after a successful write of one kind (bridge,
-//! tunnels, installed marks) the session does not plan that kind again until the replica
-//! has changed; a failed write (e.g. its optimistic `wait` saw a concurrent change) is
-//! re-planned on the next update or after a short retry delay.
+//! Writes and the replica: ovsdb-server (3.1) sends the monitor update that shows a
+//! transaction's effect *before* the `transact` reply; the session, waiting for that
+//! reply, holds the update (`Session::write`) and applies it to the replica only after
+//! the reply (a server that sent it after the reply would be handled the same way). So
+//! when the reply comes the replica does not show the write yet: after a successful
+//! write of one kind (bridge, tunnels, installed marks) the session does not plan that
+//! kind again until the replica has changed (the held update applied), or after a few
+//! seconds should no update come (a write that changed nothing). A failed write (e.g.
+//! its optimistic `wait` saw a concurrent change) is re-planned on the next update or
+//! after a short retry delay.
 //!
 //! Tunnel port names: `wt-` followed by the 32-bit FNV-1a hash of the remote's system-id
 //! (UTF-8 bytes), as 8 lowercase hex digits ([`tunnel_port_name`]). The hash is stable
@@ -83,6 +88,8 @@ pub struct OvsdbSouthbound {
     /// Notifications buffered per connection before reading that socket pauses.
     pub event_capacity: usize,
     /// Connections served at once; further accepted connections are closed at once.
+    /// Twice the largest fabric it is meant for: when every hypervisor reconnects at
+    /// once, the old sessions are still being reaped while the new ones arrive.
     pub max_sessions: usize,
     pub min_backoff: Duration,
     pub max_backoff: Duration,
@@ -109,7 +116,7 @@ impl Default for OvsdbSouthbound {
             inactivity_probe: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             event_capacity: 256,
-            max_sessions: 4096,
+            max_sessions: 8192,
             min_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(8),
             node_hold: Duration::from_secs(60),
@@ -505,6 +512,37 @@ struct Session {
     written_at: HashMap<WriteKind, u64>,
     retry_at: Option<Instant>,
     seen: Observed,
+    memo: Memo,
+}
+
+/// Steps of [`Session::reconcile`] that found nothing to do, with the inputs they saw.
+///
+/// A pass runs on every wake (a monitor update, a new desired state, newly installed
+/// ports), and each step used to decode every Port and Interface row of the bridge again:
+/// at hundreds of tunnels a node, on 2 cores, that was over half of weftd's CPU during a
+/// cold start, on the runtime threads that must also read the sockets. A step whose
+/// inputs (the replica's generation, the model's revision, the desired tunnels, the
+/// installed ports) are the ones it last ran with, and that then had nothing to write,
+/// is skipped: it would find nothing again. Cleared when the node or the write state is
+/// reset (identity change, retry timer).
+#[derive(Debug, Default)]
+struct Memo {
+    /// The integration bridge needed no change at this replica generation.
+    bridge_clean: Option<u64>,
+    /// What was published for (replica generation, model revision).
+    published: Option<Published>,
+    /// The tunnel ports matched these desired tunnels at this replica generation.
+    tunnels_clean: Option<(u64, BTreeSet<TunnelSpec>)>,
+    /// The weft-installed marks matched these installed ports at this replica
+    /// generation and model revision.
+    installed_clean: Option<(u64, u64, Arc<BTreeSet<Uuid>>)>,
+}
+
+#[derive(Debug)]
+struct Published {
+    generation: u64,
+    revision: u64,
+    vifs: BTreeMap<String, Vif>,
 }
 
 impl Session {
@@ -527,6 +565,7 @@ impl Session {
             written_at: HashMap::new(),
             retry_at: None,
             seen: Observed::default(),
+            memo: Memo::default(),
         }
     }
 
@@ -670,6 +709,7 @@ impl Session {
                 Wake::Retry => {
                     self.retry_at = None;
                     self.written_at.clear();
+                    self.memo = Memo::default();
                 }
             }
         }
@@ -761,7 +801,7 @@ impl Session {
             other_config: BTreeMap::from([("disable-in-band".into(), "true".into())]),
             external_ids: BTreeMap::new(),
         };
-        if self.may_write(WriteKind::Bridge) {
+        if self.may_write(WriteKind::Bridge) && self.memo.bridge_clean != Some(self.generation) {
             match vswitch::ensure_bridge(replica, root.uuid, &spec) {
                 Ok(Some(txn)) => {
                     let what = if bridge.is_none() {
@@ -772,7 +812,7 @@ impl Session {
                     tracing::info!(node = %node.id, bridge = %node.bridge, "{what} integration bridge");
                     self.write(client, events, WriteKind::Bridge, &txn).await?;
                 }
-                Ok(None) => {}
+                Ok(None) => self.memo.bridge_clean = Some(self.generation),
                 Err(e) => tracing::warn!(node = %node.id, error = %e, "cannot plan bridge"),
             }
         }
@@ -781,13 +821,31 @@ impl Session {
         };
 
         // 2. What the bridge holds: VIFs and Weft's tunnels.
-        let (vifs, tunnels) = self.read_bridge(replica, &node, &bridge);
-        let datapath_id = bridge
-            .datapath_id
-            .as_deref()
-            .and_then(|s| u64::from_str_radix(s.trim(), 16).ok());
         let model = self.model.borrow().clone();
-        self.publish(&node, datapath_id, &vifs, &tunnels, &model);
+        let fresh = self
+            .memo
+            .published
+            .as_ref()
+            .is_some_and(|p| p.generation == self.generation && p.revision == model.revision());
+        if !fresh {
+            let (vifs, tunnels) = self.read_bridge(replica, &node, &bridge);
+            let datapath_id = bridge
+                .datapath_id
+                .as_deref()
+                .and_then(|s| u64::from_str_radix(s.trim(), 16).ok());
+            self.publish(&node, datapath_id, &vifs, &tunnels, &model);
+            self.memo.published = Some(Published {
+                generation: self.generation,
+                revision: model.revision(),
+                vifs,
+            });
+        }
+        let vifs = self
+            .memo
+            .published
+            .as_ref()
+            .map(|p| p.vifs.clone())
+            .unwrap_or_default();
 
         // 3. Tunnel ports.
         if self.may_write(WriteKind::Tunnels)
@@ -837,6 +895,7 @@ impl Session {
             self.desired = Some(self.shared.ctx.fabric.watch_desired(&settings.id));
             self.installed = Some(self.shared.ctx.fabric.watch_installed(&settings.id));
             self.written_at.clear();
+            self.memo = Memo::default();
             tracing::info!(peer = %self.peer, node = %settings.id, encap_ip = %settings.encap_ip,
                 encap = encap_name(settings.encap_type), bridge = %settings.bridge,
                 "hypervisor identified");
@@ -1069,7 +1128,7 @@ impl Session {
     }
 
     fn plan_tunnels(
-        &self,
+        &mut self,
         replica: &Replica,
         node: &NodeSettings,
         bridge: &Bridge,
@@ -1079,6 +1138,12 @@ impl Session {
             return None;
         }
         let desired = self.desired.as_ref()?.borrow().clone();
+        if let Some((generation, tunnels)) = &self.memo.tunnels_clean
+            && *generation == self.generation
+            && *tunnels == desired.tunnels
+        {
+            return None;
+        }
         let mut specs: Vec<vswitch::TunnelSpec> = Vec::new();
         for t in &desired.tunnels {
             if t.remote == node.id {
@@ -1098,7 +1163,10 @@ impl Session {
                 tracing::info!(node = %node.id, tunnels = specs.len(), "syncing tunnel ports");
                 Some(txn)
             }
-            Ok(None) => None,
+            Ok(None) => {
+                self.memo.tunnels_clean = Some((self.generation, desired.tunnels.clone()));
+                None
+            }
             Err(e) => {
                 tracing::warn!(node = %node.id, error = %e, "cannot plan tunnel ports");
                 None
@@ -1120,6 +1188,10 @@ impl Session {
             .as_ref()
             .map(|rx| rx.borrow().clone())
             .unwrap_or_default();
+        let key = (self.generation, model.revision(), installed.clone());
+        if self.memo.installed_clean.as_ref() == Some(&key) {
+            return None;
+        }
         let mut want: BTreeSet<Uuid> = BTreeSet::new();
         for (iface_id, vif) in vifs {
             let Some(port) = model.find_port(iface_id) else {
@@ -1147,6 +1219,7 @@ impl Session {
             }
         }
         if txn.operations.is_empty() {
+            self.memo.installed_clean = Some(key);
             return None;
         }
         tracing::info!(node = %node.id, set, cleared, "updating weft-installed");
