@@ -277,10 +277,11 @@ impl Database {
 
     /// The notifications (`(method, params)`) that report `changes` to the monitors.
     pub fn notifications(&self, changes: &[RowChange]) -> Vec<(&'static str, Value)> {
+        let changes = coalesce(changes);
         let mut out = Vec::new();
         for m in &self.monitors {
             let mut tables: Map<String, Value> = Map::new();
-            for c in changes {
+            for c in &changes {
                 let Some(cols) = m.tables.get(&c.table) else {
                     continue;
                 };
@@ -354,6 +355,24 @@ impl Database {
             (None, None) => None,
         }
     }
+}
+
+/// One change per row, from its first old to its last new, as ovsdb-server reports a
+/// transaction: a row inserted and then modified (a VIF given its ofport) is one insert,
+/// not a modify of a row the monitor never saw.
+fn coalesce(changes: &[RowChange]) -> Vec<RowChange> {
+    let mut out: Vec<RowChange> = Vec::with_capacity(changes.len());
+    let mut at: HashMap<(&str, Uuid), usize> = HashMap::new();
+    for c in changes {
+        match at.get(&(c.table.as_str(), c.uuid)) {
+            Some(&i) => out[i].new = c.new.clone(),
+            None => {
+                at.insert((c.table.as_str(), c.uuid), out.len());
+                out.push(c.clone());
+            }
+        }
+    }
+    out
 }
 
 /// Stores `d` in `row`, dropping it when it is the column's default (sparse rows).
@@ -1023,6 +1042,35 @@ mod tests {
 
     pub(crate) fn schema() -> std::sync::Arc<DatabaseSchema> {
         crate::load_schema().expect("vswitch.ovsschema (Open vSwitch must be installed)")
+    }
+
+    /// A row inserted and then changed before the monitor hears of it is one insert with
+    /// the final contents (weftd's replica rejects a modify of a row it does not have).
+    #[test]
+    fn insert_then_modify_is_reported_as_one_insert() {
+        let mut db = Database::new(schema());
+        db.monitor(
+            &json!(["Open_vSwitch", "m", {"Interface": {"columns": ["name", "ofport"]}}]),
+            true,
+        )
+        .unwrap();
+        let u = Uuid::new_v4();
+        let mut ch = vec![db.insert_row(
+            "Interface",
+            u,
+            Row::from([("name".into(), Datum::scalar("vm1"))]),
+        )];
+        ch.extend(db.set_columns(
+            "Interface",
+            u,
+            Row::from([("ofport".into(), Datum::scalar(7i64))]),
+        ));
+        assert_eq!(ch.len(), 2);
+        let notes = db.notifications(&ch);
+        assert_eq!(
+            notes[0].1[1]["Interface"][u.to_string()],
+            json!({"insert": {"name": "vm1", "ofport": 7}})
+        );
     }
 
     #[test]
