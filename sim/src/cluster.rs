@@ -45,6 +45,8 @@ pub struct ClusterOptions {
     pub stalled: Vec<usize>,
     /// Where to keep the run directory (store, weftd.log); a temp dir under it.
     pub base_dir: Option<std::path::PathBuf>,
+    /// Keep the run directory afterwards (to read weftd.log).
+    pub keep: bool,
 }
 
 impl ClusterOptions {
@@ -54,6 +56,7 @@ impl ClusterOptions {
             log: "warn".into(),
             stalled: Vec::new(),
             base_dir: None,
+            keep: false,
         }
     }
 }
@@ -65,10 +68,11 @@ impl Cluster {
         opts: &ClusterOptions,
     ) -> anyhow::Result<(Cluster, Arc<Value>, Arc<SimSettings>)> {
         let (schema_json, schema) = crate::load_schema_json()?;
-        let dir = match &opts.base_dir {
+        let mut dir = match &opts.base_dir {
             Some(b) => tempfile::Builder::new().prefix("weft-sim-").tempdir_in(b)?,
             None => tempfile::Builder::new().prefix("weft-sim-").tempdir()?,
         };
+        dir.disable_cleanup(opts.keep);
         let data = dir.path().join("data");
         let scenario = Scenario::generate(opts.nodes);
         let model = scenario

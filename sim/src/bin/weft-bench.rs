@@ -44,6 +44,9 @@ struct Cli {
     /// Where to put run directories (store, weftd.log); kept with --keep.
     #[arg(long)]
     dir: Option<std::path::PathBuf>,
+    /// Keep each run directory (store, weftd.log) after the run.
+    #[arg(long)]
+    keep: bool,
     /// Abort a run when weftd's RSS passes this many MiB (protects a shared machine).
     #[arg(long, default_value_t = 14_000.0)]
     max_weftd_rss_mib: f64,
@@ -95,6 +98,7 @@ async fn run(cli: &Cli, n: usize, last: bool) -> anyhow::Result<Value> {
     let mut opts = ClusterOptions::new(n);
     opts.log = cli.log.clone();
     opts.base_dir = cli.dir.clone();
+    opts.keep = cli.keep;
     let t = Instant::now();
     let (mut c, schema, settings) = tokio::task::block_in_place(|| Cluster::prepare(&opts))?;
     eprintln!(
