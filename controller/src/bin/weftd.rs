@@ -7,6 +7,9 @@ use tracing_subscriber::EnvFilter;
 use weft::config::{Config, Flags};
 use weft::daemon::Daemon;
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "weftd",
