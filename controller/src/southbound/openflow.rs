@@ -54,6 +54,19 @@ pub struct OpenFlowSettings {
     /// How often, at most, to log a summary of what a switch sent that weftd drops
     /// (PACKET_INs, undecodable messages).
     pub noise_log_interval: Duration,
+    /// How many switches are resynchronised (flow dump, diff, install) at once. After a
+    /// weftd restart or a network blip thousands of switches connect together; taking
+    /// all their dumps at once starves the runtime for longer than the switches' echo
+    /// timeouts, they drop the connection, and the resync feeds on itself. The others
+    /// wait their turn with their sessions alive (echoes answered).
+    pub max_concurrent_resyncs: usize,
+}
+
+/// Default [`OpenFlowSettings::max_concurrent_resyncs`]: enough to keep every core busy
+/// while one resync waits on its switch, few enough to keep each one short.
+pub fn default_concurrent_resyncs() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (cores * 32).max(32)
 }
 
 impl Default for OpenFlowSettings {
@@ -66,6 +79,7 @@ impl Default for OpenFlowSettings {
             retry_max: Duration::from_secs(30),
             write_stall_timeout: Duration::from_secs(10),
             noise_log_interval: Duration::from_secs(10),
+            max_concurrent_resyncs: default_concurrent_resyncs(),
         }
     }
 }
@@ -85,6 +99,8 @@ pub struct OpenFlowStats {
     pub changes_sent: AtomicU64,
     /// Installs the switch rejected.
     pub failed_installs: AtomicU64,
+    /// Resyncs that had to wait for a turn ([`OpenFlowSettings::max_concurrent_resyncs`]).
+    pub resync_waits: AtomicU64,
 }
 
 impl OpenFlowStats {
@@ -150,6 +166,7 @@ pub async fn serve_with(
         settings,
         stats: stats.clone(),
         shutdown: shutdown.clone(),
+        resyncs: tokio::sync::Semaphore::new(settings.max_concurrent_resyncs.max(1)),
     });
     let task = tokio::spawn(async move {
         loop {
@@ -192,6 +209,8 @@ struct Ctx {
     settings: OpenFlowSettings,
     stats: Arc<OpenFlowStats>,
     shutdown: CancellationToken,
+    /// Turns for resyncs (see [`OpenFlowSettings::max_concurrent_resyncs`]).
+    resyncs: tokio::sync::Semaphore,
 }
 
 /// The connection that serves a node.
@@ -872,9 +891,21 @@ impl<'a> Installer<'a> {
             }
         }
         loop {
+            // A resync (the switch's tables unknown: dump first) waits for its turn; the
+            // desired state is read after the wait, so the newest one is installed.
+            let turn = if self.installed.is_none() {
+                match self.resync_turn(conn).await {
+                    Ok(t) => Some(t),
+                    Err(e) => return e,
+                }
+            } else {
+                None
+            };
             let desired = desired_rx.borrow_and_update().clone();
             let effective = self.effective(&desired);
-            match self.reconcile(conn, &effective).await {
+            let result = self.reconcile(conn, &effective).await;
+            drop(turn);
+            match result {
                 Err(e) => return e,
                 Ok(Install::Done) => {
                     backoff = self.ctx.settings.retry_min;
@@ -915,6 +946,34 @@ impl<'a> Installer<'a> {
                     }
                     ev = conn.next_event() => if let Err(e) = ev { return e },
                 }
+            }
+        }
+    }
+
+    /// Waits for a resync turn, keeping the session alive (echoes both ways) meanwhile.
+    async fn resync_turn(
+        &self,
+        conn: &mut Conn,
+    ) -> Result<tokio::sync::SemaphorePermit<'a>, ConnError> {
+        let resyncs = &self.ctx.resyncs;
+        if let Ok(p) = resyncs.try_acquire() {
+            return Ok(p);
+        }
+        OpenFlowStats::bump(&self.ctx.stats.resync_waits, 1);
+        let started = tokio::time::Instant::now();
+        let acquire = resyncs.acquire();
+        tokio::pin!(acquire);
+        loop {
+            tokio::select! {
+                p = &mut acquire => {
+                    let waited = started.elapsed();
+                    if waited > Duration::from_secs(1) {
+                        tracing::info!(node = self.node, ?waited, "resync waited for its turn \
+                            (many switches resynchronising at once)");
+                    }
+                    return p.map_err(|_| ConnError::Shutdown);
+                }
+                ev = conn.next_event() => { ev?; }
             }
         }
     }

@@ -101,6 +101,14 @@ pub struct OvsdbSouthbound {
     pub node_hold: Duration,
 }
 
+/// Sessions that set up at once (schema, initial monitor contents, first reconcile pass:
+/// the CPU-heavy part). When thousands of hypervisors (re)connect together, setting them
+/// all up at once fills the runtime's run queue for longer than the peers' inactivity
+/// probes, they drop the connections and the reconnects feed on themselves. Waiting
+/// sessions cost nothing and their connections stay alive: the client answers the peer's
+/// echoes on its own task.
+pub const MAX_CONCURRENT_SETUPS: usize = 64;
+
 /// Largest JSON-RPC message a hypervisor may send: a full vswitch monitor reply of a
 /// hypervisor with thousands of ports is a few MiB; a bigger frame is refused (and the
 /// peer disconnected) as soon as 32 MiB of it are buffered, which bounds what one
@@ -234,6 +242,7 @@ pub async fn serve(
         owners: Mutex::new(HashMap::new()),
         next_session: AtomicU64::new(1),
         slots: Arc::new(Semaphore::new(0)),
+        setups: Semaphore::new(MAX_CONCURRENT_SETUPS),
         released: watch::channel(0).0,
     });
     shared.slots.add_permits(shared.cfg.max_sessions.max(1));
@@ -254,6 +263,9 @@ struct Shared {
     owners: Mutex<HashMap<String, u64>>,
     next_session: AtomicU64,
     slots: Arc<Semaphore>,
+    /// Turns for a session's setup (schema, monitor, first reconcile pass); see
+    /// [`MAX_CONCURRENT_SETUPS`].
+    setups: Semaphore,
     /// Bumped whenever a session gives up a node, to wake the sessions waiting for it.
     released: watch::Sender<u64>,
 }
@@ -634,6 +646,11 @@ impl Session {
 
     async fn serve(&mut self, client: &Client, events: &mut mpsc::Receiver<Event>) -> SessionEnd {
         let step = |step| move |error| SessionEnd::Client { step, error };
+        let shared = self.shared.clone();
+        let mut setup_turn = match shared.setups.acquire().await {
+            Ok(t) => Some(t),
+            Err(_) => return SessionEnd::Shutdown,
+        };
         let schema = match client.get_schema(vswitch::DATABASE).await {
             Ok(s) => s,
             Err(e) => return step("get_schema")(e),
@@ -661,6 +678,8 @@ impl Session {
             if let Err(end) = self.reconcile(client, &replica, events).await {
                 return end;
             }
+            // Set up: let the next session have its turn.
+            drop(setup_turn.take());
             // Updates that arrived while a transaction was in flight come first.
             if !self.held.is_empty() {
                 for ev in std::mem::take(&mut self.held) {
