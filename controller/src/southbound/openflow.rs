@@ -1306,6 +1306,109 @@ mod tests {
         assert_eq!(buf.len(), 8);
     }
 
+    /// A switch that speaks just enough OpenFlow for an install: handshake, empty dumps,
+    /// barriers and echoes; bundles refused, so flows arrive as plain flow mods.
+    async fn minimal_switch(addr: SocketAddr, dpid: u64) {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let mut sw = Framed::new(stream, OfpCodec::default());
+        sw.send(OfpMessage::hello(1)).await.unwrap();
+        while let Some(Ok(m)) = sw.next().await {
+            let body = match &m.body {
+                Message::FeaturesRequest => Message::FeaturesReply(openflow::SwitchFeatures {
+                    datapath_id: dpid,
+                    n_tables: 254,
+                    ..Default::default()
+                }),
+                Message::MultipartRequest(r) => {
+                    let body = match r.body {
+                        openflow::MultipartRequestBody::Flow(_) => MultipartReplyBody::Flow(vec![]),
+                        openflow::MultipartRequestBody::GroupDesc => {
+                            MultipartReplyBody::GroupDesc(vec![])
+                        }
+                        _ => MultipartReplyBody::PortDesc(vec![]),
+                    };
+                    Message::MultipartReply(MultipartReply { flags: 0, body })
+                }
+                Message::BundleControl(_) | Message::BundleAdd(_) => Message::Error(ErrorMsg {
+                    kind: ErrorKind::Standard {
+                        err_type: ErrorType::BadRequest,
+                        code: 1,
+                    },
+                    data: m.to_bytes().unwrap(),
+                }),
+                Message::BarrierRequest => Message::BarrierReply,
+                Message::EchoRequest(d) => Message::EchoReply(d.clone()),
+                _ => continue,
+            };
+            if sw.send(OfpMessage::new(m.xid, body)).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// With room for one resync at a time, every switch still gets its turn: a turn is
+    /// given back once its install is done, not held while the switch idles.
+    #[tokio::test]
+    async fn resync_turns_are_given_back() {
+        let fabric = Fabric::new();
+        let (events, _) = tokio::sync::broadcast::channel(16);
+        let observed = Arc::new(ObservedState::new(events));
+        let shutdown = CancellationToken::new();
+        let settings = OpenFlowSettings {
+            max_concurrent_resyncs: 1,
+            ..Default::default()
+        };
+        let server = serve_with(
+            "127.0.0.1:0".parse().unwrap(),
+            fabric.clone(),
+            observed.clone(),
+            shutdown.clone(),
+            settings,
+        )
+        .await
+        .unwrap();
+        let mut waits = Vec::new();
+        for n in 1..=3u64 {
+            let id = format!("hv{n}");
+            fabric.upsert_node(NodeView {
+                id: id.clone(),
+                encap_ip: format!("192.0.2.{n}").parse().unwrap(),
+                encap_type: Default::default(),
+                bridge: "br-int".into(),
+                datapath_id: Some(n),
+                vifs: BTreeMap::new(),
+                tunnels: BTreeMap::new(),
+            });
+            let port = Uuid::new_v4();
+            let fm = FlowMod::add(
+                0,
+                100,
+                Match::new(vec![Field::InPort(n as u32, None)]),
+                vec![Instruction::GotoTable(10)],
+            )
+            .with_cookie(crate::compiler::COOKIE_WEFT | n);
+            let mut d = DesiredNode {
+                bound_ports: BTreeSet::from([port]),
+                ..Default::default()
+            };
+            d.flows.insert(fm.key(), fm.content());
+            fabric.publish_desired(&id, Arc::new(d));
+            let mut installed = fabric.watch_installed(&id);
+            waits.push(async move {
+                while !installed.borrow_and_update().contains(&port) {
+                    installed.changed().await.unwrap();
+                }
+            });
+            tokio::spawn(minimal_switch(server.local_addr, n));
+        }
+        tokio::time::timeout(Duration::from_secs(30), futures::future::join_all(waits))
+            .await
+            .expect("a switch never got its turn to be installed");
+        assert_eq!(OpenFlowStats::get(&server.stats.installs), 3);
+        shutdown.cancel();
+        server.join().await;
+    }
+
     /// A scripted switch without bundle support: the driver falls back to plain flow mods
     /// and still reports the state installed after the barrier, while a silent connection
     /// sits in its handshake.
