@@ -638,8 +638,8 @@ impl Session {
             Ok(s) => s,
             Err(e) => return step("get_schema")(e),
         };
+        let requests = vswitch::monitor_requests_for(&schema);
         let mut replica = Replica::new(schema);
-        let requests = vswitch::monitor_requests();
         replica.set_monitored(&requests);
         let start = match client
             .monitor_auto(
@@ -749,7 +749,7 @@ impl Session {
         replica: &Replica,
         events: &mut mpsc::Receiver<Event>,
     ) -> Result<(), SessionEnd> {
-        let root = match vswitch::root(replica) {
+        let root = match vswitch::cached_root(replica) {
             None => {
                 self.wait_for("the database has no Open_vSwitch row".into());
                 return Ok(());
@@ -779,7 +779,7 @@ impl Session {
         };
 
         // 1. The integration bridge.
-        let bridge = match vswitch::bridge_by_name(replica, &node.bridge).transpose() {
+        let bridge = match vswitch::cached_bridge_by_name(replica, &node.bridge).transpose() {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(node = %node.id, error = %e, "unreadable bridge row");
@@ -1205,7 +1205,7 @@ impl Session {
         }
         let mut txn = Transaction::new(vswitch::DATABASE);
         let (mut set, mut cleared) = (0, 0);
-        for iface in vswitch::rows::<Interface>(replica).flatten() {
+        for iface in vswitch::cached_rows::<Interface>(replica).flatten() {
             let has = iface.external_ids.get(KEY_INSTALLED).map(String::as_str) == Some("true");
             let marked = iface.external_ids.contains_key(KEY_INSTALLED);
             if want.contains(&iface.uuid) {
@@ -1246,7 +1246,7 @@ fn bridge_contents(replica: &Replica, node: &str, bridge: &Bridge) -> BridgeCont
     let mut errors = BTreeMap::new();
     let mut duplicates = BTreeSet::new();
     for port_uuid in &bridge.ports {
-        let port = match vswitch::row::<vswitch::Port>(replica, port_uuid) {
+        let port = match vswitch::cached_row::<vswitch::Port>(replica, port_uuid) {
             Some(Ok(p)) => p,
             Some(Err(e)) => {
                 tracing::debug!(node = %node, error = %e, "unreadable port row");
@@ -1256,7 +1256,7 @@ fn bridge_contents(replica: &Replica, node: &str, bridge: &Bridge) -> BridgeCont
         };
         let remote = port.external_ids.get(KEY_REMOTE).cloned();
         for iface_uuid in &port.interfaces {
-            let iface = match vswitch::row::<Interface>(replica, iface_uuid) {
+            let iface = match vswitch::cached_row::<Interface>(replica, iface_uuid) {
                 Some(Ok(i)) => i,
                 Some(Err(e)) => {
                     tracing::debug!(node = %node, error = %e, "unreadable interface row");
