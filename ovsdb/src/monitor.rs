@@ -608,6 +608,7 @@ impl Replica {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::datum::Atom;
 
     fn schema() -> DatabaseSchema {
         DatabaseSchema::from_json(&json!({"name": "db", "tables": {"T": {"columns": {
@@ -747,6 +748,155 @@ mod tests {
             .unwrap();
         let kinds: Vec<_> = c.changes.iter().map(RowChange::kind).collect();
         assert_eq!(kinds, vec![ChangeKind::Modified, ChangeKind::Inserted]);
+        assert_eq!(r.len("T"), 2);
+    }
+
+    /// The decoded view of row U1, counting how often `decode` ran.
+    fn decoded_name(r: &Replica, calls: &std::cell::Cell<u32>) -> Option<String> {
+        let u1 = Uuid::parse_str(U1).unwrap();
+        r.row_ref("T", &u1).map(|rr| {
+            rr.decoded(|_, row| {
+                calls.set(calls.get() + 1);
+                row.get("name")
+                    .and_then(Datum::as_scalar)
+                    .and_then(Atom::as_str)
+                    .map(str::to_owned)
+            })
+            .into_owned()
+            .unwrap_or_default()
+        })
+    }
+
+    #[test]
+    fn decoded_view_follows_every_change_of_its_row() {
+        let calls = std::cell::Cell::new(0);
+        let mut r = Replica::new(schema());
+        r.apply(
+            UpdateFormat::Update2,
+            &json!({"T": {U1: {"insert": {"name": "a"}}, U2: {"insert": {"name": "b"}}}}),
+        )
+        .unwrap();
+        assert_eq!(decoded_name(&r, &calls).as_deref(), Some("a"));
+        assert_eq!(decoded_name(&r, &calls).as_deref(), Some("a"));
+        assert_eq!(calls.get(), 1, "decoded once per row version");
+
+        // A change to another row keeps this row's view.
+        r.apply(
+            UpdateFormat::Update2,
+            &json!({"T": {U2: {"modify": {"name": "c"}}}}),
+        )
+        .unwrap();
+        assert_eq!(decoded_name(&r, &calls).as_deref(), Some("a"));
+        assert_eq!(calls.get(), 1);
+
+        // update2 modify (diff), update modify (merge), update insert (put): each is a
+        // new version, decoded again.
+        r.apply(
+            UpdateFormat::Update2,
+            &json!({"T": {U1: {"modify": {"name": "d"}}}}),
+        )
+        .unwrap();
+        assert_eq!(decoded_name(&r, &calls).as_deref(), Some("d"));
+        r.apply(
+            UpdateFormat::Update,
+            &json!({"T": {U1: {"old": {"name": "d"}, "new": {"name": "e"}}}}),
+        )
+        .unwrap();
+        assert_eq!(decoded_name(&r, &calls).as_deref(), Some("e"));
+        assert_eq!(calls.get(), 3);
+
+        // A failed update changes nothing, views included.
+        assert!(
+            r.apply(
+                UpdateFormat::Update2,
+                &json!({"T": {U1: {"modify": {"name": "f"}}, "33333333-3333-3333-3333-333333333333": {"delete": null}}}),
+            )
+            .is_err()
+        );
+        assert_eq!(decoded_name(&r, &calls).as_deref(), Some("e"));
+        assert_eq!(calls.get(), 3);
+
+        // Deleted: no row, no view; inserted again under the same uuid: a fresh view.
+        r.apply(UpdateFormat::Update2, &json!({"T": {U1: {"delete": null}}}))
+            .unwrap();
+        assert_eq!(decoded_name(&r, &calls), None);
+        r.apply(
+            UpdateFormat::Update2,
+            &json!({"T": {U1: {"insert": {"name": "g"}}}}),
+        )
+        .unwrap();
+        assert_eq!(decoded_name(&r, &calls).as_deref(), Some("g"));
+        assert_eq!(calls.get(), 4);
+
+        // reset: an unchanged row keeps its view, a changed one gets a new one, a row
+        // gone is gone.
+        let t = ["T".to_owned()];
+        r.reset(
+            &t,
+            UpdateFormat::Update2,
+            &json!({"T": {U1: {"initial": {"name": "g"}}}}),
+        )
+        .unwrap();
+        assert_eq!(decoded_name(&r, &calls).as_deref(), Some("g"));
+        assert_eq!(calls.get(), 4);
+        r.reset(
+            &t,
+            UpdateFormat::Update2,
+            &json!({"T": {U1: {"initial": {"name": "h"}}}}),
+        )
+        .unwrap();
+        assert_eq!(decoded_name(&r, &calls).as_deref(), Some("h"));
+        assert_eq!(calls.get(), 5);
+        r.reset(&t, UpdateFormat::Update2, &json!({})).unwrap();
+        assert_eq!(decoded_name(&r, &calls), None);
+        assert_eq!(r.len("T"), 0);
+    }
+
+    #[test]
+    fn a_second_kind_of_view_is_decoded_each_time() {
+        let mut r = Replica::new(schema());
+        r.apply(
+            UpdateFormat::Update2,
+            &json!({"T": {U1: {"insert": {"name": "a", "n": 7}}}}),
+        )
+        .unwrap();
+        let rr = r.row_ref("T", &Uuid::parse_str(U1).unwrap()).unwrap();
+        let n = |_: &Uuid, row: &Row| row["n"].as_scalar().and_then(Atom::as_i64);
+        assert!(matches!(rr.decoded(n), Cow::Borrowed(Some(7))));
+        let name = |_: &Uuid, row: &Row| row["name"].clone();
+        assert!(matches!(rr.decoded(name), Cow::Owned(d) if d == Datum::scalar("a")));
+        assert!(matches!(rr.decoded(n), Cow::Borrowed(Some(7))));
+    }
+
+    #[test]
+    fn reset_reports_changes_in_order() {
+        let mut r = Replica::new(schema());
+        r.apply(
+            UpdateFormat::Update2,
+            &json!({"T": {U1: {"insert": {"name": "a"}}, U2: {"insert": {"name": "b"}}}}),
+        )
+        .unwrap();
+        let u3 = "33333333-3333-3333-3333-333333333333";
+        let c = r
+            .reset(
+                &["T".to_owned()],
+                UpdateFormat::Update2,
+                &json!({"T": {U2: {"initial": {"name": "b2"}}, u3: {"initial": {"name": "c"}}}}),
+            )
+            .unwrap();
+        let got: Vec<_> = c
+            .changes
+            .iter()
+            .map(|c| (c.uuid.to_string(), c.kind()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (U1.to_owned(), ChangeKind::Deleted),
+                (U2.to_owned(), ChangeKind::Modified),
+                (u3.to_owned(), ChangeKind::Inserted),
+            ]
+        );
         assert_eq!(r.len("T"), 2);
     }
 

@@ -964,6 +964,168 @@ mod tests {
         ));
     }
 
+    const VSWITCH_SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
+
+    fn vswitch_schema() -> DatabaseSchema {
+        let text = std::fs::read_to_string(VSWITCH_SCHEMA)
+            .unwrap_or_else(|e| panic!("{VSWITCH_SCHEMA}: {e} (install openvswitch-common)"));
+        DatabaseSchema::from_json(&serde_json::from_str(&text).unwrap()).unwrap()
+    }
+
+    /// A value for every column of `table`, none of them the default, so that a typed
+    /// row that reads a column would see it.
+    fn full_row(schema: &DatabaseSchema, table: &str) -> Row {
+        use crate::schema::AtomicType;
+        let atom = |ty: AtomicType, col: &str| match ty {
+            AtomicType::Integer => Atom::Integer(7),
+            AtomicType::Real => Atom::Real(1.5),
+            AtomicType::Boolean => Atom::Boolean(true),
+            AtomicType::String => Atom::String(format!("v-{col}")),
+            AtomicType::Uuid => Atom::Uuid(Uuid::from_u128(7)),
+        };
+        let ts = schema.table(table).unwrap();
+        ts.columns
+            .iter()
+            .map(|(col, c)| {
+                let k = atom(c.ty.key.atomic, col);
+                let d = match &c.ty.value {
+                    Some(v) => Datum::map([(k, atom(v.atomic, col))]),
+                    None => Datum::scalar(k),
+                };
+                (col.clone(), d)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn monitored_columns_are_all_the_typed_rows_read() {
+        let schema = vswitch_schema();
+        let requests = monitor_requests_for(&schema);
+        assert_eq!(
+            requests,
+            monitor_requests(),
+            "every column exists in the schema"
+        );
+        let u = Uuid::from_u128(1);
+        for (table, columns) in MONITORED_COLUMNS {
+            let full = full_row(&schema, table);
+            let projected: Row = full
+                .iter()
+                .filter(|(c, _)| columns.contains(&c.as_str()))
+                .map(|(c, d)| (c.clone(), d.clone()))
+                .collect();
+            assert_eq!(projected.len(), columns.len(), "{table}: {columns:?}");
+            let same = match table {
+                OPEN_VSWITCH => {
+                    OpenVSwitch::from_row(u, &full) == OpenVSwitch::from_row(u, &projected)
+                }
+                BRIDGE => Bridge::from_row(u, &full) == Bridge::from_row(u, &projected),
+                PORT => Port::from_row(u, &full) == Port::from_row(u, &projected),
+                INTERFACE => Interface::from_row(u, &full) == Interface::from_row(u, &projected),
+                CONTROLLER => Controller::from_row(u, &full) == Controller::from_row(u, &projected),
+                other => panic!("{other} has no typed row"),
+            };
+            assert!(same, "{table} reads a column it does not monitor");
+        }
+        // A schema without a column: the request leaves it out.
+        let mut old = schema.clone();
+        if let Some(t) = old.tables.get_mut(INTERFACE) {
+            t.columns.remove("mac_in_use");
+        }
+        let r = monitor_requests_for(&old);
+        let iface = r.iter().find(|r| r.table == INTERFACE).unwrap();
+        assert!(
+            !iface
+                .columns
+                .as_ref()
+                .unwrap()
+                .iter()
+                .any(|c| c == "mac_in_use")
+        );
+        assert_eq!(
+            iface.columns.as_ref().unwrap().len(),
+            Interface::COLUMNS.len() - 1
+        );
+    }
+
+    #[test]
+    fn cached_rows_never_outlive_their_row_version() {
+        use crate::monitor::UpdateFormat;
+        let mut r = Replica::new(vswitch_schema());
+        r.set_monitored(&monitor_requests());
+        let (p, i) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let (ps, is) = (p.to_string(), i.to_string());
+        r.apply(
+            UpdateFormat::Update2,
+            &json!({
+                "Port": {&ps: {"initial": {"name": "vm1", "interfaces": ["uuid", &is]}}},
+                "Interface": {&is: {"initial": {"name": "vm1", "ofport": 3,
+                    "external_ids": ["map", [["iface-id", "lp1"]]]}}},
+            }),
+        )
+        .unwrap();
+        let iface = |r: &Replica| cached_row::<Interface>(r, &i).map(|x| x.map(Cow::into_owned));
+        let first = iface(&r).unwrap().unwrap();
+        assert_eq!((first.iface_id(), first.ofport), (Some("lp1"), Some(3)));
+        // Read twice: the same decoded copy, borrowed.
+        let a = cached_row::<Interface>(&r, &i).unwrap().unwrap();
+        let b = cached_row::<Interface>(&r, &i).unwrap().unwrap();
+        assert!(matches!((&a, &b), (Cow::Borrowed(x), Cow::Borrowed(y)) if std::ptr::eq(*x, *y)));
+
+        // A map diff and a scalar change: the typed row shows both.
+        r.apply(
+            UpdateFormat::Update2,
+            &json!({"Interface": {&is: {"modify": {"ofport": 4,
+                "external_ids": ["map", [["weft-installed", "true"]]]}}}}),
+        )
+        .unwrap();
+        let second = iface(&r).unwrap().unwrap();
+        assert_eq!(second.ofport, Some(4));
+        assert_eq!(
+            second
+                .external_ids
+                .get("weft-installed")
+                .map(String::as_str),
+            Some("true")
+        );
+        assert_eq!(second.iface_id(), Some("lp1"));
+        assert_eq!(rows::<Interface>(&r).next().unwrap().unwrap(), second);
+        assert_eq!(cached_rows::<Interface>(&r).count(), 1);
+
+        // A row that does not decode is cached as its error, until it is fixed.
+        r.apply(
+            UpdateFormat::Update2,
+            &json!({"Port": {&ps: {"modify": {"tag": 5}}}}),
+        )
+        .unwrap();
+        assert_eq!(cached_row::<Port>(&r, &p).unwrap().unwrap().tag, Some(5));
+        r.apply(
+            UpdateFormat::Update,
+            &json!({"Port": {&ps: {"old": {"name": "vm1"}, "new": {"name": ["set", ["a", "b"]]}}}}),
+        )
+        .unwrap();
+        assert!(matches!(
+            cached_row::<Port>(&r, &p),
+            Some(Err(RowError::WrongType { column: "name", .. }))
+        ));
+        r.apply(
+            UpdateFormat::Update2,
+            &json!({"Port": {&ps: {"modify": {"name": "vm2"}}}}),
+        )
+        .unwrap();
+        assert_eq!(cached_row::<Port>(&r, &p).unwrap().unwrap().name, "vm2");
+
+        // Deleted rows are gone from the cached reads too.
+        r.apply(
+            UpdateFormat::Update2,
+            &json!({"Interface": {&is: {"delete": null}}, "Port": {&ps: {"delete": null}}}),
+        )
+        .unwrap();
+        assert!(cached_row::<Interface>(&r, &i).is_none());
+        assert!(cached_row::<Port>(&r, &p).is_none());
+        assert_eq!(cached_rows::<Interface>(&r).count(), 0);
+    }
+
     #[test]
     fn tunnel_port_ops() {
         let mut t = Transaction::new(DATABASE);
