@@ -190,7 +190,7 @@ impl Encoder<&Message> for JsonCodec {
     type Error = CodecError;
 
     fn encode(&mut self, msg: &Message, dst: &mut BytesMut) -> Result<(), CodecError> {
-        serde_json::to_writer(dst.writer(), &msg.to_json())
+        serde_json::to_writer(dst.writer(), msg)
             .map_err(|source| CodecError::InvalidJson { len: 0, source })
     }
 }

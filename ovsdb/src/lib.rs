@@ -65,7 +65,7 @@ pub use client::{
 pub use codec::{CodecError, JsonCodec};
 pub use datum::{Atom, Datum, DatumError, Row};
 pub use monitor::{
-    ChangeKind, ChangeSet, MonitorRequest, Replica, ReplicaError, RowChange, UpdateFormat,
+    ChangeKind, ChangeSet, MonitorRequest, Replica, ReplicaError, RowChange, RowRef, UpdateFormat,
 };
 pub use ops::{
     Condition, Function, Mutation, Mutator, NamedRow, Operation, Transaction, TransactionError,

@@ -7,9 +7,15 @@
 //! rows. Every update is validated and computed against the current state before anything
 //! is written, so the replica is always a consistent snapshot: an update either applies
 //! whole or not at all.
+//!
+//! Each row version can also carry one decoded view of itself ([`RowRef::decoded`]), so
+//! that a consumer that re-reads the same rows after every update (typed rows, see
+//! [`crate::vswitch`]) decodes a row once per version rather than once per read.
 
+use std::any::Any;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -210,9 +216,71 @@ impl ChangeSet {
 #[derive(Debug, Clone)]
 pub struct Replica {
     schema: DatabaseSchema,
-    tables: BTreeMap<String, BTreeMap<Uuid, Arc<Row>>>,
+    tables: BTreeMap<String, BTreeMap<Uuid, Entry>>,
     /// Per table, the monitored columns when a monitor asked for a subset.
     columns: BTreeMap<String, Vec<String>>,
+}
+
+/// One row version as the replica holds it.
+///
+/// `decoded` belongs to exactly this version: every update that touches the row (insert,
+/// modify, delete, reset) replaces or removes the whole entry, so a decoded view can never
+/// outlive the row it was made from and needs no invalidation of its own.
+#[derive(Debug, Clone)]
+struct Entry {
+    row: Arc<Row>,
+    decoded: OnceLock<Arc<dyn Any + Send + Sync>>,
+}
+
+impl Entry {
+    fn new(row: Arc<Row>) -> Entry {
+        Entry {
+            row,
+            decoded: OnceLock::new(),
+        }
+    }
+}
+
+/// One row of the replica, borrowed: its uuid, its columns and its decoded view.
+#[derive(Debug, Clone, Copy)]
+pub struct RowRef<'a> {
+    uuid: &'a Uuid,
+    entry: &'a Entry,
+}
+
+impl<'a> RowRef<'a> {
+    pub fn uuid(&self) -> &'a Uuid {
+        self.uuid
+    }
+
+    pub fn row(&self) -> &'a Row {
+        &self.entry.row
+    }
+
+    /// `decode(uuid, row)`, computed at most once per row version and then borrowed from
+    /// the replica until an update changes or removes the row. `decode` must depend on
+    /// nothing but its arguments. A row holds one decoded view: asking for a second type
+    /// of view of the same row decodes it every time (owned), which is correct, only slow.
+    pub fn decoded<V>(&self, decode: impl FnOnce(&Uuid, &Row) -> V) -> Cow<'a, V>
+    where
+        V: Any + Send + Sync + Clone,
+    {
+        let slot = &self.entry.decoded;
+        if let Some(cached) = slot.get() {
+            return match cached.downcast_ref::<V>() {
+                Some(v) => Cow::Borrowed(v),
+                None => Cow::Owned(decode(self.uuid, &self.entry.row)),
+            };
+        }
+        let fresh = Arc::new(decode(self.uuid, &self.entry.row));
+        // Another reader may have filled the slot meanwhile (the replica is shared
+        // read-only); then whichever value won is as good as ours if it has our type.
+        let _ = slot.set(fresh.clone());
+        match slot.get().and_then(|c| c.downcast_ref::<V>()) {
+            Some(v) => Cow::Borrowed(v),
+            None => Cow::Owned(Arc::unwrap_or_clone(fresh)),
+        }
+    }
 }
 
 /// A parsed row update, before it is applied.
@@ -272,17 +340,25 @@ impl Replica {
 
     /// The rows of `table` (empty if not monitored or empty).
     pub fn table(&self, table: &str) -> impl Iterator<Item = (&Uuid, &Row)> {
-        self.tables
-            .get(table)
-            .into_iter()
-            .flat_map(|t| t.iter().map(|(u, r)| (u, &**r)))
+        self.table_refs(table).map(|r| (r.uuid(), r.row()))
     }
 
     pub fn row(&self, table: &str, uuid: &Uuid) -> Option<&Row> {
+        self.row_ref(table, uuid).map(|r| r.row())
+    }
+
+    /// The rows of `table` with their decoded views, in uuid order.
+    pub fn table_refs<'a>(&'a self, table: &str) -> impl Iterator<Item = RowRef<'a>> + use<'a> {
         self.tables
             .get(table)
-            .and_then(|t| t.get(uuid))
-            .map(|r| &**r)
+            .into_iter()
+            .flat_map(|t| t.iter().map(|(uuid, entry)| RowRef { uuid, entry }))
+    }
+
+    /// One row with its decoded view.
+    pub fn row_ref(&self, table: &str, uuid: &Uuid) -> Option<RowRef<'_>> {
+        let (uuid, entry) = self.tables.get(table)?.get_key_value(uuid)?;
+        Some(RowRef { uuid, entry })
     }
 
     pub fn len(&self, table: &str) -> usize {
@@ -372,7 +448,11 @@ impl Replica {
         let ops = self.parse(format, updates)?;
         let mut changes = Vec::with_capacity(ops.len());
         for (table, uuid, op) in ops {
-            let old = self.tables.get(&table).and_then(|t| t.get(&uuid)).cloned();
+            let old = self
+                .tables
+                .get(&table)
+                .and_then(|t| t.get(&uuid))
+                .map(|e| e.row.clone());
             let new = match op {
                 RowOp::Put(row) => Some(Arc::new(row)),
                 RowOp::Delete => {
@@ -434,7 +514,7 @@ impl Replica {
             let t = self.tables.entry(c.table.clone()).or_default();
             match &c.new {
                 Some(row) => {
-                    t.insert(c.uuid, row.clone());
+                    t.insert(c.uuid, Entry::new(row.clone()));
                 }
                 None => {
                     t.remove(&c.uuid);
@@ -458,46 +538,46 @@ impl Replica {
         fresh.apply(format, reply)?;
         let mut changes = Vec::new();
         for table in tables {
-            let empty = BTreeMap::new();
-            let old = self.tables.get(table).unwrap_or(&empty);
-            let new = fresh.tables.get(table).unwrap_or(&empty);
-            for (uuid, row) in old {
-                match new.get(uuid) {
+            let old = self.tables.remove(table).unwrap_or_default();
+            let Some(mut new) = fresh.tables.remove(table) else {
+                changes.extend(old.into_iter().map(|(uuid, entry)| RowChange {
+                    table: table.clone(),
+                    uuid,
+                    old: Some(entry.row),
+                    new: None,
+                }));
+                continue;
+            };
+            let inserted: Vec<RowChange> = new
+                .iter()
+                .filter(|(uuid, _)| !old.contains_key(uuid))
+                .map(|(uuid, entry)| RowChange {
+                    table: table.clone(),
+                    uuid: *uuid,
+                    old: None,
+                    new: Some(entry.row.clone()),
+                })
+                .collect();
+            for (uuid, entry) in old {
+                match new.get_mut(&uuid) {
                     None => changes.push(RowChange {
                         table: table.clone(),
-                        uuid: *uuid,
-                        old: Some(row.clone()),
+                        uuid,
+                        old: Some(entry.row),
                         new: None,
                     }),
-                    Some(n) if n != row => changes.push(RowChange {
+                    Some(n) if n.row != entry.row => changes.push(RowChange {
                         table: table.clone(),
-                        uuid: *uuid,
-                        old: Some(row.clone()),
-                        new: Some(n.clone()),
+                        uuid,
+                        old: Some(entry.row),
+                        new: Some(n.row.clone()),
                     }),
-                    Some(_) => {}
+                    // Unchanged: keep the old entry, and with it its decoded view.
+                    Some(n) => *n = entry,
                 }
             }
-            for (uuid, row) in new {
-                if !old.contains_key(uuid) {
-                    changes.push(RowChange {
-                        table: table.clone(),
-                        uuid: *uuid,
-                        old: None,
-                        new: Some(row.clone()),
-                    });
-                }
-            }
-        }
-        for table in tables {
-            match fresh.tables.remove(table) {
-                Some(t) => {
-                    self.tables.insert(table.clone(), t);
-                }
-                None => {
-                    self.tables.remove(table);
-                }
-            }
+            changes.extend(inserted);
+            self.tables.insert(table.clone(), new);
         }
         Ok(ChangeSet { changes })
     }
@@ -509,17 +589,26 @@ impl Replica {
         column: &'a str,
         value: &'a Datum,
     ) -> impl Iterator<Item = (&'a Uuid, &'a Row)> + 'a {
-        self.tables
-            .get(table)
-            .into_iter()
-            .flat_map(|t| t.iter().map(|(u, r)| (u, &**r)))
-            .filter(move |(_, r)| r.get(column) == Some(value))
+        self.find_refs(table, column, value)
+            .map(|r| (r.uuid(), r.row()))
+    }
+
+    /// [`Replica::find`], with the rows' decoded views.
+    pub fn find_refs<'a>(
+        &'a self,
+        table: &str,
+        column: &'a str,
+        value: &'a Datum,
+    ) -> impl Iterator<Item = RowRef<'a>> + 'a {
+        self.table_refs(table)
+            .filter(move |r| r.row().get(column) == Some(value))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::datum::Atom;
 
     fn schema() -> DatabaseSchema {
         DatabaseSchema::from_json(&json!({"name": "db", "tables": {"T": {"columns": {
@@ -659,6 +748,155 @@ mod tests {
             .unwrap();
         let kinds: Vec<_> = c.changes.iter().map(RowChange::kind).collect();
         assert_eq!(kinds, vec![ChangeKind::Modified, ChangeKind::Inserted]);
+        assert_eq!(r.len("T"), 2);
+    }
+
+    /// The decoded view of row U1, counting how often `decode` ran.
+    fn decoded_name(r: &Replica, calls: &std::cell::Cell<u32>) -> Option<String> {
+        let u1 = Uuid::parse_str(U1).unwrap();
+        r.row_ref("T", &u1).map(|rr| {
+            rr.decoded(|_, row| {
+                calls.set(calls.get() + 1);
+                row.get("name")
+                    .and_then(Datum::as_scalar)
+                    .and_then(Atom::as_str)
+                    .map(str::to_owned)
+            })
+            .into_owned()
+            .unwrap_or_default()
+        })
+    }
+
+    #[test]
+    fn decoded_view_follows_every_change_of_its_row() {
+        let calls = std::cell::Cell::new(0);
+        let mut r = Replica::new(schema());
+        r.apply(
+            UpdateFormat::Update2,
+            &json!({"T": {U1: {"insert": {"name": "a"}}, U2: {"insert": {"name": "b"}}}}),
+        )
+        .unwrap();
+        assert_eq!(decoded_name(&r, &calls).as_deref(), Some("a"));
+        assert_eq!(decoded_name(&r, &calls).as_deref(), Some("a"));
+        assert_eq!(calls.get(), 1, "decoded once per row version");
+
+        // A change to another row keeps this row's view.
+        r.apply(
+            UpdateFormat::Update2,
+            &json!({"T": {U2: {"modify": {"name": "c"}}}}),
+        )
+        .unwrap();
+        assert_eq!(decoded_name(&r, &calls).as_deref(), Some("a"));
+        assert_eq!(calls.get(), 1);
+
+        // update2 modify (diff), update modify (merge), update insert (put): each is a
+        // new version, decoded again.
+        r.apply(
+            UpdateFormat::Update2,
+            &json!({"T": {U1: {"modify": {"name": "d"}}}}),
+        )
+        .unwrap();
+        assert_eq!(decoded_name(&r, &calls).as_deref(), Some("d"));
+        r.apply(
+            UpdateFormat::Update,
+            &json!({"T": {U1: {"old": {"name": "d"}, "new": {"name": "e"}}}}),
+        )
+        .unwrap();
+        assert_eq!(decoded_name(&r, &calls).as_deref(), Some("e"));
+        assert_eq!(calls.get(), 3);
+
+        // A failed update changes nothing, views included.
+        assert!(
+            r.apply(
+                UpdateFormat::Update2,
+                &json!({"T": {U1: {"modify": {"name": "f"}}, "33333333-3333-3333-3333-333333333333": {"delete": null}}}),
+            )
+            .is_err()
+        );
+        assert_eq!(decoded_name(&r, &calls).as_deref(), Some("e"));
+        assert_eq!(calls.get(), 3);
+
+        // Deleted: no row, no view; inserted again under the same uuid: a fresh view.
+        r.apply(UpdateFormat::Update2, &json!({"T": {U1: {"delete": null}}}))
+            .unwrap();
+        assert_eq!(decoded_name(&r, &calls), None);
+        r.apply(
+            UpdateFormat::Update2,
+            &json!({"T": {U1: {"insert": {"name": "g"}}}}),
+        )
+        .unwrap();
+        assert_eq!(decoded_name(&r, &calls).as_deref(), Some("g"));
+        assert_eq!(calls.get(), 4);
+
+        // reset: an unchanged row keeps its view, a changed one gets a new one, a row
+        // gone is gone.
+        let t = ["T".to_owned()];
+        r.reset(
+            &t,
+            UpdateFormat::Update2,
+            &json!({"T": {U1: {"initial": {"name": "g"}}}}),
+        )
+        .unwrap();
+        assert_eq!(decoded_name(&r, &calls).as_deref(), Some("g"));
+        assert_eq!(calls.get(), 4);
+        r.reset(
+            &t,
+            UpdateFormat::Update2,
+            &json!({"T": {U1: {"initial": {"name": "h"}}}}),
+        )
+        .unwrap();
+        assert_eq!(decoded_name(&r, &calls).as_deref(), Some("h"));
+        assert_eq!(calls.get(), 5);
+        r.reset(&t, UpdateFormat::Update2, &json!({})).unwrap();
+        assert_eq!(decoded_name(&r, &calls), None);
+        assert_eq!(r.len("T"), 0);
+    }
+
+    #[test]
+    fn a_second_kind_of_view_is_decoded_each_time() {
+        let mut r = Replica::new(schema());
+        r.apply(
+            UpdateFormat::Update2,
+            &json!({"T": {U1: {"insert": {"name": "a", "n": 7}}}}),
+        )
+        .unwrap();
+        let rr = r.row_ref("T", &Uuid::parse_str(U1).unwrap()).unwrap();
+        let n = |_: &Uuid, row: &Row| row["n"].as_scalar().and_then(Atom::as_i64);
+        assert!(matches!(rr.decoded(n), Cow::Borrowed(Some(7))));
+        let name = |_: &Uuid, row: &Row| row["name"].clone();
+        assert!(matches!(rr.decoded(name), Cow::Owned(d) if d == Datum::scalar("a")));
+        assert!(matches!(rr.decoded(n), Cow::Borrowed(Some(7))));
+    }
+
+    #[test]
+    fn reset_reports_changes_in_order() {
+        let mut r = Replica::new(schema());
+        r.apply(
+            UpdateFormat::Update2,
+            &json!({"T": {U1: {"insert": {"name": "a"}}, U2: {"insert": {"name": "b"}}}}),
+        )
+        .unwrap();
+        let u3 = "33333333-3333-3333-3333-333333333333";
+        let c = r
+            .reset(
+                &["T".to_owned()],
+                UpdateFormat::Update2,
+                &json!({"T": {U2: {"initial": {"name": "b2"}}, u3: {"initial": {"name": "c"}}}}),
+            )
+            .unwrap();
+        let got: Vec<_> = c
+            .changes
+            .iter()
+            .map(|c| (c.uuid.to_string(), c.kind()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (U1.to_owned(), ChangeKind::Deleted),
+                (U2.to_owned(), ChangeKind::Modified),
+                (u3.to_owned(), ChangeKind::Inserted),
+            ]
+        );
         assert_eq!(r.len("T"), 2);
     }
 

@@ -2,6 +2,7 @@
 //! notifications (`"id": null`), and responses carrying both `result` and `error`, exactly
 //! one of them null. Either side may send requests: ovsdb-server sends `echo`.
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
 
 /// Why a JSON value is not a JSON-RPC 1.0 message.
@@ -119,9 +120,69 @@ impl Message {
     }
 }
 
+/// Writes the same JSON as [`Message::to_json`] (members in the same, sorted, order)
+/// without first copying the params into a new [`Value`]: a transaction's params can be
+/// hundreds of operations, and the codec encodes every message it sends this way.
+impl Serialize for Message {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut m = serializer.serialize_map(Some(3))?;
+        match self {
+            Message::Request { id, method, params } => {
+                m.serialize_entry("id", id)?;
+                m.serialize_entry("method", method)?;
+                m.serialize_entry("params", params)?;
+            }
+            Message::Notification { method, params } => {
+                m.serialize_entry("id", &Value::Null)?;
+                m.serialize_entry("method", method)?;
+                m.serialize_entry("params", params)?;
+            }
+            Message::Response { id, result } => {
+                let (result, error) = match result {
+                    Ok(r) => (r, &Value::Null),
+                    Err(e) => (&Value::Null, &e.raw),
+                };
+                m.serialize_entry("error", error)?;
+                m.serialize_entry("id", id)?;
+                m.serialize_entry("result", result)?;
+            }
+        }
+        m.end()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serializes_as_to_json_does() {
+        let raw = json!({"error": "syntax error", "details": "bad"});
+        for m in [
+            Message::Request {
+                id: json!(7),
+                method: "transact".into(),
+                params: json!(["Open_vSwitch", {"op": "insert", "table": "Port", "row": {"name": "p"}}]),
+            },
+            Message::Notification {
+                method: "update2".into(),
+                params: json!([null, {"Port": {}}]),
+            },
+            Message::Response {
+                id: json!("echo"),
+                result: Ok(json!([])),
+            },
+            Message::Response {
+                id: json!(3),
+                result: Err(RpcError::from_json(&raw)),
+            },
+        ] {
+            assert_eq!(
+                serde_json::to_string(&m).unwrap(),
+                serde_json::to_string(&m.to_json()).unwrap()
+            );
+        }
+    }
 
     #[test]
     fn classifies_messages() {

@@ -5,14 +5,23 @@
 //! columns it knows, treats a column that was not monitored as empty, and reports a column
 //! of the wrong type as an error naming the table, row and column. The helpers append
 //! operations to a [`Transaction`] so that callers combine them into one atomic `transact`.
+//!
+//! A controller re-reads the same bridge after every monitor update, and a hypervisor's
+//! bridge holds hundreds of ports: [`cached_row`] and [`cached_rows`] borrow a typed row
+//! that the replica decoded once for the row's current version, and the planning helpers
+//! here read through them. [`monitor_requests`] asks only for the columns the typed rows
+//! read, so that neither the wire nor the replica carries statistics and status columns
+//! that change often and that nothing here looks at.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
 use crate::datum::{Atom, Datum, Row};
-use crate::monitor::{MonitorRequest, Replica};
+use crate::monitor::{MonitorRequest, Replica, RowRef};
 use crate::ops::{Condition, Mutation, NamedRow, Transaction};
+use crate::schema::DatabaseSchema;
 
 pub const DATABASE: &str = "Open_vSwitch";
 pub const OPEN_VSWITCH: &str = "Open_vSwitch";
@@ -21,12 +30,40 @@ pub const PORT: &str = "Port";
 pub const INTERFACE: &str = "Interface";
 pub const CONTROLLER: &str = "Controller";
 
-/// Monitor requests for the five tables, every column.
+/// The columns each typed row reads, by table: exactly what [`monitor_requests`] asks for.
+/// A typed row decoded from a replica that monitors only these columns equals one decoded
+/// from a replica that monitors every column (a unit test checks this).
+pub const MONITORED_COLUMNS: [(&str, &[&str]); 5] = [
+    (OPEN_VSWITCH, OpenVSwitch::COLUMNS),
+    (BRIDGE, Bridge::COLUMNS),
+    (PORT, Port::COLUMNS),
+    (INTERFACE, Interface::COLUMNS),
+    (CONTROLLER, Controller::COLUMNS),
+];
+
+/// Monitor requests for the five tables, only the columns the typed rows read. Columns
+/// such as `Interface:statistics` or `status` change every few seconds on a live switch;
+/// monitoring them would send every interface again each time for nothing.
 pub fn monitor_requests() -> Vec<MonitorRequest> {
-    [OPEN_VSWITCH, BRIDGE, PORT, INTERFACE, CONTROLLER]
-        .into_iter()
-        .map(MonitorRequest::table)
+    MONITORED_COLUMNS
+        .iter()
+        .map(|(table, columns)| MonitorRequest::table(table).columns(columns))
         .collect()
+}
+
+/// [`monitor_requests`] without the columns `schema` lacks (an older ovsdb-server refuses
+/// a monitor that names an unknown column; the typed rows treat such a column as empty).
+pub fn monitor_requests_for(schema: &DatabaseSchema) -> Vec<MonitorRequest> {
+    let mut requests = monitor_requests();
+    for r in &mut requests {
+        let Some(ts) = schema.table(&r.table) else {
+            continue;
+        };
+        if let Some(columns) = &mut r.columns {
+            columns.retain(|c| ts.columns.contains_key(c));
+        }
+    }
+    requests
 }
 
 /// A typed row does not match the schema it was written for.
@@ -65,6 +102,35 @@ pub fn row<T: TypedRow>(replica: &Replica, uuid: &Uuid) -> Option<Result<T, RowE
     replica
         .row(T::TABLE, uuid)
         .map(|row| T::from_row(*uuid, row))
+}
+
+/// A typed row that the replica may keep decoded beside its generic row.
+pub trait CachedRow: TypedRow + Clone + Send + Sync + 'static {}
+impl<T: TypedRow + Clone + Send + Sync + 'static> CachedRow for T {}
+
+/// `r` as a `T`, decoded at most once per row version (a bad row's error included).
+pub fn typed<'a, T: CachedRow>(r: RowRef<'a>) -> Result<Cow<'a, T>, RowError> {
+    match r.decoded(|uuid, row| T::from_row(*uuid, row)) {
+        Cow::Borrowed(Ok(t)) => Ok(Cow::Borrowed(t)),
+        Cow::Borrowed(Err(e)) => Err(e.clone()),
+        Cow::Owned(r) => r.map(Cow::Owned),
+    }
+}
+
+/// [`row`], borrowed from the replica's decoded copy: free after the first read of a row
+/// version.
+pub fn cached_row<'a, T: CachedRow>(
+    replica: &'a Replica,
+    uuid: &Uuid,
+) -> Option<Result<Cow<'a, T>, RowError>> {
+    replica.row_ref(T::TABLE, uuid).map(typed)
+}
+
+/// [`rows`], borrowed from the replica's decoded copies.
+pub fn cached_rows<T: CachedRow>(
+    replica: &Replica,
+) -> impl Iterator<Item = Result<Cow<'_, T>, RowError>> {
+    replica.table_refs(T::TABLE).map(typed)
 }
 
 /// Reads columns of one row, naming the row in errors.
@@ -191,6 +257,20 @@ impl OpenVSwitch {
     }
 }
 
+impl OpenVSwitch {
+    pub const COLUMNS: &[&str] = &[
+        "bridges",
+        "manager_options",
+        "external_ids",
+        "other_config",
+        "ovs_version",
+        "datapath_types",
+        "iface_types",
+        "cur_cfg",
+        "next_cfg",
+    ];
+}
+
 impl TypedRow for OpenVSwitch {
     const TABLE: &'static str = OPEN_VSWITCH;
     fn from_row(uuid: Uuid, row: &Row) -> Result<Self, RowError> {
@@ -219,6 +299,11 @@ pub fn root(replica: &Replica) -> Option<Result<OpenVSwitch, RowError>> {
     rows::<OpenVSwitch>(replica).next()
 }
 
+/// [`root`], borrowed from the replica's decoded copy.
+pub fn cached_root(replica: &Replica) -> Option<Result<Cow<'_, OpenVSwitch>, RowError>> {
+    cached_rows::<OpenVSwitch>(replica).next()
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bridge {
     pub uuid: Uuid,
@@ -231,6 +316,20 @@ pub struct Bridge {
     pub datapath_type: Option<String>,
     pub external_ids: BTreeMap<String, String>,
     pub other_config: BTreeMap<String, String>,
+}
+
+impl Bridge {
+    pub const COLUMNS: &[&str] = &[
+        "name",
+        "ports",
+        "controller",
+        "fail_mode",
+        "protocols",
+        "datapath_id",
+        "datapath_type",
+        "external_ids",
+        "other_config",
+    ];
 }
 
 impl TypedRow for Bridge {
@@ -264,6 +363,10 @@ pub struct Port {
     pub tag: Option<i64>,
     pub external_ids: BTreeMap<String, String>,
     pub other_config: BTreeMap<String, String>,
+}
+
+impl Port {
+    pub const COLUMNS: &[&str] = &["name", "interfaces", "tag", "external_ids", "other_config"];
 }
 
 impl TypedRow for Port {
@@ -310,6 +413,21 @@ impl Interface {
     }
 }
 
+impl Interface {
+    pub const COLUMNS: &[&str] = &[
+        "name",
+        "type",
+        "ofport",
+        "options",
+        "external_ids",
+        "other_config",
+        "error",
+        "mac_in_use",
+        "link_state",
+        "admin_state",
+    ];
+}
+
 impl TypedRow for Interface {
     const TABLE: &'static str = INTERFACE;
     fn from_row(uuid: Uuid, row: &Row) -> Result<Self, RowError> {
@@ -347,6 +465,18 @@ pub struct Controller {
     pub other_config: BTreeMap<String, String>,
 }
 
+impl Controller {
+    pub const COLUMNS: &[&str] = &[
+        "target",
+        "is_connected",
+        "role",
+        "inactivity_probe",
+        "max_backoff",
+        "external_ids",
+        "other_config",
+    ];
+}
+
 impl TypedRow for Controller {
     const TABLE: &'static str = CONTROLLER;
     fn from_row(uuid: Uuid, row: &Row) -> Result<Self, RowError> {
@@ -374,6 +504,41 @@ pub fn bridge_by_name(replica: &Replica, name: &str) -> Option<Result<Bridge, Ro
         .find(BRIDGE, "name", &Datum::scalar(name))
         .next()
         .map(|(uuid, row)| Bridge::from_row(*uuid, row))
+}
+
+/// [`bridge_by_name`], borrowed from the replica's decoded copy.
+pub fn cached_bridge_by_name<'a>(
+    replica: &'a Replica,
+    name: &str,
+) -> Option<Result<Cow<'a, Bridge>, RowError>> {
+    let name = Datum::scalar(name);
+    replica
+        .table_refs(BRIDGE)
+        .find(|r| r.row().get("name") == Some(&name))
+        .map(typed)
+}
+
+/// [`ports_of`], borrowed from the replica's decoded copies.
+pub fn cached_ports_of<'a>(
+    replica: &'a Replica,
+    bridge: &Bridge,
+) -> Result<Vec<Cow<'a, Port>>, RowError> {
+    bridge
+        .ports
+        .iter()
+        .filter_map(|u| cached_row::<Port>(replica, u))
+        .collect()
+}
+
+/// [`interfaces_of`], borrowed from the replica's decoded copies.
+pub fn cached_interfaces_of<'a>(
+    replica: &'a Replica,
+    port: &Port,
+) -> Result<Vec<Cow<'a, Interface>>, RowError> {
+    port.interfaces
+        .iter()
+        .filter_map(|u| cached_row::<Interface>(replica, u))
+        .collect()
 }
 
 /// The bridge's ports that the replica holds, in the bridge's order.
@@ -542,7 +707,7 @@ pub fn ensure_bridge(
     spec: &BridgeSpec,
 ) -> Result<Option<Transaction>, RowError> {
     let mut txn = Transaction::new(DATABASE);
-    let Some(bridge) = bridge_by_name(replica, &spec.name).transpose()? else {
+    let Some(bridge) = cached_bridge_by_name(replica, &spec.name).transpose()? else {
         create_bridge(&mut txn, root, spec);
         return Ok(Some(txn));
     };
@@ -550,10 +715,10 @@ pub fn ensure_bridge(
     protocols.sort();
     let mut have_protocols = bridge.protocols.clone();
     have_protocols.sort();
-    let controllers: Vec<Controller> = bridge
+    let controllers: Vec<Cow<'_, Controller>> = bridge
         .controller
         .iter()
-        .filter_map(|u| row::<Controller>(replica, u))
+        .filter_map(|u| cached_row::<Controller>(replica, u))
         .collect::<Result<_, _>>()?;
     let controller_ok = |t: &String| match controllers.as_slice() {
         [c] => {
@@ -621,6 +786,18 @@ pub fn add_tunnel_port(txn: &mut Transaction, bridge: Uuid, spec: &TunnelSpec) -
 }
 
 impl TunnelSpec {
+    /// Whether an interface's `options` are exactly [`TunnelSpec::options`], without
+    /// building that map.
+    fn options_match(&self, have: &BTreeMap<String, String>) -> bool {
+        have.len() == 2 + usize::from(self.local_ip.is_some())
+            && have.get("remote_ip") == Some(&self.remote_ip)
+            && have.get("key") == Some(&self.key)
+            && self
+                .local_ip
+                .as_ref()
+                .is_none_or(|l| have.get("local_ip") == Some(l))
+    }
+
     fn options(&self) -> BTreeMap<String, String> {
         let mut options = BTreeMap::from([
             ("remote_ip".to_owned(), self.remote_ip.clone()),
@@ -647,26 +824,26 @@ pub fn sync_tunnels(
 ) -> Result<Option<Transaction>, RowError> {
     let mut txn = Transaction::new(DATABASE);
     wait_bridge_ports(&mut txn, bridge);
-    let owned: BTreeMap<String, Port> = ports_of(replica, bridge)?
-        .into_iter()
+    let ports = cached_ports_of(replica, bridge)?;
+    let owned: BTreeMap<&str, &Port> = ports
+        .iter()
         .filter(|p| p.external_ids.contains_key("weft-remote"))
-        .map(|p| (p.name.clone(), p))
+        .map(|p| (p.name.as_str(), &**p))
         .collect();
     for spec in desired {
-        match owned.get(&spec.name) {
+        match owned.get(spec.name.as_str()) {
             None => {
                 add_tunnel_port(&mut txn, bridge.uuid, spec);
             }
             Some(port) => {
-                let options = spec.options();
-                for iface in interfaces_of(replica, port)? {
-                    if iface.kind != spec.kind || iface.options != options {
+                for iface in cached_interfaces_of(replica, port)? {
+                    if iface.kind != spec.kind || !spec.options_match(&iface.options) {
                         txn.update(
                             INTERFACE,
                             vec![Condition::uuid(iface.uuid)],
                             Row::from([
                                 ("type".into(), Datum::scalar(spec.kind.as_str())),
-                                ("options".into(), string_map(&options)),
+                                ("options".into(), string_map(&spec.options())),
                             ]),
                         );
                     }
@@ -674,8 +851,9 @@ pub fn sync_tunnels(
             }
         }
     }
+    let wanted: BTreeSet<&str> = desired.iter().map(|d| d.name.as_str()).collect();
     for (name, port) in &owned {
-        if !desired.iter().any(|d| &d.name == name) {
+        if !wanted.contains(name) {
             remove_port(&mut txn, bridge.uuid, port.uuid);
         }
     }
@@ -784,6 +962,168 @@ mod tests {
             Port::from_row(u, &Row::new()),
             Err(RowError::Missing { column: "name", .. })
         ));
+    }
+
+    const VSWITCH_SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
+
+    fn vswitch_schema() -> DatabaseSchema {
+        let text = std::fs::read_to_string(VSWITCH_SCHEMA)
+            .unwrap_or_else(|e| panic!("{VSWITCH_SCHEMA}: {e} (install openvswitch-common)"));
+        DatabaseSchema::from_json(&serde_json::from_str(&text).unwrap()).unwrap()
+    }
+
+    /// A value for every column of `table`, none of them the default, so that a typed
+    /// row that reads a column would see it.
+    fn full_row(schema: &DatabaseSchema, table: &str) -> Row {
+        use crate::schema::AtomicType;
+        let atom = |ty: AtomicType, col: &str| match ty {
+            AtomicType::Integer => Atom::Integer(7),
+            AtomicType::Real => Atom::Real(1.5),
+            AtomicType::Boolean => Atom::Boolean(true),
+            AtomicType::String => Atom::String(format!("v-{col}")),
+            AtomicType::Uuid => Atom::Uuid(Uuid::from_u128(7)),
+        };
+        let ts = schema.table(table).unwrap();
+        ts.columns
+            .iter()
+            .map(|(col, c)| {
+                let k = atom(c.ty.key.atomic, col);
+                let d = match &c.ty.value {
+                    Some(v) => Datum::map([(k, atom(v.atomic, col))]),
+                    None => Datum::scalar(k),
+                };
+                (col.clone(), d)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn monitored_columns_are_all_the_typed_rows_read() {
+        let schema = vswitch_schema();
+        let requests = monitor_requests_for(&schema);
+        assert_eq!(
+            requests,
+            monitor_requests(),
+            "every column exists in the schema"
+        );
+        let u = Uuid::from_u128(1);
+        for (table, columns) in MONITORED_COLUMNS {
+            let full = full_row(&schema, table);
+            let projected: Row = full
+                .iter()
+                .filter(|(c, _)| columns.contains(&c.as_str()))
+                .map(|(c, d)| (c.clone(), d.clone()))
+                .collect();
+            assert_eq!(projected.len(), columns.len(), "{table}: {columns:?}");
+            let same = match table {
+                OPEN_VSWITCH => {
+                    OpenVSwitch::from_row(u, &full) == OpenVSwitch::from_row(u, &projected)
+                }
+                BRIDGE => Bridge::from_row(u, &full) == Bridge::from_row(u, &projected),
+                PORT => Port::from_row(u, &full) == Port::from_row(u, &projected),
+                INTERFACE => Interface::from_row(u, &full) == Interface::from_row(u, &projected),
+                CONTROLLER => Controller::from_row(u, &full) == Controller::from_row(u, &projected),
+                other => panic!("{other} has no typed row"),
+            };
+            assert!(same, "{table} reads a column it does not monitor");
+        }
+        // A schema without a column: the request leaves it out.
+        let mut old = schema.clone();
+        if let Some(t) = old.tables.get_mut(INTERFACE) {
+            t.columns.remove("mac_in_use");
+        }
+        let r = monitor_requests_for(&old);
+        let iface = r.iter().find(|r| r.table == INTERFACE).unwrap();
+        assert!(
+            !iface
+                .columns
+                .as_ref()
+                .unwrap()
+                .iter()
+                .any(|c| c == "mac_in_use")
+        );
+        assert_eq!(
+            iface.columns.as_ref().unwrap().len(),
+            Interface::COLUMNS.len() - 1
+        );
+    }
+
+    #[test]
+    fn cached_rows_never_outlive_their_row_version() {
+        use crate::monitor::UpdateFormat;
+        let mut r = Replica::new(vswitch_schema());
+        r.set_monitored(&monitor_requests());
+        let (p, i) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let (ps, is) = (p.to_string(), i.to_string());
+        r.apply(
+            UpdateFormat::Update2,
+            &json!({
+                "Port": {&ps: {"initial": {"name": "vm1", "interfaces": ["uuid", &is]}}},
+                "Interface": {&is: {"initial": {"name": "vm1", "ofport": 3,
+                    "external_ids": ["map", [["iface-id", "lp1"]]]}}},
+            }),
+        )
+        .unwrap();
+        let iface = |r: &Replica| cached_row::<Interface>(r, &i).map(|x| x.map(Cow::into_owned));
+        let first = iface(&r).unwrap().unwrap();
+        assert_eq!((first.iface_id(), first.ofport), (Some("lp1"), Some(3)));
+        // Read twice: the same decoded copy, borrowed.
+        let a = cached_row::<Interface>(&r, &i).unwrap().unwrap();
+        let b = cached_row::<Interface>(&r, &i).unwrap().unwrap();
+        assert!(matches!((&a, &b), (Cow::Borrowed(x), Cow::Borrowed(y)) if std::ptr::eq(*x, *y)));
+
+        // A map diff and a scalar change: the typed row shows both.
+        r.apply(
+            UpdateFormat::Update2,
+            &json!({"Interface": {&is: {"modify": {"ofport": 4,
+                "external_ids": ["map", [["weft-installed", "true"]]]}}}}),
+        )
+        .unwrap();
+        let second = iface(&r).unwrap().unwrap();
+        assert_eq!(second.ofport, Some(4));
+        assert_eq!(
+            second
+                .external_ids
+                .get("weft-installed")
+                .map(String::as_str),
+            Some("true")
+        );
+        assert_eq!(second.iface_id(), Some("lp1"));
+        assert_eq!(rows::<Interface>(&r).next().unwrap().unwrap(), second);
+        assert_eq!(cached_rows::<Interface>(&r).count(), 1);
+
+        // A row that does not decode is cached as its error, until it is fixed.
+        r.apply(
+            UpdateFormat::Update2,
+            &json!({"Port": {&ps: {"modify": {"tag": 5}}}}),
+        )
+        .unwrap();
+        assert_eq!(cached_row::<Port>(&r, &p).unwrap().unwrap().tag, Some(5));
+        r.apply(
+            UpdateFormat::Update,
+            &json!({"Port": {&ps: {"old": {"name": "vm1"}, "new": {"name": ["set", ["a", "b"]]}}}}),
+        )
+        .unwrap();
+        assert!(matches!(
+            cached_row::<Port>(&r, &p),
+            Some(Err(RowError::WrongType { column: "name", .. }))
+        ));
+        r.apply(
+            UpdateFormat::Update2,
+            &json!({"Port": {&ps: {"modify": {"name": "vm2"}}}}),
+        )
+        .unwrap();
+        assert_eq!(cached_row::<Port>(&r, &p).unwrap().unwrap().name, "vm2");
+
+        // Deleted rows are gone from the cached reads too.
+        r.apply(
+            UpdateFormat::Update2,
+            &json!({"Interface": {&is: {"delete": null}}, "Port": {&ps: {"delete": null}}}),
+        )
+        .unwrap();
+        assert!(cached_row::<Interface>(&r, &i).is_none());
+        assert!(cached_row::<Port>(&r, &p).is_none());
+        assert_eq!(cached_rows::<Interface>(&r).count(), 0);
     }
 
     #[test]

@@ -520,6 +520,12 @@ struct Session {
     held: Vec<Event>,
     /// Bumped on every applied monitor update.
     generation: u64,
+    /// Bumped on every applied monitor update that changed a row of a table other than
+    /// `Controller`: what the bridge holds (publishing, tunnels, weft-installed) is read
+    /// from those tables only, and a live switch updates its Controller rows' status on
+    /// its own (connection state, role), which must not make the session re-read the
+    /// whole bridge.
+    contents_generation: u64,
     /// For each write kind, the generation at which the last successful write was sent.
     written_at: HashMap<WriteKind, u64>,
     retry_at: Option<Instant>,
@@ -533,28 +539,33 @@ struct Session {
 /// ports), and each step used to decode every Port and Interface row of the bridge again:
 /// at hundreds of tunnels a node, on 2 cores, that was over half of weftd's CPU during a
 /// cold start, on the runtime threads that must also read the sockets. A step whose
-/// inputs (the replica's generation, the model's revision, the desired tunnels, the
-/// installed ports) are the ones it last ran with, and that then had nothing to write,
-/// is skipped: it would find nothing again. Cleared when the node or the write state is
-/// reset (identity change, retry timer).
+/// inputs (the replica's generation, or for the bridge's contents its
+/// `contents_generation`; the model's revision, the desired tunnels, the installed
+/// ports) are the ones it last ran with, and that then had nothing to write, is skipped:
+/// it would find nothing again. Cleared when the node or the write state is reset
+/// (identity change, retry timer). (Rows themselves are decoded once per version by the
+/// replica, see `vswitch::cached_row`.)
 #[derive(Debug, Default)]
 struct Memo {
     /// The integration bridge needed no change at this replica generation.
     bridge_clean: Option<u64>,
-    /// What was published for (replica generation, model revision).
+    /// What was published for (contents generation, model revision).
     published: Option<Published>,
-    /// The tunnel ports matched these desired tunnels at this replica generation.
+    /// The tunnel ports matched these desired tunnels at this contents generation.
     tunnels_clean: Option<(u64, BTreeSet<TunnelSpec>)>,
-    /// The weft-installed marks matched these installed ports at this replica
+    /// The weft-installed marks matched these installed ports at this contents
     /// generation and model revision.
     installed_clean: Option<(u64, u64, Arc<BTreeSet<Uuid>>)>,
+    /// The OVS tunnel ports for these desired tunnels: rebuilt only when the desired
+    /// tunnels change, not on every pass that plans them.
+    specs: Option<(BTreeSet<TunnelSpec>, Arc<Vec<vswitch::TunnelSpec>>)>,
 }
 
 #[derive(Debug)]
 struct Published {
     generation: u64,
     revision: u64,
-    vifs: BTreeMap<String, Vif>,
+    vifs: Arc<BTreeMap<String, Vif>>,
 }
 
 impl Session {
@@ -574,6 +585,7 @@ impl Session {
             installed: None,
             model,
             generation: 0,
+            contents_generation: 0,
             written_at: HashMap::new(),
             retry_at: None,
             seen: Observed::default(),
@@ -655,8 +667,8 @@ impl Session {
             Ok(s) => s,
             Err(e) => return step("get_schema")(e),
         };
+        let requests = vswitch::monitor_requests_for(&schema);
         let mut replica = Replica::new(schema);
-        let requests = vswitch::monitor_requests();
         replica.set_monitored(&requests);
         let start = match client
             .monitor_auto(
@@ -739,8 +751,15 @@ impl Session {
             Some(Event::Update {
                 format, updates, ..
             }) => {
-                replica.apply(format, &updates)?;
+                let changes = replica.apply(format, &updates)?;
                 self.generation += 1;
+                if changes
+                    .changes
+                    .iter()
+                    .any(|c| c.table != vswitch::CONTROLLER)
+                {
+                    self.contents_generation += 1;
+                }
                 Ok(())
             }
             Some(Event::Disconnected(reason)) => Err(SessionEnd::Disconnected(reason)),
@@ -768,7 +787,7 @@ impl Session {
         replica: &Replica,
         events: &mut mpsc::Receiver<Event>,
     ) -> Result<(), SessionEnd> {
-        let root = match vswitch::root(replica) {
+        let root = match vswitch::cached_root(replica) {
             None => {
                 self.wait_for("the database has no Open_vSwitch row".into());
                 return Ok(());
@@ -798,7 +817,7 @@ impl Session {
         };
 
         // 1. The integration bridge.
-        let bridge = match vswitch::bridge_by_name(replica, &node.bridge).transpose() {
+        let bridge = match vswitch::cached_bridge_by_name(replica, &node.bridge).transpose() {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(node = %node.id, error = %e, "unreadable bridge row");
@@ -841,11 +860,9 @@ impl Session {
 
         // 2. What the bridge holds: VIFs and Weft's tunnels.
         let model = self.model.borrow().clone();
-        let fresh = self
-            .memo
-            .published
-            .as_ref()
-            .is_some_and(|p| p.generation == self.generation && p.revision == model.revision());
+        let fresh = self.memo.published.as_ref().is_some_and(|p| {
+            p.generation == self.contents_generation && p.revision == model.revision()
+        });
         if !fresh {
             let (vifs, tunnels) = self.read_bridge(replica, &node, &bridge);
             let datapath_id = bridge
@@ -854,9 +871,9 @@ impl Session {
                 .and_then(|s| u64::from_str_radix(s.trim(), 16).ok());
             self.publish(&node, datapath_id, &vifs, &tunnels, &model);
             self.memo.published = Some(Published {
-                generation: self.generation,
+                generation: self.contents_generation,
                 revision: model.revision(),
-                vifs,
+                vifs: Arc::new(vifs),
             });
         }
         let vifs = self
@@ -1158,32 +1175,26 @@ impl Session {
         }
         let desired = self.desired.as_ref()?.borrow().clone();
         if let Some((generation, tunnels)) = &self.memo.tunnels_clean
-            && *generation == self.generation
+            && *generation == self.contents_generation
             && *tunnels == desired.tunnels
         {
             return None;
         }
-        let mut specs: Vec<vswitch::TunnelSpec> = Vec::new();
-        for t in &desired.tunnels {
-            if t.remote == node.id {
-                continue;
+        let specs = match &self.memo.specs {
+            Some((tunnels, specs)) if *tunnels == desired.tunnels => specs.clone(),
+            _ => {
+                let specs = Arc::new(ovs_tunnels(&node.id, &desired.tunnels));
+                self.memo.specs = Some((desired.tunnels.clone(), specs.clone()));
+                specs
             }
-            let spec = ovs_tunnel(t);
-            if let Some(other) = specs.iter().find(|s| s.name == spec.name) {
-                tracing::error!(node = %node.id, port = %spec.name, remote = %t.remote,
-                    other = ?other.external_ids.get(KEY_REMOTE),
-                    "tunnel port name collision; skipping this remote");
-                continue;
-            }
-            specs.push(spec);
-        }
+        };
         match vswitch::sync_tunnels(replica, bridge, &specs) {
             Ok(Some(txn)) => {
                 tracing::info!(node = %node.id, tunnels = specs.len(), "syncing tunnel ports");
                 Some(txn)
             }
             Ok(None) => {
-                self.memo.tunnels_clean = Some((self.generation, desired.tunnels.clone()));
+                self.memo.tunnels_clean = Some((self.contents_generation, desired.tunnels.clone()));
                 None
             }
             Err(e) => {
@@ -1207,7 +1218,11 @@ impl Session {
             .as_ref()
             .map(|rx| rx.borrow().clone())
             .unwrap_or_default();
-        let key = (self.generation, model.revision(), installed.clone());
+        let key = (
+            self.contents_generation,
+            model.revision(),
+            installed.clone(),
+        );
         if self.memo.installed_clean.as_ref() == Some(&key) {
             return None;
         }
@@ -1224,7 +1239,7 @@ impl Session {
         }
         let mut txn = Transaction::new(vswitch::DATABASE);
         let (mut set, mut cleared) = (0, 0);
-        for iface in vswitch::rows::<Interface>(replica).flatten() {
+        for iface in vswitch::cached_rows::<Interface>(replica).flatten() {
             let has = iface.external_ids.get(KEY_INSTALLED).map(String::as_str) == Some("true");
             let marked = iface.external_ids.contains_key(KEY_INSTALLED);
             if want.contains(&iface.uuid) {
@@ -1265,7 +1280,7 @@ fn bridge_contents(replica: &Replica, node: &str, bridge: &Bridge) -> BridgeCont
     let mut errors = BTreeMap::new();
     let mut duplicates = BTreeSet::new();
     for port_uuid in &bridge.ports {
-        let port = match vswitch::row::<vswitch::Port>(replica, port_uuid) {
+        let port = match vswitch::cached_row::<vswitch::Port>(replica, port_uuid) {
             Some(Ok(p)) => p,
             Some(Err(e)) => {
                 tracing::debug!(node = %node, error = %e, "unreadable port row");
@@ -1275,7 +1290,7 @@ fn bridge_contents(replica: &Replica, node: &str, bridge: &Bridge) -> BridgeCont
         };
         let remote = port.external_ids.get(KEY_REMOTE).cloned();
         for iface_uuid in &port.interfaces {
-            let iface = match vswitch::row::<Interface>(replica, iface_uuid) {
+            let iface = match vswitch::cached_row::<Interface>(replica, iface_uuid) {
                 Some(Ok(i)) => i,
                 Some(Err(e)) => {
                     tracing::debug!(node = %node, error = %e, "unreadable interface row");
@@ -1328,6 +1343,28 @@ fn bridge_contents(replica: &Replica, node: &str, bridge: &Bridge) -> BridgeCont
     }
 }
 
+/// The OVS tunnel ports for `node`'s desired tunnels, in order, without a tunnel to
+/// itself; a remote whose port name collides with an earlier one's is left out (logged).
+fn ovs_tunnels(node: &str, tunnels: &BTreeSet<TunnelSpec>) -> Vec<vswitch::TunnelSpec> {
+    let mut specs: Vec<vswitch::TunnelSpec> = Vec::with_capacity(tunnels.len());
+    let mut names: HashMap<String, usize> = HashMap::with_capacity(tunnels.len());
+    for t in tunnels {
+        if t.remote == node {
+            continue;
+        }
+        let spec = ovs_tunnel(t);
+        if let Some(other) = names.get(&spec.name).and_then(|i| specs.get(*i)) {
+            tracing::error!(node = %node, port = %spec.name, remote = %t.remote,
+                other = ?other.external_ids.get(KEY_REMOTE),
+                "tunnel port name collision; skipping this remote");
+            continue;
+        }
+        names.insert(spec.name.clone(), specs.len());
+        specs.push(spec);
+    }
+    specs
+}
+
 /// The OVS tunnel port for one desired tunnel.
 fn ovs_tunnel(t: &TunnelSpec) -> vswitch::TunnelSpec {
     vswitch::TunnelSpec {
@@ -1366,6 +1403,34 @@ mod tests {
         assert_eq!(tunnel_port_name("hv2"), tunnel_port_name("hv2"));
         assert_ne!(tunnel_port_name("hv2"), tunnel_port_name("hv3"));
         assert!(tunnel_port_name("some-very-long-system-id-0123456789").len() <= 15);
+    }
+
+    #[test]
+    fn ovs_tunnels_skip_self_and_name_collisions() {
+        // Two system-ids whose port names collide (FNV-1a is 32 bits; found by search).
+        let (a, b) = ("hv549599", "hv712382");
+        assert_eq!(tunnel_port_name(a), tunnel_port_name(b));
+        let t = |remote: &str, last: u8| TunnelSpec {
+            remote: remote.to_owned(),
+            remote_ip: IpAddr::from([192, 0, 2, last]),
+            local_ip: IpAddr::from([192, 0, 2, 1]),
+            encap: EncapType::Geneve,
+        };
+        let tunnels = BTreeSet::from([t("self", 1), t(a, 2), t(b, 3), t("zz", 4)]);
+        let specs = ovs_tunnels("self", &tunnels);
+        let remotes: Vec<_> = specs
+            .iter()
+            .map(|s| s.external_ids[KEY_REMOTE].as_str())
+            .collect();
+        // BTreeSet order: the first of the colliding pair (by TunnelSpec order) wins.
+        let first = tunnels
+            .iter()
+            .find(|x| x.remote == a || x.remote == b)
+            .unwrap();
+        assert_eq!(remotes, vec![first.remote.as_str(), "zz"]);
+        assert_eq!(specs[1].name, tunnel_port_name("zz"));
+        assert_eq!(specs[1].remote_ip, "192.0.2.4");
+        assert_eq!(specs[1].local_ip.as_deref(), Some("192.0.2.1"));
     }
 
     const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
