@@ -1005,7 +1005,7 @@ impl<'a> Installer<'a> {
             while flows.is_none() || groups.is_none() {
                 match conn.next_event().await? {
                     SessionEvent::Multipart { xid, parts } if xid == fx => {
-                        flows = Some(reconcile::flows_from_parts(&parts));
+                        flows = Some(reconcile::flows_from_owned_parts(parts));
                     }
                     SessionEvent::Multipart { xid, parts } if xid == gx => {
                         groups = Some(reconcile::groups_from_parts(&parts));
