@@ -840,6 +840,23 @@ mod tests {
     }
 
     #[test]
+    fn into_canonical_equals_canonical() {
+        let m = Match::new(vec![
+            Field::Reg(6, 1, None),
+            Field::EthDst(Mac::MULTICAST_BIT, Some(Mac::MULTICAST_BIT)),
+            Field::Ipv4Dst(
+                Ipv4Addr::new(10, 0, 0, 7),
+                Some(Ipv4Addr::new(255, 255, 255, 0)),
+            ),
+            Field::Metadata(5, Some(u64::MAX)),
+            Field::CtState(0x21, Some(0x21)),
+        ]);
+        assert_eq!(m.clone().into_canonical(), m.canonical());
+        let sorted = m.canonical();
+        assert_eq!(sorted.clone().into_canonical(), sorted);
+    }
+
+    #[test]
     fn canonical_ignores_order() {
         let a = Match::new(vec![Field::Reg(6, 1, None), Field::Metadata(5, None)]);
         let b = Match::new(vec![Field::Metadata(5, None), Field::Reg(6, 1, None)]);
