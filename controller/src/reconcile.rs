@@ -38,6 +38,18 @@ pub fn installed_flows<'a>(
         .collect()
 }
 
+/// [`installed_flows`] of an owned dump: moves each entry's match and instructions into
+/// the table instead of copying them.
+pub fn installed_flows_owned(
+    stats: impl IntoIterator<Item = FlowStats>,
+) -> BTreeMap<FlowKey, FlowContent> {
+    stats
+        .into_iter()
+        .filter(|s| is_weft_cookie(s.cookie))
+        .map(FlowStats::into_key_content)
+        .collect()
+}
+
 /// Every group in a group-description dump (Weft owns all groups on br-int).
 pub fn installed_groups<'a>(
     descs: impl IntoIterator<Item = &'a GroupDesc>,
@@ -61,6 +73,14 @@ pub fn flows_from_parts(parts: &[MultipartReplyBody]) -> BTreeMap<FlowKey, FlowC
     installed_flows(parts.iter().flat_map(|p| match p {
         MultipartReplyBody::Flow(v) => v.as_slice(),
         _ => &[],
+    }))
+}
+
+/// [`flows_from_parts`] of owned parts (the session hands the reply over whole).
+pub fn flows_from_owned_parts(parts: Vec<MultipartReplyBody>) -> BTreeMap<FlowKey, FlowContent> {
+    installed_flows_owned(parts.into_iter().flat_map(|p| match p {
+        MultipartReplyBody::Flow(v) => v,
+        _ => Vec::new(),
     }))
 }
 
@@ -99,7 +119,29 @@ pub fn diff(
             Some(_) => {}
         }
     }
+    // Both tables are sorted by key: one merge walk pairs each desired flow with the
+    // installed flow of the same key, in linear time, instead of a map lookup (a dozen
+    // deep key comparisons) per flow in each direction.
+    let mut deletes = Vec::new();
+    let mut have_iter = installed_flows.iter().peekable();
     for (key, want) in &desired.flows {
+        let mut have = None;
+        while let Some((hk, hc)) = have_iter.peek() {
+            match (*hk).cmp(key) {
+                std::cmp::Ordering::Less => {
+                    if is_weft_cookie(hc.cookie) {
+                        deletes.push(delete_flow(hk, hc));
+                    }
+                    have_iter.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    have = Some(*hc);
+                    have_iter.next();
+                    break;
+                }
+                std::cmp::Ordering::Greater => break,
+            }
+        }
         let fm = |have: Option<&FlowContent>| {
             let m = key.r#match.clone();
             let insts = want.instructions.clone();
@@ -111,7 +153,7 @@ pub fn diff(
             }
             .with_cookie(want.cookie)
         };
-        match installed_flows.get(key) {
+        match have {
             Some(have) if !is_weft_cookie(have.cookie) => {
                 // Someone else's flow has Weft's exact key; Weft's desired flow wins,
                 // as an add that replaces it.
@@ -121,20 +163,26 @@ pub fn diff(
             have => out.push(Message::FlowMod(fm(have))),
         }
     }
-    for (key, have) in installed_flows {
-        if is_weft_cookie(have.cookie) && !desired.flows.contains_key(key) {
-            out.push(Message::FlowMod(
-                FlowMod::delete_strict(key.table_id, key.priority, key.r#match.clone())
-                    .with_cookie(have.cookie),
-            ));
+    for (hk, hc) in have_iter {
+        if is_weft_cookie(hc.cookie) {
+            deletes.push(delete_flow(hk, hc));
         }
     }
+    out.append(&mut deletes);
     for id in installed_groups.keys() {
         if !desired.groups.contains_key(id) {
             out.push(Message::GroupMod(GroupMod::delete(*id)));
         }
     }
     out
+}
+
+/// The `DELETE_STRICT` of one installed flow.
+fn delete_flow(key: &FlowKey, have: &FlowContent) -> Message {
+    Message::FlowMod(
+        FlowMod::delete_strict(key.table_id, key.priority, key.r#match.clone())
+            .with_cookie(have.cookie),
+    )
 }
 
 /// `installed` after `changes` (as [`diff`] produced them) were applied successfully:

@@ -166,6 +166,22 @@ impl FlowMod {
 }
 
 impl FlowStats {
+    /// [`FlowStats::key`] and [`FlowStats::content`] of an owned entry, moving its match
+    /// and instructions instead of copying them (keying a whole flow dump).
+    pub fn into_key_content(self) -> (FlowKey, FlowContent) {
+        (
+            FlowKey {
+                table_id: self.table_id,
+                priority: self.priority,
+                r#match: self.r#match.into_canonical(),
+            },
+            FlowContent {
+                cookie: self.cookie,
+                instructions: self.instructions,
+            },
+        )
+    }
+
     pub fn key(&self) -> FlowKey {
         FlowKey {
             table_id: self.table_id,

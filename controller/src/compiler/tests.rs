@@ -1612,3 +1612,35 @@ fn compiler_incremental_equals_from_scratch_on_random_changes() {
         }
     }
 }
+
+#[test]
+fn compiler_colliding_port_keeps_the_first_flow_and_is_not_complete() {
+    // b1 (switch B) reports a1's ofport: both want `table=0, in_port=1`. Switch A is
+    // compiled first, so a1's classify flow stays and b1, missing its own, is not
+    // reported installed; a1 and the rest of hv1 are unaffected.
+    let m = model();
+    let mut t = topology();
+    t.nodes.insert(
+        "hv1".into(),
+        node(
+            "hv1",
+            "192.168.0.1",
+            &[("a1", 1), ("a2", 2), ("a4", 4), ("b1", 1), ("b2", 5)],
+            &[("hv2", 10), ("hv3", 11)],
+        ),
+    );
+    let d = compile_node(&m, &t, "hv1");
+    let classify: Vec<&FlowContent> = d
+        .flows
+        .iter()
+        .filter(|(k, _)| k.table_id == 0 && k.r#match.fields == vec![Field::InPort(1, None)])
+        .map(|(_, c)| c)
+        .collect();
+    assert_eq!(classify.len(), 1);
+    assert_eq!(classify[0].cookie, cookie_for(&Uuid::from_u128(0x101)));
+    assert!(d.bound_ports.contains(&Uuid::from_u128(0x101)));
+    assert!(!d.bound_ports.contains(&Uuid::from_u128(0x201)));
+    assert!(d.bound_ports.contains(&Uuid::from_u128(0x202)));
+    // The map holds each key once, in order.
+    assert!(d.flows.keys().is_sorted());
+}

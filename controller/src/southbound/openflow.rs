@@ -1005,12 +1005,16 @@ impl<'a> Installer<'a> {
             );
         } else {
             OpenFlowStats::bump(&self.ctx.stats.changes_sent, changes.len() as u64);
+            let changed = changes.len();
+            // The bundle takes the messages themselves; the rare paths that need them
+            // again (refusals, no bundle support) recompute the same diff.
+            let again = || reconcile::diff(desired, &have.flows, &have.groups);
             let result = if self.use_bundles {
-                match self.install_bundle(conn, &changes).await? {
+                match self.install_bundle(conn, changes, again).await? {
                     Some(r) => r,
                     None => {
                         self.use_bundles = false;
-                        self.install_plain(conn, &changes).await?
+                        self.install_plain(conn, &again()).await?
                     }
                 }
             } else {
@@ -1023,7 +1027,7 @@ impl<'a> Installer<'a> {
             OpenFlowStats::bump(&self.ctx.stats.installs, 1);
             tracing::info!(
                 node = self.node,
-                changes = changes.len(),
+                changes = changed,
                 flows = desired.flows.len(),
                 groups = desired.groups.len(),
                 "installed the desired state"
@@ -1064,7 +1068,7 @@ impl<'a> Installer<'a> {
             while flows.is_none() || groups.is_none() {
                 match conn.next_event().await? {
                     SessionEvent::Multipart { xid, parts } if xid == fx => {
-                        flows = Some(reconcile::flows_from_parts(&parts));
+                        flows = Some(reconcile::flows_from_owned_parts(parts));
                     }
                     SessionEvent::Multipart { xid, parts } if xid == gx => {
                         groups = Some(reconcile::groups_from_parts(&parts));
@@ -1100,10 +1104,14 @@ impl<'a> Installer<'a> {
     /// the switch does not do bundles (fall back); `Ok(Some(r))`: whether it took them,
     /// or what it refused. OVS answers a failed commit with an ERROR for the message that
     /// failed (the inner flow mod, whose xid is its BUNDLE_ADD's) and one for the commit.
+    ///
+    /// `changes` are moved into the bundle, not copied (a cold start sends ~1,700 flow
+    /// mods per node); `again` recomputes them, only to name what the switch refused.
     async fn install_bundle(
         &mut self,
         conn: &mut Conn,
-        changes: &[Message],
+        changes: Vec<Message>,
+        again: impl Fn() -> Vec<Message>,
     ) -> Result<Option<Result<(), Vec<Refusal>>>, ConnError> {
         let flags = bundle_flags::ATOMIC | bundle_flags::ORDERED;
         let id = self.next_bundle;
@@ -1111,18 +1119,20 @@ impl<'a> Installer<'a> {
         let s = &mut conn.session;
         let open = s.alloc_xid();
         s.send_with_xid(open, OfpMessage::bundle_open(open, id, flags).body);
+        // xid of each BUNDLE_ADD -> the position of its change in `changes`.
         let mut sent = BTreeMap::new();
-        for c in changes {
+        for (i, c) in changes.into_iter().enumerate() {
             let xid = s.alloc_xid();
-            s.send_with_xid(xid, OfpMessage::bundle_add(xid, id, flags, c.clone()).body);
-            sent.insert(xid, c);
+            s.send_with_xid(xid, OfpMessage::bundle_add(xid, id, flags, c).body);
+            sent.insert(xid, i);
         }
         let commit = s.alloc_xid();
         s.send_with_xid(commit, OfpMessage::bundle_commit(commit, id, flags).body);
         let barrier = s.barrier();
         let mut committed = false;
         let mut failed = false;
-        let mut refusals = Vec::new();
+        // Refused changes, by position, with the switch's error.
+        let mut refused: Vec<(usize, ErrorMsg)> = Vec::new();
         let node = self.node;
         let wait = async {
             loop {
@@ -1147,9 +1157,8 @@ impl<'a> Installer<'a> {
                         failed = true;
                     }
                     SessionEvent::Error { xid, error } => {
-                        if let Some(c) = sent.get(&xid) {
-                            log_rejection(node, &change_text(c), &error);
-                            refusals.push(Refusal::new(Some(c), error));
+                        if let Some(i) = sent.get(&xid) {
+                            refused.push((*i, error));
                         } else if xid == commit {
                             log_rejection(node, "bundle commit", &error);
                         } else {
@@ -1182,10 +1191,25 @@ impl<'a> Installer<'a> {
             return Ok(None);
         }
         if committed && !failed {
-            Ok(Some(Ok(())))
-        } else {
-            Ok(Some(Err(refusals)))
+            return Ok(Some(Ok(())));
         }
+        let changes = if refused.is_empty() {
+            Vec::new()
+        } else {
+            again()
+        };
+        let refusals = refused
+            .into_iter()
+            .map(|(i, error)| {
+                let c = changes.get(i);
+                match c {
+                    Some(c) => log_rejection(node, &change_text(c), &error),
+                    None => log_rejection(node, "bundle message", &error),
+                }
+                Refusal::new(c, error)
+            })
+            .collect();
+        Ok(Some(Err(refusals)))
     }
 
     /// Installs `changes` as plain messages followed by a barrier (switches without
