@@ -101,8 +101,8 @@ pub struct OvsdbSouthbound {
     pub node_hold: Duration,
 }
 
-/// Sessions that set up at once (schema, initial monitor contents, first reconcile pass:
-/// the CPU-heavy part). When thousands of hypervisors (re)connect together, setting them
+/// Sessions that fetch the schema and the initial monitor contents at once (the
+/// CPU-heavy part of a session's setup). When thousands of hypervisors (re)connect together, setting them
 /// all up at once fills the runtime's run queue for longer than the peers' inactivity
 /// probes, they drop the connections and the reconnects feed on themselves. Waiting
 /// sessions cost nothing and their connections stay alive: the client answers the peer's
@@ -263,7 +263,7 @@ struct Shared {
     owners: Mutex<HashMap<String, u64>>,
     next_session: AtomicU64,
     slots: Arc<Semaphore>,
-    /// Turns for a session's setup (schema, monitor, first reconcile pass); see
+    /// Turns for a session's setup (schema and initial monitor contents); see
     /// [`MAX_CONCURRENT_SETUPS`].
     setups: Semaphore,
     /// Bumped whenever a session gives up a node, to wake the sessions waiting for it.
@@ -659,8 +659,8 @@ impl Session {
     async fn serve(&mut self, client: &Client, events: &mut mpsc::Receiver<Event>) -> SessionEnd {
         let step = |step| move |error| SessionEnd::Client { step, error };
         let shared = self.shared.clone();
-        let mut setup_turn = match shared.setups.acquire().await {
-            Ok(t) => Some(t),
+        let setup_turn = match shared.setups.acquire().await {
+            Ok(t) => t,
             Err(_) => return SessionEnd::Shutdown,
         };
         let schema = match client.get_schema(vswitch::DATABASE).await {
@@ -684,14 +684,16 @@ impl Session {
         if let Err(e) = replica.apply(start.format, &start.initial) {
             return e.into();
         }
+        // Fetched: the next session may fetch. The first reconcile pass is not part of
+        // the turn: it waits on the peer's replies, and holding turns across those makes
+        // nodes join the topology in waves, each wave recompiling their neighbours again.
+        drop(setup_turn);
         tracing::debug!(peer = %self.peer, format = ?start.format, "OVSDB monitor started");
         let mut model_alive = true;
         loop {
             if let Err(end) = self.reconcile(client, &replica, events).await {
                 return end;
             }
-            // Set up: let the next session have its turn.
-            drop(setup_turn.take());
             // Updates that arrived while a transaction was in flight come first.
             if !self.held.is_empty() {
                 for ev in std::mem::take(&mut self.held) {
