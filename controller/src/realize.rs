@@ -37,6 +37,7 @@ pub async fn run_with_hold(
     let mut compiler = IncrementalCompiler::new();
     let mut startup = StartupHold::new(tokio::time::Instant::now().into_std() + startup_hold);
     loop {
+        let round_started = std::time::Instant::now();
         let m = model.borrow_and_update().clone();
         let t = topology.borrow_and_update().clone();
         // Compiling thousands of nodes is CPU work: keep it off the I/O threads.
@@ -58,6 +59,17 @@ pub async fn run_with_hold(
         compiler = c;
         startup = h;
         tracing::debug!(published, "realized");
+        // A long round means a burst (thousands of hypervisors joining): rest as long as
+        // it took (bounded) so that the changes arriving meanwhile are compiled together.
+        // Otherwise every arrival recompiles its neighbours again, one round each, and
+        // the compiler takes the CPU the sessions need to bring those nodes in.
+        let took = round_started.elapsed();
+        if took >= BURST_ROUND {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(took.min(MAX_REST)) => {}
+            }
+        }
         let hold_ends = startup.pending().then_some(startup.until);
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -67,6 +79,12 @@ pub async fn run_with_hold(
         }
     }
 }
+
+/// A compile round at least this long is part of a burst (see [`run_with_hold`]); a
+/// single port on a switch that spans 64 hypervisors compiles in well under it.
+const BURST_ROUND: std::time::Duration = std::time::Duration::from_millis(100);
+/// Longest rest after a burst round.
+const MAX_REST: std::time::Duration = std::time::Duration::from_millis(500);
 
 async fn sleep_until_opt(at: Option<std::time::Instant>) {
     match at {
