@@ -526,6 +526,11 @@ struct Session {
     /// its own (connection state, role), which must not make the session re-read the
     /// whole bridge.
     contents_generation: u64,
+    /// Bumped whenever the logical ports this node's VIFs resolve to change. A model
+    /// revision that changes none of them (a port created for another hypervisor, an
+    /// ACL) needs no pass over this node's database: with thousands of sessions, doing
+    /// one for every API write made each write cost O(hypervisors).
+    bindings_epoch: u64,
     /// For each write kind, the generation at which the last successful write was sent.
     written_at: HashMap<WriteKind, u64>,
     retry_at: Option<Instant>,
@@ -554,7 +559,7 @@ struct Memo {
     /// The tunnel ports matched these desired tunnels at this contents generation.
     tunnels_clean: Option<(u64, BTreeSet<TunnelSpec>)>,
     /// The weft-installed marks matched these installed ports at this contents
-    /// generation and model revision.
+    /// generation and bindings epoch.
     installed_clean: Option<(u64, u64, Arc<BTreeSet<Uuid>>)>,
     /// The OVS tunnel ports for these desired tunnels: rebuilt only when the desired
     /// tunnels change, not on every pass that plans them.
@@ -586,6 +591,7 @@ impl Session {
             model,
             generation: 0,
             contents_generation: 0,
+            bindings_epoch: 0,
             written_at: HashMap::new(),
             retry_at: None,
             seen: Observed::default(),
@@ -862,9 +868,17 @@ impl Session {
 
         // 2. What the bridge holds: VIFs and Weft's tunnels.
         let model = self.model.borrow().clone();
-        let fresh = self.memo.published.as_ref().is_some_and(|p| {
-            p.generation == self.contents_generation && p.revision == model.revision()
-        });
+        let same_bindings = |p: &Published| {
+            p.revision == model.revision() || bindings_hold(&p.vifs, &self.seen.bound, &model)
+        };
+        let fresh = self
+            .memo
+            .published
+            .as_ref()
+            .is_some_and(|p| p.generation == self.contents_generation && same_bindings(p));
+        if fresh && let Some(p) = self.memo.published.as_mut() {
+            p.revision = model.revision();
+        }
         if !fresh {
             let (vifs, tunnels) = self.read_bridge(replica, &node, &bridge);
             let datapath_id = bridge
@@ -1162,6 +1176,9 @@ impl Session {
                 },
             );
         }
+        if bound != self.seen.bound {
+            self.bindings_epoch += 1;
+        }
         self.seen.bound = bound;
     }
 
@@ -1222,7 +1239,7 @@ impl Session {
             .unwrap_or_default();
         let key = (
             self.contents_generation,
-            model.revision(),
+            self.bindings_epoch,
             installed.clone(),
         );
         if self.memo.installed_clean.as_ref() == Some(&key) {
@@ -1261,6 +1278,25 @@ impl Session {
         tracing::info!(node = %node.id, set, cleared, "updating weft-installed");
         Some(txn)
     }
+}
+
+/// Whether every VIF still resolves to the logical port (and ofport) it was bound to:
+/// then a new model revision changes nothing this node's session publishes or marks.
+fn bindings_hold(
+    vifs: &BTreeMap<String, Vif>,
+    bound: &BTreeMap<Uuid, u32>,
+    model: &LogicalModel,
+) -> bool {
+    let mut n = 0;
+    for (iface_id, vif) in vifs {
+        if let Some(p) = model.find_port(iface_id) {
+            if bound.get(&p.id) != Some(&vif.ofport) {
+                return false;
+            }
+            n += 1;
+        }
+    }
+    n == bound.len()
 }
 
 /// What a bridge holds, as the southbound reports it.
@@ -1396,6 +1432,57 @@ async fn sleep_until_opt(at: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A model revision that leaves every VIF's port (and ofport) as it was needs no
+    /// pass; a created, deleted or re-created port named by a VIF does.
+    #[test]
+    fn bindings_hold_only_while_every_vif_resolves_as_before() {
+        use crate::model::{LogicalPort, LogicalSwitch};
+        let sw = LogicalSwitch {
+            id: Uuid::from_u128(0xa),
+            name: "blue".into(),
+            vni: 7,
+            description: String::new(),
+        };
+        let port = |n: u128, name: &str| LogicalPort {
+            id: Uuid::from_u128(n),
+            name: name.into(),
+            switch: sw.id,
+            mac: format!("02:00:00:00:00:0{n}").parse().expect("mac"),
+            ips: vec![],
+            port_security: true,
+            key: n as u16,
+            zone: n as u16,
+        };
+        let model = |ports: Vec<LogicalPort>| {
+            LogicalModel::from_objects(1, vec![sw.clone()], ports, vec![]).expect("model")
+        };
+        let vif = |ofport| Vif {
+            ofport,
+            interface: Uuid::nil(),
+            name: "tap".into(),
+        };
+        let vifs = BTreeMap::from([("a1".to_owned(), vif(1)), ("a9".to_owned(), vif(9))]);
+        let bound = BTreeMap::from([(Uuid::from_u128(1), 1)]);
+        // Another port created elsewhere: a1 still port 1 at ofport 1, a9 still unknown.
+        assert!(bindings_hold(
+            &vifs,
+            &bound,
+            &model(vec![port(1, "a1"), port(2, "b2")])
+        ));
+        // The port a9 names now exists.
+        assert!(!bindings_hold(
+            &vifs,
+            &bound,
+            &model(vec![port(1, "a1"), port(9, "a9")])
+        ));
+        // a1 deleted, or re-created under a new id.
+        assert!(!bindings_hold(&vifs, &bound, &model(vec![port(2, "b2")])));
+        assert!(!bindings_hold(&vifs, &bound, &model(vec![port(3, "a1")])));
+        // Same port, new ofport.
+        let moved = BTreeMap::from([("a1".to_owned(), vif(4))]);
+        assert!(!bindings_hold(&moved, &bound, &model(vec![port(1, "a1")])));
+    }
 
     #[test]
     fn tunnel_names_are_stable_fnv1a() {
