@@ -759,6 +759,17 @@ pub struct TunnelSpec {
 
 /// Inserts a tunnel Interface and Port and adds the port to `bridge`.
 pub fn add_tunnel_port(txn: &mut Transaction, bridge: Uuid, spec: &TunnelSpec) -> NamedRow {
+    let port = insert_tunnel_rows(txn, spec);
+    txn.mutate(
+        BRIDGE,
+        vec![Condition::uuid(bridge)],
+        vec![Mutation::insert("ports", port.datum())],
+    );
+    port
+}
+
+/// The Interface and Port rows of a tunnel port, not yet attached to a bridge.
+fn insert_tunnel_rows(txn: &mut Transaction, spec: &TunnelSpec) -> NamedRow {
     let options = spec.options();
     let iface = txn.insert(
         INTERFACE,
@@ -769,20 +780,14 @@ pub fn add_tunnel_port(txn: &mut Transaction, bridge: Uuid, spec: &TunnelSpec) -
             ("external_ids".into(), string_map(&spec.external_ids)),
         ]),
     );
-    let port = txn.insert(
+    txn.insert(
         PORT,
         Row::from([
             ("name".into(), Datum::scalar(spec.name.as_str())),
             ("interfaces".into(), iface.datum()),
             ("external_ids".into(), string_map(&spec.external_ids)),
         ]),
-    );
-    txn.mutate(
-        BRIDGE,
-        vec![Condition::uuid(bridge)],
-        vec![Mutation::insert("ports", port.datum())],
-    );
-    port
+    )
 }
 
 impl TunnelSpec {
@@ -830,10 +835,16 @@ pub fn sync_tunnels(
         .filter(|p| p.external_ids.contains_key("weft-remote"))
         .map(|p| (p.name.as_str(), &**p))
         .collect();
+    // The bridge's port set changes by one mutate for all tunnels, not one per tunnel:
+    // a hypervisor joining a fabric gains a hundred tunnels in one sync.
+    let mut added: Vec<Atom> = Vec::new();
+    let mut removed: Vec<Atom> = Vec::new();
     for spec in desired {
         match owned.get(spec.name.as_str()) {
             None => {
-                add_tunnel_port(&mut txn, bridge.uuid, spec);
+                added.push(Atom::NamedUuid(
+                    insert_tunnel_rows(&mut txn, spec).name().to_owned(),
+                ));
             }
             Some(port) => {
                 for iface in cached_interfaces_of(replica, port)? {
@@ -854,8 +865,18 @@ pub fn sync_tunnels(
     let wanted: BTreeSet<&str> = desired.iter().map(|d| d.name.as_str()).collect();
     for (name, port) in &owned {
         if !wanted.contains(name) {
-            remove_port(&mut txn, bridge.uuid, port.uuid);
+            removed.push(Atom::Uuid(port.uuid));
         }
+    }
+    let mut mutations = Vec::new();
+    if !added.is_empty() {
+        mutations.push(Mutation::insert("ports", Datum::set(added)));
+    }
+    if !removed.is_empty() {
+        mutations.push(Mutation::delete("ports", Datum::set(removed)));
+    }
+    if !mutations.is_empty() {
+        txn.mutate(BRIDGE, vec![Condition::uuid(bridge.uuid)], mutations);
     }
     Ok((txn.operations.len() > 1).then_some(txn))
 }
