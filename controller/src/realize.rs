@@ -211,28 +211,10 @@ mod tests {
 
     use super::*;
     use crate::fabric::{NodeView, Vif};
-    use crate::model::{LogicalPort, LogicalSwitch};
     use crate::observed::EncapType;
 
     fn model() -> LogicalModel {
-        let sw = LogicalSwitch {
-            id: Uuid::from_u128(0xa),
-            name: "blue".into(),
-            vni: 5001,
-            description: String::new(),
-        };
-        let port = |n: u128, name: &str| LogicalPort {
-            id: Uuid::from_u128(n),
-            name: name.into(),
-            switch: sw.id,
-            mac: format!("02:00:00:00:00:0{n}").parse().expect("mac"),
-            ips: vec![format!("10.0.0.{n}").parse().expect("ip")],
-            port_security: true,
-            key: n as u16,
-            zone: n as u16,
-        };
-        let ports = vec![port(1, "a1"), port(2, "a2"), port(3, "a3")];
-        LogicalModel::from_objects(1, vec![sw.clone()], ports, vec![]).expect("model")
+        crate::model::fixtures::blue(&[(1, "a1"), (2, "a2"), (3, "a3")])
     }
 
     fn node(id: &str, n: u8, vif: &str, tunnels: &[&str]) -> NodeView {

@@ -1437,26 +1437,7 @@ mod tests {
     /// pass; a created, deleted or re-created port named by a VIF does.
     #[test]
     fn bindings_hold_only_while_every_vif_resolves_as_before() {
-        use crate::model::{LogicalPort, LogicalSwitch};
-        let sw = LogicalSwitch {
-            id: Uuid::from_u128(0xa),
-            name: "blue".into(),
-            vni: 7,
-            description: String::new(),
-        };
-        let port = |n: u128, name: &str| LogicalPort {
-            id: Uuid::from_u128(n),
-            name: name.into(),
-            switch: sw.id,
-            mac: format!("02:00:00:00:00:0{n}").parse().expect("mac"),
-            ips: vec![],
-            port_security: true,
-            key: n as u16,
-            zone: n as u16,
-        };
-        let model = |ports: Vec<LogicalPort>| {
-            LogicalModel::from_objects(1, vec![sw.clone()], ports, vec![]).expect("model")
-        };
+        let model = |ports: &[(u128, &str)]| crate::model::fixtures::blue(ports);
         let vif = |ofport| Vif {
             ofport,
             interface: Uuid::nil(),
@@ -1468,20 +1449,20 @@ mod tests {
         assert!(bindings_hold(
             &vifs,
             &bound,
-            &model(vec![port(1, "a1"), port(2, "b2")])
+            &model(&[(1, "a1"), (2, "b2")])
         ));
         // The port a9 names now exists.
         assert!(!bindings_hold(
             &vifs,
             &bound,
-            &model(vec![port(1, "a1"), port(9, "a9")])
+            &model(&[(1, "a1"), (9, "a9")])
         ));
         // a1 deleted, or re-created under a new id.
-        assert!(!bindings_hold(&vifs, &bound, &model(vec![port(2, "b2")])));
-        assert!(!bindings_hold(&vifs, &bound, &model(vec![port(3, "a1")])));
+        assert!(!bindings_hold(&vifs, &bound, &model(&[(2, "b2")])));
+        assert!(!bindings_hold(&vifs, &bound, &model(&[(3, "a1")])));
         // Same port, new ofport.
         let moved = BTreeMap::from([("a1".to_owned(), vif(4))]);
-        assert!(!bindings_hold(&moved, &bound, &model(vec![port(1, "a1")])));
+        assert!(!bindings_hold(&moved, &bound, &model(&[(1, "a1")])));
     }
 
     #[test]
