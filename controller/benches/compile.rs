@@ -57,11 +57,12 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use uuid::Uuid;
 use weft::compiler::IncrementalCompiler;
-use weft::fabric::{Fabric, NodeView, Topology, Vif};
+use weft::fabric::Fabric;
 use weft::model::{
     Acl, AclAction, Direction, Ethertype, LogicalModel, LogicalPort, LogicalSwitch, Protocol,
 };
-use weft::observed::EncapType;
+use weft::topology::EncapType;
+use weft::topology::{NodeView, Topology, Vif};
 
 /// Figures of the code on main before this work (8452255), same bench, same machine.
 const BASELINE: &str = "main at 8452255, 3000 nodes: cold 13391 ms, unchanged 4042 ms, port on \

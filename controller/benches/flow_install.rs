@@ -31,11 +31,14 @@ use openflow::OfpMessage;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-use weft::compiler::{DesiredNode, compile_node};
-use weft::fabric::{Fabric, NodeView, Topology, Vif};
+use weft::compiler::compile_node;
+use weft::desired::DesiredNode;
+use weft::fabric::Fabric;
 use weft::model::{LogicalModel, LogicalPort, LogicalSwitch};
-use weft::observed::{EncapType, ObservedState};
+use weft::observed::ObservedState;
 use weft::southbound::openflow::{OpenFlowSettings, OpenFlowStats, serve_with};
+use weft::topology::EncapType;
+use weft::topology::{NodeView, Topology, Vif};
 
 const FLOWS: usize = 100_000;
 const SWITCHES: usize = 500;

@@ -17,10 +17,12 @@
 //!   there); [`config::Config`] already carries their validated listen/dial targets.
 
 pub mod api;
+pub mod binding;
 pub mod compiler;
 pub mod config;
 pub mod controller;
 pub mod daemon;
+pub mod desired;
 pub mod error;
 pub mod events;
 pub mod fabric;
@@ -30,3 +32,4 @@ pub mod realize;
 pub mod reconcile;
 pub mod southbound;
 pub mod store;
+pub mod topology;

@@ -14,19 +14,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
+use crate::binding::PortBinding;
 use crate::events::Event;
-
-/// Tunnel encapsulation a transport node asks for (`external_ids:weft-encap-type`).
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum EncapType {
-    #[default]
-    Geneve,
-    Vxlan,
-    Stt,
-}
+use crate::topology::EncapType;
 
 /// A hypervisor as seen through its OVSDB and OpenFlow sessions (DESIGN.md §4).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,13 +47,13 @@ pub struct InstalledFlows(FlowsRepr);
 enum FlowsRepr {
     #[default]
     None,
-    Table(Arc<crate::compiler::DesiredNode>),
+    Table(Arc<crate::desired::DesiredNode>),
     Text(Arc<[String]>),
 }
 
 impl InstalledFlows {
     /// The flows of `table` (its groups and the rest are not shown).
-    pub fn table(table: Arc<crate::compiler::DesiredNode>) -> Self {
+    pub fn table(table: Arc<crate::desired::DesiredNode>) -> Self {
         InstalledFlows(FlowsRepr::Table(table))
     }
 
@@ -122,13 +112,6 @@ impl<'de> Deserialize<'de> for InstalledFlows {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Vec::<String>::deserialize(d).map(Self::from)
     }
-}
-
-/// Where a logical port is plugged.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PortBinding {
-    pub node: String,
-    pub ofport: u32,
 }
 
 /// Observed status of one logical port.

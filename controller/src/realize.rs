@@ -12,9 +12,12 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::compiler::{DesiredNode, IncrementalCompiler};
-use crate::fabric::{Fabric, Topology};
+use crate::compiler::IncrementalCompiler;
+
+use crate::desired::DesiredNode;
+use crate::fabric::Fabric;
 use crate::model::LogicalModel;
+use crate::topology::Topology;
 
 /// Runs until `shutdown` is cancelled or the model's sender is gone, with the default
 /// startup hold ([`STARTUP_HOLD_MAX`]).
@@ -210,8 +213,8 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::fabric::{NodeView, Vif};
-    use crate::observed::EncapType;
+    use crate::topology::EncapType;
+    use crate::topology::{NodeView, Vif};
 
     fn model() -> LogicalModel {
         crate::model::fixtures::blue(&[(1, "a1"), (2, "a2"), (3, "a3")])

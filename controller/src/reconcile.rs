@@ -20,7 +20,9 @@ use openflow::{
     FlowContent, FlowKey, FlowMod, FlowStats, GroupDesc, GroupMod, Message, MultipartReplyBody,
 };
 
-use crate::compiler::{COOKIE_MASK, COOKIE_WEFT, DesiredNode, GroupSpec};
+use crate::compiler::{COOKIE_MASK, COOKIE_WEFT};
+
+use crate::desired::{DesiredNode, GroupSpec};
 
 /// Whether a cookie marks a flow as Weft's (the compiler's [`COOKIE_WEFT`] marker).
 pub fn is_weft_cookie(cookie: u64) -> bool {
@@ -234,7 +236,7 @@ pub fn apply(
 pub fn flows_as_text(flows: &BTreeMap<FlowKey, FlowContent>) -> Vec<String> {
     flows
         .iter()
-        .map(|(k, c)| crate::compiler::flow_add(k, c).to_string())
+        .map(|(k, c)| crate::desired::flow_add(k, c).to_string())
         .collect()
 }
 

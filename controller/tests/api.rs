@@ -8,7 +8,8 @@ use common::{InProcess, call, http_client, ws_client};
 use jsonrpsee::core::client::{ClientT, SubscriptionClientT};
 use jsonrpsee::core::params::ObjectParams;
 use serde_json::{Value, json};
-use weft::observed::{PortBinding, TransportNode};
+use weft::binding::PortBinding;
+use weft::observed::TransportNode;
 
 async fn revision<C: ClientT>(c: &C) -> u64 {
     call(c, "system_status", json!({})).await.unwrap()["revision"]

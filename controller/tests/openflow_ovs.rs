@@ -19,10 +19,12 @@ use std::time::{Duration, Instant};
 use openflow::{BundleControl, BundleCtrlType, Message, OfpMessage, SwitchFeatures};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-use weft::compiler::{DesiredNode, GroupSpec};
-use weft::fabric::{Fabric, NodeView};
-use weft::observed::{EncapType, ObservedState};
+use weft::desired::{DesiredNode, GroupSpec};
+use weft::fabric::Fabric;
+use weft::observed::ObservedState;
 use weft::southbound::openflow::{OpenFlowServer, OpenFlowStats, serve};
+use weft::topology::EncapType;
+use weft::topology::NodeView;
 
 /// A private OVS: ovsdb-server and ovs-vswitchd as children, killed and reaped on drop
 /// (also when the test panics).

@@ -16,12 +16,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-use weft::compiler::{DesiredNode, TunnelSpec};
+use weft::binding::PortBinding;
 use weft::config::Endpoint;
+use weft::desired::{DesiredNode, TunnelSpec};
 use weft::fabric::Fabric;
 use weft::model::{LogicalModel, LogicalPort, LogicalSwitch, MacAddr};
-use weft::observed::{EncapType, ObservedState, PortBinding};
+use weft::observed::ObservedState;
 use weft::southbound::ovsdb::{OvsdbContext, OvsdbSouthbound, serve, tunnel_port_name};
+use weft::topology::EncapType;
 
 const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
 /// Nothing listens there; vswitchd just keeps trying.

@@ -4,9 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use weft::compiler::{Bindings, compile_node_with};
-use weft::fabric::Topology;
+use weft::compiler::compile_node_with;
+
+use weft::binding::Bindings;
 use weft::model::LogicalModel;
+use weft::topology::Topology;
 
 use crate::node::Node;
 
@@ -60,21 +62,18 @@ pub fn check_node(
     let mut diffs = Vec::new();
     for (k, c) in &want.flows {
         match flows.get(k) {
-            None => diffs.push(format!("missing flow {}", weft::compiler::flow_add(k, c))),
+            None => diffs.push(format!("missing flow {}", weft::desired::flow_add(k, c))),
             Some(h) if h != c => diffs.push(format!(
                 "different flow: have {} want {}",
-                weft::compiler::flow_add(k, h),
-                weft::compiler::flow_add(k, c)
+                weft::desired::flow_add(k, h),
+                weft::desired::flow_add(k, c)
             )),
             Some(_) => {}
         }
     }
     for (k, c) in &flows {
         if !want.flows.contains_key(k) {
-            diffs.push(format!(
-                "unexpected flow {}",
-                weft::compiler::flow_add(k, c)
-            ));
+            diffs.push(format!("unexpected flow {}", weft::desired::flow_add(k, c)));
         }
     }
     let want_groups: BTreeMap<u32, _> = want

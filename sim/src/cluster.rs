@@ -191,7 +191,7 @@ impl Cluster {
     /// the simulated nodes keep answering keepalives meanwhile.
     pub fn check(&self, sample: &[usize]) -> Vec<NodeCheck> {
         let topo = topology(&self.nodes);
-        let bindings = weft::compiler::Bindings::compute(&self.model, &topo);
+        let bindings = weft::binding::Bindings::compute(&self.model, &topo);
         sample
             .iter()
             .filter_map(|i| self.nodes.get(*i))

@@ -115,7 +115,7 @@ impl NodeState {
 
     /// The node as weftd's fabric would see it, built from this node's own database:
     /// for computing the compiler's expected flows independently of weftd.
-    pub fn node_view(&self) -> weft::fabric::NodeView {
+    pub fn node_view(&self) -> weft::topology::NodeView {
         let mut vifs = BTreeMap::new();
         let mut tunnels = BTreeMap::new();
         // Interface → weft-remote of the Port holding it.
@@ -162,7 +162,7 @@ impl NodeState {
             if let Some(id) = get("iface-id") {
                 vifs.insert(
                     id,
-                    weft::fabric::Vif {
+                    weft::topology::Vif {
                         ofport,
                         interface: *uuid,
                         name,
@@ -172,10 +172,10 @@ impl NodeState {
                 tunnels.insert(remote.clone(), ofport);
             }
         }
-        weft::fabric::NodeView {
+        weft::topology::NodeView {
             id: self.spec.system_id.clone(),
             encap_ip: self.spec.encap_ip.into(),
-            encap_type: weft::observed::EncapType::Geneve,
+            encap_type: weft::topology::EncapType::Geneve,
             bridge: "br-int".into(),
             datapath_id: Some(self.spec.datapath_id),
             vifs,

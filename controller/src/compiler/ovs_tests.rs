@@ -20,6 +20,7 @@ use openflow::{
 use super::table::{FlowTable, Packet, ct_state};
 use super::tests::{model_with_acls as model, topology};
 use super::*;
+use crate::desired::GroupSpec;
 
 /// Our own ovsdb-server and ovs-vswitchd, stopped (by their PIDs, as our children) when
 /// dropped, even if the test panics.

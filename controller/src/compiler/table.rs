@@ -19,7 +19,7 @@ use openflow::{
     Instruction, Mac, Match, Nicira, oxm, port,
 };
 
-use super::{DesiredNode, GroupSpec};
+use crate::desired::{DesiredNode, GroupSpec};
 
 /// `ct_state` bits (ovs-fields(7)).
 pub mod ct_state {

@@ -6,14 +6,15 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use openflow::{Action, Field, Instruction, Mac};
+use openflow::{Action, Ct, Field, FlowContent, FlowKey, Instruction, Mac, Nicira};
 use uuid::Uuid;
 
 use super::table::Packet;
 use super::trace::{TracePacket, trace, walk};
 use super::*;
-use crate::fabric::{NodeView, Vif};
-use crate::model::{Acl, AclAction, Direction, Ethertype, LogicalPort, LogicalSwitch};
+use crate::model::{Acl, AclAction, Direction, Ethertype, LogicalPort, LogicalSwitch, MacAddr};
+use crate::topology::EncapType;
+use crate::topology::{NodeView, Vif};
 
 const VNI_A: u32 = 5001;
 const VNI_B: u32 = 5002;

@@ -22,8 +22,8 @@ use super::{
     Bindings, COOKIE_PIPELINE, OPEN_DIRECTION_PRIORITY, acl_mark, compile_node_with, cookie_for,
     link_local, tables,
 };
-use crate::fabric::Topology;
 use crate::model::{AclAction, Direction, LogicalModel, LogicalPort, MacAddr};
+use crate::topology::Topology;
 
 /// How many tunnel crossings a trace follows (one is all split horizon allows).
 const MAX_HOPS: usize = 4;

@@ -28,7 +28,9 @@ use tokio::task::JoinHandle;
 use tokio_util::codec::{Decoder, Encoder, Framed};
 use tokio_util::sync::CancellationToken;
 
-use crate::compiler::{DesiredNode, GroupSpec, cookie_for};
+use crate::compiler::cookie_for;
+
+use crate::desired::{DesiredNode, GroupSpec};
 use crate::fabric::Fabric;
 use crate::observed::{FlowRejection, InstalledFlows, ObservedState, TransportNode};
 use crate::reconcile;
@@ -775,7 +777,7 @@ impl<'a> Installer<'a> {
 
     /// Handles a refused install: every refusal is logged and announced, naming the ACL
     /// or port its flow came from. A refused ACL is withheld (with what
-    /// [`crate::compiler::AclFlows::withhold`] says goes with it) and retried with
+    /// [`crate::desired::AclFlows::withhold`] says goes with it) and retried with
     /// backoff; returns whether any was, i.e. whether installing the rest right away can
     /// succeed.
     fn refused(&mut self, desired: &DesiredNode, refusals: &[Refusal]) -> bool {
@@ -1294,7 +1296,7 @@ fn log_rejection(node: &str, what: &str, error: &ErrorMsg) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fabric::NodeView;
+    use crate::topology::NodeView;
     use openflow::{Field, FlowMod, Instruction, Match, MultipartReply, MultipartReplyBody};
     use std::collections::BTreeSet;
     use uuid::Uuid;

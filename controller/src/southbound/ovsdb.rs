@@ -48,11 +48,14 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::compiler::{DesiredNode, TunnelSpec};
+use crate::binding::PortBinding;
 use crate::config::{Config, Endpoint};
-use crate::fabric::{Fabric, NodeView, Vif};
+use crate::desired::{DesiredNode, TunnelSpec};
+use crate::fabric::Fabric;
 use crate::model::LogicalModel;
-use crate::observed::{EncapType, ObservedState, PortBinding, TransportNode};
+use crate::observed::{ObservedState, TransportNode};
+use crate::topology::EncapType;
+use crate::topology::{NodeView, Vif};
 
 /// `external_ids` keys of the hypervisor's root row and interfaces (DESIGN.md §3).
 pub const KEY_SYSTEM_ID: &str = "system-id";

@@ -1,0 +1,40 @@
+//! The numbers the pipeline is made of: table ids, cookies, group ids. Shared by the
+//! stages, the reconciler (which dumps only Weft's cookies) and `trace`.
+
+use uuid::Uuid;
+
+/// Top 16 bits of every Weft cookie (`"WE"`).
+pub const COOKIE_WEFT: u64 = 0x5745_0000_0000_0000;
+/// Mask selecting [`COOKIE_WEFT`] in a cookie (flow-stats filter, delete-by-cookie).
+pub const COOKIE_MASK: u64 = 0xffff_0000_0000_0000;
+/// Cookie of the pipeline's own flows (table-miss defaults) that serve no logical object.
+pub const COOKIE_PIPELINE: u64 = COOKIE_WEFT;
+
+/// The cookie of flows that serve logical object `id` (a switch or port): Weft's tag plus
+/// the low 48 bits of the object's uuid.
+pub fn cookie_for(id: &Uuid) -> u64 {
+    COOKIE_WEFT | (id.as_u128() as u64 & !COOKIE_MASK)
+}
+
+/// Table numbers of the pipeline (docs/pipeline.md).
+pub mod tables {
+    pub const CLASSIFY: u8 = 0;
+    pub const PORT_SECURITY: u8 = 10;
+    pub const EGRESS_ACL: u8 = 20;
+    pub const EGRESS_ACL_CT: u8 = 21;
+    pub const ARP_RESPONDER: u8 = 25;
+    pub const L2_LOOKUP: u8 = 30;
+    pub const INGRESS_ACL: u8 = 40;
+    pub const INGRESS_ACL_CT: u8 = 41;
+    pub const OUTPUT: u8 = 50;
+}
+
+/// The flood group of a switch (local ports + one bucket per remote node).
+pub fn flood_group(vni: u32) -> u32 {
+    vni << 1
+}
+
+/// The local-only group of a switch (used for traffic that came from a tunnel).
+pub fn local_group(vni: u32) -> u32 {
+    (vni << 1) | 1
+}

@@ -1,0 +1,133 @@
+//! What Weft wants one hypervisor's integration bridge to hold: the contract between the
+//! pipeline compiler (which produces it) and the southbound sessions (which install it,
+//! OpenFlow, and create the tunnel ports it names, OVSDB). Plain data, no I/O.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use openflow::{Bucket, FlowContent, FlowKey, FlowMod, GroupMod, GroupType};
+use uuid::Uuid;
+
+use crate::model::Direction;
+use crate::topology::EncapType;
+
+/// A tunnel port a node needs: one per remote node that shares a logical switch with it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TunnelSpec {
+    /// The remote node's system-id (`external_ids:weft-remote`).
+    pub remote: String,
+    pub remote_ip: IpAddr,
+    pub local_ip: IpAddr,
+    pub encap: EncapType,
+}
+
+/// An OpenFlow group as Weft wants it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GroupSpec {
+    pub group_type: GroupType,
+    pub buckets: Vec<Bucket>,
+}
+
+/// Everything Weft wants on one node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DesiredNode {
+    pub flows: BTreeMap<FlowKey, FlowContent>,
+    pub groups: BTreeMap<u32, GroupSpec>,
+    pub tunnels: BTreeSet<TunnelSpec>,
+    /// Logical ports bound on this node whose flows are all in `flows`: once a switch
+    /// acknowledges this state, these are `weft-installed`.
+    pub bound_ports: BTreeSet<Uuid>,
+    /// The ACLs whose flows are in `flows`, by cookie: what the installer needs to name
+    /// the ACL behind a flow the switch rejects and to fail closed without it.
+    pub acls: BTreeMap<u64, AclFlows>,
+}
+
+/// One ACL's place in a node's flows (see [`DesiredNode::acls`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AclFlows {
+    pub acl: Uuid,
+    pub port: Uuid,
+    pub direction: Direction,
+    /// Cookies of every flow to withhold, with this ACL's own, when the switch refuses
+    /// them, so that what remains is never more permissive than the rules: for `allow`
+    /// and `allow-related` only its own (its traffic falls to the direction's default
+    /// deny); for a `drop` also every allow rule of the same port and direction below it
+    /// (withholding the drop alone would admit what it blocks).
+    pub withhold: BTreeSet<u64>,
+}
+
+impl DesiredNode {
+    /// This state without the flows of the ACLs named by `cookies` (and the flows
+    /// [`AclFlows::withhold`] says go with them): the fail-closed fallback when a switch
+    /// refuses an ACL's flows. Other cookies pass through untouched.
+    pub fn without_acls(&self, cookies: &BTreeSet<u64>) -> DesiredNode {
+        let mut gone: BTreeSet<u64> = BTreeSet::new();
+        for c in cookies {
+            if let Some(a) = self.acls.get(c) {
+                gone.insert(*c);
+                gone.extend(a.withhold.iter().copied());
+            }
+        }
+        let mut out = self.clone();
+        out.flows.retain(|_, c| !gone.contains(&c.cookie));
+        out.acls.retain(|c, _| !gone.contains(c));
+        out
+    }
+}
+
+/// The OFPFC_ADD that installs one flow of a desired or installed flow table.
+pub fn flow_add(key: &FlowKey, content: &FlowContent) -> FlowMod {
+    FlowMod::add(
+        key.table_id,
+        key.priority,
+        key.r#match.clone(),
+        content.instructions.clone(),
+    )
+    .with_cookie(content.cookie)
+}
+
+impl DesiredNode {
+    /// One OFPFC_ADD per flow, in table/priority/match order.
+    pub fn flow_mods(&self) -> Vec<FlowMod> {
+        self.flows.iter().map(|(k, c)| flow_add(k, c)).collect()
+    }
+
+    /// One OFPGC_ADD per group.
+    pub fn group_mods(&self) -> Vec<GroupMod> {
+        self.groups
+            .iter()
+            .map(|(id, g)| GroupMod::add(*id, g.group_type, g.buckets.clone()))
+            .collect()
+    }
+
+    /// The flows in `ovs-ofctl add-flows` syntax, one per line (also what
+    /// `ovs-ofctl dump-flows --no-stats` prints for them).
+    pub fn flows_text(&self) -> Vec<String> {
+        self.flow_mods().iter().map(ToString::to_string).collect()
+    }
+
+    /// The groups in `ovs-ofctl add-groups` / `dump-groups` syntax, one per line.
+    pub fn groups_text(&self) -> Vec<String> {
+        self.groups
+            .iter()
+            .map(|(id, g)| format_group(*id, g))
+            .collect()
+    }
+}
+
+/// `group_id=N,type=all,bucket=actions=...` as `ovs-ofctl dump-groups` prints it.
+pub fn format_group(id: u32, g: &GroupSpec) -> String {
+    let t = match g.group_type {
+        GroupType::All => "all".to_string(),
+        GroupType::Select => "select".into(),
+        GroupType::Indirect => "indirect".into(),
+        GroupType::FastFailover => "ff".into(),
+        GroupType::Unknown(n) => format!("type{n}"),
+    };
+    let mut s = format!("group_id={id},type={t}");
+    for b in &g.buckets {
+        s.push_str(",bucket=actions=");
+        s.push_str(&openflow::print::format_actions(&b.actions));
+    }
+    s
+}
