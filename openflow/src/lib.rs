@@ -5,7 +5,8 @@
 //!
 //! Modules: [`oxm`] (match fields, [`Field`], [`Match`]), [`action`] ([`Action`],
 //! [`Nicira`]), [`instruction`], [`message`] (every message type), [`flow`] (constructors
-//! and flow identity for diffing), [`validate`] (prerequisite checks), [`print`].
+//! and flow identity for diffing), [`validate`] (prerequisite checks), [`print`],
+//! [`session`] (the sans-IO session with one switch: handshake, echo, barriers, multipart).
 //!
 //! ```
 //! use openflow::*;
@@ -38,6 +39,7 @@ pub mod instruction;
 pub mod message;
 pub mod oxm;
 pub mod print;
+pub mod session;
 pub mod types;
 pub mod validate;
 mod wire;

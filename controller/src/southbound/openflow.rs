@@ -8,7 +8,7 @@
 //! Wiring (weftd): `serve(cfg.openflow_listen, fabric, observed, shutdown_token)`; the
 //! returned [`OpenFlowServer`] reports the bound address and counters.
 
-pub mod session;
+pub use openflow::session;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -34,7 +34,9 @@ use crate::desired::{DesiredNode, GroupSpec};
 use crate::fabric::Fabric;
 use crate::observed::{FlowRejection, InstalledFlows, ObservedState, TransportNode};
 use crate::reconcile;
-use session::{CloseReason, Session, SessionConfig, SessionEvent, describe_error, error_name};
+use openflow::session::{
+    CloseReason, Session, SessionConfig, SessionEvent, describe_error, error_name,
+};
 
 /// Tunables of the OpenFlow southbound.
 #[derive(Debug, Clone, Copy)]

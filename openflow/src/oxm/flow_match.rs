@@ -1,0 +1,194 @@
+//! [`Match`]: an `ofp_match` of type OXM, its wire form and its canonical (order- and
+//! mask-normalized) form for comparing flows.
+
+use bytes::{BufMut, BytesMut};
+
+use crate::error::Result;
+use crate::wire::{Emit, Reader, pad8, patch_u16, put_zeros};
+
+use super::Field;
+
+/// An `ofp_match` of type OXM: the fields in wire order.
+///
+/// Two matches that differ only in field order mean the same thing (OVS re-orders fields in
+/// flow-stats replies); compare [`Match::canonical`] forms for that.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Match {
+    pub fields: Vec<Field>,
+}
+
+/// `ofp_match.type` for OXM.
+pub const OFPMT_OXM: u16 = 1;
+
+impl Match {
+    pub fn new(fields: Vec<Field>) -> Self {
+        Match { fields }
+    }
+
+    /// Adds a field (builder style).
+    pub fn with(mut self, f: Field) -> Self {
+        self.fields.push(f);
+        self
+    }
+
+    /// The same match with fields normalized ([`Field::normalized`]) and sorted by wire
+    /// identity: equal for equal meaning, whatever order or mask spelling a switch uses.
+    pub fn canonical(&self) -> Match {
+        self.clone().into_canonical()
+    }
+
+    /// [`Match::canonical`] of an owned match, normalizing and sorting its own fields in
+    /// place: a compiler building thousands of flows or a flow dump being keyed then pays
+    /// for no second vector and no copy of each field.
+    pub fn into_canonical(mut self) -> Match {
+        for f in &mut self.fields {
+            if f.has_mask() {
+                *f = f.normalized();
+            }
+        }
+        let order = |a: &Field, b: &Field| a.sort_key().cmp(&b.sort_key()).then_with(|| a.cmp(b));
+        if !self.fields.is_sorted_by(|a, b| order(a, b).is_le()) {
+            self.fields.sort_by(order);
+        }
+        self
+    }
+
+    /// Length of the fields plus the 4-byte `ofp_match` header, without padding.
+    fn unpadded_len(&self) -> usize {
+        4 + self.fields.iter().map(Emit::buffer_len).sum::<usize>()
+    }
+
+    pub(crate) fn parse(r: &mut Reader<'_>) -> Result<Match> {
+        let start = r.offset();
+        let mtype = r.u16("match type")?;
+        if mtype != OFPMT_OXM {
+            return Err(crate::Error::BadValue {
+                what: "match type",
+                offset: start,
+                value: mtype.into(),
+            });
+        }
+        let len = usize::from(r.u16("match length")?);
+        if len < 4 {
+            return Err(r.bad_len("match", len));
+        }
+        let mut fr = r.sub(len - 4, "match fields")?;
+        let mut fields = Vec::new();
+        while !fr.is_empty() {
+            fields.push(Field::parse(&mut fr)?);
+        }
+        r.skip(pad8(len), "match padding")?;
+        Ok(Match { fields })
+    }
+
+    /// Looks up the first field with the given identity.
+    pub fn get(&self, pred: impl Fn(&Field) -> bool) -> Option<&Field> {
+        self.fields.iter().find(|f| pred(f))
+    }
+}
+
+impl Emit for Match {
+    fn buffer_len(&self) -> usize {
+        let l = self.unpadded_len();
+        l + pad8(l)
+    }
+    fn emit(&self, buf: &mut BytesMut) {
+        let start = buf.len();
+        buf.put_u16(OFPMT_OXM);
+        buf.put_u16(0);
+        for f in &self.fields {
+            f.emit(buf);
+        }
+        let len = buf.len() - start;
+        patch_u16(buf, start + 2, len);
+        put_zeros(buf, pad8(len));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Mac;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn match_roundtrip_with_nicira_fields() {
+        let bytes: &[u8] = &[
+            0x00, 0x01, 0x00, 0x2e, // type OXM, length 46
+            0x80, 0x00, 0x04, 0x08, 0, 0, 0, 0, 0, 0, 0x13, 0x89, // metadata=0x1389
+            0x00, 0x01, 0x0c, 0x04, 0, 0, 0, 5, // reg6=5
+            0x00, 0x01, 0xd3, 0x08, 0, 0, 0, 0x22, 0, 0, 0, 0x22, // ct_state=+est+trk
+            0xff, 0xff, 0x54, 0x06, 0x4f, 0x4e, 0x46, 0x00, 0x00, 0x02, // tcp_flags (ONF exp)
+            0x00, 0x00, // padding to 48
+        ];
+        let m = Match::parse(&mut Reader::new(bytes)).unwrap();
+        assert_eq!(
+            m.fields,
+            vec![
+                Field::Metadata(0x1389, None),
+                Field::Reg(6, 5, None),
+                Field::CtState(0x22, Some(0x22)),
+                Field::TcpFlags(2, None),
+            ]
+        );
+        let mut out = BytesMut::new();
+        m.emit(&mut out);
+        assert_eq!(&out[..], bytes);
+    }
+
+    #[test]
+    fn unknown_field_is_raw_and_exact() {
+        let bytes: &[u8] = &[
+            0x00, 0x01, 0x00, 0x0a, 0x00, 0x01, 0xf0, 0x02, 0xab, 0xcd, 0, 0, 0, 0, 0, 0,
+        ];
+        let m = Match::parse(&mut Reader::new(bytes)).unwrap();
+        assert!(matches!(m.fields[0], Field::Raw(_)));
+        let mut out = BytesMut::new();
+        m.emit(&mut out);
+        assert_eq!(&out[..], bytes);
+    }
+
+    #[test]
+    fn canonical_normalizes_masks() {
+        let a = Match::new(vec![
+            Field::Ipv4Dst(
+                Ipv4Addr::new(10, 0, 0, 7),
+                Some(Ipv4Addr::new(255, 255, 255, 0)),
+            ),
+            Field::Metadata(5, Some(u64::MAX)),
+        ]);
+        let b = Match::new(vec![
+            Field::Metadata(5, None),
+            Field::Ipv4Dst(
+                Ipv4Addr::new(10, 0, 0, 0),
+                Some(Ipv4Addr::new(255, 255, 255, 0)),
+            ),
+        ]);
+        assert_eq!(a.canonical(), b.canonical());
+    }
+
+    #[test]
+    fn into_canonical_equals_canonical() {
+        let m = Match::new(vec![
+            Field::Reg(6, 1, None),
+            Field::EthDst(Mac::MULTICAST_BIT, Some(Mac::MULTICAST_BIT)),
+            Field::Ipv4Dst(
+                Ipv4Addr::new(10, 0, 0, 7),
+                Some(Ipv4Addr::new(255, 255, 255, 0)),
+            ),
+            Field::Metadata(5, Some(u64::MAX)),
+            Field::CtState(0x21, Some(0x21)),
+        ]);
+        assert_eq!(m.clone().into_canonical(), m.canonical());
+        let sorted = m.canonical();
+        assert_eq!(sorted.clone().into_canonical(), sorted);
+    }
+
+    #[test]
+    fn canonical_ignores_order() {
+        let a = Match::new(vec![Field::Reg(6, 1, None), Field::Metadata(5, None)]);
+        let b = Match::new(vec![Field::Metadata(5, None), Field::Reg(6, 1, None)]);
+        assert_ne!(a, b);
+        assert_eq!(a.canonical(), b.canonical());
+    }
+}
