@@ -241,7 +241,7 @@ pub struct OpenVSwitch {
     pub uuid: Uuid,
     pub bridges: Vec<Uuid>,
     pub manager_options: Vec<Uuid>,
-    /// Holds `system-id`, `weft-encap-ip`, `weft-encap-type`, `weft-bridge`.
+    /// Holds `system-id` and the keys a controller reads its hypervisor's settings from.
     pub external_ids: BTreeMap<String, String>,
     pub other_config: BTreeMap<String, String>,
     pub ovs_version: Option<String>,
@@ -397,7 +397,8 @@ pub struct Interface {
     /// Assigned by ovs-vswitchd; -1 on failure, absent until then.
     pub ofport: Option<i64>,
     pub options: BTreeMap<String, String>,
-    /// Holds `iface-id`, `attached-mac`, `weft-installed`.
+    /// Holds `iface-id`, `attached-mac`, and any mark a controller sets (see
+    /// [`set_interface_external_id`]).
     pub external_ids: BTreeMap<String, String>,
     pub other_config: BTreeMap<String, String>,
     pub error: Option<String>,
@@ -558,17 +559,19 @@ pub fn interfaces_of(replica: &Replica, port: &Port) -> Result<Vec<Interface>, R
         .collect()
 }
 
-/// Tunnel ports Weft owns on `bridge`, keyed by the remote's system-id
-/// (`external_ids:weft-remote`). Ports without that key are not Weft's and are left alone.
+/// Tunnel ports the controller owns on `bridge`: those whose Port carries
+/// `external_ids:<owner_key>`, keyed by that key's value (the remote's identity). Ports
+/// without the key belong to someone else and are left alone.
 pub fn owned_tunnels(
     replica: &Replica,
     bridge: &Bridge,
+    owner_key: &str,
 ) -> Result<BTreeMap<String, Port>, RowError> {
     Ok(ports_of(replica, bridge)?
         .into_iter()
         .filter_map(|p| {
             p.external_ids
-                .get("weft-remote")
+                .get(owner_key)
                 .cloned()
                 .map(|remote| (remote, p))
         })
@@ -815,16 +818,19 @@ impl TunnelSpec {
     }
 }
 
-/// Plans one transaction that makes the tunnel ports Weft owns on `bridge` (ports with
-/// `external_ids:weft-remote`) exactly `desired`, matched by port name: missing ones are
-/// added, unwanted ones removed, and an existing one whose type or options differ is
-/// updated in place. The transaction starts with a `wait` on the bridge's port set as
-/// this replica saw it, so a concurrent change makes it fail rather than act on stale
-/// data; re-read and retry then. Returns `None` when nothing needs to change. Ports
-/// Weft does not own are never touched.
+/// Plans one transaction that makes the tunnel ports the controller owns on `bridge`
+/// (ports with `external_ids:<owner_key>`) exactly `desired`, matched by port name:
+/// missing ones are added, unwanted ones removed, and an existing one whose type or
+/// options differ is updated in place. Each of `desired` should carry `owner_key` in its
+/// `external_ids`, or the port it adds is not recognised as owned on the next sync. The
+/// transaction starts with a `wait` on the bridge's port set as this replica saw it, so a
+/// concurrent change makes it fail rather than act on stale data; re-read and retry then.
+/// Returns `None` when nothing needs to change. Ports without `owner_key` are never
+/// touched.
 pub fn sync_tunnels(
     replica: &Replica,
     bridge: &Bridge,
+    owner_key: &str,
     desired: &[TunnelSpec],
 ) -> Result<Option<Transaction>, RowError> {
     let mut txn = Transaction::new(DATABASE);
@@ -832,7 +838,7 @@ pub fn sync_tunnels(
     let ports = cached_ports_of(replica, bridge)?;
     let owned: BTreeMap<&str, &Port> = ports
         .iter()
-        .filter(|p| p.external_ids.contains_key("weft-remote"))
+        .filter(|p| p.external_ids.contains_key(owner_key))
         .map(|p| (p.name.as_str(), &**p))
         .collect();
     // The bridge's port set changes by one mutate for all tunnels, not one per tunnel:
@@ -933,21 +939,15 @@ pub fn remove_map_key(txn: &mut Transaction, table: &str, uuid: Uuid, column: &s
     );
 }
 
-/// `external_ids:weft-installed=true` on an Interface: its flows are in place.
-pub fn mark_installed(txn: &mut Transaction, interface: Uuid) {
-    set_map_key(
-        txn,
-        INTERFACE,
-        interface,
-        "external_ids",
-        "weft-installed",
-        "true",
-    );
+/// Sets `external_ids:<key>=<value>` on an Interface, keeping its other keys: how a
+/// controller marks an interface (for example, that its flows are in place).
+pub fn set_interface_external_id(txn: &mut Transaction, interface: Uuid, key: &str, value: &str) {
+    set_map_key(txn, INTERFACE, interface, "external_ids", key, value);
 }
 
-/// Removes `external_ids:weft-installed` from an Interface.
-pub fn clear_installed(txn: &mut Transaction, interface: Uuid) {
-    remove_map_key(txn, INTERFACE, interface, "external_ids", "weft-installed");
+/// Removes `external_ids:<key>` from an Interface, whatever its value.
+pub fn remove_interface_external_id(txn: &mut Transaction, interface: Uuid, key: &str) {
+    remove_map_key(txn, INTERFACE, interface, "external_ids", key);
 }
 
 #[cfg(test)]
@@ -1097,16 +1097,13 @@ mod tests {
         r.apply(
             UpdateFormat::Update2,
             &json!({"Interface": {&is: {"modify": {"ofport": 4,
-                "external_ids": ["map", [["weft-installed", "true"]]]}}}}),
+                "external_ids": ["map", [["ctl-installed", "true"]]]}}}}),
         )
         .unwrap();
         let second = iface(&r).unwrap().unwrap();
         assert_eq!(second.ofport, Some(4));
         assert_eq!(
-            second
-                .external_ids
-                .get("weft-installed")
-                .map(String::as_str),
+            second.external_ids.get("ctl-installed").map(String::as_str),
             Some("true")
         );
         assert_eq!(second.iface_id(), Some("lp1"));
@@ -1160,10 +1157,10 @@ mod tests {
                 remote_ip: "192.0.2.2".into(),
                 local_ip: Some("192.0.2.1".into()),
                 key: "flow".into(),
-                external_ids: BTreeMap::from([("weft-remote".into(), "hv2".into())]),
+                external_ids: BTreeMap::from([("ctl-remote".into(), "hv2".into())]),
             },
         );
-        mark_installed(&mut t, br);
+        set_interface_external_id(&mut t, br, "ctl-installed", "true");
         let p = t.to_params();
         assert_eq!(
             p[1]["row"]["options"],
@@ -1180,11 +1177,11 @@ mod tests {
         assert_eq!(
             p[4]["mutations"],
             json!([
-                ["external_ids", "delete", "weft-installed"],
+                ["external_ids", "delete", "ctl-installed"],
                 [
                     "external_ids",
                     "insert",
-                    ["map", [["weft-installed", "true"]]]
+                    ["map", [["ctl-installed", "true"]]]
                 ]
             ])
         );
