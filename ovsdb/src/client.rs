@@ -3,7 +3,7 @@
 //! `echo` and declares it dead when nothing comes back, and delivers notifications in
 //! order on a bounded channel. [`Client`] is a cheap, clonable handle to that task.
 //!
-//! The same client serves a connection Weft dialled (`connect("tcp:IP:PORT")`) and one it
+//! The same client serves a connection it dialled (`connect("tcp:IP:PORT")`) and one it
 //! accepted from a hypervisor's ovsdb-server (`Listener::accept`): in both cases the peer
 //! is the database server.
 

@@ -374,7 +374,7 @@ mod tests {
     /// Found by the `framing` fuzz target: a request whose id is a 97-digit number (a
     /// float to serde_json) followed by junk. Whole or byte by byte, the stream yields
     /// the same request and then the same garbage error; re-encoding prints the float
-    /// in its shortest form (which serde_json may re-parse 1 ulp off: weftd never sends
+    /// in its shortest form (which serde_json may re-parse 1 ulp off: a controller never sends
     /// float ids, and OVSDB peers use integers or strings).
     #[test]
     fn fuzz_float_id_decodes_the_same_however_chunked() {

@@ -1,4 +1,4 @@
-//! A reconnecting session for a target Weft dials itself (`--ovsdb tcp:IP:PORT`).
+//! A reconnecting session for a target the client dials itself (e.g. `tcp:IP:PORT`).
 //!
 //! One task connects with exponential backoff and jitter, fetches the schema, starts the
 //! monitor (`monitor_cond`, falling back to `monitor`), and keeps a [`Replica`] current.

@@ -18,6 +18,11 @@ use tokio::sync::mpsc::Receiver;
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// The Port key by which this test's controller recognises the tunnel ports it owns.
+const OWNER_KEY: &str = "ctl-remote";
+/// The Interface key this test's controller sets once an interface's flows are in place.
+const INSTALLED_KEY: &str = "ctl-installed";
+
 /// Starts the vswitch monitor and returns the replica with its initial contents.
 async fn monitored(client: &Client) -> (Replica, UpdateFormat) {
     let schema = client.get_schema(vswitch::DATABASE).await.unwrap();
@@ -93,7 +98,7 @@ fn tunnel(name: &str, remote: &str, node: &str) -> TunnelSpec {
         remote_ip: remote.into(),
         local_ip: Some("192.0.2.1".into()),
         key: "flow".into(),
-        external_ids: BTreeMap::from([("weft-remote".into(), node.into())]),
+        external_ids: BTreeMap::from([(OWNER_KEY.into(), node.into())]),
     }
 }
 
@@ -114,13 +119,13 @@ async fn exercise_vswitch(server: &OvsdbServer, client: &Client, mut events: Rec
         "Open_vSwitch",
         ".",
         "external_ids:system-id=hv1",
-        "external_ids:weft-encap-ip=192.0.2.1",
+        "external_ids:ctl-encap-ip=192.0.2.1",
     ]);
     let (mut replica, format) = monitored(client).await;
     assert_eq!(format, UpdateFormat::Update2, "OVS 3.1 has monitor_cond");
     let root = vswitch::root(&replica).unwrap().unwrap();
     assert_eq!(root.external_id("system-id"), Some("hv1"));
-    assert_eq!(root.external_id("weft-encap-ip"), Some("192.0.2.1"));
+    assert_eq!(root.external_id("ctl-encap-ip"), Some("192.0.2.1"));
 
     // Create br-int with its Controller row in one transaction.
     let mut txn = Transaction::new(vswitch::DATABASE);
@@ -194,7 +199,7 @@ async fn exercise_vswitch(server: &OvsdbServer, client: &Client, mut events: Rec
     let t2 = iface_named(&replica, "wt-00000002").unwrap();
     assert_eq!(t2.options["key"], "flow");
     assert_eq!(t2.options["local_ip"], "192.0.2.1");
-    assert_eq!(t2.external_ids["weft-remote"], "hv2");
+    assert_eq!(t2.external_ids[OWNER_KEY], "hv2");
 
     // The same wait now fails: the port set has changed since `br` was read.
     let mut txn = Transaction::new(vswitch::DATABASE);
@@ -246,15 +251,15 @@ async fn exercise_vswitch(server: &OvsdbServer, client: &Client, mut events: Rec
     let vm1 = iface_named(&replica, "vm1").unwrap();
     assert_eq!(vm1.iface_id(), Some("lp1"));
 
-    // weft-installed=true, set and cleared by map mutations, next to other keys.
+    // An installed mark, set and cleared by map mutations, next to other keys.
     let mut txn = Transaction::new(vswitch::DATABASE);
-    vswitch::mark_installed(&mut txn, vm1.uuid);
+    vswitch::set_interface_external_id(&mut txn, vm1.uuid, INSTALLED_KEY, "true");
     client.transact(&txn).await.unwrap();
     let changes = apply_until(&mut replica, &mut events, |r| {
         iface_named(r, "vm1")
             .unwrap()
             .external_ids
-            .contains_key("weft-installed")
+            .contains_key(INSTALLED_KEY)
     })
     .await;
     let modified = changes.iter().find(|c| c.uuid == vm1.uuid).unwrap();
@@ -262,22 +267,27 @@ async fn exercise_vswitch(server: &OvsdbServer, client: &Client, mut events: Rec
     assert!(modified.changed_columns().contains("external_ids"));
     assert_eq!(
         server
-            .vsctl(&["get", "Interface", "vm1", "external_ids:weft-installed"])
+            .vsctl(&[
+                "get",
+                "Interface",
+                "vm1",
+                &format!("external_ids:{INSTALLED_KEY}"),
+            ])
             .trim(),
         "\"true\""
     );
     // Setting it again is idempotent (delete-then-insert).
     let mut txn = Transaction::new(vswitch::DATABASE);
-    vswitch::mark_installed(&mut txn, vm1.uuid);
+    vswitch::set_interface_external_id(&mut txn, vm1.uuid, INSTALLED_KEY, "true");
     assert_eq!(client.transact(&txn).await.unwrap().count(0), Some(1));
     let mut txn = Transaction::new(vswitch::DATABASE);
-    vswitch::clear_installed(&mut txn, vm1.uuid);
+    vswitch::remove_interface_external_id(&mut txn, vm1.uuid, INSTALLED_KEY);
     client.transact(&txn).await.unwrap();
     apply_until(&mut replica, &mut events, |r| {
         !iface_named(r, "vm1")
             .unwrap()
             .external_ids
-            .contains_key("weft-installed")
+            .contains_key(INSTALLED_KEY)
     })
     .await;
     assert_eq!(
@@ -289,7 +299,7 @@ async fn exercise_vswitch(server: &OvsdbServer, client: &Client, mut events: Rec
     let br = vswitch::bridge_by_name(&replica, "br-int")
         .unwrap()
         .unwrap();
-    let tunnels = vswitch::owned_tunnels(&replica, &br).unwrap();
+    let tunnels = vswitch::owned_tunnels(&replica, &br, OWNER_KEY).unwrap();
     assert_eq!(tunnels.keys().collect::<Vec<_>>(), vec!["hv2", "hv3"]);
     let bound = vswitch::bound_interfaces(&replica).unwrap();
     assert_eq!(
@@ -890,7 +900,7 @@ async fn monitor_cond_where_filters_rows() {
 }
 
 /// The controller's tunnel reconciliation: plan with `sync_tunnels`, send, re-plan until
-/// nothing is left to do; ports Weft does not own survive.
+/// nothing is left to do; ports the controller does not own survive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_tunnels_converges() {
     let server = OvsdbServer::start();
@@ -917,17 +927,20 @@ async fn sync_tunnels_converges() {
         let br = vswitch::bridge_by_name(&replica, "br-int")
             .unwrap()
             .unwrap();
-        let txn = vswitch::sync_tunnels(&replica, &br, &desired)
+        let txn = vswitch::sync_tunnels(&replica, &br, OWNER_KEY, &desired)
             .unwrap()
             .unwrap();
         client.transact(&txn).await.unwrap();
         let names: Vec<String> = desired.iter().map(|d| d.name.clone()).collect();
         apply_until(&mut replica, &mut events, |r| {
             let br = vswitch::bridge_by_name(r, "br-int").unwrap().unwrap();
-            let owned = vswitch::owned_tunnels(r, &br).unwrap();
+            let owned = vswitch::owned_tunnels(r, &br, OWNER_KEY).unwrap();
             let mut have: Vec<String> = owned.values().map(|p| p.name.clone()).collect();
             have.sort();
-            have == names && vswitch::sync_tunnels(r, &br, &desired).unwrap().is_none()
+            have == names
+                && vswitch::sync_tunnels(r, &br, OWNER_KEY, &desired)
+                    .unwrap()
+                    .is_none()
         })
         .await;
         let mut ports: Vec<String> = server

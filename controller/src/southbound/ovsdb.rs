@@ -1210,7 +1210,7 @@ impl Session {
                 specs
             }
         };
-        match vswitch::sync_tunnels(replica, bridge, &specs) {
+        match vswitch::sync_tunnels(replica, bridge, KEY_REMOTE, &specs) {
             Ok(Some(txn)) => {
                 tracing::info!(node = %node.id, tunnels = specs.len(), "syncing tunnel ports");
                 Some(txn)
@@ -1266,11 +1266,11 @@ impl Session {
             let marked = iface.external_ids.contains_key(KEY_INSTALLED);
             if want.contains(&iface.uuid) {
                 if !has {
-                    vswitch::mark_installed(&mut txn, iface.uuid);
+                    vswitch::set_interface_external_id(&mut txn, iface.uuid, KEY_INSTALLED, "true");
                     set += 1;
                 }
             } else if marked {
-                vswitch::clear_installed(&mut txn, iface.uuid);
+                vswitch::remove_interface_external_id(&mut txn, iface.uuid, KEY_INSTALLED);
                 cleared += 1;
             }
         }

@@ -1,128 +1,20 @@
-//! Monitors and the replica they feed, without I/O.
-//!
-//! `monitor_cond` (RFC 7047bis, ovsdb-server(7)) sends `update2` notifications whose
-//! `modify` carries only a diff of the changed columns; plain `monitor` (RFC 7047 §4.1.5)
-//! sends `update` notifications with `old` and `new`. [`Replica`] applies either form to an
-//! in-memory copy (table → uuid → row) and reports what changed with the full old and new
-//! rows. Every update is validated and computed against the current state before anything
-//! is written, so the replica is always a consistent snapshot: an update either applies
-//! whole or not at all.
-//!
-//! Each row version can also carry one decoded view of itself ([`RowRef::decoded`]), so
-//! that a consumer that re-reads the same rows after every update (typed rows, see
-//! [`crate::vswitch`]) decodes a row once per version rather than once per read.
+//! The [`Replica`]: an in-memory copy of the monitored tables that applies `update` and
+//! `update2` notifications whole or not at all, reports what changed, and keeps one decoded
+//! view per row version ([`RowRef::decoded`]).
 
 use std::any::Any;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::datum::{Datum, DatumError, Row, row_from_json};
-use crate::ops::Condition;
 use crate::schema::{DatabaseSchema, TableSchema};
 
-/// Which notification format a monitor produces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpdateFormat {
-    /// `monitor`: `update` notifications, rows as `{"old": .., "new": ..}`.
-    Update,
-    /// `monitor_cond`: `update2` notifications, rows as `{"initial"|"insert"|"modify"|"delete": ..}`.
-    Update2,
-}
-
-impl UpdateFormat {
-    pub fn method(self) -> &'static str {
-        match self {
-            UpdateFormat::Update => "monitor",
-            UpdateFormat::Update2 => "monitor_cond",
-        }
-    }
-    pub fn notification(self) -> &'static str {
-        match self {
-            UpdateFormat::Update => "update",
-            UpdateFormat::Update2 => "update2",
-        }
-    }
-}
-
-/// Which kinds of change a monitor reports (all by default).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MonitorSelect {
-    pub initial: bool,
-    pub insert: bool,
-    pub delete: bool,
-    pub modify: bool,
-}
-
-impl Default for MonitorSelect {
-    fn default() -> Self {
-        MonitorSelect {
-            initial: true,
-            insert: true,
-            delete: true,
-            modify: true,
-        }
-    }
-}
-
-/// What to monitor in one table.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct MonitorRequest {
-    pub table: String,
-    /// `None`: every column.
-    pub columns: Option<Vec<String>>,
-    /// Only for `monitor_cond`; plain `monitor` always sends every row.
-    pub conditions: Option<Vec<Condition>>,
-    pub select: MonitorSelect,
-}
-
-impl MonitorRequest {
-    /// All rows and columns of `table`.
-    pub fn table(table: &str) -> MonitorRequest {
-        MonitorRequest {
-            table: table.to_owned(),
-            ..MonitorRequest::default()
-        }
-    }
-    pub fn columns(mut self, columns: &[&str]) -> MonitorRequest {
-        self.columns = Some(columns.iter().map(|c| (*c).to_owned()).collect());
-        self
-    }
-}
-
-/// The params of a `monitor` or `monitor_cond` request.
-pub fn monitor_params(
-    database: &str,
-    monitor_id: &Value,
-    requests: &[MonitorRequest],
-    format: UpdateFormat,
-) -> Value {
-    let mut tables = Map::new();
-    for r in requests {
-        let mut o = Map::new();
-        if let Some(c) = &r.columns {
-            o.insert("columns".into(), json!(c));
-        }
-        if format == UpdateFormat::Update2
-            && let Some(cond) = &r.conditions
-        {
-            o.insert(
-                "where".into(),
-                Value::Array(cond.iter().map(Condition::to_json).collect()),
-            );
-        }
-        let s = r.select;
-        o.insert(
-            "select".into(),
-            json!({"initial": s.initial, "insert": s.insert, "delete": s.delete, "modify": s.modify}),
-        );
-        tables.insert(r.table.clone(), Value::Array(vec![Value::Object(o)]));
-    }
-    json!([database, monitor_id, tables])
-}
+use super::change::{ChangeSet, RowChange};
+use super::request::{MonitorRequest, UpdateFormat};
 
 /// Why an update could not be applied; the replica is unchanged when this is returned.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -152,64 +44,6 @@ pub enum ReplicaError {
         #[source]
         source: DatumError,
     },
-}
-
-/// One row's change, with full rows before and after.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RowChange {
-    pub table: String,
-    pub uuid: Uuid,
-    /// `None` for an insert. Rows are shared with the replica, so reporting them is cheap.
-    pub old: Option<Arc<Row>>,
-    /// `None` for a delete.
-    pub new: Option<Arc<Row>>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeKind {
-    Inserted,
-    Modified,
-    Deleted,
-}
-
-impl RowChange {
-    pub fn kind(&self) -> ChangeKind {
-        match (&self.old, &self.new) {
-            (None, _) => ChangeKind::Inserted,
-            (Some(_), None) => ChangeKind::Deleted,
-            (Some(_), Some(_)) => ChangeKind::Modified,
-        }
-    }
-    /// Names of columns whose value differs between old and new.
-    pub fn changed_columns(&self) -> BTreeSet<&str> {
-        let old = self.old.as_deref();
-        let new = self.new.as_deref();
-        let get = |r: Option<&Row>, k: &str| r.and_then(|r| r.get(k).cloned());
-        old.into_iter()
-            .flat_map(|r| r.keys())
-            .chain(new.into_iter().flat_map(|r| r.keys()))
-            .filter(|k| get(old, k) != get(new, k))
-            .map(String::as_str)
-            .collect()
-    }
-}
-
-/// The changes one update made, in table then uuid order.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct ChangeSet {
-    pub changes: Vec<RowChange>,
-}
-
-impl ChangeSet {
-    pub fn is_empty(&self) -> bool {
-        self.changes.is_empty()
-    }
-    pub fn len(&self) -> usize {
-        self.changes.len()
-    }
-    pub fn in_table<'a>(&'a self, table: &'a str) -> impl Iterator<Item = &'a RowChange> + 'a {
-        self.changes.iter().filter(move |c| c.table == table)
-    }
 }
 
 /// An in-memory copy of the monitored tables.
@@ -609,6 +443,9 @@ impl Replica {
 mod tests {
     use super::*;
     use crate::datum::Atom;
+    use crate::monitor::ChangeKind;
+    use serde_json::json;
+    use std::collections::BTreeSet;
 
     fn schema() -> DatabaseSchema {
         DatabaseSchema::from_json(&json!({"name": "db", "tables": {"T": {"columns": {
@@ -898,19 +735,5 @@ mod tests {
             ]
         );
         assert_eq!(r.len("T"), 2);
-    }
-
-    #[test]
-    fn params_shape() {
-        let p = monitor_params(
-            "db",
-            &json!("m1"),
-            &[MonitorRequest::table("T").columns(&["name"])],
-            UpdateFormat::Update2,
-        );
-        assert_eq!(
-            p,
-            json!(["db", "m1", {"T": [{"columns": ["name"], "select": {"initial": true, "insert": true, "delete": true, "modify": true}}]}])
-        );
     }
 }

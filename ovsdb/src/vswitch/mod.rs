@@ -1,0 +1,63 @@
+//! Typed rows and transaction helpers for the Open vSwitch tables a controller manages
+//! (`Open_vSwitch`, `Bridge`, `Port`, `Interface`, `Controller`; see ovs-vswitchd.conf.db(5)).
+//!
+//! Rows are read from a [`Replica`](crate::Replica) through the generic layer: each typed
+//! row takes the columns it knows, treats a column that was not monitored as empty, and
+//! reports a column of the wrong type as an error naming the table, row and column. The
+//! helpers append operations to a [`Transaction`](crate::Transaction) so that callers
+//! combine them into one atomic `transact`.
+//!
+//! A controller re-reads the same bridge after every monitor update, and a hypervisor's
+//! bridge holds hundreds of ports: [`cached_row`] and [`cached_rows`] borrow a typed row
+//! that the replica decoded once for the row's current version, and the planning helpers
+//! here read through them. [`monitor_requests`] asks only for the columns the typed rows
+//! read, so that neither the wire nor the replica carries statistics and status columns
+//! that change often and that nothing here looks at.
+//!
+//! The module knows no controller's conventions: which `external_ids` key marks a tunnel
+//! port as owned, or an interface as installed, is the caller's to pass.
+//!
+//! One file per concept, all re-exported here:
+//! - `typed`: the [`TypedRow`] trait, [`RowError`], [`rows`] and [`row`];
+//! - `tables`: the five typed rows ([`OpenVSwitch`], [`Bridge`], [`Port`], [`Interface`],
+//!   [`Controller`]);
+//! - `cache`: [`cached_row`] and [`cached_rows`], decoded once per row version;
+//! - `monitored`: [`monitor_requests`], only the columns the typed rows read;
+//! - `lookup`: the root row, a bridge by name, a bridge's ports, a port's interfaces;
+//! - `bridge`: [`BridgeSpec`] and [`ensure_bridge`];
+//! - `tunnel`: [`TunnelSpec`] and [`sync_tunnels`];
+//! - `map_keys`: single map-column keys, such as an Interface's marks.
+
+mod bridge;
+mod cache;
+mod lookup;
+mod map_keys;
+mod monitored;
+mod tables;
+#[cfg(test)]
+mod test_schema;
+mod tunnel;
+mod typed;
+
+pub use bridge::{
+    BridgeSpec, create_bridge, ensure_bridge, remove_port, update_bridge, wait_bridge_ports,
+};
+pub use cache::{CachedRow, cached_row, cached_rows, typed};
+pub use lookup::{
+    bound_interfaces, bridge_by_name, cached_bridge_by_name, cached_interfaces_of, cached_ports_of,
+    cached_root, interfaces_of, ports_of, root,
+};
+pub use map_keys::{
+    remove_interface_external_id, remove_map_key, set_interface_external_id, set_map_key,
+};
+pub use monitored::{MONITORED_COLUMNS, monitor_requests, monitor_requests_for};
+pub use tables::{Bridge, Controller, Interface, OpenVSwitch, Port};
+pub use tunnel::{TunnelSpec, add_tunnel_port, owned_tunnels, sync_tunnels};
+pub use typed::{RowError, TypedRow, row, rows};
+
+pub const DATABASE: &str = "Open_vSwitch";
+pub const OPEN_VSWITCH: &str = "Open_vSwitch";
+pub const BRIDGE: &str = "Bridge";
+pub const PORT: &str = "Port";
+pub const INTERFACE: &str = "Interface";
+pub const CONTROLLER: &str = "Controller";
