@@ -378,7 +378,7 @@ fn main() {
     }
 
     // Weft: publish and wait for the barrier-acknowledged report.
-    let mut installed = fabric.watch_installed("hv0");
+    let mut installed = fabric.watch_installed();
     installed.borrow_and_update();
     let want = d.bound_ports.clone();
     let d = Arc::new(d);
@@ -388,7 +388,11 @@ fn main() {
         tokio::time::timeout(Duration::from_secs(900), async {
             loop {
                 installed.changed().await.expect("fabric alive");
-                if **installed.borrow_and_update() == want {
+                if installed
+                    .borrow_and_update()
+                    .get("hv0")
+                    .is_some_and(|p| **p == want)
+                {
                     break;
                 }
             }

@@ -23,13 +23,14 @@ pub struct PortBinding {
 }
 
 /// Where every logical port is bound, decided once for the whole topology so that all
-/// nodes agree.
+/// nodes agree. Persistent maps: the compiler task publishes a snapshot after every round
+/// in O(1), and [`imbl::OrdMap::diff`] finds what changed between two.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Bindings {
     /// Logical port -> where it is bound.
-    pub ports: BTreeMap<Uuid, PortBinding>,
+    pub ports: imbl::OrdMap<Uuid, PortBinding>,
     /// The same, indexed by node: system-id -> (port -> ofport).
-    pub by_node: BTreeMap<String, BTreeMap<Uuid, u32>>,
+    pub by_node: imbl::OrdMap<String, imbl::OrdMap<Uuid, u32>>,
 }
 
 impl Bindings {
@@ -62,14 +63,17 @@ impl Bindings {
                 }
             }
         }
-        let mut by_node: BTreeMap<String, BTreeMap<Uuid, u32>> = BTreeMap::new();
+        let mut by_node: imbl::OrdMap<String, imbl::OrdMap<Uuid, u32>> = imbl::OrdMap::new();
         for (id, b) in &ports {
             by_node
                 .entry(b.node.clone())
                 .or_default()
                 .insert(*id, b.ofport);
         }
-        Bindings { ports, by_node }
+        Bindings {
+            ports: ports.into_iter().collect(),
+            by_node,
+        }
     }
 
     /// Ports bound on `node`, with their ofport.
@@ -78,5 +82,82 @@ impl Bindings {
             .get(node)
             .into_iter()
             .flat_map(|m| m.iter().map(|(id, o)| (*id, *o)))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::model::fixtures::blue;
+    use crate::topology::{EncapType, NodeView, Vif};
+
+    /// A node whose VIFs are `(iface-id, ofport)`.
+    pub(crate) fn node(id: &str, vifs: &[(&str, u32)]) -> (String, NodeView) {
+        let view = NodeView {
+            id: id.into(),
+            encap_ip: "192.0.2.1".parse().expect("ip"),
+            encap_type: EncapType::Geneve,
+            bridge: "br-int".into(),
+            datapath_id: None,
+            vifs: vifs
+                .iter()
+                .map(|&(iface, ofport)| {
+                    let vif = Vif {
+                        ofport,
+                        interface: Uuid::from_u128(u128::from(ofport)),
+                        name: format!("tap{ofport}"),
+                    };
+                    (iface.to_owned(), vif)
+                })
+                .collect::<BTreeMap<_, _>>(),
+            tunnels: BTreeMap::new(),
+        };
+        (id.to_owned(), view)
+    }
+
+    pub(crate) fn topology(nodes: Vec<(String, NodeView)>) -> Arc<Topology> {
+        Arc::new(Topology {
+            nodes: nodes.into_iter().collect(),
+            ..Topology::default()
+        })
+    }
+
+    #[test]
+    fn two_vifs_claiming_one_port_bind_it_once_to_the_first_node_by_system_id() {
+        let m = blue(&[(1, "a1"), (2, "a2")]);
+        // hv2 sorts after hv1 whatever order the views arrive in; a1 is claimed by name
+        // on hv2 and by id on hv1.
+        let a1_id = Uuid::from_u128(1).to_string();
+        let t = topology(vec![
+            node("hv2", &[("a1", 7), ("a2", 8)]),
+            node("hv1", &[(a1_id.as_str(), 9)]),
+        ]);
+        let b = Bindings::compute(&m, &t);
+        let hv1 = PortBinding {
+            node: "hv1".into(),
+            ofport: 9,
+        };
+        assert_eq!(b.ports.get(&Uuid::from_u128(1)), Some(&hv1));
+        assert_eq!(b.ports[&Uuid::from_u128(2)].node, "hv2");
+        assert_eq!(
+            b.on_node("hv1").collect::<Vec<_>>(),
+            [(Uuid::from_u128(1), 9)]
+        );
+        assert_eq!(
+            b.on_node("hv2").collect::<Vec<_>>(),
+            [(Uuid::from_u128(2), 8)]
+        );
+    }
+
+    #[test]
+    fn within_a_node_the_lowest_ofport_wins() {
+        let m = blue(&[(1, "a1")]);
+        let a1_id = Uuid::from_u128(1).to_string();
+        let t = topology(vec![node("hv1", &[("a1", 12), (a1_id.as_str(), 4)])]);
+        let b = Bindings::compute(&m, &t);
+        assert_eq!(b.ports[&Uuid::from_u128(1)].ofport, 4);
     }
 }

@@ -33,6 +33,7 @@ pub struct Daemon {
     ovsdb: OvsdbServer,
     openflow: OpenFlowServer,
     realize: JoinHandle<()>,
+    port_status: JoinHandle<()>,
 }
 
 impl Daemon {
@@ -74,6 +75,11 @@ impl Daemon {
             southbound_stop.clone(),
             cfg.startup_hold,
         ));
+        let port_status = tokio::spawn(crate::port_status::run(
+            fabric.clone(),
+            controller.observed().clone(),
+            southbound_stop.clone(),
+        ));
         let southbound = async {
             let openflow = crate::southbound::openflow::serve(
                 cfg.openflow_listen,
@@ -88,7 +94,6 @@ impl Daemon {
                 OvsdbContext {
                     fabric: fabric.clone(),
                     observed: controller.observed().clone(),
-                    model: controller.watch_model(),
                 },
                 southbound_stop.clone(),
             )
@@ -148,6 +153,7 @@ impl Daemon {
             ovsdb,
             openflow,
             realize,
+            port_status,
         })
     }
 
@@ -158,6 +164,7 @@ impl Daemon {
         self.openflow.join().await;
         self.ovsdb.join().await;
         let _ = self.realize.await;
+        let _ = self.port_status.await;
         let _ = self.server.stop();
         self.server.stopped().await;
         drop(self.controller);

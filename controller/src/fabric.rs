@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::binding::Bindings;
 use crate::desired::DesiredNode;
 use crate::topology::{NodeView, Topology};
 
@@ -23,6 +24,11 @@ use crate::topology::{NodeView, Topology};
 pub struct Fabric {
     topology: watch::Sender<Arc<Topology>>,
     nodes: Mutex<BTreeMap<String, NodeChannels>>,
+    /// Where every port is bound, as the compiler task last decided ([`crate::binding`]).
+    bindings: watch::Sender<Arc<Bindings>>,
+    /// Per node, the logical ports whose flows its switch acknowledged (barrier) in the
+    /// last install: one map, so the port-status task wakes once for any node's report.
+    installed: watch::Sender<Arc<InstalledPorts>>,
     /// Nodes whose OVSDB session ended but that stay in the topology as last seen for a
     /// while (see [`Fabric::hold_node`]).
     held: Mutex<Held>,
@@ -67,17 +73,20 @@ struct NodeChannels {
     /// (empty) value is a placeholder, and acting on it would remove everything the
     /// switch holds, e.g. right after a weftd restart.
     published: bool,
-    /// Logical ports whose flows the node's switch has acknowledged (barrier), with the
-    /// desired-state generation they belong to.
-    installed: watch::Sender<Arc<BTreeSet<Uuid>>>,
+    /// The ofports of the VIFs to mark `weft-installed` (the port-status task's answer,
+    /// for the node's OVSDB session).
+    marks: watch::Sender<Arc<BTreeSet<u32>>>,
 }
+
+/// System-id -> the logical ports whose flows that node's switch acknowledged.
+pub type InstalledPorts = imbl::OrdMap<String, Arc<BTreeSet<Uuid>>>;
 
 impl NodeChannels {
     fn new() -> Self {
         NodeChannels {
             desired: watch::channel(Arc::new(DesiredNode::default())).0,
             published: false,
-            installed: watch::channel(Arc::new(BTreeSet::new())).0,
+            marks: watch::channel(Arc::new(BTreeSet::new())).0,
         }
     }
 }
@@ -87,6 +96,8 @@ impl Default for Fabric {
         Fabric {
             topology: watch::channel(Arc::new(Topology::default())).0,
             nodes: Mutex::new(BTreeMap::new()),
+            bindings: watch::channel(Arc::new(Bindings::default())).0,
+            installed: watch::channel(Arc::new(InstalledPorts::new())).0,
             held: Mutex::new(Held::default()),
         }
     }
@@ -138,10 +149,14 @@ impl Fabric {
             stale
         };
         self.topology.send_if_modified(|t| {
-            if stale.is_empty() && t.nodes.get(&view.id) == Some(&view) {
+            if stale.is_empty()
+                && t.nodes.get(&view.id) == Some(&view)
+                && !t.held.contains(&view.id)
+            {
                 return false;
             }
             let t = Arc::make_mut(t);
+            t.held.remove(&view.id);
             for (h, vif) in stale {
                 tracing::info!(node = %h, iface_id = %vif, now_on = %view.id,
                     "interface moved away from a disconnected hypervisor");
@@ -162,10 +177,19 @@ impl Fabric {
         if !h.nodes.insert(id.to_owned()) {
             return;
         }
-        let t = self.topology.borrow();
-        for k in t.nodes.get(id).into_iter().flat_map(|v| v.vifs.keys()) {
-            h.vifs.entry(k.clone()).or_default().insert(id.to_owned());
+        {
+            let t = self.topology.borrow();
+            for k in t.nodes.get(id).into_iter().flat_map(|v| v.vifs.keys()) {
+                h.vifs.entry(k.clone()).or_default().insert(id.to_owned());
+            }
         }
+        self.topology.send_if_modified(|t| {
+            if !t.nodes.contains_key(id) {
+                return false;
+            }
+            Arc::make_mut(t).held.insert(id.to_owned());
+            true
+        });
     }
 
     /// Called when a node's OVSDB session ends (its flows stay on the switch; other nodes
@@ -180,7 +204,9 @@ impl Fabric {
             if !t.nodes.contains_key(id) {
                 return false;
             }
-            Arc::make_mut(t).nodes.remove(id);
+            let t = Arc::make_mut(t);
+            t.nodes.remove(id);
+            t.held.remove(id);
             true
         });
     }
@@ -238,25 +264,51 @@ impl Fabric {
 
     /// Reported by the OpenFlow session after the barrier that followed an install.
     pub fn report_installed(&self, node: &str, ports: BTreeSet<Uuid>) {
-        let mut nodes = self.channels();
-        let ch = nodes
-            .entry(node.to_string())
-            .or_insert_with(NodeChannels::new);
-        ch.installed.send_if_modified(|cur| {
-            if **cur == ports {
+        self.installed.send_if_modified(|cur| {
+            if cur.get(node).is_some_and(|c| **c == ports) {
                 return false;
             }
-            *cur = Arc::new(ports);
+            Arc::make_mut(cur).insert(node.to_owned(), Arc::new(ports));
             true
         });
     }
 
-    /// Ports whose flows are installed on a node (OVSDB session, for `weft-installed`).
-    pub fn watch_installed(&self, node: &str) -> watch::Receiver<Arc<BTreeSet<Uuid>>> {
+    /// Every node's installed ports (the port-status task).
+    pub fn watch_installed(&self) -> watch::Receiver<Arc<InstalledPorts>> {
+        self.installed.subscribe()
+    }
+
+    /// Publishes where every port is bound (compiler task only).
+    pub fn publish_bindings(&self, bindings: Arc<Bindings>) {
+        self.bindings.send_replace(bindings);
+    }
+
+    /// Where every port is bound (the port-status task).
+    pub fn watch_bindings(&self) -> watch::Receiver<Arc<Bindings>> {
+        self.bindings.subscribe()
+    }
+
+    /// Publishes the ofports to mark `weft-installed` on `node` (port-status task only).
+    pub fn publish_marks(&self, node: &str, marks: BTreeSet<u32>) {
+        let mut nodes = self.channels();
+        let ch = nodes
+            .entry(node.to_string())
+            .or_insert_with(NodeChannels::new);
+        ch.marks.send_if_modified(|cur| {
+            if **cur == marks {
+                return false;
+            }
+            *cur = Arc::new(marks);
+            true
+        });
+    }
+
+    /// The ofports to mark `weft-installed` on `node` (its OVSDB session).
+    pub fn watch_marks(&self, node: &str) -> watch::Receiver<Arc<BTreeSet<u32>>> {
         self.channels()
             .entry(node.to_string())
             .or_insert_with(NodeChannels::new)
-            .installed
+            .marks
             .subscribe()
     }
 }

@@ -28,6 +28,7 @@ pub mod events;
 pub mod fabric;
 pub mod model;
 pub mod observed;
+pub mod port_status;
 pub mod realize;
 pub mod reconcile;
 pub mod southbound;

@@ -182,6 +182,9 @@ pub fn realize_held(
         held.remove(&node);
         consider(hold, node, desired);
     });
+    if compiler.take_bindings_changed() {
+        fabric.publish_bindings(Arc::new(compiler.bindings().clone()));
+    }
     for (node, desired) in held {
         consider(hold, node, desired);
     }

@@ -65,6 +65,16 @@ pub struct NodeView {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Topology {
     pub nodes: NodeMap,
+    /// Nodes in `nodes` whose OVSDB session ended and that are kept as last seen for the
+    /// node grace: the compiler keeps tunnelling to them, the API shows their ports down.
+    pub held: imbl::OrdSet<String>,
+}
+
+impl Topology {
+    /// Whether `id` is in the topology and served by a live OVSDB session.
+    pub fn is_live(&self, id: &str) -> bool {
+        self.nodes.contains_key(id) && !self.held.contains(id)
+    }
 }
 
 /// System-id -> [`NodeView`], each view shared behind an `Arc` between snapshots. Reads

@@ -285,10 +285,18 @@ fn harness() -> (Harness, OvsdbContext) {
     let (events, _) = broadcast::channel(1024);
     let fabric = Fabric::new();
     let observed = Arc::new(ObservedState::new(events));
+    let shutdown = CancellationToken::new();
+    // What the daemon's compiler task does for the sessions: the bindings, from the model
+    // and the topology; and the port-status task that turns them into marks.
+    tokio::spawn(publish_bindings(model_rx, fabric.clone(), shutdown.clone()));
+    tokio::spawn(weft::port_status::run(
+        fabric.clone(),
+        observed.clone(),
+        shutdown.clone(),
+    ));
     let ctx = OvsdbContext {
         fabric: fabric.clone(),
         observed: observed.clone(),
-        model: model_rx,
     };
     (
         Harness {
@@ -296,10 +304,29 @@ fn harness() -> (Harness, OvsdbContext) {
             observed,
             port,
             model: model_tx,
-            shutdown: CancellationToken::new(),
+            shutdown,
         },
         ctx,
     )
+}
+
+/// Publishes [`Bindings::compute`] of every new model or topology.
+async fn publish_bindings(
+    mut model: watch::Receiver<Arc<LogicalModel>>,
+    fabric: Arc<Fabric>,
+    shutdown: CancellationToken,
+) {
+    let mut topology = fabric.watch_topology();
+    loop {
+        let m = model.borrow_and_update().clone();
+        let t = topology.borrow_and_update().clone();
+        fabric.publish_bindings(Arc::new(weft::binding::Bindings::compute(&m, &t)));
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = model.changed() => if r.is_err() { return },
+            r = topology.changed() => if r.is_err() { return },
+        }
+    }
 }
 
 fn tunnel(remote: &str, remote_ip: &str, local_ip: &str, encap: EncapType) -> TunnelSpec {

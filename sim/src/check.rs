@@ -22,6 +22,7 @@ pub fn topology(nodes: &[Node]) -> Topology {
                 (v.id.clone(), v)
             })
             .collect(),
+        ..Topology::default()
     }
 }
 

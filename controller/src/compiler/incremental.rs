@@ -120,6 +120,8 @@ pub struct IncrementalCompiler {
     members: HashMap<Uuid, BTreeMap<String, usize>>,
     /// Bound port -> the switch it counted in, in `members`.
     bound_switch: HashMap<Uuid, Uuid>,
+    /// Some binding changed since [`IncrementalCompiler::take_bindings_changed`].
+    bindings_changed: bool,
 }
 
 /// What one update has to recompile.
@@ -298,6 +300,7 @@ impl IncrementalCompiler {
         {
             return;
         }
+        self.bindings_changed = true;
         if let Some(old) = self.bindings.ports.remove(&id) {
             if let Some(m) = self.bindings.by_node.get_mut(&old.node) {
                 m.remove(&id);
@@ -338,6 +341,12 @@ impl IncrementalCompiler {
             dirty.nodes.insert(b.node.clone());
             self.bindings.ports.insert(id, b);
         }
+    }
+
+    /// Whether any binding changed since the last call (the compiler task then publishes
+    /// [`Self::bindings`]).
+    pub fn take_bindings_changed(&mut self) -> bool {
+        std::mem::take(&mut self.bindings_changed)
     }
 
     /// The bindings as of the last update (equal to [`Bindings::compute`] on its inputs).

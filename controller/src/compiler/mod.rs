@@ -115,6 +115,9 @@ pub fn compile_node_with(
         }
         locals.sort_by_key(|(p, _)| p.key);
         let mut remote_tunnels: Vec<(&str, u32, &[&LogicalPort])> = Vec::new();
+        // A local port is complete only with a working tunnel to every node its switch
+        // spans: before that, its first packet to a remote port would be dropped.
+        let mut tunnels_ready = true;
         for (rnode, rports) in &remotes {
             let Some(rview) = topology.nodes.get(*rnode) else {
                 continue;
@@ -127,15 +130,21 @@ pub fn compile_node_with(
             });
             match view.tunnels.get(*rnode) {
                 Some(&ofport) => remote_tunnels.push((rnode, ofport, rports)),
-                None => tracing::debug!(
-                    node, remote = %rnode, switch = %sw.name,
-                    "tunnel port not reported yet; remote ports left out until it is"
-                ),
+                None => {
+                    tunnels_ready = false;
+                    tracing::debug!(
+                        node, remote = %rnode, switch = %sw.name,
+                        "tunnel port not reported yet; remote ports left out and local \
+                         ports not complete until it is"
+                    );
+                }
             }
         }
         b.switch(model, sw, &locals, &remote_tunnels);
         let done = b.flows.len();
-        bound.extend(locals.iter().map(|(p, _)| (*p, done)));
+        if tunnels_ready {
+            bound.extend(locals.iter().map(|(p, _)| (*p, done)));
+        }
     }
     let incomplete = b.finish();
     for (p, done) in bound {

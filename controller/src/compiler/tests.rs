@@ -516,8 +516,17 @@ fn compiler_unknown_tunnel_ofport_leaves_remote_flows_out_until_reported() {
     assert!(!d.flows.keys().any(|k| k.r#match.fields.contains(&a3_mac)));
     let flood = &d.groups[&flood_group(VNI_A)];
     assert_eq!(flood.buckets.len(), 3, "a1, a2, a4 only");
-    // Local ports are complete regardless.
+    // Ports of the switch that needs the missing tunnel are not complete (DESIGN §3:
+    // `weft-installed` only once the tunnels its switches need have an ofport); the
+    // other switch's are.
     let names: BTreeSet<&str> = d
+        .bound_ports
+        .iter()
+        .map(|id| m.port(id).unwrap().name.as_str())
+        .collect();
+    assert_eq!(names, ["b1", "b2"].into());
+    let with_tunnel = compile_node(&m, &topology(), "hv1");
+    let names: BTreeSet<&str> = with_tunnel
         .bound_ports
         .iter()
         .map(|id| m.port(id).unwrap().name.as_str())

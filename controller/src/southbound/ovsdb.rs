@@ -48,11 +48,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::binding::PortBinding;
 use crate::config::{Config, Endpoint};
 use crate::desired::{DesiredNode, TunnelSpec};
 use crate::fabric::Fabric;
-use crate::model::LogicalModel;
 use crate::observed::{ObservedState, TransportNode};
 use crate::topology::EncapType;
 use crate::topology::{NodeView, Vif};
@@ -168,9 +166,6 @@ impl OvsdbSouthbound {
 pub struct OvsdbContext {
     pub fabric: Arc<Fabric>,
     pub observed: Arc<ObservedState>,
-    /// The logical model (`Controller::watch_model()`), to map `iface-id` (a port name or
-    /// id) to the logical port's uuid.
-    pub model: watch::Receiver<Arc<LogicalModel>>,
 }
 
 /// The running southbound, returned by [`serve`].
@@ -478,8 +473,7 @@ const HOLD_MAX: usize = 4096;
 enum Wake {
     Event(Option<Event>),
     Desired(bool),
-    Installed(bool),
-    Model(bool),
+    Marks(bool),
     Released,
     Retry,
 }
@@ -495,16 +489,12 @@ enum WriteKind {
 /// What a session learned from the replica on its last pass.
 #[derive(Default)]
 struct Observed {
-    /// Logical port → ofport bound on this node, as last told to ObservedState.
-    bound: BTreeMap<Uuid, u32>,
     /// Last logged error per tunnel port name (to log each new error once).
     tunnel_errors: BTreeMap<String, String>,
     /// Last "waiting because ..." message (logged once per change).
     waiting: Option<String>,
     /// iface-ids on several interfaces (logged once each).
     duplicates: BTreeSet<String>,
-    /// iface-ids not found in the model (logged once each).
-    unknown_ifaces: BTreeSet<String>,
 }
 
 /// One connection to one hypervisor's database.
@@ -514,8 +504,8 @@ struct Session {
     peer: String,
     node: Option<NodeSettings>,
     desired: Option<watch::Receiver<Arc<DesiredNode>>>,
-    installed: Option<watch::Receiver<Arc<BTreeSet<Uuid>>>>,
-    model: watch::Receiver<Arc<LogicalModel>>,
+    /// The ofports of this node's VIFs to mark `weft-installed` ([`crate::port_status`]).
+    marks: Option<watch::Receiver<Arc<BTreeSet<u32>>>>,
     released: watch::Receiver<u64>,
     /// Another session serves this system-id; wake when some session releases a node.
     waiting_for_owner: bool,
@@ -529,11 +519,6 @@ struct Session {
     /// its own (connection state, role), which must not make the session re-read the
     /// whole bridge.
     contents_generation: u64,
-    /// Bumped whenever the logical ports this node's VIFs resolve to change. A model
-    /// revision that changes none of them (a port created for another hypervisor, an
-    /// ACL) needs no pass over this node's database: with thousands of sessions, doing
-    /// one for every API write made each write cost O(hypervisors).
-    bindings_epoch: u64,
     /// For each write kind, the generation at which the last successful write was sent.
     written_at: HashMap<WriteKind, u64>,
     retry_at: Option<Instant>,
@@ -548,8 +533,7 @@ struct Session {
 /// at hundreds of tunnels a node, on 2 cores, that was over half of weftd's CPU during a
 /// cold start, on the runtime threads that must also read the sockets. A step whose
 /// inputs (the replica's generation, or for the bridge's contents its
-/// `contents_generation`; the model's revision, the desired tunnels, the installed
-/// ports) are the ones it last ran with, and that then had nothing to write, is skipped:
+/// `contents_generation`; the desired tunnels, the marks) are the ones it last ran with, and that then had nothing to write, is skipped:
 /// it would find nothing again. Cleared when the node or the write state is reset
 /// (identity change, retry timer). (Rows themselves are decoded once per version by the
 /// replica, see `vswitch::cached_row`.)
@@ -557,13 +541,12 @@ struct Session {
 struct Memo {
     /// The integration bridge needed no change at this replica generation.
     bridge_clean: Option<u64>,
-    /// What was published for (contents generation, model revision).
+    /// What was published at this contents generation.
     published: Option<Published>,
     /// The tunnel ports matched these desired tunnels at this contents generation.
     tunnels_clean: Option<(u64, BTreeSet<TunnelSpec>)>,
-    /// The weft-installed marks matched these installed ports at this contents
-    /// generation and bindings epoch.
-    installed_clean: Option<(u64, u64, Arc<BTreeSet<Uuid>>)>,
+    /// The weft-installed marks matched these marks at this contents generation.
+    installed_clean: Option<(u64, Arc<BTreeSet<u32>>)>,
     /// The OVS tunnel ports for these desired tunnels: rebuilt only when the desired
     /// tunnels change, not on every pass that plans them.
     specs: Option<(BTreeSet<TunnelSpec>, Arc<Vec<vswitch::TunnelSpec>>)>,
@@ -572,14 +555,12 @@ struct Memo {
 #[derive(Debug)]
 struct Published {
     generation: u64,
-    revision: u64,
     vifs: Arc<BTreeMap<String, Vif>>,
 }
 
 impl Session {
     fn new(shared: Arc<Shared>, peer: String) -> Session {
         let id = shared.next_session.fetch_add(1, Ordering::Relaxed);
-        let model = shared.ctx.model.clone();
         let released = shared.released.subscribe();
         Session {
             released,
@@ -590,11 +571,9 @@ impl Session {
             peer,
             node: None,
             desired: None,
-            installed: None,
-            model,
+            marks: None,
             generation: 0,
             contents_generation: 0,
-            bindings_epoch: 0,
             written_at: HashMap::new(),
             retry_at: None,
             seen: Observed::default(),
@@ -698,7 +677,6 @@ impl Session {
         // nodes join the topology in waves, each wave recompiling their neighbours again.
         drop(setup_turn);
         tracing::debug!(peer = %self.peer, format = ?start.format, "OVSDB monitor started");
-        let mut model_alive = true;
         loop {
             if let Err(end) = self.reconcile(client, &replica, events).await {
                 return end;
@@ -716,8 +694,7 @@ impl Session {
             let wake = tokio::select! {
                 ev = events.recv() => Wake::Event(ev),
                 ok = changed(&mut self.desired) => Wake::Desired(ok),
-                ok = changed(&mut self.installed) => Wake::Installed(ok),
-                r = self.model.changed(), if model_alive => Wake::Model(r.is_ok()),
+                ok = changed(&mut self.marks) => Wake::Marks(ok),
                 // Only a session waiting for a node listens; Shared holds the sender as
                 // long as this session lives.
                 _ = self.released.changed(), if self.waiting_for_owner => Wake::Released,
@@ -740,13 +717,11 @@ impl Session {
                         self.desired = None;
                     }
                 }
-                Wake::Installed(ok) => {
+                Wake::Marks(ok) => {
                     if !ok {
-                        self.installed = None;
+                        self.marks = None;
                     }
                 }
-                // The controller is gone: keep the last model.
-                Wake::Model(ok) => model_alive = ok,
                 Wake::Released => {}
                 Wake::Retry => {
                     self.retry_at = None;
@@ -870,28 +845,20 @@ impl Session {
         };
 
         // 2. What the bridge holds: VIFs and Weft's tunnels.
-        let model = self.model.borrow().clone();
-        let same_bindings = |p: &Published| {
-            p.revision == model.revision() || bindings_hold(&p.vifs, &self.seen.bound, &model)
-        };
         let fresh = self
             .memo
             .published
             .as_ref()
-            .is_some_and(|p| p.generation == self.contents_generation && same_bindings(p));
-        if fresh && let Some(p) = self.memo.published.as_mut() {
-            p.revision = model.revision();
-        }
+            .is_some_and(|p| p.generation == self.contents_generation);
         if !fresh {
             let (vifs, tunnels) = self.read_bridge(replica, &node, &bridge);
             let datapath_id = bridge
                 .datapath_id
                 .as_deref()
                 .and_then(|s| u64::from_str_radix(s.trim(), 16).ok());
-            self.publish(&node, datapath_id, &vifs, &tunnels, &model);
+            self.publish(&node, datapath_id, &vifs, &tunnels);
             self.memo.published = Some(Published {
                 generation: self.contents_generation,
-                revision: model.revision(),
                 vifs: Arc::new(vifs),
             });
         }
@@ -911,7 +878,7 @@ impl Session {
 
         // 4. weft-installed.
         if self.may_write(WriteKind::Installed)
-            && let Some(txn) = self.plan_installed(replica, &node, &vifs, &model)
+            && let Some(txn) = self.plan_installed(replica, &node, &vifs)
         {
             self.write(client, events, WriteKind::Installed, &txn)
                 .await?;
@@ -948,7 +915,7 @@ impl Session {
                 return false;
             }
             self.desired = Some(self.shared.ctx.fabric.watch_desired(&settings.id));
-            self.installed = Some(self.shared.ctx.fabric.watch_installed(&settings.id));
+            self.marks = Some(self.shared.ctx.fabric.watch_marks(&settings.id));
             self.written_at.clear();
             self.memo = Memo::default();
             tracing::info!(peer = %self.peer, node = %settings.id, encap_ip = %settings.encap_ip,
@@ -969,8 +936,7 @@ impl Session {
             return;
         };
         self.desired = None;
-        self.installed = None;
-        let bound = std::mem::take(&mut self.seen.bound);
+        self.marks = None;
         // Only the owner changes its own entry (others insert only when it is absent), so
         // this check stays true until we remove the entry below. The state is cleaned up
         // first, then the node is handed over: a waiting session must not publish its
@@ -979,17 +945,9 @@ impl Session {
             return;
         }
         let ctx = &self.shared.ctx;
+        // Held, the node's ports show down and unbound in the API at once
+        // (`port_status`), while the other nodes keep tunnelling to it for the grace.
         self.forget_later(&node.id);
-        for port in bound.keys() {
-            if ctx
-                .observed
-                .port_status(port)
-                .binding
-                .is_some_and(|b| b.node == node.id)
-            {
-                ctx.observed.unbind_port(*port);
-            }
-        }
         ctx.observed
             .update_node(&node.id, |n| n.ovsdb_connected = false);
         tracing::info!(peer = %self.peer, node = %node.id, "hypervisor marked disconnected");
@@ -1118,16 +1076,24 @@ impl Session {
         (contents.vifs, contents.tunnels)
     }
 
-    /// Publishes the node to the fabric and the observed state (bindings included).
+    /// Publishes the node: the API's view of it first, then the topology (from which the
+    /// compiler task decides the bindings and the port-status task shows them, on the
+    /// node the API already knows).
     fn publish(
         &mut self,
         node: &NodeSettings,
         datapath_id: Option<u64>,
         vifs: &BTreeMap<String, Vif>,
         tunnels: &BTreeMap<String, u32>,
-        model: &LogicalModel,
     ) {
         let ctx = &self.shared.ctx;
+        ctx.observed.update_node(&node.id, |n: &mut TransportNode| {
+            n.encap_ip = Some(node.encap_ip);
+            n.encap_type = node.encap_type;
+            n.bridge = node.bridge.clone();
+            n.ovsdb_connected = true;
+            n.datapath_id = datapath_id;
+        });
         ctx.fabric.upsert_node(NodeView {
             id: node.id.clone(),
             encap_ip: node.encap_ip,
@@ -1137,52 +1103,6 @@ impl Session {
             vifs: vifs.clone(),
             tunnels: tunnels.clone(),
         });
-        ctx.observed.update_node(&node.id, |n: &mut TransportNode| {
-            n.encap_ip = Some(node.encap_ip);
-            n.encap_type = node.encap_type;
-            n.bridge = node.bridge.clone();
-            n.ovsdb_connected = true;
-            n.datapath_id = datapath_id;
-        });
-        let mut bound = BTreeMap::new();
-        for (iface_id, vif) in vifs {
-            match model.find_port(iface_id) {
-                Some(p) => {
-                    bound.insert(p.id, vif.ofport);
-                    self.seen.unknown_ifaces.remove(iface_id);
-                }
-                None => {
-                    if self.seen.unknown_ifaces.insert(iface_id.clone()) {
-                        tracing::info!(node = %node.id, iface_id, interface = %vif.name,
-                            "interface names no known logical port (yet)");
-                    }
-                }
-            }
-        }
-        for port in self.seen.bound.keys() {
-            if !bound.contains_key(port)
-                && ctx
-                    .observed
-                    .port_status(port)
-                    .binding
-                    .is_some_and(|b| b.node == node.id)
-            {
-                ctx.observed.unbind_port(*port);
-            }
-        }
-        for (port, ofport) in &bound {
-            ctx.observed.bind_port(
-                *port,
-                PortBinding {
-                    node: node.id.clone(),
-                    ofport: *ofport,
-                },
-            );
-        }
-        if bound != self.seen.bound {
-            self.bindings_epoch += 1;
-        }
-        self.seen.bound = bound;
     }
 
     fn plan_tunnels(
@@ -1226,39 +1146,28 @@ impl Session {
         }
     }
 
-    /// Sets `weft-installed=true` on VIFs whose port is installed, removes it from every
-    /// other interface that has it.
+    /// Sets `weft-installed=true` on the VIFs the port-status task names (by ofport),
+    /// removes it from every other interface that has it.
     fn plan_installed(
         &mut self,
         replica: &Replica,
         node: &NodeSettings,
         vifs: &BTreeMap<String, Vif>,
-        model: &LogicalModel,
     ) -> Option<Transaction> {
-        let installed = self
-            .installed
+        let marks = self
+            .marks
             .as_ref()
             .map(|rx| rx.borrow().clone())
             .unwrap_or_default();
-        let key = (
-            self.contents_generation,
-            self.bindings_epoch,
-            installed.clone(),
-        );
+        let key = (self.contents_generation, marks.clone());
         if self.memo.installed_clean.as_ref() == Some(&key) {
             return None;
         }
-        let mut want: BTreeSet<Uuid> = BTreeSet::new();
-        for (iface_id, vif) in vifs {
-            let Some(port) = model.find_port(iface_id) else {
-                continue;
-            };
-            let up = installed.contains(&port.id);
-            self.shared.ctx.observed.set_port_up(port.id, up);
-            if up {
-                want.insert(vif.interface);
-            }
-        }
+        let want: BTreeSet<Uuid> = vifs
+            .values()
+            .filter(|v| marks.contains(&v.ofport))
+            .map(|v| v.interface)
+            .collect();
         let mut txn = Transaction::new(vswitch::DATABASE);
         let (mut set, mut cleared) = (0, 0);
         for iface in vswitch::cached_rows::<Interface>(replica).flatten() {
@@ -1281,25 +1190,6 @@ impl Session {
         tracing::info!(node = %node.id, set, cleared, "updating weft-installed");
         Some(txn)
     }
-}
-
-/// Whether every VIF still resolves to the logical port (and ofport) it was bound to:
-/// then a new model revision changes nothing this node's session publishes or marks.
-fn bindings_hold(
-    vifs: &BTreeMap<String, Vif>,
-    bound: &BTreeMap<Uuid, u32>,
-    model: &LogicalModel,
-) -> bool {
-    let mut n = 0;
-    for (iface_id, vif) in vifs {
-        if let Some(p) = model.find_port(iface_id) {
-            if bound.get(&p.id) != Some(&vif.ofport) {
-                return false;
-            }
-            n += 1;
-        }
-    }
-    n == bound.len()
 }
 
 /// What a bridge holds, as the southbound reports it.
@@ -1435,38 +1325,6 @@ async fn sleep_until_opt(at: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A model revision that leaves every VIF's port (and ofport) as it was needs no
-    /// pass; a created, deleted or re-created port named by a VIF does.
-    #[test]
-    fn bindings_hold_only_while_every_vif_resolves_as_before() {
-        let model = |ports: &[(u128, &str)]| crate::model::fixtures::blue(ports);
-        let vif = |ofport| Vif {
-            ofport,
-            interface: Uuid::nil(),
-            name: "tap".into(),
-        };
-        let vifs = BTreeMap::from([("a1".to_owned(), vif(1)), ("a9".to_owned(), vif(9))]);
-        let bound = BTreeMap::from([(Uuid::from_u128(1), 1)]);
-        // Another port created elsewhere: a1 still port 1 at ofport 1, a9 still unknown.
-        assert!(bindings_hold(
-            &vifs,
-            &bound,
-            &model(&[(1, "a1"), (2, "b2")])
-        ));
-        // The port a9 names now exists.
-        assert!(!bindings_hold(
-            &vifs,
-            &bound,
-            &model(&[(1, "a1"), (9, "a9")])
-        ));
-        // a1 deleted, or re-created under a new id.
-        assert!(!bindings_hold(&vifs, &bound, &model(&[(2, "b2")])));
-        assert!(!bindings_hold(&vifs, &bound, &model(&[(3, "a1")])));
-        // Same port, new ofport.
-        let moved = BTreeMap::from([("a1".to_owned(), vif(4))]);
-        assert!(!bindings_hold(&moved, &bound, &model(&[(1, "a1")])));
-    }
 
     #[test]
     fn tunnel_names_are_stable_fnv1a() {
