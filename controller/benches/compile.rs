@@ -56,12 +56,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use uuid::Uuid;
+use weft::channels::Channels;
 use weft::compiler::IncrementalCompiler;
-use weft::fabric::Fabric;
 use weft::model::{
     Acl, AclAction, Direction, Ethertype, LogicalModel, LogicalPort, LogicalSwitch, Protocol,
 };
 use weft::topology::EncapType;
+use weft::topology::TransportNodes;
 use weft::topology::{NodeView, Topology, Vif};
 
 /// Figures of the code on main before this work (8452255), same bench, same machine.
@@ -443,7 +444,8 @@ fn storm(
         .enable_all()
         .build()
         .expect("runtime");
-    let fabric = Fabric::new();
+    let topology = TransportNodes::new();
+    let channels = Channels::new();
     let (model_tx, model_rx) = tokio::sync::watch::channel(Arc::new(f.model.clone()));
     let shutdown = tokio_util::sync::CancellationToken::new();
     let (r0, c0) = (
@@ -452,7 +454,8 @@ fn storm(
     );
     let task = rt.spawn(weft::realize::run(
         model_rx,
-        fabric.clone(),
+        topology.clone(),
+        channels.clone(),
         shutdown.clone(),
     ));
     let views: Vec<NodeView> = f.topology.nodes.values().cloned().collect();
@@ -464,18 +467,18 @@ fn storm(
                 std::thread::sleep(wait);
             }
         }
-        fabric.upsert_node(v);
+        topology.report(v);
     }
     let upserts_time = t0.elapsed();
     let limit = Duration::from_secs(600);
     let mut done = false;
     let watches: Vec<_> = expected
         .keys()
-        .map(|n| (n.clone(), fabric.watch_desired(n)))
+        .map(|n| (n.clone(), channels.watch_desired(n)))
         .collect();
     while t0.elapsed() < limit {
         done = watches.iter().all(|(n, w)| {
-            fabric.desired_published(n) && Some(&w.borrow().flows.len()) == expected.get(n)
+            channels.desired_published(n) && Some(&w.borrow().flows.len()) == expected.get(n)
         });
         if done {
             break;

@@ -31,13 +31,14 @@ use openflow::OfpMessage;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+use weft::channels::Channels;
 use weft::compiler::compile_node;
 use weft::desired::DesiredNode;
-use weft::fabric::Fabric;
 use weft::model::{LogicalModel, LogicalPort, LogicalSwitch};
 use weft::observed::ObservedState;
 use weft::southbound::openflow::{OpenFlowSettings, OpenFlowStats, serve_with};
 use weft::topology::EncapType;
+use weft::topology::TransportNodes;
 use weft::topology::{NodeView, Topology, Vif};
 
 const FLOWS: usize = 100_000;
@@ -310,7 +311,8 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let fabric = Fabric::new();
+    let topology = TransportNodes::new();
+    let channels = Channels::new();
     let (events, _) = tokio::sync::broadcast::channel(1024);
     let observed = Arc::new(ObservedState::new(events));
     let shutdown = CancellationToken::new();
@@ -321,13 +323,14 @@ fn main() {
     let server = rt
         .block_on(serve_with(
             "127.0.0.1:0".parse().expect("addr"),
-            fabric.clone(),
+            topology.clone(),
+            channels.clone(),
             observed.clone(),
             shutdown.clone(),
             settings,
         ))
         .expect("OpenFlow listener");
-    fabric.upsert_node(NodeView {
+    topology.report(NodeView {
         id: "hv0".into(),
         encap_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
         encap_type: EncapType::Geneve,
@@ -336,7 +339,7 @@ fn main() {
         vifs: BTreeMap::new(),
         tunnels: BTreeMap::new(),
     });
-    fabric.publish_desired("hv0", Arc::new(DesiredNode::default()));
+    channels.publish_desired("hv0", Arc::new(DesiredNode::default()));
     let target = format!("tcp:{}", server.local_addr);
     let dpid = format!("other-config:datapath-id={DPID:016x}");
     ovs.vsctl(&[
@@ -378,12 +381,12 @@ fn main() {
     }
 
     // Weft: publish and wait for the barrier-acknowledged report.
-    let mut installed = fabric.watch_installed();
+    let mut installed = channels.watch_installed();
     installed.borrow_and_update();
     let want = d.bound_ports.clone();
     let d = Arc::new(d);
     let t0 = Instant::now();
-    fabric.publish_desired("hv0", d.clone());
+    channels.publish_desired("hv0", d.clone());
     rt.block_on(async {
         tokio::time::timeout(Duration::from_secs(900), async {
             loop {

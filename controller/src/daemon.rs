@@ -11,12 +11,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiContext, ApiSettings, Tracer};
+use crate::channels::Channels;
 use crate::config::Config;
 use crate::controller::{Controller, WriterHandle};
-use crate::fabric::Fabric;
 use crate::southbound::openflow::OpenFlowServer;
 use crate::southbound::ovsdb::{OvsdbContext, OvsdbServer, OvsdbSouthbound};
 use crate::store::RedbStore;
+use crate::topology::TransportNodes;
 
 /// A running daemon (also used in-process by tests and benchmarks).
 pub struct Daemon {
@@ -26,7 +27,8 @@ pub struct Daemon {
     /// Where the OpenFlow listener is bound (br-int's controller).
     pub openflow_addr: SocketAddr,
     pub controller: Controller,
-    pub fabric: Arc<Fabric>,
+    pub nodes: Arc<TransportNodes>,
+    pub channels: Arc<Channels>,
     server: ServerHandle,
     writer: WriterHandle,
     southbound_stop: CancellationToken,
@@ -67,23 +69,27 @@ impl Daemon {
             acls = m.acl_count(),
             "store loaded"
         );
-        let fabric = Fabric::new();
+        let nodes = TransportNodes::new();
+        let channels = Channels::new();
         let southbound_stop = CancellationToken::new();
         let realize = tokio::spawn(crate::realize::run_with_hold(
             controller.watch_model(),
-            fabric.clone(),
+            nodes.clone(),
+            channels.clone(),
             southbound_stop.clone(),
             cfg.startup_hold,
         ));
         let port_status = tokio::spawn(crate::port_status::run(
-            fabric.clone(),
+            nodes.clone(),
+            channels.clone(),
             controller.observed().clone(),
             southbound_stop.clone(),
         ));
         let southbound = async {
             let openflow = crate::southbound::openflow::serve(
                 cfg.openflow_listen,
-                fabric.clone(),
+                nodes.clone(),
+                channels.clone(),
                 controller.observed().clone(),
                 southbound_stop.clone(),
             )
@@ -92,7 +98,8 @@ impl Daemon {
             let ovsdb = crate::southbound::ovsdb::serve(
                 OvsdbSouthbound::from_config(cfg),
                 OvsdbContext {
-                    fabric: fabric.clone(),
+                    topology: nodes.clone(),
+                    channels: channels.clone(),
                     observed: controller.observed().clone(),
                 },
                 southbound_stop.clone(),
@@ -117,7 +124,7 @@ impl Daemon {
         );
         let tracer: Option<Arc<dyn Tracer>> =
             Some(tracer.unwrap_or_else(|| {
-                Arc::new(crate::compiler::trace::LiveTracer::new(fabric.clone()))
+                Arc::new(crate::compiler::trace::LiveTracer::new(nodes.clone()))
             }));
         let settings = ApiSettings {
             listen: cfg.api_listen,
@@ -146,7 +153,8 @@ impl Daemon {
             ovsdb_addr: ovsdb.local_addr(),
             openflow_addr: openflow.local_addr,
             controller,
-            fabric,
+            nodes,
+            channels,
             server,
             writer,
             southbound_stop,

@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod binding;
+pub mod channels;
 pub mod compiler;
 pub mod config;
 pub mod controller;
@@ -25,7 +26,6 @@ pub mod daemon;
 pub mod desired;
 pub mod error;
 pub mod events;
-pub mod fabric;
 pub mod model;
 pub mod observed;
 pub mod port_status;

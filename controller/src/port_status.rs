@@ -21,15 +21,20 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::binding::{Bindings, PortBinding};
-use crate::fabric::{Fabric, InstalledPorts};
+use crate::channels::{Channels, InstalledPorts};
 use crate::observed::ObservedState;
-use crate::topology::Topology;
+use crate::topology::{Topology, TransportNodes};
 
-/// Runs until `shutdown` is cancelled or the fabric's senders are gone.
-pub async fn run(fabric: Arc<Fabric>, observed: Arc<ObservedState>, shutdown: CancellationToken) {
-    let mut bindings = fabric.watch_bindings();
-    let mut topology = fabric.watch_topology();
-    let mut installed = fabric.watch_installed();
+/// Runs until `shutdown` is cancelled or the senders are gone.
+pub async fn run(
+    nodes: Arc<TransportNodes>,
+    channels: Arc<Channels>,
+    observed: Arc<ObservedState>,
+    shutdown: CancellationToken,
+) {
+    let mut bindings = channels.watch_bindings();
+    let mut topology = nodes.watch();
+    let mut installed = channels.watch_installed();
     let mut joined = PortStatus::default();
     loop {
         let inputs = Inputs {
@@ -37,7 +42,7 @@ pub async fn run(fabric: Arc<Fabric>, observed: Arc<ObservedState>, shutdown: Ca
             topology: topology.borrow_and_update().clone(),
             installed: installed.borrow_and_update().clone(),
         };
-        joined.update(inputs, &fabric, &observed);
+        joined.update(inputs, &channels, &observed);
         tokio::select! {
             _ = shutdown.cancelled() => return,
             r = bindings.changed() => if r.is_err() { return },
@@ -64,7 +69,7 @@ pub struct PortStatus {
 
 impl PortStatus {
     /// Brings the API's port statuses and every affected node's marks to what `now` says.
-    pub fn update(&mut self, now: Inputs, fabric: &Fabric, observed: &ObservedState) {
+    pub fn update(&mut self, now: Inputs, channels: &Channels, observed: &ObservedState) {
         let mut nodes: BTreeSet<String> = BTreeSet::new();
         // Ports that left a node (unbound, or bound elsewhere now).
         let mut moved: BTreeSet<Uuid> = BTreeSet::new();
@@ -128,7 +133,7 @@ impl PortStatus {
                     marks.insert(ofport);
                 }
             }
-            fabric.publish_marks(node, marks);
+            channels.publish_marks(node, marks);
         }
         self.last = now;
     }
@@ -144,11 +149,11 @@ mod tests {
     use crate::binding::tests::{node, topology};
     use crate::model::fixtures::blue;
 
-    fn status() -> (PortStatus, Arc<Fabric>, ObservedState) {
+    fn status() -> (PortStatus, Arc<Channels>, ObservedState) {
         let (events, _) = broadcast::channel(64);
         (
             PortStatus::default(),
-            Fabric::new(),
+            Channels::new(),
             ObservedState::new(events),
         )
     }
@@ -162,12 +167,12 @@ mod tests {
     /// the loser's interface is never marked, whatever its switch reports.
     #[test]
     fn the_api_and_the_marks_follow_the_one_binding() {
-        let (mut s, fabric, observed) = status();
+        let (mut s, channels, observed) = status();
         let m = blue(&[(1, "a1")]);
         let t = topology(vec![node("hv2", &[("a1", 7)]), node("hv1", &[("a1", 3)])]);
         let bindings = Arc::new(Bindings::compute(&m, &t));
-        let marks1 = fabric.watch_marks("hv1");
-        let marks2 = fabric.watch_marks("hv2");
+        let marks1 = channels.watch_marks("hv1");
+        let marks2 = channels.watch_marks("hv2");
         let mut all = (*installed("hv1", &[1])).clone();
         all.insert("hv2".into(), Arc::new(BTreeSet::from([Uuid::from_u128(1)])));
         s.update(
@@ -176,7 +181,7 @@ mod tests {
                 topology: t.clone(),
                 installed: Arc::new(all),
             },
-            &fabric,
+            &channels,
             &observed,
         );
         let st = observed.port_status(&Uuid::from_u128(1));
@@ -193,33 +198,33 @@ mod tests {
     /// unbound and down at once, and come back when its session does.
     #[test]
     fn up_follows_installs_and_a_held_node_shows_down() {
-        let (mut s, fabric, observed) = status();
+        let (mut s, channels, observed) = status();
         let m = blue(&[(1, "a1")]);
         let t = topology(vec![node("hv1", &[("a1", 3)])]);
         let bindings = Arc::new(Bindings::compute(&m, &t));
         let a1 = Uuid::from_u128(1);
-        let marks = fabric.watch_marks("hv1");
+        let marks = channels.watch_marks("hv1");
         let mut inputs = Inputs {
             bindings,
             topology: t.clone(),
             installed: Arc::default(),
         };
-        s.update(inputs.clone(), &fabric, &observed);
+        s.update(inputs.clone(), &channels, &observed);
         assert!(observed.port_status(&a1).binding.is_some());
         assert!(!observed.port_status(&a1).up);
         assert!(marks.borrow().is_empty());
         inputs.installed = installed("hv1", &[1]);
-        s.update(inputs.clone(), &fabric, &observed);
+        s.update(inputs.clone(), &channels, &observed);
         assert!(observed.port_status(&a1).up);
         assert_eq!(**marks.borrow(), BTreeSet::from([3]));
         let mut held = (*t).clone();
         held.held.insert("hv1".into());
         inputs.topology = Arc::new(held);
-        s.update(inputs.clone(), &fabric, &observed);
+        s.update(inputs.clone(), &channels, &observed);
         assert_eq!(observed.port_status(&a1).binding, None);
         assert!(!observed.port_status(&a1).up);
         inputs.topology = t;
-        s.update(inputs, &fabric, &observed);
+        s.update(inputs, &channels, &observed);
         assert!(observed.port_status(&a1).up);
     }
 }

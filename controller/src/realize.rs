@@ -2,8 +2,8 @@
 //! each transport node's desired state.
 //!
 //! It wakes when either input changes, recompiles only the nodes whose inputs changed
-//! ([`IncrementalCompiler`]) and publishes the results on the fabric's per-node watch
-//! channels. Sessions pick up only the newest value, so a burst of API writes or OVSDB
+//! ([`IncrementalCompiler`]) and publishes the results on the per-node watch channels
+//! ([`Channels`]), with the bindings it decided. Sessions pick up only the newest value, so a burst of API writes or OVSDB
 //! updates costs at most one compile per node, not one per event.
 
 use std::collections::BTreeMap;
@@ -14,29 +14,31 @@ use tokio_util::sync::CancellationToken;
 
 use crate::compiler::IncrementalCompiler;
 
+use crate::channels::Channels;
 use crate::desired::DesiredNode;
-use crate::fabric::Fabric;
 use crate::model::LogicalModel;
-use crate::topology::Topology;
+use crate::topology::{Topology, TransportNodes};
 
 /// Runs until `shutdown` is cancelled or the model's sender is gone, with the default
 /// startup hold ([`STARTUP_HOLD_MAX`]).
 pub async fn run(
     model: watch::Receiver<Arc<LogicalModel>>,
-    fabric: Arc<Fabric>,
+    nodes: Arc<TransportNodes>,
+    channels: Arc<Channels>,
     shutdown: CancellationToken,
 ) {
-    run_with_hold(model, fabric, shutdown, STARTUP_HOLD_MAX).await
+    run_with_hold(model, nodes, channels, shutdown, STARTUP_HOLD_MAX).await
 }
 
 /// [`run`] with a startup hold of `startup_hold` (weftd: `--startup-hold`; zero = none).
 pub async fn run_with_hold(
     mut model: watch::Receiver<Arc<LogicalModel>>,
-    fabric: Arc<Fabric>,
+    nodes: Arc<TransportNodes>,
+    channels: Arc<Channels>,
     shutdown: CancellationToken,
     startup_hold: std::time::Duration,
 ) {
-    let mut topology = fabric.watch_topology();
+    let mut topology = nodes.watch();
     let mut compiler = IncrementalCompiler::new();
     let mut startup = StartupHold::new(tokio::time::Instant::now().into_std() + startup_hold);
     loop {
@@ -45,9 +47,9 @@ pub async fn run_with_hold(
         let t = topology.borrow_and_update().clone();
         // Compiling thousands of nodes is CPU work: keep it off the I/O threads.
         let (c, h, published) = match tokio::task::spawn_blocking({
-            let fabric = fabric.clone();
+            let channels = channels.clone();
             move || {
-                let n = realize_held(&mut compiler, &mut startup, &m, &t, &fabric);
+                let n = realize_held(&mut compiler, &mut startup, &m, &t, &channels);
                 (compiler, startup, n)
             }
         })
@@ -159,7 +161,7 @@ pub fn realize_held(
     hold: &mut StartupHold,
     model: &LogicalModel,
     topology: &Topology,
-    fabric: &Fabric,
+    channels: &Channels,
 ) -> usize {
     let started = std::time::Instant::now();
     let mut changed = 0;
@@ -173,7 +175,7 @@ pub fn realize_held(
             tracing::info!(node = %node, ?missing, "holding the node's new desired state until \
                 the hypervisors it tunnels to reconnect (weftd just started)");
             hold.held.insert(node, desired);
-        } else if fabric.publish_desired(&node, Arc::new(desired)) {
+        } else if channels.publish_desired(&node, Arc::new(desired)) {
             changed += 1;
         }
     };
@@ -183,7 +185,7 @@ pub fn realize_held(
         consider(hold, node, desired);
     });
     if compiler.take_bindings_changed() {
-        fabric.publish_bindings(Arc::new(compiler.bindings().clone()));
+        channels.publish_bindings(Arc::new(compiler.bindings().clone()));
     }
     for (node, desired) in held {
         consider(hold, node, desired);
@@ -206,9 +208,9 @@ pub fn realize(
     compiler: &mut IncrementalCompiler,
     model: &LogicalModel,
     topology: &Topology,
-    fabric: &Fabric,
+    channels: &Channels,
 ) -> usize {
-    realize_held(compiler, &mut StartupHold::off(), model, topology, fabric)
+    realize_held(compiler, &mut StartupHold::off(), model, topology, channels)
 }
 
 #[cfg(test)]
@@ -242,7 +244,7 @@ mod tests {
         }
     }
 
-    fn remotes(f: &Fabric, node: &str) -> Vec<String> {
+    fn remotes(f: &Channels, node: &str) -> Vec<String> {
         f.watch_desired(node)
             .borrow()
             .tunnels
@@ -255,7 +257,7 @@ mod tests {
     /// state (which would have no tunnel to hv2) waits until hv2 is back.
     #[test]
     fn startup_hold_waits_for_the_peers_a_node_still_tunnels_to() {
-        let f = Fabric::new();
+        let f = Channels::new();
         let m = model();
         let mut c = IncrementalCompiler::new();
         let mut hold = StartupHold::new(std::time::Instant::now() + STARTUP_HOLD_MAX);
@@ -275,7 +277,7 @@ mod tests {
     /// Once the hold expired (or with none), a peer that never came back does not block.
     #[test]
     fn expired_hold_publishes_without_missing_peers() {
-        let f = Fabric::new();
+        let f = Channels::new();
         let m = model();
         let mut c = IncrementalCompiler::new();
         let mut hold = StartupHold::off();

@@ -1,14 +1,18 @@
 //! What hypervisors report, as one consistent snapshot: each transport node's identity,
 //! tunnel endpoint, VM interfaces (VIFs) and Weft's tunnel ports with their ofports.
 //!
-//! OVSDB sessions are the only writers ([`crate::fabric::Fabric::upsert_node`] and the
-//! grace hold); the compiler task, the binding resolution and `trace` read snapshots.
+//! [`TransportNodes`] is its single owner: OVSDB sessions report to it (and it applies
+//! the node grace when one ends); the compiler task, the port-status task, the OpenFlow
+//! sessions (datapath id -> node) and `trace` read its snapshots.
 //! Nothing here is stored: it is rebuilt from the hypervisors after a restart.
 
 use std::borrow::Borrow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::watch;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -211,5 +215,265 @@ impl<'a> IntoIterator for &'a NodeMap {
 impl FromIterator<(String, NodeView)> for NodeMap {
     fn from_iter<I: IntoIterator<Item = (String, NodeView)>>(iter: I) -> Self {
         NodeMap(iter.into_iter().map(|(k, v)| (k, Arc::new(v))).collect())
+    }
+}
+
+/// The single owner of the topology. OVSDB sessions report each node's view and when
+/// their session ended; a node whose session ended is held as last seen for the node
+/// grace and forgotten after it unless a session reports it again. Everything else reads
+/// snapshots. (Cluster mode keeps the same facts in a shared store behind these calls.)
+#[derive(Debug)]
+pub struct TransportNodes {
+    snapshot: watch::Sender<Arc<Topology>>,
+    /// Nodes whose OVSDB session ended but that stay in the topology as last seen for a
+    /// while (see [`TransportNodes::session_ended`]).
+    held: Mutex<Held>,
+}
+
+impl TransportNodes {
+    pub fn new() -> Arc<Self> {
+        Arc::new(TransportNodes {
+            snapshot: watch::channel(Arc::new(Topology::default())).0,
+            held: Mutex::new(Held::default()),
+        })
+    }
+
+    /// The node's OVSDB session ended: its ports show down at once, but the other
+    /// nodes keep their tunnels and flows towards it for `grace` (a restart or a short
+    /// cut costs nothing); then it is forgotten, unless a session reported it again
+    /// meanwhile. A zero grace forgets it now.
+    pub fn session_ended(self: &Arc<Self>, id: &str, grace: Duration) {
+        if grace.is_zero() {
+            self.forget(id);
+            return;
+        }
+        tracing::info!(node = %id, hold = ?grace, "keeping the hypervisor in the topology while it may come back");
+        self.hold(id);
+        let epoch = self.held().epoch(id);
+        let nodes = self.clone();
+        let id = id.to_owned();
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            if nodes.held().epoch(&id) != epoch {
+                return;
+            }
+            tracing::info!(node = %id, "hypervisor still disconnected; other nodes stop tunnelling to it");
+            nodes.forget(&id);
+        });
+    }
+
+    // Lock order: `held`, then the snapshot; never the other way round.
+    fn held(&self) -> MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Called by an OVSDB session whenever its view of the node changes (and so also
+    /// when it serves the node again after a cut). A VM interface it reports is taken
+    /// away from held nodes (a VM evacuated from a hypervisor that is down is bound where
+    /// it runs now, not where it was last seen).
+    pub fn report(&self, view: NodeView) {
+        // (held node, iface-id) pairs this view takes away from held nodes.
+        let stale: Vec<(String, String)> = {
+            let mut h = self.held();
+            if h.nodes.contains_key(&view.id) {
+                let old = self.snapshot.borrow().nodes.get_shared(&view.id).cloned();
+                h.release(&view.id, old.as_deref());
+            }
+            let stale: Vec<(String, String)> = view
+                .vifs
+                .keys()
+                .flat_map(|k| {
+                    h.vifs
+                        .get(k)
+                        .into_iter()
+                        .flatten()
+                        .filter(|n| **n != view.id)
+                        .map(move |n| (n.clone(), k.clone()))
+                })
+                .collect();
+            for (n, k) in &stale {
+                h.forget(k, n);
+            }
+            stale
+        };
+        self.snapshot.send_if_modified(|t| {
+            if stale.is_empty()
+                && t.nodes.get(&view.id) == Some(&view)
+                && !t.held.contains(&view.id)
+            {
+                return false;
+            }
+            let t = Arc::make_mut(t);
+            t.held.remove(&view.id);
+            for (h, vif) in stale {
+                tracing::info!(node = %h, iface_id = %vif, now_on = %view.id,
+                    "interface moved away from a disconnected hypervisor");
+                if let Some(n) = t.nodes.get_mut(&h) {
+                    n.vifs.remove(&vif);
+                }
+            }
+            t.nodes.insert(view.id.clone(), view);
+            true
+        });
+    }
+
+    /// Marks a node as held: it stays in the topology as last seen (its tunnels and the
+    /// flows towards its VMs stay everywhere) until [`TransportNodes::forget`] or a new
+    /// [`TransportNodes::report`] for it.
+    fn hold(&self, id: &str) {
+        let mut h = self.held();
+        if h.nodes.contains_key(id) {
+            return;
+        }
+        h.holds += 1;
+        let hold = h.holds;
+        h.nodes.insert(id.to_owned(), hold);
+        {
+            let t = self.snapshot.borrow();
+            for k in t.nodes.get(id).into_iter().flat_map(|v| v.vifs.keys()) {
+                h.vifs.entry(k.clone()).or_default().insert(id.to_owned());
+            }
+        }
+        self.snapshot.send_if_modified(|t| {
+            if !t.nodes.contains_key(id) {
+                return false;
+            }
+            Arc::make_mut(t).held.insert(id.to_owned());
+            true
+        });
+    }
+
+    /// Takes the node out of the topology (its flows stay on its switch; the other nodes
+    /// stop tunnelling to it once the compiler runs).
+    pub fn forget(&self, id: &str) {
+        {
+            let mut h = self.held();
+            let old = self.snapshot.borrow().nodes.get_shared(id).cloned();
+            h.release(id, old.as_deref());
+        }
+        self.snapshot.send_if_modified(|t| {
+            if !t.nodes.contains_key(id) {
+                return false;
+            }
+            let t = Arc::make_mut(t);
+            t.nodes.remove(id);
+            t.held.remove(id);
+            true
+        });
+    }
+
+    pub fn snapshot(&self) -> Arc<Topology> {
+        self.snapshot.borrow().clone()
+    }
+
+    pub fn watch(&self) -> watch::Receiver<Arc<Topology>> {
+        self.snapshot.subscribe()
+    }
+
+    /// The node whose integration bridge has this datapath id, if an OVSDB session has
+    /// reported it.
+    pub fn node_by_datapath(&self, dpid: u64) -> Option<String> {
+        self.snapshot
+            .borrow()
+            .nodes
+            .values()
+            .find(|n| n.datapath_id == Some(dpid))
+            .map(|n| n.id.clone())
+    }
+}
+
+/// The held nodes, and which of them claim each `iface-id`: a node's upsert looks up
+/// only its own VIFs here instead of scanning every held node's VIFs (after a reconnect
+/// storm all 3,000 nodes are held, and that scan, under the topology's lock, took a
+/// quarter of weftd's CPU).
+#[derive(Debug, Default)]
+struct Held {
+    /// Held node -> the hold it is in (a node held again after coming back is in a new
+    /// one: the first hold's timer must not forget it).
+    nodes: BTreeMap<String, u64>,
+    /// Holds started so far.
+    holds: u64,
+    /// iface-id -> held nodes whose view (as held) has it.
+    vifs: HashMap<String, BTreeSet<String>>,
+}
+
+impl Held {
+    /// The hold `id` is in, if held.
+    fn epoch(&self, id: &str) -> Option<u64> {
+        self.nodes.get(id).copied()
+    }
+
+    /// Stops holding `id`, whose view as held is `view`.
+    fn release(&mut self, id: &str, view: Option<&NodeView>) {
+        if self.nodes.remove(id).is_none() {
+            return;
+        }
+        for k in view.into_iter().flat_map(|v| v.vifs.keys()) {
+            self.forget(k, id);
+        }
+    }
+
+    fn forget(&mut self, iface: &str, node: &str) {
+        if let Some(set) = self.vifs.get_mut(iface) {
+            set.remove(node);
+            if set.is_empty() {
+                self.vifs.remove(iface);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: &str, vifs: &[&str]) -> NodeView {
+        NodeView {
+            id: id.into(),
+            encap_ip: "192.0.2.1".parse().expect("ip"),
+            encap_type: EncapType::Geneve,
+            bridge: "br-int".into(),
+            datapath_id: None,
+            vifs: vifs
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let vif = Vif {
+                        ofport: i as u32 + 1,
+                        interface: Uuid::nil(),
+                        name: (*v).into(),
+                    };
+                    ((*v).to_owned(), vif)
+                })
+                .collect(),
+            tunnels: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_held_node_stays_until_its_vifs_show_up_elsewhere() {
+        let f = TransportNodes::new();
+        f.report(node("hv1", &["a"]));
+        f.report(node("hv2", &["b", "c"]));
+        f.hold("hv2");
+        // Held: still there as last seen.
+        assert_eq!(f.snapshot().nodes["hv2"], node("hv2", &["b", "c"]));
+        // c was evacuated to hv1: hv2 no longer claims it, b stays.
+        f.report(node("hv1", &["a", "c"]));
+        let t = f.snapshot();
+        assert_eq!(
+            t.nodes["hv2"].vifs.keys().collect::<Vec<_>>(),
+            vec!["b"],
+            "held node keeps only what no live node reports"
+        );
+        assert!(t.nodes["hv1"].vifs.contains_key("c"));
+        // hv2 back: its fresh view replaces the held one and it is no longer held.
+        f.report(node("hv2", &["b"]));
+        f.report(node("hv1", &["a", "c", "b2"]));
+        assert_eq!(f.snapshot().nodes["hv2"], node("hv2", &["b"]));
+        // Forgotten for good.
+        f.hold("hv2");
+        f.forget("hv2");
+        assert!(!f.snapshot().nodes.contains_key("hv2"));
     }
 }

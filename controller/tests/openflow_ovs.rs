@@ -19,12 +19,13 @@ use std::time::{Duration, Instant};
 use openflow::{BundleControl, BundleCtrlType, Message, OfpMessage, SwitchFeatures};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+use weft::channels::Channels;
 use weft::desired::{DesiredNode, GroupSpec};
-use weft::fabric::Fabric;
 use weft::observed::ObservedState;
 use weft::southbound::openflow::{OpenFlowServer, OpenFlowStats, serve};
 use weft::topology::EncapType;
 use weft::topology::NodeView;
+use weft::topology::TransportNodes;
 
 /// A private OVS: ovsdb-server and ovs-vswitchd as children, killed and reaped on drop
 /// (also when the test panics).
@@ -430,19 +431,22 @@ async fn openflow_installs_only_the_difference_on_real_ovs() {
         "cookie=0x5745000000000099,table=60,priority=7,actions=drop",
     ]);
 
-    let fabric = Fabric::new();
+    let topology = TransportNodes::new();
+
+    let channels = Channels::new();
     let (events, _) = tokio::sync::broadcast::channel(64);
     let observed = Arc::new(ObservedState::new(events));
     let shutdown = CancellationToken::new();
     let server = serve(
         "127.0.0.1:0".parse().expect("addr"),
-        fabric.clone(),
+        topology.clone(),
+        channels.clone(),
         observed.clone(),
         shutdown.clone(),
     )
     .await
     .expect("serve");
-    fabric.upsert_node(NodeView {
+    topology.report(NodeView {
         id: "hv1".into(),
         encap_ip: "192.0.2.1".parse().expect("ip"),
         encap_type: EncapType::Geneve,
@@ -454,8 +458,8 @@ async fn openflow_installs_only_the_difference_on_real_ovs() {
     let (p1, p2, p3) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     let v1 = desired(&flows_v1(), GROUPS_V1, &[p1].into());
     assert_eq!(v1.flows.len(), flows_v1().lines().count());
-    fabric.publish_desired("hv1", Arc::new(v1.clone()));
-    let installed = fabric.watch_installed();
+    channels.publish_desired("hv1", Arc::new(v1.clone()));
+    let installed = channels.watch_installed();
     let server_addr = server.local_addr;
     let target = format!("tcp:{server_addr}");
     ovs.vsctl(&["set-controller", "br-int", &target]);
@@ -496,7 +500,7 @@ async fn openflow_installs_only_the_difference_on_real_ovs() {
     let before = duration_of(&ovs, unchanged);
     std::thread::sleep(Duration::from_millis(1100));
     let v2 = desired(&flows_v2(), GROUPS_V1, &[p1, p2].into());
-    fabric.publish_desired("hv1", Arc::new(v2.clone()));
+    channels.publish_desired("hv1", Arc::new(v2.clone()));
     wait_for("v2 reported installed", || {
         installed_on_hv1(&installed) == [p1, p2].into()
     })
@@ -534,7 +538,8 @@ async fn openflow_installs_only_the_difference_on_real_ovs() {
     let shutdown = CancellationToken::new();
     let server = serve(
         server_addr,
-        fabric.clone(),
+        topology.clone(),
+        channels.clone(),
         observed.clone(),
         shutdown.clone(),
     )
@@ -563,7 +568,7 @@ async fn openflow_installs_only_the_difference_on_real_ovs() {
     let bad = format!("{C}table=30,priority=70,metadata=0x1389 actions=group:99\n");
     let v3 = desired(&(flows_v2() + &bad), GROUPS_V1, &[p1, p2, p3].into());
     let failed_before = stat(&server, |s| &s.failed_installs);
-    fabric.publish_desired("hv1", Arc::new(v3));
+    channels.publish_desired("hv1", Arc::new(v3));
     wait_for("rejection", || {
         stat(&server, |s| &s.failed_installs) > failed_before
     })
@@ -640,19 +645,21 @@ async fn openflow_dump_returns_flows_in_the_form_they_were_sent() {
     std::fs::write(&f, &text).expect("write");
     ovs.ofctl(&["add-flows", "br-int", &s(&f)]);
     let want = desired(&text, "", &BTreeSet::new());
-    let fabric = Fabric::new();
+    let topology = TransportNodes::new();
+    let channels = Channels::new();
     let (events, _) = tokio::sync::broadcast::channel(64);
     let observed = Arc::new(ObservedState::new(events));
     let shutdown = CancellationToken::new();
     let server = serve(
         "127.0.0.1:0".parse().expect("addr"),
-        fabric.clone(),
+        topology.clone(),
+        channels.clone(),
         observed.clone(),
         shutdown.clone(),
     )
     .await
     .expect("serve");
-    fabric.upsert_node(NodeView {
+    topology.report(NodeView {
         id: "hv1".into(),
         encap_ip: "192.0.2.1".parse().expect("ip"),
         encap_type: EncapType::Geneve,
@@ -661,7 +668,7 @@ async fn openflow_dump_returns_flows_in_the_form_they_were_sent() {
         vifs: BTreeMap::new(),
         tunnels: BTreeMap::new(),
     });
-    fabric.publish_desired("hv1", Arc::new(want.clone()));
+    channels.publish_desired("hv1", Arc::new(want.clone()));
     ovs.vsctl(&[
         "set-controller",
         "br-int",
@@ -693,7 +700,7 @@ async fn openflow_dump_returns_flows_in_the_form_they_were_sent() {
 
 /// The ports hv1's switch acknowledged, as last reported.
 fn installed_on_hv1(
-    rx: &tokio::sync::watch::Receiver<Arc<weft::fabric::InstalledPorts>>,
+    rx: &tokio::sync::watch::Receiver<Arc<weft::channels::InstalledPorts>>,
 ) -> std::collections::BTreeSet<uuid::Uuid> {
     rx.borrow()
         .get("hv1")

@@ -17,13 +17,14 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use weft::binding::PortBinding;
+use weft::channels::Channels;
 use weft::config::Endpoint;
 use weft::desired::{DesiredNode, TunnelSpec};
-use weft::fabric::Fabric;
 use weft::model::{LogicalModel, LogicalPort, LogicalSwitch, MacAddr};
 use weft::observed::ObservedState;
 use weft::southbound::ovsdb::{OvsdbContext, OvsdbSouthbound, serve, tunnel_port_name};
 use weft::topology::EncapType;
+use weft::topology::TransportNodes;
 
 const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
 /// Nothing listens there; vswitchd just keeps trying.
@@ -235,7 +236,8 @@ async fn eventually(what: &str, ovs: &[&Ovs], mut check: impl FnMut() -> bool) {
 }
 
 struct Harness {
-    fabric: Arc<Fabric>,
+    topology: Arc<TransportNodes>,
+    channels: Arc<Channels>,
     observed: Arc<ObservedState>,
     port: LogicalPort,
     model: watch::Sender<Arc<LogicalModel>>,
@@ -283,24 +285,33 @@ fn harness() -> (Harness, OvsdbContext) {
     let port = logical_port("vm1-port", 1);
     let (model_tx, model_rx) = watch::channel(Arc::new(model_of(std::slice::from_ref(&port))));
     let (events, _) = broadcast::channel(1024);
-    let fabric = Fabric::new();
+    let topology = TransportNodes::new();
+    let channels = Channels::new();
     let observed = Arc::new(ObservedState::new(events));
     let shutdown = CancellationToken::new();
     // What the daemon's compiler task does for the sessions: the bindings, from the model
     // and the topology; and the port-status task that turns them into marks.
-    tokio::spawn(publish_bindings(model_rx, fabric.clone(), shutdown.clone()));
+    tokio::spawn(publish_bindings(
+        model_rx,
+        topology.clone(),
+        channels.clone(),
+        shutdown.clone(),
+    ));
     tokio::spawn(weft::port_status::run(
-        fabric.clone(),
+        topology.clone(),
+        channels.clone(),
         observed.clone(),
         shutdown.clone(),
     ));
     let ctx = OvsdbContext {
-        fabric: fabric.clone(),
+        topology: topology.clone(),
+        channels: channels.clone(),
         observed: observed.clone(),
     };
     (
         Harness {
-            fabric,
+            topology,
+            channels,
             observed,
             port,
             model: model_tx,
@@ -313,14 +324,15 @@ fn harness() -> (Harness, OvsdbContext) {
 /// Publishes [`Bindings::compute`] of every new model or topology.
 async fn publish_bindings(
     mut model: watch::Receiver<Arc<LogicalModel>>,
-    fabric: Arc<Fabric>,
+    nodes: Arc<TransportNodes>,
+    channels: Arc<Channels>,
     shutdown: CancellationToken,
 ) {
-    let mut topology = fabric.watch_topology();
+    let mut topology = nodes.watch();
     loop {
         let m = model.borrow_and_update().clone();
         let t = topology.borrow_and_update().clone();
-        fabric.publish_bindings(Arc::new(weft::binding::Bindings::compute(&m, &t)));
+        channels.publish_bindings(Arc::new(weft::binding::Bindings::compute(&m, &t)));
         tokio::select! {
             _ = shutdown.cancelled() => return,
             r = model.changed() => if r.is_err() { return },
@@ -432,14 +444,14 @@ async fn southbound_ovsdb_passive_two_hypervisors() {
         "both nodes in the topology with their datapath ids",
         &[&hv1, &hv2],
         || {
-            let t = h.fabric.topology();
+            let t = h.topology.snapshot();
             ["hv1", "hv2"]
                 .iter()
                 .all(|n| t.nodes.get(*n).is_some_and(|v| v.datapath_id.is_some()))
         },
     )
     .await;
-    let t = h.fabric.topology();
+    let t = h.topology.snapshot();
     let v2 = &t.nodes["hv2"];
     assert_eq!(v2.encap_type, EncapType::Vxlan);
     assert_eq!(v2.encap_ip.to_string(), "192.0.2.2");
@@ -480,7 +492,7 @@ async fn southbound_ovsdb_passive_two_hypervisors() {
         "type=dummy",
     ]);
     eventually("vm1 in the topology with its ofport", &[&hv1], || {
-        h.fabric.topology().nodes["hv1"]
+        h.topology.snapshot().nodes["hv1"]
             .vifs
             .get("vm1-port")
             .is_some_and(|v| v.ofport > 0)
@@ -491,7 +503,7 @@ async fn southbound_ovsdb_passive_two_hypervisors() {
         .and_then(|s| s.parse().ok())
         .expect("vm1 ofport");
     assert_eq!(
-        h.fabric.topology().nodes["hv1"].vifs["vm1-port"].ofport,
+        h.topology.snapshot().nodes["hv1"].vifs["vm1-port"].ofport,
         ofport
     );
     eventually("vm1-port bound in the observed state", &[&hv1], || {
@@ -511,7 +523,7 @@ async fn southbound_ovsdb_passive_two_hypervisors() {
             ..Default::default()
         })
     };
-    h.fabric.publish_desired(
+    h.channels.publish_desired(
         "hv1",
         desired(vec![
             tunnel("hv2", "192.0.2.2", "192.0.2.1", EncapType::Geneve),
@@ -558,14 +570,14 @@ async fn southbound_ovsdb_passive_two_hypervisors() {
         );
     }
     eventually("tunnels reported with their ofports", &[&hv1], || {
-        let t = h.fabric.topology();
+        let t = h.topology.snapshot();
         let tun = &t.nodes["hv1"].tunnels;
         tun.get("hv2").is_some_and(|p| *p > 0) && tun.get("hv3").is_some_and(|p| *p > 0)
     })
     .await;
 
     // Drop one: exactly that one goes; vm1 and keep0 stay.
-    h.fabric.publish_desired(
+    h.channels.publish_desired(
         "hv1",
         desired(vec![tunnel(
             "hv2",
@@ -587,7 +599,7 @@ async fn southbound_ovsdb_passive_two_hypervisors() {
     // STT (accepted by the dummy datapath here), and a tunnel someone edited: Weft
     // puts its options back.
     let to_hv4 = tunnel_port_name("hv4");
-    h.fabric.publish_desired(
+    h.channels.publish_desired(
         "hv1",
         desired(vec![
             tunnel("hv2", "192.0.2.2", "192.0.2.1", EncapType::Geneve),
@@ -596,7 +608,7 @@ async fn southbound_ovsdb_passive_two_hypervisors() {
     );
     eventually("the STT tunnel reported with its ofport", &[&hv1], || {
         hv1.get("interface", &to_hv4, "type").as_deref() == Some("stt")
-            && h.fabric.topology().nodes["hv1"]
+            && h.topology.snapshot().nodes["hv1"]
                 .tunnels
                 .get("hv4")
                 .is_some_and(|p| *p > 0)
@@ -614,7 +626,7 @@ async fn southbound_ovsdb_passive_two_hypervisors() {
             == Some("192.0.2.2")
     })
     .await;
-    h.fabric.publish_desired(
+    h.channels.publish_desired(
         "hv1",
         desired(vec![tunnel(
             "hv2",
@@ -629,7 +641,7 @@ async fn southbound_ovsdb_passive_two_hypervisors() {
     .await;
 
     // weft-installed follows the OpenFlow side's report.
-    h.fabric
+    h.channels
         .report_installed("hv1", BTreeSet::from([h.port.id]));
     eventually("weft-installed=true on vm1", &[&hv1], || {
         hv1.get("interface", "vm1", "external_ids:weft-installed")
@@ -638,7 +650,7 @@ async fn southbound_ovsdb_passive_two_hypervisors() {
     })
     .await;
     assert!(h.observed.port_status(&h.port.id).up);
-    h.fabric.report_installed("hv1", BTreeSet::new());
+    h.channels.report_installed("hv1", BTreeSet::new());
     eventually("weft-installed cleared on vm1", &[&hv1], || {
         hv1.get("interface", "vm1", "external_ids:weft-installed")
             .is_none()
@@ -667,7 +679,7 @@ async fn southbound_ovsdb_passive_two_hypervisors() {
         "external_ids:iface-id=not-in-model",
     ]);
     eventually("hv1 still served after the bad peers", &[&hv1], || {
-        h.fabric.topology().nodes["hv1"]
+        h.topology.snapshot().nodes["hv1"]
             .vifs
             .contains_key("not-in-model")
     })
@@ -690,11 +702,11 @@ async fn southbound_ovsdb_passive_two_hypervisors() {
     hv2.vsctl(&["del-manager"]);
     eventually("hv2 marked disconnected", &[&hv2], || {
         h.observed.node("hv2").is_some_and(|n| !n.ovsdb_connected)
-            && !h.fabric.topology().nodes.contains_key("hv2")
+            && !h.topology.snapshot().nodes.contains_key("hv2")
     })
     .await;
     assert!(h.observed.node("hv1").is_some_and(|n| n.ovsdb_connected));
-    assert!(h.fabric.topology().nodes.contains_key("hv1"));
+    assert!(h.topology.snapshot().nodes.contains_key("hv1"));
 
     h.shutdown.cancel();
     server.join().await;
@@ -810,8 +822,8 @@ async fn southbound_ovsdb_scale_vifs() {
         &format!("tcp:{}", server.local_addr().expect("addr")),
     ]);
     eventually("br-int", &[&hv], || {
-        h.fabric
-            .topology()
+        h.topology
+            .snapshot()
             .nodes
             .get("hv1")
             .is_some_and(|v| v.datapath_id.is_some())
@@ -854,12 +866,12 @@ async fn southbound_ovsdb_scale_vifs() {
     .await;
     let t_ovs = t0.elapsed();
     eventually("all VIFs in the topology", &[&hv], || {
-        h.fabric.topology().nodes["hv1"].vifs.len() == usize::from(n)
+        h.topology.snapshot().nodes["hv1"].vifs.len() == usize::from(n)
     })
     .await;
     let t_vifs = t0.elapsed();
     let t1 = std::time::Instant::now();
-    h.fabric
+    h.channels
         .report_installed("hv1", ports.iter().map(|p| p.id).collect());
     eventually("all VIFs weft-installed", &[&hv], || {
         hv.vsctl(&[

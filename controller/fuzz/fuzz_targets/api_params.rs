@@ -56,9 +56,9 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     runtime().block_on(async {
         let (controller, writer) = Controller::start(Box::new(MemStore)).expect("start");
-        let fabric = weft::fabric::Fabric::new();
+        let nodes = weft::topology::TransportNodes::new();
         let ctx = ApiContext::new(controller)
-            .with_tracer(Arc::new(weft::compiler::trace::LiveTracer::new(fabric)));
+            .with_tracer(Arc::new(weft::compiler::trace::LiveTracer::new(nodes)));
         let module = rpc_module(ctx).expect("module");
         let mut calls: Vec<(String, Vec<u8>)> = SETUP
             .iter()

@@ -189,8 +189,16 @@ impl IncrementalCompiler {
             }
         }
         for iface in &touched_ifaces {
-            if let Some(p) = model.find_port(iface) {
-                rebind.insert(p.id);
+            match model.find_port(iface) {
+                Some(p) => {
+                    rebind.insert(p.id);
+                }
+                None => {
+                    if let Some(vifs) = self.claims.get(&claim_key(iface)) {
+                        tracing::info!(iface_id = %iface, ?vifs,
+                            "interface names no known logical port (yet)");
+                    }
+                }
             }
         }
         for id in rebind {

@@ -24,7 +24,7 @@
 //! ## Wiring (compiler task, reconciler, API)
 //! - Compiler task: keep one [`IncrementalCompiler`]; on every new model snapshot or
 //!   topology (`Fabric::watch_topology`), `for (node, d) in ic.update(&model, &topo)`
-//!   `{ fabric.publish_desired(&node, Arc::new(d)) }`.
+//!   `{ channels.publish_desired(&node, Arc::new(d)) }`.
 //! - Reconciler: `DesiredNode::flows` is keyed like `FlowStats::key()`/`content()`, so a
 //!   dump requested with `flow_stats_request(xid, COOKIE_WEFT, COOKIE_MASK)` diffs
 //!   directly; [`DesiredNode::flow_mods`]/[`DesiredNode::group_mods`] give the adds.

@@ -719,12 +719,12 @@ pub fn walk_ct(
 /// switches get, walked on the software table (no switch involved).
 #[derive(Debug)]
 pub struct LiveTracer {
-    fabric: std::sync::Arc<crate::fabric::Fabric>,
+    topology: std::sync::Arc<crate::topology::TransportNodes>,
 }
 
 impl LiveTracer {
-    pub fn new(fabric: std::sync::Arc<crate::fabric::Fabric>) -> Self {
-        LiveTracer { fabric }
+    pub fn new(topology: std::sync::Arc<crate::topology::TransportNodes>) -> Self {
+        LiveTracer { topology }
     }
 }
 
@@ -738,7 +738,7 @@ impl crate::api::Tracer for LiveTracer {
     ) -> Result<serde_json::Value, crate::error::ApiError> {
         use crate::error::ApiError;
         let p = packet;
-        let topology = self.fabric.topology();
+        let topology = self.topology.snapshot();
         let t = trace(model, &topology, None, &port.id.to_string(), p).map_err(|e| match e {
             TraceError::PortNotFound(_) => ApiError::not_found("port", "port", &port.name),
             TraceError::BadPacket { field, reason } => {

@@ -5,7 +5,7 @@
 //! only the difference, inside one atomic ordered bundle followed by a barrier. Never a
 //! flush: a reconnect or a weftd restart leaves traffic flowing.
 //!
-//! Wiring (weftd): `serve(cfg.openflow_listen, fabric, observed, shutdown_token)`; the
+//! Wiring (weftd): `serve(cfg.openflow_listen, topology, channels, observed, shutdown_token)`; the
 //! returned [`OpenFlowServer`] reports the bound address and counters.
 
 pub use openflow::session;
@@ -30,10 +30,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::compiler::cookie_for;
 
+use crate::channels::Channels;
 use crate::desired::{DesiredNode, GroupSpec};
-use crate::fabric::Fabric;
 use crate::observed::{FlowRejection, InstalledFlows, ObservedState, TransportNode};
 use crate::reconcile;
+use crate::topology::TransportNodes;
 use openflow::session::{
     CloseReason, Session, SessionConfig, SessionEvent, describe_error, error_name,
 };
@@ -134,13 +135,15 @@ impl OpenFlowServer {
 /// Binds `listen` and serves switches until `shutdown` is cancelled.
 pub async fn serve(
     listen: SocketAddr,
-    fabric: Arc<Fabric>,
+    topology: Arc<TransportNodes>,
+    channels: Arc<Channels>,
     observed: Arc<ObservedState>,
     shutdown: CancellationToken,
 ) -> std::io::Result<OpenFlowServer> {
     serve_with(
         listen,
-        fabric,
+        topology,
+        channels,
         observed,
         shutdown,
         OpenFlowSettings::default(),
@@ -151,7 +154,8 @@ pub async fn serve(
 /// [`serve`] with explicit settings.
 pub async fn serve_with(
     listen: SocketAddr,
-    fabric: Arc<Fabric>,
+    topology: Arc<TransportNodes>,
+    channels: Arc<Channels>,
     observed: Arc<ObservedState>,
     shutdown: CancellationToken,
     settings: OpenFlowSettings,
@@ -165,7 +169,8 @@ pub async fn serve_with(
         current: std::sync::Mutex::new(BTreeMap::new()),
         released: tokio::sync::Notify::new(),
         next_conn: AtomicU64::new(1),
-        fabric,
+        topology,
+        channels,
         observed,
         settings,
         stats: stats.clone(),
@@ -208,7 +213,8 @@ struct Ctx {
     /// Woken when a connection gives up its node.
     released: tokio::sync::Notify,
     next_conn: AtomicU64,
-    fabric: Arc<Fabric>,
+    topology: Arc<TransportNodes>,
+    channels: Arc<Channels>,
     observed: Arc<ObservedState>,
     settings: OpenFlowSettings,
     stats: Arc<OpenFlowStats>,
@@ -608,10 +614,10 @@ async fn handshake(conn: &mut Conn) -> Result<u64, ConnError> {
 
 /// Waits until an OVSDB session reports the bridge with this datapath id.
 async fn associate(conn: &mut Conn, dpid: u64, ctx: &Ctx) -> Result<String, ConnError> {
-    let mut topo = ctx.fabric.watch_topology();
+    let mut topo = ctx.topology.watch();
     let mut waited = Duration::ZERO;
     loop {
-        if let Some(node) = ctx.fabric.node_by_datapath(dpid) {
+        if let Some(node) = ctx.topology.node_by_datapath(dpid) {
             return Ok(node);
         }
         let step = ctx.settings.association_log_interval;
@@ -697,7 +703,7 @@ struct Installer<'a> {
     ctx: &'a Ctx,
     /// What we believe the switch holds (its flows and groups); `None` = unknown, dump
     /// first. After a successful install this is the very state that was installed,
-    /// shared with the fabric's desired state and the observed state, not a copy.
+    /// shared with the node's desired state and the observed state, not a copy.
     installed: Option<Arc<DesiredNode>>,
     use_bundles: bool,
     next_bundle: u32,
@@ -880,11 +886,11 @@ impl<'a> Installer<'a> {
     }
 
     async fn run(&mut self, conn: &mut Conn) -> ConnError {
-        let mut desired_rx = self.ctx.fabric.watch_desired(self.node);
+        let mut desired_rx = self.ctx.channels.watch_desired(self.node);
         let mut backoff = self.ctx.settings.retry_min;
         // Nothing is compiled for this node yet (weftd just started): the switch keeps
         // what it has until there is a real desired state to compare it with.
-        while !self.ctx.fabric.desired_published(self.node) {
+        while !self.ctx.channels.desired_published(self.node) {
             tracing::debug!(
                 node = self.node,
                 "waiting for the node's first desired state"
@@ -1041,9 +1047,9 @@ impl<'a> Installer<'a> {
         // The diff is empty or was applied whole: the switch's Weft flows and its groups
         // are now exactly `desired`'s (what `reconcile::apply` would compute). Keeping
         // `desired` itself, not a copy, means one table per node in memory, shared with
-        // the fabric and with `node_flows`, which prints it only when asked.
+        // the node's channel and with `node_flows`, which prints it only when asked.
         self.ctx
-            .fabric
+            .channels
             .report_installed(self.node, desired.bound_ports.clone());
         self.ctx
             .observed
@@ -1298,7 +1304,8 @@ fn log_rejection(node: &str, what: &str, error: &ErrorMsg) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::topology::NodeView;
+    use crate::channels::Channels;
+    use crate::topology::{NodeView, TransportNodes};
     use openflow::{Field, FlowMod, Instruction, Match, MultipartReply, MultipartReplyBody};
     use std::collections::BTreeSet;
     use uuid::Uuid;
@@ -1378,7 +1385,8 @@ mod tests {
     /// given back once its install is done, not held while the switch idles.
     #[tokio::test]
     async fn resync_turns_are_given_back() {
-        let fabric = Fabric::new();
+        let topology = TransportNodes::new();
+        let channels = Channels::new();
         let (events, _) = tokio::sync::broadcast::channel(16);
         let observed = Arc::new(ObservedState::new(events));
         let shutdown = CancellationToken::new();
@@ -1388,7 +1396,8 @@ mod tests {
         };
         let server = serve_with(
             "127.0.0.1:0".parse().unwrap(),
-            fabric.clone(),
+            topology.clone(),
+            channels.clone(),
             observed.clone(),
             shutdown.clone(),
             settings,
@@ -1398,7 +1407,7 @@ mod tests {
         let mut waits = Vec::new();
         for n in 1..=3u64 {
             let id = format!("hv{n}");
-            fabric.upsert_node(NodeView {
+            topology.report(NodeView {
                 id: id.clone(),
                 encap_ip: format!("192.0.2.{n}").parse().unwrap(),
                 encap_type: Default::default(),
@@ -1420,8 +1429,8 @@ mod tests {
                 ..Default::default()
             };
             d.flows.insert(fm.key(), fm.content());
-            fabric.publish_desired(&id, Arc::new(d));
-            let mut installed = fabric.watch_installed();
+            channels.publish_desired(&id, Arc::new(d));
+            let mut installed = channels.watch_installed();
             waits.push(async move {
                 while !installed
                     .borrow_and_update()
@@ -1446,19 +1455,21 @@ mod tests {
     /// sits in its handshake.
     #[tokio::test]
     async fn falls_back_to_plain_flow_mods_without_bundles() {
-        let fabric = Fabric::new();
+        let topology = TransportNodes::new();
+        let channels = Channels::new();
         let (events, _) = tokio::sync::broadcast::channel(16);
         let observed = Arc::new(ObservedState::new(events));
         let shutdown = CancellationToken::new();
         let server = serve(
             "127.0.0.1:0".parse().unwrap(),
-            fabric.clone(),
+            topology.clone(),
+            channels.clone(),
             observed.clone(),
             shutdown.clone(),
         )
         .await
         .unwrap();
-        fabric.upsert_node(NodeView {
+        topology.report(NodeView {
             id: "hv9".into(),
             encap_ip: "192.0.2.9".parse().unwrap(),
             encap_type: Default::default(),
@@ -1480,8 +1491,8 @@ mod tests {
             ..Default::default()
         };
         d.flows.insert(fm.key(), fm.content());
-        fabric.publish_desired("hv9", Arc::new(d));
-        let mut installed = fabric.watch_installed();
+        channels.publish_desired("hv9", Arc::new(d));
+        let mut installed = channels.watch_installed();
 
         // A broken switch that connects and never speaks must not hold up the good one.
         let _silent = TcpStream::connect(server.local_addr).await.unwrap();

@@ -9,7 +9,7 @@
 //! - keeps the integration bridge as DESIGN.md §3 says (`fail_mode=secure`,
 //!   `protocols=OpenFlow13`, the advertised controller target, `disable-in-band`), creating
 //!   it when missing and repairing it when someone changes it;
-//! - publishes a [`NodeView`] to the [`Fabric`] and the [`TransportNode`] / port bindings
+//! - publishes a [`NodeView`] to the [`TransportNodes`] and the [`TransportNode`] / port bindings
 //!   to [`ObservedState`];
 //! - keeps the node's tunnel ports equal to its desired [`TunnelSpec`]s (one guarded
 //!   transaction per change) and writes `external_ids:weft-installed` from the set of
@@ -48,12 +48,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::channels::Channels;
 use crate::config::{Config, Endpoint};
 use crate::desired::{DesiredNode, TunnelSpec};
-use crate::fabric::Fabric;
 use crate::observed::{ObservedState, TransportNode};
 use crate::topology::EncapType;
-use crate::topology::{NodeView, Vif};
+use crate::topology::{NodeView, TransportNodes, Vif};
 
 /// `external_ids` keys of the hypervisor's root row and interfaces (DESIGN.md §3).
 pub const KEY_SYSTEM_ID: &str = "system-id";
@@ -94,7 +94,7 @@ pub struct OvsdbSouthbound {
     pub max_sessions: usize,
     pub min_backoff: Duration,
     pub max_backoff: Duration,
-    /// How long a node whose OVSDB session ended stays in the fabric's topology, as last
+    /// How long a node whose OVSDB session ended stays in the topology, as last
     /// seen, before it is forgotten. Forgetting it makes every other node drop its tunnel
     /// and flows towards it, so an ovsdb-server restart or a short underlay cut must not
     /// do that: the node's data plane keeps forwarding while its session is down.
@@ -164,7 +164,8 @@ impl OvsdbSouthbound {
 /// What the sessions read and write.
 #[derive(Clone, Debug)]
 pub struct OvsdbContext {
-    pub fabric: Arc<Fabric>,
+    pub topology: Arc<TransportNodes>,
+    pub channels: Arc<Channels>,
     pub observed: Arc<ObservedState>,
 }
 
@@ -200,7 +201,8 @@ impl OvsdbServer {
 /// let ovsdb = southbound::ovsdb::serve(
 ///     OvsdbSouthbound::from_config(&cfg),
 ///     OvsdbContext {
-///         fabric: fabric.clone(),
+///         topology: nodes.clone(),
+///         channels: channels.clone(),
 ///         observed: controller.observed().clone(),
 ///         model: controller.watch_model(),
 ///     },
@@ -914,8 +916,8 @@ impl Session {
                 ));
                 return false;
             }
-            self.desired = Some(self.shared.ctx.fabric.watch_desired(&settings.id));
-            self.marks = Some(self.shared.ctx.fabric.watch_marks(&settings.id));
+            self.desired = Some(self.shared.ctx.channels.watch_desired(&settings.id));
+            self.marks = Some(self.shared.ctx.channels.watch_marks(&settings.id));
             self.written_at.clear();
             self.memo = Memo::default();
             tracing::info!(peer = %self.peer, node = %settings.id, encap_ip = %settings.encap_ip,
@@ -947,38 +949,13 @@ impl Session {
         let ctx = &self.shared.ctx;
         // Held, the node's ports show down and unbound in the API at once
         // (`port_status`), while the other nodes keep tunnelling to it for the grace.
-        self.forget_later(&node.id);
+        ctx.topology
+            .session_ended(&node.id, self.shared.cfg.node_hold);
         ctx.observed
             .update_node(&node.id, |n| n.ovsdb_connected = false);
         tracing::info!(peer = %self.peer, node = %node.id, "hypervisor marked disconnected");
         self.shared.owners().remove(&node.id);
         self.shared.released.send_modify(|n| *n = n.wrapping_add(1));
-    }
-
-    /// Removes the node from the fabric after [`OvsdbSouthbound::node_hold`], unless a
-    /// session serves it again by then (it then publishes its own, fresh view).
-    fn forget_later(&self, id: &str) {
-        let hold = self.shared.cfg.node_hold;
-        if hold.is_zero() {
-            // Called while this session still owns the node: remove it now.
-            self.shared.ctx.fabric.remove_node(id);
-            return;
-        }
-        tracing::info!(node = %id, ?hold, "keeping the hypervisor in the topology while it may come back");
-        self.shared.ctx.fabric.hold_node(id);
-        let shared = self.shared.clone();
-        let id = id.to_owned();
-        let forget = move || {
-            if shared.owners().contains_key(&id) {
-                return;
-            }
-            tracing::info!(node = %id, "hypervisor still disconnected; other nodes stop tunnelling to it");
-            shared.ctx.fabric.remove_node(&id);
-        };
-        tokio::spawn(async move {
-            tokio::time::sleep(hold).await;
-            forget();
-        });
     }
 
     fn may_write(&self, kind: WriteKind) -> bool {
@@ -1094,7 +1071,7 @@ impl Session {
             n.ovsdb_connected = true;
             n.datapath_id = datapath_id;
         });
-        ctx.fabric.upsert_node(NodeView {
+        ctx.topology.report(NodeView {
             id: node.id.clone(),
             encap_ip: node.encap_ip,
             encap_type: node.encap_type,
@@ -1111,7 +1088,7 @@ impl Session {
         node: &NodeSettings,
         bridge: &Bridge,
     ) -> Option<Transaction> {
-        if !self.shared.ctx.fabric.desired_published(&node.id) {
+        if !self.shared.ctx.channels.desired_published(&node.id) {
             // Not compiled yet: an empty placeholder would delete every tunnel.
             return None;
         }

@@ -1,0 +1,164 @@
+//! The per-node hand-offs between the compiler task and the southbound: each node's
+//! desired state out to its OpenFlow and OVSDB sessions, acknowledged installs back, the
+//! bindings to the port-status task and its `weft-installed` marks to the OVSDB session.
+//!
+//! Watch channels keep only the latest value: a session that falls behind skips straight
+//! to the newest desired state instead of replaying stale ones.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::binding::Bindings;
+use crate::desired::DesiredNode;
+
+/// The hub; cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Channels {
+    nodes: Mutex<BTreeMap<String, NodeChannels>>,
+    /// Where every port is bound, as the compiler task last decided ([`crate::binding`]).
+    bindings: watch::Sender<Arc<Bindings>>,
+    /// Per node, the logical ports whose flows its switch acknowledged (barrier) in the
+    /// last install: one map, so the port-status task wakes once for any node's report.
+    installed: watch::Sender<Arc<InstalledPorts>>,
+}
+
+#[derive(Debug)]
+struct NodeChannels {
+    desired: watch::Sender<Arc<DesiredNode>>,
+    /// False until the compiler published this node's state once: the channel's initial
+    /// (empty) value is a placeholder, and acting on it would remove everything the
+    /// switch holds, e.g. right after a weftd restart.
+    published: bool,
+    /// The ofports of the VIFs to mark `weft-installed` (the port-status task's answer,
+    /// for the node's OVSDB session).
+    marks: watch::Sender<Arc<BTreeSet<u32>>>,
+}
+
+/// System-id -> the logical ports whose flows that node's switch acknowledged.
+pub type InstalledPorts = imbl::OrdMap<String, Arc<BTreeSet<Uuid>>>;
+
+impl NodeChannels {
+    fn new() -> Self {
+        NodeChannels {
+            desired: watch::channel(Arc::new(DesiredNode::default())).0,
+            published: false,
+            marks: watch::channel(Arc::new(BTreeSet::new())).0,
+        }
+    }
+}
+
+impl Channels {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Channels {
+            nodes: Mutex::new(BTreeMap::new()),
+            bindings: watch::channel(Arc::new(Bindings::default())).0,
+            installed: watch::channel(Arc::new(InstalledPorts::new())).0,
+        })
+    }
+
+    fn channels(&self) -> MutexGuard<'_, BTreeMap<String, NodeChannels>> {
+        self.nodes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Publishes a node's desired state (compiler task only). Returns whether it changed.
+    pub fn publish_desired(&self, node: &str, desired: Arc<DesiredNode>) -> bool {
+        let mut nodes = self.channels();
+        let ch = nodes
+            .entry(node.to_string())
+            .or_insert_with(NodeChannels::new);
+        let first = !ch.published;
+        ch.published = true;
+        ch.desired.send_if_modified(|d| {
+            if **d == *desired && !first {
+                return false;
+            }
+            *d = desired;
+            true
+        })
+    }
+
+    /// Whether the compiler published `node`'s desired state yet. Sessions install
+    /// nothing (and so remove nothing) before it has: the watch's initial value is empty.
+    pub fn desired_published(&self, node: &str) -> bool {
+        self.channels().get(node).is_some_and(|c| c.published)
+    }
+
+    /// The desired state of a node, as a watch (OpenFlow and OVSDB sessions).
+    pub fn watch_desired(&self, node: &str) -> watch::Receiver<Arc<DesiredNode>> {
+        self.channels()
+            .entry(node.to_string())
+            .or_insert_with(NodeChannels::new)
+            .desired
+            .subscribe()
+    }
+
+    /// Reported by the OpenFlow session after the barrier that followed an install.
+    pub fn report_installed(&self, node: &str, ports: BTreeSet<Uuid>) {
+        self.installed.send_if_modified(|cur| {
+            if cur.get(node).is_some_and(|c| **c == ports) {
+                return false;
+            }
+            Arc::make_mut(cur).insert(node.to_owned(), Arc::new(ports));
+            true
+        });
+    }
+
+    /// Every node's installed ports (the port-status task).
+    pub fn watch_installed(&self) -> watch::Receiver<Arc<InstalledPorts>> {
+        self.installed.subscribe()
+    }
+
+    /// Publishes where every port is bound (compiler task only).
+    pub fn publish_bindings(&self, bindings: Arc<Bindings>) {
+        self.bindings.send_replace(bindings);
+    }
+
+    /// Where every port is bound (the port-status task).
+    pub fn watch_bindings(&self) -> watch::Receiver<Arc<Bindings>> {
+        self.bindings.subscribe()
+    }
+
+    /// Publishes the ofports to mark `weft-installed` on `node` (port-status task only).
+    pub fn publish_marks(&self, node: &str, marks: BTreeSet<u32>) {
+        let mut nodes = self.channels();
+        let ch = nodes
+            .entry(node.to_string())
+            .or_insert_with(NodeChannels::new);
+        ch.marks.send_if_modified(|cur| {
+            if **cur == marks {
+                return false;
+            }
+            *cur = Arc::new(marks);
+            true
+        });
+    }
+
+    /// The ofports to mark `weft-installed` on `node` (its OVSDB session).
+    pub fn watch_marks(&self, node: &str) -> watch::Receiver<Arc<BTreeSet<u32>>> {
+        self.channels()
+            .entry(node.to_string())
+            .or_insert_with(NodeChannels::new)
+            .marks
+            .subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_publish_wakes_watchers_even_when_empty() {
+        let f = Channels::new();
+        let mut rx = f.watch_desired("hv1");
+        assert!(!f.desired_published("hv1"));
+        assert!(f.publish_desired("hv1", Arc::new(DesiredNode::default())));
+        assert!(f.desired_published("hv1"));
+        assert!(rx.has_changed().expect("sender alive"));
+        rx.borrow_and_update();
+        assert!(!f.publish_desired("hv1", Arc::new(DesiredNode::default())));
+    }
+}
