@@ -495,12 +495,6 @@ pub fn preflight() -> Result<()> {
     }
     const TOOLS: &[(&str, &str)] = &[
         ("ip", "iproute2"),
-        ("ovsdb-server", "openvswitch-switch"),
-        ("ovs-vswitchd", "openvswitch-switch"),
-        ("ovs-vsctl", "openvswitch-switch"),
-        ("ovs-ofctl", "openvswitch-common"),
-        ("ovs-appctl", "openvswitch-common"),
-        ("ovsdb-tool", "openvswitch-common"),
         ("ethtool", "ethtool"),
         ("ping", "iputils-ping"),
         ("sysctl", "procps"),
@@ -510,12 +504,7 @@ pub fn preflight() -> Result<()> {
             return Err(LabError::MissingProgram { program, package });
         }
     }
-    if !Path::new(OVS_SCHEMA).is_file() {
-        return Err(LabError::MissingSchema {
-            path: OVS_SCHEMA.into(),
-        });
-    }
-    Ok(())
+    crate::sandbox::require_ovs(true)
 }
 
 /// Every lab id that has any trace on this machine: namespaces, root links, state dirs.
