@@ -228,7 +228,12 @@ fn py_run(
 ) -> (usize, f64) {
     let out = Command::new(py)
         .arg(script)
-        .args([mode, &server.unix_target(), common::SCHEMA, &n.to_string()])
+        .args([
+            mode,
+            &server.unix_target(),
+            integration::lab::OVS_SCHEMA,
+            &n.to_string(),
+        ])
         .output()
         .unwrap();
     assert!(

@@ -7,8 +7,6 @@ use std::path::PathBuf;
 
 use integration::sandbox::{Daemon, OvsSandbox};
 
-pub use integration::lab::OVS_SCHEMA as SCHEMA;
-
 pub struct OvsdbServer {
     pub ovs: OvsSandbox,
     /// The port ovsdb-server picked for `ptcp:0` (no race with other tests for a "free"
