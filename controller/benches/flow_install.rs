@@ -23,10 +23,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use integration::sandbox::{Datapath, OvsSandbox};
 use openflow::OfpMessage;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -46,138 +46,29 @@ const SWITCHES: usize = 500;
 const PER_SWITCH: usize = 64;
 const DPID: u64 = 0xabc;
 
-struct Ovs {
-    dir: tempfile::TempDir,
-    children: Vec<Child>,
-}
-
-impl Drop for Ovs {
-    fn drop(&mut self) {
-        for c in self.children.iter_mut().rev() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn sbin(bin: &str) -> PathBuf {
-    let p = Path::new("/usr/sbin").join(bin);
-    if p.exists() {
-        return p;
-    }
-    let p = Path::new("/usr/bin").join(bin);
-    assert!(
-        p.exists(),
-        "{bin} not found: this bench needs Open vSwitch (apt install openvswitch-switch)"
-    );
-    p
-}
+/// The private ovsdb-server + dummy-datapath ovs-vswitchd (stopped by PID on drop).
+struct Ovs(OvsSandbox);
 
 impl Ovs {
-    fn path(&self, f: &str) -> PathBuf {
-        self.dir.path().join(f)
-    }
-
-    fn cmd(&self, bin: &str) -> Command {
-        let mut c = Command::new(sbin(bin));
-        c.env("OVS_RUNDIR", self.dir.path())
-            .env("OVS_LOGDIR", self.dir.path())
-            .env("OVS_DBDIR", self.dir.path())
-            .current_dir(self.dir.path());
-        c
-    }
-
-    fn run(&self, bin: &str, args: &[&str]) -> String {
-        let out = self
-            .cmd(bin)
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("running {bin}: {e}"));
-        assert!(
-            out.status.success(),
-            "{bin} {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn wait_for(&self, f: &str) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !self.path(f).exists() {
-            assert!(Instant::now() < deadline, "{f} never appeared");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
     fn start() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("weft-flow-install")
-            .tempdir()
-            .expect("temp dir");
-        let mut ovs = Ovs {
-            dir,
-            children: Vec::new(),
-        };
-        let db = ovs.path("conf.db");
-        ovs.run(
-            "ovsdb-tool",
-            &[
-                "create",
-                &db.to_string_lossy(),
-                "/usr/share/openvswitch/vswitch.ovsschema",
-            ],
-        );
-        let sock = ovs.path("db.sock");
-        let child = ovs
-            .cmd("ovsdb-server")
-            .arg(&db)
-            .arg(format!("--remote=punix:{}", sock.display()))
-            .arg(format!(
-                "--unixctl={}",
-                ovs.path("ovsdb-server.ctl").display()
-            ))
-            .arg(format!(
-                "--log-file={}",
-                ovs.path("ovsdb-server.log").display()
-            ))
-            .arg("--no-chdir")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn ovsdb-server");
-        ovs.children.push(child);
-        ovs.wait_for("db.sock");
-        ovs.vsctl(&["--no-wait", "init"]);
-        let child = ovs
-            .cmd("ovs-vswitchd")
-            .arg(format!("unix:{}", sock.display()))
-            .args(["--enable-dummy", "--disable-system", "--no-chdir"])
-            .arg(format!(
-                "--unixctl={}",
-                ovs.path("ovs-vswitchd.ctl").display()
-            ))
-            .arg(format!(
-                "--log-file={}",
-                ovs.path("ovs-vswitchd.log").display()
-            ))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn ovs-vswitchd");
-        ovs.children.push(child);
-        ovs.wait_for("ovs-vswitchd.ctl");
-        ovs
+        let ovs = OvsSandbox::builder("flow-install")
+            .vswitchd(Datapath::Dummy)
+            .start()
+            .unwrap_or_else(|e| panic!("{e}"));
+        Ovs(ovs)
+    }
+
+    /// A scratch file in the sandbox's directory.
+    fn path(&self, f: &str) -> PathBuf {
+        self.0.dir().join(f)
     }
 
     fn vsctl(&self, args: &[&str]) -> String {
-        let db_arg = format!("--db=unix:{}", self.path("db.sock").display());
-        let mut all = vec![db_arg.as_str(), "--timeout=60"];
-        all.extend_from_slice(args);
-        self.run("ovs-vsctl", &all)
+        self.0.vsctl(args).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn ofctl(&self, args: &[&str]) -> String {
-        self.run("ovs-ofctl", args)
+        self.0.ofctl(args).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn flow_count(&self, bridge: &str) -> usize {

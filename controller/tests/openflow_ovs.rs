@@ -12,10 +12,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use integration::sandbox::{Datapath, OvsSandbox};
 use openflow::{BundleControl, BundleCtrlType, Message, OfpMessage, SwitchFeatures};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -27,127 +28,42 @@ use weft::topology::EncapType;
 use weft::topology::NodeView;
 use weft::topology::TransportNodes;
 
-/// A private OVS: ovsdb-server and ovs-vswitchd as children, killed and reaped on drop
+/// A private OVS: ovsdb-server and ovs-vswitchd (dummy datapath), stopped by PID on drop
 /// (also when the test panics).
-struct Ovs {
-    dir: tempfile::TempDir,
-    children: Vec<Child>,
-}
-
-impl Drop for Ovs {
-    fn drop(&mut self) {
-        for c in self.children.iter_mut().rev() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
+struct Ovs(OvsSandbox);
 
 impl Ovs {
+    fn start() -> Ovs {
+        let ovs = OvsSandbox::builder("of")
+            .vswitchd(Datapath::Dummy)
+            .start()
+            .unwrap_or_else(|e| panic!("{e}"));
+        Ovs(ovs)
+    }
+
+    /// The sandbox's directory (for scratch files).
     fn path(&self) -> &Path {
-        self.dir.path()
+        self.0.dir()
     }
 
+    /// A tool with the environment that points it at this OVS.
     fn cmd(&self, prog: &str) -> Command {
-        let mut c = Command::new(prog);
-        c.env("OVS_RUNDIR", self.path())
-            .env("OVS_LOGDIR", self.path())
-            .env("OVS_DBDIR", self.path())
-            .env("OVS_SYSCONFDIR", self.path());
-        c
-    }
-
-    /// Runs a tool to completion; panics with its stderr when it fails.
-    fn run(&self, prog: &str, args: &[&str]) -> String {
-        let o = self
-            .cmd(prog)
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {prog}: {e} (is Open vSwitch installed?)"));
-        assert!(
-            o.status.success(),
-            "{prog} {args:?} failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
+        self.0.tool(prog).command()
     }
 
     fn vsctl(&self, args: &[&str]) -> String {
-        let mut a = vec!["--timeout=30"];
-        a.extend_from_slice(args);
-        self.run("ovs-vsctl", &a)
+        self.0.vsctl(args).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn ofctl(&self, args: &[&str]) -> String {
         let mut a = vec!["-O", "OpenFlow13"];
         a.extend_from_slice(args);
-        self.run("ovs-ofctl", &a)
-    }
-
-    fn start() -> Ovs {
-        let schema = "/usr/share/openvswitch/vswitch.ovsschema";
-        assert!(
-            Path::new(schema).exists() && which("ovs-vswitchd") && which("ovsdb-server"),
-            "Open vSwitch is not installed (need ovsdb-server, ovs-vswitchd, ovs-vsctl, \
-             ovs-ofctl and {schema}: apt-get install openvswitch-switch)"
-        );
-        let dir = tempfile::Builder::new()
-            .prefix("weft-of")
-            .tempdir_in("/tmp")
-            .expect("temp dir");
-        let mut ovs = Ovs {
-            dir,
-            children: Vec::new(),
-        };
-        let db = ovs.path().join("conf.db");
-        ovs.run("ovsdb-tool", &["create", &s(&db), schema]);
-        let sock = ovs.path().join("db.sock");
-        let base = ovs.path().to_path_buf();
-        let log = |n: &str| format!("--log-file={}", s(&base.join(n)));
-        let child = ovs
-            .cmd("ovsdb-server")
-            .args([
-                &s(&db),
-                &format!("--remote=punix:{}", s(&sock)),
-                &format!("--unixctl={}", s(&ovs.path().join("ovsdb-server.ctl"))),
-                &log("ovsdb-server.log"),
-                "--no-chdir",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn ovsdb-server");
-        ovs.children.push(child);
-        wait_blocking("ovsdb-server socket", || sock.exists());
-        ovs.vsctl(&["--no-wait", "init"]);
-        let child = ovs
-            .cmd("ovs-vswitchd")
-            .args([
-                &format!("unix:{}", s(&sock)),
-                "--enable-dummy",
-                "--disable-system",
-                "--disable-system-route",
-                &format!("--unixctl={}", s(&ovs.path().join("ovs-vswitchd.ctl"))),
-                &log("ovs-vswitchd.log"),
-                "--no-chdir",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn ovs-vswitchd");
-        ovs.children.push(child);
-        ovs
+        self.0.ofctl(a).unwrap_or_else(|e| panic!("{e}"))
     }
 }
 
 fn s(p: &Path) -> String {
     p.display().to_string()
-}
-
-fn which(prog: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(prog).exists()))
-        .unwrap_or(false)
 }
 
 /// Polls `cond` (bounded, so a broken build fails instead of hanging).

@@ -7,11 +7,12 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use integration::sandbox::{Daemon, Datapath, OvsSandbox};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
@@ -26,163 +27,50 @@ use weft::southbound::ovsdb::{OvsdbContext, OvsdbSouthbound, serve, tunnel_port_
 use weft::topology::EncapType;
 use weft::topology::TransportNodes;
 
-const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
 /// Nothing listens there; vswitchd just keeps trying.
 const ADVERTISE: &str = "127.0.0.1:9";
 
-fn bin(name: &str) -> PathBuf {
-    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"] {
-        let p = Path::new(dir).join(name);
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!("{name} not found: these tests need Open vSwitch (apt-get install openvswitch-switch)");
-}
-
-/// One hypervisor's OVS: ovsdb-server, optionally ovs-vswitchd, in a temp dir.
-struct Ovs {
-    dir: tempfile::TempDir,
-    sock: PathBuf,
-    db: Child,
-    vswitchd: Option<Child>,
-}
-
-impl Drop for Ovs {
-    fn drop(&mut self) {
-        for c in self
-            .vswitchd
-            .iter_mut()
-            .chain(std::iter::once(&mut self.db))
-        {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
+/// One hypervisor's OVS: ovsdb-server (honouring `set-manager`), optionally ovs-vswitchd
+/// on the dummy datapath, in a temp dir, stopped by PID on drop.
+struct Ovs(OvsSandbox);
 
 impl Ovs {
     fn start(with_vswitchd: bool) -> Ovs {
-        assert!(
-            Path::new(SCHEMA).is_file(),
-            "{SCHEMA} not found: install openvswitch-common"
-        );
-        let dir = tempfile::Builder::new()
-            .prefix("weft-sbovsdb-")
-            .tempdir()
-            .expect("temp dir");
-        let conf = dir.path().join("conf.db");
-        let out = Command::new(bin("ovsdb-tool"))
-            .arg("create")
-            .arg(&conf)
-            .arg(SCHEMA)
-            .output()
-            .expect("run ovsdb-tool");
-        assert!(out.status.success(), "ovsdb-tool create: {out:?}");
-        let sock = dir.path().join("db.sock");
-        let db = Self::spawn_db(dir.path(), &sock);
-        let mut ovs = Ovs {
-            dir,
-            sock,
-            db,
-            vswitchd: None,
-        };
-        ovs.vsctl(&["init"]);
+        let mut builder =
+            OvsSandbox::builder("sbovsdb").remote("db:Open_vSwitch,Open_vSwitch,manager_options");
         if with_vswitchd {
-            let d = ovs.dir.path();
-            let child = Self::env(Command::new(bin("ovs-vswitchd")), d)
-                .arg(format!("unix:{}", ovs.sock.display()))
-                .args(["--enable-dummy", "--disable-system", "-vconsole:off"])
-                .arg(format!(
-                    "--pidfile={}",
-                    d.join("ovs-vswitchd.pid").display()
-                ))
-                .arg(format!(
-                    "--log-file={}",
-                    d.join("ovs-vswitchd.log").display()
-                ))
-                .arg(format!(
-                    "--unixctl={}",
-                    d.join("ovs-vswitchd.ctl").display()
-                ))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn ovs-vswitchd");
-            ovs.vswitchd = Some(child);
+            builder = builder.vswitchd(Datapath::Dummy);
         }
-        ovs
+        Ovs(builder.start().unwrap_or_else(|e| panic!("{e}")))
     }
 
-    fn env(mut cmd: Command, dir: &Path) -> Command {
-        for v in ["OVS_RUNDIR", "OVS_LOGDIR", "OVS_DBDIR", "OVS_SYSCONFDIR"] {
-            cmd.env(v, dir);
-        }
-        cmd
+    fn sock(&self) -> PathBuf {
+        self.0.db_socket()
     }
 
-    fn spawn_db(dir: &Path, sock: &Path) -> Child {
-        let _ = std::fs::remove_file(sock);
-        let mut child = Self::env(Command::new(bin("ovsdb-server")), dir)
-            .arg(dir.join("conf.db"))
-            .arg(format!("--remote=punix:{}", sock.display()))
-            .arg("--remote=db:Open_vSwitch,Open_vSwitch,manager_options")
-            .arg(format!(
-                "--unixctl={}",
-                dir.join("ovsdb-server.ctl").display()
-            ))
-            .arg(format!(
-                "--pidfile={}",
-                dir.join("ovsdb-server.pid").display()
-            ))
-            .arg(format!(
-                "--log-file={}",
-                dir.join("ovsdb-server.log").display()
-            ))
-            .arg("-vconsole:off")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn ovsdb-server");
-        for _ in 0..1000 {
-            if std::os::unix::net::UnixStream::connect(sock).is_ok() {
-                return child;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("ovsdb-server exited early with {status}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("ovsdb-server did not open {}", sock.display());
+    /// ovsdb-server's PID, for signals.
+    fn db_pid(&self) -> String {
+        let pid = self.0.pid(Daemon::OvsdbServer);
+        pid.expect("ovsdb-server runs").to_string()
     }
 
     /// Stops ovsdb-server (our connection drops) and starts it again on the same files.
     fn restart_db(&mut self) {
-        let _ = self.db.kill();
-        let _ = self.db.wait();
-        self.db = Self::spawn_db(self.dir.path(), &self.sock);
+        self.stop_db();
+        let started = self.0.start_daemon(Daemon::OvsdbServer);
+        started.unwrap_or_else(|e| panic!("{e}"));
     }
 
     fn stop_db(&mut self) {
-        let _ = self.db.kill();
-        let _ = self.db.wait();
+        self.0.kill(Daemon::OvsdbServer);
     }
 
+    /// `ovs-vsctl --no-wait ARGS`: stdout (trimmed), or stderr on failure.
     fn vsctl_result(&self, args: &[&str]) -> Result<String, String> {
-        let out = Self::env(Command::new(bin("ovs-vsctl")), self.dir.path())
-            .arg(format!("--db=unix:{}", self.sock.display()))
-            .args(["--no-wait", "--timeout=20"])
-            .args(args)
-            .output()
-            .map_err(|e| e.to_string())?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        let args = std::iter::once(&"--no-wait").chain(args);
+        match self.0.vsctl(args) {
+            Ok(out) => Ok(out.trim().to_owned()),
+            Err(e) => Err(e.to_string()),
         }
     }
 
@@ -208,17 +96,7 @@ impl Ovs {
     }
 
     fn log(&self) -> String {
-        let mut s = String::new();
-        for f in ["ovsdb-server.log", "ovs-vswitchd.log"] {
-            let text = std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(30).collect();
-            s.push_str(&format!("--- {f}\n"));
-            for l in tail.into_iter().rev() {
-                s.push_str(l);
-                s.push('\n');
-            }
-        }
-        s
+        self.0.log_tail(30)
     }
 }
 
@@ -723,10 +601,7 @@ async fn southbound_ovsdb_active_unix_reconnects() {
     let cfg = OvsdbSouthbound {
         listen: None,
         // Twice: two sessions for one system-id; one serves, the other waits for it.
-        active: vec![
-            Endpoint::Unix(hv.sock.clone()),
-            Endpoint::Unix(hv.sock.clone()),
-        ],
+        active: vec![Endpoint::Unix(hv.sock()), Endpoint::Unix(hv.sock())],
         openflow_advertise: Some(ADVERTISE.parse().expect("addr")),
         inactivity_probe: Duration::from_millis(300),
         min_backoff: Duration::from_millis(50),
@@ -757,7 +632,7 @@ async fn southbound_ovsdb_active_unix_reconnects() {
     .await;
 
     // The database hangs (SIGSTOP): our echo goes unanswered and the session ends.
-    let pid = hv.db.id().to_string();
+    let pid = hv.db_pid();
     signal("STOP", &pid);
     eventually("hung hv9 found dead by keepalive", &[&hv], || {
         h.observed.node("hv9").is_some_and(|n| !n.ovsdb_connected)

@@ -14,6 +14,7 @@ use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use integration::sandbox::{Datapath, OvsSandbox};
 use openflow::action::{Ct, CtZone};
 use openflow::oxm::{NXM_NX, NXM_OF, OFPXMC_OPENFLOW_BASIC};
 use openflow::print::print_message;
@@ -1245,87 +1246,12 @@ fn ofp_print_matches_ovs_for_session_messages() {
 }
 
 /// A private ovsdb-server + ovs-vswitchd (dummy datapath, no kernel) in a temp dir; both
-/// are killed by pid when this guard drops, even if the test panics.
-struct PrivateOvs {
-    dir: tempfile::TempDir,
-    children: Vec<ChildGuard>,
-}
-
-impl PrivateOvs {
-    fn start() -> PrivateOvs {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().to_path_buf();
-        let p = |n: &str| d.join(n).to_string_lossy().into_owned();
-        let ok = Command::new("ovsdb-tool")
-            .args([
-                "create",
-                &p("conf.db"),
-                "/usr/share/openvswitch/vswitch.ovsschema",
-            ])
-            .status()
-            .expect("ovsdb-tool missing: install openvswitch-switch");
-        assert!(ok.success(), "ovsdb-tool create failed");
-        let mut children = Vec::new();
-        let db = Command::new("ovsdb-server")
-            .arg(p("conf.db"))
-            .arg(format!("--remote=punix:{}", p("db.sock")))
-            .arg(format!("--unixctl={}", p("ovsdb.ctl")))
-            .arg(format!("--log-file={}", p("ovsdb.log")))
-            .arg("--no-chdir")
-            .env("OVS_RUNDIR", &d)
-            .env("OVS_LOGDIR", &d)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("ovsdb-server missing: install openvswitch-switch");
-        children.push(ChildGuard(db));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !d.join("db.sock").exists() {
-            assert!(
-                Instant::now() < deadline,
-                "ovsdb-server did not start (see {})",
-                p("ovsdb.log")
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let vs = Command::new("ovs-vswitchd")
-            .arg(format!("unix:{}", p("db.sock")))
-            .args(["--enable-dummy", "--disable-system", "--no-chdir"])
-            .arg(format!("--unixctl={}", p("vswitchd.ctl")))
-            .arg(format!("--log-file={}", p("vswitchd.log")))
-            .env("OVS_RUNDIR", &d)
-            .env("OVS_LOGDIR", &d)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("ovs-vswitchd missing: install openvswitch-switch");
-        children.push(ChildGuard(vs));
-        PrivateOvs { dir, children }
-    }
-
-    fn vsctl(&self, args: &[&str]) {
-        let db = format!("--db=unix:{}", self.dir.path().join("db.sock").display());
-        let o = Command::new("ovs-vsctl")
-            .arg(db)
-            .arg("--timeout=20")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "ovs-vsctl {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
-}
-
-impl Drop for PrivateOvs {
-    fn drop(&mut self) {
-        // Children are killed (vswitchd first) by their guards.
-        while let Some(c) = self.children.pop() {
-            drop(c);
-        }
-    }
+/// are stopped by pid when it drops, even if the test panics.
+fn private_ovs() -> OvsSandbox {
+    OvsSandbox::builder("of-interop")
+        .vswitchd(Datapath::Dummy)
+        .start()
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The controller side of one OpenFlow connection from real OVS, for the test below.
@@ -1373,10 +1299,10 @@ impl Conn {
 #[test]
 fn real_ovs_installs_our_flows_and_reports_them_back_equal() {
     require_ovs_ofctl();
-    let ovs = PrivateOvs::start();
+    let ovs = private_ovs();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let target = format!("tcp:{}", listener.local_addr().unwrap());
-    ovs.vsctl(&[
+    ovs.vsctl([
         "add-br",
         "br0",
         "--",
@@ -1386,8 +1312,9 @@ fn real_ovs_installs_our_flows_and_reports_them_back_equal() {
         "datapath_type=dummy",
         "protocols=OpenFlow13",
         "fail_mode=secure",
-    ]);
-    ovs.vsctl(&["set-controller", "br0", &target]);
+    ])
+    .unwrap();
+    ovs.vsctl(["set-controller", "br0", &target]).unwrap();
     listener.set_nonblocking(true).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let stream = loop {
@@ -1396,7 +1323,7 @@ fn real_ovs_installs_our_flows_and_reports_them_back_equal() {
             Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
             Err(e) => panic!(
                 "OVS never connected to {target}: {e} (logs in {})",
-                ovs.dir.path().display()
+                ovs.dir().display()
             ),
         }
     };

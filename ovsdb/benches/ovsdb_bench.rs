@@ -228,7 +228,12 @@ fn py_run(
 ) -> (usize, f64) {
     let out = Command::new(py)
         .arg(script)
-        .args([mode, &server.unix_target(), common::SCHEMA, &n.to_string()])
+        .args([
+            mode,
+            &server.unix_target(),
+            integration::lab::OVS_SCHEMA,
+            &n.to_string(),
+        ])
         .output()
         .unwrap();
     assert!(
@@ -272,7 +277,7 @@ fn main() {
     let rust_apply = median(applies);
     let vs_list = median((0..RUNS).map(|_| vsctl_list(&server)).collect());
     let py = python();
-    let script = server.dir.path().join("bench_idl.py");
+    let script = server.ovs.dir().join("bench_idl.py");
     std::fs::write(&script, PY).unwrap();
     let py_initial = py.as_ref().map(|py| {
         median(

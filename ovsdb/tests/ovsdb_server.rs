@@ -703,9 +703,11 @@ async fn reconnects_after_server_restart() {
         SessionEvent::Disconnected { .. } => {}
         other => panic!("{other:?}"),
     }
-    let out = std::process::Command::new("ovsdb-tool")
+    let out = server
+        .ovs
+        .tool("ovsdb-tool")
         .arg("transact")
-        .arg(&server.db)
+        .arg(server.db())
         .arg(
             json!(["Open_vSwitch", {"op": "mutate", "table": "Open_vSwitch", "where": [],
                 "mutations": [["external_ids", "insert", ["map", [["offline", "yes"]]]]]}])

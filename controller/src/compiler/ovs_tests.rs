@@ -9,10 +9,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
+use integration::sandbox::{Datapath, OvsSandbox};
 use openflow::{
     FlowContent, FlowKey, Mac, Message, MultipartReplyBody, OfpMessage, port as ofport,
 };
@@ -22,179 +22,38 @@ use super::tests::{model_with_acls as model, topology};
 use super::*;
 use crate::desired::GroupSpec;
 
-/// Our own ovsdb-server and ovs-vswitchd, stopped (by their PIDs, as our children) when
-/// dropped, even if the test panics.
-struct OvsInstance {
-    dir: tempfile::TempDir,
-    children: Vec<Child>,
-}
-
-impl Drop for OvsInstance {
-    fn drop(&mut self) {
-        for c in self.children.iter_mut().rev() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn require(bin: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).exists()))
-        .unwrap_or(false)
-        || Path::new("/usr/sbin").join(bin).exists();
-    assert!(
-        found,
-        "{bin} not found: the OVS-backed compiler test needs Open vSwitch (apt install openvswitch-switch)"
-    );
-}
-
-fn sbin(bin: &str) -> PathBuf {
-    let p = Path::new("/usr/sbin").join(bin);
-    if p.exists() { p } else { PathBuf::from(bin) }
-}
+/// Our own ovsdb-server and ovs-vswitchd (dummy datapath), stopped by their PIDs when
+/// dropped, even if the test panics. Failures show the daemons' log tails.
+struct OvsInstance(OvsSandbox);
 
 impl OvsInstance {
-    fn path(&self, f: &str) -> PathBuf {
-        self.dir.path().join(f)
+    fn start() -> Self {
+        let ovs = OvsSandbox::builder("compiler-ovs")
+            .vswitchd(Datapath::Dummy)
+            .start()
+            .unwrap_or_else(|e| panic!("{e}"));
+        OvsInstance(ovs)
     }
 
-    fn cmd(&self, bin: &str) -> Command {
-        let mut c = Command::new(sbin(bin));
-        c.env("OVS_RUNDIR", self.dir.path())
-            .env("OVS_LOGDIR", self.dir.path())
-            .env("OVS_DBDIR", self.dir.path())
-            .current_dir(self.dir.path());
-        c
+    /// A file in the run dir: scratch files and the bridges' `.mgmt` sockets.
+    fn path(&self, f: &str) -> PathBuf {
+        self.0.run_dir().join(f)
+    }
+
+    fn check(&self, out: integration::lab::Result<String>) -> String {
+        out.unwrap_or_else(|e| panic!("{e}\n{}", self.0.log_tail(20)))
     }
 
     fn run(&self, bin: &str, args: &[&str]) -> String {
-        let out = self
-            .cmd(bin)
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("running {bin}: {e}"));
-        assert!(
-            out.status.success(),
-            "{bin} {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            self.logs()
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn logs(&self) -> String {
-        let mut s = String::new();
-        for f in ["ovsdb-server.log", "ovs-vswitchd.log"] {
-            if let Ok(t) = std::fs::read_to_string(self.path(f)) {
-                s.push_str(&format!("--- {f} (tail)\n"));
-                let lines: Vec<&str> = t.lines().collect();
-                for l in &lines[lines.len().saturating_sub(20)..] {
-                    s.push_str(l);
-                    s.push('\n');
-                }
-            }
-        }
-        s
-    }
-
-    fn wait_for(&self, f: &str) {
-        // A bound on a hung daemon, not a timing assertion.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !self.path(f).exists() {
-            assert!(
-                Instant::now() < deadline,
-                "{f} never appeared\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn start() -> Self {
-        for b in [
-            "ovsdb-tool",
-            "ovsdb-server",
-            "ovs-vswitchd",
-            "ovs-vsctl",
-            "ovs-ofctl",
-            "ovs-appctl",
-        ] {
-            require(b);
-        }
-        let dir = tempfile::Builder::new()
-            .prefix("weft-compiler-ovs")
-            .tempdir()
-            .expect("temp dir");
-        let mut ovs = OvsInstance {
-            dir,
-            children: Vec::new(),
-        };
-        let db = ovs.path("conf.db");
-        ovs.run(
-            "ovsdb-tool",
-            &[
-                "create",
-                &db.to_string_lossy(),
-                "/usr/share/openvswitch/vswitch.ovsschema",
-            ],
-        );
-        let sock = ovs.path("db.sock");
-        let child = ovs
-            .cmd("ovsdb-server")
-            .arg(&db)
-            .arg(format!("--remote=punix:{}", sock.display()))
-            .arg(format!(
-                "--unixctl={}",
-                ovs.path("ovsdb-server.ctl").display()
-            ))
-            .arg(format!(
-                "--log-file={}",
-                ovs.path("ovsdb-server.log").display()
-            ))
-            .arg("--no-chdir")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn ovsdb-server");
-        ovs.children.push(child);
-        ovs.wait_for("db.sock");
-        let db_arg = format!("--db=unix:{}", sock.display());
-        ovs.run("ovs-vsctl", &[&db_arg, "--no-wait", "init"]);
-        let child = ovs
-            .cmd("ovs-vswitchd")
-            .arg(format!("unix:{}", sock.display()))
-            .args(["--enable-dummy", "--disable-system", "--no-chdir"])
-            .arg(format!(
-                "--unixctl={}",
-                ovs.path("ovs-vswitchd.ctl").display()
-            ))
-            .arg(format!(
-                "--log-file={}",
-                ovs.path("ovs-vswitchd.log").display()
-            ))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn ovs-vswitchd");
-        ovs.children.push(child);
-        ovs.wait_for("ovs-vswitchd.ctl");
-        ovs
+        self.check(self.0.tool(bin).args(args).run())
     }
 
     fn vsctl(&self, args: &[&str]) -> String {
-        let db_arg = format!("--db=unix:{}", self.path("db.sock").display());
-        let mut all = vec![db_arg.as_str(), "--timeout=60"];
-        all.extend_from_slice(args);
-        self.run("ovs-vsctl", &all)
+        self.check(self.0.vsctl(args))
     }
 
     fn appctl(&self, args: &[&str]) -> String {
-        let t = self.path("ovs-vswitchd.ctl");
-        let ts = t.to_string_lossy().into_owned();
-        let mut all = vec!["-t", ts.as_str()];
-        all.extend_from_slice(args);
-        self.run("ovs-appctl", &all)
+        self.check(self.0.appctl(args))
     }
 }
 

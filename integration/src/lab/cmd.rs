@@ -8,9 +8,10 @@ use std::process::{Child, Command, Output, Stdio};
 
 use super::error::{LabError, Result, bounded};
 
-/// A command line to run, optionally inside a network namespace and with extra environment.
+/// A command line to run, optionally inside a network namespace and with extra environment;
+/// failures carry the full command line and stderr.
 #[derive(Debug, Clone)]
-pub(crate) struct Cmd {
+pub struct Cmd {
     program: OsString,
     args: Vec<OsString>,
     netns: Option<String>,
@@ -18,7 +19,8 @@ pub(crate) struct Cmd {
 }
 
 impl Cmd {
-    pub(crate) fn new(program: impl Into<OsString>) -> Self {
+    /// `program`, looked up in the `PATH` of [`sbin_path`].
+    pub fn new(program: impl Into<OsString>) -> Self {
         Cmd {
             program: program.into(),
             args: Vec::new(),
@@ -27,12 +29,14 @@ impl Cmd {
         }
     }
 
-    pub(crate) fn arg(mut self, arg: impl Into<OsString>) -> Self {
+    /// Appends one argument.
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
         self.args.push(arg.into());
         self
     }
 
-    pub(crate) fn args<I, S>(mut self, args: I) -> Self
+    /// Appends arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
@@ -43,18 +47,19 @@ impl Cmd {
 
     /// Run inside `netns` (through `ip netns exec`, which `exec`s the program, so the PID
     /// of the spawned child is the program's own PID).
-    pub(crate) fn netns(mut self, netns: &str) -> Self {
+    pub fn netns(mut self, netns: &str) -> Self {
         self.netns = Some(netns.to_owned());
         self
     }
 
-    pub(crate) fn envs(mut self, env: &[(OsString, OsString)]) -> Self {
+    /// Adds environment variables (on top of the inherited ones).
+    pub fn envs(mut self, env: &[(OsString, OsString)]) -> Self {
         self.env.extend(env.iter().cloned());
         self
     }
 
     /// The command line as a human reads it, for error messages.
-    pub(crate) fn display(&self) -> String {
+    pub fn display(&self) -> String {
         let mut parts: Vec<String> = Vec::new();
         if let Some(ns) = &self.netns {
             parts.push(format!("ip netns exec {ns}"));
@@ -64,7 +69,8 @@ impl Cmd {
         parts.join(" ")
     }
 
-    fn command(&self) -> Command {
+    /// The `std::process::Command` this runs (for callers that spawn, pipe or time it).
+    pub fn command(&self) -> Command {
         let mut cmd = match &self.netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
@@ -82,7 +88,7 @@ impl Cmd {
     }
 
     /// Runs to completion and returns the raw output whatever the exit status.
-    pub(crate) fn output(&self) -> Result<Output> {
+    pub fn output(&self) -> Result<Output> {
         self.command()
             .stdin(Stdio::null())
             .output()
@@ -93,7 +99,7 @@ impl Cmd {
     }
 
     /// Runs to completion; a non-zero exit is an error. Returns stdout.
-    pub(crate) fn run(&self) -> Result<String> {
+    pub fn run(&self) -> Result<String> {
         let out = self.output()?;
         if !out.status.success() {
             return Err(self.failed(&out));
@@ -102,7 +108,7 @@ impl Cmd {
     }
 
     /// Builds the error for an unsuccessful `out`.
-    pub(crate) fn failed(&self, out: &Output) -> LabError {
+    pub fn failed(&self, out: &Output) -> LabError {
         let mut stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         if stderr.trim().is_empty() {
             stderr = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -115,7 +121,7 @@ impl Cmd {
     }
 
     /// Starts in the background with stdout/stderr piped.
-    pub(crate) fn spawn_piped(&self) -> Result<Child> {
+    pub fn spawn_piped(&self) -> Result<Child> {
         self.command()
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -130,7 +136,7 @@ impl Cmd {
 
 /// Whether `program` resolves through the `PATH` the lab's children get (see
 /// [`sbin_path`]), or is an existing absolute path.
-pub(crate) fn in_path(program: &str) -> bool {
+pub fn in_path(program: &str) -> bool {
     if program.contains('/') {
         return Path::new(program).is_file();
     }
@@ -139,7 +145,7 @@ pub(crate) fn in_path(program: &str) -> bool {
 
 /// Makes sure `/usr/sbin` and `/sbin` are searched when we spawn tools: cargo test run
 /// through `sudo` or a minimal CI shell often has a PATH without them.
-pub(crate) fn sbin_path() -> OsString {
+pub fn sbin_path() -> OsString {
     let current = std::env::var_os("PATH").unwrap_or_default();
     let mut dirs: Vec<std::path::PathBuf> = std::env::split_paths(&current).collect();
     for extra in ["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"] {

@@ -1,6 +1,7 @@
 //! One simulated hypervisor: a network namespace with its own `ovsdb-server` and
-//! `ovs-vswitchd` (userspace datapath, private run/db/log dirs), `br-phy` carrying the
-//! transport IP and linked to the underlay, and an empty `br-int` for the controller.
+//! `ovs-vswitchd` (an [`OvsSandbox`] with the userspace datapath, private run/db/log dirs),
+//! `br-phy` carrying the transport IP and linked to the underlay, and an empty `br-int` for
+//! the controller.
 //!
 //! The OVS tools need no namespace: they talk to the daemons over unix sockets in the
 //! hypervisor's run dir, selected by `OVS_RUNDIR` (and `--db=unix:..` for `ovs-vsctl`).
@@ -10,33 +11,14 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::cmd::Cmd;
 use super::error::{LabError, Result, bounded};
 use super::ovsjson::{self, Row};
-use super::process::{kill_all, owned_by, read_pidfile, terminate_all};
-use super::{OVS_SCHEMA, Shared, wait_for};
-
-/// The two daemons of a hypervisor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Daemon {
-    /// `ovsdb-server` (the configuration database).
-    OvsdbServer,
-    /// `ovs-vswitchd` (the switch).
-    Vswitchd,
-}
-
-impl Daemon {
-    /// Program name, also the pidfile stem.
-    pub fn program(self) -> &'static str {
-        match self {
-            Daemon::OvsdbServer => "ovsdb-server",
-            Daemon::Vswitchd => "ovs-vswitchd",
-        }
-    }
-}
+use super::{Shared, wait_for};
+use crate::sandbox::{Daemon, Datapath, OvsSandbox};
 
 /// Resident memory of a hypervisor's daemons (from `/proc/<pid>/status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -162,12 +144,6 @@ impl PortStats {
     }
 }
 
-#[derive(Debug, Default)]
-struct Daemons {
-    ovsdb_server: Option<u32>,
-    vswitchd: Option<u32>,
-}
-
 /// A simulated hypervisor (transport node). Obtained from [`crate::Lab::hypervisors`].
 #[derive(Debug)]
 pub struct Hypervisor {
@@ -175,9 +151,8 @@ pub struct Hypervisor {
     pub(crate) n: usize,
     name: String,
     netns: String,
-    dir: PathBuf,
     transport_ip: Ipv4Addr,
-    daemons: Mutex<Daemons>,
+    ovs: OvsSandbox,
 }
 
 impl Hypervisor {
@@ -189,49 +164,32 @@ impl Hypervisor {
         let netns = shared.id.hv_netns(n);
         let dir = shared.dir.join(&name);
         let transport_ip = shared.transport_ip(n)?;
+        create_namespace(&shared, n, &netns)?;
+        let ovs = OvsSandbox::builder(&name)
+            .dir(dir)
+            .netns(&netns)
+            // Honour Open_vSwitch.manager_options, i.e. `ovs-vsctl set-manager`.
+            .remote("db:Open_vSwitch,Open_vSwitch,manager_options")
+            .open_vswitch([
+                format!("external_ids:system-id={name}"),
+                format!("external_ids:hostname={name}"),
+                format!("external_ids:weft-encap-ip={transport_ip}"),
+                format!("external_ids:weft-encap-type={}", shared.encap.as_str()),
+                // One handler and one revalidator thread: a lab runs many vswitchds on few
+                // cores.
+                "other_config:n-handler-threads=1".into(),
+                "other_config:n-revalidator-threads=1".into(),
+            ])
+            .vswitchd(Datapath::Netdev)
+            .start()?;
         let hv = Hypervisor {
             shared,
             n,
             name,
             netns,
-            dir,
             transport_ip,
-            daemons: Mutex::default(),
+            ovs,
         };
-        hv.create_namespace()?;
-        for sub in ["run", "db", "log", "etc"] {
-            let path = hv.dir.join(sub);
-            std::fs::create_dir_all(&path).map_err(|source| LabError::Io {
-                op: "create",
-                path,
-                source,
-            })?;
-        }
-        let db = hv.db_file();
-        Cmd::new("ovsdb-tool")
-            .arg("create")
-            .arg(&db)
-            .arg(OVS_SCHEMA)
-            .run()?;
-        hv.start_daemon(Daemon::OvsdbServer)?;
-        let ip = hv.transport_ip.to_string();
-        hv.vsctl([
-            "--no-wait",
-            "--",
-            "init",
-            "--",
-            "set",
-            "Open_vSwitch",
-            ".",
-            &format!("external_ids:system-id={}", hv.name),
-            &format!("external_ids:hostname={}", hv.name),
-            &format!("external_ids:weft-encap-ip={ip}"),
-            &format!("external_ids:weft-encap-type={}", hv.shared.encap.as_str()),
-            // One handler and one revalidator thread: a lab runs many vswitchds on few cores.
-            "other_config:n-handler-threads=1",
-            "other_config:n-revalidator-threads=1",
-        ])?;
-        hv.start_daemon(Daemon::Vswitchd)?;
         // br-phy: the transport bridge; the userspace tunnel stack needs the transport IP
         // on a netdev bridge's internal port, not on the raw veth (see the recipe).
         // br-int: created empty; the controller sets fail_mode, protocols and controller.
@@ -268,42 +226,6 @@ impl Hypervisor {
         }
         hv.restore_transport_ip()?;
         Ok(hv)
-    }
-
-    fn create_namespace(&self) -> Result<()> {
-        let ns = &self.netns;
-        let ul = self.shared.id.underlay_netns();
-        Cmd::new("ip").args(["netns", "add", ns]).run()?;
-        // arp_ignore=1: ul0 has no address, but with the default 0 the kernel answers ARP
-        // for the transport IP on ul0 with ul0's MAC; a peer that caches that MAC sends
-        // tunnel packets OVS does not terminate. IPv6 off: a quiet underlay.
-        Cmd::new("sysctl")
-            .args([
-                "-qw",
-                "net.ipv4.conf.all.arp_ignore=1",
-                "net.ipv4.conf.default.arp_ignore=1",
-                "net.ipv6.conf.all.disable_ipv6=1",
-                "net.ipv6.conf.default.disable_ipv6=1",
-            ])
-            .netns(ns)
-            .run()?;
-        let link = format!("hv{}", self.n);
-        Cmd::new("ip")
-            .args([
-                "-n", &ul, "link", "add", "name", &link, "type", "veth", "peer", "name", "ul0",
-                "netns", ns,
-            ])
-            .run()?;
-        Cmd::new("ip")
-            .args(["-n", &ul, "link", "set", "dev", &link, "master", "ul", "up"])
-            .run()?;
-        Cmd::new("ip")
-            .args(["-n", ns, "link", "set", "dev", "lo", "up"])
-            .run()?;
-        Cmd::new("ip")
-            .args(["-n", ns, "link", "set", "dev", "ul0", "up"])
-            .run()?;
-        Ok(())
     }
 
     /// (Re)puts the transport IP on br-phy's internal port. Needed after every vswitchd
@@ -358,43 +280,27 @@ impl Hypervisor {
 
     /// Private directory holding `run/`, `db/`, `log/`, `etc/`.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.ovs.dir()
+    }
+
+    /// The hypervisor's OVS daemons and tools.
+    pub fn ovs(&self) -> &OvsSandbox {
+        &self.ovs
     }
 
     /// ovsdb-server's unix socket.
     pub fn db_socket(&self) -> PathBuf {
-        self.dir.join("run").join("db.sock")
+        self.ovs.db_socket()
     }
 
     /// `unix:<db socket>`: an OVSDB target a controller can dial directly.
     pub fn db_target(&self) -> String {
-        format!("unix:{}", self.db_socket().display())
-    }
-
-    fn db_file(&self) -> PathBuf {
-        self.dir.join("db").join("conf.db")
+        self.ovs.db_target()
     }
 
     /// Log file of a daemon (handy when a test fails).
     pub fn log_file(&self, daemon: Daemon) -> PathBuf {
-        self.dir
-            .join("log")
-            .join(format!("{}.log", daemon.program()))
-    }
-
-    fn rundir(&self) -> PathBuf {
-        self.dir.join("run")
-    }
-
-    /// The environment that points every OVS tool at this hypervisor's daemons.
-    fn env(&self) -> Vec<(OsString, OsString)> {
-        let d = |s: &str| self.dir.join(s).into_os_string();
-        vec![
-            ("OVS_RUNDIR".into(), d("run")),
-            ("OVS_DBDIR".into(), d("db")),
-            ("OVS_LOGDIR".into(), d("log")),
-            ("OVS_SYSCONFDIR".into(), d("etc")),
-        ]
+        self.ovs.log_file(daemon)
     }
 
     /// `ovs-vsctl --db=unix:<sock> --timeout=30 ARGS...`; returns stdout. Note that
@@ -404,12 +310,7 @@ impl Hypervisor {
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
     {
-        Cmd::new("ovs-vsctl")
-            .arg(format!("--db={}", self.db_target()))
-            .arg("--timeout=30")
-            .args(args)
-            .envs(&self.env())
-            .run()
+        self.ovs.vsctl(args)
     }
 
     /// `ovs-ofctl ARGS...` against this hypervisor's bridges (pass `-O OpenFlow13` yourself
@@ -419,7 +320,7 @@ impl Hypervisor {
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
     {
-        Cmd::new("ovs-ofctl").args(args).envs(&self.env()).run()
+        self.ovs.ofctl(args)
     }
 
     /// `ovs-ofctl -O OpenFlow13 dump-flows BRIDGE`, one flow per line (header dropped).
@@ -445,7 +346,7 @@ impl Hypervisor {
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
     {
-        Cmd::new("ovs-appctl").args(args).envs(&self.env()).run()
+        self.ovs.appctl(args)
     }
 
     /// `ovs-appctl ofproto/trace BRIDGE FLOW`: where the installed pipeline sends a
@@ -466,11 +367,7 @@ impl Hypervisor {
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
     {
-        Cmd::new("ovs-appctl")
-            .args(["-t", "ovsdb-server"])
-            .args(args)
-            .envs(&self.env())
-            .run()
+        self.ovs.appctl_ovsdb(args)
     }
 
     /// Runs a command inside the hypervisor's namespace; returns stdout.
@@ -481,7 +378,7 @@ impl Hypervisor {
     {
         Cmd::new(program)
             .args(args)
-            .envs(&self.env())
+            .envs(&self.ovs.env())
             .netns(&self.netns)
             .run()
     }
@@ -611,107 +508,42 @@ impl Hypervisor {
 
     /// PIDs of the running daemons (`None` when stopped or killed).
     pub fn pid(&self, daemon: Daemon) -> Option<u32> {
-        let d = self.daemons();
-        match daemon {
-            Daemon::OvsdbServer => d.ovsdb_server,
-            Daemon::Vswitchd => d.vswitchd,
-        }
+        self.ovs.pid(daemon)
     }
 
     /// Whether the daemon we started is still alive.
     pub fn is_running(&self, daemon: Daemon) -> bool {
-        self.pid(daemon)
-            .is_some_and(|pid| owned_by(pid, &self.rundir()))
-    }
-
-    fn daemons(&self) -> MutexGuard<'_, Daemons> {
-        // A poisoned lock only means another test thread panicked mid-update; the PIDs in
-        // it are still the best information we have.
-        self.daemons.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn set_pid(&self, daemon: Daemon, pid: Option<u32>) {
-        let mut d = self.daemons();
-        match daemon {
-            Daemon::OvsdbServer => d.ovsdb_server = pid,
-            Daemon::Vswitchd => d.vswitchd = pid,
-        }
-    }
-
-    fn start_daemon(&self, daemon: Daemon) -> Result<u32> {
-        let run = self.rundir();
-        let pidfile = run.join(format!("{}.pid", daemon.program()));
-        let log = self.log_file(daemon);
-        let mut cmd = Cmd::new(daemon.program());
-        if daemon == Daemon::OvsdbServer {
-            cmd = cmd
-                .arg(self.db_file())
-                .arg(format!("--remote=punix:{}", self.db_socket().display()))
-                // Honour Open_vSwitch.manager_options, i.e. `ovs-vsctl set-manager`.
-                .arg("--remote=db:Open_vSwitch,Open_vSwitch,manager_options");
-        } else {
-            cmd = cmd.arg(self.db_target());
-        }
-        // --detach returns once the daemon is ready to serve, so no readiness polling.
-        let out = cmd
-            .arg(format!("--pidfile={}", pidfile.display()))
-            .arg(format!("--log-file={}", log.display()))
-            .args(["--detach", "--no-chdir", "-vconsole:off", "-vfile:info"])
-            .envs(&self.env())
-            .netns(&self.netns)
-            .run();
-        out?;
-        let pid = read_pidfile(&pidfile).ok_or_else(|| LabError::DaemonDown {
-            hypervisor: self.name.clone(),
-            daemon: daemon.program(),
-        })?;
-        self.set_pid(daemon, Some(pid));
-        Ok(pid)
-    }
-
-    fn stop_daemon(&self, daemon: Daemon, crash: bool) {
-        let Some(pid) = self.pid(daemon) else { return };
-        let run = self.rundir();
-        if owned_by(pid, &run) {
-            if crash {
-                kill_all(&[pid]);
-            } else {
-                terminate_all(&[pid], Duration::from_secs(5), |p| owned_by(p, &run));
-            }
-        }
-        self.set_pid(daemon, None);
+        self.ovs.is_running(daemon)
     }
 
     /// Stops ovs-vswitchd (SIGTERM) and starts it again with the same database: flows are
     /// lost, as on a real restart, and the controller must reinstall them.
     pub fn restart_vswitchd(&self) -> Result<()> {
-        self.stop_daemon(Daemon::Vswitchd, false);
-        self.start_daemon(Daemon::Vswitchd)?;
+        self.ovs.restart(Daemon::Vswitchd)?;
         self.restore_transport_ip()
     }
 
     /// Stops ovsdb-server (SIGTERM) and starts it again on the same database file;
     /// ovs-vswitchd reconnects to it by itself, manager connections are re-established.
     pub fn restart_ovsdb(&self) -> Result<()> {
-        self.stop_daemon(Daemon::OvsdbServer, false);
-        self.start_daemon(Daemon::OvsdbServer).map(drop)
+        self.ovs.restart(Daemon::OvsdbServer).map(drop)
     }
 
     /// Kills both daemons with SIGKILL (a hypervisor crash / power loss): no goodbye on
     /// any connection. The namespace, ports and database file stay; [`Hypervisor::start`]
     /// brings the hypervisor back.
     pub fn kill(&self) {
-        self.stop_daemon(Daemon::Vswitchd, true);
-        self.stop_daemon(Daemon::OvsdbServer, true);
+        self.ovs.kill(Daemon::Vswitchd);
+        self.ovs.kill(Daemon::OvsdbServer);
     }
 
     /// Starts whichever daemon is not running (after [`Hypervisor::kill`]).
     pub fn start(&self) -> Result<()> {
         if !self.is_running(Daemon::OvsdbServer) {
-            self.start_daemon(Daemon::OvsdbServer)?;
+            self.ovs.start_daemon(Daemon::OvsdbServer)?;
         }
         if !self.is_running(Daemon::Vswitchd) {
-            self.start_daemon(Daemon::Vswitchd)?;
+            self.ovs.start_daemon(Daemon::Vswitchd)?;
             self.restore_transport_ip()?;
         }
         Ok(())
@@ -764,15 +596,51 @@ impl Hypervisor {
         })
     }
 
-    /// PID files of this hypervisor's daemons, for teardown.
+    /// PIDs of this hypervisor's running daemons, for teardown.
     pub(crate) fn running_pids(&self) -> Vec<u32> {
-        let run = self.rundir();
-        [Daemon::Vswitchd, Daemon::OvsdbServer]
-            .into_iter()
-            .filter_map(|d| self.pid(d))
-            .filter(|&p| owned_by(p, &run))
-            .collect()
+        self.ovs.running_pids()
     }
+
+    /// Leaves the daemons running when this handle is dropped (see [`crate::Lab::keep`]).
+    pub(crate) fn keep(&self) {
+        self.ovs.keep();
+    }
+}
+
+/// The hypervisor's namespace, linked to the underlay bridge by veth `hv<n>` / `ul0`.
+fn create_namespace(shared: &Shared, n: usize, ns: &str) -> Result<()> {
+    let ul = shared.id.underlay_netns();
+    Cmd::new("ip").args(["netns", "add", ns]).run()?;
+    // arp_ignore=1: ul0 has no address, but with the default 0 the kernel answers ARP
+    // for the transport IP on ul0 with ul0's MAC; a peer that caches that MAC sends
+    // tunnel packets OVS does not terminate. IPv6 off: a quiet underlay.
+    Cmd::new("sysctl")
+        .args([
+            "-qw",
+            "net.ipv4.conf.all.arp_ignore=1",
+            "net.ipv4.conf.default.arp_ignore=1",
+            "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv6.conf.default.disable_ipv6=1",
+        ])
+        .netns(ns)
+        .run()?;
+    let link = format!("hv{n}");
+    Cmd::new("ip")
+        .args([
+            "-n", &ul, "link", "add", "name", &link, "type", "veth", "peer", "name", "ul0",
+            "netns", ns,
+        ])
+        .run()?;
+    Cmd::new("ip")
+        .args(["-n", &ul, "link", "set", "dev", &link, "master", "ul", "up"])
+        .run()?;
+    Cmd::new("ip")
+        .args(["-n", ns, "link", "set", "dev", "lo", "up"])
+        .run()?;
+    Cmd::new("ip")
+        .args(["-n", ns, "link", "set", "dev", "ul0", "up"])
+        .run()?;
+    Ok(())
 }
 
 const INTERFACE_COLUMNS: &[&str] = &[

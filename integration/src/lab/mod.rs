@@ -24,14 +24,14 @@
 //! and skipped if the host already uses `10.K.`) so labs in one `cargo test`, or in
 //! several processes, never share a subnet. See [`naming`] for every name a lab uses.
 
-mod cmd;
+pub(crate) mod cmd;
 mod error;
 mod hypervisor;
 pub mod naming;
 mod netsock;
 mod ovsjson;
 mod ping;
-mod process;
+pub(crate) mod process;
 mod vm;
 
 use std::collections::BTreeMap;
@@ -40,8 +40,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+pub use crate::sandbox::Daemon;
 pub use error::{LabError, Result};
-pub use hypervisor::{Daemon, DaemonMemory, Hypervisor, InterfaceInfo, PortStats};
+pub use hypervisor::{DaemonMemory, Hypervisor, InterfaceInfo, PortStats};
 pub use naming::LabId;
 pub use netsock::{TcpEchoReport, TcpEchoServer};
 pub use ping::{ContinuousPing, ContinuousPingReport, PingReport};
@@ -348,6 +349,9 @@ impl Lab {
             path: marker,
             source,
         })?;
+        for hv in &self.hypervisors {
+            hv.keep();
+        }
         self.kept = true;
         Ok(self.shared.id)
     }
@@ -453,7 +457,7 @@ impl Drop for Lab {
         let mut rundirs = Vec::new();
         for hv in &self.hypervisors {
             pids.extend(hv.running_pids());
-            rundirs.push(hv.dir().join("run"));
+            rundirs.push(hv.ovs().run_dir());
         }
         terminate_all(&pids, Duration::from_secs(5), |p| {
             rundirs.iter().any(|r| owned_by(p, r))
@@ -491,12 +495,6 @@ pub fn preflight() -> Result<()> {
     }
     const TOOLS: &[(&str, &str)] = &[
         ("ip", "iproute2"),
-        ("ovsdb-server", "openvswitch-switch"),
-        ("ovs-vswitchd", "openvswitch-switch"),
-        ("ovs-vsctl", "openvswitch-switch"),
-        ("ovs-ofctl", "openvswitch-common"),
-        ("ovs-appctl", "openvswitch-common"),
-        ("ovsdb-tool", "openvswitch-common"),
         ("ethtool", "ethtool"),
         ("ping", "iputils-ping"),
         ("sysctl", "procps"),
@@ -506,12 +504,7 @@ pub fn preflight() -> Result<()> {
             return Err(LabError::MissingProgram { program, package });
         }
     }
-    if !Path::new(OVS_SCHEMA).is_file() {
-        return Err(LabError::MissingSchema {
-            path: OVS_SCHEMA.into(),
-        });
-    }
-    Ok(())
+    crate::sandbox::require_ovs(true)
 }
 
 /// Every lab id that has any trace on this machine: namespaces, root links, state dirs.
