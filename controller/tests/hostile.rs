@@ -692,7 +692,7 @@ fn hostile_peers_are_dropped_and_the_healthy_hypervisors_never_notice() {
     eprintln!(
         "ping a1 -> a2 every 50 ms during all scenarios: {} sent, {} lost",
         report.summary.transmitted,
-        report.summary.lost()
+        report.lost()
     );
     let flaps = flaps.lock().unwrap().clone();
     assert!(
@@ -707,7 +707,7 @@ fn hostile_peers_are_dropped_and_the_healthy_hypervisors_never_notice() {
             "hv{n}'s flow table changed"
         );
     }
-    assert_eq!(report.summary.lost(), 0, "{report:?}");
+    assert_eq!(report.lost(), 0, "{report:?}");
     assert!(
         matches!(w.ov.weftd.child.try_wait(), Ok(None)),
         "weftd died"

@@ -181,7 +181,16 @@ fn lossless_during(from: &Vm, to: &str, disturb: impl FnOnce()) -> (u32, Duratio
     disturb();
     std::thread::sleep(Duration::from_millis(500));
     let r = cp.stop().unwrap();
-    (r.summary.lost(), r.longest_outage(), r.summary.transmitted)
+    if r.lost() > 0 || r.in_flight > 0 {
+        eprintln!(
+            "ping {to}: lost {} (holes: (first seq, count, last reply before, unix s) {:?}); \
+             in flight at the stop: {}",
+            r.lost(),
+            r.holes,
+            r.in_flight
+        );
+    }
+    (r.lost(), r.longest_outage(), r.summary.transmitted)
 }
 
 /// blue: a1@hv1 .1, a2@hv2 .2 (3 hypervisors when `n` = 3: a3@hv3 .3).
@@ -966,7 +975,7 @@ impl Proto {
 
 /// weftd flags for the cut tests: the southbound's decisions (session ends and why) in
 /// the log that the tests print.
-const SOUTHBOUND_LOG: &[&str] = &["--log", "warn,weft::southbound=info"];
+const SOUTHBOUND_LOG: &[&str] = &["--log", "info"];
 
 /// Local addresses of `hv`'s established TCP connections to weftd's `proto` listener.
 fn connections(ov: &Overlay, hv: &Hypervisor, proto: Proto) -> Vec<String> {

@@ -220,7 +220,7 @@ fn vms_on_one_hypervisor_ping_and_stream_tcp_over_v4_and_v6() {
     std::thread::sleep(Duration::from_millis(500));
     let rep = cont.stop().unwrap();
     assert!(rep.summary.transmitted > 5, "{rep:?}");
-    assert!(rep.summary.lost() <= 1, "{rep:?}");
+    assert!(rep.lost() <= 1, "{rep:?}");
     // A raw command inside a VM.
     assert!(
         a.exec("ip", &["-o", "addr", "show", "dev", "eth0"])

@@ -30,6 +30,19 @@ pub struct Overlay {
     pub extra: Vec<String>,
 }
 
+/// `WEFT_TEST_LOG_DIR=DIR` keeps every overlay's weftd log (passing tests too) as
+/// `DIR/weftd-<pid>.log`: what weftd did around a lost packet is only in that log.
+impl Drop for Overlay {
+    fn drop(&mut self) {
+        if let Some(dir) = std::env::var_os("WEFT_TEST_LOG_DIR") {
+            let path =
+                std::path::Path::new(&dir).join(format!("weftd-{}.log", self.weftd.child.id()));
+            let _ = std::fs::create_dir_all(&dir);
+            let _ = std::fs::write(path, self.log());
+        }
+    }
+}
+
 impl Overlay {
     pub fn start(hypervisors: usize, encap: Encap) -> Overlay {
         Self::start_with(hypervisors, encap, &[])

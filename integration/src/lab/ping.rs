@@ -87,9 +87,44 @@ pub struct ContinuousPingReport {
     pub longest_gap: u32,
     /// The interval the ping ran at.
     pub interval: Duration,
+    /// Each run of unanswered requests between answered ones: (first `icmp_seq`, how
+    /// many, the Unix time of the last reply before it). With the time, a lost packet can
+    /// be matched with what the control plane logged then.
+    pub holes: Vec<(u32, u32, Option<f64>)>,
+    /// 1 when the last request `ping` sent had no reply when it was interrupted: it was
+    /// sent less than one interval before the stop, so it was still in flight, not lost.
+    /// `ping` counts it as transmitted and unanswered all the same.
+    pub in_flight: u32,
 }
 
 impl ContinuousPingReport {
+    /// The report of a run whose summary and reply lines are in `output`.
+    fn new(summary: PingReport, output: &str, interval: Duration) -> Self {
+        let answered = answered_seqs(output);
+        let times = reply_times(output);
+        let holes = answered
+            .windows(2)
+            .filter(|w| w[1] > w[0] + 1)
+            .map(|w| (w[0] + 1, w[1] - w[0] - 1, times.get(&w[0]).copied()))
+            .collect();
+        // ping numbers its requests 1, 2, ...: the last one sent is `transmitted`.
+        let in_flight = u32::from(
+            summary.transmitted > 0 && answered.binary_search(&summary.transmitted).is_err(),
+        );
+        ContinuousPingReport {
+            summary,
+            longest_gap: longest_gap(&answered),
+            holes,
+            interval,
+            in_flight,
+        }
+    }
+
+    /// Requests that got no reply, not counting the one still in flight at the stop.
+    pub fn lost(&self) -> u32 {
+        self.summary.lost().saturating_sub(self.in_flight)
+    }
+
     /// Estimated longest forwarding outage (`longest_gap` × interval).
     pub fn longest_outage(&self) -> Duration {
         self.interval * self.longest_gap
@@ -110,7 +145,7 @@ impl ContinuousPing {
     pub(crate) fn start(netns: &str, dst: IpAddr, interval: Duration) -> Result<Self> {
         let secs = format!("{:.3}", interval.as_secs_f64().max(0.002));
         let cmd = Cmd::new("ping")
-            .args(["-n", "-i", &secs, "-W", "1"])
+            .args(["-n", "-D", "-i", &secs, "-W", "1"])
             .arg(dst.to_string())
             .netns(netns);
         let mut child = cmd.spawn_piped()?;
@@ -171,11 +206,7 @@ impl ContinuousPing {
             },
             other => other,
         })?;
-        Ok(ContinuousPingReport {
-            summary,
-            longest_gap: longest_gap(&text),
-            interval: self.interval,
-        })
+        Ok(ContinuousPingReport::new(summary, &text, self.interval))
     }
 }
 
@@ -188,8 +219,8 @@ impl Drop for ContinuousPing {
     }
 }
 
-/// Longest run of missing `icmp_seq` values between answered ones.
-fn longest_gap(output: &str) -> u32 {
+/// The `icmp_seq` values that were answered, sorted, without duplicates.
+fn answered_seqs(output: &str) -> Vec<u32> {
     let mut seqs: Vec<u32> = output
         .lines()
         .filter(|l| l.contains(" bytes from "))
@@ -201,7 +232,33 @@ fn longest_gap(output: &str) -> u32 {
         .collect();
     seqs.sort_unstable();
     seqs.dedup();
-    seqs.windows(2).map(|w| w[1] - w[0] - 1).max().unwrap_or(0)
+    seqs
+}
+
+/// `icmp_seq` -> when its reply arrived, from `ping -D`'s `[UNIX.TIME]` line prefix.
+fn reply_times(output: &str) -> std::collections::BTreeMap<u32, f64> {
+    output
+        .lines()
+        .filter(|l| l.contains(" bytes from "))
+        .filter_map(|l| {
+            let t = l.strip_prefix('[')?.split(']').next()?.parse().ok()?;
+            let seq = l
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("icmp_seq="))?
+                .parse()
+                .ok()?;
+            Some((seq, t))
+        })
+        .collect()
+}
+
+/// Longest run of missing `icmp_seq` values between answered ones (`answered` sorted).
+fn longest_gap(answered: &[u32]) -> u32 {
+    answered
+        .windows(2)
+        .map(|w| w[1] - w[0] - 1)
+        .max()
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -226,7 +283,45 @@ rtt min/avg/max/mdev = 0.047/0.250/0.087/0.016 ms\n";
     fn finds_longest_gap() {
         let line = |s: u32| format!("64 bytes from 10.0.0.2: icmp_seq={s} ttl=64 time=0.1 ms\n");
         let out: String = [1, 2, 3, 7, 8, 10].iter().map(|&s| line(s)).collect();
-        assert_eq!(longest_gap(&out), 3);
-        assert_eq!(longest_gap(""), 0);
+        assert_eq!(longest_gap(&answered_seqs(&out)), 3);
+        assert_eq!(longest_gap(&answered_seqs("")), 0);
+    }
+
+    #[test]
+    fn holes_carry_the_time_of_the_reply_before_them() {
+        let line = |s: u32| {
+            format!(
+                "[{}.5] 64 bytes from 10.0.0.2: icmp_seq={s} ttl=64 time=0.1 ms\n",
+                100 + s
+            )
+        };
+        let mut out: String = [1, 2, 5, 6].iter().map(|&s| line(s)).collect();
+        out.push_str("6 packets transmitted, 4 received, 33% packet loss, time 50ms\n");
+        let summary = PingReport::parse("ping", &out).unwrap();
+        let r = ContinuousPingReport::new(summary, &out, Duration::from_millis(10));
+        assert_eq!(r.holes, vec![(3, 2, Some(102.5))]);
+        assert_eq!((r.lost(), r.in_flight, r.longest_gap), (2, 0, 2));
+    }
+
+    #[test]
+    fn the_request_in_flight_at_the_stop_is_not_lost() {
+        let report = |seqs: &[u32], transmitted: u32| {
+            let mut out: String = seqs
+                .iter()
+                .map(|s| format!("64 bytes from 10.0.0.2: icmp_seq={s} ttl=64 time=0.1 ms\n"))
+                .collect();
+            out.push_str(&format!(
+                "{transmitted} packets transmitted, {} received, 0% packet loss, time 50ms\n",
+                seqs.len()
+            ));
+            let summary = PingReport::parse("ping", &out).unwrap();
+            ContinuousPingReport::new(summary, &out, Duration::from_millis(10))
+        };
+        // The 5th request was sent just before SIGINT: in flight, nothing lost.
+        assert_eq!(report(&[1, 2, 3, 4], 5).lost(), 0);
+        // A hole is lost, and so is everything but the last of an unanswered tail.
+        assert_eq!(report(&[1, 2, 4, 5], 5).lost(), 1);
+        assert_eq!(report(&[1, 2, 3], 5).lost(), 1);
+        assert_eq!(report(&[1, 2, 3, 4, 5], 5).lost(), 0);
     }
 }
