@@ -1,0 +1,402 @@
+//! One pass of a session: bring the integration bridge, the tunnel ports and the
+//! `weft-installed` marks to what Weft wants, and report what the bridge holds.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use ovsdb::vswitch::{self, Bridge, Interface};
+use ovsdb::{Client, Event, Replica, Transaction};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::session::*;
+use super::settings::{NodeSettings, encap_name, node_settings};
+use super::*;
+use crate::desired::TunnelSpec;
+use crate::observed::TransportNode;
+use crate::topology::{NodeView, Vif};
+
+impl Session {
+    /// One pass: identify the node, then bring each part of the database to what Weft
+    /// wants and publish what it shows.
+    pub(super) async fn converge(
+        &mut self,
+        client: &Client,
+        replica: &Replica,
+        events: &mut mpsc::Receiver<Event>,
+    ) -> Result<(), SessionEnd> {
+        let root = match vswitch::cached_root(replica) {
+            None => {
+                self.wait_for("the database has no Open_vSwitch row".into());
+                return Ok(());
+            }
+            Some(Err(e)) => {
+                self.wait_for(format!("unreadable Open_vSwitch row: {e}"));
+                return Ok(());
+            }
+            Some(Ok(r)) => r,
+        };
+        let settings = match node_settings(&root) {
+            Ok(s) => s,
+            Err(why) => {
+                self.wait_for(why);
+                return Ok(());
+            }
+        };
+        let id = settings.id.clone();
+        if !self.identify(settings) {
+            return Ok(());
+        }
+        if self.seen.waiting.take().is_some() {
+            tracing::info!(peer = %self.peer, node = %id, "no longer waiting");
+        }
+        let Some(node) = self.node.clone() else {
+            return Ok(());
+        };
+
+        // 1. The integration bridge.
+        let bridge = match vswitch::cached_bridge_by_name(replica, &node.bridge).transpose() {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(node = %node.id, error = %e, "unreadable bridge row");
+                None
+            }
+        };
+        let spec = vswitch::BridgeSpec {
+            name: node.bridge.clone(),
+            fail_mode: Some("secure".into()),
+            protocols: vec!["OpenFlow13".into()],
+            // Only for a bridge we create: never change an existing bridge's datapath.
+            datapath_type: if bridge.is_none() {
+                node.datapath_type.clone()
+            } else {
+                None
+            },
+            controller: self.shared.cfg.controller_target(),
+            controller_max_backoff: Some(CONTROLLER_MAX_BACKOFF_MS),
+            other_config: BTreeMap::from([("disable-in-band".into(), "true".into())]),
+            external_ids: BTreeMap::new(),
+        };
+        if self.may_write(WriteKind::Bridge) && self.memo.bridge_clean != Some(self.generation) {
+            match vswitch::ensure_bridge(replica, root.uuid, &spec) {
+                Ok(Some(txn)) => {
+                    let what = if bridge.is_none() {
+                        "creating"
+                    } else {
+                        "repairing"
+                    };
+                    tracing::info!(node = %node.id, bridge = %node.bridge, "{what} integration bridge");
+                    self.write(client, events, WriteKind::Bridge, &txn).await?;
+                }
+                Ok(None) => self.memo.bridge_clean = Some(self.generation),
+                Err(e) => tracing::warn!(node = %node.id, error = %e, "cannot plan bridge"),
+            }
+        }
+        let Some(bridge) = bridge else {
+            return Ok(());
+        };
+
+        // 2. What the bridge holds: VIFs and Weft's tunnels.
+        let fresh = self
+            .memo
+            .published
+            .as_ref()
+            .is_some_and(|p| p.generation == self.contents_generation);
+        if !fresh {
+            let (vifs, tunnels) = self.read_bridge(replica, &node, &bridge);
+            let datapath_id = bridge
+                .datapath_id
+                .as_deref()
+                .and_then(|s| u64::from_str_radix(s.trim(), 16).ok());
+            self.publish(&node, datapath_id, &vifs, &tunnels);
+            self.memo.published = Some(Published {
+                generation: self.contents_generation,
+                vifs: Arc::new(vifs),
+            });
+        }
+        let vifs = self
+            .memo
+            .published
+            .as_ref()
+            .map(|p| p.vifs.clone())
+            .unwrap_or_default();
+
+        // 3. Tunnel ports.
+        if self.may_write(WriteKind::Tunnels)
+            && let Some(txn) = self.plan_tunnels(replica, &node, &bridge)
+        {
+            self.write(client, events, WriteKind::Tunnels, &txn).await?;
+        }
+
+        // 4. weft-installed.
+        if self.may_write(WriteKind::Installed)
+            && let Some(txn) = self.plan_installed(replica, &node, &vifs)
+        {
+            self.write(client, events, WriteKind::Installed, &txn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// VIFs and working tunnels on the bridge; logs each tunnel error once.
+    fn read_bridge(
+        &mut self,
+        replica: &Replica,
+        node: &NodeSettings,
+        bridge: &Bridge,
+    ) -> (BTreeMap<String, Vif>, BTreeMap<String, u32>) {
+        let contents = bridge_contents(replica, &node.id, bridge);
+        for (port, error) in &contents.tunnel_errors {
+            if self.seen.tunnel_errors.get(port) != Some(error) {
+                tracing::warn!(node = %node.id, port = %port, error = %error,
+                    "tunnel port failed in OVS");
+            }
+        }
+        for port in self.seen.tunnel_errors.keys() {
+            if !contents.tunnel_errors.contains_key(port) {
+                tracing::info!(node = %node.id, port = %port, "tunnel port error cleared");
+            }
+        }
+        self.seen.tunnel_errors = contents.tunnel_errors;
+        for id in contents
+            .duplicate_iface_ids
+            .difference(&self.seen.duplicates)
+        {
+            tracing::warn!(node = %node.id, iface_id = %id,
+                "several interfaces carry this iface-id; using the first");
+        }
+        self.seen.duplicates = contents.duplicate_iface_ids;
+        (contents.vifs, contents.tunnels)
+    }
+
+    /// Publishes the node: the API's view of it first, then the topology (from which the
+    /// compiler task decides the bindings and the port-status task shows them, on the
+    /// node the API already knows).
+    fn publish(
+        &mut self,
+        node: &NodeSettings,
+        datapath_id: Option<u64>,
+        vifs: &BTreeMap<String, Vif>,
+        tunnels: &BTreeMap<String, u32>,
+    ) {
+        let ctx = &self.shared.ctx;
+        ctx.observed.update_node(&node.id, |n: &mut TransportNode| {
+            n.encap_ip = Some(node.encap_ip);
+            n.encap_type = node.encap_type;
+            n.bridge = node.bridge.clone();
+            n.ovsdb_connected = true;
+            n.datapath_id = datapath_id;
+        });
+        ctx.topology.report(NodeView {
+            id: node.id.clone(),
+            encap_ip: node.encap_ip,
+            encap_type: node.encap_type,
+            bridge: node.bridge.clone(),
+            datapath_id,
+            vifs: vifs.clone(),
+            tunnels: tunnels.clone(),
+        });
+    }
+
+    fn plan_tunnels(
+        &mut self,
+        replica: &Replica,
+        node: &NodeSettings,
+        bridge: &Bridge,
+    ) -> Option<Transaction> {
+        if !self.shared.ctx.channels.desired_published(&node.id) {
+            // Not compiled yet: an empty placeholder would delete every tunnel.
+            return None;
+        }
+        let desired = self.desired.as_ref()?.borrow().clone();
+        if let Some((generation, tunnels)) = &self.memo.tunnels_clean
+            && *generation == self.contents_generation
+            && *tunnels == desired.tunnels
+        {
+            return None;
+        }
+        let specs = match &self.memo.specs {
+            Some((tunnels, specs)) if *tunnels == desired.tunnels => specs.clone(),
+            _ => {
+                let specs = Arc::new(ovs_tunnels(&node.id, &desired.tunnels));
+                self.memo.specs = Some((desired.tunnels.clone(), specs.clone()));
+                specs
+            }
+        };
+        match vswitch::sync_tunnels(replica, bridge, KEY_REMOTE, &specs) {
+            Ok(Some(txn)) => {
+                tracing::info!(node = %node.id, tunnels = specs.len(), "syncing tunnel ports");
+                Some(txn)
+            }
+            Ok(None) => {
+                self.memo.tunnels_clean = Some((self.contents_generation, desired.tunnels.clone()));
+                None
+            }
+            Err(e) => {
+                tracing::warn!(node = %node.id, error = %e, "cannot plan tunnel ports");
+                None
+            }
+        }
+    }
+
+    /// Sets `weft-installed=true` on the VIFs the port-status task names (by ofport),
+    /// removes it from every other interface that has it.
+    fn plan_installed(
+        &mut self,
+        replica: &Replica,
+        node: &NodeSettings,
+        vifs: &BTreeMap<String, Vif>,
+    ) -> Option<Transaction> {
+        let marks = self
+            .marks
+            .as_ref()
+            .map(|rx| rx.borrow().clone())
+            .unwrap_or_default();
+        let key = (self.contents_generation, marks.clone());
+        if self.memo.installed_clean.as_ref() == Some(&key) {
+            return None;
+        }
+        let want: BTreeSet<Uuid> = vifs
+            .values()
+            .filter(|v| marks.contains(&v.ofport))
+            .map(|v| v.interface)
+            .collect();
+        let mut txn = Transaction::new(vswitch::DATABASE);
+        let (mut set, mut cleared) = (0, 0);
+        for iface in vswitch::cached_rows::<Interface>(replica).flatten() {
+            let has = iface.external_ids.get(KEY_INSTALLED).map(String::as_str) == Some("true");
+            let marked = iface.external_ids.contains_key(KEY_INSTALLED);
+            if want.contains(&iface.uuid) {
+                if !has {
+                    vswitch::set_interface_external_id(&mut txn, iface.uuid, KEY_INSTALLED, "true");
+                    set += 1;
+                }
+            } else if marked {
+                vswitch::remove_interface_external_id(&mut txn, iface.uuid, KEY_INSTALLED);
+                cleared += 1;
+            }
+        }
+        if txn.operations.is_empty() {
+            self.memo.installed_clean = Some(key);
+            return None;
+        }
+        tracing::info!(node = %node.id, set, cleared, "updating weft-installed");
+        Some(txn)
+    }
+}
+
+/// What a bridge holds, as the southbound reports it.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct BridgeContents {
+    /// Interfaces with `external_ids:iface-id` and a valid ofport, by iface-id.
+    pub(super) vifs: BTreeMap<String, Vif>,
+    /// Weft's tunnel ports (`weft-remote`) with a valid ofport and no error: remote → ofport.
+    pub(super) tunnels: BTreeMap<String, u32>,
+    /// Weft's tunnel ports OVS could not set up: port name → `Interface.error`.
+    pub(super) tunnel_errors: BTreeMap<String, String>,
+    /// iface-ids carried by more than one interface (the first one, in port order, wins).
+    pub(super) duplicate_iface_ids: BTreeSet<String>,
+}
+
+pub(super) fn bridge_contents(replica: &Replica, node: &str, bridge: &Bridge) -> BridgeContents {
+    let mut vifs = BTreeMap::new();
+    let mut tunnels = BTreeMap::new();
+    let mut errors = BTreeMap::new();
+    let mut duplicates = BTreeSet::new();
+    for port_uuid in &bridge.ports {
+        let port = match vswitch::cached_row::<vswitch::Port>(replica, port_uuid) {
+            Some(Ok(p)) => p,
+            Some(Err(e)) => {
+                tracing::debug!(node = %node, error = %e, "unreadable port row");
+                continue;
+            }
+            None => continue,
+        };
+        let remote = port.external_ids.get(KEY_REMOTE).cloned();
+        for iface_uuid in &port.interfaces {
+            let iface = match vswitch::cached_row::<Interface>(replica, iface_uuid) {
+                Some(Ok(i)) => i,
+                Some(Err(e)) => {
+                    tracing::debug!(node = %node, error = %e, "unreadable interface row");
+                    continue;
+                }
+                None => continue,
+            };
+            let ofport = iface
+                .ofport
+                .filter(|p| *p > 0)
+                .and_then(|p| u32::try_from(p).ok());
+            if let Some(remote) = &remote {
+                let error = iface.error.clone().filter(|e| !e.is_empty());
+                match (ofport, error) {
+                    (Some(of), None) => {
+                        tunnels.insert(remote.clone(), of);
+                    }
+                    (_, Some(e)) => {
+                        errors.insert(port.name.clone(), e);
+                    }
+                    (None, None) if iface.ofport == Some(-1) => {
+                        errors.insert(port.name.clone(), "ofport -1".into());
+                    }
+                    (None, None) => {}
+                }
+                continue;
+            }
+            let (Some(iface_id), Some(ofport)) = (iface.iface_id(), ofport) else {
+                continue;
+            };
+            if vifs.contains_key(iface_id) {
+                duplicates.insert(iface_id.to_owned());
+                continue;
+            }
+            vifs.insert(
+                iface_id.to_owned(),
+                Vif {
+                    ofport,
+                    interface: iface.uuid,
+                    name: iface.name.clone(),
+                },
+            );
+        }
+    }
+    BridgeContents {
+        vifs,
+        tunnels,
+        tunnel_errors: errors,
+        duplicate_iface_ids: duplicates,
+    }
+}
+
+/// The OVS tunnel ports for `node`'s desired tunnels, in order, without a tunnel to
+/// itself; a remote whose port name collides with an earlier one's is left out (logged).
+pub(super) fn ovs_tunnels(node: &str, tunnels: &BTreeSet<TunnelSpec>) -> Vec<vswitch::TunnelSpec> {
+    let mut specs: Vec<vswitch::TunnelSpec> = Vec::with_capacity(tunnels.len());
+    let mut names: HashMap<String, usize> = HashMap::with_capacity(tunnels.len());
+    for t in tunnels {
+        if t.remote == node {
+            continue;
+        }
+        let spec = ovs_tunnel(t);
+        if let Some(other) = names.get(&spec.name).and_then(|i| specs.get(*i)) {
+            tracing::error!(node = %node, port = %spec.name, remote = %t.remote,
+                other = ?other.external_ids.get(KEY_REMOTE),
+                "tunnel port name collision; skipping this remote");
+            continue;
+        }
+        names.insert(spec.name.clone(), specs.len());
+        specs.push(spec);
+    }
+    specs
+}
+
+/// The OVS tunnel port for one desired tunnel.
+pub(super) fn ovs_tunnel(t: &TunnelSpec) -> vswitch::TunnelSpec {
+    vswitch::TunnelSpec {
+        name: tunnel_port_name(&t.remote),
+        kind: encap_name(t.encap).into(),
+        remote_ip: t.remote_ip.to_string(),
+        local_ip: Some(t.local_ip.to_string()),
+        key: "flow".into(),
+        external_ids: BTreeMap::from([(KEY_REMOTE.to_owned(), t.remote.clone())]),
+    }
+}

@@ -1,0 +1,483 @@
+//! One connection to one hypervisor's database: its lifetime (setup, the loop that waits
+//! for monitor updates, desired tunnels and marks, and its end), which node it serves,
+//! and how it sends a transaction.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ovsdb::vswitch::{self};
+use ovsdb::{Client, ClientError, Event, Replica, Transaction};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::settings::{NodeSettings, encap_name};
+use super::*;
+use crate::desired::{DesiredNode, TunnelSpec};
+use crate::topology::Vif;
+
+/// Why a session ended.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionEnd {
+    #[error("shutting down")]
+    Shutdown,
+    #[error("peer disconnected: {0:?}")]
+    Disconnected(ovsdb::DisconnectReason),
+    #[error("{step}: {error}")]
+    Client {
+        step: &'static str,
+        #[source]
+        error: ClientError,
+    },
+    #[error("bad monitor update: {0}")]
+    Replica(#[from] ovsdb::ReplicaError),
+}
+
+/// Most notifications a session holds while one transaction is in flight.
+pub(super) const HOLD_MAX: usize = 4096;
+
+/// What woke a session's loop.
+pub(super) enum Wake {
+    Event(Option<Event>),
+    Desired(bool),
+    Marks(bool),
+    Released,
+    Retry,
+}
+
+/// The kinds of write a session makes, each planned and tracked on its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) enum WriteKind {
+    Bridge,
+    Tunnels,
+    Installed,
+}
+
+/// What a session already logged about its database (each problem is logged once, when
+/// it appears or changes).
+#[derive(Default)]
+pub(super) struct Logged {
+    /// Last logged error per tunnel port name (to log each new error once).
+    pub(super) tunnel_errors: BTreeMap<String, String>,
+    /// Last "waiting because ..." message (logged once per change).
+    pub(super) waiting: Option<String>,
+    /// iface-ids on several interfaces (logged once each).
+    pub(super) duplicates: BTreeSet<String>,
+}
+
+/// One connection to one hypervisor's database.
+pub(super) struct Session {
+    pub(super) shared: Arc<Shared>,
+    pub(super) id: u64,
+    pub(super) peer: String,
+    pub(super) node: Option<NodeSettings>,
+    pub(super) desired: Option<watch::Receiver<Arc<DesiredNode>>>,
+    /// The ofports of this node's VIFs to mark `weft-installed` ([`crate::port_status`]).
+    pub(super) marks: Option<watch::Receiver<Arc<BTreeSet<u32>>>>,
+    pub(super) released: watch::Receiver<u64>,
+    /// Another session serves this system-id; wake when some session releases a node.
+    pub(super) waiting_for_owner: bool,
+    /// Notifications received while a transaction was in flight, applied after it.
+    pub(super) held: Vec<Event>,
+    /// Bumped on every applied monitor update.
+    pub(super) generation: u64,
+    /// Bumped on every applied monitor update that changed a row of a table other than
+    /// `Controller`: what the bridge holds (publishing, tunnels, weft-installed) is read
+    /// from those tables only, and a live switch updates its Controller rows' status on
+    /// its own (connection state, role), which must not make the session re-read the
+    /// whole bridge.
+    pub(super) contents_generation: u64,
+    /// For each write kind, the generation at which the last successful write was sent.
+    pub(super) written_at: HashMap<WriteKind, u64>,
+    pub(super) retry_at: Option<Instant>,
+    pub(super) seen: Logged,
+    pub(super) memo: Memo,
+}
+
+/// Steps of [`Session::reconcile`] that found nothing to do, with the inputs they saw.
+///
+/// A pass runs on every wake (a monitor update, a new desired state, newly installed
+/// ports), and each step used to decode every Port and Interface row of the bridge again:
+/// at hundreds of tunnels a node, on 2 cores, that was over half of weftd's CPU during a
+/// cold start, on the runtime threads that must also read the sockets. A step whose
+/// inputs (the replica's generation, or for the bridge's contents its
+/// `contents_generation`; the desired tunnels, the marks) are the ones it last ran with, and that then had nothing to write, is skipped:
+/// it would find nothing again. Cleared when the node or the write state is reset
+/// (identity change, retry timer). (Rows themselves are decoded once per version by the
+/// replica, see `vswitch::cached_row`.)
+#[derive(Debug, Default)]
+pub(super) struct Memo {
+    /// The integration bridge needed no change at this replica generation.
+    pub(super) bridge_clean: Option<u64>,
+    /// What was published at this contents generation.
+    pub(super) published: Option<Published>,
+    /// The tunnel ports matched these desired tunnels at this contents generation.
+    pub(super) tunnels_clean: Option<(u64, BTreeSet<TunnelSpec>)>,
+    /// The weft-installed marks matched these marks at this contents generation.
+    pub(super) installed_clean: Option<(u64, Arc<BTreeSet<u32>>)>,
+    /// The OVS tunnel ports for these desired tunnels: rebuilt only when the desired
+    /// tunnels change, not on every pass that plans them.
+    pub(super) specs: Option<(BTreeSet<TunnelSpec>, Arc<Vec<vswitch::TunnelSpec>>)>,
+}
+
+#[derive(Debug)]
+pub(super) struct Published {
+    pub(super) generation: u64,
+    pub(super) vifs: Arc<BTreeMap<String, Vif>>,
+}
+
+impl Session {
+    pub(super) fn new(shared: Arc<Shared>, peer: String) -> Session {
+        let id = shared.next_session.fetch_add(1, Ordering::Relaxed);
+        let released = shared.released.subscribe();
+        Session {
+            released,
+            waiting_for_owner: false,
+            held: Vec::new(),
+            shared,
+            id,
+            peer,
+            node: None,
+            desired: None,
+            marks: None,
+            generation: 0,
+            contents_generation: 0,
+            written_at: HashMap::new(),
+            retry_at: None,
+            seen: Logged::default(),
+            memo: Memo::default(),
+        }
+    }
+
+    pub(super) async fn run(
+        mut self,
+        client: Client,
+        events: mpsc::Receiver<Event>,
+        shutdown: CancellationToken,
+    ) -> SessionEnd {
+        self.run_ref(client, events, shutdown).await
+    }
+
+    /// Runs the session to its end, logs why it ended (with the peer and, if known, the
+    /// node), undoes what it published (the node is marked disconnected, not forgotten)
+    /// and closes the connection.
+    pub(super) async fn run_ref(
+        &mut self,
+        client: Client,
+        mut events: mpsc::Receiver<Event>,
+        shutdown: CancellationToken,
+    ) -> SessionEnd {
+        let mut end = tokio::select! {
+            // Shutdown first: a session woken by another's release must not start
+            // serving a node during shutdown.
+            biased;
+            _ = shutdown.cancelled() => SessionEnd::Shutdown,
+            end = self.serve(&client, &mut events) => end,
+        };
+        // A request that failed because the connection dropped says only "connection
+        // closed"; the client's last event says why (garbage, keepalive timeout, ...).
+        if let SessionEnd::Client {
+            error: ClientError::Disconnected,
+            ..
+        } = end
+        {
+            // The connection's task sends that event just after failing the request:
+            // wait for it briefly rather than log a reason-less line.
+            let wait = Duration::from_secs(1);
+            while let Ok(Some(ev)) = tokio::time::timeout(wait, events.recv()).await {
+                if let Event::Disconnected(reason) = ev {
+                    end = SessionEnd::Disconnected(reason);
+                    break;
+                }
+            }
+        }
+        if matches!(end, SessionEnd::Shutdown)
+            || matches!(
+                end,
+                SessionEnd::Disconnected(ovsdb::DisconnectReason::PeerClosed)
+            )
+        {
+            tracing::info!(peer = %self.peer, node = self.node_name(), reason = %end,
+                "OVSDB session ended");
+        } else {
+            tracing::warn!(peer = %self.peer, node = self.node_name(), reason = %end,
+                "OVSDB session ended; connection closed");
+        }
+        self.release();
+        client.close().await;
+        end
+    }
+
+    pub(super) fn node_name(&self) -> &str {
+        self.node.as_ref().map_or("?", |n| n.id.as_str())
+    }
+
+    async fn serve(&mut self, client: &Client, events: &mut mpsc::Receiver<Event>) -> SessionEnd {
+        let step = |step| move |error| SessionEnd::Client { step, error };
+        let shared = self.shared.clone();
+        let setup_turn = match shared.setups.acquire().await {
+            Ok(t) => t,
+            Err(_) => return SessionEnd::Shutdown,
+        };
+        let schema = match client.get_schema(vswitch::DATABASE).await {
+            Ok(s) => s,
+            Err(e) => return step("get_schema")(e),
+        };
+        let requests = vswitch::monitor_requests_for(&schema);
+        let mut replica = Replica::new(schema);
+        replica.set_monitored(&requests);
+        let start = match client
+            .monitor_auto(
+                vswitch::DATABASE,
+                serde_json::json!(["weft", self.id]),
+                &requests,
+            )
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => return step("monitor")(e),
+        };
+        if let Err(e) = replica.apply(start.format, &start.initial) {
+            return e.into();
+        }
+        // Fetched: the next session may fetch. The first reconcile pass is not part of
+        // the turn: it waits on the peer's replies, and holding turns across those makes
+        // nodes join the topology in waves, each wave recompiling their neighbours again.
+        drop(setup_turn);
+        tracing::debug!(peer = %self.peer, format = ?start.format, "OVSDB monitor started");
+        loop {
+            if let Err(end) = self.converge(client, &replica, events).await {
+                return end;
+            }
+            // Updates that arrived while a transaction was in flight come first.
+            if !self.held.is_empty() {
+                for ev in std::mem::take(&mut self.held) {
+                    if let Err(end) = self.handle_event(Some(ev), &mut replica) {
+                        return end;
+                    }
+                }
+                continue;
+            }
+            let retry_at = self.retry_at;
+            let wake = tokio::select! {
+                ev = events.recv() => Wake::Event(ev),
+                ok = changed(&mut self.desired) => Wake::Desired(ok),
+                ok = changed(&mut self.marks) => Wake::Marks(ok),
+                // Only a session waiting for a node listens; Shared holds the sender as
+                // long as this session lives.
+                _ = self.released.changed(), if self.waiting_for_owner => Wake::Released,
+                _ = sleep_until_opt(retry_at) => Wake::Retry,
+            };
+            match wake {
+                Wake::Event(ev) => {
+                    if let Err(end) = self.handle_event(ev, &mut replica) {
+                        return end;
+                    }
+                    // Apply whatever else is already queued before reconciling once.
+                    while let Ok(ev) = events.try_recv() {
+                        if let Err(end) = self.handle_event(Some(ev), &mut replica) {
+                            return end;
+                        }
+                    }
+                }
+                Wake::Desired(ok) => {
+                    if !ok {
+                        self.desired = None;
+                    }
+                }
+                Wake::Marks(ok) => {
+                    if !ok {
+                        self.marks = None;
+                    }
+                }
+                Wake::Released => {}
+                Wake::Retry => {
+                    self.retry_at = None;
+                    self.written_at.clear();
+                    self.memo = Memo::default();
+                }
+            }
+        }
+    }
+
+    fn handle_event(&mut self, ev: Option<Event>, replica: &mut Replica) -> Result<(), SessionEnd> {
+        match ev {
+            Some(Event::Update {
+                format, updates, ..
+            }) => {
+                let changes = replica.apply(format, &updates)?;
+                self.generation += 1;
+                if changes
+                    .changes
+                    .iter()
+                    .any(|c| c.table != vswitch::CONTROLLER)
+                {
+                    self.contents_generation += 1;
+                }
+                Ok(())
+            }
+            Some(Event::Disconnected(reason)) => Err(SessionEnd::Disconnected(reason)),
+            None => Err(SessionEnd::Disconnected(ovsdb::DisconnectReason::Closed)),
+            Some(other) => {
+                tracing::debug!(peer = %self.peer, event = ?other, "OVSDB notification ignored");
+                Ok(())
+            }
+        }
+    }
+
+    /// Logs why the session is waiting, once per distinct reason.
+    pub(super) fn wait_for(&mut self, why: String) {
+        if self.seen.waiting.as_deref() != Some(why.as_str()) {
+            tracing::warn!(peer = %self.peer, node = self.node_name(), "waiting: {why}");
+            self.seen.waiting = Some(why);
+        }
+    }
+
+    /// Takes on the node's identity (or a changed one), claiming it in the registry.
+    /// Returns false while another live session serves this system-id.
+    pub(super) fn identify(&mut self, settings: NodeSettings) -> bool {
+        if self.node.as_ref().is_some_and(|n| n.id != settings.id) {
+            tracing::warn!(peer = %self.peer, old = self.node_name(), new = %settings.id,
+                "hypervisor changed its system-id");
+            self.release();
+        }
+        if self.node.is_none() {
+            let taken = {
+                let mut owners = self.shared.owners();
+                match owners.get(&settings.id) {
+                    Some(other) if *other != self.id => true,
+                    _ => {
+                        owners.insert(settings.id.clone(), self.id);
+                        false
+                    }
+                }
+            };
+            self.waiting_for_owner = taken;
+            if taken {
+                self.wait_for(format!(
+                    "system-id {} is already served by another OVSDB session; \
+                     this one takes over when that one ends",
+                    settings.id
+                ));
+                return false;
+            }
+            self.desired = Some(self.shared.ctx.channels.watch_desired(&settings.id));
+            self.marks = Some(self.shared.ctx.channels.watch_marks(&settings.id));
+            self.written_at.clear();
+            self.memo = Memo::default();
+            tracing::info!(peer = %self.peer, node = %settings.id, encap_ip = %settings.encap_ip,
+                encap = encap_name(settings.encap_type), bridge = %settings.bridge,
+                "hypervisor identified");
+        } else if self.node.as_ref() != Some(&settings) {
+            tracing::info!(peer = %self.peer, node = %settings.id, encap_ip = %settings.encap_ip,
+                encap = encap_name(settings.encap_type), bridge = %settings.bridge,
+                "hypervisor settings changed");
+        }
+        self.node = Some(settings);
+        true
+    }
+
+    /// Undoes what this session published, unless a newer session owns the node now.
+    pub(super) fn release(&mut self) {
+        let Some(node) = self.node.take() else {
+            return;
+        };
+        self.desired = None;
+        self.marks = None;
+        // Only the owner changes its own entry (others insert only when it is absent), so
+        // this check stays true until we remove the entry below. The state is cleaned up
+        // first, then the node is handed over: a waiting session must not publish its
+        // state before ours is gone.
+        if self.shared.owners().get(&node.id) != Some(&self.id) {
+            return;
+        }
+        let ctx = &self.shared.ctx;
+        // Held, the node's ports show down and unbound in the API at once
+        // (`port_status`), while the other nodes keep tunnelling to it for the grace.
+        ctx.topology
+            .session_ended(&node.id, self.shared.cfg.node_hold);
+        ctx.observed
+            .update_node(&node.id, |n| n.ovsdb_connected = false);
+        tracing::info!(peer = %self.peer, node = %node.id, "hypervisor marked disconnected");
+        self.shared.owners().remove(&node.id);
+        self.shared.released.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub(super) fn may_write(&self, kind: WriteKind) -> bool {
+        self.written_at
+            .get(&kind)
+            .is_none_or(|at| *at != self.generation)
+    }
+
+    /// Sends one transaction. Notifications that arrive meanwhile are held (up to
+    /// [`HOLD_MAX`], then the client's own backpressure applies) rather than left in the
+    /// client's channel: a full channel stops the client reading the socket, and so
+    /// reading the reply this call waits for.
+    pub(super) async fn write(
+        &mut self,
+        client: &Client,
+        events: &mut mpsc::Receiver<Event>,
+        kind: WriteKind,
+        txn: &Transaction,
+    ) -> Result<(), SessionEnd> {
+        let sent_at = self.generation;
+        let reply = {
+            let call = client.transact(txn);
+            tokio::pin!(call);
+            loop {
+                tokio::select! {
+                    biased;
+                    r = &mut call => break r,
+                    ev = events.recv(), if self.held.len() < HOLD_MAX => match ev {
+                        Some(ev) => self.held.push(ev),
+                        None => break call.await,
+                    },
+                }
+            }
+        };
+        match reply {
+            Ok(_) => {
+                self.written_at.insert(kind, sent_at);
+                // Normally the monitor update that shows this write re-opens planning;
+                // should none come (a write that changed nothing), re-plan anyway.
+                self.retry_at
+                    .get_or_insert(Instant::now() + Duration::from_secs(5));
+                Ok(())
+            }
+            Err(ClientError::Transaction(e)) => {
+                // Usually a `wait` that saw a concurrent change: re-plan on the next
+                // update, or after a short delay if none comes.
+                tracing::info!(node = self.node_name(), ?kind, error = %e,
+                    "OVSDB transaction not applied; will re-plan");
+                self.written_at.remove(&kind);
+                self.retry_at = Some(Instant::now() + Duration::from_secs(1));
+                Ok(())
+            }
+            Err(ClientError::Rpc { method, error }) => {
+                tracing::warn!(node = self.node_name(), ?kind, %method, error = %error,
+                    "OVSDB server refused the transaction; will retry");
+                self.written_at.insert(kind, sent_at);
+                self.retry_at = Some(Instant::now() + Duration::from_secs(2));
+                Ok(())
+            }
+            Err(error) => Err(SessionEnd::Client {
+                step: "transact",
+                error,
+            }),
+        }
+    }
+}
+
+pub(super) async fn changed<T>(rx: &mut Option<watch::Receiver<T>>) -> bool {
+    match rx {
+        Some(rx) => rx.changed().await.is_ok(),
+        None => std::future::pending().await,
+    }
+}
+
+pub(super) async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
