@@ -38,6 +38,7 @@ pub mod instruction;
 pub mod message;
 pub mod oxm;
 pub mod print;
+pub mod table;
 pub mod types;
 pub mod validate;
 mod wire;
