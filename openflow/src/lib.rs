@@ -48,7 +48,7 @@ pub use action::{
     Subfield,
 };
 pub use error::{Error, Result};
-pub use flow::{FlowContent, FlowKey, diff_flows};
+pub use flow::{FlowContent, FlowKey};
 pub use instruction::Instruction;
 pub use message::*;
 pub use oxm::{Field, FieldHeader, Match, RawField};
