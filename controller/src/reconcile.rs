@@ -187,51 +187,6 @@ fn delete_flow(key: &FlowKey, have: &FlowContent) -> Message {
     )
 }
 
-/// `installed` after `changes` (as [`diff`] produced them) were applied successfully:
-/// what the session believes the switch holds, so the next desired state is diffed
-/// without a new dump.
-pub fn apply(
-    flows: &mut BTreeMap<FlowKey, FlowContent>,
-    groups: &mut BTreeMap<u32, GroupSpec>,
-    changes: &[Message],
-) {
-    use openflow::{FlowModCommand, GroupModCommand};
-    for m in changes {
-        match m {
-            Message::FlowMod(fm) => match fm.command {
-                FlowModCommand::Add => {
-                    flows.insert(fm.key(), fm.content());
-                }
-                FlowModCommand::ModifyStrict | FlowModCommand::Modify => {
-                    if let Some(c) = flows.get_mut(&fm.key()) {
-                        c.instructions = fm.instructions.clone();
-                    }
-                }
-                FlowModCommand::DeleteStrict | FlowModCommand::Delete => {
-                    flows.remove(&fm.key());
-                }
-                FlowModCommand::Unknown(_) => {}
-            },
-            Message::GroupMod(gm) => match gm.command {
-                GroupModCommand::Add | GroupModCommand::Modify => {
-                    groups.insert(
-                        gm.group_id,
-                        GroupSpec {
-                            group_type: gm.group_type,
-                            buckets: gm.buckets.clone(),
-                        },
-                    );
-                }
-                GroupModCommand::Delete => {
-                    groups.remove(&gm.group_id);
-                }
-                GroupModCommand::Unknown(_) => {}
-            },
-            _ => {}
-        }
-    }
-}
-
 /// A flow table in `ovs-ofctl dump-flows` style, one line per flow (for `node_flows`).
 pub fn flows_as_text(flows: &BTreeMap<FlowKey, FlowContent>) -> Vec<String> {
     flows
@@ -308,6 +263,27 @@ mod tests {
         d
     }
 
+    /// An empty switch's flows and groups after `changes`, applied by the shared
+    /// OpenFlow model (every change must be accepted).
+    fn apply(changes: &[Message]) -> (BTreeMap<FlowKey, FlowContent>, BTreeMap<u32, GroupSpec>) {
+        let mut t = openflow::table::FlowTable::new();
+        for m in changes {
+            t.apply(m).unwrap();
+        }
+        let groups = t
+            .groups()
+            .iter()
+            .map(|(id, g)| {
+                let g = GroupSpec {
+                    group_type: g.group_type,
+                    buckets: g.buckets.clone(),
+                };
+                (*id, g)
+            })
+            .collect();
+        (t.flow_contents(), groups)
+    }
+
     fn kinds(msgs: &[Message]) -> Vec<String> {
         msgs.iter()
             .map(|m| match m {
@@ -327,8 +303,7 @@ mod tests {
             vec!["group Add 7", "flow Add t0", "flow Add t30", "flow Add t30"]
         );
         // Applying the changes gives exactly the desired state; diffing again is empty.
-        let (mut f, mut g) = (BTreeMap::new(), BTreeMap::new());
-        apply(&mut f, &mut g, &msgs);
+        let (f, g) = apply(&msgs);
         assert_eq!(f, d.flows);
         assert_eq!(g, d.groups);
         assert!(diff(&d, &f, &g).is_empty());
@@ -445,6 +420,33 @@ mod tests {
                 ..
             })]
         ));
+    }
+
+    #[test]
+    fn diff_applied_in_order_by_the_model_reaches_desired() {
+        use crate::compiler::table::{FlowTable, FromDesired};
+        // Group 7 moves to 9 (flows must stop using 7 before it goes, and 9 must exist
+        // before a flow uses it), one flow goes, one changes instructions.
+        let old = desired();
+        let mut new = old.clone();
+        let g7 = new.groups.remove(&7).unwrap();
+        new.groups.insert(9, g7);
+        for c in new.flows.values_mut() {
+            if c.instructions == vec![Instruction::apply(vec![Action::Group(7)])] {
+                c.instructions = vec![Instruction::apply(vec![Action::Group(9)])];
+            }
+        }
+        let k0 = new.flows.keys().next().unwrap().clone();
+        new.flows.remove(&k0);
+        let mut t = FlowTable::from_desired(&old);
+        for m in diff(&new, &old.flows, &old.groups) {
+            t.apply(&m).unwrap_or_else(|e| panic!("{m:?}: {e}"));
+        }
+        assert_eq!(t.flow_contents(), new.flows);
+        assert_eq!(
+            t.groups().keys().copied().collect::<Vec<_>>(),
+            new.groups.keys().copied().collect::<Vec<_>>()
+        );
     }
 
     #[test]

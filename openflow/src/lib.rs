@@ -40,6 +40,7 @@ pub mod message;
 pub mod oxm;
 pub mod print;
 pub mod session;
+pub mod table;
 pub mod types;
 pub mod validate;
 mod wire;
@@ -49,7 +50,7 @@ pub use action::{
     Subfield,
 };
 pub use error::{Error, Result};
-pub use flow::{FlowContent, FlowKey, diff_flows};
+pub use flow::{FlowContent, FlowKey};
 pub use instruction::Instruction;
 pub use message::*;
 pub use oxm::{Field, FieldHeader, Match, RawField};

@@ -20,6 +20,9 @@ use openflow::oxm::{NXM_NX, NXM_OF, OFPXMC_OPENFLOW_BASIC};
 use openflow::print::print_message;
 use openflow::*;
 
+mod flow_diff;
+use flow_diff::diff_flows;
+
 /// Kills and reaps the child on drop, so a failing test leaves no ovs-ofctl behind.
 struct ChildGuard(Child);
 impl Drop for ChildGuard {

@@ -80,7 +80,13 @@ pub fn check_node(
     let want_groups: BTreeMap<u32, _> = want
         .groups
         .iter()
-        .map(|(id, g)| (*id, (g.group_type, g.buckets.clone())))
+        .map(|(id, g)| {
+            let g = openflow::table::Group {
+                group_type: g.group_type,
+                buckets: g.buckets.clone(),
+            };
+            (*id, g)
+        })
         .collect();
     if want_groups != groups {
         for (gid, g) in &want_groups {

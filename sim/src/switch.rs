@@ -1,54 +1,39 @@
 //! A simulated OpenFlow 1.3 switch, sans-IO: [`Switch::handle_frame`] takes one framed
 //! message, [`Switch::poll_output`] gives what to send, [`Switch::handle_timeout`] drives
-//! echo keepalives. It keeps a real flow table and group table with OpenFlow 1.3
-//! semantics: ADD replaces an identical (table, priority, match) entry (with
-//! `CHECK_OVERLAP` refusing overlapping ones), MODIFY/DELETE loose and strict with cookie
-//! masks and `out_port`/`out_group` filters, group add/modify/delete (deleting a group
-//! deletes the flows that use it), ONF bundles (open, add, close, atomic commit, discard),
-//! barriers, and flow-stats / group-desc / port-desc multipart replies split into parts
-//! the way OVS does. Bad requests get the OpenFlow error OVS would send.
-//!
-//! Flows are stored compactly as the encoded `FLOW_MOD` (canonical match, `ADD`), keyed by
-//! table, priority and the encoded canonical match: a few hundred bytes per flow.
+//! echo keepalives. Its flow and group tables are the shared OpenFlow 1.3 model,
+//! [`openflow::table::FlowTable`] (flow-mod and group-mod semantics, flow-stats and
+//! group-desc contents); this module adds the connection around them: ONF bundles (open,
+//! add, close, atomic commit, discard), barriers, and flow-stats / group-desc / port-desc
+//! multipart replies split into parts the way OVS does. Bad requests get the OpenFlow
+//! error OVS would send.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use openflow::{
-    Action, Bucket, BundleControl, BundleCtrlType, Desc, Emit, ErrorKind, ErrorMsg, ErrorType,
-    FixedStr, FlowContent, FlowKey, FlowMod, FlowModCommand, FlowStats, FlowStatsRequest,
-    GroupDesc, GroupMod, GroupModCommand, GroupType, Hello, Instruction, Mac, Match, Message,
-    MultipartReply, MultipartReplyBody, MultipartRequestBody, OfpMessage, Port, RoleMsg,
-    SwitchConfig, SwitchFeatures, port,
+    BundleControl, BundleCtrlType, Desc, Emit, ErrorKind, ErrorMsg, ErrorType, FixedStr, FlowStats,
+    GroupDesc, Hello, Mac, Message, MultipartReply, MultipartReplyBody, MultipartRequestBody,
+    OfpMessage, Port, RoleMsg, SwitchConfig, SwitchFeatures, port,
 };
 
+mod tables;
+
+pub use tables::Tables;
+
 const ONF_EXPERIMENTER: u32 = 0x4f4e_4600;
-/// OFPFF_CHECK_OVERLAP.
-const FLAG_CHECK_OVERLAP: u16 = 1 << 1;
 /// Bytes of multipart body per reply message before OVS starts another part.
 const PART_BUDGET: usize = 65_000;
 /// Open bundles per connection, and messages per bundle.
 const MAX_BUNDLES: usize = 64;
 const MAX_BUNDLE_MSGS: usize = 1_000_000;
-const MAX_TABLE: u8 = 253;
 
-/// OpenFlow error codes used here (OpenFlow 1.3 §A.4.4, ONF ext 230).
+/// OpenFlow error codes used here (OpenFlow 1.3 §A.4.4, ONF ext 230); the flow-mod and
+/// group-mod ones are the table's ([`openflow::table::code`]).
 mod code {
     pub const BAD_TYPE: u16 = 1; // OFPBRC_BAD_TYPE
     pub const BAD_MULTIPART: u16 = 2; // OFPBRC_BAD_MULTIPART
     pub const BAD_EXPERIMENTER: u16 = 3; // OFPBRC_BAD_EXPERIMENTER
     pub const BAD_LEN: u16 = 6; // OFPBRC_BAD_LEN
-    pub const FM_BAD_TABLE_ID: u16 = 2;
-    pub const FM_OVERLAP: u16 = 3;
-    pub const FM_BAD_COMMAND: u16 = 6;
-    pub const BI_BAD_TABLE_ID: u16 = 2; // OFPBIC_BAD_TABLE_ID
-    pub const BA_BAD_TYPE: u16 = 0; // OFPBAC_BAD_TYPE
-    pub const BA_BAD_OUT_GROUP: u16 = 9;
-    pub const GM_GROUP_EXISTS: u16 = 0;
-    pub const GM_INVALID_GROUP: u16 = 1;
-    pub const GM_UNKNOWN_GROUP: u16 = 8;
-    pub const GM_BAD_COMMAND: u16 = 11;
     pub const BF_BAD_ID: u16 = 2302;
     pub const BF_BUNDLE_EXIST: u16 = 2303;
     pub const BF_BUNDLE_CLOSED: u16 = 2304;
@@ -73,441 +58,6 @@ fn onf_err(exp_type: u16) -> Refusal {
         exp_type,
         experimenter: ONF_EXPERIMENTER,
     })
-}
-
-/// One OXM field of an encoded match: identity (class, field, experimenter), value, mask.
-struct Oxm<'a> {
-    id: (u16, u8, u32),
-    value: &'a [u8],
-    mask: Option<&'a [u8]>,
-}
-
-/// Splits an encoded `ofp_match` (OXM type) into its fields. Malformed input yields the
-/// fields parsed so far (the bytes came from our own encoder).
-fn oxm_fields(m: &[u8]) -> Vec<Oxm<'_>> {
-    let mut out = Vec::new();
-    let len = match m.get(2..4) {
-        Some(b) => usize::from(u16::from_be_bytes([b[0], b[1]])),
-        None => return out,
-    };
-    let body = m.get(4..len.min(m.len())).unwrap_or(&[]);
-    let mut pos = 0;
-    while let Some(h) = body.get(pos..pos + 4) {
-        let class = u16::from_be_bytes([h[0], h[1]]);
-        let field = h[2] >> 1;
-        let has_mask = h[2] & 1 == 1;
-        let plen = usize::from(h[3]);
-        let Some(mut payload) = body.get(pos + 4..pos + 4 + plen) else {
-            break;
-        };
-        pos += 4 + plen;
-        let mut exp = 0;
-        if class == 0xffff {
-            let Some(e) = payload.get(..4) else {
-                break;
-            };
-            exp = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
-            payload = payload.get(4..).unwrap_or(&[]);
-        }
-        let (value, mask) = if has_mask {
-            let half = payload.len() / 2;
-            (&payload[..half], Some(&payload[half..]))
-        } else {
-            (payload, None)
-        };
-        out.push(Oxm {
-            id: (class, field, exp),
-            value,
-            mask,
-        });
-    }
-    out
-}
-
-fn mask_byte(mask: Option<&[u8]>, i: usize) -> u8 {
-    mask.map_or(0xff, |m| m.get(i).copied().unwrap_or(0))
-}
-
-/// Whether a flow with match `flow` is covered by a loose request match `req`: the flow
-/// is at least as specific as the request on every field the request names.
-fn covers(req: &[u8], flow: &[u8]) -> bool {
-    let f = oxm_fields(flow);
-    oxm_fields(req).iter().all(|r| {
-        let Some(x) = f.iter().find(|x| x.id == r.id) else {
-            return r.mask.is_some_and(|m| m.iter().all(|b| *b == 0));
-        };
-        r.value.len() == x.value.len()
-            && (0..r.value.len()).all(|i| {
-                let mr = mask_byte(r.mask, i);
-                let mf = mask_byte(x.mask, i);
-                mf & mr == mr && x.value[i] & mr == r.value[i] & mr
-            })
-    })
-}
-
-/// Whether some packet could match both matches (same-priority overlap).
-fn overlaps(a: &[u8], b: &[u8]) -> bool {
-    let fb = oxm_fields(b);
-    oxm_fields(a).iter().all(|x| {
-        let Some(y) = fb.iter().find(|y| y.id == x.id) else {
-            return true;
-        };
-        x.value.len() != y.value.len()
-            || (0..x.value.len()).all(|i| {
-                let m = mask_byte(x.mask, i) & mask_byte(y.mask, i);
-                x.value[i] & m == y.value[i] & m
-            })
-    })
-}
-
-fn encode_match(m: &Match) -> Box<[u8]> {
-    let mut b = BytesMut::with_capacity(m.buffer_len());
-    m.emit(&mut b);
-    b.to_vec().into_boxed_slice()
-}
-
-/// Identity of a flow entry: table, priority, encoded canonical match.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct FlowId {
-    table: u8,
-    priority: u16,
-    r#match: Box<[u8]>,
-}
-
-/// The flow and group tables of one switch.
-#[derive(Debug, Clone, Default)]
-pub struct Tables {
-    /// Flow id → encoded OFPFC_ADD flow mod (canonical match).
-    flows: HashMap<FlowId, Box<[u8]>>,
-    groups: BTreeMap<u32, (GroupType, Vec<Bucket>)>,
-}
-
-fn decode_flow(bytes: &[u8]) -> Option<FlowMod> {
-    match OfpMessage::decode(bytes).ok()?.body {
-        Message::FlowMod(f) => Some(f),
-        _ => None,
-    }
-}
-
-fn actions_of(insts: &[Instruction]) -> impl Iterator<Item = &Action> {
-    insts.iter().flat_map(|i| match i {
-        Instruction::ApplyActions(a) | Instruction::WriteActions(a) => a.as_slice(),
-        _ => &[],
-    })
-}
-
-impl Tables {
-    pub fn flow_count(&self) -> usize {
-        self.flows.len()
-    }
-
-    pub fn group_count(&self) -> usize {
-        self.groups.len()
-    }
-
-    /// Bytes held by flow entries (keys and encoded flow mods), for memory reports.
-    pub fn flow_bytes(&self) -> usize {
-        self.flows
-            .iter()
-            .map(|(k, v)| k.r#match.len() + v.len() + 48)
-            .sum()
-    }
-
-    /// Whether some flow's encoded match contains `needle` (e.g. a MAC address): a cheap
-    /// probe for "has the flow for this port arrived" without decoding the table.
-    pub fn any_match_contains(&self, needle: &[u8]) -> bool {
-        !needle.is_empty()
-            && self
-                .flows
-                .keys()
-                .any(|k| k.r#match.windows(needle.len()).any(|w| w == needle))
-    }
-
-    /// Every flow as (identity, content), for comparing with the compiler's output.
-    pub fn flows(&self) -> BTreeMap<FlowKey, FlowContent> {
-        self.flows
-            .values()
-            .filter_map(|b| decode_flow(b))
-            .map(|f| (f.key(), f.content()))
-            .collect()
-    }
-
-    pub fn groups(&self) -> &BTreeMap<u32, (GroupType, Vec<Bucket>)> {
-        &self.groups
-    }
-
-    fn flow_mods(&self) -> impl Iterator<Item = (&FlowId, FlowMod)> {
-        self.flows
-            .iter()
-            .filter_map(|(k, b)| decode_flow(b).map(|f| (k, f)))
-    }
-
-    fn check_instructions(&self, fm: &FlowMod) -> Result<(), Refusal> {
-        for i in &fm.instructions {
-            match i {
-                Instruction::GotoTable(t) if *t <= fm.table_id || *t > MAX_TABLE => {
-                    return Err(std_err(ErrorType::BadInstruction, code::BI_BAD_TABLE_ID));
-                }
-                Instruction::Raw { .. } => {
-                    return Err(std_err(ErrorType::BadInstruction, 0));
-                }
-                _ => {}
-            }
-        }
-        for a in actions_of(&fm.instructions) {
-            match a {
-                Action::Group(g) if !self.groups.contains_key(g) => {
-                    return Err(std_err(ErrorType::BadAction, code::BA_BAD_OUT_GROUP));
-                }
-                Action::Raw { .. } => return Err(std_err(ErrorType::BadAction, code::BA_BAD_TYPE)),
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether an installed flow passes a request's cookie, out_port and out_group filters.
-    fn passes_filters(
-        f: &FlowMod,
-        cookie: u64,
-        cookie_mask: u64,
-        out_port: u32,
-        out_group: u32,
-    ) -> bool {
-        if f.cookie & cookie_mask != cookie & cookie_mask {
-            return false;
-        }
-        if out_port != port::ANY
-            && !actions_of(&f.instructions)
-                .any(|a| matches!(a, Action::Output { port, .. } if *port == out_port))
-        {
-            return false;
-        }
-        if out_group != openflow::types::group::ANY
-            && !actions_of(&f.instructions)
-                .any(|a| matches!(a, Action::Group(g) if *g == out_group))
-        {
-            return false;
-        }
-        true
-    }
-
-    /// Applies one flow mod with OpenFlow 1.3 semantics.
-    pub fn flow_mod(&mut self, fm: &FlowMod) -> Result<(), Refusal> {
-        if fm
-            .r#match
-            .fields
-            .iter()
-            .any(|f| matches!(f, openflow::Field::Raw(_)))
-        {
-            return Err(std_err(ErrorType::BadMatch, 0));
-        }
-        let canonical = fm.r#match.canonical();
-        let mbytes = encode_match(&canonical);
-        match fm.command {
-            FlowModCommand::Add => {
-                if fm.table_id > MAX_TABLE {
-                    return Err(std_err(ErrorType::FlowModFailed, code::FM_BAD_TABLE_ID));
-                }
-                self.check_instructions(fm)?;
-                let id = FlowId {
-                    table: fm.table_id,
-                    priority: fm.priority,
-                    r#match: mbytes,
-                };
-                if fm.flags & FLAG_CHECK_OVERLAP != 0
-                    && self.flows.keys().any(|k| {
-                        k.table == id.table
-                            && k.priority == id.priority
-                            && k.r#match != id.r#match
-                            && overlaps(&k.r#match, &id.r#match)
-                    })
-                {
-                    return Err(std_err(ErrorType::FlowModFailed, code::FM_OVERLAP));
-                }
-                let stored = FlowMod {
-                    command: FlowModCommand::Add,
-                    cookie_mask: 0,
-                    buffer_id: openflow::types::NO_BUFFER,
-                    out_port: port::ANY,
-                    out_group: openflow::types::group::ANY,
-                    r#match: canonical,
-                    ..fm.clone()
-                };
-                let bytes = stored
-                    .into_message(0)
-                    .to_bytes()
-                    .map_err(|_| std_err(ErrorType::BadRequest, code::BAD_LEN))?;
-                self.flows.insert(id, bytes.into_boxed_slice());
-                Ok(())
-            }
-            FlowModCommand::Modify | FlowModCommand::ModifyStrict => {
-                if fm.table_id > MAX_TABLE {
-                    return Err(std_err(ErrorType::FlowModFailed, code::FM_BAD_TABLE_ID));
-                }
-                self.check_instructions(fm)?;
-                let strict = fm.command == FlowModCommand::ModifyStrict;
-                let hits = self.select(fm, strict, &mbytes, false);
-                for id in hits {
-                    if let Some(mut f) = self.flows.get(&id).and_then(|b| decode_flow(b)) {
-                        // OpenFlow 1.3 modify replaces the instructions; the cookie stays.
-                        f.instructions = fm.instructions.clone();
-                        if let Ok(b) = f.into_message(0).to_bytes() {
-                            self.flows.insert(id, b.into_boxed_slice());
-                        }
-                    }
-                }
-                Ok(())
-            }
-            FlowModCommand::Delete | FlowModCommand::DeleteStrict => {
-                if fm.table_id > MAX_TABLE && fm.table_id != openflow::types::TABLE_ALL {
-                    return Err(std_err(ErrorType::FlowModFailed, code::FM_BAD_TABLE_ID));
-                }
-                let strict = fm.command == FlowModCommand::DeleteStrict;
-                for id in self.select(fm, strict, &mbytes, true) {
-                    self.flows.remove(&id);
-                }
-                Ok(())
-            }
-            FlowModCommand::Unknown(_) => {
-                Err(std_err(ErrorType::FlowModFailed, code::FM_BAD_COMMAND))
-            }
-        }
-    }
-
-    /// Flows a modify/delete request selects.
-    fn select(&self, fm: &FlowMod, strict: bool, mbytes: &[u8], delete: bool) -> Vec<FlowId> {
-        let (out_port, out_group) = if delete {
-            (fm.out_port, fm.out_group)
-        } else {
-            (port::ANY, openflow::types::group::ANY)
-        };
-        let all_tables = fm.table_id == openflow::types::TABLE_ALL;
-        if strict {
-            let id = FlowId {
-                table: fm.table_id,
-                priority: fm.priority,
-                r#match: mbytes.into(),
-            };
-            return match self.flows.get(&id).and_then(|b| decode_flow(b)) {
-                Some(f)
-                    if Self::passes_filters(&f, fm.cookie, fm.cookie_mask, out_port, out_group) =>
-                {
-                    vec![id]
-                }
-                _ => Vec::new(),
-            };
-        }
-        self.flow_mods()
-            .filter(|(k, _)| all_tables || k.table == fm.table_id)
-            .filter(|(k, _)| covers(mbytes, &k.r#match))
-            .filter(|(_, f)| {
-                Self::passes_filters(f, fm.cookie, fm.cookie_mask, out_port, out_group)
-            })
-            .map(|(k, _)| k.clone())
-            .collect()
-    }
-
-    /// Applies one group mod.
-    pub fn group_mod(&mut self, gm: &GroupMod) -> Result<(), Refusal> {
-        use openflow::types::group;
-        match gm.command {
-            GroupModCommand::Add => {
-                if gm.group_id > group::MAX {
-                    return Err(std_err(ErrorType::GroupModFailed, code::GM_INVALID_GROUP));
-                }
-                if self.groups.contains_key(&gm.group_id) {
-                    return Err(std_err(ErrorType::GroupModFailed, code::GM_GROUP_EXISTS));
-                }
-                self.groups
-                    .insert(gm.group_id, (gm.group_type, gm.buckets.clone()));
-                Ok(())
-            }
-            GroupModCommand::Modify => match self.groups.get_mut(&gm.group_id) {
-                Some(g) => {
-                    *g = (gm.group_type, gm.buckets.clone());
-                    Ok(())
-                }
-                None => Err(std_err(ErrorType::GroupModFailed, code::GM_UNKNOWN_GROUP)),
-            },
-            GroupModCommand::Delete => {
-                let gone: Vec<u32> = if gm.group_id == group::ALL {
-                    self.groups.keys().copied().collect()
-                } else {
-                    vec![gm.group_id]
-                };
-                let mut any = false;
-                for g in &gone {
-                    any |= self.groups.remove(g).is_some();
-                }
-                if any {
-                    // OpenFlow 1.3 §6.5: flows that forward to a deleted group go too.
-                    let users: Vec<FlowId> = self
-                        .flow_mods()
-                        .filter(|(_, f)| {
-                            actions_of(&f.instructions)
-                                .any(|a| matches!(a, Action::Group(g) if gone.contains(g)))
-                        })
-                        .map(|(k, _)| k.clone())
-                        .collect();
-                    for k in users {
-                        self.flows.remove(&k);
-                    }
-                }
-                Ok(())
-            }
-            GroupModCommand::Unknown(_) => {
-                Err(std_err(ErrorType::GroupModFailed, code::GM_BAD_COMMAND))
-            }
-        }
-    }
-
-    fn apply(&mut self, m: &Message) -> Result<(), Refusal> {
-        match m {
-            Message::FlowMod(f) => self.flow_mod(f),
-            Message::GroupMod(g) => self.group_mod(g),
-            _ => Err(onf_err(code::BF_MSG_UNSUP)),
-        }
-    }
-
-    fn flow_stats(&self, req: &FlowStatsRequest) -> Vec<FlowStats> {
-        let mbytes = encode_match(&req.r#match.canonical());
-        let mut out: Vec<(FlowId, FlowStats)> = self
-            .flow_mods()
-            .filter(|(k, _)| req.table_id == openflow::types::TABLE_ALL || k.table == req.table_id)
-            .filter(|(k, _)| covers(&mbytes, &k.r#match))
-            .filter(|(_, f)| {
-                Self::passes_filters(f, req.cookie, req.cookie_mask, req.out_port, req.out_group)
-            })
-            .map(|(k, f)| {
-                (
-                    k.clone(),
-                    FlowStats {
-                        table_id: f.table_id,
-                        duration_sec: 0,
-                        duration_nsec: 0,
-                        priority: f.priority,
-                        idle_timeout: f.idle_timeout,
-                        hard_timeout: f.hard_timeout,
-                        flags: f.flags,
-                        cookie: f.cookie,
-                        packet_count: 0,
-                        byte_count: 0,
-                        r#match: f.r#match,
-                        instructions: f.instructions,
-                    },
-                )
-            })
-            .collect();
-        out.sort_by(|a, b| {
-            (a.0.table, std::cmp::Reverse(a.0.priority), &a.0.r#match).cmp(&(
-                b.0.table,
-                std::cmp::Reverse(b.0.priority),
-                &b.0.r#match,
-            ))
-        });
-        out.into_iter().map(|(_, s)| s).collect()
-    }
 }
 
 /// Splits multipart entries into replies of at most [`PART_BUDGET`] bytes each.
@@ -903,15 +453,7 @@ impl Switch {
                 })]
             }
             MultipartRequestBody::GroupDesc => {
-                let groups: Vec<GroupDesc> = tables
-                    .groups
-                    .iter()
-                    .map(|(id, (t, b))| GroupDesc {
-                        group_type: *t,
-                        group_id: *id,
-                        buckets: b.clone(),
-                    })
-                    .collect();
+                let groups: Vec<GroupDesc> = tables.group_descs();
                 split_parts(groups, group_desc_len)
                     .into_iter()
                     .map(MultipartReplyBody::GroupDesc)
@@ -970,7 +512,12 @@ fn sim_port(no: u32, name: &str) -> Port {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use openflow::{Field, bundle_flags};
+    use openflow::flow_flags::CHECK_OVERLAP as FLAG_CHECK_OVERLAP;
+    use openflow::table::code;
+    use openflow::{
+        Action, Field, FlowMod, FlowModCommand, GroupMod, GroupType, Instruction, Match,
+        bundle_flags,
+    };
 
     struct Sw {
         s: Switch,

@@ -17,7 +17,7 @@ use openflow::{
     FlowContent, FlowKey, Mac, Message, MultipartReplyBody, OfpMessage, port as ofport,
 };
 
-use super::table::{FlowTable, Packet, ct_state};
+use super::table::{FlowTable, FromDesired, Packet, ct_state};
 use super::tests::{model_with_acls as model, topology};
 use super::*;
 use crate::desired::GroupSpec;

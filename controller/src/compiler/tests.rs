@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use openflow::{Action, Ct, Field, FlowContent, FlowKey, Instruction, Mac, Nicira};
 use uuid::Uuid;
 
-use super::table::Packet;
+use super::table::{FromDesired, Packet};
 use super::trace::{TracePacket, trace, walk};
 use super::*;
 use crate::model::{Acl, AclAction, Direction, Ethertype, LogicalPort, LogicalSwitch, MacAddr};
@@ -1384,44 +1384,6 @@ fn compiler_scale_measure() {
         SWITCHES * PER_SWITCH,
         all / NODES as u32
     );
-}
-
-#[test]
-fn compiler_flow_table_survives_hostile_flows() {
-    use openflow::{Bucket, FlowMod, FlowModCommand, GroupMod, GroupType, Match, Nicira, Subfield};
-    let mut t = table::FlowTable::new();
-    // A group that calls itself, and a move with offsets past every field.
-    t.apply_group_mod(&GroupMod::add(
-        7,
-        GroupType::All,
-        vec![Bucket::new(vec![Action::Group(7)])],
-    ))
-    .unwrap();
-    assert!(
-        t.apply_group_mod(&GroupMod::add(7, GroupType::All, vec![]))
-            .is_err()
-    );
-    let far = Subfield::bits(openflow::FieldHeader::reg(1), 1000, 64);
-    t.apply_flow_mod(&FlowMod::add(
-        0,
-        10,
-        Match::default(),
-        vec![Instruction::ApplyActions(vec![
-            Action::Nicira(Nicira::RegMove { src: far, dst: far }),
-            Action::reg_load(far, 5),
-            Action::Group(7),
-            Action::resubmit(0),
-        ])],
-    ))
-    .unwrap();
-    let out = t.process(&Packet::default(), 0);
-    assert!(out.outputs.is_empty());
-    assert!(out.drops.iter().any(|d| d.contains("nesting")));
-    // Delete by cookie empties it.
-    let mut del = FlowMod::delete_by_cookie(0, 0);
-    del.command = FlowModCommand::Delete;
-    t.apply_flow_mod(&del).unwrap();
-    assert_eq!(t.flow_count(), 0);
 }
 
 /// The incremental compiler against a from-scratch compile, on randomised sequences of

@@ -17,7 +17,7 @@ use openflow::Mac;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::table::{FlowTable, Packet, Step, ct_state};
+use super::table::{FlowTable, FromDesired, Packet, Step, ct_state};
 use super::{
     Bindings, COOKIE_PIPELINE, OPEN_DIRECTION_PRIORITY, acl_mark, compile_node_with, cookie_for,
     link_local, tables,

@@ -1,0 +1,150 @@
+//! The model on its own: hostile flows, and the flow-mod semantics the walker relies on.
+//! (The simulator's switch tests exercise the same table through OpenFlow messages; the
+//! compiler's tests walk packets through compiled pipelines.)
+
+use super::*;
+use crate::action::{Nicira, Subfield};
+use crate::oxm::FieldHeader;
+use crate::types::port;
+
+#[test]
+fn flow_table_survives_hostile_flows() {
+    let mut t = FlowTable::new();
+    // A group that calls itself, and a move with offsets past every field.
+    t.apply_group_mod(&GroupMod::add(
+        7,
+        GroupType::All,
+        vec![Bucket::new(vec![Action::Group(7)])],
+    ))
+    .unwrap();
+    assert!(
+        t.apply_group_mod(&GroupMod::add(7, GroupType::All, vec![]))
+            .is_err()
+    );
+    let far = Subfield::bits(FieldHeader::reg(1), 1000, 64);
+    t.apply_flow_mod(&FlowMod::add(
+        0,
+        10,
+        Match::default(),
+        vec![Instruction::ApplyActions(vec![
+            Action::Nicira(Nicira::RegMove { src: far, dst: far }),
+            Action::reg_load(far, 5),
+            Action::Group(7),
+            Action::resubmit(0),
+        ])],
+    ))
+    .unwrap();
+    let out = t.process(&Packet::default(), 0);
+    assert!(out.outputs.is_empty());
+    assert!(out.drops.iter().any(|d| d.contains("nesting")));
+    // Delete by cookie empties it.
+    let mut del = FlowMod::delete_by_cookie(0, 0);
+    del.command = FlowModCommand::Delete;
+    t.apply_flow_mod(&del).unwrap();
+    assert_eq!(t.flow_count(), 0);
+}
+
+fn out(table: u8, prio: u16, fields: Vec<Field>, port: u32, cookie: u64) -> FlowMod {
+    FlowMod::add(
+        table,
+        prio,
+        Match::new(fields),
+        vec![Instruction::ApplyActions(vec![Action::output(port)])],
+    )
+    .with_cookie(cookie)
+}
+
+#[test]
+fn highest_priority_wins_then_smallest_match() {
+    let mut t = FlowTable::new();
+    t.apply_flow_mod(&out(0, 10, vec![], 1, 0)).unwrap();
+    t.apply_flow_mod(&out(0, 20, vec![Field::InPort(5, None)], 2, 0))
+        .unwrap();
+    t.apply_flow_mod(&out(0, 20, vec![Field::Metadata(0, None)], 3, 0))
+        .unwrap();
+    let p = Packet {
+        in_port: 5,
+        ..Packet::default()
+    };
+    // Both priority-20 flows match; in_port sorts before metadata.
+    assert_eq!(t.process(&p, 0).ports(), vec![2]);
+    let p = Packet {
+        in_port: 6,
+        ..Packet::default()
+    };
+    assert_eq!(t.process(&p, 0).ports(), vec![3]);
+    // A flow in the next table never answers for this one.
+    t.apply_flow_mod(&out(1, 99, vec![], 9, 0)).unwrap();
+    assert_eq!(t.process(&p, 0).ports(), vec![3]);
+}
+
+#[test]
+fn flow_mod_semantics() {
+    let mut t = FlowTable::new();
+    let m1 = vec![Field::Reg(6, 1, None), Field::Metadata(5, None)];
+    t.apply_flow_mod(&out(0, 10, m1.clone(), 1, 0x10)).unwrap();
+    // Same key in another field order replaces; modify never changes the cookie.
+    let reordered: Vec<Field> = m1.iter().rev().cloned().collect();
+    t.apply_flow_mod(&out(0, 10, reordered, 2, 0x11)).unwrap();
+    assert_eq!(t.flow_count(), 1);
+    let mut m = out(0, 10, m1.clone(), 4, 0x99);
+    m.command = FlowModCommand::ModifyStrict;
+    t.apply_flow_mod(&m).unwrap();
+    let (k, e) = t.flows().iter().next().unwrap();
+    assert_eq!((k.priority, e.content.cookie), (10, 0x11));
+    assert_eq!(e.content.instructions, m.instructions);
+    // A strict modify of a key nobody has adds nothing.
+    m.priority = 11;
+    t.apply_flow_mod(&m).unwrap();
+    assert_eq!(t.flow_count(), 1);
+    // Loose delete by a less specific match, filtered by out_port.
+    let mut del = FlowMod::delete_by_cookie(0, 0);
+    del.r#match = Match::new(vec![Field::Metadata(5, None)]);
+    del.out_port = 3;
+    t.apply_flow_mod(&del).unwrap();
+    assert_eq!(t.flow_count(), 1, "it outputs to 4, not 3");
+    del.out_port = 4;
+    t.apply_flow_mod(&del).unwrap();
+    assert_eq!(t.flow_count(), 0);
+    // Refusals name the OpenFlow error.
+    let mut back = out(5, 1, vec![], 1, 0);
+    back.instructions.push(Instruction::GotoTable(5));
+    let e = t.apply_flow_mod(&back).unwrap_err();
+    assert_eq!(e, TableError::BadGoto { from: 5, to: 5 });
+    assert_eq!(
+        e.error_kind(),
+        Some(ErrorKind::Standard {
+            err_type: ErrorType::BadInstruction,
+            code: code::BI_BAD_TABLE_ID
+        })
+    );
+}
+
+#[test]
+fn flow_stats_select_like_a_loose_delete() {
+    let mut t = FlowTable::new();
+    for i in 0..4u32 {
+        t.apply_flow_mod(&out(
+            i as u8 % 2,
+            10 + i as u16,
+            vec![Field::Reg(6, i, None)],
+            i,
+            u64::from(i),
+        ))
+        .unwrap();
+    }
+    let req = FlowStatsRequest {
+        table_id: TABLE_ALL,
+        out_port: port::ANY,
+        out_group: group::ANY,
+        cookie: 0,
+        cookie_mask: 1,
+        r#match: Match::default(),
+    };
+    let got: Vec<(u8, u16)> = t
+        .flow_stats(&req)
+        .iter()
+        .map(|s| (s.table_id, s.priority))
+        .collect();
+    assert_eq!(got, vec![(0, 12), (0, 10)]);
+}

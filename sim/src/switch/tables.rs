@@ -1,0 +1,114 @@
+//! The flow and group tables a simulated switch keeps across connections: the shared
+//! OpenFlow 1.3 model ([`FlowTable`]) behind the calls the switch and the simulator make,
+//! with the model's refusals turned into the OpenFlow errors OVS would send.
+
+use std::collections::BTreeMap;
+
+use bytes::BytesMut;
+use openflow::table::{FlowEntry, FlowTable, Group, TableError};
+use openflow::{
+    Action, Emit, FlowContent, FlowKey, FlowMod, FlowStats, FlowStatsRequest, GroupDesc, GroupMod,
+    Instruction, Message,
+};
+
+use super::{Refusal, code, onf_err};
+
+/// The flow and group tables of one switch: the shared OpenFlow 1.3 model
+/// ([`FlowTable`]), whose refusals become the OpenFlow errors OVS would send.
+#[derive(Debug, Clone, Default)]
+pub struct Tables {
+    table: FlowTable,
+}
+
+/// The ERROR for a request the table refused.
+fn refusal(e: TableError) -> Refusal {
+    match e.error_kind() {
+        Some(kind) => Refusal(kind),
+        None => onf_err(code::BF_MSG_UNSUP),
+    }
+}
+
+impl Tables {
+    pub fn flow_count(&self) -> usize {
+        self.table.flow_count()
+    }
+
+    pub fn group_count(&self) -> usize {
+        self.table.group_count()
+    }
+
+    /// Bytes held by flow entries (entries, match fields, instructions and actions; not
+    /// the map's own nodes), for memory reports.
+    pub fn flow_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.table
+            .flows()
+            .iter()
+            .map(|(k, e)| {
+                let insts = &e.content.instructions;
+                size_of::<(FlowKey, FlowEntry)>()
+                    + k.r#match.fields.len() * size_of::<openflow::Field>()
+                    + insts.len() * size_of::<Instruction>()
+                    + actions_of(insts).count() * size_of::<Action>()
+            })
+            .sum()
+    }
+
+    /// Whether some flow's encoded match contains `needle` (e.g. a MAC address): a cheap
+    /// probe for "has the flow for this port arrived" without comparing whole tables.
+    pub fn any_match_contains(&self, needle: &[u8]) -> bool {
+        if needle.is_empty() {
+            return false;
+        }
+        let mut buf = BytesMut::new();
+        self.table.flows().keys().any(|k| {
+            buf.clear();
+            k.r#match.emit(&mut buf);
+            buf.windows(needle.len()).any(|w| w == needle)
+        })
+    }
+
+    /// Every flow as (identity, content), for comparing with the compiler's output.
+    pub fn flows(&self) -> BTreeMap<FlowKey, FlowContent> {
+        self.table.flow_contents()
+    }
+
+    pub fn groups(&self) -> &BTreeMap<u32, Group> {
+        self.table.groups()
+    }
+
+    /// The model itself (e.g. to walk a packet through what the switch holds).
+    pub fn model(&self) -> &FlowTable {
+        &self.table
+    }
+
+    /// Applies one flow mod with OpenFlow 1.3 semantics.
+    pub fn flow_mod(&mut self, fm: &FlowMod) -> Result<(), Refusal> {
+        self.table.apply_flow_mod(fm).map_err(refusal)
+    }
+
+    /// Applies one group mod.
+    pub fn group_mod(&mut self, gm: &GroupMod) -> Result<(), Refusal> {
+        self.table.apply_group_mod(gm).map_err(refusal)
+    }
+
+    pub(super) fn apply(&mut self, m: &Message) -> Result<(), Refusal> {
+        self.table.apply(m).map_err(refusal)
+    }
+
+    pub(super) fn flow_stats(&self, req: &FlowStatsRequest) -> Vec<FlowStats> {
+        self.table.flow_stats(req)
+    }
+
+    pub(super) fn group_descs(&self) -> Vec<GroupDesc> {
+        self.table.group_descs()
+    }
+}
+
+/// The actions of apply-actions and write-actions instructions.
+fn actions_of(insts: &[Instruction]) -> impl Iterator<Item = &Action> {
+    insts.iter().flat_map(|i| match i {
+        Instruction::ApplyActions(a) | Instruction::WriteActions(a) => a.as_slice(),
+        _ => &[],
+    })
+}
