@@ -19,7 +19,7 @@ use super::conn::{Conn, ConnError};
 pub(super) struct Holder {
     pub(super) id: u64,
     pub(super) peer: SocketAddr,
-    /// Asks that connection to prove it is alive ([`Session::probe`]).
+    /// Asks that connection to prove it is alive ([`Session::probe`](openflow::session::Session::probe)).
     pub(super) probe: Arc<tokio::sync::Notify>,
 }
 
@@ -30,7 +30,7 @@ impl Ctx {
 }
 
 /// Makes this connection the one serving `node`. While another connection serves it,
-/// that one is asked to prove it is alive ([`Session::probe`]) and this one waits,
+/// that one is asked to prove it is alive ([`Session::probe`](openflow::session::Session::probe)) and this one waits,
 /// keeping its own session alive: a switch presenting a datapath id that a live
 /// connection already holds (an impersonator, a duplicate, or the real switch whose old
 /// connection is not yet known dead) never takes the node's flows away from it. If the

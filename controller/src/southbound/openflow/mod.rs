@@ -9,13 +9,13 @@
 //! returned [`OpenFlowServer`] reports the bound address and counters.
 //!
 //! One module per concept:
-//! - [`codec`]: framing (frame bounds, PACKET_INs dropped undecoded, undecodable frames
+//! - `codec`: framing (frame bounds, PACKET_INs dropped undecoded, undecodable frames
 //!   handed up) and the count of what is dropped;
-//! - [`conn`]: the connection driver (`Conn`: flush, next event, keepalive and probes);
-//! - [`association`]: which node a switch serves, by datapath id, and the one connection
+//! - `conn`: the connection driver (`Conn`: flush, next event, keepalive and probes);
+//! - `association`: which node a switch serves, by datapath id, and the one connection
 //!   holding each node;
-//! - [`installer`]: dump, diff, bundle install with plain fallback, barrier, retry;
-//! - [`refusals`]: what the switch refused, and the fail-closed withholding of refused ACLs;
+//! - `installer`: dump, diff, bundle install with plain fallback, barrier, retry;
+//! - `refusals`: what the switch refused, and the fail-closed withholding of refused ACLs;
 //! - here: settings, counters, the listener and the life of one connection.
 
 pub use openflow::session;
