@@ -1,0 +1,454 @@
+//! The per-connection installer: keeps a switch's flows and groups equal to its node's
+//! desired state. A dump on (re)connect (one resync turn at a time, bounded by
+//! [`super::OpenFlowSettings::max_concurrent_resyncs`]), then only the difference from
+//! [`crate::reconcile::diff`], in one atomic ordered bundle followed by a barrier (plain
+//! flow mods for switches without bundles), retried with backoff when refused.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openflow::session::{SessionEvent, describe_error};
+use openflow::{
+    BundleCtrlType, ErrorKind, ErrorMsg, ErrorType, FlowContent, FlowKey, Message, OfpMessage,
+    bundle_flags,
+};
+
+use crate::desired::{DesiredNode, GroupSpec};
+use crate::observed::InstalledFlows;
+use crate::reconcile;
+
+use super::conn::{Conn, ConnError, pump_for, sleep_until_opt};
+use super::refusals::{Refusal, Withheld, change_text, log_rejection};
+use super::{Ctx, OpenFlowStats};
+
+/// Outcome of one install attempt.
+enum Install {
+    Done,
+    /// The switch refused the install (nothing of it took effect: bundles are atomic);
+    /// what it named, if anything.
+    Rejected(Vec<Refusal>),
+}
+
+/// The per-connection reconciliation loop.
+pub(super) struct Installer<'a> {
+    pub(super) node: &'a str,
+    pub(super) ctx: &'a Ctx,
+    /// What we believe the switch holds (its flows and groups); `None` = unknown, dump
+    /// first. After a successful install this is the very state that was installed,
+    /// shared with the node's desired state and the observed state, not a copy.
+    installed: Option<Arc<DesiredNode>>,
+    use_bundles: bool,
+    next_bundle: u32,
+    /// ACLs (by cookie) whose flows are left out of what is installed, fail closed.
+    pub(super) withheld: BTreeMap<u64, Withheld>,
+    /// Withheld ACLs being tried again in the current install.
+    pub(super) retrying: BTreeMap<u64, Withheld>,
+}
+
+impl<'a> Installer<'a> {
+    pub(super) fn new(node: &'a str, ctx: &'a Ctx) -> Self {
+        Installer {
+            node,
+            ctx,
+            installed: None,
+            use_bundles: true,
+            next_bundle: 1,
+            withheld: BTreeMap::new(),
+            retrying: BTreeMap::new(),
+        }
+    }
+
+    pub(super) async fn run(&mut self, conn: &mut Conn) -> ConnError {
+        let mut desired_rx = self.ctx.channels.watch_desired(self.node);
+        let mut backoff = self.ctx.settings.retry_min;
+        // Nothing is compiled for this node yet (weftd just started): the switch keeps
+        // what it has until there is a real desired state to compare it with.
+        while !self.ctx.channels.desired_published(self.node) {
+            tracing::debug!(
+                node = self.node,
+                "waiting for the node's first desired state"
+            );
+            tokio::select! {
+                r = desired_rx.changed() => if r.is_err() { return ConnError::Shutdown },
+                ev = conn.next_event() => if let Err(e) = ev { return e },
+            }
+        }
+        loop {
+            // A resync (the switch's tables unknown: dump first) waits for its turn; the
+            // desired state is read after the wait, so the newest one is installed.
+            let turn = if self.installed.is_none() {
+                match self.resync_turn(conn).await {
+                    Ok(t) => Some(t),
+                    Err(e) => return e,
+                }
+            } else {
+                None
+            };
+            let desired = desired_rx.borrow_and_update().clone();
+            let effective = self.effective(&desired);
+            let result = self.install(conn, &effective).await;
+            drop(turn);
+            match result {
+                Err(e) => return e,
+                Ok(Install::Done) => {
+                    backoff = self.ctx.settings.retry_min;
+                    self.installed_ok(&effective);
+                }
+                Ok(Install::Rejected(refusals)) => {
+                    // Nothing of the bundle took effect; re-dump before the next try.
+                    self.installed = None;
+                    if self.refused(&desired, &refusals) {
+                        // Fail closed: install the rest at once, without the refused ACL.
+                        continue;
+                    }
+                    // Not an ACL's flow: retry everything after a pause; a new desired
+                    // state is picked up by the retry.
+                    tracing::info!(
+                        node = self.node,
+                        ?backoff,
+                        "retrying the install after a pause"
+                    );
+                    if let Err(e) = pump_for(conn, backoff).await {
+                        return e;
+                    }
+                    backoff = (backoff * 2).min(self.ctx.settings.retry_max);
+                    continue;
+                }
+            }
+            // Idle until the desired state changes or a withheld ACL is due for another
+            // try, keeping the session alive.
+            loop {
+                tokio::select! {
+                    r = desired_rx.changed() => {
+                        if r.is_err() { return ConnError::Shutdown }
+                        break;
+                    }
+                    _ = sleep_until_opt(self.next_retry()) => {
+                        self.release_due();
+                        break;
+                    }
+                    ev = conn.next_event() => if let Err(e) = ev { return e },
+                }
+            }
+        }
+    }
+
+    /// Waits for a resync turn, keeping the session alive (echoes both ways) meanwhile.
+    async fn resync_turn(
+        &self,
+        conn: &mut Conn,
+    ) -> Result<tokio::sync::SemaphorePermit<'a>, ConnError> {
+        let resyncs = &self.ctx.resyncs;
+        if let Ok(p) = resyncs.try_acquire() {
+            return Ok(p);
+        }
+        OpenFlowStats::bump(&self.ctx.stats.resync_waits, 1);
+        let started = tokio::time::Instant::now();
+        let acquire = resyncs.acquire();
+        tokio::pin!(acquire);
+        loop {
+            tokio::select! {
+                p = &mut acquire => {
+                    let waited = started.elapsed();
+                    if waited > Duration::from_secs(1) {
+                        tracing::info!(node = self.node, ?waited, "resync waited for its turn \
+                            (many switches resynchronising at once)");
+                    }
+                    return p.map_err(|_| ConnError::Shutdown);
+                }
+                ev = conn.next_event() => { ev?; }
+            }
+        }
+    }
+
+    async fn install(
+        &mut self,
+        conn: &mut Conn,
+        desired: &Arc<DesiredNode>,
+    ) -> Result<Install, ConnError> {
+        let have = match self.installed.take() {
+            Some(h) => h,
+            None => {
+                let (flows, groups) = self.dump(conn).await?;
+                Arc::new(DesiredNode {
+                    flows,
+                    groups,
+                    ..Default::default()
+                })
+            }
+        };
+        let changes = reconcile::diff(desired, &have.flows, &have.groups);
+        if changes.is_empty() {
+            OpenFlowStats::bump(&self.ctx.stats.empty_diffs, 1);
+            tracing::info!(
+                node = self.node,
+                flows = have.flows.len(),
+                groups = have.groups.len(),
+                "switch already holds the desired state; nothing sent"
+            );
+        } else {
+            OpenFlowStats::bump(&self.ctx.stats.changes_sent, changes.len() as u64);
+            let changed = changes.len();
+            // The bundle takes the messages themselves; the rare paths that need them
+            // again (refusals, no bundle support) recompute the same diff.
+            let again = || reconcile::diff(desired, &have.flows, &have.groups);
+            let result = if self.use_bundles {
+                match self.install_bundle(conn, changes, again).await? {
+                    Some(r) => r,
+                    None => {
+                        self.use_bundles = false;
+                        self.install_plain(conn, &again()).await?
+                    }
+                }
+            } else {
+                self.install_plain(conn, &changes).await?
+            };
+            if let Err(refusals) = result {
+                OpenFlowStats::bump(&self.ctx.stats.failed_installs, 1);
+                return Ok(Install::Rejected(refusals));
+            }
+            OpenFlowStats::bump(&self.ctx.stats.installs, 1);
+            tracing::info!(
+                node = self.node,
+                changes = changed,
+                flows = desired.flows.len(),
+                groups = desired.groups.len(),
+                "installed the desired state"
+            );
+        }
+        drop(have);
+        // The diff is empty or was applied whole: the switch's Weft flows and its groups
+        // are now exactly `desired`'s (what `reconcile::apply` would compute). Keeping
+        // `desired` itself, not a copy, means one table per node in memory, shared with
+        // the node's channel and with `node_flows`, which prints it only when asked.
+        self.ctx
+            .channels
+            .report_installed(self.node, desired.bound_ports.clone());
+        self.ctx
+            .observed
+            .set_node_flows(self.node, InstalledFlows::table(desired.clone()));
+        self.installed = Some(desired.clone());
+        Ok(Install::Done)
+    }
+
+    /// Dumps Weft's flows (by cookie) and all groups.
+    async fn dump(
+        &mut self,
+        conn: &mut Conn,
+    ) -> Result<(BTreeMap<FlowKey, FlowContent>, BTreeMap<u32, GroupSpec>), ConnError> {
+        OpenFlowStats::bump(&self.ctx.stats.dumps, 1);
+        let fx = conn.session.send(
+            OfpMessage::flow_stats_request(
+                0,
+                crate::compiler::COOKIE_WEFT,
+                crate::compiler::COOKIE_MASK,
+            )
+            .body,
+        );
+        let gx = conn.session.send(OfpMessage::group_desc_request(0).body);
+        let (mut flows, mut groups) = (None, None);
+        let wait = async {
+            while flows.is_none() || groups.is_none() {
+                match conn.next_event().await? {
+                    SessionEvent::Multipart { xid, parts } if xid == fx => {
+                        flows = Some(reconcile::flows_from_owned_parts(parts));
+                    }
+                    SessionEvent::Multipart { xid, parts } if xid == gx => {
+                        groups = Some(reconcile::groups_from_parts(&parts));
+                    }
+                    SessionEvent::Error { xid, error } if xid == gx => {
+                        // A switch without group support has no groups.
+                        tracing::warn!(node = self.node, error = %describe_error(&error), "group dump failed; assuming no groups");
+                        groups = Some(BTreeMap::new());
+                    }
+                    SessionEvent::Error { xid, error } if xid == fx => {
+                        tracing::error!(node = self.node, error = %describe_error(&error), "flow dump failed");
+                        return Err(ConnError::Timeout("flow dump refused"));
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
+        };
+        tokio::time::timeout(self.ctx.settings.request_timeout, wait)
+            .await
+            .map_err(|_| ConnError::Timeout("flow/group dump"))??;
+        let (flows, groups) = (flows.unwrap_or_default(), groups.unwrap_or_default());
+        tracing::info!(
+            node = self.node,
+            flows = flows.len(),
+            groups = groups.len(),
+            "dumped installed flows and groups"
+        );
+        Ok((flows, groups))
+    }
+
+    /// Installs `changes` in one atomic, ordered bundle followed by a barrier. `Ok(None)`:
+    /// the switch does not do bundles (fall back); `Ok(Some(r))`: whether it took them,
+    /// or what it refused. OVS answers a failed commit with an ERROR for the message that
+    /// failed (the inner flow mod, whose xid is its BUNDLE_ADD's) and one for the commit.
+    ///
+    /// `changes` are moved into the bundle, not copied (a cold start sends ~1,700 flow
+    /// mods per node); `again` recomputes them, only to name what the switch refused.
+    async fn install_bundle(
+        &mut self,
+        conn: &mut Conn,
+        changes: Vec<Message>,
+        again: impl Fn() -> Vec<Message>,
+    ) -> Result<Option<Result<(), Vec<Refusal>>>, ConnError> {
+        let flags = bundle_flags::ATOMIC | bundle_flags::ORDERED;
+        let id = self.next_bundle;
+        self.next_bundle = self.next_bundle.wrapping_add(1).max(1);
+        let s = &mut conn.session;
+        let open = s.alloc_xid();
+        s.send_with_xid(open, OfpMessage::bundle_open(open, id, flags).body);
+        // xid of each BUNDLE_ADD -> the position of its change in `changes`.
+        let mut sent = BTreeMap::new();
+        for (i, c) in changes.into_iter().enumerate() {
+            let xid = s.alloc_xid();
+            s.send_with_xid(xid, OfpMessage::bundle_add(xid, id, flags, c).body);
+            sent.insert(xid, i);
+        }
+        let commit = s.alloc_xid();
+        s.send_with_xid(commit, OfpMessage::bundle_commit(commit, id, flags).body);
+        let barrier = s.barrier();
+        let mut committed = false;
+        let mut failed = false;
+        // Refused changes, by position, with the switch's error.
+        let mut refused: Vec<(usize, ErrorMsg)> = Vec::new();
+        let node = self.node;
+        let wait = async {
+            loop {
+                match conn.next_event().await? {
+                    SessionEvent::Barrier { xid } if xid == barrier => {
+                        return Ok::<_, ConnError>(None);
+                    }
+                    SessionEvent::BundleReply { xid, ctrl }
+                        if xid == commit && ctrl.ctrl_type == BundleCtrlType::CommitReply =>
+                    {
+                        committed = true;
+                    }
+                    SessionEvent::Error { xid, error } if xid == open => {
+                        if is_unsupported(&error) {
+                            tracing::warn!(%node, error = %describe_error(&error),
+                                "switch does not support bundles; falling back to plain flow mods");
+                            // Wait for the barrier so the rest of the bundle's errors are
+                            // drained before the plain install.
+                            return Ok(Some(()));
+                        }
+                        log_rejection(node, "bundle open", &error);
+                        failed = true;
+                    }
+                    SessionEvent::Error { xid, error } => {
+                        if let Some(i) = sent.get(&xid) {
+                            refused.push((*i, error));
+                        } else if xid == commit {
+                            log_rejection(node, "bundle commit", &error);
+                        } else {
+                            tracing::warn!(%node, xid, error = %describe_error(&error), "unrelated switch error during install");
+                            continue;
+                        }
+                        failed = true;
+                    }
+                    _ => {}
+                }
+            }
+        };
+        let unsupported = tokio::time::timeout(self.ctx.settings.request_timeout, wait)
+            .await
+            .map_err(|_| ConnError::Timeout("bundle commit and barrier"))??;
+        if unsupported.is_some() {
+            // Drain to our barrier so stray errors do not confuse the plain install.
+            let drain = async {
+                loop {
+                    if let SessionEvent::Barrier { xid } = conn.next_event().await?
+                        && xid == barrier
+                    {
+                        return Ok::<(), ConnError>(());
+                    }
+                }
+            };
+            tokio::time::timeout(self.ctx.settings.request_timeout, drain)
+                .await
+                .map_err(|_| ConnError::Timeout("barrier"))??;
+            return Ok(None);
+        }
+        if committed && !failed {
+            return Ok(Some(Ok(())));
+        }
+        let changes = if refused.is_empty() {
+            Vec::new()
+        } else {
+            again()
+        };
+        let refusals = refused
+            .into_iter()
+            .map(|(i, error)| {
+                let c = changes.get(i);
+                match c {
+                    Some(c) => log_rejection(node, &change_text(c), &error),
+                    None => log_rejection(node, "bundle message", &error),
+                }
+                Refusal::new(c, error)
+            })
+            .collect();
+        Ok(Some(Err(refusals)))
+    }
+
+    /// Installs `changes` as plain messages followed by a barrier (switches without
+    /// bundles; not atomic, but still only the difference).
+    async fn install_plain(
+        &mut self,
+        conn: &mut Conn,
+        changes: &[Message],
+    ) -> Result<Result<(), Vec<Refusal>>, ConnError> {
+        let s = &mut conn.session;
+        let mut sent = BTreeMap::new();
+        for c in changes {
+            let xid = s.send(c.clone());
+            sent.insert(xid, c);
+        }
+        let barrier = s.barrier();
+        let node = self.node;
+        let mut refusals = Vec::new();
+        let wait = async {
+            loop {
+                match conn.next_event().await? {
+                    SessionEvent::Barrier { xid } if xid == barrier => {
+                        return Ok::<_, ConnError>(());
+                    }
+                    SessionEvent::Error { xid, error } => match sent.get(&xid) {
+                        Some(c) => {
+                            log_rejection(node, &change_text(c), &error);
+                            refusals.push(Refusal::new(Some(c), error));
+                        }
+                        None => {
+                            tracing::warn!(%node, xid, error = %describe_error(&error), "unrelated switch error during install")
+                        }
+                    },
+                    _ => {}
+                }
+            }
+        };
+        tokio::time::timeout(self.ctx.settings.request_timeout, wait)
+            .await
+            .map_err(|_| ConnError::Timeout("flow mods and barrier"))??;
+        Ok(if refusals.is_empty() {
+            Ok(())
+        } else {
+            Err(refusals)
+        })
+    }
+}
+
+/// Whether an error to BUNDLE_CONTROL open means "no bundle support".
+fn is_unsupported(e: &ErrorMsg) -> bool {
+    matches!(
+        e.kind,
+        ErrorKind::Standard {
+            err_type: ErrorType::BadRequest,
+            code: 1 | 3 | 4 // BAD_TYPE, BAD_EXPERIMENTER, BAD_EXP_TYPE
+        }
+    )
+}
