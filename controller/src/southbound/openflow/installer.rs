@@ -219,8 +219,9 @@ impl<'a> Installer<'a> {
         }
         drop(have);
         // The diff is empty or was applied whole: the switch's Weft flows and its groups
-        // are now exactly `desired`'s (what applying the diff to the dump in `openflow::table` gives). Keeping
-        // `desired` itself, not a copy, means one table per node in memory, shared with
+        // are now exactly `desired`'s (what applying the diff to the dump in
+        // `openflow::table` gives). Keeping `desired` itself, not a copy, means one
+        // table per node in memory, shared with
         // the node's channel and with `node_flows`, which prints it only when asked.
         self.ctx
             .channels
