@@ -1,4 +1,4 @@
-//! Assembles a running weftd: store → controller → realization (compiler task) →
+//! Assembles a running weftd: store → model writer → realization (compiler task) →
 //! southbound (OVSDB manager and OpenFlow listeners) → API server, and tears it down in
 //! the reverse order: southbound sessions end first (switches keep their flows: fail_mode
 //! secure), then the API stops accepting, queued writes finish and the store closes.
@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{ApiContext, ApiSettings, Tracer};
 use crate::channels::Channels;
 use crate::config::Config;
-use crate::controller::{Controller, WriterHandle};
+use crate::northbound::{ModelWriter, WriterHandle};
 use crate::southbound::openflow::OpenFlowServer;
 use crate::southbound::ovsdb::{OvsdbContext, OvsdbServer, OvsdbSouthbound};
 use crate::store::RedbStore;
@@ -26,7 +26,7 @@ pub struct Daemon {
     pub ovsdb_addr: Option<SocketAddr>,
     /// Where the OpenFlow listener is bound (br-int's controller).
     pub openflow_addr: SocketAddr,
-    pub controller: Controller,
+    pub controller: ModelWriter,
     pub nodes: Arc<TransportNodes>,
     pub channels: Arc<Channels>,
     server: ServerHandle,
@@ -59,7 +59,7 @@ impl Daemon {
                     cfg.data_dir.display()
                 )
             })??;
-        let (controller, writer) = Controller::start(Box::new(store))?;
+        let (controller, writer) = ModelWriter::start(Box::new(store))?;
         let m = controller.snapshot();
         tracing::info!(
             store = controller.store_location(),

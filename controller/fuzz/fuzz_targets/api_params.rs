@@ -11,7 +11,7 @@ use std::sync::Arc;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use weft::api::{ApiContext, rpc_module, spec};
-use weft::controller::Controller;
+use weft::northbound::ModelWriter;
 use weft::model::Change;
 use weft::store::{Store, StoreError, StoredModel};
 
@@ -55,7 +55,7 @@ fuzz_target!(|data: &[u8]| {
         .map(|m| m.name)
         .collect();
     runtime().block_on(async {
-        let (controller, writer) = Controller::start(Box::new(MemStore)).expect("start");
+        let (controller, writer) = ModelWriter::start(Box::new(MemStore)).expect("start");
         let nodes = weft::topology::TransportNodes::new();
         let ctx = ApiContext::new(controller)
             .with_tracer(Arc::new(weft::compiler::trace::LiveTracer::new(nodes)));

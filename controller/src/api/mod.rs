@@ -17,12 +17,12 @@ use jsonrpsee::types::{ErrorObjectOwned, Params};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::controller::{AclSpec, Applied, Command, Controller};
 use crate::error::ApiError;
 use crate::model::{
     Acl, AclAction, Change, Direction, Ethertype, LogicalModel, LogicalPort, LogicalSwitch,
     Protocol,
 };
+use crate::northbound::{AclSpec, Applied, Command, ModelWriter};
 use crate::observed::{ObservedState, TransportNode};
 use params::Args;
 
@@ -47,12 +47,12 @@ pub use crate::compiler::trace::TracePacket;
 /// Shared state of every API method.
 #[derive(Clone)]
 pub struct ApiContext {
-    pub controller: Controller,
+    pub controller: ModelWriter,
     pub tracer: Option<Arc<dyn Tracer>>,
 }
 
 impl ApiContext {
-    pub fn new(controller: Controller) -> Self {
+    pub fn new(controller: ModelWriter) -> Self {
         ApiContext {
             controller,
             tracer: None,
@@ -387,7 +387,7 @@ async fn call(ctx: &ApiContext, name: &str, params: Params<'static>) -> Result<V
 }
 
 /// Result of a create or update: the object as `*_get` would return it.
-fn created(c: &Controller, applied: &Applied) -> Result<Value, ApiError> {
+fn created(c: &ModelWriter, applied: &Applied) -> Result<Value, ApiError> {
     let m = c.snapshot();
     match applied.changes.last() {
         Some(Change::PutSwitch(s)) => Ok(switch_view(&m, s)),

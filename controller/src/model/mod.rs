@@ -1,0 +1,43 @@
+//! The logical model: switches, ports and ACLs as operators declare them (DESIGN.md §4).
+//!
+//! This module owns the value types, their syntactic validation (names, MACs, IPs, CIDRs)
+//! and [`LogicalModel`], an immutable snapshot of every object plus the indexes needed to
+//! enforce uniqueness. Snapshots are built from persistent maps, so cloning one is O(1):
+//! the writer clones the current snapshot, applies a batch of [`Change`]s to the clone and
+//! publishes it as a new `Arc`, and readers (the API, later the pipeline compiler) keep
+//! whatever consistent view they took for as long as they like.
+//!
+//! - [`values`]: MACs, names, port IPs and CIDRs, with their syntactic checks.
+//! - [`objects`]: switches, ports, ACLs and the enums an ACL is made of.
+//! - [`change`]: [`Change`], one durable edit, and [`ModelDelta`], what two snapshots differ in.
+//! - [`snapshot`]: [`LogicalModel`] with its indexes, allocators and startup checks.
+//! - `zones`: the conntrack-zone bitmap the snapshot allocates from.
+
+pub mod change;
+pub mod objects;
+pub mod snapshot;
+pub mod values;
+mod zones;
+
+#[cfg(test)]
+pub(crate) mod fixtures;
+
+pub use change::{Change, ModelDelta};
+pub use objects::{
+    Acl, AclAction, Direction, Ethertype, LogicalPort, LogicalSwitch, ObjectKind, Protocol,
+};
+pub use snapshot::{LogicalModel, ModelError};
+pub use values::{MacAddr, ValueError, check_name, parse_cidr, parse_port_ip};
+
+/// Largest VXLAN/Geneve virtual network identifier (24 bits).
+pub const VNI_MAX: u32 = 16_777_215;
+/// Largest per-switch logical port key; reg6/reg7 value 0 means "from a tunnel".
+pub const PORT_KEY_MAX: u16 = 32_767;
+/// Largest ACL priority.
+pub const ACL_PRIORITY_MAX: u16 = 32_767;
+/// Longest object name, in bytes.
+pub const NAME_MAX_LEN: usize = 64;
+/// Longest switch description, in bytes.
+pub const DESCRIPTION_MAX_LEN: usize = 1024;
+/// Most IP addresses one logical port may carry.
+pub const PORT_IPS_MAX: usize = 64;

@@ -1,0 +1,379 @@
+//! [`LogicalModel`]: one immutable, consistent snapshot of every object, the indexes that
+//! enforce uniqueness (names, VNIs, MACs per switch, ACL priorities), the allocators for
+//! VNIs, port keys and conntrack zones, and the startup check of stored objects.
+
+use std::fmt;
+
+use imbl::{HashMap, OrdMap, OrdSet};
+use uuid::Uuid;
+
+use super::zones::ZoneBitmap;
+use super::{
+    Acl, Change, Direction, LogicalPort, LogicalSwitch, MacAddr, ModelDelta, ObjectKind,
+    PORT_KEY_MAX, VNI_MAX,
+};
+
+/// An immutable, internally consistent view of the whole logical model at one revision.
+#[derive(Clone, Default)]
+pub struct LogicalModel {
+    revision: u64,
+    switches: OrdMap<Uuid, LogicalSwitch>,
+    ports: OrdMap<Uuid, LogicalPort>,
+    acls: OrdMap<Uuid, Acl>,
+    switch_by_name: HashMap<String, Uuid>,
+    switch_by_vni: OrdMap<u32, Uuid>,
+    port_by_name: HashMap<String, Uuid>,
+    ports_of_switch: OrdMap<Uuid, OrdSet<Uuid>>,
+    acls_of_port: OrdMap<Uuid, OrdSet<Uuid>>,
+    port_by_mac: HashMap<(Uuid, MacAddr), Uuid>,
+    zones: ZoneBitmap,
+    zone_cursor: u16,
+}
+
+/// Why stored objects do not form a valid model (found at startup).
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("port {port} refers to switch {switch}, which does not exist")]
+    DanglingPort { port: Uuid, switch: Uuid },
+    #[error("acl {acl} refers to port {port}, which does not exist")]
+    DanglingAcl { acl: Uuid, port: Uuid },
+    #[error("{kind} {id}: duplicate {what}")]
+    Duplicate {
+        kind: ObjectKind,
+        id: Uuid,
+        what: String,
+    },
+}
+
+impl fmt::Debug for LogicalModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogicalModel")
+            .field("revision", &self.revision)
+            .field("switches", &self.switches.len())
+            .field("ports", &self.ports.len())
+            .field("acls", &self.acls.len())
+            .finish()
+    }
+}
+
+impl LogicalModel {
+    /// Builds a model from stored objects, checking every invariant the writer maintains,
+    /// so that a store edited or damaged behind Weft's back is refused rather than served.
+    pub fn from_objects(
+        revision: u64,
+        switches: Vec<LogicalSwitch>,
+        ports: Vec<LogicalPort>,
+        acls: Vec<Acl>,
+    ) -> Result<Self, ModelError> {
+        let mut m = LogicalModel {
+            revision,
+            ..Default::default()
+        };
+        let dup = |kind, id, what: String| ModelError::Duplicate { kind, id, what };
+        for s in switches {
+            if m.switch_by_name.contains_key(&s.name) {
+                return Err(dup(ObjectKind::Switch, s.id, format!("name {:?}", s.name)));
+            }
+            if m.switch_by_vni.contains_key(&s.vni) {
+                return Err(dup(ObjectKind::Switch, s.id, format!("vni {}", s.vni)));
+            }
+            m.apply(&Change::PutSwitch(s));
+        }
+        for p in ports {
+            if !m.switches.contains_key(&p.switch) {
+                return Err(ModelError::DanglingPort {
+                    port: p.id,
+                    switch: p.switch,
+                });
+            }
+            if m.port_by_name.contains_key(&p.name) {
+                return Err(dup(ObjectKind::Port, p.id, format!("name {:?}", p.name)));
+            }
+            if m.port_by_mac.contains_key(&(p.switch, p.mac)) {
+                return Err(dup(ObjectKind::Port, p.id, format!("mac {}", p.mac)));
+            }
+            if m.zones.is_set(p.zone) {
+                return Err(dup(ObjectKind::Port, p.id, format!("zone {}", p.zone)));
+            }
+            if m.port_key_in_use(p.switch, p.key) {
+                return Err(dup(ObjectKind::Port, p.id, format!("key {}", p.key)));
+            }
+            m.apply(&Change::PutPort(p));
+        }
+        for a in acls {
+            if !m.ports.contains_key(&a.port) {
+                return Err(ModelError::DanglingAcl {
+                    acl: a.id,
+                    port: a.port,
+                });
+            }
+            if m.acl_priority_taken(a.port, a.direction, a.priority, None) {
+                return Err(dup(
+                    ObjectKind::Acl,
+                    a.id,
+                    format!("priority {}", a.priority),
+                ));
+            }
+            m.apply(&Change::PutAcl(a));
+        }
+        Ok(m)
+    }
+
+    /// The store revision this snapshot reflects; every write increases it.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    pub(crate) fn set_revision(&mut self, revision: u64) {
+        self.revision = revision;
+    }
+
+    pub fn switches(&self) -> impl Iterator<Item = &LogicalSwitch> {
+        self.switches.values()
+    }
+
+    pub fn ports(&self) -> impl Iterator<Item = &LogicalPort> {
+        self.ports.values()
+    }
+
+    pub fn acls(&self) -> impl Iterator<Item = &Acl> {
+        self.acls.values()
+    }
+
+    pub fn switch_count(&self) -> usize {
+        self.switches.len()
+    }
+
+    pub fn port_count(&self) -> usize {
+        self.ports.len()
+    }
+
+    pub fn acl_count(&self) -> usize {
+        self.acls.len()
+    }
+
+    pub fn switch(&self, id: &Uuid) -> Option<&LogicalSwitch> {
+        self.switches.get(id)
+    }
+
+    pub fn port(&self, id: &Uuid) -> Option<&LogicalPort> {
+        self.ports.get(id)
+    }
+
+    pub fn acl(&self, id: &Uuid) -> Option<&Acl> {
+        self.acls.get(id)
+    }
+
+    /// Resolves a name or an id (names can never parse as UUIDs, see [`check_name`](super::check_name)).
+    pub fn find_switch(&self, name_or_id: &str) -> Option<&LogicalSwitch> {
+        match Uuid::parse_str(name_or_id) {
+            Ok(id) => self.switches.get(&id),
+            Err(_) => self
+                .switch_by_name
+                .get(name_or_id)
+                .and_then(|id| self.switches.get(id)),
+        }
+    }
+
+    /// Resolves a port by name or id.
+    pub fn find_port(&self, name_or_id: &str) -> Option<&LogicalPort> {
+        match Uuid::parse_str(name_or_id) {
+            Ok(id) => self.ports.get(&id),
+            Err(_) => self
+                .port_by_name
+                .get(name_or_id)
+                .and_then(|id| self.ports.get(id)),
+        }
+    }
+
+    pub fn switch_by_vni(&self, vni: u32) -> Option<&LogicalSwitch> {
+        self.switch_by_vni
+            .get(&vni)
+            .and_then(|id| self.switches.get(id))
+    }
+
+    pub fn port_by_mac(&self, switch: Uuid, mac: MacAddr) -> Option<&LogicalPort> {
+        self.port_by_mac
+            .get(&(switch, mac))
+            .and_then(|id| self.ports.get(id))
+    }
+
+    /// Ports of one switch, in id order.
+    pub fn ports_of_switch(&self, switch: &Uuid) -> impl Iterator<Item = &LogicalPort> {
+        self.ports_of_switch
+            .get(switch)
+            .into_iter()
+            .flat_map(|set| set.iter())
+            .filter_map(|id| self.ports.get(id))
+    }
+
+    pub fn port_count_of_switch(&self, switch: &Uuid) -> usize {
+        self.ports_of_switch.get(switch).map_or(0, |s| s.len())
+    }
+
+    /// ACLs of one port, in id order.
+    pub fn acls_of_port(&self, port: &Uuid) -> impl Iterator<Item = &Acl> {
+        self.acls_of_port
+            .get(port)
+            .into_iter()
+            .flat_map(|set| set.iter())
+            .filter_map(|id| self.acls.get(id))
+    }
+
+    /// Ids of the switches, ports and ACLs that were added, changed or removed from
+    /// `older` to `self`. Snapshots derived from one another by writes share every
+    /// untouched subtree of their persistent maps and the diff skips those, so the delta
+    /// of a write costs time in proportion to what it touched, not to the model's size.
+    pub fn changed_since(&self, older: &LogicalModel) -> ModelDelta {
+        fn ids<V: PartialEq + Clone>(old: &OrdMap<Uuid, V>, new: &OrdMap<Uuid, V>) -> Vec<Uuid> {
+            use imbl::ordmap::DiffItem;
+            old.diff(new)
+                .map(|d| match d {
+                    DiffItem::Add(id, _) | DiffItem::Remove(id, _) => *id,
+                    DiffItem::Update { new: (id, _), .. } => *id,
+                })
+                .collect()
+        }
+        ModelDelta {
+            switches: ids(&older.switches, &self.switches),
+            ports: ids(&older.ports, &self.ports),
+            acls: ids(&older.acls, &self.acls),
+        }
+    }
+
+    pub(crate) fn port_key_in_use(&self, switch: Uuid, key: u16) -> bool {
+        self.ports_of_switch(&switch).any(|p| p.key == key)
+    }
+
+    /// Lowest free port key in a switch, or None when all 32767 are taken.
+    pub(crate) fn free_port_key(&self, switch: &Uuid) -> Option<u16> {
+        let mut used = vec![false; usize::from(PORT_KEY_MAX) + 1];
+        for p in self.ports_of_switch(switch) {
+            if let Some(slot) = used.get_mut(usize::from(p.key)) {
+                *slot = true;
+            }
+        }
+        (1..=PORT_KEY_MAX).find(|&k| !used.get(usize::from(k)).copied().unwrap_or(true))
+    }
+
+    /// Next free conntrack zone. Allocation is next-fit from the last zone handed out, so
+    /// a zone freed by a deleted port is reused as late as possible (stale conntrack
+    /// entries in it have time to expire).
+    pub(crate) fn free_zone(&self) -> Option<u16> {
+        self.zones.next_free(self.zone_cursor)
+    }
+
+    /// Lowest VNI not in use, for switches created without one.
+    pub(crate) fn free_vni(&self) -> Option<u32> {
+        let mut expected = 1u32;
+        for &vni in self.switch_by_vni.keys() {
+            if vni != expected {
+                break;
+            }
+            expected += 1;
+        }
+        (expected <= VNI_MAX).then_some(expected)
+    }
+
+    pub(crate) fn switch_name_taken(&self, name: &str) -> bool {
+        self.switch_by_name.contains_key(name)
+    }
+
+    pub(crate) fn port_name_taken(&self, name: &str) -> bool {
+        self.port_by_name.contains_key(name)
+    }
+
+    /// Whether another ACL (not `except`) already has this priority on the port and
+    /// direction; ties are refused because "highest priority wins" must be unambiguous.
+    pub(crate) fn acl_priority_taken(
+        &self,
+        port: Uuid,
+        direction: Direction,
+        priority: u16,
+        except: Option<Uuid>,
+    ) -> bool {
+        self.acls_of_port(&port)
+            .any(|a| a.direction == direction && a.priority == priority && Some(a.id) != except)
+    }
+
+    /// Applies one validated change to this (private, not yet published) copy.
+    pub(crate) fn apply(&mut self, change: &Change) {
+        match change {
+            Change::PutSwitch(s) => {
+                if let Some(old) = self.switches.get(&s.id).cloned() {
+                    self.switch_by_name.remove(&old.name);
+                    self.switch_by_vni.remove(&old.vni);
+                }
+                self.switch_by_name.insert(s.name.clone(), s.id);
+                self.switch_by_vni.insert(s.vni, s.id);
+                self.switches.insert(s.id, s.clone());
+            }
+            Change::DeleteSwitch { id } => {
+                if let Some(old) = self.switches.remove(id) {
+                    self.switch_by_name.remove(&old.name);
+                    self.switch_by_vni.remove(&old.vni);
+                }
+                self.ports_of_switch.remove(id);
+            }
+            Change::PutPort(p) => {
+                self.unindex_port(&p.id);
+                self.port_by_name.insert(p.name.clone(), p.id);
+                self.port_by_mac.insert((p.switch, p.mac), p.id);
+                self.ports_of_switch
+                    .entry(p.switch)
+                    .or_default()
+                    .insert(p.id);
+                self.zones.set(p.zone, true);
+                self.zone_cursor = p.zone.wrapping_add(1);
+                self.ports.insert(p.id, p.clone());
+            }
+            Change::DeletePort { id } => {
+                self.unindex_port(id);
+                self.ports.remove(id);
+                self.acls_of_port.remove(id);
+            }
+            Change::PutAcl(a) => {
+                self.acls_of_port.entry(a.port).or_default().insert(a.id);
+                self.acls.insert(a.id, a.clone());
+            }
+            Change::DeleteAcl { id } => {
+                if let Some(old) = self.acls.remove(id)
+                    && let Some(set) = self.acls_of_port.get_mut(&old.port)
+                {
+                    set.remove(id);
+                }
+            }
+        }
+    }
+
+    fn unindex_port(&mut self, id: &Uuid) {
+        let Some(old) = self.ports.get(id).cloned() else {
+            return;
+        };
+        self.port_by_name.remove(&old.name);
+        self.port_by_mac.remove(&(old.switch, old.mac));
+        if let Some(set) = self.ports_of_switch.get_mut(&old.switch) {
+            set.remove(id);
+        }
+        self.zones.set(old.zone, false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_vni_fills_gaps() {
+        let mut m = LogicalModel::default();
+        for vni in [1, 2, 4] {
+            m.apply(&Change::PutSwitch(LogicalSwitch {
+                id: Uuid::new_v4(),
+                name: format!("s{vni}"),
+                vni,
+                description: String::new(),
+            }));
+        }
+        assert_eq!(m.free_vni(), Some(3));
+    }
+}

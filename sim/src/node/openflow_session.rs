@@ -1,0 +1,160 @@
+//! The node's OpenFlow task: waits for a controller target, dials it, reconnects with
+//! backoff, and runs the bridge's [`Switch`] over each connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Buf, BytesMut};
+use openflow::OfpMessage;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::control::backoff_sleep;
+use super::{Node, SimSettings};
+use crate::switch::Switch;
+
+pub(super) async fn openflow_task(
+    node: Node,
+    settings: Arc<SimSettings>,
+    mut reconnect_rx: watch::Receiver<u64>,
+    mut target_rx: watch::Receiver<Option<SocketAddr>>,
+    stalled: bool,
+    shutdown: CancellationToken,
+) {
+    let id = node.lock().spec.system_id.clone();
+    let mut backoff = settings.reconnect_min;
+    loop {
+        // Wait for a controller to connect to.
+        let target = loop {
+            let t = settings.openflow.or(*target_rx.borrow_and_update());
+            if let Some(t) = t {
+                break t;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = target_rx.changed() => if r.is_err() { return },
+            }
+        };
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            s = TcpStream::connect(target) => s,
+        };
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(node = %id, %target, error = %e, "OpenFlow connect failed");
+                if !backoff_sleep(&mut backoff, settings.reconnect_max, &shutdown).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        backoff = settings.reconnect_min;
+        node.lock().counters.openflow_connects += 1;
+        reconnect_rx.borrow_and_update();
+        let end = serve_openflow(
+            &node,
+            stream,
+            &settings,
+            stalled,
+            &mut reconnect_rx,
+            &shutdown,
+        )
+        .await;
+        node.lock().openflow_up = false;
+        tracing::debug!(node = %id, reason = %end, "OpenFlow connection ended");
+        if shutdown.is_cancelled() {
+            return;
+        }
+        if end != "reconnect requested"
+            && !backoff_sleep(&mut backoff, settings.reconnect_max, &shutdown).await
+        {
+            return;
+        }
+    }
+}
+
+async fn serve_openflow(
+    node: &Node,
+    mut stream: TcpStream,
+    settings: &SimSettings,
+    stalled: bool,
+    reconnect_rx: &mut watch::Receiver<u64>,
+    shutdown: &CancellationToken,
+) -> String {
+    let (dpid, ports) = {
+        let st = node.lock();
+        (st.spec.datapath_id, st.port_names.clone())
+    };
+    let mut sw = Switch::new(dpid, Instant::now(), settings.echo_interval);
+    sw.ports = ports;
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut wbuf = BytesMut::with_capacity(64 * 1024);
+    let end = loop {
+        // Flush what the switch wants to say.
+        while let Some(m) = sw.poll_output() {
+            if let Err(e) = m.encode(&mut wbuf) {
+                tracing::warn!(error = %e, "cannot encode a reply");
+            }
+        }
+        if !wbuf.is_empty() {
+            if let Err(e) = stream.write_all(&wbuf).await {
+                break format!("write error: {e}");
+            }
+            wbuf.clear();
+        }
+        if let Some(why) = sw.closed() {
+            break why.to_owned();
+        }
+        {
+            let mut st = node.lock();
+            st.openflow_up = sw.is_ready();
+            st.switch_stats = sw.stats;
+        }
+        if stalled && sw.stats.flow_dumps > 0 {
+            // A wedged switch: never read again, keep the socket open.
+            tokio::select! {
+                _ = shutdown.cancelled() => break "shutdown".into(),
+                _ = reconnect_rx.changed() => break "reconnect requested".into(),
+            }
+        }
+        let deadline = tokio::time::Instant::from_std(sw.next_timeout());
+        tokio::select! {
+            _ = shutdown.cancelled() => break "shutdown".into(),
+            _ = reconnect_rx.changed() => break "reconnect requested".into(),
+            _ = tokio::time::sleep_until(deadline) => sw.handle_timeout(Instant::now()),
+            r = stream.read_buf(&mut buf) => match r {
+                Ok(0) => break "closed by weftd".into(),
+                Err(e) => break format!("read error: {e}"),
+                Ok(_) => {
+                    let now = Instant::now();
+                    let mut st = node.lock();
+                    let st = &mut *st;
+                    let mut bad = false;
+                    while let Some(len) = OfpMessage::peek_len(&buf) {
+                        if len < 8 {
+                            bad = true;
+                            break;
+                        }
+                        if buf.len() < len {
+                            break;
+                        }
+                        sw.handle_frame(&buf[..len], now, &mut st.tables);
+                        buf.advance(len);
+                    }
+                    if bad {
+                        break "bad OpenFlow frame length".into();
+                    }
+                }
+            },
+        }
+    };
+    let mut st = node.lock();
+    st.switch_stats = sw.stats;
+    st.openflow_up = false;
+    end
+}

@@ -1,0 +1,236 @@
+//! The node's OVSDB task: dials weftd's manager port, reconnects with backoff, and serves
+//! each connection as ovsdb-server would (monitors, transactions, echo probes), running
+//! the vswitchd pass after every transaction that changed something.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use ovsdb::{JsonCodec, Message};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+
+use super::control::backoff_sleep;
+use super::{Node, NodeControl, SimSettings};
+
+/// Largest JSON-RPC message accepted from weftd.
+const MAX_OVSDB_FRAME: usize = 64 << 20;
+
+pub(super) async fn ovsdb_task(
+    node: Node,
+    settings: Arc<SimSettings>,
+    schema_json: Arc<Value>,
+    ctl: NodeControl,
+    target_tx: watch::Sender<Option<SocketAddr>>,
+    shutdown: CancellationToken,
+) {
+    let mut reconnect_rx = ctl.reconnect.subscribe();
+    let mut backoff = settings.reconnect_min;
+    let id = node.lock().spec.system_id.clone();
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            s = TcpStream::connect(settings.ovsdb) => s,
+        };
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(node = %id, error = %e, "OVSDB connect failed");
+                if !backoff_sleep(&mut backoff, settings.reconnect_max, &shutdown).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        backoff = settings.reconnect_min;
+        {
+            let mut st = node.lock();
+            st.counters.ovsdb_connects += 1;
+            st.ovsdb_up = true;
+            st.db.clear_monitors();
+            let _ = target_tx.send(st.controller_target());
+        }
+        reconnect_rx.borrow_and_update();
+        let end = serve_ovsdb(
+            &node,
+            stream,
+            &schema_json,
+            &ctl,
+            &target_tx,
+            &mut reconnect_rx,
+            settings.echo_interval,
+            &shutdown,
+        )
+        .await;
+        {
+            let mut st = node.lock();
+            st.ovsdb_up = false;
+            st.db.clear_monitors();
+        }
+        tracing::debug!(node = %id, reason = %end, "OVSDB connection ended");
+        if shutdown.is_cancelled() {
+            return;
+        }
+        if end != "reconnect requested"
+            && !backoff_sleep(&mut backoff, settings.reconnect_max, &shutdown).await
+        {
+            return;
+        }
+    }
+}
+
+/// Serves one OVSDB connection until it ends; returns why.
+// The connection's collaborators are passed separately on purpose: each is borrowed from
+// the caller's reconnect loop, which outlives the connection.
+#[allow(clippy::too_many_arguments)]
+async fn serve_ovsdb(
+    node: &Node,
+    stream: TcpStream,
+    schema_json: &Value,
+    ctl: &NodeControl,
+    target_tx: &watch::Sender<Option<SocketAddr>>,
+    reconnect_rx: &mut watch::Receiver<u64>,
+    probe: Duration,
+    shutdown: &CancellationToken,
+) -> String {
+    let mut framed = Framed::new(stream, JsonCodec::new(MAX_OVSDB_FRAME));
+    // ovsdb-server probes an idle manager connection (inactivity_probe) and drops it when
+    // the probe goes unanswered. Without this, a connection the controller never
+    // accepted (its listen backlog overflowed, so only the client side is established)
+    // would wait for requests forever.
+    let mut last_rx = tokio::time::Instant::now();
+    let mut probed = false;
+    loop {
+        let deadline = last_rx + probe * if probed { 2 } else { 1 };
+        let msg = tokio::select! {
+            _ = shutdown.cancelled() => return "shutdown".into(),
+            _ = reconnect_rx.changed() => return "reconnect requested".into(),
+            _ = tokio::time::sleep_until(deadline) => {
+                if probed {
+                    return "controller did not answer an echo request".into();
+                }
+                probed = true;
+                let echo = Message::Request { id: json!("echo"), method: "echo".into(), params: json!([]) };
+                if framed.send(echo).await.is_err() {
+                    return "write failed".into();
+                }
+                continue;
+            }
+            _ = ctl.wake.notified() => {
+                let changes = std::mem::take(&mut *ctl.pending.lock().unwrap_or_else(|e| e.into_inner()));
+                let notes = node.lock().db.notifications(&changes);
+                for (method, params) in notes {
+                    if framed.feed(Message::Notification { method: method.into(), params }).await.is_err() {
+                        return "write failed".into();
+                    }
+                }
+                if SinkExt::<Message>::flush(&mut framed).await.is_err() {
+                    return "write failed".into();
+                }
+                continue;
+            }
+            m = framed.next() => m,
+        };
+        let msg = match msg {
+            None => return "closed by weftd".into(),
+            Some(Err(e)) => return format!("read error: {e}"),
+            Some(Ok(m)) => m,
+        };
+        last_rx = tokio::time::Instant::now();
+        probed = false;
+        let Message::Request { id, method, params } = msg else {
+            // Responses to nothing we asked, notifications: ignore.
+            continue;
+        };
+        // Real ovsdb-server (checked with 3.1) sends a transaction's update notification
+        // before the transact reply; ovs-vswitchd's follow-up changes come after it.
+        let mut before: Vec<Message> = Vec::new();
+        let mut out: Vec<Message> = Vec::new();
+        let result: Result<Value, Value> = match method.as_str() {
+            "echo" => Ok(params),
+            "list_dbs" => Ok(json!(["Open_vSwitch"])),
+            "get_schema" => Ok(schema_json.clone()),
+            "set_db_change_aware" => Ok(json!({})),
+            "lock" | "steal" => Ok(json!({"locked": true})),
+            "unlock" => Ok(json!({})),
+            "monitor" | "monitor_cond" => {
+                let mut st = node.lock();
+                st.db
+                    .monitor(&params, method == "monitor_cond")
+                    .map_err(|e| e.to_json())
+            }
+            "monitor_cancel" => {
+                let mut st = node.lock();
+                let mid = params.get(0).cloned().unwrap_or(Value::Null);
+                if st.db.monitor_cancel(&mid) {
+                    Ok(json!({}))
+                } else {
+                    Err(json!({"error": "unknown monitor"}))
+                }
+            }
+            "transact" => {
+                let mut st = node.lock();
+                let (reply, changes) = st.db.transact(&params);
+                st.counters.transactions += 1;
+                if changes.is_empty()
+                    && reply
+                        .as_array()
+                        .is_some_and(|r| r.iter().any(|v| v.get("error").is_some()))
+                {
+                    st.counters.failed_transactions += 1;
+                }
+                for (m, p) in st.db.notifications(&changes) {
+                    before.push(Message::Notification {
+                        method: m.into(),
+                        params: p,
+                    });
+                }
+                let mut notes = Vec::new();
+                if !changes.is_empty() {
+                    let more = st.vswitchd_pass();
+                    notes.extend(st.db.notifications(&more));
+                    st.port_names = st.ports();
+                    target_tx.send_if_modified(|t| {
+                        let new = st.controller_target();
+                        let changed = *t != new;
+                        *t = new;
+                        changed
+                    });
+                }
+                for (m, p) in notes {
+                    out.push(Message::Notification {
+                        method: m.into(),
+                        params: p,
+                    });
+                }
+                Ok(reply)
+            }
+            other => Err(json!({"error": "unknown method", "details": other})),
+        };
+        for m in before {
+            if framed.feed(m).await.is_err() {
+                return "write failed".into();
+            }
+        }
+        let response = Message::Response {
+            id,
+            result: result.map_err(|raw| ovsdb::RpcError::from_json(&raw)),
+        };
+        if framed.feed(response).await.is_err() {
+            return "write failed".into();
+        }
+        for m in out {
+            if framed.feed(m).await.is_err() {
+                return "write failed".into();
+            }
+        }
+        if SinkExt::<Message>::flush(&mut framed).await.is_err() {
+            return "write failed".into();
+        }
+    }
+}

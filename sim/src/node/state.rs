@@ -1,0 +1,288 @@
+//! What a node holds ([`NodeState`]: its database, flow tables, counters and connection
+//! flags) and the handle the tasks and the bench share it through ([`Node`]).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ovsdb::{Atom, DatabaseSchema, Datum, Row, Uuid};
+
+use super::{NodeControl, NodeSpec, OFPP_LOCAL};
+use crate::db::Database;
+use crate::switch::Tables;
+
+/// Counters per node.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NodeCounters {
+    pub ovsdb_connects: u64,
+    pub openflow_connects: u64,
+    pub transactions: u64,
+    pub failed_transactions: u64,
+}
+
+/// Everything a node holds; lock it briefly.
+#[derive(Debug)]
+pub struct NodeState {
+    pub spec: NodeSpec,
+    pub db: Database,
+    pub tables: Tables,
+    pub counters: NodeCounters,
+    pub switch_stats: crate::switch::SwitchStats,
+    /// True while the OpenFlow handshake is done and the connection is up.
+    pub openflow_up: bool,
+    pub ovsdb_up: bool,
+    /// ofport → interface name on br-int, for PORT_DESC.
+    pub port_names: BTreeMap<u32, String>,
+}
+
+impl NodeState {
+    /// VM interfaces (iface-id → whether `weft-installed=true`).
+    pub fn installed(&self) -> BTreeMap<String, bool> {
+        let mut out = BTreeMap::new();
+        for (_, row) in self.db.table("Interface") {
+            // Rows are sparse: no stored external_ids means an empty map.
+            let Some(m) = row.get("external_ids").and_then(Datum::as_map) else {
+                continue;
+            };
+            let get = |k: &str| m.get(&Atom::String(k.into())).and_then(Atom::as_str);
+            if let Some(id) = get("iface-id") {
+                out.insert(id.to_owned(), get("weft-installed") == Some("true"));
+            }
+        }
+        out
+    }
+
+    /// Whether every VM interface carries `weft-installed=true`.
+    pub fn all_installed(&self) -> bool {
+        let m = self.installed();
+        !m.is_empty() && m.values().all(|v| *v)
+    }
+
+    /// The node as weftd's fabric would see it, built from this node's own database:
+    /// for computing the compiler's expected flows independently of weftd.
+    pub fn node_view(&self) -> weft::topology::NodeView {
+        let mut vifs = BTreeMap::new();
+        let mut tunnels = BTreeMap::new();
+        // Interface → weft-remote of the Port holding it.
+        let mut remote_of: BTreeMap<Uuid, String> = BTreeMap::new();
+        for (_, p) in self.db.table("Port") {
+            let remote = p
+                .get("external_ids")
+                .and_then(Datum::as_map)
+                .and_then(|m| m.get(&Atom::String("weft-remote".into())))
+                .and_then(Atom::as_str);
+            if let (Some(remote), Some(ifaces)) =
+                (remote, p.get("interfaces").and_then(Datum::as_set))
+            {
+                for i in ifaces.iter().filter_map(Atom::as_uuid) {
+                    remote_of.insert(i, remote.to_owned());
+                }
+            }
+        }
+        for (uuid, row) in self.db.table("Interface") {
+            let ofport = self
+                .db
+                .get("Interface", row, "ofport")
+                .as_scalar()
+                .and_then(Atom::as_i64)
+                .filter(|p| *p > 0 && *p < OFPP_LOCAL)
+                .and_then(|p| u32::try_from(p).ok());
+            let Some(ofport) = ofport else {
+                continue;
+            };
+            let ids = self.db.get("Interface", row, "external_ids");
+            let get = |k: &str| {
+                ids.as_map()
+                    .and_then(|m| m.get(&Atom::String(k.into())))
+                    .and_then(Atom::as_str)
+                    .map(str::to_owned)
+            };
+            let name = self
+                .db
+                .get("Interface", row, "name")
+                .as_scalar()
+                .and_then(Atom::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            if let Some(id) = get("iface-id") {
+                vifs.insert(
+                    id,
+                    weft::topology::Vif {
+                        ofport,
+                        interface: *uuid,
+                        name,
+                    },
+                );
+            } else if let Some(remote) = remote_of.get(uuid) {
+                tunnels.insert(remote.clone(), ofport);
+            }
+        }
+        weft::topology::NodeView {
+            id: self.spec.system_id.clone(),
+            encap_ip: self.spec.encap_ip.into(),
+            encap_type: weft::topology::EncapType::Geneve,
+            bridge: "br-int".into(),
+            datapath_id: Some(self.spec.datapath_id),
+            vifs,
+            tunnels,
+        }
+    }
+}
+
+/// A simulated hypervisor handle.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub state: Arc<Mutex<NodeState>>,
+}
+
+impl Node {
+    /// A hypervisor whose br-int already holds its VMs' interfaces (ofports 1..=n).
+    pub fn new(spec: NodeSpec, schema: Arc<DatabaseSchema>) -> Node {
+        let mut db = Database::new(schema);
+        let mut ports = Vec::new();
+        let local_if = Uuid::new_v4();
+        db.insert_row(
+            "Interface",
+            local_if,
+            Row::from([
+                ("name".into(), Datum::scalar("br-int")),
+                ("type".into(), Datum::scalar("internal")),
+                ("ofport".into(), Datum::scalar(OFPP_LOCAL)),
+            ]),
+        );
+        let local_port = Uuid::new_v4();
+        db.insert_row(
+            "Port",
+            local_port,
+            Row::from([
+                ("name".into(), Datum::scalar("br-int")),
+                ("interfaces".into(), Datum::uuid(local_if)),
+            ]),
+        );
+        ports.push(local_port);
+        for (i, (name, iface_id, mac)) in spec.vifs.iter().enumerate() {
+            let iu = Uuid::new_v4();
+            db.insert_row(
+                "Interface",
+                iu,
+                Row::from([
+                    ("name".into(), Datum::scalar(name.as_str())),
+                    ("ofport".into(), Datum::scalar(i as i64 + 1)),
+                    (
+                        "external_ids".into(),
+                        Datum::map([
+                            ("iface-id", iface_id.as_str()),
+                            ("attached-mac", mac.as_str()),
+                        ]),
+                    ),
+                ]),
+            );
+            let pu = Uuid::new_v4();
+            db.insert_row(
+                "Port",
+                pu,
+                Row::from([
+                    ("name".into(), Datum::scalar(name.as_str())),
+                    ("interfaces".into(), Datum::uuid(iu)),
+                ]),
+            );
+            ports.push(pu);
+        }
+        let br = Uuid::new_v4();
+        db.insert_row(
+            "Bridge",
+            br,
+            Row::from([
+                ("name".into(), Datum::scalar("br-int")),
+                ("ports".into(), Datum::set(ports)),
+                (
+                    "datapath_id".into(),
+                    Datum::scalar(format!("{:016x}", spec.datapath_id)),
+                ),
+            ]),
+        );
+        db.insert_row(
+            "Open_vSwitch",
+            Uuid::new_v4(),
+            Row::from([
+                ("bridges".into(), Datum::uuid(br)),
+                ("ovs_version".into(), Datum::scalar("3.1.0-weft-sim")),
+                (
+                    "external_ids".into(),
+                    Datum::map([
+                        ("system-id", spec.system_id.clone()),
+                        ("weft-encap-ip", spec.encap_ip.to_string()),
+                        ("weft-encap-type", "geneve".to_owned()),
+                    ]),
+                ),
+            ]),
+        );
+        Node {
+            state: Arc::new(Mutex::new(NodeState {
+                spec,
+                db,
+                tables: Tables::default(),
+                counters: NodeCounters::default(),
+                switch_stats: Default::default(),
+                openflow_up: false,
+                ovsdb_up: false,
+                port_names: BTreeMap::new(),
+            })),
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, NodeState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Plugs a new VM interface into br-int (as `ovs-vsctl add-port` + vswitchd would);
+    /// the OVSDB task reports it to weftd. Returns the ofport.
+    pub fn add_vif(&self, name: &str, iface_id: &str, mac: &str, notify: &NodeControl) -> i64 {
+        let mut st = self.lock();
+        let iu = Uuid::new_v4();
+        let pu = Uuid::new_v4();
+        let mut changes = vec![st.db.insert_row(
+            "Interface",
+            iu,
+            Row::from([
+                ("name".into(), Datum::scalar(name)),
+                (
+                    "external_ids".into(),
+                    Datum::map([("iface-id", iface_id), ("attached-mac", mac)]),
+                ),
+            ]),
+        )];
+        changes.push(st.db.insert_row(
+            "Port",
+            pu,
+            Row::from([
+                ("name".into(), Datum::scalar(name)),
+                ("interfaces".into(), Datum::uuid(iu)),
+            ]),
+        ));
+        let br = st.db.table("Bridge").map(|(u, _)| *u).next();
+        if let Some(br) = br {
+            let row = st.db.row("Bridge", &br).cloned().unwrap_or_default();
+            let mut ports = st.db.get("Bridge", &row, "ports");
+            if let Datum::Set(s) = &mut ports {
+                s.insert(Atom::Uuid(pu));
+            }
+            changes.extend(
+                st.db
+                    .set_columns("Bridge", br, Row::from([("ports".into(), ports)])),
+            );
+        }
+        changes.extend(st.vswitchd_pass());
+        let ofport = st
+            .db
+            .row("Interface", &iu)
+            .and_then(|r| {
+                r.get("ofport")
+                    .and_then(Datum::as_scalar)
+                    .and_then(Atom::as_i64)
+            })
+            .unwrap_or(-1);
+        drop(st);
+        notify.push(changes);
+        ofport
+    }
+}
