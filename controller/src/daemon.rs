@@ -10,7 +10,7 @@ use jsonrpsee::server::ServerHandle;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{ApiContext, ApiSettings, Tracer};
+use crate::api::{ApiContext, ApiSettings};
 use crate::channels::Channels;
 use crate::config::Config;
 use crate::northbound::{ModelWriter, WriterHandle};
@@ -41,14 +41,6 @@ pub struct Daemon {
 impl Daemon {
     /// Opens the store (refusing corrupt data), loads the model and starts the API.
     pub async fn start(cfg: &Config) -> anyhow::Result<Daemon> {
-        Self::start_with(cfg, None).await
-    }
-
-    /// Like [`Daemon::start`], with a `trace` implementation (the pipeline compiler's).
-    pub async fn start_with(
-        cfg: &Config,
-        tracer: Option<Arc<dyn Tracer>>,
-    ) -> anyhow::Result<Daemon> {
         let data_dir = cfg.data_dir.clone();
         // redb may panic on some kinds of damage; that too must stop weftd with a message.
         let store = tokio::task::spawn_blocking(move || RedbStore::open(&data_dir))
@@ -122,22 +114,15 @@ impl Daemon {
             advertise = ?cfg.openflow_advertise,
             "southbound listening"
         );
-        let tracer: Option<Arc<dyn Tracer>> =
-            Some(tracer.unwrap_or_else(|| {
-                Arc::new(crate::compiler::trace::LiveTracer::new(nodes.clone()))
-            }));
         let settings = ApiSettings {
             listen: cfg.api_listen,
             token: cfg.api_token.clone(),
             max_connections: cfg.max_connections,
         };
-        let (api_addr, server) = match crate::api::serve(&settings, {
-            let ctx = ApiContext::new(controller.clone());
-            match tracer {
-                Some(t) => ctx.with_tracer(t),
-                None => ctx,
-            }
-        })
+        let (api_addr, server) = match crate::api::serve(
+            &settings,
+            ApiContext::new(controller.clone(), nodes.clone()),
+        )
         .await
         {
             Ok(ok) => ok,

@@ -1,20 +1,16 @@
-//! The Weft controller: logical model, durable store, JSON-RPC API and (later) the
-//! southbound sessions, pipeline compiler and reconciler.
+//! The Weft controller: logical model, durable store, JSON-RPC API, the southbound
+//! sessions (OVSDB and OpenFlow), the pipeline compiler and the installer.
 //!
-//! Data flows one way: API writes become [`northbound::Command`]s, the single writer
-//! validates them against the [`model::LogicalModel`], commits them to the [`store::Store`],
-//! and publishes a new immutable snapshot plus [`events::Event`]s. Observed state from
-//! hypervisors lives in [`observed::ObservedState`].
-//!
-//! Seams for the southbound (OVSDB/OpenFlow sessions, compiler, reconciler):
-//! - [`northbound::ModelWriter::snapshot`]: an immutable `Arc<LogicalModel>` at one revision;
-//!   [`northbound::ModelWriter::watch_model`] wakes on every write.
-//! - [`northbound::ModelWriter::subscribe_events`]: config, binding and node events.
-//! - [`northbound::ModelWriter::observed`]: where sessions record transport nodes, port
-//!   bindings, `up` and installed flows (read by `node_*` and `port_get`).
-//! - [`api::Tracer`], passed to [`daemon::Daemon::start_with`], answers `trace`.
-//! - [`daemon::Daemon::start_with`] is where the southbound tasks start (see the comment
-//!   there); [`config::Config`] already carries their validated listen/dial targets.
+//! Data flows one way. Northbound: API writes become [`northbound::Command`]s; the single
+//! [`northbound::ModelWriter`] validates them against the [`model::LogicalModel`], commits
+//! them to the [`store::Store`] and publishes a new immutable snapshot plus
+//! [`events::Event`]s. Southbound: OVSDB sessions report what each hypervisor is to
+//! [`topology::TransportNodes`]; the compiler task ([`realize`]) turns model and
+//! topology into per-node [`desired::DesiredNode`]s and the [`binding::Bindings`], handed
+//! out through [`channels::Channels`]; OpenFlow sessions install them and report back;
+//! [`port_status`] joins bindings and installs into what the API shows
+//! ([`observed::ObservedState`]) and the `weft-installed` marks. docs/architecture.md
+//! draws it.
 
 pub mod api;
 pub mod binding;

@@ -73,7 +73,7 @@ impl InstalledFlows {
     pub fn text(&self) -> Vec<String> {
         match &self.0 {
             FlowsRepr::None => Vec::new(),
-            FlowsRepr::Table(t) => crate::reconcile::flows_as_text(&t.flows),
+            FlowsRepr::Table(t) => t.flows_text(),
             FlowsRepr::Text(t) => t.to_vec(),
         }
     }

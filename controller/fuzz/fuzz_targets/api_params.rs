@@ -6,8 +6,6 @@
 //! invalid-params error must name a field.
 #![no_main]
 
-use std::sync::Arc;
-
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use weft::api::{ApiContext, rpc_module, spec};
@@ -57,8 +55,7 @@ fuzz_target!(|data: &[u8]| {
     runtime().block_on(async {
         let (controller, writer) = ModelWriter::start(Box::new(MemStore)).expect("start");
         let nodes = weft::topology::TransportNodes::new();
-        let ctx = ApiContext::new(controller)
-            .with_tracer(Arc::new(weft::compiler::trace::LiveTracer::new(nodes)));
+        let ctx = ApiContext::new(controller, nodes);
         let module = rpc_module(ctx).expect("module");
         let mut calls: Vec<(String, Vec<u8>)> = SETUP
             .iter()

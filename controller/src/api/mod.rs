@@ -24,21 +24,8 @@ use crate::model::{
 };
 use crate::northbound::{AclSpec, Applied, Command, ModelWriter};
 use crate::observed::{ObservedState, TransportNode};
+use crate::topology::{Topology, TransportNodes};
 use params::Args;
-
-/// Answers `trace` once a pipeline compiler exists. The compiler crate implements this and
-/// the lead passes it to [`ApiContext::with_tracer`].
-pub trait Tracer: Send + Sync + 'static {
-    /// Follows `packet` from `port` through the logical pipeline. The result is free-form
-    /// JSON, conventionally `{"steps": [...], "outcome": "..."}`.
-    fn trace(
-        &self,
-        model: &LogicalModel,
-        observed: &ObservedState,
-        port: &LogicalPort,
-        packet: &TracePacket,
-    ) -> Result<Value, ApiError>;
-}
 
 /// The packet `trace` follows: one type with the compiler's trace (its fields are the
 /// `packet` parameter); the API requires `eth_dst`.
@@ -48,21 +35,39 @@ pub use crate::compiler::trace::TracePacket;
 #[derive(Clone)]
 pub struct ApiContext {
     pub controller: ModelWriter,
-    pub tracer: Option<Arc<dyn Tracer>>,
+    /// What hypervisors report: `trace` walks the pipeline compiled from it.
+    pub topology: Arc<TransportNodes>,
 }
 
 impl ApiContext {
-    pub fn new(controller: ModelWriter) -> Self {
+    pub fn new(controller: ModelWriter, topology: Arc<TransportNodes>) -> Self {
         ApiContext {
             controller,
-            tracer: None,
+            topology,
         }
     }
+}
 
-    pub fn with_tracer(mut self, tracer: Arc<dyn Tracer>) -> Self {
-        self.tracer = Some(tracer);
-        self
-    }
+/// `trace`: the same compiler output the switches get, for the live topology, walked on
+/// the software flow table (no switch involved).
+fn trace_port(
+    model: &LogicalModel,
+    topology: &Topology,
+    port: &LogicalPort,
+    packet: &TracePacket,
+) -> Result<Value, ApiError> {
+    use crate::compiler::trace::{TraceError, trace};
+    let t = trace(model, topology, None, &port.id.to_string(), packet).map_err(|e| match e {
+        TraceError::PortNotFound(_) => ApiError::not_found("port", "port", &port.name),
+        TraceError::BadPacket { field, reason } => {
+            ApiError::invalid(format!("packet.{field}"), reason)
+        }
+        // Not an error in the request: the answer depends on where the port is plugged,
+        // which is not known yet.
+        e @ TraceError::PortNotBound(_) => ApiError::Unavailable(e.to_string()),
+        other => ApiError::conflict("port", other),
+    })?;
+    serde_json::to_value(t).map_err(|e| ApiError::invalid("packet", e))
 }
 
 fn switch_view(m: &LogicalModel, s: &LogicalSwitch) -> Value {
@@ -360,14 +365,7 @@ async fn call(ctx: &ApiContext, name: &str, params: Params<'static>) -> Result<V
             let packet = parse_packet(a.value("packet")?)?;
             let m = c.snapshot();
             let port = find_port(&m, "port", &r)?;
-            match &ctx.tracer {
-                Some(t) => t.trace(&m, c.observed(), port, &packet),
-                None => Err(ApiError::Unavailable(
-                    "trace needs the pipeline compiler, which this weftd does not run yet; \
-                     the request was valid"
-                        .into(),
-                )),
-            }
+            trace_port(&m, &ctx.topology.snapshot(), port, &packet)
         }
         "system_status" => {
             let m = c.snapshot();
