@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::binding::Bindings;
-use crate::desired::DesiredNode;
+use crate::desired::{DesiredNode, TunnelSpec};
 
 /// The hub; cheap to share behind an `Arc`.
 #[derive(Debug)]
@@ -32,6 +32,9 @@ struct NodeChannels {
     /// (empty) value is a placeholder, and acting on it would remove everything the
     /// switch holds, e.g. right after a weftd restart.
     published: bool,
+    /// The tunnel ports the node needs (its desired state's, for its OVSDB session): a
+    /// channel of its own, so a change of flows alone does not wake the OVSDB session.
+    tunnels: watch::Sender<Arc<BTreeSet<TunnelSpec>>>,
     /// The ofports of the VIFs to mark `weft-installed` (the port-status task's answer,
     /// for the node's OVSDB session).
     marks: watch::Sender<Arc<BTreeSet<u32>>>,
@@ -45,6 +48,7 @@ impl NodeChannels {
         NodeChannels {
             desired: watch::channel(Arc::new(DesiredNode::default())).0,
             published: false,
+            tunnels: watch::channel(Arc::new(BTreeSet::new())).0,
             marks: watch::channel(Arc::new(BTreeSet::new())).0,
         }
     }
@@ -71,6 +75,13 @@ impl Channels {
             .or_insert_with(NodeChannels::new);
         let first = !ch.published;
         ch.published = true;
+        ch.tunnels.send_if_modified(|t| {
+            if **t == desired.tunnels && !first {
+                return false;
+            }
+            *t = Arc::new(desired.tunnels.clone());
+            true
+        });
         ch.desired.send_if_modified(|d| {
             if **d == *desired && !first {
                 return false;
@@ -78,6 +89,16 @@ impl Channels {
             *d = desired;
             true
         })
+    }
+
+    /// The tunnel ports a node needs, as a watch (its OVSDB session). Like the desired
+    /// state, meaningful only once [`Channels::desired_published`].
+    pub fn watch_tunnels(&self, node: &str) -> watch::Receiver<Arc<BTreeSet<TunnelSpec>>> {
+        self.channels()
+            .entry(node.to_string())
+            .or_insert_with(NodeChannels::new)
+            .tunnels
+            .subscribe()
     }
 
     /// Whether the compiler published `node`'s desired state yet. Sessions install

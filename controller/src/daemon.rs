@@ -32,6 +32,9 @@ pub struct Daemon {
     server: ServerHandle,
     writer: WriterHandle,
     southbound_stop: CancellationToken,
+    /// Stops the port-status task, after the southbound sessions ended (their last
+    /// reports, the nodes they leave held, are then shown).
+    status_stop: CancellationToken,
     ovsdb: OvsdbServer,
     openflow: OpenFlowServer,
     realize: JoinHandle<()>,
@@ -64,6 +67,7 @@ impl Daemon {
         let nodes = TransportNodes::new();
         let channels = Channels::new();
         let southbound_stop = CancellationToken::new();
+        let status_stop = CancellationToken::new();
         let realize = tokio::spawn(crate::realize::run_with_hold(
             controller.watch_model(),
             nodes.clone(),
@@ -75,7 +79,7 @@ impl Daemon {
             nodes.clone(),
             channels.clone(),
             controller.observed().clone(),
-            southbound_stop.clone(),
+            status_stop.clone(),
         ));
         let southbound = async {
             let openflow = crate::southbound::openflow::serve(
@@ -104,6 +108,7 @@ impl Daemon {
             Ok(ok) => ok,
             Err(e) => {
                 southbound_stop.cancel();
+                status_stop.cancel();
                 writer.shutdown().await;
                 return Err(e);
             }
@@ -128,6 +133,7 @@ impl Daemon {
             Ok(ok) => ok,
             Err(e) => {
                 southbound_stop.cancel();
+                status_stop.cancel();
                 writer.shutdown().await;
                 return Err(e);
             }
@@ -143,6 +149,7 @@ impl Daemon {
             server,
             writer,
             southbound_stop,
+            status_stop,
             ovsdb,
             openflow,
             realize,
@@ -157,6 +164,7 @@ impl Daemon {
         self.openflow.join().await;
         self.ovsdb.join().await;
         let _ = self.realize.await;
+        self.status_stop.cancel();
         let _ = self.port_status.await;
         let _ = self.server.stop();
         self.server.stopped().await;

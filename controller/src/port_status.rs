@@ -25,7 +25,9 @@ use crate::channels::{Channels, InstalledPorts};
 use crate::observed::ObservedState;
 use crate::topology::{Topology, TransportNodes};
 
-/// Runs until `shutdown` is cancelled or the senders are gone.
+/// Runs until `shutdown` is cancelled (then shows the inputs of that moment once more:
+/// cancel it after the southbound sessions ended, so the nodes they leave held show
+/// down) or the senders are gone.
 pub async fn run(
     nodes: Arc<TransportNodes>,
     channels: Arc<Channels>,
@@ -44,7 +46,15 @@ pub async fn run(
         };
         joined.update(inputs, &channels, &observed);
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => {
+                let inputs = Inputs {
+                    bindings: bindings.borrow().clone(),
+                    topology: topology.borrow().clone(),
+                    installed: installed.borrow().clone(),
+                };
+                joined.update(inputs, &channels, &observed);
+                return;
+            }
             r = bindings.changed() => if r.is_err() { return },
             r = topology.changed() => if r.is_err() { return },
             r = installed.changed() => if r.is_err() { return },

@@ -15,6 +15,7 @@
 //! group deletes, so no flow is left pointing at a deleted group at any step.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use openflow::{
     FlowContent, FlowKey, FlowMod, FlowStats, GroupDesc, GroupMod, Message, MultipartReplyBody,
@@ -23,6 +24,36 @@ use openflow::{
 use crate::compiler::{COOKIE_MASK, COOKIE_WEFT};
 
 use crate::desired::{DesiredNode, GroupSpec};
+
+/// What a switch holds of Weft's pipeline, as its OpenFlow session knows it: read from a
+/// dump, or the very desired state whose install the switch acknowledged (shared, not
+/// copied: one table per node in memory). A type of its own, not a [`DesiredNode`], so
+/// that what is and what should be are never mistaken for each other; [`diff`] is the
+/// only bridge between them.
+#[derive(Clone, Debug)]
+pub enum InstalledTables {
+    Dumped {
+        flows: BTreeMap<FlowKey, FlowContent>,
+        groups: BTreeMap<u32, GroupSpec>,
+    },
+    Acknowledged(Arc<DesiredNode>),
+}
+
+impl InstalledTables {
+    pub fn flows(&self) -> &BTreeMap<FlowKey, FlowContent> {
+        match self {
+            InstalledTables::Dumped { flows, .. } => flows,
+            InstalledTables::Acknowledged(d) => &d.flows,
+        }
+    }
+
+    pub fn groups(&self) -> &BTreeMap<u32, GroupSpec> {
+        match self {
+            InstalledTables::Dumped { groups, .. } => groups,
+            InstalledTables::Acknowledged(d) => &d.groups,
+        }
+    }
+}
 
 /// Whether a cookie marks a flow as Weft's (the compiler's [`COOKIE_WEFT`] marker).
 pub fn is_weft_cookie(cookie: u64) -> bool {

@@ -120,6 +120,19 @@ struct Harness {
     port: LogicalPort,
     model: watch::Sender<Arc<LogicalModel>>,
     shutdown: CancellationToken,
+    /// The port-status task, stopped after the sessions (as weftd does).
+    status_stop: CancellationToken,
+    status: tokio::task::JoinHandle<()>,
+}
+
+impl Harness {
+    /// Stops the sessions, then the port-status task, as weftd's shutdown does.
+    async fn stop(&mut self, server: weft::southbound::ovsdb::OvsdbServer) {
+        self.shutdown.cancel();
+        server.join().await;
+        self.status_stop.cancel();
+        let _ = (&mut self.status).await;
+    }
 }
 
 fn logical_port(name: &str, n: u16) -> LogicalPort {
@@ -175,11 +188,12 @@ fn harness() -> (Harness, OvsdbContext) {
         channels.clone(),
         shutdown.clone(),
     ));
-    tokio::spawn(weft::port_status::run(
+    let status_stop = CancellationToken::new();
+    let status = tokio::spawn(weft::port_status::run(
         topology.clone(),
         channels.clone(),
         observed.clone(),
-        shutdown.clone(),
+        status_stop.clone(),
     ));
     let ctx = OvsdbContext {
         topology: topology.clone(),
@@ -194,6 +208,8 @@ fn harness() -> (Harness, OvsdbContext) {
             port,
             model: model_tx,
             shutdown,
+            status_stop,
+            status,
         },
         ctx,
     )
@@ -250,7 +266,7 @@ async fn read_until_closed(s: &mut tokio::net::TcpStream) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn southbound_ovsdb_passive_two_hypervisors() {
-    let (h, ctx) = harness();
+    let (mut h, ctx) = harness();
     let cfg = OvsdbSouthbound {
         listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         openflow_advertise: Some(ADVERTISE.parse().expect("addr")),
@@ -586,15 +602,14 @@ async fn southbound_ovsdb_passive_two_hypervisors() {
     assert!(h.observed.node("hv1").is_some_and(|n| n.ovsdb_connected));
     assert!(h.topology.snapshot().nodes.contains_key("hv1"));
 
-    h.shutdown.cancel();
-    server.join().await;
+    h.stop(server).await;
     assert!(h.observed.node("hv1").is_some_and(|n| !n.ovsdb_connected));
     assert_eq!(h.observed.port_status(&h.port.id).binding, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn southbound_ovsdb_active_unix_reconnects() {
-    let (h, ctx) = harness();
+    let (mut h, ctx) = harness();
     let mut hv = Ovs::start(false);
     // weft-encap-ip is missing at first: the session logs that and waits.
     hv.vsctl(&["set", "Open_vSwitch", ".", "external_ids:system-id=hv9"]);
@@ -658,8 +673,7 @@ async fn southbound_ovsdb_active_unix_reconnects() {
     })
     .await;
 
-    h.shutdown.cancel();
-    server.join().await;
+    h.stop(server).await;
     assert!(h.observed.node("hv9").is_some_and(|n| !n.ovsdb_connected));
 }
 
@@ -673,7 +687,7 @@ async fn southbound_ovsdb_scale_vifs() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(500);
-    let (h, ctx) = harness();
+    let (mut h, ctx) = harness();
     let ports: Vec<LogicalPort> = (1..=n)
         .map(|i| logical_port(&format!("lp{i}"), i))
         .collect();
@@ -766,6 +780,5 @@ async fn southbound_ovsdb_scale_vifs() {
         "{n} VIFs: OVS assigned ofports after {t_ovs:?}; in topology after {t_vifs:?}; \
          all weft-installed {t_installed:?} after the report"
     );
-    h.shutdown.cancel();
-    server.join().await;
+    h.stop(server).await;
 }

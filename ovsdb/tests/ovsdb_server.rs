@@ -11,7 +11,7 @@ use common::OvsdbServer;
 use ovsdb::client::{Client, ClientConfig, ClientError, Event, Listener, connect};
 use ovsdb::monitor::{ChangeKind, Replica, UpdateFormat};
 use ovsdb::reconnect::{ReconnectConfig, ReconnectingClient, SessionEvent};
-use ovsdb::vswitch::{self, Bridge, BridgeSpec, Interface, Port, TunnelSpec, TypedRow};
+use ovsdb::vswitch::{self, Bridge, BridgeSpec, Interface, Port, TunnelPort, TypedRow};
 use ovsdb::{Condition, Datum, Row, Transaction, TransactionError};
 use serde_json::json;
 use tokio::sync::mpsc::Receiver;
@@ -91,8 +91,8 @@ fn assert_replica_matches_vsctl(server: &OvsdbServer, r: &Replica, table: &str, 
     }
 }
 
-fn tunnel(name: &str, remote: &str, node: &str) -> TunnelSpec {
-    TunnelSpec {
+fn tunnel(name: &str, remote: &str, node: &str) -> TunnelPort {
+    TunnelPort {
         name: name.into(),
         kind: "geneve".into(),
         remote_ip: remote.into(),
@@ -911,13 +911,13 @@ async fn sync_tunnels_converges() {
         .unwrap();
     server.vsctl(&["add-br", "br-int", "--", "add-port", "br-int", "vm1"]);
     let (mut replica, _) = monitored(&client).await;
-    let rounds: [Vec<TunnelSpec>; 3] = [
+    let rounds: [Vec<TunnelPort>; 3] = [
         vec![
             tunnel("wt-a", "192.0.2.10", "hv-a"),
             tunnel("wt-b", "192.0.2.11", "hv-b"),
         ],
         vec![
-            TunnelSpec {
+            TunnelPort {
                 kind: "vxlan".into(),
                 ..tunnel("wt-a", "192.0.2.20", "hv-a")
             },

@@ -25,7 +25,7 @@
 //! - `monitored`: [`monitor_requests`], only the columns the typed rows read;
 //! - `lookup`: the root row, a bridge by name, a bridge's ports, a port's interfaces;
 //! - `bridge`: [`BridgeSpec`] and [`ensure_bridge`];
-//! - `tunnel`: [`TunnelSpec`] and [`sync_tunnels`];
+//! - `tunnel`: [`TunnelPort`] and [`sync_tunnels`];
 //! - `map_keys`: single map-column keys, such as an Interface's marks.
 
 mod bridge;
@@ -52,7 +52,7 @@ pub use map_keys::{
 };
 pub use monitored::{MONITORED_COLUMNS, monitor_requests, monitor_requests_for};
 pub use tables::{Bridge, Controller, Interface, OpenVSwitch, Port};
-pub use tunnel::{TunnelSpec, add_tunnel_port, owned_tunnels, sync_tunnels};
+pub use tunnel::{TunnelPort, add_tunnel_port, owned_tunnels, sync_tunnels};
 pub use typed::{RowError, TypedRow, row, rows};
 
 pub const DATABASE: &str = "Open_vSwitch";

@@ -37,7 +37,7 @@ pub fn owned_tunnels(
 
 /// A tunnel port to one remote transport node.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TunnelSpec {
+pub struct TunnelPort {
     pub name: String,
     /// `geneve`, `vxlan` or `stt`.
     pub kind: String,
@@ -49,7 +49,7 @@ pub struct TunnelSpec {
 }
 
 /// Inserts a tunnel Interface and Port and adds the port to `bridge`.
-pub fn add_tunnel_port(txn: &mut Transaction, bridge: Uuid, spec: &TunnelSpec) -> NamedRow {
+pub fn add_tunnel_port(txn: &mut Transaction, bridge: Uuid, spec: &TunnelPort) -> NamedRow {
     let port = insert_tunnel_rows(txn, spec);
     txn.mutate(
         BRIDGE,
@@ -60,7 +60,7 @@ pub fn add_tunnel_port(txn: &mut Transaction, bridge: Uuid, spec: &TunnelSpec) -
 }
 
 /// The Interface and Port rows of a tunnel port, not yet attached to a bridge.
-fn insert_tunnel_rows(txn: &mut Transaction, spec: &TunnelSpec) -> NamedRow {
+fn insert_tunnel_rows(txn: &mut Transaction, spec: &TunnelPort) -> NamedRow {
     let options = spec.options();
     let iface = txn.insert(
         INTERFACE,
@@ -81,8 +81,8 @@ fn insert_tunnel_rows(txn: &mut Transaction, spec: &TunnelSpec) -> NamedRow {
     )
 }
 
-impl TunnelSpec {
-    /// Whether an interface's `options` are exactly [`TunnelSpec::options`], without
+impl TunnelPort {
+    /// Whether an interface's `options` are exactly [`TunnelPort::options`], without
     /// building that map.
     fn options_match(&self, have: &BTreeMap<String, String>) -> bool {
         have.len() == 2 + usize::from(self.local_ip.is_some())
@@ -119,7 +119,7 @@ pub fn sync_tunnels(
     replica: &Replica,
     bridge: &Bridge,
     owner_key: &str,
-    desired: &[TunnelSpec],
+    desired: &[TunnelPort],
 ) -> Result<Option<Transaction>, RowError> {
     let mut txn = Transaction::new(DATABASE);
     wait_bridge_ports(&mut txn, bridge);
@@ -188,7 +188,7 @@ mod tests {
         add_tunnel_port(
             &mut t,
             br,
-            &TunnelSpec {
+            &TunnelPort {
                 name: "wt-0a0b0c0d".into(),
                 kind: "geneve".into(),
                 remote_ip: "192.0.2.2".into(),

@@ -16,7 +16,7 @@ use openflow::{
 
 use crate::desired::{DesiredNode, GroupSpec};
 use crate::observed::InstalledFlows;
-use crate::reconcile;
+use crate::reconcile::{self, InstalledTables};
 
 use super::conn::{Conn, ConnError, pump_for, sleep_until_opt};
 use super::refusals::{Refusal, Withheld, change_text, log_rejection};
@@ -37,7 +37,7 @@ pub(super) struct Installer<'a> {
     /// What we believe the switch holds (its flows and groups); `None` = unknown, dump
     /// first. After a successful install this is the very state that was installed,
     /// shared with the node's desired state and the observed state, not a copy.
-    installed: Option<Arc<DesiredNode>>,
+    installed: Option<InstalledTables>,
     use_bundles: bool,
     next_bundle: u32,
     /// ACLs (by cookie) whose flows are left out of what is installed, fail closed.
@@ -171,20 +171,16 @@ impl<'a> Installer<'a> {
             Some(h) => h,
             None => {
                 let (flows, groups) = self.dump(conn).await?;
-                Arc::new(DesiredNode {
-                    flows,
-                    groups,
-                    ..Default::default()
-                })
+                InstalledTables::Dumped { flows, groups }
             }
         };
-        let changes = reconcile::diff(desired, &have.flows, &have.groups);
+        let changes = reconcile::diff(desired, have.flows(), have.groups());
         if changes.is_empty() {
             OpenFlowStats::bump(&self.ctx.stats.empty_diffs, 1);
             tracing::info!(
                 node = self.node,
-                flows = have.flows.len(),
-                groups = have.groups.len(),
+                flows = have.flows().len(),
+                groups = have.groups().len(),
                 "switch already holds the desired state; nothing sent"
             );
         } else {
@@ -192,7 +188,7 @@ impl<'a> Installer<'a> {
             let changed = changes.len();
             // The bundle takes the messages themselves; the rare paths that need them
             // again (refusals, no bundle support) recompute the same diff.
-            let again = || reconcile::diff(desired, &have.flows, &have.groups);
+            let again = || reconcile::diff(desired, have.flows(), have.groups());
             let result = if self.use_bundles {
                 match self.install_bundle(conn, changes, again).await? {
                     Some(r) => r,
@@ -229,7 +225,7 @@ impl<'a> Installer<'a> {
         self.ctx
             .observed
             .set_node_flows(self.node, InstalledFlows::table(desired.clone()));
-        self.installed = Some(desired.clone());
+        self.installed = Some(InstalledTables::Acknowledged(desired.clone()));
         Ok(Install::Done)
     }
 

@@ -208,18 +208,18 @@ impl Session {
             // Not compiled yet: an empty placeholder would delete every tunnel.
             return None;
         }
-        let desired = self.desired.as_ref()?.borrow().clone();
+        let desired = self.tunnels.as_ref()?.borrow().clone();
         if let Some((generation, tunnels)) = &self.memo.tunnels_clean
             && *generation == self.contents_generation
-            && *tunnels == desired.tunnels
+            && *tunnels == *desired
         {
             return None;
         }
         let specs = match &self.memo.specs {
-            Some((tunnels, specs)) if *tunnels == desired.tunnels => specs.clone(),
+            Some((tunnels, specs)) if *tunnels == *desired => specs.clone(),
             _ => {
-                let specs = Arc::new(ovs_tunnels(&node.id, &desired.tunnels));
-                self.memo.specs = Some((desired.tunnels.clone(), specs.clone()));
+                let specs = Arc::new(ovs_tunnels(&node.id, &desired));
+                self.memo.specs = Some(((*desired).clone(), specs.clone()));
                 specs
             }
         };
@@ -229,7 +229,7 @@ impl Session {
                 Some(txn)
             }
             Ok(None) => {
-                self.memo.tunnels_clean = Some((self.contents_generation, desired.tunnels.clone()));
+                self.memo.tunnels_clean = Some((self.contents_generation, (*desired).clone()));
                 None
             }
             Err(e) => {
@@ -369,8 +369,8 @@ pub(super) fn bridge_contents(replica: &Replica, node: &str, bridge: &Bridge) ->
 
 /// The OVS tunnel ports for `node`'s desired tunnels, in order, without a tunnel to
 /// itself; a remote whose port name collides with an earlier one's is left out (logged).
-pub(super) fn ovs_tunnels(node: &str, tunnels: &BTreeSet<TunnelSpec>) -> Vec<vswitch::TunnelSpec> {
-    let mut specs: Vec<vswitch::TunnelSpec> = Vec::with_capacity(tunnels.len());
+pub(super) fn ovs_tunnels(node: &str, tunnels: &BTreeSet<TunnelSpec>) -> Vec<vswitch::TunnelPort> {
+    let mut specs: Vec<vswitch::TunnelPort> = Vec::with_capacity(tunnels.len());
     let mut names: HashMap<String, usize> = HashMap::with_capacity(tunnels.len());
     for t in tunnels {
         if t.remote == node {
@@ -390,8 +390,8 @@ pub(super) fn ovs_tunnels(node: &str, tunnels: &BTreeSet<TunnelSpec>) -> Vec<vsw
 }
 
 /// The OVS tunnel port for one desired tunnel.
-pub(super) fn ovs_tunnel(t: &TunnelSpec) -> vswitch::TunnelSpec {
-    vswitch::TunnelSpec {
+pub(super) fn ovs_tunnel(t: &TunnelSpec) -> vswitch::TunnelPort {
+    vswitch::TunnelPort {
         name: tunnel_port_name(&t.remote),
         kind: encap_name(t.encap).into(),
         remote_ip: t.remote_ip.to_string(),

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::settings::{NodeSettings, encap_name};
 use super::*;
-use crate::desired::{DesiredNode, TunnelSpec};
+use crate::desired::TunnelSpec;
 use crate::topology::Vif;
 
 /// Why a session ended.
@@ -39,7 +39,7 @@ pub(super) const HOLD_MAX: usize = 4096;
 /// What woke a session's loop.
 pub(super) enum Wake {
     Event(Option<Event>),
-    Desired(bool),
+    Tunnels(bool),
     Marks(bool),
     Released,
     Retry,
@@ -71,7 +71,8 @@ pub(super) struct Session {
     pub(super) id: u64,
     pub(super) peer: String,
     pub(super) node: Option<NodeSettings>,
-    pub(super) desired: Option<watch::Receiver<Arc<DesiredNode>>>,
+    /// The tunnel ports this node needs (the compiler task's answer).
+    pub(super) tunnels: Option<watch::Receiver<Arc<BTreeSet<TunnelSpec>>>>,
     /// The ofports of this node's VIFs to mark `weft-installed` ([`crate::port_status`]).
     pub(super) marks: Option<watch::Receiver<Arc<BTreeSet<u32>>>>,
     pub(super) released: watch::Receiver<u64>,
@@ -117,7 +118,7 @@ pub(super) struct Memo {
     pub(super) installed_clean: Option<(u64, Arc<BTreeSet<u32>>)>,
     /// The OVS tunnel ports for these desired tunnels: rebuilt only when the desired
     /// tunnels change, not on every pass that plans them.
-    pub(super) specs: Option<(BTreeSet<TunnelSpec>, Arc<Vec<vswitch::TunnelSpec>>)>,
+    pub(super) specs: Option<(BTreeSet<TunnelSpec>, Arc<Vec<vswitch::TunnelPort>>)>,
 }
 
 #[derive(Debug)]
@@ -138,7 +139,7 @@ impl Session {
             id,
             peer,
             node: None,
-            desired: None,
+            tunnels: None,
             marks: None,
             generation: 0,
             contents_generation: 0,
@@ -261,7 +262,7 @@ impl Session {
             let retry_at = self.retry_at;
             let wake = tokio::select! {
                 ev = events.recv() => Wake::Event(ev),
-                ok = changed(&mut self.desired) => Wake::Desired(ok),
+                ok = changed(&mut self.tunnels) => Wake::Tunnels(ok),
                 ok = changed(&mut self.marks) => Wake::Marks(ok),
                 // Only a session waiting for a node listens; Shared holds the sender as
                 // long as this session lives.
@@ -280,9 +281,9 @@ impl Session {
                         }
                     }
                 }
-                Wake::Desired(ok) => {
+                Wake::Tunnels(ok) => {
                     if !ok {
-                        self.desired = None;
+                        self.tunnels = None;
                     }
                 }
                 Wake::Marks(ok) => {
@@ -361,7 +362,7 @@ impl Session {
                 ));
                 return false;
             }
-            self.desired = Some(self.shared.ctx.channels.watch_desired(&settings.id));
+            self.tunnels = Some(self.shared.ctx.channels.watch_tunnels(&settings.id));
             self.marks = Some(self.shared.ctx.channels.watch_marks(&settings.id));
             self.written_at.clear();
             self.memo = Memo::default();
@@ -382,7 +383,7 @@ impl Session {
         let Some(node) = self.node.take() else {
             return;
         };
-        self.desired = None;
+        self.tunnels = None;
         self.marks = None;
         // Only the owner changes its own entry (others insert only when it is absent), so
         // this check stays true until we remove the entry below. The state is cleaned up
