@@ -45,6 +45,19 @@ pub(super) enum Wake {
     Retry,
 }
 
+impl Wake {
+    /// For the trace line that counts wake-ups (how many sessions a change reaches).
+    fn name(&self) -> &'static str {
+        match self {
+            Wake::Event(_) => "monitor update",
+            Wake::Tunnels(_) => "tunnels",
+            Wake::Marks(_) => "marks",
+            Wake::Released => "node released",
+            Wake::Retry => "retry",
+        }
+    }
+}
+
 /// The kinds of write a session makes, each planned and tracked on its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) enum WriteKind {
@@ -269,6 +282,11 @@ impl Session {
                 _ = self.released.changed(), if self.waiting_for_owner => Wake::Released,
                 _ = sleep_until_opt(retry_at) => Wake::Retry,
             };
+            tracing::trace!(
+                node = self.node_name(),
+                wake = wake.name(),
+                "OVSDB session woken"
+            );
             match wake {
                 Wake::Event(ev) => {
                     if let Err(end) = self.handle_event(ev, &mut replica) {
