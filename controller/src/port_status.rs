@@ -122,14 +122,18 @@ impl PortStatus {
             observed.unbind_port(port);
         }
         for node in &nodes {
-            let live = is.is_live(node);
+            if !is.is_live(node) {
+                // Held or gone: its ports show unbound and down. Its marks stay as they
+                // were: its flows are still in place, and a session that serves it again
+                // must not clear them only to set them again a moment later.
+                for (port, _) in now.bindings.on_node(node) {
+                    observed.unbind_port(port);
+                }
+                continue;
+            }
             let installed = now.installed.get(node);
             let mut marks = BTreeSet::new();
             for (port, ofport) in now.bindings.on_node(node) {
-                if !live {
-                    observed.unbind_port(port);
-                    continue;
-                }
                 observed.bind_port(
                     port,
                     PortBinding {
@@ -233,6 +237,11 @@ mod tests {
         s.update(inputs.clone(), &channels, &observed);
         assert_eq!(observed.port_status(&a1).binding, None);
         assert!(!observed.port_status(&a1).up);
+        assert_eq!(
+            **marks.borrow(),
+            BTreeSet::from([3]),
+            "a held node keeps its marks: its flows are still in place"
+        );
         inputs.topology = t;
         s.update(inputs, &channels, &observed);
         assert!(observed.port_status(&a1).up);
