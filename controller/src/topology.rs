@@ -427,27 +427,10 @@ impl Held {
 mod tests {
     use super::*;
 
+    /// A node whose VIFs get ofports 1, 2, ... in the order given.
     fn node(id: &str, vifs: &[&str]) -> NodeView {
-        NodeView {
-            id: id.into(),
-            encap_ip: "192.0.2.1".parse().expect("ip"),
-            encap_type: EncapType::Geneve,
-            bridge: "br-int".into(),
-            datapath_id: None,
-            vifs: vifs
-                .iter()
-                .enumerate()
-                .map(|(i, v)| {
-                    let vif = Vif {
-                        ofport: i as u32 + 1,
-                        interface: Uuid::nil(),
-                        name: (*v).into(),
-                    };
-                    ((*v).to_owned(), vif)
-                })
-                .collect(),
-            tunnels: BTreeMap::new(),
-        }
+        let vifs: Vec<(&str, u32)> = vifs.iter().copied().zip(1..).collect();
+        crate::binding::tests::node(id, &vifs).1
     }
 
     #[test]
