@@ -533,7 +533,7 @@ fn cut_off(cut: Duration) {
 #[test]
 fn vswitchd_restart_is_repaired() {
     let _turn = take_turn();
-    let ov = Overlay::start_with(2, Encap::Geneve, SOUTHBOUND_LOG);
+    let ov = Overlay::start_with(2, Encap::Geneve, INFO_LOG);
     let vms = blue(&ov, 2);
     let (a1, a2) = (&vms[0], &vms[1]);
     assert_reaches(a1, "10.0.0.2", &ov);
@@ -973,9 +973,10 @@ impl Proto {
     }
 }
 
-/// weftd flags for the cut tests: the southbound's decisions (session ends and why) in
-/// the log that the tests print.
-const SOUTHBOUND_LOG: &[&str] = &["--log", "info"];
+/// weftd flags for the cut tests: everything at info, so the log the tests print (and
+/// keep, with `WEFT_TEST_LOG_DIR`) shows the southbound's decisions (session ends and
+/// why) next to what the compiler task did, to match with a lost ping's time.
+const INFO_LOG: &[&str] = &["--log", "info"];
 
 /// Local addresses of `hv`'s established TCP connections to weftd's `proto` listener.
 fn connections(ov: &Overlay, hv: &Hypervisor, proto: Proto) -> Vec<String> {
@@ -1056,7 +1057,7 @@ fn kill_connection(ov: &Overlay, hv: usize, proto: Proto) -> (Duration, Duration
 #[test]
 fn killed_connections_are_resynchronised_without_touching_flows() {
     let _turn = take_turn();
-    let ov = Overlay::start_with(2, Encap::Geneve, SOUTHBOUND_LOG);
+    let ov = Overlay::start_with(2, Encap::Geneve, INFO_LOG);
     let vms = blue(&ov, 2);
     let (a1, a2) = (&vms[0], &vms[1]);
     assert_reaches(a1, "10.0.0.2", &ov);
@@ -1167,7 +1168,7 @@ impl Drop for NftCut<'_> {
 /// added on each hypervisor) reach hv2 after the rule is removed; nothing stale remains
 /// and flows that did not change were not re-added.
 fn protocol_cut(proto: Proto, cut: Duration) {
-    let ov = Overlay::start_with(2, Encap::Geneve, SOUTHBOUND_LOG);
+    let ov = Overlay::start_with(2, Encap::Geneve, INFO_LOG);
     let vms = blue(&ov, 2);
     let (a1, a2) = (&vms[0], &vms[1]);
     ov.call("switch_create", json!({"name": "red", "vni": 5002}));
@@ -1297,7 +1298,7 @@ fn ovsdb_silent_cuts_soak() {
         return;
     }
     let _turn = take_turn();
-    let ov = Overlay::start_with(2, Encap::Geneve, SOUTHBOUND_LOG);
+    let ov = Overlay::start_with(2, Encap::Geneve, INFO_LOG);
     let vms = blue(&ov, 2);
     let a1 = &vms[0];
     assert_reaches(a1, "10.0.0.2", &ov);
