@@ -52,6 +52,10 @@ pub(super) struct Conn {
     pub(super) label: String,
     pub(super) shutdown: CancellationToken,
     pub(super) write_stall_timeout: Duration,
+    /// Since when the current flush has made no progress. Kept here, not in the flush
+    /// future, so a select that drops a pending flush (a log tick, a topology change)
+    /// does not restart the stall check of a switch that never reads.
+    pub(super) stalled_since: Option<tokio::time::Instant>,
     /// Another connection claimed this one's datapath: prove the switch is alive.
     pub(super) probe: Arc<tokio::sync::Notify>,
     pub(super) noise: Noise,
@@ -71,20 +75,30 @@ impl Conn {
         // each step (room in the codec's buffer, the final flush) must progress in time.
         let stall = self.write_stall_timeout;
         while self.session.has_output() {
+            let deadline = *self
+                .stalled_since
+                .get_or_insert_with(tokio::time::Instant::now)
+                + stall;
             let framed = &mut self.framed;
-            tokio::time::timeout(
-                stall,
+            tokio::time::timeout_at(
+                deadline,
                 std::future::poll_fn(|cx| std::pin::Pin::new(&mut *framed).poll_ready(cx)),
             )
             .await
             .map_err(|_| ConnError::WriteStalled(stall))??;
             if let Some(m) = self.session.poll_output() {
                 std::pin::Pin::new(&mut self.framed).start_send(m)?;
+                self.stalled_since = Some(tokio::time::Instant::now());
             }
         }
-        tokio::time::timeout(stall, self.framed.flush())
+        let deadline = *self
+            .stalled_since
+            .get_or_insert_with(tokio::time::Instant::now)
+            + stall;
+        tokio::time::timeout_at(deadline, self.framed.flush())
             .await
             .map_err(|_| ConnError::WriteStalled(stall))??;
+        self.stalled_since = None;
         // An install of thousands of flow mods grows the codec's buffer to the size of
         // the whole bundle, and a BytesMut keeps its capacity: at thousands of switches
         // that is gigabytes held between installs. Give it back once sent.

@@ -242,6 +242,7 @@ async fn run_connection(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
         label,
         shutdown: ctx.shutdown.clone(),
         write_stall_timeout: ctx.settings.write_stall_timeout,
+        stalled_since: None,
         probe: Arc::new(tokio::sync::Notify::new()),
         noise: Noise::default(),
         noise_log_interval: ctx.settings.noise_log_interval,
