@@ -128,6 +128,7 @@ fn load_store(dir: &std::path::Path, switches: usize, ports: usize) {
             name: format!("sw{i}"),
             vni: u32::try_from(i + 1).expect("vni"),
             description: String::new(),
+            provider: None,
         }));
     }
     for p in 0..ports {

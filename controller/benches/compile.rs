@@ -257,6 +257,7 @@ fn build(nodes: usize) -> Fabric0 {
             name: format!("ls{s}"),
             vni: 1000 + s as u32,
             description: String::new(),
+            provider: None,
         });
         members.push(mine);
     }

@@ -110,6 +110,7 @@ fn desired() -> DesiredNode {
             name: format!("ls{s}"),
             vni: 5000 + s as u32,
             description: String::new(),
+            provider: None,
         };
         for i in 0..PER_SWITCH {
             let idx = s * PER_SWITCH + i;

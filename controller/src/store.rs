@@ -14,7 +14,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::model::{Acl, Change, LogicalPort, LogicalSwitch};
+use crate::model::{Acl, Change, LogicalPort, LogicalRouter, LogicalSwitch, Route, RouterPort};
 
 /// Name of the database file inside the data directory.
 pub const STORE_FILE: &str = "weft.redb";
@@ -25,6 +25,9 @@ const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 const SWITCHES: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("switches");
 const PORTS: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("ports");
 const ACLS: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("acls");
+const ROUTERS: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("routers");
+const ROUTER_PORTS: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("router_ports");
+const ROUTES: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("routes");
 
 /// Everything a store holds, as loaded at startup.
 #[derive(Debug, Default, Clone)]
@@ -33,6 +36,9 @@ pub struct StoredModel {
     pub switches: Vec<LogicalSwitch>,
     pub ports: Vec<LogicalPort>,
     pub acls: Vec<Acl>,
+    pub routers: Vec<LogicalRouter>,
+    pub router_ports: Vec<RouterPort>,
+    pub routes: Vec<Route>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,7 +176,11 @@ impl RedbStore {
             }
             txn.open_table(SWITCHES).map_err(|e| self.io(e))?;
             txn.open_table(PORTS).map_err(|e| self.io(e))?;
-            txn.open_table(ACLS).map_err(|e| self.io(e))?;
+            // Stores written before routing existed gain the routing tables here: adding
+            // empty tables is all their upgrade needs, so the format version stays.
+            for table in [ACLS, ROUTERS, ROUTER_PORTS, ROUTES] {
+                txn.open_table(table).map_err(|e| self.io(e))?;
+            }
             found
         };
         if let Some(found) = found
@@ -232,11 +242,18 @@ impl Store for RedbStore {
             self.read_all(&txn, SWITCHES, "switch", |s: &LogicalSwitch| s.id)?;
         let ports: Vec<LogicalPort> = self.read_all(&txn, PORTS, "port", |p: &LogicalPort| p.id)?;
         let acls: Vec<Acl> = self.read_all(&txn, ACLS, "acl", |a: &Acl| a.id)?;
+        let routers = self.read_all(&txn, ROUTERS, "router", |r: &LogicalRouter| r.id)?;
+        let router_ports =
+            self.read_all(&txn, ROUTER_PORTS, "router_port", |rp: &RouterPort| rp.id)?;
+        let routes = self.read_all(&txn, ROUTES, "route", |r: &Route| r.id)?;
         Ok(StoredModel {
             revision,
             switches,
             ports,
             acls,
+            routers,
+            router_ports,
+            routes,
         })
     }
 
@@ -255,6 +272,9 @@ impl Store for RedbStore {
             let mut switches = txn.open_table(SWITCHES).map_err(|e| self.io(e))?;
             let mut ports = txn.open_table(PORTS).map_err(|e| self.io(e))?;
             let mut acls = txn.open_table(ACLS).map_err(|e| self.io(e))?;
+            let mut routers = txn.open_table(ROUTERS).map_err(|e| self.io(e))?;
+            let mut router_ports = txn.open_table(ROUTER_PORTS).map_err(|e| self.io(e))?;
+            let mut routes = txn.open_table(ROUTES).map_err(|e| self.io(e))?;
             for change in changes {
                 let (table, bytes) = match change {
                     Change::PutSwitch(s) => (&mut switches, Some(self.encode(s)?)),
@@ -263,6 +283,12 @@ impl Store for RedbStore {
                     Change::DeleteSwitch { .. } => (&mut switches, None),
                     Change::DeletePort { .. } => (&mut ports, None),
                     Change::DeleteAcl { .. } => (&mut acls, None),
+                    Change::PutRouter(r) => (&mut routers, Some(self.encode(r)?)),
+                    Change::PutRouterPort(rp) => (&mut router_ports, Some(self.encode(rp)?)),
+                    Change::PutRoute(r) => (&mut routes, Some(self.encode(r)?)),
+                    Change::DeleteRouter { .. } => (&mut routers, None),
+                    Change::DeleteRouterPort { .. } => (&mut router_ports, None),
+                    Change::DeleteRoute { .. } => (&mut routes, None),
                 };
                 let key = change.id().as_u128();
                 match bytes {
@@ -310,6 +336,7 @@ mod tests {
             name: "web".into(),
             vni: 7,
             description: String::new(),
+            provider: None,
         };
         let port = LogicalPort {
             id: Uuid::new_v4(),

@@ -156,6 +156,7 @@ fn model_of(ports: &[LogicalPort]) -> LogicalModel {
         name: "ls1".into(),
         vni: 100,
         description: String::new(),
+        provider: None,
     };
     let ports = ports
         .iter()

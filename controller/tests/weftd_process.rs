@@ -228,6 +228,7 @@ fn damaged_store_pages_are_detected() {
                 name: format!("s{i}"),
                 vni: i + 1,
                 description: "x".repeat(200),
+                provider: None,
             };
             store
                 .commit(u64::from(i) + 1, &[Change::PutSwitch(sw)])

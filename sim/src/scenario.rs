@@ -112,6 +112,7 @@ impl Scenario {
                 name: format!("ls{idx:05}"),
                 vni: idx as u32 + 1,
                 description: String::new(),
+                provider: None,
             };
             if size == 64 && big_switch.is_none() {
                 big_switch = Some(idx);

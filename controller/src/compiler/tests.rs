@@ -25,6 +25,7 @@ fn sw(n: u128, name: &str, vni: u32) -> LogicalSwitch {
         name: name.into(),
         vni,
         description: String::new(),
+        provider: None,
     }
 }
 

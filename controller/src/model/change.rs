@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Acl, LogicalPort, LogicalSwitch, ObjectKind};
+use super::{Acl, LogicalPort, LogicalRouter, LogicalSwitch, ObjectKind, Route, RouterPort};
 
 /// One durable edit of the model. A write is a list of these, committed atomically to the
 /// store and then applied to the in-memory snapshot; a `Put` replaces any object with the
@@ -18,6 +18,12 @@ pub enum Change {
     DeletePort { id: Uuid },
     PutAcl(Acl),
     DeleteAcl { id: Uuid },
+    PutRouter(LogicalRouter),
+    DeleteRouter { id: Uuid },
+    PutRouterPort(RouterPort),
+    DeleteRouterPort { id: Uuid },
+    PutRoute(Route),
+    DeleteRoute { id: Uuid },
 }
 
 impl Change {
@@ -26,6 +32,9 @@ impl Change {
             Change::PutSwitch(_) | Change::DeleteSwitch { .. } => ObjectKind::Switch,
             Change::PutPort(_) | Change::DeletePort { .. } => ObjectKind::Port,
             Change::PutAcl(_) | Change::DeleteAcl { .. } => ObjectKind::Acl,
+            Change::PutRouter(_) | Change::DeleteRouter { .. } => ObjectKind::Router,
+            Change::PutRouterPort(_) | Change::DeleteRouterPort { .. } => ObjectKind::RouterPort,
+            Change::PutRoute(_) | Change::DeleteRoute { .. } => ObjectKind::Route,
         }
     }
 
@@ -34,16 +43,27 @@ impl Change {
             Change::PutSwitch(s) => s.id,
             Change::PutPort(p) => p.id,
             Change::PutAcl(a) => a.id,
-            Change::DeleteSwitch { id } | Change::DeletePort { id } | Change::DeleteAcl { id } => {
-                *id
-            }
+            Change::PutRouter(r) => r.id,
+            Change::PutRouterPort(rp) => rp.id,
+            Change::PutRoute(r) => r.id,
+            Change::DeleteSwitch { id }
+            | Change::DeletePort { id }
+            | Change::DeleteAcl { id }
+            | Change::DeleteRouter { id }
+            | Change::DeleteRouterPort { id }
+            | Change::DeleteRoute { id } => *id,
         }
     }
 
     pub fn is_delete(&self) -> bool {
         matches!(
             self,
-            Change::DeleteSwitch { .. } | Change::DeletePort { .. } | Change::DeleteAcl { .. }
+            Change::DeleteSwitch { .. }
+                | Change::DeletePort { .. }
+                | Change::DeleteAcl { .. }
+                | Change::DeleteRouter { .. }
+                | Change::DeleteRouterPort { .. }
+                | Change::DeleteRoute { .. }
         )
     }
 }
@@ -55,4 +75,7 @@ pub struct ModelDelta {
     pub switches: Vec<Uuid>,
     pub ports: Vec<Uuid>,
     pub acls: Vec<Uuid>,
+    pub routers: Vec<Uuid>,
+    pub router_ports: Vec<Uuid>,
+    pub routes: Vec<Uuid>,
 }

@@ -12,6 +12,7 @@ pub(crate) fn blue(ports: &[(u128, &str)]) -> LogicalModel {
         name: "blue".into(),
         vni: 5001,
         description: String::new(),
+        provider: None,
     };
     let ports = ports
         .iter()

@@ -9,12 +9,15 @@
 //!
 //! - [`values`]: MACs, names, port IPs and CIDRs, with their syntactic checks.
 //! - [`objects`]: switches, ports, ACLs and the enums an ACL is made of.
+//! - [`routing`]: routers, router ports and static routes.
 //! - [`change`]: [`Change`], one durable edit, and [`ModelDelta`], what two snapshots differ in.
 //! - [`snapshot`]: [`LogicalModel`] with its indexes, allocators and startup checks.
 //! - `zones`: the conntrack-zone bitmap the snapshot allocates from.
 
 pub mod change;
 pub mod objects;
+pub mod routing;
+mod routing_tables;
 pub mod snapshot;
 pub mod values;
 mod zones;
@@ -25,12 +28,20 @@ pub(crate) mod fixtures;
 pub use change::{Change, ModelDelta};
 pub use objects::{
     Acl, AclAction, Direction, Ethertype, LogicalPort, LogicalSwitch, ObjectKind, Protocol,
+    ProviderNet,
 };
+pub use routing::{LogicalRouter, Route, RouterPort};
 pub use snapshot::{LogicalModel, ModelError};
 pub use values::{MacAddr, ValueError, check_name, parse_cidr, parse_port_ip};
 
 /// Largest VXLAN/Geneve virtual network identifier (24 bits).
 pub const VNI_MAX: u32 = 16_777_215;
+/// Largest router key: routers share the pipeline's `metadata` with switches, above
+/// [`ROUTER_METADATA_BASE`], so the two can never collide.
+pub const ROUTER_KEY_MAX: u32 = 16_777_215;
+/// `metadata` of a packet being routed is this plus its router's key (bit 32 set; VNIs
+/// stay below 2^24).
+pub const ROUTER_METADATA_BASE: u64 = 1 << 32;
 /// Largest per-switch logical port key; reg6/reg7 value 0 means "from a tunnel".
 pub const PORT_KEY_MAX: u16 = 32_767;
 /// Largest ACL priority.

@@ -1,6 +1,7 @@
-//! The objects operators declare: [`LogicalSwitch`], [`LogicalPort`] and [`Acl`] (with
-//! the [`Direction`], [`AclAction`], [`Ethertype`] and [`Protocol`] an ACL is made of), and
-//! [`ObjectKind`], how events and errors name them.
+//! The objects operators declare: [`LogicalSwitch`] (with its [`ProviderNet`]),
+//! [`LogicalPort`] and [`Acl`] (with the [`Direction`], [`AclAction`], [`Ethertype`] and
+//! [`Protocol`] an ACL is made of), and [`ObjectKind`], how events and errors name them.
+//! Routers, their ports and routes are in [`super::routing`].
 
 use std::fmt;
 use std::net::IpAddr;
@@ -20,6 +21,19 @@ pub struct LogicalSwitch {
     pub vni: u32,
     #[serde(default)]
     pub description: String,
+    /// Set for a provider switch: bridged onto a physical segment instead of tunnelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<ProviderNet>,
+}
+
+/// Where a provider switch meets the physical network: the physical network name that
+/// hypervisors map to a bridge in `weft-bridge-mappings`, and the 802.1Q VLAN on it
+/// (untagged when absent).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProviderNet {
+    pub physnet: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
 }
 
 /// A VM NIC attached to a logical switch.
@@ -219,6 +233,9 @@ pub enum ObjectKind {
     Switch,
     Port,
     Acl,
+    Router,
+    RouterPort,
+    Route,
 }
 
 impl fmt::Display for ObjectKind {
@@ -227,6 +244,9 @@ impl fmt::Display for ObjectKind {
             ObjectKind::Switch => "switch",
             ObjectKind::Port => "port",
             ObjectKind::Acl => "acl",
+            ObjectKind::Router => "router",
+            ObjectKind::RouterPort => "router_port",
+            ObjectKind::Route => "route",
         })
     }
 }

@@ -1,16 +1,18 @@
 //! [`LogicalModel`]: one immutable, consistent snapshot of every object, the indexes that
 //! enforce uniqueness (names, VNIs, MACs per switch, ACL priorities), the allocators for
-//! VNIs, port keys and conntrack zones, and the startup check of stored objects.
+//! VNIs, port keys and conntrack zones, and the startup check of stored objects. The
+//! routing objects' maps and indexes live in [`RoutingTables`](super::routing_tables).
 
 use std::fmt;
 
 use imbl::{HashMap, OrdMap, OrdSet};
 use uuid::Uuid;
 
+use super::routing_tables::RoutingTables;
 use super::zones::ZoneBitmap;
 use super::{
-    Acl, Change, Direction, LogicalPort, LogicalSwitch, MacAddr, ModelDelta, ObjectKind,
-    PORT_KEY_MAX, VNI_MAX,
+    Acl, Change, Direction, LogicalPort, LogicalRouter, LogicalSwitch, MacAddr, ModelDelta,
+    ObjectKind, PORT_KEY_MAX, Route, RouterPort, VNI_MAX,
 };
 
 /// An immutable, internally consistent view of the whole logical model at one revision.
@@ -28,6 +30,7 @@ pub struct LogicalModel {
     port_by_mac: HashMap<(Uuid, MacAddr), Uuid>,
     zones: ZoneBitmap,
     zone_cursor: u16,
+    routing: RoutingTables,
 }
 
 /// Why stored objects do not form a valid model (found at startup).
@@ -37,6 +40,14 @@ pub enum ModelError {
     DanglingPort { port: Uuid, switch: Uuid },
     #[error("acl {acl} refers to port {port}, which does not exist")]
     DanglingAcl { acl: Uuid, port: Uuid },
+    #[error("router port {router_port} refers to {what} {id}, which does not exist")]
+    DanglingRouterPort {
+        router_port: Uuid,
+        what: &'static str,
+        id: Uuid,
+    },
+    #[error("route {route} refers to router {router}, which does not exist")]
+    DanglingRoute { route: Uuid, router: Uuid },
     #[error("{kind} {id}: duplicate {what}")]
     Duplicate {
         kind: ObjectKind,
@@ -52,6 +63,7 @@ impl fmt::Debug for LogicalModel {
             .field("switches", &self.switches.len())
             .field("ports", &self.ports.len())
             .field("acls", &self.acls.len())
+            .field("routers", &self.routing.routers.len())
             .finish()
     }
 }
@@ -119,6 +131,64 @@ impl LogicalModel {
         Ok(m)
     }
 
+    /// Adds stored routers, router ports and routes to a model built by
+    /// [`from_objects`](Self::from_objects), with the same checks.
+    pub fn with_routing(
+        mut self,
+        routers: Vec<LogicalRouter>,
+        router_ports: Vec<RouterPort>,
+        routes: Vec<Route>,
+    ) -> Result<Self, ModelError> {
+        let dup = |kind, id, what: String| ModelError::Duplicate { kind, id, what };
+        for r in routers {
+            if self.routing.router_named(&r.name).is_some() {
+                return Err(dup(ObjectKind::Router, r.id, format!("name {:?}", r.name)));
+            }
+            if self.routing.router_key_taken(r.key) {
+                return Err(dup(ObjectKind::Router, r.id, format!("key {}", r.key)));
+            }
+            self.apply(&Change::PutRouter(r));
+        }
+        for rp in router_ports {
+            let dangling = |what, id| ModelError::DanglingRouterPort {
+                router_port: rp.id,
+                what,
+                id,
+            };
+            if !self.routing.routers.contains_key(&rp.router) {
+                return Err(dangling("router", rp.router));
+            }
+            if !self.switches.contains_key(&rp.switch) {
+                return Err(dangling("switch", rp.switch));
+            }
+            if self.routing.router_port_named(&rp.name).is_some() {
+                return Err(dup(
+                    ObjectKind::RouterPort,
+                    rp.id,
+                    format!("name {:?}", rp.name),
+                ));
+            }
+            if self.routing.router_port_of_switch(&rp.switch).is_some() {
+                return Err(dup(
+                    ObjectKind::RouterPort,
+                    rp.id,
+                    format!("router on switch {}", rp.switch),
+                ));
+            }
+            self.apply(&Change::PutRouterPort(rp));
+        }
+        for r in routes {
+            if !self.routing.routers.contains_key(&r.router) {
+                return Err(ModelError::DanglingRoute {
+                    route: r.id,
+                    router: r.router,
+                });
+            }
+            self.apply(&Change::PutRoute(r));
+        }
+        Ok(self)
+    }
+
     /// The store revision this snapshot reflects; every write increases it.
     pub fn revision(&self) -> u64 {
         self.revision
@@ -138,6 +208,74 @@ impl LogicalModel {
 
     pub fn acls(&self) -> impl Iterator<Item = &Acl> {
         self.acls.values()
+    }
+
+    pub fn routers(&self) -> impl Iterator<Item = &LogicalRouter> {
+        self.routing.routers.values()
+    }
+
+    pub fn router_ports(&self) -> impl Iterator<Item = &RouterPort> {
+        self.routing.router_ports.values()
+    }
+
+    pub fn routes(&self) -> impl Iterator<Item = &Route> {
+        self.routing.routes.values()
+    }
+
+    pub fn router(&self, id: &Uuid) -> Option<&LogicalRouter> {
+        self.routing.routers.get(id)
+    }
+
+    pub fn router_port(&self, id: &Uuid) -> Option<&RouterPort> {
+        self.routing.router_ports.get(id)
+    }
+
+    pub fn route(&self, id: &Uuid) -> Option<&Route> {
+        self.routing.routes.get(id)
+    }
+
+    /// Resolves a router by name or id.
+    pub fn find_router(&self, name_or_id: &str) -> Option<&LogicalRouter> {
+        match Uuid::parse_str(name_or_id) {
+            Ok(id) => self.routing.routers.get(&id),
+            Err(_) => self.routing.router_named(name_or_id),
+        }
+    }
+
+    /// Resolves a router port by name or id.
+    pub fn find_router_port(&self, name_or_id: &str) -> Option<&RouterPort> {
+        match Uuid::parse_str(name_or_id) {
+            Ok(id) => self.routing.router_ports.get(&id),
+            Err(_) => self.routing.router_port_named(name_or_id),
+        }
+    }
+
+    /// The router port attaching `switch` to its router, if it has one.
+    pub fn router_port_of_switch(&self, switch: &Uuid) -> Option<&RouterPort> {
+        self.routing.router_port_of_switch(switch)
+    }
+
+    /// A router's ports, in id order.
+    pub fn ports_of_router(&self, router: &Uuid) -> impl Iterator<Item = &RouterPort> {
+        self.routing.ports_of_router(router)
+    }
+
+    /// A router's static routes, in id order.
+    pub fn routes_of_router(&self, router: &Uuid) -> impl Iterator<Item = &Route> {
+        self.routing.routes_of_router(router)
+    }
+
+    pub(crate) fn router_name_taken(&self, name: &str) -> bool {
+        self.routing.router_named(name).is_some()
+    }
+
+    pub(crate) fn router_port_name_taken(&self, name: &str) -> bool {
+        self.routing.router_port_named(name).is_some()
+    }
+
+    /// Lowest router key not in use, for a new router.
+    pub(crate) fn free_router_key(&self) -> Option<u32> {
+        self.routing.free_router_key()
     }
 
     pub fn switch_count(&self) -> usize {
@@ -238,6 +376,9 @@ impl LogicalModel {
             switches: ids(&older.switches, &self.switches),
             ports: ids(&older.ports, &self.ports),
             acls: ids(&older.acls, &self.acls),
+            routers: ids(&older.routing.routers, &self.routing.routers),
+            router_ports: ids(&older.routing.router_ports, &self.routing.router_ports),
+            routes: ids(&older.routing.routes, &self.routing.routes),
         }
     }
 
@@ -343,6 +484,12 @@ impl LogicalModel {
                     set.remove(id);
                 }
             }
+            Change::PutRouter(r) => self.routing.put_router(r),
+            Change::DeleteRouter { id } => self.routing.delete_router(id),
+            Change::PutRouterPort(rp) => self.routing.put_router_port(rp),
+            Change::DeleteRouterPort { id } => self.routing.delete_router_port(id),
+            Change::PutRoute(r) => self.routing.put_route(r),
+            Change::DeleteRoute { id } => self.routing.delete_route(id),
         }
     }
 
@@ -372,6 +519,7 @@ mod tests {
                 name: format!("s{vni}"),
                 vni,
                 description: String::new(),
+                provider: None,
             }));
         }
         assert_eq!(m.free_vni(), Some(3));

@@ -65,6 +65,7 @@ pub fn plan(model: &LogicalModel, cmd: &Command) -> Result<Vec<Change>, ApiError
                 name: name.clone(),
                 vni,
                 description: description.clone(),
+                provider: None,
             })])
         }
         Command::SwitchDelete { switch, cascade } => {

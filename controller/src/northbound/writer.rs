@@ -76,6 +76,7 @@ impl ModelWriter {
         let location = store.location();
         let model =
             LogicalModel::from_objects(stored.revision, stored.switches, stored.ports, stored.acls)
+                .and_then(|m| m.with_routing(stored.routers, stored.router_ports, stored.routes))
                 .map_err(|e| StoreError::Inconsistent {
                     path: location.clone().into(),
                     message: e.to_string(),
