@@ -47,6 +47,11 @@ pub fn validate(m: &Match) -> Result<(), PrereqError> {
     let et = eth_type(m);
     let proto = ip_proto(m);
     let is_ip = matches!(et, Some(0x0800) | Some(0x86dd));
+    let is_icmp6 = et == Some(0x86dd) && proto == Some(58);
+    let icmp6_type = m.fields.iter().find_map(|f| match f {
+        Field::Icmpv6Type(t, None) => Some(*t),
+        _ => None,
+    });
     for f in &m.fields {
         use Field::*;
         let need = |cond: bool, needs: &'static str| {
@@ -78,14 +83,14 @@ pub fn validate(m: &Match) -> Result<(), PrereqError> {
                 et == Some(0x86dd) && proto == Some(58),
                 "ip_proto=58 (IPv6)",
             )?,
-            Ipv6NdTarget(..) | Ipv6NdSll(..) | Ipv6NdTll(..) => need(
-                et == Some(0x86dd)
-                    && proto == Some(58)
-                    && m.fields
-                        .iter()
-                        .any(|g| matches!(g, Icmpv6Type(135 | 136, None))),
+            Ipv6NdTarget(..) | NdReserved(..) | NdOptionsType(..) => need(
+                is_icmp6 && icmp6_type.is_some_and(|t| t == 135 || t == 136),
                 "icmpv6_type=135 or 136",
             )?,
+            // As OVS: the SLL option belongs to a solicitation, the TLL to an advertisement.
+            Ipv6NdSll(..) => need(is_icmp6 && icmp6_type == Some(135), "icmpv6_type=135")?,
+            Ipv6NdTll(..) => need(is_icmp6 && icmp6_type == Some(136), "icmpv6_type=136")?,
+            IpTtl(..) => need(is_ip, "eth_type=0x0800 or 0x86dd")?,
             MplsLabel(..) | MplsTc(..) | MplsBos(..) => need(
                 matches!(et, Some(0x8847 | 0x8848)),
                 "eth_type=0x8847 or 0x8848",
@@ -158,7 +163,33 @@ mod tests {
             validate(&masked),
             Err(PrereqError::MaskNotAllowed { .. })
         ));
+        let ttl = Match::new(vec![Field::IpTtl(1, None)]);
+        assert!(validate(&ttl).is_err());
+        let ttl = Match::new(vec![Field::EthType(0x86dd, None), Field::IpTtl(1, None)]);
+        assert_eq!(validate(&ttl), Ok(()));
         let dup = Match::new(vec![Field::Reg(6, 1, None), Field::Reg(6, 2, None)]);
         assert!(matches!(validate(&dup), Err(PrereqError::Duplicate { .. })));
+    }
+
+    #[test]
+    fn nd_fields_need_the_right_nd_message() {
+        let nd = |ty: u8, f: Field| {
+            validate(&Match::new(vec![
+                Field::EthType(0x86dd, None),
+                Field::IpProto(58, None),
+                Field::Icmpv6Type(ty, None),
+                f,
+            ]))
+        };
+        assert_eq!(nd(135, Field::NdReserved(0, None)), Ok(()));
+        assert_eq!(nd(136, Field::NdOptionsType(2, None)), Ok(()));
+        assert!(nd(128, Field::NdReserved(0, None)).is_err());
+        assert_eq!(nd(135, Field::Ipv6NdSll(crate::Mac::ZERO, None)), Ok(()));
+        assert!(nd(136, Field::Ipv6NdSll(crate::Mac::ZERO, None)).is_err());
+        assert!(nd(135, Field::Ipv6NdTll(crate::Mac::ZERO, None)).is_err());
+        assert!(matches!(
+            nd(135, Field::NdReserved(0, Some(1))),
+            Err(PrereqError::MaskNotAllowed { .. })
+        ));
     }
 }

@@ -277,7 +277,7 @@ fn cases() -> Vec<(&'static str, FlowMod)> {
     use Field::*;
     const IP: u16 = 0x0800;
     const ARP: u16 = 0x0806;
-    vec![
+    let mut v = vec![
         // table 0: classify
         (
             "cookie=0x1,table=0,priority=100,in_port=5 actions=set_field:0x1->reg6,set_field:0x7->reg13,write_metadata:0x1389,goto_table:10",
@@ -754,6 +754,180 @@ fn cases() -> Vec<(&'static str, FlowMod)> {
                 1,
                 vec![EthType(IP, None)],
                 vec![apply(vec![learn_action()])],
+            ),
+        ),
+    ];
+    v.extend(routing_cases());
+    v
+}
+
+/// Distributed routing and provider networks: TTL matches and `dec_ttl`, the ICMP echo and
+/// ND responders' rewrites (`nd_reserved`, `nd_options_type`), VLAN tag matches and
+/// push/pop.
+fn routing_cases() -> Vec<(&'static str, FlowMod)> {
+    use Field::*;
+    const IP: u16 = 0x0800;
+    const IPV6: u16 = 0x86dd;
+    let router_mac = mac("02:00:00:00:00:fe");
+    let router_ip6: std::net::Ipv6Addr = "2001:db8::fe".parse().unwrap();
+    vec![
+        (
+            "cookie=0x90,table=70,priority=100,ip,metadata=0x1389,nw_ttl=1 actions=drop",
+            flow(
+                0x90,
+                70,
+                100,
+                vec![EthType(IP, None), Metadata(0x1389, None), IpTtl(1, None)],
+                vec![],
+            ),
+        ),
+        (
+            "cookie=0x91,table=70,priority=100,ipv6,metadata=0x1389,nw_ttl=0 actions=drop",
+            flow(
+                0x91,
+                70,
+                100,
+                vec![EthType(IPV6, None), Metadata(0x1389, None), IpTtl(0, None)],
+                vec![],
+            ),
+        ),
+        (
+            "cookie=0x92,table=70,priority=50,ip,metadata=0x1389,nw_dst=10.0.1.0/24 actions=dec_ttl,set_field:02:00:00:00:00:fe->eth_src,set_field:02:00:00:00:01:01->eth_dst,goto_table:71",
+            flow(
+                0x92,
+                70,
+                50,
+                vec![
+                    EthType(IP, None),
+                    Metadata(0x1389, None),
+                    Ipv4Dst(ip("10.0.1.0"), Some(ip("255.255.255.0"))),
+                ],
+                vec![
+                    apply(vec![
+                        Action::DecNwTtl,
+                        set(EthSrc(router_mac, None)),
+                        set(EthDst(mac("02:00:00:00:01:01"), None)),
+                    ]),
+                    goto(71),
+                ],
+            ),
+        ),
+        (
+            "cookie=0x93,table=70,priority=100,icmp,metadata=0x1389,nw_dst=10.0.0.254,icmp_type=8 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:02:00:00:00:00:fe->eth_src,move:NXM_OF_IP_SRC[]->NXM_OF_IP_DST[],set_field:10.0.0.254->ip_src,set_field:0->icmp_type,set_field:64->nw_ttl,output:IN_PORT",
+            flow(
+                0x93,
+                70,
+                100,
+                vec![
+                    EthType(IP, None),
+                    IpProto(1, None),
+                    Metadata(0x1389, None),
+                    Ipv4Dst(ip("10.0.0.254"), None),
+                    Icmpv4Type(8, None),
+                ],
+                vec![apply(vec![
+                    mv(nxm_of(2, 6), nxm_of(1, 6)),
+                    set(EthSrc(router_mac, None)),
+                    mv(nxm_of(7, 4), nxm_of(8, 4)),
+                    set(Ipv4Src(ip("10.0.0.254"), None)),
+                    set(Icmpv4Type(0, None)),
+                    set(IpTtl(64, None)),
+                    Action::output(port::IN_PORT),
+                ])],
+            ),
+        ),
+        (
+            "cookie=0x94,table=70,priority=100,icmp6,metadata=0x1389,icmp_type=135,icmp_code=0,nd_target=2001:db8::fe actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:02:00:00:00:00:fe->eth_src,move:NXM_NX_IPV6_SRC[]->NXM_NX_IPV6_DST[],set_field:2001:db8::fe->ipv6_src,set_field:136->icmpv6_type,set_field:0xe0000000->nd_reserved,set_field:2->nd_options_type,set_field:02:00:00:00:00:fe->nd_sll,set_field:255->nw_ttl,output:IN_PORT",
+            flow(
+                0x94,
+                70,
+                100,
+                vec![
+                    EthType(IPV6, None),
+                    IpProto(58, None),
+                    Metadata(0x1389, None),
+                    Icmpv6Type(135, None),
+                    Icmpv6Code(0, None),
+                    Ipv6NdTarget(router_ip6, None),
+                ],
+                vec![apply(vec![
+                    mv(nxm_of(2, 6), nxm_of(1, 6)),
+                    set(EthSrc(router_mac, None)),
+                    mv(nxm_nx(19, 16), nxm_nx(20, 16)),
+                    set(Ipv6Src(router_ip6, None)),
+                    set(Icmpv6Type(136, None)),
+                    set(NdReserved(0xe000_0000, None)),
+                    set(NdOptionsType(2, None)),
+                    set(Ipv6NdSll(router_mac, None)),
+                    set(IpTtl(255, None)),
+                    Action::output(port::IN_PORT),
+                ])],
+            ),
+        ),
+        (
+            "cookie=0x95,table=70,priority=100,icmp6,icmp_type=136,nd_tll=02:00:00:00:00:fe,nd_reserved=3758096384,nd_options_type=2 actions=drop",
+            flow(
+                0x95,
+                70,
+                100,
+                vec![
+                    EthType(IPV6, None),
+                    IpProto(58, None),
+                    Icmpv6Type(136, None),
+                    Ipv6NdTll(router_mac, None),
+                    NdReserved(0xe000_0000, None),
+                    NdOptionsType(2, None),
+                ],
+                vec![],
+            ),
+        ),
+        // provider network: tag towards the physical bridge, untag from it
+        (
+            "cookie=0x96,table=72,priority=100,in_port=1,vlan_tci=0x0000/0x1fff actions=push_vlan:0x8100,set_field:4196->vlan_vid,output:7",
+            flow(
+                0x96,
+                72,
+                100,
+                vec![InPort(1, None), VlanVid(0, None)],
+                vec![apply(vec![
+                    Action::PushVlan(0x8100),
+                    set(VlanVid(0x1000 | 100, None)),
+                    Action::output(7),
+                ])],
+            ),
+        ),
+        (
+            "cookie=0x97,table=72,priority=100,in_port=7,dl_vlan=100 actions=pop_vlan,output:1",
+            flow(
+                0x97,
+                72,
+                100,
+                vec![InPort(7, None), VlanVid(0x1000 | 100, None)],
+                vec![apply(vec![Action::PopVlan, Action::output(1)])],
+            ),
+        ),
+        (
+            "cookie=0x98,table=72,priority=90,in_port=7,vlan_tci=0x1000/0x1000 actions=drop",
+            flow(
+                0x98,
+                72,
+                90,
+                vec![InPort(7, None), VlanVid(0x1000, Some(0x1000))],
+                vec![],
+            ),
+        ),
+        (
+            "cookie=0x99,table=72,priority=95,in_port=7,dl_vlan=100,dl_vlan_pcp=5 actions=drop",
+            flow(
+                0x99,
+                72,
+                95,
+                vec![
+                    InPort(7, None),
+                    VlanVid(0x1000 | 100, None),
+                    VlanPcp(5, None),
+                ],
+                vec![],
             ),
         ),
     ]

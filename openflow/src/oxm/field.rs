@@ -12,7 +12,8 @@ use crate::wire::{Emit, Reader};
 
 use super::value::{Fmt, OxmValue, format_masked, split};
 use super::{
-    FieldHeader, NXM_NX, NXM_OF, OFPXMC_EXPERIMENTER, OFPXMC_OPENFLOW_BASIC, OFPXMC_PACKET_REGS,
+    ERICOXM_OF, FieldHeader, NXM_NX, NXM_OF, OFPXMC_EXPERIMENTER, OFPXMC_OPENFLOW_BASIC,
+    OFPXMC_PACKET_REGS,
 };
 
 macro_rules! opt {
@@ -163,6 +164,7 @@ fn hex_bytes(b: &[u8]) -> String {
 const OXM: u16 = OFPXMC_OPENFLOW_BASIC;
 const NX: u16 = NXM_NX;
 const EXP: u16 = OFPXMC_EXPERIMENTER;
+const ERIC: u16 = ERICOXM_OF;
 
 fields! {
     InPort(u32) = OXM:0, "in_port", "OXM_OF_IN_PORT", Port;
@@ -171,6 +173,10 @@ fields! {
     EthDst(Mac) = OXM:3, "eth_dst", "NXM_OF_ETH_DST", Mac;
     EthSrc(Mac) = OXM:4, "eth_src", "NXM_OF_ETH_SRC", Mac;
     EthType(u16) = OXM:5, "eth_type", "NXM_OF_ETH_TYPE", Hex;
+    /// OpenFlow 1.3 VLAN id: bit 0x1000 ([`OFPVID_PRESENT`](super::OFPVID_PRESENT)) says a
+    /// tag is present, the low 12 bits are the id. `VlanVid(0, None)` matches untagged
+    /// packets, `VlanVid(0x1000, Some(0x1000))` any tagged one; `set_field` must carry
+    /// the present bit (OVS refuses the action without it).
     VlanVid(u16) = OXM:6, "vlan_vid", "OXM_OF_VLAN_VID", Dec;
     VlanPcp(u8) = OXM:7, "vlan_pcp", "OXM_OF_VLAN_PCP", Dec;
     IpDscp(u8) = OXM:8, "ip_dscp", "OXM_OF_IP_DSCP", Dec;
@@ -205,6 +211,8 @@ fields! {
     PbbIsid([u8; 3]) = OXM:37, "pbb_isid", "OXM_OF_PBB_ISID", Hex;
     TunnelId(u64) = OXM:38, "tun_id", "NXM_NX_TUN_ID", Hex;
     Ipv6Exthdr(u16) = OXM:39, "ipv6_exthdr", "OXM_OF_IPV6_EXTHDR", Hex;
+    /// IPv4 TTL or IPv6 hop limit (OVS's `nw_ttl` covers both).
+    IpTtl(u8) = NX:29, "nw_ttl", "NXM_NX_IP_TTL", Dec;
     TunIpv4Src(Ipv4Addr) = NX:31, "tun_src", "NXM_NX_TUN_IPV4_SRC", Ip;
     TunIpv4Dst(Ipv4Addr) = NX:32, "tun_dst", "NXM_NX_TUN_IPV4_DST", Ip;
     PktMark(u32) = NX:33, "pkt_mark", "NXM_NX_PKT_MARK", Hex;
@@ -216,6 +224,12 @@ fields! {
     /// ONF extension 242 field for OpenFlow 1.3 (OVS's encoding of `tcp_flags` there).
     TcpFlags(u16) = EXP:42 @ ONF_VENDOR_ID, "tcp_flags", "ONFOXM_ET_TCP_FLAGS", Hex;
     ActsetOutput(u32) = EXP:43 @ ONF_VENDOR_ID, "actset_output", "ONFOXM_ET_ACTSET_OUTPUT", Port;
+    /// The 32-bit word after an ND message's checksum: reserved in a solicitation, the
+    /// R|S|O flags (0xe0000000 = all three) in an advertisement. OVS >= 2.11.
+    NdReserved(u32) = ERIC:1, "nd_reserved", "ERICOXM_OF_ICMPV6_ND_RESERVED", Dec;
+    /// The type of an ND message's first option (1 = source, 2 = target link-layer
+    /// address): writing 2 turns a solicitation's SLL option into an advertisement's TLL.
+    NdOptionsType(u8) = ERIC:2, "nd_options_type", "ERICOXM_OF_ICMPV6_ND_OPTIONS_TYPE", Dec;
 }
 
 /// Names of NXM fields that have no [`Field`] variant of their own (their OXM twin has),
@@ -242,7 +256,13 @@ const NXM_ONLY_NAMES: &[(u16, u8, &str, &str, usize)] = &[
     (NXM_NX, 16, "tun_id", "NXM_NX_TUN_ID", 8),
     (NXM_NX, 17, "arp_sha", "NXM_NX_ARP_SHA", 6),
     (NXM_NX, 18, "arp_tha", "NXM_NX_ARP_THA", 6),
-    (NXM_NX, 29, "nw_ttl", "NXM_NX_IP_TTL", 1),
+    (NXM_NX, 19, "ipv6_src", "NXM_NX_IPV6_SRC", 16),
+    (NXM_NX, 20, "ipv6_dst", "NXM_NX_IPV6_DST", 16),
+    (NXM_NX, 21, "icmpv6_type", "NXM_NX_ICMPV6_TYPE", 1),
+    (NXM_NX, 22, "icmpv6_code", "NXM_NX_ICMPV6_CODE", 1),
+    (NXM_NX, 23, "nd_target", "NXM_NX_ND_TARGET", 16),
+    (NXM_NX, 24, "nd_sll", "NXM_NX_ND_SLL", 6),
+    (NXM_NX, 25, "nd_tll", "NXM_NX_ND_TLL", 6),
 ];
 
 /// The OXM field an OpenFlow-1.0-era NXM field is the same as (NXM_OF_ETH_TYPE ->
@@ -262,6 +282,9 @@ pub fn oxm_twin(class: u16, field: u8) -> Option<(u16, u8)> {
         (NXM_NX, 16) => 38,
         (NXM_NX, 17) => 24,
         (NXM_NX, 18) => 25,
+        (NXM_NX, 19) => 26,
+        (NXM_NX, 20) => 27,
+        (NXM_NX, n @ 21..=25) => n + 8,
         _ => return None,
     };
     Some((OFPXMC_OPENFLOW_BASIC, f))

@@ -136,6 +136,72 @@ mod tests {
         assert_eq!(&out[..], bytes);
     }
 
+    /// The fields distributed routing and the ND responder use, as OVS 3.1 encodes them
+    /// (`ovs-ofctl -O OpenFlow13 add-flow` of `dl_vlan=5,nw_ttl=64,nd_reserved=...`).
+    #[test]
+    fn ttl_vlan_and_nd_fields_roundtrip() {
+        let bytes: &[u8] = &[
+            0x00, 0x01, 0x00, 0x1c, // type OXM, length 28
+            0x80, 0x00, 0x0c, 0x02, 0x10, 0x05, // OXM_OF_VLAN_VID = present|5
+            0x00, 0x01, 0x3a, 0x01, 0x40, // NXM_NX_IP_TTL = 64
+            0x10, 0x00, 0x02, 0x04, 0xe0, 0, 0, 0, // ERICOXM_OF_ICMPV6_ND_RESERVED = R|S|O
+            0x10, 0x00, 0x04, 0x01, 0x02, // ERICOXM_OF_ICMPV6_ND_OPTIONS_TYPE = 2
+            0, 0, 0, 0, // padding to 32
+        ];
+        let m = Match::parse(&mut Reader::new(bytes)).unwrap();
+        assert_eq!(
+            m.fields,
+            vec![
+                Field::VlanVid(0x1005, None),
+                Field::IpTtl(64, None),
+                Field::NdReserved(0xe000_0000, None),
+                Field::NdOptionsType(2, None),
+            ]
+        );
+        let mut out = BytesMut::new();
+        m.emit(&mut out);
+        assert_eq!(&out[..], bytes);
+        let names: Vec<String> = m.fields.iter().map(Field::name).collect();
+        assert_eq!(
+            names,
+            ["vlan_vid", "nw_ttl", "nd_reserved", "nd_options_type"]
+        );
+        assert_eq!(m.fields[2].format_value(), "3758096384");
+    }
+
+    /// A known field with the wrong payload size stays raw and re-emits as it came, and a
+    /// length running past the match is an error, never a panic.
+    #[test]
+    fn malformed_new_fields_are_raw_or_errors() {
+        for field in [
+            [0x00, 0x01, 0x3a, 0x02, 0x40, 0x40], // nw_ttl with 2 bytes
+            [0x10, 0x00, 0x02, 0x02, 0xe0, 0x00], // nd_reserved with 2 bytes
+            [0x10, 0x00, 0x04, 0x02, 0x02, 0x00], // nd_options_type with 2 bytes
+            [0x80, 0x00, 0x0c, 0x02, 0x10, 0x05], // control: well formed
+        ] {
+            let mut bytes = vec![0x00, 0x01, 0x00, 0x0a];
+            bytes.extend_from_slice(&field);
+            bytes.extend_from_slice(&[0; 6]);
+            let m = Match::parse(&mut Reader::new(&bytes)).unwrap();
+            let mut out = BytesMut::new();
+            m.emit(&mut out);
+            assert_eq!(&out[..], &bytes[..], "{field:02x?}");
+            let raw = matches!(m.fields[0], Field::Raw(_));
+            assert_eq!(raw, field[0] != 0x80, "{field:02x?}: {:?}", m.fields);
+        }
+        // nd_options_type with a mask is well-formed on the wire (OVS's parser is lenient
+        // too); validate() is what refuses it.
+        let masked = [
+            0x00, 0x01, 0x00, 0x0a, 0x10, 0x00, 0x05, 0x02, 0x02, 0xff, 0, 0, 0, 0, 0, 0,
+        ];
+        let m = Match::parse(&mut Reader::new(&masked)).unwrap();
+        assert_eq!(m.fields, vec![Field::NdOptionsType(2, Some(0xff))]);
+        let past = [
+            0x00, 0x01, 0x00, 0x0c, 0x10, 0x00, 0x02, 0x08, 0xe0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        assert!(Match::parse(&mut Reader::new(&past)).is_err());
+    }
+
     #[test]
     fn unknown_field_is_raw_and_exact() {
         let bytes: &[u8] = &[

@@ -30,6 +30,12 @@ pub const NXM_OF: u16 = 0x0000;
 pub const NXM_NX: u16 = 0x0001;
 /// OXM experimenter class: a 4-byte experimenter id follows the header.
 pub const OFPXMC_EXPERIMENTER: u16 = 0xffff;
+/// OVS's class for Ericsson's ND fields (`nd_reserved`, `nd_options_type`): despite the
+/// "experimenter" name in OVS's sources it is a plain 16-bit class, no experimenter id.
+pub const ERICOXM_OF: u16 = 0x1000;
+/// The OpenFlow 1.3 `vlan_vid` bit that says a VLAN tag is present (the 802.1Q CFI bit's
+/// place in OVS's `vlan_tci`).
+pub const OFPVID_PRESENT: u16 = 0x1000;
 
 /// An OXM/NXM field header: which field, whether a mask follows, payload length. Used on
 /// its own by actions that name a field without a value (`reg_move`, `output_reg`, `ct`).

@@ -126,6 +126,48 @@ fn dec_masked16(name: &str, v: u16, m: Option<u16>, out: &mut String) {
     }
 }
 
+/// The VLAN part of a match as OVS prints it: OVS folds OXM `vlan_vid` (value and mask,
+/// the present bit being 802.1Q's CFI bit) and `vlan_pcp` into one `vlan_tci` and prints
+/// `dl_vlan`/`dl_vlan_pcp` only when that reads as "tagged, this id/priority", else the
+/// raw `vlan_tci=value/mask`.
+fn vlan_tci(vid: Option<(u16, Option<u16>)>, pcp: Option<u8>, out: &mut String) {
+    const CFI: u16 = crate::oxm::OFPVID_PRESENT;
+    const VID_MASK: u16 = 0x0fff;
+    const PCP_MASK: u16 = 0xe000;
+    let (mut tci, mut mask) = match vid {
+        Some((v, m)) => {
+            let m = m.unwrap_or(u16::MAX) & (CFI | VID_MASK);
+            (v & m, m)
+        }
+        None => (0, 0),
+    };
+    if let Some(p) = pcp {
+        tci = (tci & !PCP_MASK) | (u16::from(p & 7) << 13) | CFI;
+        mask |= PCP_MASK | CFI;
+    }
+    if mask == 0 {
+        return;
+    }
+    let (vid_mask, pcp_mask) = (mask & VID_MASK, mask & PCP_MASK);
+    if mask & CFI != 0
+        && tci & CFI != 0
+        && (vid_mask == 0 || vid_mask == VID_MASK)
+        && (pcp_mask == 0 || pcp_mask == PCP_MASK)
+        && (vid_mask | pcp_mask) != 0
+    {
+        if vid_mask != 0 {
+            let _ = write!(out, "dl_vlan={},", tci & VID_MASK);
+        }
+        if pcp_mask != 0 {
+            let _ = write!(out, "dl_vlan_pcp={},", tci >> 13);
+        }
+    } else if mask == u16::MAX {
+        let _ = write!(out, "vlan_tci=0x{tci:04x},");
+    } else {
+        let _ = write!(out, "vlan_tci=0x{tci:04x}/0x{mask:04x},");
+    }
+}
+
 /// Formats a match the way `ovs-ofctl` does (OVS's field order, `ip`/`tcp`/`arp`
 /// shorthands), with `priority=` first unless it is the default. No trailing comma.
 pub fn format_match(m: &Match, priority: Option<u16>) -> String {
@@ -227,20 +269,16 @@ pub fn format_match(m: &Match, priority: Option<u16>) -> String {
     if let Some(InPort(v, _)) = find(&|f| matches!(f, InPort(..))) {
         let _ = write!(s, "in_port={},", port::format(v));
     }
-    if let Some(VlanVid(v, mk)) = find(&|f| matches!(f, VlanVid(..))) {
-        match mk {
-            None if v & 0x1000 != 0 => {
-                let _ = write!(s, "dl_vlan={},", v & 0xfff);
-            }
-            None if v == 0 => s.push_str("vlan_tci=0x0000/0x1fff,"),
-            _ => {
-                let _ = write!(s, "vlan_vid={},", format_masked(&v, mk.as_ref(), Fmt::Hex));
-            }
+    let vid = find(&|f| matches!(f, VlanVid(..))).and_then(|f| {
+        if let VlanVid(v, m) = f {
+            Some((v, m))
+        } else {
+            None
         }
-    }
-    if let Some(VlanPcp(v, _)) = find(&|f| matches!(f, VlanPcp(..))) {
-        let _ = write!(s, "dl_vlan_pcp={v},");
-    }
+    });
+    let pcp = find(&|f| matches!(f, VlanPcp(..)))
+        .and_then(|f| if let VlanPcp(v, _) = f { Some(v) } else { None });
+    vlan_tci(vid, pcp, &mut s);
     if let Some(EthSrc(v, mk)) = find(&|f| matches!(f, EthSrc(..))) {
         eth_masked("dl_src", v, mk, &mut s);
     }
@@ -289,6 +327,9 @@ pub fn format_match(m: &Match, priority: Option<u16>) -> String {
     if let Some(IpEcn(v, _)) = find(&|f| matches!(f, IpEcn(..))) {
         let _ = write!(s, "nw_ecn={v},");
     }
+    if let Some(IpTtl(v, _)) = find(&|f| matches!(f, IpTtl(..))) {
+        let _ = write!(s, "nw_ttl={v},");
+    }
     if let Some(MplsLabel(v, _)) = find(&|f| matches!(f, MplsLabel(..))) {
         let _ = write!(s, "mpls_label={v},");
     }
@@ -325,6 +366,12 @@ pub fn format_match(m: &Match, priority: Option<u16>) -> String {
         if let Some(x) = hit {
             let _ = write!(s, "{name}={},", x.format_value());
         }
+    }
+    if let Some(NdReserved(v, _)) = find(&|f| matches!(f, NdReserved(..))) {
+        let _ = write!(s, "nd_reserved={v},");
+    }
+    if let Some(NdOptionsType(v, _)) = find(&|f| matches!(f, NdOptionsType(..))) {
+        let _ = write!(s, "nd_options_type={v},");
     }
     for f in &m.fields {
         match f {
@@ -366,6 +413,58 @@ pub(super) fn format_field_name(f: &Field) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn vlan(fields: Vec<Field>) -> String {
+        format_match(&Match::new(fields), None)
+    }
+
+    /// Each expectation is what `ovs-ofctl -O OpenFlow13 parse-flows` (OVS 3.1) prints for
+    /// the same match.
+    #[test]
+    fn vlan_matches_print_as_ovs_does() {
+        use Field::*;
+        assert_eq!(vlan(vec![VlanVid(0x1005, None)]), "dl_vlan=5");
+        assert_eq!(vlan(vec![VlanVid(0, None)]), "vlan_tci=0x0000/0x1fff");
+        assert_eq!(
+            vlan(vec![VlanVid(0x1000, Some(0x1000))]),
+            "vlan_tci=0x1000/0x1000"
+        );
+        assert_eq!(
+            vlan(vec![VlanVid(0x1005, Some(0x1ff0))]),
+            "vlan_tci=0x1000/0x1ff0"
+        );
+        assert_eq!(
+            vlan(vec![VlanVid(0x5, Some(0xfff))]),
+            "vlan_tci=0x0005/0x0fff"
+        );
+        assert_eq!(
+            vlan(vec![VlanVid(0x1000, Some(0x1000)), VlanPcp(3, None)]),
+            "dl_vlan_pcp=3"
+        );
+        assert_eq!(
+            vlan(vec![VlanVid(0x1005, None), VlanPcp(0, None)]),
+            "dl_vlan=5,dl_vlan_pcp=0"
+        );
+    }
+
+    #[test]
+    fn ttl_and_nd_fields_print_in_ovs_order() {
+        use Field::*;
+        let m = Match::new(vec![
+            NdOptionsType(1, None),
+            NdReserved(0, None),
+            Icmpv6Type(135, None),
+            IpTtl(255, None),
+            IpProto(58, None),
+            EthType(0x86dd, None),
+            VlanVid(0x1005, None),
+            Ipv6NdTarget("::2".parse().unwrap(), None),
+        ]);
+        assert_eq!(
+            format_match(&m, None),
+            "icmp6,dl_vlan=5,nw_ttl=255,icmp_type=135,nd_target=::2,nd_reserved=0,nd_options_type=1"
+        );
+    }
 
     #[test]
     fn ct_state_formats() {

@@ -19,12 +19,14 @@ mod packet;
 mod walk;
 
 #[cfg(test)]
+mod rewrite_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-pub use packet::{Packet, ct_state};
+pub use packet::{Packet, VLAN_CFI, ct_state};
 pub use walk::{Emitted, Outcome, Step};
 
 use crate::action::Action;

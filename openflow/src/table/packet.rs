@@ -19,8 +19,15 @@ pub mod ct_state {
     pub const TRK: u32 = 0x20;
 }
 
+/// The 802.1Q CFI bit's place in [`Packet::vlan_tci`], which OVS uses to mean "tagged"
+/// (and which OpenFlow 1.3 calls OFPVID_PRESENT).
+pub const VLAN_CFI: u16 = oxm::OFPVID_PRESENT;
+const VLAN_VID_MASK: u16 = 0x0fff;
+
 /// A packet and its pipeline metadata, as the flow table sees it. Fields that do not apply
-/// to the packet's protocol stay zero (as in OVS's `struct flow`).
+/// to the packet's protocol stay zero (as in OVS's `struct flow`), except `ip_ttl`, which
+/// starts at 64 so that an IP packet built from [`Packet::default`] is routable as a
+/// freshly sent one is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Packet {
     pub in_port: u32,
@@ -29,6 +36,9 @@ pub struct Packet {
     pub tun_id: u64,
     pub eth_src: Mac,
     pub eth_dst: Mac,
+    /// The (one) 802.1Q tag as OVS's `vlan_tci` holds it: 0 when untagged, else
+    /// `pcp << 13 | VLAN_CFI | vid` ([`Packet::vlan_vid`], [`Packet::with_vlan`]).
+    pub vlan_tci: u16,
     pub eth_type: u16,
     pub arp_op: u16,
     pub arp_spa: Ipv4Addr,
@@ -40,6 +50,8 @@ pub struct Packet {
     pub ip6_src: Ipv6Addr,
     pub ip6_dst: Ipv6Addr,
     pub ip_proto: u8,
+    /// IPv4 TTL or IPv6 hop limit (`nw_ttl`).
+    pub ip_ttl: u8,
     /// TCP/UDP source port, or ICMP type.
     pub tp_src: u16,
     /// TCP/UDP destination port, or ICMP code.
@@ -47,6 +59,10 @@ pub struct Packet {
     pub nd_target: Ipv6Addr,
     pub nd_sll: Mac,
     pub nd_tll: Mac,
+    /// ND flags word (R|S|O in an advertisement) and first option's type (`nd_reserved`,
+    /// `nd_options_type`).
+    pub nd_reserved: u32,
+    pub nd_options_type: u8,
     pub ct_state: u32,
     pub ct_zone: u16,
     pub ct_mark: u32,
@@ -61,6 +77,7 @@ impl Default for Packet {
             tun_id: 0,
             eth_src: Mac::ZERO,
             eth_dst: Mac::ZERO,
+            vlan_tci: 0,
             eth_type: 0,
             arp_op: 0,
             arp_spa: Ipv4Addr::UNSPECIFIED,
@@ -72,11 +89,14 @@ impl Default for Packet {
             ip6_src: Ipv6Addr::UNSPECIFIED,
             ip6_dst: Ipv6Addr::UNSPECIFIED,
             ip_proto: 0,
+            ip_ttl: 64,
             tp_src: 0,
             tp_dst: 0,
             nd_target: Ipv6Addr::UNSPECIFIED,
             nd_sll: Mac::ZERO,
             nd_tll: Mac::ZERO,
+            nd_reserved: 0,
+            nd_options_type: 0,
             ct_state: 0,
             ct_zone: 0,
             ct_mark: 0,
@@ -93,6 +113,10 @@ pub(super) enum Fk {
     TunId,
     EthSrc,
     EthDst,
+    /// The whole TCI (NXM_OF_VLAN_TCI).
+    VlanTci,
+    /// OpenFlow 1.3's 13-bit view of it: present bit and id.
+    VlanVid,
     EthType,
     ArpOp,
     ArpSpa,
@@ -104,11 +128,14 @@ pub(super) enum Fk {
     Ip6Src,
     Ip6Dst,
     IpProto,
+    IpTtl,
     TpSrc,
     TpDst,
     NdTarget,
     NdSll,
     NdTll,
+    NdReserved,
+    NdOptionsType,
     CtState,
     CtZone,
     CtMark,
@@ -135,13 +162,14 @@ fn ones(bits: u32) -> u128 {
 
 fn width(k: Fk) -> u32 {
     match k {
-        Fk::InPort | Fk::Reg(_) | Fk::CtState | Fk::CtMark => 32,
+        Fk::InPort | Fk::Reg(_) | Fk::CtState | Fk::CtMark | Fk::NdReserved => 32,
         Fk::Metadata | Fk::TunId => 64,
         Fk::EthSrc | Fk::EthDst | Fk::ArpSha | Fk::ArpTha | Fk::NdSll | Fk::NdTll => 48,
-        Fk::EthType | Fk::ArpOp | Fk::TpSrc | Fk::TpDst | Fk::CtZone => 16,
+        Fk::EthType | Fk::ArpOp | Fk::TpSrc | Fk::TpDst | Fk::CtZone | Fk::VlanTci => 16,
+        Fk::VlanVid => 13,
         Fk::ArpSpa | Fk::ArpTpa | Fk::Ip4Src | Fk::Ip4Dst => 32,
         Fk::Ip6Src | Fk::Ip6Dst | Fk::NdTarget => 128,
-        Fk::IpProto => 8,
+        Fk::IpProto | Fk::IpTtl | Fk::NdOptionsType => 8,
     }
 }
 
@@ -161,6 +189,16 @@ fn decompose(f: &Field) -> Option<(Fk, u128, Option<u128>)> {
         EthSrc(v, mk) => (Fk::EthSrc, mac_u(*v), m(*mk, mac_u)),
         EthDst(v, mk) => (Fk::EthDst, mac_u(*v), m(*mk, mac_u)),
         EthType(v, mk) => (Fk::EthType, (*v).into(), m(*mk, u128::from)),
+        VlanVid(v, mk) => (Fk::VlanVid, (*v).into(), m(*mk, u128::from)),
+        // As OVS: a priority match (or write) implies a tag.
+        VlanPcp(v, _) => (
+            Fk::VlanTci,
+            u128::from((u16::from(*v & 7) << 13) | VLAN_CFI),
+            Some(0xf000),
+        ),
+        IpTtl(v, mk) => (Fk::IpTtl, (*v).into(), m(*mk, u128::from)),
+        NdReserved(v, mk) => (Fk::NdReserved, (*v).into(), m(*mk, u128::from)),
+        NdOptionsType(v, mk) => (Fk::NdOptionsType, (*v).into(), m(*mk, u128::from)),
         ArpOp(v, mk) => (Fk::ArpOp, (*v).into(), m(*mk, u128::from)),
         ArpSpa(v, mk) => (
             Fk::ArpSpa,
@@ -207,38 +245,41 @@ fn decompose(f: &Field) -> Option<(Fk, u128, Option<u128>)> {
 
 /// The field a Nicira subfield names (NXM or OXM header).
 pub(super) fn header_fk(h: &FieldHeader) -> Option<Fk> {
-    let (class, field) = oxm::oxm_twin(h.class, h.field).unwrap_or((h.class, h.field));
     if h.experimenter.is_some() {
         return None;
     }
+    let (class, field) = oxm::oxm_twin(h.class, h.field).unwrap_or((h.class, h.field));
     Some(match (class, field) {
         (oxm::NXM_NX, n) if n < 16 => Fk::Reg(n),
         (oxm::NXM_OF, 0) | (oxm::OFPXMC_OPENFLOW_BASIC, 0) => Fk::InPort,
-        (oxm::OFPXMC_OPENFLOW_BASIC, f) => {
-            let probe = match f {
-                2 => Field::Metadata(0, None),
-                3 => Field::EthDst(Mac::ZERO, None),
-                4 => Field::EthSrc(Mac::ZERO, None),
-                5 => Field::EthType(0, None),
-                10 => Field::IpProto(0, None),
-                11 => Field::Ipv4Src(Ipv4Addr::UNSPECIFIED, None),
-                12 => Field::Ipv4Dst(Ipv4Addr::UNSPECIFIED, None),
-                13 => Field::TcpSrc(0, None),
-                14 => Field::TcpDst(0, None),
-                15 => Field::UdpSrc(0, None),
-                16 => Field::UdpDst(0, None),
-                21 => Field::ArpOp(0, None),
-                22 => Field::ArpSpa(Ipv4Addr::UNSPECIFIED, None),
-                23 => Field::ArpTpa(Ipv4Addr::UNSPECIFIED, None),
-                24 => Field::ArpSha(Mac::ZERO, None),
-                25 => Field::ArpTha(Mac::ZERO, None),
-                26 => Field::Ipv6Src(Ipv6Addr::UNSPECIFIED, None),
-                27 => Field::Ipv6Dst(Ipv6Addr::UNSPECIFIED, None),
-                38 => Field::TunnelId(0, None),
-                _ => return None,
-            };
-            decompose(&probe)?.0
-        }
+        (oxm::NXM_OF, 4) => Fk::VlanTci,
+        (oxm::NXM_NX, 29) => Fk::IpTtl,
+        (oxm::ERICOXM_OF, 1) => Fk::NdReserved,
+        (oxm::ERICOXM_OF, 2) => Fk::NdOptionsType,
+        (oxm::OFPXMC_OPENFLOW_BASIC, f) => match f {
+            2 => Fk::Metadata,
+            3 => Fk::EthDst,
+            4 => Fk::EthSrc,
+            5 => Fk::EthType,
+            6 => Fk::VlanVid,
+            10 => Fk::IpProto,
+            11 => Fk::Ip4Src,
+            12 => Fk::Ip4Dst,
+            13 | 15 | 17 | 19 | 29 => Fk::TpSrc,
+            14 | 16 | 18 | 20 | 30 => Fk::TpDst,
+            21 => Fk::ArpOp,
+            22 => Fk::ArpSpa,
+            23 => Fk::ArpTpa,
+            24 => Fk::ArpSha,
+            25 => Fk::ArpTha,
+            26 => Fk::Ip6Src,
+            27 => Fk::Ip6Dst,
+            31 => Fk::NdTarget,
+            32 => Fk::NdSll,
+            33 => Fk::NdTll,
+            38 => Fk::TunId,
+            _ => return None,
+        },
         _ => return None,
     })
 }
@@ -252,6 +293,8 @@ impl Packet {
             Fk::TunId => self.tun_id.into(),
             Fk::EthSrc => mac_u(self.eth_src),
             Fk::EthDst => mac_u(self.eth_dst),
+            Fk::VlanTci => self.vlan_tci.into(),
+            Fk::VlanVid => (self.vlan_tci & (VLAN_CFI | VLAN_VID_MASK)).into(),
             Fk::EthType => self.eth_type.into(),
             Fk::ArpOp => self.arp_op.into(),
             Fk::ArpSpa => u32::from(self.arp_spa).into(),
@@ -263,11 +306,14 @@ impl Packet {
             Fk::Ip6Src => u128::from(self.ip6_src),
             Fk::Ip6Dst => u128::from(self.ip6_dst),
             Fk::IpProto => self.ip_proto.into(),
+            Fk::IpTtl => self.ip_ttl.into(),
             Fk::TpSrc => self.tp_src.into(),
             Fk::TpDst => self.tp_dst.into(),
             Fk::NdTarget => u128::from(self.nd_target),
             Fk::NdSll => mac_u(self.nd_sll),
             Fk::NdTll => mac_u(self.nd_tll),
+            Fk::NdReserved => self.nd_reserved.into(),
+            Fk::NdOptionsType => self.nd_options_type.into(),
             Fk::CtState => self.ct_state.into(),
             Fk::CtZone => self.ct_zone.into(),
             Fk::CtMark => self.ct_mark.into(),
@@ -287,6 +333,11 @@ impl Packet {
             Fk::TunId => self.tun_id = v as u64,
             Fk::EthSrc => self.eth_src = u_mac(v),
             Fk::EthDst => self.eth_dst = u_mac(v),
+            Fk::VlanTci => self.vlan_tci = v as u16,
+            Fk::VlanVid => {
+                let keep = self.vlan_tci & !(VLAN_CFI | VLAN_VID_MASK);
+                self.vlan_tci = keep | (v as u16 & (VLAN_CFI | VLAN_VID_MASK));
+            }
             Fk::EthType => self.eth_type = v as u16,
             Fk::ArpOp => self.arp_op = v as u16,
             Fk::ArpSpa => self.arp_spa = Ipv4Addr::from(v as u32),
@@ -298,11 +349,14 @@ impl Packet {
             Fk::Ip6Src => self.ip6_src = Ipv6Addr::from(v),
             Fk::Ip6Dst => self.ip6_dst = Ipv6Addr::from(v),
             Fk::IpProto => self.ip_proto = v as u8,
+            Fk::IpTtl => self.ip_ttl = v as u8,
             Fk::TpSrc => self.tp_src = v as u16,
             Fk::TpDst => self.tp_dst = v as u16,
             Fk::NdTarget => self.nd_target = Ipv6Addr::from(v),
             Fk::NdSll => self.nd_sll = u_mac(v),
             Fk::NdTll => self.nd_tll = u_mac(v),
+            Fk::NdReserved => self.nd_reserved = v as u32,
+            Fk::NdOptionsType => self.nd_options_type = v as u8,
             Fk::CtState => self.ct_state = v as u32,
             Fk::CtZone => self.ct_zone = v as u16,
             Fk::CtMark => self.ct_mark = v as u32,
@@ -343,11 +397,42 @@ impl Packet {
         self.put(k, (cur & !mask) | (v & mask));
     }
 
+    /// The VLAN id when the packet is tagged.
+    pub fn vlan_vid(&self) -> Option<u16> {
+        self.is_tagged().then_some(self.vlan_tci & VLAN_VID_MASK)
+    }
+
+    /// The VLAN priority when the packet is tagged.
+    pub fn vlan_pcp(&self) -> Option<u8> {
+        self.is_tagged().then_some((self.vlan_tci >> 13) as u8)
+    }
+
+    pub fn is_tagged(&self) -> bool {
+        self.vlan_tci & VLAN_CFI != 0
+    }
+
+    /// The same packet tagged with VLAN `vid` (priority 0).
+    pub fn with_vlan(mut self, vid: u16) -> Self {
+        self.vlan_tci = VLAN_CFI | (vid & VLAN_VID_MASK);
+        self
+    }
+
+    /// IPv4 or IPv6: the packets `dec_ttl` and `nw_ttl` apply to.
+    pub fn is_ip(&self) -> bool {
+        matches!(self.eth_type, 0x0800 | 0x86dd)
+    }
+
     /// A short ovs-ofctl-like description of the headers (for traces).
     pub fn headers(&self) -> String {
         let mut s = format!("eth_src={},eth_dst={}", self.eth_src, self.eth_dst);
         if self.tun_id != 0 {
             s = format!("tun_id={:#x},{s}", self.tun_id);
+        }
+        if let (Some(vid), Some(pcp)) = (self.vlan_vid(), self.vlan_pcp()) {
+            s.push_str(&format!(",dl_vlan={vid}"));
+            if pcp != 0 {
+                s.push_str(&format!(",dl_vlan_pcp={pcp}"));
+            }
         }
         match self.eth_type {
             0x0806 => {
@@ -366,8 +451,31 @@ impl Packet {
             )),
             t => s.push_str(&format!(",dl_type={t:#06x}")),
         }
-        if matches!(self.ip_proto, 6 | 17) && self.eth_type != 0x0806 {
-            s.push_str(&format!(",tp_src={},tp_dst={}", self.tp_src, self.tp_dst));
+        if self.is_ip() {
+            s.push_str(&format!(",nw_ttl={}", self.ip_ttl));
+            match (self.eth_type, self.ip_proto) {
+                (_, 6 | 17) => {
+                    s.push_str(&format!(",tp_src={},tp_dst={}", self.tp_src, self.tp_dst))
+                }
+                (0x0800, 1) | (0x86dd, 58) => s.push_str(&format!(
+                    ",icmp_type={},icmp_code={}",
+                    self.tp_src, self.tp_dst
+                )),
+                _ => {}
+            }
+            if self.eth_type == 0x86dd && self.ip_proto == 58 && matches!(self.tp_src, 135 | 136) {
+                s.push_str(&format!(",nd_target={}", self.nd_target));
+                if self.nd_sll != Mac::ZERO {
+                    s.push_str(&format!(",nd_sll={}", self.nd_sll));
+                }
+                if self.nd_tll != Mac::ZERO {
+                    s.push_str(&format!(",nd_tll={}", self.nd_tll));
+                }
+                s.push_str(&format!(
+                    ",nd_reserved={:#x},nd_options_type={}",
+                    self.nd_reserved, self.nd_options_type
+                ));
+            }
         }
         s
     }

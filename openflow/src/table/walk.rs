@@ -6,21 +6,36 @@
 //! `resubmit` searches another table and comes back; `output` to the packet's input port
 //! is skipped unless it says `IN_PORT`. `ct` is pass-through: with `table=` the packet
 //! continues there with the `ct_state` the caller chose; `ct_clear` resets it.
+//!
+//! Routing's rewrites follow OVS too: `dec_ttl` on an IP packet whose TTL (hop limit) is
+//! 0 or 1 ends the current flow's actions and instructions (OVS's "stop processing for
+//! current table"; the packet goes to a controller only if one asked for `invalid_ttl`
+//! packet-ins), which the model records as a drop; on a non-IP packet it does nothing.
+//! One VLAN tag is modelled: `push_vlan` adds vid 0, `pop_vlan` removes it, and
+//! `set_field` of `vlan_vid` (with OFPVID_PRESENT) sets the tag, adding it if absent.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use super::packet::header_fk;
+use super::packet::{VLAN_CFI, header_fk};
 use super::{FlowEntry, FlowTable, Packet};
 use crate::action::{Action, Ct, CtZone, Nicira};
 use crate::flow::FlowKey;
 use crate::instruction::Instruction;
 use crate::message::{Bucket, FlowMod};
-use crate::oxm::Match;
+use crate::oxm::{Field, Match};
 use crate::types::port;
 
 /// How deep `resubmit`/`ct(table=)`/groups may nest before the walk gives up (a loop).
 const MAX_DEPTH: usize = 64;
+
+/// Whether the current flow's remaining actions and instructions still run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Next {
+    Continue,
+    /// `dec_ttl` hit a TTL of 0 or 1: OVS stops processing for the current table.
+    StopTable,
+}
 
 /// One decision of a walk through the pipeline.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -181,8 +196,10 @@ impl Walk<'_> {
             let mut action_set: Vec<Action> = Vec::new();
             let insts = &c.instructions;
             for i in insts {
-                if let Instruction::ApplyActions(a) = i {
-                    self.actions(a, p, depth, step);
+                if let Instruction::ApplyActions(a) = i
+                    && self.actions(a, p, depth, step) == Next::StopTable
+                {
+                    return;
                 }
             }
             for i in insts {
@@ -203,8 +220,10 @@ impl Walk<'_> {
                     return;
                 }
                 None => {
-                    if !action_set.is_empty() {
-                        self.actions(&action_set, p, depth, step);
+                    if !action_set.is_empty()
+                        && self.actions(&action_set, p, depth, step) == Next::StopTable
+                    {
+                        return;
                     }
                     if self.out.outputs.len() == before && !has_output(insts) {
                         self.out
@@ -223,12 +242,13 @@ impl Walk<'_> {
         }
     }
 
-    fn actions(&mut self, acts: &[Action], p: &mut Packet, depth: usize, step: usize) {
+    /// Runs `acts` on `p`; [`Next::StopTable`] when one ended the flow's processing.
+    fn actions(&mut self, acts: &[Action], p: &mut Packet, depth: usize, step: usize) -> Next {
         if depth > MAX_DEPTH {
             self.out
                 .drops
                 .push(format!("nesting deeper than {MAX_DEPTH} (a group loop?)"));
-            return;
+            return Next::Continue;
         }
         for a in acts {
             match a {
@@ -257,27 +277,121 @@ impl Walk<'_> {
                     for (i, b) in buckets.iter().enumerate() {
                         let mut copy = p.clone();
                         self.note(step, format!("group {g} bucket {i}"));
+                        // A bucket's dec_ttl ends that bucket only.
                         self.actions(&b.actions, &mut copy, depth + 1, step);
                     }
                 }
-                Action::SetField(f) => {
-                    if !p.set_field(f) {
-                        self.note(step, format!("set_field of {} not modelled", f.name()));
+                Action::SetField(f) => self.set_field(f, p, step),
+                Action::DecNwTtl => {
+                    if self.dec_ttl(p, step) == Next::StopTable {
+                        return Next::StopTable;
+                    }
+                }
+                Action::SetNwTtl(t) => {
+                    if p.is_ip() {
+                        self.note(step, format!("mod_nw_ttl: {} -> {t}", p.ip_ttl));
+                        p.ip_ttl = *t;
+                    }
+                }
+                Action::PushVlan(tpid) => {
+                    if p.is_tagged() {
+                        self.note(
+                            step,
+                            format!(
+                                "push_vlan:{tpid:#06x} on a tagged packet: the model keeps one tag, \
+                                 the inner one (vid {}) is lost",
+                                p.vlan_tci & 0x0fff
+                            ),
+                        );
+                    } else {
+                        self.note(step, format!("push_vlan:{tpid:#06x}: tagged, vid 0"));
+                    }
+                    p.vlan_tci = VLAN_CFI;
+                }
+                Action::PopVlan => match p.vlan_vid() {
+                    Some(vid) => {
+                        self.note(step, format!("pop_vlan: tag of vid {vid} removed"));
+                        p.vlan_tci = 0;
+                    }
+                    None => self.note(step, "pop_vlan: packet is untagged; nothing to pop".into()),
+                },
+                Action::Nicira(Nicira::DecTtl) => {
+                    if self.dec_ttl(p, step) == Next::StopTable {
+                        return Next::StopTable;
                     }
                 }
                 Action::Nicira(n) => self.nicira(n, p, depth, step),
                 other => self.note(step, format!("action {other} not modelled; ignored")),
             }
         }
+        Next::Continue
+    }
+
+    /// `dec_ttl` as OVS executes it (module docs).
+    fn dec_ttl(&mut self, p: &mut Packet, step: usize) -> Next {
+        if !p.is_ip() {
+            self.note(step, "dec_ttl: not an IP packet; nothing to do".into());
+            return Next::Continue;
+        }
+        let what = if p.eth_type == 0x0800 {
+            "ttl"
+        } else {
+            "hop limit"
+        };
+        if p.ip_ttl <= 1 {
+            self.note(
+                step,
+                format!(
+                    "dec_ttl: {what} {} would reach 0: invalid_ttl, processing stops (dropped)",
+                    p.ip_ttl
+                ),
+            );
+            self.out.drops.push(format!(
+                "table {}: dec_ttl of {what} {} (invalid_ttl)",
+                self.out.steps.get(step).map_or(0, |s| s.table),
+                p.ip_ttl
+            ));
+            return Next::StopTable;
+        }
+        self.note(step, format!("dec_ttl: {} -> {}", p.ip_ttl, p.ip_ttl - 1));
+        p.ip_ttl -= 1;
+        Next::Continue
+    }
+
+    /// `set_field`, with OVS's checks for the VLAN fields: `vlan_vid` must carry
+    /// OFPVID_PRESENT (OVS refuses the action otherwise), `vlan_pcp` needs a tag.
+    fn set_field(&mut self, f: &Field, p: &mut Packet, step: usize) {
+        match f {
+            Field::VlanVid(v, _) if v & VLAN_CFI == 0 => {
+                self.note(
+                    step,
+                    format!(
+                        "set_field:{v}->vlan_vid lacks OFPVID_PRESENT (OVS refuses it); ignored"
+                    ),
+                );
+                return;
+            }
+            Field::VlanPcp(..) if !p.is_tagged() => {
+                self.note(
+                    step,
+                    "set_field vlan_pcp on an untagged packet; ignored".into(),
+                );
+                return;
+            }
+            Field::IpTtl(..) if !p.is_ip() => {
+                self.note(step, "set_field nw_ttl on a non-IP packet; ignored".into());
+                return;
+            }
+            _ => {}
+        }
+        if !p.set_field(f) {
+            self.note(step, format!("set_field of {} not modelled", f.name()));
+        }
     }
 
     fn nicira(&mut self, n: &Nicira, p: &mut Packet, depth: usize, step: usize) {
         match n {
-            Nicira::RegLoad2(f) => {
-                if !p.set_field(f) {
-                    self.note(step, format!("load of {} not modelled", f.name()));
-                }
-            }
+            Nicira::RegLoad2(f) => self.set_field(f, p, step),
             Nicira::RegLoad { dst, value } => match header_fk(&dst.field) {
                 Some(k) => p.write_bits(k, dst.ofs, dst.n_bits, u128::from(*value)),
                 None => self.note(step, format!("load into {dst} not modelled")),
