@@ -23,10 +23,20 @@ pub mod tables {
     pub const EGRESS_ACL: u8 = 20;
     pub const EGRESS_ACL_CT: u8 = 21;
     pub const ARP_RESPONDER: u8 = 25;
+    /// Routing: longest prefix match, TTL, MAC rewrite (and the last step of ND replies).
+    pub const L3_LOOKUP: u8 = 26;
+    /// Routing: a destination IP on the egress switch -> its port's MAC, from the model.
+    pub const NEIGHBOR: u8 = 27;
     pub const L2_LOOKUP: u8 = 30;
     pub const INGRESS_ACL: u8 = 40;
     pub const INGRESS_ACL_CT: u8 = 41;
     pub const OUTPUT: u8 = 50;
+}
+
+/// The `metadata` of a packet while router `key` routes it (switches use their VNI,
+/// always below 2^24, so the two never meet).
+pub fn router_metadata(key: u32) -> u64 {
+    crate::model::ROUTER_METADATA_BASE | u64::from(key)
 }
 
 /// The flood group of a switch (local ports + one bucket per remote node).

@@ -6,15 +6,19 @@ use std::net::IpAddr;
 
 use uuid::Uuid;
 
+use super::routing::{reach, routers_of_switch, switches_of_router};
 use super::{compile_node_with, switches_of_node};
 use crate::binding::{Bindings, PortBinding};
 use crate::desired::DesiredNode;
-use crate::model::{Acl, LogicalModel, LogicalPort, LogicalSwitch};
+use crate::model::{
+    Acl, LogicalModel, LogicalPort, LogicalRouter, LogicalSwitch, Route, RouterPort,
+};
 use crate::topology::{EncapType, NodeChange, NodeView, Topology};
 
 /// Everything [`compile_node`] reads for one node, in a comparable form: the node's own
-/// endpoint and tunnel ofports, and for every switch it participates in the switch and all
-/// of its bound ports with where they are bound and their endpoint. Two equal fingerprints
+/// endpoint and tunnel ofports, for every switch it participates in or reaches through a
+/// router the switch and all of its bound ports with where they are bound and their
+/// endpoint, and those routers with their ports and routes. Two equal fingerprints
 /// compile to the same [`DesiredNode`]. (Deep and per node: the compiler task tracks
 /// changes per object instead, see [`IncrementalCompiler`].)
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -22,6 +26,7 @@ pub struct NodeFingerprint {
     pub endpoint: Option<(IpAddr, EncapType)>,
     pub tunnels: BTreeMap<String, u32>,
     pub switches: BTreeMap<Uuid, SwitchInputs>,
+    pub routers: BTreeMap<Uuid, (LogicalRouter, Vec<RouterPort>, Vec<Route>)>,
 }
 
 /// One switch's inputs to a node's compilation.
@@ -48,8 +53,20 @@ pub fn node_fingerprint(
         endpoint: Some((view.encap_ip, view.encap_type)),
         tunnels: view.tunnels.clone(),
         switches: BTreeMap::new(),
+        routers: BTreeMap::new(),
     };
-    for sw in switches_of_node(model, bindings, node) {
+    for sw in reach(model, &switches_of_node(model, bindings, node)) {
+        if let Some(rp) = model.router_port_of_switch(&sw)
+            && let Some(r) = model.router(&rp.router)
+        {
+            fp.routers.entry(r.id).or_insert_with(|| {
+                (
+                    r.clone(),
+                    model.ports_of_router(&r.id).cloned().collect(),
+                    model.routes_of_router(&r.id).cloned().collect(),
+                )
+            });
+        }
         let mut inputs = SwitchInputs {
             switch: model.switch(&sw).cloned(),
             ports: Vec::new(),
@@ -104,7 +121,10 @@ pub fn nodes_affected(
 ///   moved or unbound, or has a member node whose tunnel endpoint changed or that joined
 ///   or left (their remote-MAC flows, flood groups and tunnels name it);
 /// - a node whose own endpoint or tunnel ports changed;
-/// - the node a changed ACL's port is bound on.
+/// - the node a changed ACL's port is bound on;
+/// - through routers, every switch attached to a router that changed, whose ports or
+///   routes changed, or one of whose switches is in the list above (a node routes with
+///   the ports of all the router's switches).
 ///
 /// Exactly the inputs [`compile_node_with`] reads (the same ones [`node_fingerprint`]
 /// summarises), so the result equals a from-scratch compile (tested on randomised change
@@ -225,6 +245,7 @@ impl IncrementalCompiler {
                 }
             }
         }
+        self.spread_through_routers(model, &delta, &mut dirty);
         let mut nodes = dirty.nodes;
         for sw in &dirty.switches {
             if let Some(m) = self.members.get(sw) {
@@ -243,6 +264,41 @@ impl IncrementalCompiler {
         compile_many(model, topology, &self.bindings, nodes, sink);
         self.model = model.clone();
         self.topology = topology.clone();
+    }
+
+    /// Adds to `dirty.switches` every switch of every router concerned by this update
+    /// (in the previous or the new model).
+    fn spread_through_routers(
+        &self,
+        model: &LogicalModel,
+        delta: &crate::model::ModelDelta,
+        dirty: &mut Dirty,
+    ) {
+        let old = &self.model;
+        let mut routers: BTreeSet<Uuid> = delta.routers.iter().copied().collect();
+        for id in &delta.router_ports {
+            for rp in [old.router_port(id), model.router_port(id)]
+                .into_iter()
+                .flatten()
+            {
+                routers.insert(rp.router);
+                dirty.switches.insert(rp.switch);
+            }
+        }
+        for id in &delta.routes {
+            routers.extend(
+                [old.route(id), model.route(id)]
+                    .into_iter()
+                    .flatten()
+                    .map(|r| r.router),
+            );
+        }
+        for sw in &dirty.switches {
+            routers.extend(routers_of_switch(old, model, sw));
+        }
+        for r in routers {
+            dirty.switches.extend(switches_of_router(old, model, &r));
+        }
     }
 
     /// Records the VIFs of one changed node in the claims index; `touched` collects the

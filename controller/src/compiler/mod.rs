@@ -42,12 +42,16 @@ use crate::topology::Topology;
 
 pub mod ids;
 mod incremental;
+mod route_trace;
+mod routing;
 pub mod stage;
 pub mod table;
 pub mod trace;
 
 #[cfg(test)]
 mod ovs_tests;
+#[cfg(test)]
+mod routing_tests;
 #[cfg(test)]
 mod tests;
 
@@ -90,6 +94,7 @@ pub fn compile_node_with(
     if switches.is_empty() {
         return out;
     }
+    let routers = routing::router_scopes(model, bindings, &switches);
     let mut b = FlowBuilder {
         node,
         out: &mut out,
@@ -118,33 +123,52 @@ pub fn compile_node_with(
         // A local port is complete only with a working tunnel to every node its switch
         // spans: before that, its first packet to a remote port would be dropped.
         let mut tunnels_ready = true;
-        for (rnode, rports) in &remotes {
-            let Some(rview) = topology.nodes.get(*rnode) else {
-                continue;
-            };
-            b.out.tunnels.insert(TunnelSpec {
+        let mut tunnel_to = |out: &mut DesiredNode, rnode: &str| {
+            let rview = topology.nodes.get(rnode)?;
+            out.tunnels.insert(TunnelSpec {
                 remote: rnode.to_string(),
                 remote_ip: rview.encap_ip,
                 local_ip: view.encap_ip,
                 encap: view.encap_type,
             });
-            match view.tunnels.get(*rnode) {
-                Some(&ofport) => remote_tunnels.push((rnode, ofport, rports)),
-                None => {
-                    tunnels_ready = false;
-                    tracing::debug!(
-                        node, remote = %rnode, switch = %sw.name,
-                        "tunnel port not reported yet; remote ports left out and local \
-                         ports not complete until it is"
-                    );
-                }
+            let ofport = view.tunnels.get(rnode).copied();
+            if ofport.is_none() {
+                tunnels_ready = false;
+                tracing::debug!(
+                    node, remote = %rnode, switch = %sw.name,
+                    "tunnel port not reported yet; remote ports left out and local \
+                     ports not complete until it is"
+                );
+            }
+            ofport
+        };
+        for (rnode, rports) in &remotes {
+            if let Some(ofport) = tunnel_to(b.out, rnode) {
+                remote_tunnels.push((rnode, ofport, rports));
             }
         }
+        // Nodes reached only through this switch's router: packets routed to this
+        // switch arrive from them with its VNI.
+        let router = model
+            .router_port_of_switch(sw_id)
+            .and_then(|rp| routers.get(&rp.router));
+        let routed_peers: Vec<u32> = router
+            .into_iter()
+            .flat_map(|r| r.nodes.iter())
+            .filter(|n| **n != node && !remotes.contains_key(*n))
+            .filter_map(|n| tunnel_to(b.out, n))
+            .collect();
         b.switch(model, sw, &locals, &remote_tunnels);
+        for ofport in routed_peers {
+            b.classify_tunnel(sw.vni, cookie_for(&sw.id), ofport);
+        }
         let done = b.flows.len();
         if tunnels_ready {
             bound.extend(locals.iter().map(|(p, _)| (*p, done)));
         }
+    }
+    for scope in routers.values() {
+        b.router(model, bindings, view, &switches, scope);
     }
     let incomplete = b.finish();
     for (p, done) in bound {

@@ -171,6 +171,9 @@ fn trace_flow(p: &Packet) -> String {
         }
         t => s.push_str(&format!(",dl_type={t:#06x}")),
     }
+    if matches!(p.eth_type, 0x0800 | 0x86dd) {
+        s.push_str(&format!(",nw_ttl={}", p.ip_ttl));
+    }
     s
 }
 
@@ -227,149 +230,7 @@ fn compiler_ovs_dump_matches_desired_and_trace_agrees() {
     let t = topology();
     let desired = compile_node(&m, &t, "hv1");
     let ovs = OvsInstance::start();
-
-    // br-int with hv1's VIFs and its two tunnel ports (dummy ports with the same ofports).
-    let view = &t.nodes["hv1"];
-    let mut args: Vec<String> = vec![
-        "add-br".into(),
-        "br-int".into(),
-        "--".into(),
-        "set".into(),
-        "bridge".into(),
-        "br-int".into(),
-        "datapath_type=dummy".into(),
-        "fail_mode=secure".into(),
-        "protocols=OpenFlow13".into(),
-    ];
-    let ports: Vec<(String, u32)> = view
-        .vifs
-        .iter()
-        .map(|(k, v)| (format!("vif-{k}"), v.ofport))
-        .chain(view.tunnels.iter().map(|(r, o)| (format!("tun-{r}"), *o)))
-        .collect();
-    for (name, ofport) in &ports {
-        for a in [
-            "--",
-            "add-port",
-            "br-int",
-            name,
-            "--",
-            "set",
-            "interface",
-            name,
-            "type=dummy",
-        ] {
-            args.push(a.into());
-        }
-        args.push(format!("ofport_request={ofport}"));
-    }
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    ovs.vsctl(&argv);
-
-    let groups = ovs.path("groups.txt");
-    std::fs::write(&groups, desired.groups_text().join("\n") + "\n").unwrap();
-    let flows = ovs.path("flows.txt");
-    std::fs::write(&flows, desired.flows_text().join("\n") + "\n").unwrap();
-    let of = |args: &[&str]| {
-        let mut all = vec!["-O", "OpenFlow13"];
-        all.extend_from_slice(args);
-        ovs.run("ovs-ofctl", &all)
-    };
-    of(&["add-groups", "br-int", &groups.to_string_lossy()]);
-    of(&["add-flows", "br-int", &flows.to_string_lossy()]);
-
-    // (a) text: dump-flows gives back exactly our lines.
-    let dumped: BTreeSet<String> = of(&["--no-names", "dump-flows", "--no-stats", "br-int"])
-        .lines()
-        .filter(|l| l.contains("actions="))
-        .map(normal_line)
-        .collect();
-    let ours: BTreeSet<String> = desired
-        .flows_text()
-        .iter()
-        .map(|l| normal_line(l))
-        .collect();
-    let missing: Vec<&String> = ours.difference(&dumped).collect();
-    let extra: Vec<&String> = dumped.difference(&ours).collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "dump-flows differs from the compiled flows\n  only ours: {missing:#?}\n  only in OVS: {extra:#?}"
-    );
-    let dumped_groups: BTreeSet<String> = of(&["dump-groups", "br-int"])
-        .lines()
-        .filter(|l| l.trim_start().starts_with("group_id="))
-        .map(|l| l.trim().to_string())
-        .collect();
-    let our_groups: BTreeSet<String> = desired.groups_text().into_iter().collect();
-    assert_eq!(dumped_groups, our_groups);
-
-    // (a) structure: flow-stats over OpenFlow 1.3 decode to exactly DesiredNode.flows.
-    let mut s = UnixStream::connect(ovs.path("br-int.mgmt")).expect("connect br-int.mgmt");
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    s.write_all(&OfpMessage::hello(1).to_bytes().unwrap())
-        .unwrap();
-    let hello = read_msg(&mut s);
-    assert!(matches!(hello.body, Message::Hello(_)), "{hello:?}");
-    let mut installed: BTreeMap<FlowKey, FlowContent> = BTreeMap::new();
-    for body in multipart(
-        &mut s,
-        OfpMessage::flow_stats_request(2, COOKIE_WEFT, COOKIE_MASK),
-    ) {
-        if let MultipartReplyBody::Flow(stats) = body {
-            for f in stats {
-                installed.insert(f.key(), f.content());
-            }
-        }
-    }
-    let only_ours: Vec<String> = desired
-        .flows
-        .iter()
-        .filter(|(k, c)| installed.get(*k) != Some(*c))
-        .map(|(k, c)| format!("{k:?} => {c:?}\n  OVS: {:?}", installed.get(k)))
-        .collect();
-    let only_ovs: Vec<String> = installed
-        .keys()
-        .filter(|k| !desired.flows.contains_key(*k))
-        .map(|k| format!("{k:?}"))
-        .collect();
-    assert!(
-        only_ours.is_empty() && only_ovs.is_empty(),
-        "decoded flow dump differs from DesiredNode.flows:\n{}\nonly in OVS:\n{}",
-        only_ours.join("\n"),
-        only_ovs.join("\n")
-    );
-    let mut dumped_groups: BTreeMap<u32, GroupSpec> = BTreeMap::new();
-    for body in multipart(&mut s, OfpMessage::group_desc_request(3)) {
-        if let MultipartReplyBody::GroupDesc(gs) = body {
-            for g in gs {
-                dumped_groups.insert(
-                    g.group_id,
-                    GroupSpec {
-                        group_type: g.group_type,
-                        buckets: g.buckets,
-                    },
-                );
-            }
-        }
-    }
-    assert_eq!(dumped_groups, desired.groups);
-    println!(
-        "OVS reported back {} flows and {} groups, identical to the compiled ones",
-        installed.len(),
-        dumped_groups.len()
-    );
-
-    // (b) ofproto/trace agrees with the software table.
-    let mut odp_to_of = BTreeMap::new();
-    for l in ovs.appctl(&["dpif/show"]).lines() {
-        // "    vif-a1 1/1: (dummy)"
-        if let Some((_, nums)) = l.trim().split_once(' ')
-            && let Some((ofp, odp)) = nums.split(':').next().and_then(|n| n.split_once('/'))
-            && let (Ok(ofp), Ok(odp)) = (ofp.parse::<u32>(), odp.parse::<u32>())
-        {
-            odp_to_of.insert(odp, ofp);
-        }
-    }
+    let odp_to_of = load_node(&ovs, &desired, &t.nodes["hv1"]);
     let soft = FlowTable::from_desired(&desired);
     let mac = |s: &str| s.parse::<Mac>().unwrap();
     let a1 = Packet {
@@ -579,4 +440,298 @@ fn compiler_ovs_dump_matches_desired_and_trace_agrees() {
     assert_eq!(outs[9], vec![10]);
     assert!(outs[10].is_empty());
     assert_eq!(outs[11], vec![3]);
+}
+
+/// Loads `desired` into a fresh br-int with `view`'s VIFs and tunnel ports (dummy ports
+/// with the same ofports) and checks (a): OVS reports back exactly the compiled flows and
+/// groups, as `ovs-ofctl` text and decoded over OpenFlow 1.3. Returns the datapath port ->
+/// OpenFlow port map for reading `ofproto/trace`.
+fn load_node(
+    ovs: &OvsInstance,
+    desired: &DesiredNode,
+    view: &crate::topology::NodeView,
+) -> BTreeMap<u32, u32> {
+    // br-int with the node's VIFs and its tunnel ports.
+    let mut args: Vec<String> = vec![
+        "add-br".into(),
+        "br-int".into(),
+        "--".into(),
+        "set".into(),
+        "bridge".into(),
+        "br-int".into(),
+        "datapath_type=dummy".into(),
+        "fail_mode=secure".into(),
+        "protocols=OpenFlow13".into(),
+    ];
+    let ports: Vec<(String, u32)> = view
+        .vifs
+        .iter()
+        .map(|(k, v)| (format!("vif-{k}"), v.ofport))
+        .chain(view.tunnels.iter().map(|(r, o)| (format!("tun-{r}"), *o)))
+        .collect();
+    for (name, ofport) in &ports {
+        for a in [
+            "--",
+            "add-port",
+            "br-int",
+            name,
+            "--",
+            "set",
+            "interface",
+            name,
+            "type=dummy",
+        ] {
+            args.push(a.into());
+        }
+        args.push(format!("ofport_request={ofport}"));
+    }
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    ovs.vsctl(&argv);
+
+    let groups = ovs.path("groups.txt");
+    std::fs::write(&groups, desired.groups_text().join("\n") + "\n").unwrap();
+    let flows = ovs.path("flows.txt");
+    std::fs::write(&flows, desired.flows_text().join("\n") + "\n").unwrap();
+    let of = |args: &[&str]| {
+        let mut all = vec!["-O", "OpenFlow13"];
+        all.extend_from_slice(args);
+        ovs.run("ovs-ofctl", &all)
+    };
+    of(&["add-groups", "br-int", &groups.to_string_lossy()]);
+    of(&["add-flows", "br-int", &flows.to_string_lossy()]);
+
+    // (a) text: dump-flows gives back exactly our lines.
+    let dumped: BTreeSet<String> = of(&["--no-names", "dump-flows", "--no-stats", "br-int"])
+        .lines()
+        .filter(|l| l.contains("actions="))
+        .map(normal_line)
+        .collect();
+    let ours: BTreeSet<String> = desired
+        .flows_text()
+        .iter()
+        .map(|l| normal_line(l))
+        .collect();
+    let missing: Vec<&String> = ours.difference(&dumped).collect();
+    let extra: Vec<&String> = dumped.difference(&ours).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "dump-flows differs from the compiled flows\n  only ours: {missing:#?}\n  only in OVS: {extra:#?}"
+    );
+    let dumped_groups: BTreeSet<String> = of(&["dump-groups", "br-int"])
+        .lines()
+        .filter(|l| l.trim_start().starts_with("group_id="))
+        .map(|l| l.trim().to_string())
+        .collect();
+    let our_groups: BTreeSet<String> = desired.groups_text().into_iter().collect();
+    assert_eq!(dumped_groups, our_groups);
+
+    // (a) structure: flow-stats over OpenFlow 1.3 decode to exactly DesiredNode.flows.
+    let mut s = UnixStream::connect(ovs.path("br-int.mgmt")).expect("connect br-int.mgmt");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.write_all(&OfpMessage::hello(1).to_bytes().unwrap())
+        .unwrap();
+    let hello = read_msg(&mut s);
+    assert!(matches!(hello.body, Message::Hello(_)), "{hello:?}");
+    let mut installed: BTreeMap<FlowKey, FlowContent> = BTreeMap::new();
+    for body in multipart(
+        &mut s,
+        OfpMessage::flow_stats_request(2, COOKIE_WEFT, COOKIE_MASK),
+    ) {
+        if let MultipartReplyBody::Flow(stats) = body {
+            for f in stats {
+                installed.insert(f.key(), f.content());
+            }
+        }
+    }
+    let only_ours: Vec<String> = desired
+        .flows
+        .iter()
+        .filter(|(k, c)| installed.get(*k) != Some(*c))
+        .map(|(k, c)| format!("{k:?} => {c:?}\n  OVS: {:?}", installed.get(k)))
+        .collect();
+    let only_ovs: Vec<String> = installed
+        .keys()
+        .filter(|k| !desired.flows.contains_key(*k))
+        .map(|k| format!("{k:?}"))
+        .collect();
+    assert!(
+        only_ours.is_empty() && only_ovs.is_empty(),
+        "decoded flow dump differs from DesiredNode.flows:\n{}\nonly in OVS:\n{}",
+        only_ours.join("\n"),
+        only_ovs.join("\n")
+    );
+    let mut dumped_groups: BTreeMap<u32, GroupSpec> = BTreeMap::new();
+    for body in multipart(&mut s, OfpMessage::group_desc_request(3)) {
+        if let MultipartReplyBody::GroupDesc(gs) = body {
+            for g in gs {
+                dumped_groups.insert(
+                    g.group_id,
+                    GroupSpec {
+                        group_type: g.group_type,
+                        buckets: g.buckets,
+                    },
+                );
+            }
+        }
+    }
+    assert_eq!(dumped_groups, desired.groups);
+    println!(
+        "OVS reported back {} flows and {} groups, identical to the compiled ones",
+        installed.len(),
+        dumped_groups.len()
+    );
+
+    let mut odp_to_of = BTreeMap::new();
+    for l in ovs.appctl(&["dpif/show"]).lines() {
+        // "    vif-a1 1/1: (dummy)"
+        if let Some((_, nums)) = l.trim().split_once(' ')
+            && let Some((ofp, odp)) = nums.split(':').next().and_then(|n| n.split_once('/'))
+            && let (Ok(ofp), Ok(odp)) = (ofp.parse::<u32>(), odp.parse::<u32>())
+        {
+            odp_to_of.insert(odp, ofp);
+        }
+    }
+    odp_to_of
+}
+
+/// The routing fabric's hv1 (routing_tests.rs) on a real ovs-vswitchd: OVS reports back
+/// exactly the compiled flows, and `ofproto/trace` sends routed packets, the router's
+/// answers and TTL drops where the software table does, rewriting the TTL as routing must.
+#[test]
+fn compiler_ovs_routing_dump_matches_and_trace_agrees() {
+    let m = super::routing_tests::model();
+    let t = super::routing_tests::topology();
+    let desired = compile_node(&m, &t, "hv1");
+    let ovs = OvsInstance::start();
+    let odp_to_of = load_node(&ovs, &desired, &t.nodes["hv1"]);
+    let soft = FlowTable::from_desired(&desired);
+    let mac = |s: &str| s.parse::<Mac>().unwrap();
+    let a1 = Packet {
+        in_port: 1,
+        eth_src: mac("02:00:00:00:01:01"),
+        eth_dst: mac("02:00:00:00:aa:01"),
+        eth_type: 0x0800,
+        ip4_src: "10.0.1.5".parse().unwrap(),
+        ip_ttl: 64,
+        ip_proto: 1,
+        tp_src: 8,
+        ..Packet::default()
+    };
+    let to = |dst: &str| Packet {
+        ip4_dst: dst.parse().unwrap(),
+        ..a1.clone()
+    };
+    let a1v6 = |dst: &str| Packet {
+        eth_type: 0x86dd,
+        ip4_src: "0.0.0.0".parse().unwrap(),
+        ip6_src: "fd00:1::5".parse().unwrap(),
+        ip6_dst: dst.parse().unwrap(),
+        ip_proto: 58,
+        tp_src: 128,
+        ..a1.clone()
+    };
+    // (what, packet, expected outputs, whether the packet is routed)
+    let cases: Vec<(&str, Packet, Vec<u32>, bool)> = vec![
+        ("a1 -> b1, routed on hv1", to("10.0.2.5"), vec![2], true),
+        (
+            "a1 -> b2, routed into the tunnel to hv2",
+            to("10.0.2.6"),
+            vec![10],
+            true,
+        ),
+        (
+            "a1 -> c1, routed to hv3 (C has no port on hv1)",
+            to("10.0.3.5"),
+            vec![11],
+            true,
+        ),
+        (
+            "a1 -> app by the static route",
+            to("192.168.50.7"),
+            vec![10],
+            true,
+        ),
+        ("a1 -> nowhere (no route)", to("172.16.0.1"), vec![], false),
+        (
+            "a1 -> b2 with TTL 1 (dropped, never sent to the controller)",
+            Packet {
+                ip_ttl: 1,
+                ..to("10.0.2.6")
+            },
+            vec![],
+            false,
+        ),
+        ("a1 pings the gateway", to("10.0.1.1"), vec![1], false),
+        ("a1 pings the router on C", to("10.0.3.1"), vec![1], false),
+        ("a1 -> b2 over IPv6", a1v6("fd00:2::6"), vec![10], true),
+        (
+            "a1 pings the IPv6 gateway",
+            a1v6("fd00:1::1"),
+            vec![1],
+            false,
+        ),
+        (
+            "a1 asks for the IPv6 gateway's MAC",
+            Packet {
+                eth_dst: mac("33:33:ff:00:00:01"),
+                tp_src: 135,
+                nd_target: "fd00:1::1".parse().unwrap(),
+                nd_sll: mac("02:00:00:00:01:01"),
+                ip_ttl: 255,
+                ..a1v6("ff02::1:ff00:1")
+            },
+            vec![1],
+            false,
+        ),
+        (
+            "a1 ARPs for the gateway",
+            Packet {
+                eth_dst: Mac::BROADCAST,
+                eth_type: 0x0806,
+                ip_proto: 0,
+                tp_src: 0,
+                ip4_src: "0.0.0.0".parse().unwrap(),
+                arp_op: 1,
+                arp_sha: mac("02:00:00:00:01:01"),
+                arp_spa: "10.0.1.5".parse().unwrap(),
+                arp_tpa: "10.0.1.1".parse().unwrap(),
+                ..a1.clone()
+            },
+            vec![1],
+            false,
+        ),
+        (
+            "d1 (tenant 2, a1's address) -> e1",
+            Packet {
+                in_port: 3,
+                eth_src: mac("02:00:00:00:04:01"),
+                ..to("10.0.2.5")
+            },
+            vec![10],
+            true,
+        ),
+    ];
+    let mut problems = Vec::new();
+    for (what, p, want, routed) in &cases {
+        let flow = trace_flow(p);
+        let soft_ports: Vec<u32> = soft
+            .process(p, ct_state::TRK | ct_state::NEW)
+            .ports()
+            .into_iter()
+            .map(|o| if o == ofport::IN_PORT { p.in_port } else { o })
+            .collect();
+        let got = ovs_outputs(&ovs, &flow, &odp_to_of);
+        if got != soft_ports || &soft_ports != want {
+            problems.push(format!(
+                "{what} ({flow}): OVS {got:?}, software table {soft_ports:?}, expected {want:?}"
+            ));
+        }
+        if *routed {
+            let trace = ovs.appctl(&["ofproto/trace", "br-int", &flow]);
+            if !trace.contains("ttl=63") && !trace.contains("hlimit=63") {
+                problems.push(format!("{what}: OVS did not decrement the TTL:\n{trace}"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

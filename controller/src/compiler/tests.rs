@@ -1444,7 +1444,7 @@ fn compiler_incremental_equals_from_scratch_on_random_changes() {
             let before = m.clone();
             let mut next = m.clone();
             for _ in 0..rng.random_range(1..4) {
-                match rng.random_range(0..12) {
+                match rng.random_range(0..15) {
                     // A port created or updated (new MAC/IPs, maybe another switch).
                     0..=2 => {
                         let i = rng.random_range(0..PORTS);
@@ -1525,6 +1525,69 @@ fn compiler_incremental_equals_from_scratch_on_random_changes() {
                                 v.vifs.extend(vif);
                             }
                         }
+                    }
+                    // A switch attached to or detached from one of two routers.
+                    12 => {
+                        let s = rng.random_range(0..SWITCHES);
+                        let r = rng.random_range(0..2u128);
+                        let rp_id = Uuid::from_u128(0xc000 + s);
+                        if next.router_port(&rp_id).is_some() {
+                            next.apply(&Change::DeleteRouterPort { id: rp_id });
+                        } else {
+                            if next.router(&Uuid::from_u128(0xb000 + r)).is_none() {
+                                next.apply(&Change::PutRouter(crate::model::LogicalRouter {
+                                    id: Uuid::from_u128(0xb000 + r),
+                                    name: format!("r{r}"),
+                                    description: String::new(),
+                                    key: r as u32 + 1,
+                                }));
+                            }
+                            next.apply(&Change::PutRouterPort(crate::model::RouterPort {
+                                id: rp_id,
+                                name: format!("rp{s}"),
+                                router: Uuid::from_u128(0xb000 + r),
+                                switch: Uuid::from_u128(0xa000 + s),
+                                mac: format!("02:aa:00:00:00:{s:02x}").parse().unwrap(),
+                                ips: vec![format!("10.{s}.255.254/16").parse().unwrap()],
+                            }));
+                        }
+                    }
+                    // A static route added or removed, via some port's address.
+                    13 => {
+                        let r = rng.random_range(0..2u128);
+                        let router = Uuid::from_u128(0xb000 + r);
+                        let id = Uuid::from_u128(0xd000 + rng.random_range(0..4u128));
+                        if next.route(&id).is_some() {
+                            next.apply(&Change::DeleteRoute { id });
+                        } else if next.router(&router).is_some() {
+                            let via = next
+                                .port(&port_id(rng.random_range(0..PORTS)))
+                                .and_then(|p| p.ips.first().copied());
+                            if let Some(nexthop) = via {
+                                next.apply(&Change::PutRoute(crate::model::Route {
+                                    id,
+                                    router,
+                                    prefix: format!("172.16.{}.0/24", id.as_u128() & 0xf)
+                                        .parse()
+                                        .unwrap(),
+                                    nexthop,
+                                }));
+                            }
+                        }
+                    }
+                    // A router deleted with its ports and routes.
+                    14 => {
+                        let router = Uuid::from_u128(0xb000 + rng.random_range(0..2u128));
+                        let rps: Vec<Uuid> = next.ports_of_router(&router).map(|p| p.id).collect();
+                        let routes: Vec<Uuid> =
+                            next.routes_of_router(&router).map(|r| r.id).collect();
+                        for id in rps {
+                            next.apply(&Change::DeleteRouterPort { id });
+                        }
+                        for id in routes {
+                            next.apply(&Change::DeleteRoute { id });
+                        }
+                        next.apply(&Change::DeleteRouter { id: router });
                     }
                     // A node joins, leaves, moves its endpoint or renumbers its tunnels.
                     _ => {

@@ -5,7 +5,8 @@
 //! logical port the packet reaches and why branches were dropped, and every ACL decision
 //! ([`AclDecision`]): which rule (id, priority, action) admitted or dropped the packet in
 //! which port's direction, or that conntrack state (invalid, a revoked or blocked
-//! connection) or the default deny decided it.
+//! connection) or the default deny decided it, and every routing decision
+//! ([`RouteDecision`]: router, route, next hop, TTL).
 //!
 //! [`TracePacket`] is the one description of a packet to trace: the API's `trace` takes
 //! it as its `packet` parameter and weftctl builds it.
@@ -17,6 +18,8 @@ use openflow::Mac;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use super::route_trace::RouteDecision;
+use super::route_trace::route_decision;
 use super::table::{FlowTable, FromDesired, Packet, Step, ct_state};
 use super::{
     Bindings, COOKIE_PIPELINE, OPEN_DIRECTION_PRIORITY, acl_mark, compile_node_with, cookie_for,
@@ -64,6 +67,9 @@ pub struct TracePacket {
     pub nd_target: Option<Ipv6Addr>,
     pub nd_sll: Option<MacAddr>,
     pub nd_tll: Option<MacAddr>,
+    /// IPv4 TTL or IPv6 hop limit (default 64).
+    #[serde(alias = "nw_ttl")]
+    pub ttl: Option<u8>,
     pub ct_state: Option<String>,
     pub ct_mark: Option<u32>,
     pub ct_acl: Vec<Uuid>,
@@ -92,6 +98,8 @@ impl TracePacket {
         "nd_target",
         "nd_sll",
         "nd_tll",
+        "ttl",
+        "nw_ttl",
         "ct_state",
         "ct_mark",
         "ct_acl",
@@ -192,6 +200,9 @@ pub struct Trace {
     pub dropped: Vec<String>,
     /// Every ACL decision on the way, in order (ports with ACLs only).
     pub acl: Vec<AclDecision>,
+    /// Every routing decision on the way, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub routing: Vec<RouteDecision>,
 }
 
 /// What a port's ACLs did with the packet in one direction (tables 21 and 41).
@@ -522,6 +533,9 @@ impl TracePacket {
             }
             _ => {}
         }
+        if matches!(eth_type, 0x0800 | 0x86dd) {
+            p.ip_ttl = self.ttl.unwrap_or(64);
+        }
         match p.ip_proto {
             6 | 17 => {
                 p.tp_src = self.tp_src.unwrap_or(40000);
@@ -630,6 +644,12 @@ pub fn walk_ct(
                 .steps
                 .iter()
                 .filter_map(|s| acl_decision(model, &n, s)),
+        );
+        out.routing.extend(
+            outcome
+                .steps
+                .iter()
+                .filter_map(|s| route_decision(model, &n, s)),
         );
         let mut hop = Hop {
             node: n.clone(),

@@ -1,6 +1,7 @@
 //! Helpers shared by the API tests: an in-process weftd and a spawned weftd binary.
 #![allow(dead_code)]
 
+pub mod capture;
 pub mod overlay;
 
 use std::io::{BufRead, BufReader};

@@ -7,14 +7,14 @@ use openflow::{Action, Field, oxm};
 
 use super::{ETH_ARP, FlowBuilder, apply, goto, mac, nxm, set, v4};
 use crate::compiler::ids::{cookie_for, tables};
-use crate::model::LogicalPort;
+use crate::model::{LogicalPort, MacAddr};
 
 impl FlowBuilder<'_> {
     /// Answers ARP for a local port's IPv4 addresses; the port's own requests for them
     /// (probes, gratuitous ARP) are not answered and go on to the L2 lookup.
     pub(super) fn arp_local(&mut self, vni: u32, p: &LogicalPort) {
         for ip in p.ips.iter().filter_map(v4) {
-            self.arp_responder(vni, p, ip);
+            self.arp_reply(vni, p.mac, ip, cookie_for(&p.id));
             self.add(
                 tables::ARP_RESPONDER,
                 110,
@@ -34,11 +34,13 @@ impl FlowBuilder<'_> {
     /// Answers ARP for a remote port's IPv4 addresses, on this node.
     pub(super) fn arp_remote(&mut self, vni: u32, p: &LogicalPort) {
         for ip in p.ips.iter().filter_map(v4) {
-            self.arp_responder(vni, p, ip);
+            self.arp_reply(vni, p.mac, ip, cookie_for(&p.id));
         }
     }
 
-    fn arp_responder(&mut self, vni: u32, p: &LogicalPort, ip: Ipv4Addr) {
+    /// Answers ARP requests for `ip` on switch `vni` with `owner` (a port's or a router
+    /// port's MAC), back out of the port that asked.
+    pub(super) fn arp_reply(&mut self, vni: u32, owner: MacAddr, ip: Ipv4Addr, cookie: u64) {
         let eth_src = nxm(oxm::NXM_OF, 2, 6);
         let eth_dst = nxm(oxm::NXM_OF, 1, 6);
         let arp_spa = nxm(oxm::NXM_OF, 16, 4);
@@ -56,15 +58,15 @@ impl FlowBuilder<'_> {
             ],
             vec![apply(vec![
                 Action::reg_move(eth_src, eth_dst),
-                set(Field::EthSrc(mac(p.mac), None)),
+                set(Field::EthSrc(mac(owner), None)),
                 set(Field::ArpOp(2, None)),
                 Action::reg_move(arp_sha, arp_tha),
-                set(Field::ArpSha(mac(p.mac), None)),
+                set(Field::ArpSha(mac(owner), None)),
                 Action::reg_move(arp_spa, arp_tpa),
                 set(Field::ArpSpa(ip, None)),
                 Action::output(openflow::port::IN_PORT),
             ])],
-            cookie_for(&p.id),
+            cookie,
         );
     }
 }

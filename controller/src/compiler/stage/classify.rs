@@ -28,7 +28,7 @@ impl FlowBuilder<'_> {
 
     /// Traffic of this switch from one remote node's tunnel: reg6 = 0 (from a tunnel),
     /// straight to the L2 lookup.
-    pub(super) fn classify_tunnel(&mut self, vni: u32, switch_cookie: u64, tun_ofport: u32) {
+    pub(crate) fn classify_tunnel(&mut self, vni: u32, switch_cookie: u64, tun_ofport: u32) {
         self.add(
             tables::CLASSIFY,
             100,

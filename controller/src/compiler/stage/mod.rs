@@ -1,7 +1,7 @@
 //! The pipeline's stages (docs/pipeline.md), one module each, all adding to one
 //! [`FlowBuilder`]: classify (table 0), port security (10), ACLs (20/21, 40/41), ARP
-//! responder (25), L2 lookup and flooding (30), output (50). A feature adds a stage
-//! here; it does not grow another's.
+//! responder (25) and the router's responders beside it, routing (26/27), L2 lookup and
+//! flooding (30), output (50). A feature adds a stage here; it does not grow another's.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -10,15 +10,20 @@ use openflow::Field;
 use openflow::{Action, FieldHeader, FlowContent, FlowKey, Instruction, Mac, Match};
 
 use super::ids::{COOKIE_PIPELINE, cookie_for, tables};
+use super::routing::RouterScope;
+use crate::binding::Bindings;
 use crate::desired::DesiredNode;
 use crate::model::{Acl, LogicalModel, LogicalPort, LogicalSwitch, MacAddr};
+use crate::topology::NodeView;
 
 mod acl;
 mod arp;
 mod classify;
 mod l2;
+mod l3;
 mod output;
 mod port_security;
+mod router;
 
 pub use acl::{
     BLOCKED_MARK, OPEN_DIRECTION_MARK, OPEN_DIRECTION_PRIORITY, acl_flow_priority, acl_mark,
@@ -228,5 +233,44 @@ impl FlowBuilder<'_> {
             }
         }
         self.flood(vni, sc, locals, remotes);
+    }
+
+    /// One router this node routes for (`switches` are the node's own): its responders
+    /// on the node's switches, its lookup, the neighbour entries of every port of its
+    /// switches, and L2 entries for the ports of its switches that have none here yet
+    /// (switches with no local port), each through the tunnel to its node.
+    pub(crate) fn router(
+        &mut self,
+        model: &LogicalModel,
+        bindings: &Bindings,
+        view: &NodeView,
+        switches: &std::collections::BTreeSet<uuid::Uuid>,
+        scope: &RouterScope<'_>,
+    ) {
+        use tables::*;
+        let c = COOKIE_PIPELINE;
+        self.add(L3_LOOKUP, 0, vec![], vec![], c);
+        self.add(NEIGHBOR, 0, vec![], vec![], c);
+        let router_ips: Vec<IpAddr> = scope.ports.iter().flat_map(|(rp, _)| rp.addrs()).collect();
+        self.router_lookup(model, bindings, scope.router, &scope.ports);
+        for &(rp, vni) in &scope.ports {
+            let local = switches.contains(&rp.switch);
+            if local {
+                self.router_port_local(vni, scope.router, rp, &router_ips);
+            }
+            for p in model.ports_of_switch(&rp.switch) {
+                // Unbound ports get nothing, as in a switch: they could not receive.
+                let Some(b) = bindings.ports.get(&p.id) else {
+                    continue;
+                };
+                self.neighbor(vni, p);
+                if local || b.node == self.node {
+                    continue;
+                }
+                if let Some(&tun) = view.tunnels.get(&b.node) {
+                    self.l2_remote(vni, p, tun);
+                }
+            }
+        }
     }
 }
