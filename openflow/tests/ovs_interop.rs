@@ -837,7 +837,7 @@ fn routing_cases() -> Vec<(&'static str, FlowMod)> {
             ),
         ),
         (
-            "cookie=0x94,table=70,priority=100,icmp6,metadata=0x1389,icmp_type=135,icmp_code=0,nd_target=2001:db8::fe actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:02:00:00:00:00:fe->eth_src,move:NXM_NX_IPV6_SRC[]->NXM_NX_IPV6_DST[],set_field:2001:db8::fe->ipv6_src,set_field:136->icmpv6_type,set_field:0xe0000000->nd_reserved,set_field:2->nd_options_type,set_field:02:00:00:00:00:fe->nd_sll,set_field:255->nw_ttl,output:IN_PORT",
+            "cookie=0x94,table=70,priority=100,icmp6,metadata=0x1389,icmp_type=135,icmp_code=0,nd_target=2001:db8::fe actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:02:00:00:00:00:fe->eth_src,move:NXM_NX_IPV6_SRC[]->NXM_NX_IPV6_DST[],set_field:2001:db8::fe->ipv6_src,set_field:136->icmpv6_type,set_field:0xe0000000->nd_reserved,set_field:2->nd_options_type,set_field:255->nw_ttl,goto_table:71",
             flow(
                 0x94,
                 70,
@@ -850,16 +850,38 @@ fn routing_cases() -> Vec<(&'static str, FlowMod)> {
                     Icmpv6Code(0, None),
                     Ipv6NdTarget(router_ip6, None),
                 ],
+                vec![
+                    apply(vec![
+                        mv(nxm_of(2, 6), nxm_of(1, 6)),
+                        set(EthSrc(router_mac, None)),
+                        mv(nxm_nx(19, 16), nxm_nx(20, 16)),
+                        set(Ipv6Src(router_ip6, None)),
+                        set(Icmpv6Type(136, None)),
+                        set(NdReserved(0xe000_0000, None)),
+                        set(NdOptionsType(2, None)),
+                        set(IpTtl(255, None)),
+                    ]),
+                    goto(71),
+                ],
+            ),
+        ),
+        // The ND responder's second half: OVS takes nd_tll only under an advertisement
+        // match (and skips nd_sll once the type is 136), so the TLL is written here.
+        (
+            "cookie=0x9a,table=71,priority=100,icmp6,metadata=0x1389,icmp_type=136,nd_target=2001:db8::fe actions=set_field:02:00:00:00:00:fe->nd_tll,output:IN_PORT",
+            flow(
+                0x9a,
+                71,
+                100,
+                vec![
+                    EthType(IPV6, None),
+                    IpProto(58, None),
+                    Metadata(0x1389, None),
+                    Icmpv6Type(136, None),
+                    Ipv6NdTarget(router_ip6, None),
+                ],
                 vec![apply(vec![
-                    mv(nxm_of(2, 6), nxm_of(1, 6)),
-                    set(EthSrc(router_mac, None)),
-                    mv(nxm_nx(19, 16), nxm_nx(20, 16)),
-                    set(Ipv6Src(router_ip6, None)),
-                    set(Icmpv6Type(136, None)),
-                    set(NdReserved(0xe000_0000, None)),
-                    set(NdOptionsType(2, None)),
-                    set(Ipv6NdSll(router_mac, None)),
-                    set(IpTtl(255, None)),
+                    set(Ipv6NdTll(router_mac, None)),
                     Action::output(port::IN_PORT),
                 ])],
             ),
@@ -1048,6 +1070,124 @@ fn flows_interoperate_with_ovs_ofctl() {
         problems.len(),
         problems.join("\n")
     );
+}
+
+/// Flows OVS refuses for their actions (OFPBAC_MATCH_INCONSISTENT, or no OpenFlow 1.3
+/// encoding at all): the routing and provider-network mistakes the model must catch.
+fn refused_cases() -> Vec<(&'static str, FlowMod)> {
+    use Field::*;
+    let icmp6 = |t| {
+        vec![
+            EthType(0x86dd, None),
+            IpProto(58, None),
+            Icmpv6Type(t, None),
+        ]
+    };
+    vec![
+        (
+            "table=70,priority=50,metadata=0x1389 actions=dec_ttl,goto_table:71",
+            flow(
+                0,
+                70,
+                50,
+                vec![Metadata(0x1389, None)],
+                vec![apply(vec![Action::DecNwTtl]), goto(71)],
+            ),
+        ),
+        (
+            "table=70,priority=50 actions=set_field:64->nw_ttl",
+            flow(0, 70, 50, vec![], vec![apply(vec![set(IpTtl(64, None))])]),
+        ),
+        (
+            "table=70,priority=50,icmp6,icmp_type=135 actions=set_field:136->icmpv6_type,set_field:02:00:00:00:00:fe->nd_tll",
+            flow(
+                0,
+                70,
+                50,
+                icmp6(135),
+                vec![apply(vec![
+                    set(Icmpv6Type(136, None)),
+                    set(Ipv6NdTll(mac("02:00:00:00:00:fe"), None)),
+                ])],
+            ),
+        ),
+        (
+            "table=70,priority=50,icmp6 actions=set_field:0->nd_reserved",
+            flow(
+                0,
+                70,
+                50,
+                vec![EthType(0x86dd, None), IpProto(58, None)],
+                vec![apply(vec![set(NdReserved(0, None))])],
+            ),
+        ),
+        (
+            "table=72,priority=50,in_port=7 actions=pop_vlan",
+            flow(
+                0,
+                72,
+                50,
+                vec![InPort(7, None)],
+                vec![apply(vec![Action::PopVlan])],
+            ),
+        ),
+        (
+            "table=72,priority=50,in_port=1 actions=set_field:4196->vlan_vid",
+            flow(
+                0,
+                72,
+                50,
+                vec![InPort(1, None)],
+                vec![apply(vec![set(VlanVid(0x1064, None))])],
+            ),
+        ),
+        (
+            "table=70,priority=50 actions=move:NXM_NX_IP_TTL[]->NXM_NX_REG0[0..7]",
+            flow(
+                0,
+                70,
+                50,
+                vec![],
+                vec![apply(vec![Action::Nicira(Nicira::RegMove {
+                    src: Subfield::whole(nxm_nx(29, 1)),
+                    dst: Subfield::bits(reg(0), 0, 8),
+                })])],
+            ),
+        ),
+    ]
+}
+
+/// The software table accepts and refuses flows as OVS does: every interop case above
+/// (which real OVS installs) goes in, and every flow `ovs-ofctl -O OpenFlow13 parse-flow`
+/// refuses is refused with OFPBAC_MATCH_INCONSISTENT.
+#[test]
+fn table_model_accepts_and_refuses_flows_as_ovs_does() {
+    require_ovs_ofctl();
+    let mut t = openflow::table::FlowTable::new();
+    t.apply_group_mod(&GroupMod::add(
+        5,
+        GroupType::All,
+        vec![Bucket::new(vec![Action::output(1)])],
+    ))
+    .unwrap();
+    for (text, f) in cases() {
+        if let Err(e) = t.apply_flow_mod(&f) {
+            panic!("the model refuses a flow OVS installs: {text}: {e}");
+        }
+    }
+    for (text, f) in refused_cases() {
+        let o = Command::new("ovs-ofctl")
+            .args(["-O", "OpenFlow13", "parse-flow", text])
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "ovs-ofctl accepts {text}");
+        let e = openflow::table::FlowTable::new().apply_flow_mod(&f);
+        assert!(
+            matches!(e, Err(openflow::table::TableError::MatchInconsistent(_))),
+            "{text}: the model says {e:?}, ovs-ofctl: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        );
+    }
 }
 
 #[test]

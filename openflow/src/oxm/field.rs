@@ -413,6 +413,31 @@ impl Field {
         }))
     }
 
+    /// A zero-valued field of the identity `h` names (an NXM header stands for its OXM
+    /// twin), for asking what a subfield of it requires; `None` for a field this codec
+    /// does not model.
+    pub fn probe(h: &FieldHeader) -> Option<Field> {
+        let mut h = FieldHeader {
+            has_mask: false,
+            ..*h
+        };
+        if h.experimenter.is_none()
+            && let Some((class, field)) = oxm_twin(h.class, h.field)
+        {
+            h.class = class;
+            h.field = field;
+        }
+        let width = field_width(h.class, h.field, h.experimenter)?;
+        h.len = u8::try_from(width + if h.experimenter.is_some() { 4 } else { 0 }).ok()?;
+        let mut b = BytesMut::new();
+        h.emit(&mut b);
+        b.put_bytes(0, width);
+        match Field::parse(&mut Reader::with_base(&b, 0)) {
+            Ok(Field::Raw(_)) | Err(_) => None,
+            Ok(f) => Some(f),
+        }
+    }
+
     /// Key used to order fields canonically (by wire identity, then value).
     pub(super) fn sort_key(&self) -> (u16, Option<u32>, u8) {
         let (c, f, e) = self.id();

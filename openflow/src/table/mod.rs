@@ -4,7 +4,8 @@
 //! match) holding a [`FlowContent`], and groups by id.
 //!
 //! [`FlowTable::apply_flow_mod`] follows OpenFlow 1.3: ADD replaces an identical (table,
-//! priority, match) entry (with `CHECK_OVERLAP` refusing a same-priority overlap),
+//! priority, match) entry (with `CHECK_OVERLAP` refusing a same-priority overlap; actions
+//! the match does not allow refused as OVS refuses them, e.g. `dec_ttl` without `ip`),
 //! MODIFY/DELETE loose and strict with cookie masks, `out_port`/`out_group` filters on
 //! delete, and modify replacing the instructions but never the cookie.
 //! [`FlowTable::apply_group_mod`] adds, modifies and deletes groups (deleting a group
@@ -38,6 +39,7 @@ use crate::message::{
 };
 use crate::oxm::{Field, Match};
 use crate::types::{TABLE_ALL, group, port};
+use crate::validate::{PrereqError, validate_actions};
 use loose::LooseMatch;
 
 /// The highest table id a flow may live in (OVS has 254 tables, 0..=253).
@@ -51,6 +53,7 @@ pub mod code {
     pub const BI_BAD_TABLE_ID: u16 = 2; // OFPBIC_BAD_TABLE_ID
     pub const BA_BAD_TYPE: u16 = 0; // OFPBAC_BAD_TYPE
     pub const BA_BAD_OUT_GROUP: u16 = 9; // OFPBAC_BAD_OUT_GROUP
+    pub const BA_MATCH_INCONSISTENT: u16 = 10; // OFPBAC_MATCH_INCONSISTENT
     pub const GM_GROUP_EXISTS: u16 = 0; // OFPGMFC_GROUP_EXISTS
     pub const GM_INVALID_GROUP: u16 = 1; // OFPGMFC_INVALID_GROUP
     pub const GM_UNKNOWN_GROUP: u16 = 8; // OFPGMFC_UNKNOWN_GROUP
@@ -72,6 +75,9 @@ pub enum TableError {
     BadAction,
     #[error("action names group {0}, which does not exist")]
     BadOutGroup(u32),
+    /// An action the match does not allow ([`crate::validate::validate_actions`]).
+    #[error("{0}")]
+    MatchInconsistent(PrereqError),
     #[error("flow overlaps another of priority {0} in table {1}")]
     Overlap(u16, u8),
     #[error("flow mod command {0:?} is not understood")]
@@ -101,6 +107,7 @@ impl TableError {
             BadInstruction => (ErrorType::BadInstruction, 0),
             BadAction => (ErrorType::BadAction, code::BA_BAD_TYPE),
             BadOutGroup(_) => (ErrorType::BadAction, code::BA_BAD_OUT_GROUP),
+            MatchInconsistent(_) => (ErrorType::BadAction, code::BA_MATCH_INCONSISTENT),
             Overlap(..) => (ErrorType::FlowModFailed, code::FM_OVERLAP),
             BadCommand(_) => (ErrorType::FlowModFailed, code::FM_BAD_COMMAND),
             InvalidGroup(_) => (ErrorType::GroupModFailed, code::GM_INVALID_GROUP),
@@ -255,7 +262,7 @@ impl FlowTable {
                 _ => {}
             }
         }
-        Ok(())
+        validate_actions(&fm.r#match, &fm.instructions).map_err(TableError::MatchInconsistent)
     }
 
     /// Applies one flow mod with OpenFlow 1.3 semantics (module docs).

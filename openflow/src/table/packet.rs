@@ -373,6 +373,36 @@ impl Packet {
         })
     }
 
+    /// Whether the packet has the header `f` lives in, as OVS asks before it executes a
+    /// `set_field` or `load` (`mf_are_prereqs_ok`): a write to a header the packet does not
+    /// have (after earlier rewrites, e.g. `nd_sll` once `icmpv6_type` became 136) is
+    /// skipped.
+    pub(super) fn has_header_of(&self, f: &Field) -> bool {
+        use Field::*;
+        let ip = self.is_ip();
+        let (v4, v6) = (self.eth_type == 0x0800, self.eth_type == 0x86dd);
+        let icmp6 = v6 && self.ip_proto == 58;
+        let nd = icmp6 && matches!(self.tp_src, 135 | 136) && self.tp_dst == 0;
+        match f {
+            VlanVid(..) | VlanPcp(..) => self.is_tagged(),
+            IpDscp(..) | IpEcn(..) | IpProto(..) | IpTtl(..) => ip,
+            Ipv4Src(..) | Ipv4Dst(..) => v4,
+            Ipv6Src(..) | Ipv6Dst(..) | Ipv6Flabel(..) => v6,
+            TcpSrc(..) | TcpDst(..) | TcpFlags(..) => ip && self.ip_proto == 6,
+            UdpSrc(..) | UdpDst(..) => ip && self.ip_proto == 17,
+            SctpSrc(..) | SctpDst(..) => ip && self.ip_proto == 132,
+            Icmpv4Type(..) | Icmpv4Code(..) => v4 && self.ip_proto == 1,
+            Icmpv6Type(..) | Icmpv6Code(..) => icmp6,
+            ArpOp(..) | ArpSpa(..) | ArpTpa(..) | ArpSha(..) | ArpTha(..) => {
+                matches!(self.eth_type, 0x0806 | 0x8035)
+            }
+            Ipv6NdTarget(..) | NdReserved(..) | NdOptionsType(..) => nd,
+            Ipv6NdSll(..) => nd && self.tp_src == 135,
+            Ipv6NdTll(..) => nd && self.tp_src == 136,
+            _ => true,
+        }
+    }
+
     pub(super) fn set_field(&mut self, f: &Field) -> bool {
         match decompose(f) {
             Some((k, v, mask)) => {

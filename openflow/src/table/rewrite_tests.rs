@@ -1,7 +1,8 @@
 //! The rewrites routing and provider networks rely on, walked through the model: `nw_ttl`
 //! matches, `dec_ttl` (IPv4 TTL, IPv6 hop limit, non-IP), VLAN match/push/pop/set, the
 //! ND and ICMP responders' `set_field`s, and `move` between those fields. Each expectation
-//! is OVS's behaviour for the same flows.
+//! is OVS's behaviour for the same flows (checked by hand with `ofproto/trace` and, for
+//! the ND responder, packets through a dummy-datapath `ovs-vswitchd`).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -15,6 +16,7 @@ const IPV6: u16 = 0x86dd;
 const ROUTER_MAC: Mac = Mac([2, 0, 0, 0, 0, 0xfe]);
 const VM_MAC: Mac = Mac([2, 0, 0, 0, 0, 1]);
 
+/// A table with `flows` added as a switch adds them (refusing what OVS refuses).
 fn table(flows: Vec<FlowMod>) -> FlowTable {
     let mut t = FlowTable::new();
     for f in &flows {
@@ -83,23 +85,30 @@ fn nw_ttl_matches_ipv4_ttl_and_ipv6_hop_limit() {
     assert!(t.process(&ip4(1), 0).outputs.is_empty());
     assert_eq!(t.process(&ip4(2), 0).ports(), vec![2]);
     assert!(t.process(&ip6(0), 0).outputs.is_empty());
-    assert_eq!(t.process(&ip6(1), 0).ports(), vec![2]);
+    assert_eq!(t.process(&ip6(2), 0).ports(), vec![2]);
     // The v4 flow does not match a v6 packet of the same TTL.
     assert_eq!(t.process(&ip6(1), 0).ports(), vec![2]);
 }
 
 /// Table 0 decrements and goes on to table 1, which outputs: what a router stage does.
 fn dec_then_output(dec: Action) -> FlowTable {
-    table(vec![
+    let dec_flow = |eth_type| {
         flow(
             0,
             10,
-            vec![],
+            vec![Field::EthType(eth_type, None)],
             vec![
-                apply(vec![dec, Action::SetField(Field::EthSrc(ROUTER_MAC, None))]),
+                apply(vec![
+                    dec.clone(),
+                    Action::SetField(Field::EthSrc(ROUTER_MAC, None)),
+                ]),
                 Instruction::GotoTable(1),
             ],
-        ),
+        )
+    };
+    table(vec![
+        dec_flow(IP),
+        dec_flow(IPV6),
         flow(1, 10, vec![], vec![apply(vec![Action::output(2)])]),
     ])
 }
@@ -155,8 +164,33 @@ fn dec_ttl_applies_to_the_ipv6_hop_limit() {
 }
 
 #[test]
-fn dec_ttl_on_a_non_ip_packet_does_nothing() {
-    let t = dec_then_output(Action::DecNwTtl);
+fn dec_ttl_without_an_ip_match_is_refused_and_does_nothing_to_non_ip() {
+    let any = flow(
+        0,
+        10,
+        vec![],
+        vec![
+            apply(vec![
+                Action::DecNwTtl,
+                Action::SetField(Field::EthSrc(ROUTER_MAC, None)),
+            ]),
+            Instruction::GotoTable(1),
+        ],
+    );
+    let mut t = FlowTable::new();
+    let e = t.apply_flow_mod(&any).unwrap_err();
+    assert!(matches!(e, TableError::MatchInconsistent(_)), "{e}");
+    assert_eq!(
+        e.error_kind(),
+        Some(ErrorKind::Standard {
+            err_type: ErrorType::BadAction,
+            code: code::BA_MATCH_INCONSISTENT
+        })
+    );
+    // Installed unchecked (as a compiled table is), it leaves a non-IP packet alone.
+    t.insert_flow(any.key(), any.content());
+    t.apply_flow_mod(&flow(1, 10, vec![], vec![apply(vec![Action::output(2)])]))
+        .unwrap();
     let arp = Packet {
         in_port: 1,
         eth_type: 0x0806,
@@ -184,7 +218,7 @@ fn dec_ttl_stop_ends_only_the_current_table() {
         flow(
             1,
             10,
-            vec![],
+            vec![Field::EthType(IP, None)],
             vec![apply(vec![Action::DecNwTtl, Action::output(2)])],
         ),
     ]);
@@ -211,7 +245,7 @@ fn set_nw_ttl_and_set_field_nw_ttl() {
     let t = table(vec![flow(
         0,
         10,
-        vec![],
+        vec![Field::EthType(IP, None)],
         vec![apply(vec![
             Action::SetNwTtl(9),
             Action::DecNwTtl,
@@ -329,7 +363,7 @@ fn push_set_and_pop_vlan_reach_the_output_packet() {
 
 #[test]
 fn vlan_set_fields_that_ovs_would_not_apply_are_ignored() {
-    let t = table(vec![flow(
+    let f = flow(
         0,
         10,
         vec![],
@@ -338,7 +372,14 @@ fn vlan_set_fields_that_ovs_would_not_apply_are_ignored() {
             Action::SetField(Field::VlanPcp(3, None)),
             Action::output(2),
         ])],
-    )]);
+    );
+    let mut t = FlowTable::new();
+    // OVS refuses both set_fields without a tag in the match (or a push_vlan before).
+    assert!(matches!(
+        t.apply_flow_mod(&f),
+        Err(TableError::MatchInconsistent(_))
+    ));
+    t.insert_flow(f.key(), f.content());
     let o = t.process(&ip4(64), 0);
     assert_eq!(o.outputs[0].packet.vlan_tci, 0);
     let n = notes(&o);
@@ -346,83 +387,91 @@ fn vlan_set_fields_that_ovs_would_not_apply_are_ignored() {
         n.iter().any(|n| n.contains("lacks OFPVID_PRESENT")),
         "{n:?}"
     );
-    assert!(n.iter().any(|n| n.contains("untagged")), "{n:?}");
+    assert!(
+        n.iter()
+            .any(|n| n.contains("vlan_pcp: the packet has no such header")),
+        "{n:?}"
+    );
     // On a tagged packet the priority is written.
     let o = t.process(&ip4(64).with_vlan(4), 0);
     assert_eq!(o.outputs[0].packet.vlan_pcp(), Some(3));
     assert_eq!(o.outputs[0].packet.vlan_vid(), Some(4));
 }
 
-/// An ICMPv6 neighbour solicitation for the router's address, answered in pure OpenFlow
-/// the way the routing stage does it, and the echo responder's rewrite.
-#[test]
-fn nd_and_echo_responders_rewrite_every_field() {
-    let router_ip: Ipv6Addr = "2001:db8::fe".parse().unwrap();
-    let vm_ip: Ipv6Addr = "2001:db8::1".parse().unwrap();
-    let ipv6_src = header(OFPXMC_OPENFLOW_BASIC, 26);
-    let ipv6_dst = header(NXM_NX, 20);
-    let t = table(vec![
-        flow(
-            0,
-            100,
-            vec![
-                Field::EthType(IPV6, None),
-                Field::IpProto(58, None),
-                Field::Icmpv6Type(135, None),
-                Field::Ipv6NdTarget(router_ip, None),
-            ],
-            vec![apply(vec![
-                Action::reg_move(header(NXM_OF, 2), header(NXM_OF, 1)),
-                Action::SetField(Field::EthSrc(ROUTER_MAC, None)),
-                Action::reg_move(ipv6_src, ipv6_dst),
-                Action::SetField(Field::Ipv6Src(router_ip, None)),
-                Action::SetField(Field::Icmpv6Type(136, None)),
-                Action::SetField(Field::NdReserved(0xe000_0000, None)),
-                Action::SetField(Field::NdOptionsType(2, None)),
-                Action::SetField(Field::Ipv6NdTll(ROUTER_MAC, None)),
-                Action::SetField(Field::IpTtl(255, None)),
-                Action::output(port::IN_PORT),
-            ])],
-        ),
-        flow(
-            0,
-            100,
-            vec![
-                Field::EthType(IP, None),
-                Field::IpProto(1, None),
-                Field::Icmpv4Type(8, None),
-                Field::Ipv4Dst(Ipv4Addr::new(10, 0, 0, 254), None),
-            ],
-            vec![apply(vec![
-                Action::reg_move(header(NXM_OF, 2), header(NXM_OF, 1)),
-                Action::SetField(Field::EthSrc(ROUTER_MAC, None)),
-                Action::reg_move(header(NXM_OF, 7), header(NXM_OF, 8)),
-                Action::SetField(Field::Ipv4Src(Ipv4Addr::new(10, 0, 0, 254), None)),
-                Action::SetField(Field::Icmpv4Type(0, None)),
-                Action::SetField(Field::Icmpv4Code(0, None)),
-                Action::output(port::IN_PORT),
-            ])],
-        ),
-    ]);
-    let ns = Packet {
+fn nd_solicitation(target: Ipv6Addr) -> Packet {
+    Packet {
         in_port: 4,
         eth_src: VM_MAC,
         eth_dst: Mac([0x33, 0x33, 0xff, 0, 0, 0xfe]),
         eth_type: IPV6,
         ip_proto: 58,
-        ip6_src: vm_ip,
+        ip6_src: "2001:db8::1".parse().unwrap(),
         ip6_dst: "ff02::1:ff00:fe".parse().unwrap(),
         ip_ttl: 255,
         tp_src: 135,
-        nd_target: router_ip,
+        nd_target: target,
         nd_sll: VM_MAC,
         nd_options_type: 1,
         ..Packet::default()
-    };
-    let o = t.process(&ns, 0);
+    }
+}
+
+fn icmp6_type(t: u8) -> Vec<Field> {
+    vec![
+        Field::EthType(IPV6, None),
+        Field::IpProto(58, None),
+        Field::Icmpv6Type(t, None),
+    ]
+}
+
+/// The solicitation's rewrite into an advertisement, up to (not including) the TLL.
+fn ns_to_na(router_ip: Ipv6Addr) -> Vec<Action> {
+    vec![
+        Action::reg_move(header(NXM_OF, 2), header(NXM_OF, 1)),
+        Action::SetField(Field::EthSrc(ROUTER_MAC, None)),
+        Action::reg_move(header(OFPXMC_OPENFLOW_BASIC, 26), header(NXM_NX, 20)),
+        Action::SetField(Field::Ipv6Src(router_ip, None)),
+        Action::SetField(Field::Icmpv6Type(136, None)),
+        Action::SetField(Field::NdReserved(0xe000_0000, None)),
+        Action::SetField(Field::NdOptionsType(2, None)),
+    ]
+}
+
+/// An ICMPv6 neighbour solicitation for the router's address, answered in pure OpenFlow
+/// the one way OVS accepts and executes correctly: table 0 turns the solicitation into an
+/// advertisement, table 1 (matching the advertisement) writes the TLL. Verified against
+/// OVS 3.1 with a real packet: the reply's option is type 2 with the router's MAC.
+#[test]
+fn nd_responder_answers_in_two_flows() {
+    let router_ip: Ipv6Addr = "2001:db8::fe".parse().unwrap();
+    let mut na_rewrite = ns_to_na(router_ip);
+    na_rewrite.push(Action::SetField(Field::IpTtl(255, None)));
+    let mut m0 = icmp6_type(135);
+    m0.push(Field::Ipv6NdTarget(router_ip, None));
+    let mut m1 = icmp6_type(136);
+    m1.push(Field::Ipv6NdTarget(router_ip, None));
+    let t = table(vec![
+        flow(
+            0,
+            100,
+            m0,
+            vec![apply(na_rewrite), Instruction::GotoTable(1)],
+        ),
+        flow(
+            1,
+            100,
+            m1,
+            vec![apply(vec![
+                Action::SetField(Field::Ipv6NdTll(ROUTER_MAC, None)),
+                Action::output(port::IN_PORT),
+            ])],
+        ),
+    ]);
+    let o = t.process(&nd_solicitation(router_ip), 0);
     assert_eq!(o.ports(), vec![4]);
     let na = &o.outputs[0].packet;
     assert_eq!((na.eth_src, na.eth_dst), (ROUTER_MAC, VM_MAC));
+    let vm_ip: Ipv6Addr = "2001:db8::1".parse().unwrap();
     assert_eq!((na.ip6_src, na.ip6_dst), (router_ip, vm_ip));
     assert_eq!((na.tp_src, na.tp_dst), (136, 0));
     assert_eq!(na.nd_reserved, 0xe000_0000);
@@ -435,7 +484,63 @@ fn nd_and_echo_responders_rewrite_every_field() {
         "{}",
         na.headers()
     );
+    // A solicitation for another address is not answered.
+    let other = t.process(&nd_solicitation("2001:db8::77".parse().unwrap()), 0);
+    assert!(other.outputs.is_empty());
+}
 
+/// The one-flow shortcuts do not work in OVS, and the model says so: `nd_tll` under an
+/// `icmp_type=135` match is refused when the flow is added, and `nd_sll` written after
+/// `icmpv6_type=136` is skipped at run time (the packet is no longer a solicitation).
+#[test]
+fn nd_responder_in_one_flow_is_refused_or_leaves_the_tll_unset() {
+    let router_ip: Ipv6Addr = "2001:db8::fe".parse().unwrap();
+    let mut with_tll = ns_to_na(router_ip);
+    with_tll.push(Action::SetField(Field::Ipv6NdTll(ROUTER_MAC, None)));
+    with_tll.push(Action::output(port::IN_PORT));
+    let mut t = FlowTable::new();
+    let e = t
+        .apply_flow_mod(&flow(0, 100, icmp6_type(135), vec![apply(with_tll)]))
+        .unwrap_err();
+    assert!(e.to_string().contains("nd_tll"), "{e}");
+
+    let mut with_sll = ns_to_na(router_ip);
+    with_sll.push(Action::SetField(Field::Ipv6NdSll(ROUTER_MAC, None)));
+    with_sll.push(Action::output(port::IN_PORT));
+    let t = table(vec![flow(0, 100, icmp6_type(135), vec![apply(with_sll)])]);
+    let o = t.process(&nd_solicitation(router_ip), 0);
+    assert_ne!(o.outputs[0].packet.nd_tll, ROUTER_MAC);
+    assert_eq!(o.outputs[0].packet.nd_sll, VM_MAC, "skipped");
+    assert!(
+        notes(&o)
+            .iter()
+            .any(|n| n.contains("nd_sll: the packet has no such header")),
+        "{o:#?}"
+    );
+}
+
+/// The ICMP echo responder's rewrite.
+#[test]
+fn echo_responder_rewrites_addresses_and_type() {
+    let t = table(vec![flow(
+        0,
+        100,
+        vec![
+            Field::EthType(IP, None),
+            Field::IpProto(1, None),
+            Field::Icmpv4Type(8, None),
+            Field::Ipv4Dst(Ipv4Addr::new(10, 0, 0, 254), None),
+        ],
+        vec![apply(vec![
+            Action::reg_move(header(NXM_OF, 2), header(NXM_OF, 1)),
+            Action::SetField(Field::EthSrc(ROUTER_MAC, None)),
+            Action::reg_move(header(NXM_OF, 7), header(NXM_OF, 8)),
+            Action::SetField(Field::Ipv4Src(Ipv4Addr::new(10, 0, 0, 254), None)),
+            Action::SetField(Field::Icmpv4Type(0, None)),
+            Action::SetField(Field::Icmpv4Code(0, None)),
+            Action::output(port::IN_PORT),
+        ])],
+    )]);
     let echo = Packet {
         in_port: 4,
         eth_src: VM_MAC,
@@ -463,7 +568,7 @@ fn moves_and_loads_reach_the_new_fields() {
     let t = table(vec![flow(
         0,
         10,
-        vec![],
+        icmp6_type(135),
         vec![apply(vec![
             // reg0[0..7] := nw_ttl; nd_options_type := icmpv6_type; reg1 := vlan_tci
             Action::Nicira(Nicira::RegMove {
@@ -484,6 +589,7 @@ fn moves_and_loads_reach_the_new_fields() {
         ])],
     )]);
     let p = Packet {
+        ip_proto: 58,
         tp_src: 135,
         ..ip6(77).with_vlan(0x123)
     };

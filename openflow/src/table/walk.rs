@@ -12,7 +12,10 @@
 //! current table"; the packet goes to a controller only if one asked for `invalid_ttl`
 //! packet-ins), which the model records as a drop; on a non-IP packet it does nothing.
 //! One VLAN tag is modelled: `push_vlan` adds vid 0, `pop_vlan` removes it, and
-//! `set_field` of `vlan_vid` (with OFPVID_PRESENT) sets the tag, adding it if absent.
+//! `set_field` of `vlan_vid` (with OFPVID_PRESENT) rewrites the id of a tagged packet.
+//! Like OVS, `set_field` and `load` skip a packet that lacks the field's header at that
+//! point (which is why an ND responder's `nd_sll` write after `icmpv6_type=136` does
+//! nothing); `move` is not checked at run time.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -358,8 +361,9 @@ impl Walk<'_> {
         Next::Continue
     }
 
-    /// `set_field`, with OVS's checks for the VLAN fields: `vlan_vid` must carry
-    /// OFPVID_PRESENT (OVS refuses the action otherwise), `vlan_pcp` needs a tag.
+    /// `set_field` as OVS executes it: skipped when the packet lacks the field's header
+    /// (module docs); a `vlan_vid` without OFPVID_PRESENT, which OVS refuses when the flow
+    /// is added, is ignored too.
     fn set_field(&mut self, f: &Field, p: &mut Packet, step: usize) {
         match f {
             Field::VlanVid(v, _) if v & VLAN_CFI == 0 => {
@@ -371,15 +375,14 @@ impl Walk<'_> {
                 );
                 return;
             }
-            Field::VlanPcp(..) if !p.is_tagged() => {
+            _ if !p.has_header_of(f) => {
                 self.note(
                     step,
-                    "set_field vlan_pcp on an untagged packet; ignored".into(),
+                    format!(
+                        "set_field of {}: the packet has no such header; skipped, as OVS does",
+                        f.name()
+                    ),
                 );
-                return;
-            }
-            Field::IpTtl(..) if !p.is_ip() => {
-                self.note(step, "set_field nw_ttl on a non-IP packet; ignored".into());
                 return;
             }
             _ => {}
@@ -393,6 +396,13 @@ impl Walk<'_> {
         match n {
             Nicira::RegLoad2(f) => self.set_field(f, p, step),
             Nicira::RegLoad { dst, value } => match header_fk(&dst.field) {
+                // OVS executes `load` as a masked set_field, prerequisites included.
+                Some(_) if Field::probe(&dst.field).is_some_and(|f| !p.has_header_of(&f)) => {
+                    self.note(
+                        step,
+                        format!("load into {dst}: the packet has no such header; skipped"),
+                    );
+                }
                 Some(k) => p.write_bits(k, dst.ofs, dst.n_bits, u128::from(*value)),
                 None => self.note(step, format!("load into {dst} not modelled")),
             },
