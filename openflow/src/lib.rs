@@ -5,8 +5,10 @@
 //!
 //! Modules: [`oxm`] (match fields, [`Field`], [`Match`]), [`action`] ([`Action`],
 //! [`Nicira`]), [`instruction`], [`message`] (every message type), [`flow`] (constructors
-//! and flow identity for diffing), [`validate`] (prerequisite checks), [`print`],
-//! [`session`] (the sans-IO session with one switch: handshake, echo, barriers, multipart).
+//! and flow identity for diffing), [`validate`] (prerequisite checks of matches, and of
+//! actions against their match), [`print`], [`table`] (the software flow table and packet
+//! walker), [`session`] (the sans-IO session with one switch: handshake, echo, barriers,
+//! multipart).
 //!
 //! ```
 //! use openflow::*;
