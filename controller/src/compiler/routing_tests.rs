@@ -637,3 +637,25 @@ fn routing_equals_switch_route_switch_on_random_fabrics() {
         }
     }
 }
+
+/// Every compiled flow, switching and routing, is one OVS would accept: its actions fit
+/// its match (`dec_ttl` only on IP, ND fields only on the right ICMPv6 type, ...).
+#[test]
+fn routing_every_compiled_flow_is_consistent_with_its_match() {
+    let fabrics = [
+        (model(), topology()),
+        (super::tests::model_with_acls(), super::tests::topology()),
+    ];
+    for (m, t) in &fabrics {
+        for n in t.nodes.keys() {
+            for (k, c) in &compile_node(m, t, n).flows {
+                if let Err(e) = openflow::validate::validate_actions(&k.r#match, &c.instructions) {
+                    panic!(
+                        "{n}: table {} priority {} {}: {e}",
+                        k.table_id, k.priority, k.r#match
+                    );
+                }
+            }
+        }
+    }
+}
