@@ -150,7 +150,7 @@ pub(super) fn router_port_create(
             return Err(ApiError::conflict(
                 "ips",
                 format!(
-                    "{} is already used by port {:?} on switch {:?}",
+                    "ips: {} is already used by port {:?} on switch {:?}",
                     ip.addr(),
                     p.name,
                     sw.name
@@ -164,7 +164,7 @@ pub(super) fn router_port_create(
                 return Err(ApiError::conflict(
                     "ips",
                     format!(
-                        "subnet {} overlaps {theirs} of router port {:?} of router {:?}: \
+                        "ips: subnet {} overlaps {theirs} of router port {:?} of router {:?}: \
                          routing would be ambiguous",
                         mine.trunc(),
                         other.name,
@@ -249,7 +249,7 @@ pub(super) fn route_create(
         return Err(ApiError::conflict(
             "prefix",
             format!(
-                "router {:?} already has a route for {prefix} (via {}, id {})",
+                "router {:?} already has a route for prefix {prefix} (via {}, id {})",
                 r.name, dup.nexthop, dup.id
             ),
         ));
@@ -316,7 +316,7 @@ pub(super) fn check_logical_port(
         if rp.addrs().any(|a| a == *ip) {
             return Err(ApiError::conflict(
                 "ips",
-                format!("{ip} is an address of router port {:?}", rp.name),
+                format!("ips: {ip} is an address of router port {:?}", rp.name),
             ));
         }
     }
