@@ -137,7 +137,7 @@ pub(super) fn router_view(m: &LogicalModel, r: &LogicalRouter) -> Value {
     let mut ports: Vec<&RouterPort> = m.ports_of_router(&r.id).collect();
     ports.sort_by(|x, y| x.name.cmp(&y.name));
     let mut routes: Vec<&Route> = m.routes_of_router(&r.id).collect();
-    routes.sort_by(|x, y| x.prefix.cmp(&y.prefix));
+    routes.sort_by_key(|r| r.prefix);
     json!({
         "id": r.id,
         "name": r.name,
