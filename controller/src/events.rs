@@ -25,8 +25,10 @@ pub enum ChangeOp {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
-    /// A logical object was created, updated or deleted; `revision` is the store revision
-    /// of the write that did it.
+    /// A logical object (`kind`: switch, port, acl, router, router_port or route) was
+    /// created, updated or deleted; `revision` is the store revision of the write that did
+    /// it. A write that deletes several objects (a cascade, or a router port taking the
+    /// routes it carried) sends one event per object, all with its revision.
     ConfigChanged {
         kind: ObjectKind,
         id: Uuid,

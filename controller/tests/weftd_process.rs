@@ -149,6 +149,117 @@ fn weftctl_walkthrough() {
     assert!(err.contains("cannot reach weftd"), "{err}");
 }
 
+/// The routing example from README.md, command for command, with what each step shows.
+#[test]
+fn weftctl_routing_walkthrough() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Spawned::start(dir.path(), &[]);
+    let url = d.url();
+    let ok = |args: &[&str]| {
+        let (code, out, err) = weftctl(&url, args);
+        assert_eq!(code, 0, "weftctl {args:?}: {err}");
+        out
+    };
+    ok(&["switch", "create", "front"]);
+    ok(&["switch", "create", "back"]);
+    assert!(ok(&["router", "create", "r1"]).contains("r1"));
+    let front = ok(&[
+        "router-port",
+        "create",
+        "r1",
+        "r1-front",
+        "--switch",
+        "front",
+        "--mac",
+        "02:00:00:00:01:01",
+        "--ip",
+        "10.1.0.1/24",
+        "--ip",
+        "fd00:1::1/64",
+    ]);
+    assert!(front.contains("10.1.0.1/24,fd00:1::1/64"), "{front}");
+    ok(&[
+        "router-port",
+        "create",
+        "r1",
+        "r1-back",
+        "--switch",
+        "back",
+        "--mac",
+        "02:00:00:00:01:02",
+        "--ip",
+        "10.2.0.1/24",
+    ]);
+    ok(&[
+        "port",
+        "create",
+        "back",
+        "gw1",
+        "--mac",
+        "02:00:00:00:02:01",
+        "--ip",
+        "10.2.0.10",
+    ]);
+    let route = ok(&[
+        "route",
+        "create",
+        "r1",
+        "--prefix",
+        "10.9.0.0/16",
+        "--nexthop",
+        "10.2.0.10",
+    ]);
+    assert!(
+        route.contains("10.9.0.0/16") && route.contains("10.2.0.10"),
+        "{route}"
+    );
+    let got = ok(&["router", "get", "r1"]);
+    assert!(
+        got.contains("ports:") && got.contains("r1-front") && got.contains("r1-back"),
+        "{got}"
+    );
+    assert!(
+        got.contains("routes:") && got.contains("10.9.0.0/16"),
+        "{got}"
+    );
+    let ports = ok(&["router-port", "list", "--router", "r1"]);
+    assert!(
+        ports.contains("r1-front") && ports.contains("back"),
+        "{ports}"
+    );
+    assert!(ok(&["route", "list"]).contains("10.2.0.10"));
+    // A bare address is refused, naming the field and what is wanted.
+    let (code, _, err) = weftctl(
+        &url,
+        &[
+            "router-port",
+            "create",
+            "r1",
+            "r1-x",
+            "--switch",
+            "front",
+            "--mac",
+            "02:00:00:00:01:09",
+            "--ip",
+            "10.5.0.1",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("ips") && err.contains("CIDR"), "{err}");
+    let (code, _, err) = weftctl(&url, &["router", "delete", "r1"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("still has 2 port(s)") && err.contains("-32009"),
+        "{err}"
+    );
+    let del = ok(&["router-port", "delete", "r1-back"]);
+    assert!(del.contains("1 router port(s), 1 route(s)"), "{del}");
+    let del = ok(&["router", "delete", "r1", "--cascade"]);
+    assert!(del.contains("1 router(s), 1 router port(s)"), "{del}");
+    let json_out = ok(&["--json", "router", "list"]);
+    assert_eq!(serde_json::from_str::<Value>(&json_out).unwrap(), json!([]));
+}
+
 #[test]
 fn weftctl_events_follows_the_stream() {
     let dir = tempfile::tempdir().unwrap();

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod params;
+mod routing;
 pub mod spec;
 
 use std::net::SocketAddr;
@@ -143,6 +144,9 @@ fn deleted_view(applied: &Applied) -> Value {
         "switches": ids(|c| matches!(c, Change::DeleteSwitch { .. })),
         "ports": ids(|c| matches!(c, Change::DeletePort { .. })),
         "acls": ids(|c| matches!(c, Change::DeleteAcl { .. })),
+        "routers": ids(|c| matches!(c, Change::DeleteRouter { .. })),
+        "router_ports": ids(|c| matches!(c, Change::DeleteRouterPort { .. })),
+        "routes": ids(|c| matches!(c, Change::DeleteRoute { .. })),
     })
 }
 
@@ -172,6 +176,7 @@ async fn call(ctx: &ApiContext, name: &str, params: Params<'static>) -> Result<V
     let mut a = args(name, &params)?;
     let c = &ctx.controller;
     match name {
+        name if routing::handles(name) => routing::call(c, name, &mut a).await,
         "switch_create" => {
             let name = a.str("name")?;
             let vni = a.opt_uint("vni", 1, u64::from(crate::model::VNI_MAX))?;
@@ -376,6 +381,9 @@ async fn call(ctx: &ApiContext, name: &str, params: Params<'static>) -> Result<V
                 "switches": m.switch_count(),
                 "ports": m.port_count(),
                 "acls": m.acl_count(),
+                "routers": m.routers().count(),
+                "router_ports": m.router_ports().count(),
+                "routes": m.routes().count(),
                 "nodes": c.observed().nodes().len(),
                 "store": c.store_location(),
             }))
@@ -391,6 +399,9 @@ fn created(c: &ModelWriter, applied: &Applied) -> Result<Value, ApiError> {
         Some(Change::PutSwitch(s)) => Ok(switch_view(&m, s)),
         Some(Change::PutPort(p)) => Ok(port_view(&m, c.observed(), p)),
         Some(Change::PutAcl(a)) => Ok(acl_view(&m, c.observed(), a)),
+        Some(Change::PutRouter(r)) => Ok(routing::router_view(&m, r)),
+        Some(Change::PutRouterPort(p)) => Ok(routing::router_port_view(&m, p)),
+        Some(Change::PutRoute(r)) => Ok(routing::route_view(&m, r)),
         _ => Err(ApiError::Internal("write produced no object".into())),
     }
 }

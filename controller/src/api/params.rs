@@ -184,6 +184,61 @@ impl Args {
             .transpose()
     }
 
+    /// A prefix that must be written in CIDR form (`10.0.0.0/24`); a bare address is
+    /// refused rather than guessed at. Host bits are kept: the caller decides what they mean.
+    pub fn cidr(&mut self, field: &str) -> Result<IpNet, ApiError> {
+        let s = self.str(field)?;
+        parse_strict_cidr(&s).map_err(|e| ApiError::invalid(field, e))
+    }
+
+    /// A list of interface addresses in CIDR form (`10.0.0.1/24`).
+    pub fn cidrs(&mut self, field: &str) -> Result<Vec<IpNet>, ApiError> {
+        match self.take(field) {
+            None => Err(ApiError::invalid(field, "required parameter is missing")),
+            Some(Value::Array(items)) => {
+                if items.len() > PORT_IPS_MAX {
+                    return Err(ApiError::invalid(
+                        field,
+                        format!("{} addresses given, at most {PORT_IPS_MAX}", items.len()),
+                    ));
+                }
+                items
+                    .iter()
+                    .map(|item| match item {
+                        Value::String(s) => {
+                            parse_strict_cidr(s).map_err(|e| ApiError::invalid(field, e))
+                        }
+                        other => Err(ApiError::invalid(
+                            field,
+                            format!("expected CIDR strings, got {}", short(other)),
+                        )),
+                    })
+                    .collect()
+            }
+            Some(v) => Err(ApiError::invalid(
+                field,
+                format!(
+                    "expected an array of addresses in CIDR form, got {}",
+                    short(&v)
+                ),
+            )),
+        }
+    }
+
+    /// One plain IP address (not a prefix).
+    pub fn ip(&mut self, field: &str) -> Result<IpAddr, ApiError> {
+        let s = self.str(field)?;
+        s.parse::<IpAddr>().map_err(|_| {
+            ApiError::invalid(
+                field,
+                format!(
+                    "{} is not an IPv4 or IPv6 address",
+                    short(&Value::String(s.clone()))
+                ),
+            )
+        })
+    }
+
     pub fn opt_uuid(&mut self, field: &str) -> Result<Option<uuid::Uuid>, ApiError> {
         self.opt_str(field)?
             .map(|s| {
@@ -238,5 +293,41 @@ impl Args {
 
     pub fn value(&mut self, field: &str) -> Result<Value, ApiError> {
         Self::required(field, self.take(field))
+    }
+}
+
+/// `addr/len` only: a bare address is an error that says CIDR form is required.
+fn parse_strict_cidr(s: &str) -> Result<IpNet, String> {
+    let shown = || short(&Value::String(s.to_string()));
+    if s.parse::<IpAddr>().is_ok() {
+        return Err(format!(
+            "{} has no prefix length; CIDR form is required (e.g. 10.0.0.1/24)",
+            shown()
+        ));
+    }
+    s.parse::<IpNet>().map_err(|_| {
+        format!(
+            "{} is not in CIDR form (e.g. 10.0.0.1/24 or fd00::1/64)",
+            shown()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_cidr_wants_a_prefix_length() {
+        assert_eq!(
+            parse_strict_cidr("10.0.0.1/24").unwrap().to_string(),
+            "10.0.0.1/24",
+            "host bits kept"
+        );
+        assert!(parse_strict_cidr("fd00::1/64").is_ok());
+        let e = parse_strict_cidr("10.0.0.1").unwrap_err();
+        assert!(e.contains("CIDR form is required"), "{e}");
+        assert!(parse_strict_cidr("10.0.0.1/33").is_err());
+        assert!(parse_strict_cidr("x").is_err());
     }
 }

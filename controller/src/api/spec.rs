@@ -18,7 +18,11 @@ pub enum ParamType {
     Text,
     Mac,
     IpList,
+    /// Interface addresses with their prefix length (`10.0.0.1/24`).
+    CidrList,
     Cidr,
+    /// One plain IP address.
+    Ip,
     Bool,
     Uint {
         min: u64,
@@ -46,6 +50,11 @@ impl ParamType {
                 "type": "array", "maxItems": 64,
                 "items": {"type": "string", "description": "IPv4 or IPv6 address"}
             }),
+            ParamType::CidrList => json!({
+                "type": "array", "minItems": 1, "maxItems": 64,
+                "items": {"type": "string", "description": "address/prefix length, e.g. 10.0.0.1/24 or fd00::1/64"}
+            }),
+            ParamType::Ip => json!({"type": "string", "description": "IPv4 or IPv6 address"}),
             ParamType::Cidr => {
                 json!({"type": "string", "description": "IP prefix, e.g. 10.0.0.0/24"})
             }
@@ -310,6 +319,132 @@ pub const METHODS: &[MethodSpec] = &[
         subscription: false,
     },
     MethodSpec {
+        name: "router_create",
+        doc: "Create a distributed logical router. Weft allocates its key.",
+        params: &[
+            p("name", ParamType::Name, true, "unique router name"),
+            p("description", ParamType::Text, false, "free text"),
+        ],
+        result: "Router",
+        errors: WRITE,
+        subscription: false,
+    },
+    MethodSpec {
+        name: "router_get",
+        doc: "One router with its ports and static routes.",
+        params: &[p("router", R, true, "router name or id")],
+        result: "Router",
+        errors: READ,
+        subscription: false,
+    },
+    MethodSpec {
+        name: "router_list",
+        doc: "All routers, by name, each with its ports and static routes.",
+        params: &[],
+        result: "RouterList",
+        errors: &[INVALID_PARAMS],
+        subscription: false,
+    },
+    MethodSpec {
+        name: "router_delete",
+        doc: "Delete a router. Refused while it has ports unless cascade is true, which also deletes its ports and routes.",
+        params: &[
+            p("router", R, true, "router name or id"),
+            p(
+                "cascade",
+                ParamType::Bool,
+                false,
+                "also delete its router ports and routes (default false)",
+            ),
+        ],
+        result: "Deleted",
+        errors: WRITE,
+        subscription: false,
+    },
+    MethodSpec {
+        name: "router_port_create",
+        doc: "Attach a router to a switch: the port is the default gateway of its subnets on that switch. A switch has at most one router; provider switches are refused.",
+        params: &[
+            p("router", R, true, "router name or id"),
+            p("switch", R, true, "switch name or id"),
+            p(
+                "name",
+                ParamType::Name,
+                true,
+                "name, unique among router ports",
+            ),
+            p(
+                "mac",
+                ParamType::Mac,
+                true,
+                "unicast MAC, not used by a port of the switch",
+            ),
+            p(
+                "ips",
+                ParamType::CidrList,
+                true,
+                "interface addresses in CIDR form; each prefix is a connected subnet",
+            ),
+        ],
+        result: "RouterPort",
+        errors: WRITE,
+        subscription: false,
+    },
+    MethodSpec {
+        name: "router_port_list",
+        doc: "All router ports, or those of one router, by name.",
+        params: &[p("router", R, false, "only ports of this router")],
+        result: "RouterPortList",
+        errors: READ,
+        subscription: false,
+    },
+    MethodSpec {
+        name: "router_port_delete",
+        doc: "Detach a router from a switch; also deletes the router's routes whose next hop no remaining port reaches.",
+        params: &[p("router_port", R, true, "router port name or id")],
+        result: "Deleted",
+        errors: WRITE,
+        subscription: false,
+    },
+    MethodSpec {
+        name: "route_create",
+        doc: "Add a static route to a router; the next hop must lie in a subnet of one of its ports.",
+        params: &[
+            p("router", R, true, "router name or id"),
+            p(
+                "prefix",
+                ParamType::Cidr,
+                true,
+                "destination prefix in CIDR form; host bits are cleared",
+            ),
+            p(
+                "nexthop",
+                ParamType::Ip,
+                true,
+                "gateway address, same family as prefix",
+            ),
+        ],
+        result: "Route",
+        errors: WRITE,
+        subscription: false,
+    },
+    MethodSpec {
+        name: "route_list",
+        doc: "All static routes, or those of one router, by router name and prefix.",
+        params: &[p("router", R, false, "only routes of this router")],
+        result: "RouteList",
+        errors: READ,
+        subscription: false,
+    },
+    MethodSpec {
+        name: "route_delete",
+        doc: "Delete one static route by id.",
+        params: &[p("route", ParamType::Uuid, true, "route id")],
+        result: "Deleted",
+        errors: WRITE,
+        subscription: false,
+    },
+    MethodSpec {
         name: "node_list",
         doc: "Transport nodes (hypervisors) known from their OVSDB/OpenFlow sessions.",
         params: &[],
@@ -400,10 +535,26 @@ fn schemas() -> Value {
             "port_min": {"type": "integer"}, "port_max": {"type": "integer"},
             "action": {"enum": ["allow", "allow-related", "drop"]}}},
         "AclList": {"type": "array", "items": {"$ref": "#/components/schemas/Acl"}},
-        "Deleted": {"type": "object", "required": ["revision", "switches", "ports", "acls"], "properties": {
+        "RouterPort": {"type": "object", "required": ["id", "name", "router", "router_name", "switch", "switch_name", "mac", "ips"], "properties": {
+            "id": uuid, "name": {"type": "string"}, "router": uuid, "router_name": {"type": "string"},
+            "switch": uuid, "switch_name": {"type": "string"}, "mac": {"type": "string"},
+            "ips": {"type": "array", "items": {"type": "string", "description": "address/prefix length"}}}},
+        "RouterPortList": {"type": "array", "items": {"$ref": "#/components/schemas/RouterPort"}},
+        "Route": {"type": "object", "required": ["id", "router", "router_name", "prefix", "nexthop"], "properties": {
+            "id": uuid, "router": uuid, "router_name": {"type": "string"},
+            "prefix": {"type": "string", "description": "normalised CIDR"}, "nexthop": {"type": "string"}}},
+        "RouteList": {"type": "array", "items": {"$ref": "#/components/schemas/Route"}},
+        "Router": {"type": "object", "required": ["id", "name", "description", "key", "ports", "routes"], "properties": {
+            "id": uuid, "name": {"type": "string"}, "description": {"type": "string"},
+            "key": {"type": "integer"},
+            "ports": {"$ref": "#/components/schemas/RouterPortList"},
+            "routes": {"$ref": "#/components/schemas/RouteList"}}},
+        "RouterList": {"type": "array", "items": {"$ref": "#/components/schemas/Router"}},
+        "Deleted": {"type": "object", "required": ["revision", "switches", "ports", "acls", "routers", "router_ports", "routes"], "properties": {
             "revision": {"type": "integer"},
             "switches": {"type": "array", "items": uuid}, "ports": {"type": "array", "items": uuid},
-            "acls": {"type": "array", "items": uuid}}},
+            "acls": {"type": "array", "items": uuid}, "routers": {"type": "array", "items": uuid},
+            "router_ports": {"type": "array", "items": uuid}, "routes": {"type": "array", "items": uuid}}},
         "Node": {"type": "object", "properties": {
             "id": {"type": "string"}, "encap_ip": {"type": ["string", "null"]},
             "encap_type": {"enum": ["geneve", "vxlan", "stt"]}, "bridge": {"type": "string"},
@@ -423,12 +574,13 @@ fn schemas() -> Value {
         "Status": {"type": "object", "properties": {
             "version": {"type": "string"}, "uptime_seconds": {"type": "integer"},
             "revision": {"type": "integer"}, "switches": {"type": "integer"},
-            "ports": {"type": "integer"}, "acls": {"type": "integer"}, "nodes": {"type": "integer"},
+            "ports": {"type": "integer"}, "acls": {"type": "integer"}, "routers": {"type": "integer"},
+            "router_ports": {"type": "integer"}, "routes": {"type": "integer"}, "nodes": {"type": "integer"},
             "store": {"type": "string"}}},
         "Event": {"type": "object", "required": ["type"], "properties": {
             "type": {"enum": ["config_changed", "port_bound", "port_unbound", "port_up",
                               "node_connected", "node_disconnected", "lagged"]},
-            "kind": {"enum": ["switch", "port", "acl"]}, "id": uuid,
+            "kind": {"enum": ["switch", "port", "acl", "router", "router_port", "route"]}, "id": uuid,
             "op": {"enum": ["created", "updated", "deleted"]}, "revision": {"type": "integer"},
             "port": uuid, "node": {"type": "string"}, "ofport": {"type": "integer"},
             "up": {"type": "boolean"}, "missed": {"type": "integer"}}}

@@ -14,6 +14,11 @@ use jsonrpsee::http_client::{HeaderMap, HeaderValue, HttpClient, HttpClientBuild
 use jsonrpsee::ws_client::WsClientBuilder;
 use serde_json::{Value, json};
 
+#[path = "weftctl/render.rs"]
+mod render;
+
+use render::{View, cell, render};
+
 #[derive(Parser, Debug)]
 #[command(
     name = "weftctl",
@@ -50,6 +55,15 @@ enum Cmd {
     /// Port ACLs.
     #[command(subcommand)]
     Acl(AclCmd),
+    /// Logical routers.
+    #[command(subcommand)]
+    Router(RouterCmd),
+    /// Router ports: a router's attachment to a switch.
+    #[command(subcommand)]
+    RouterPort(RouterPortCmd),
+    /// Static routes of a router.
+    #[command(subcommand)]
+    Route(RouteCmd),
     /// Transport nodes (hypervisors).
     #[command(subcommand)]
     Node(NodeCmd),
@@ -163,6 +177,68 @@ enum AclCmd {
 }
 
 #[derive(Subcommand, Debug)]
+enum RouterCmd {
+    Create {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    List,
+    Get {
+        router: String,
+    },
+    Delete {
+        router: String,
+        /// Also delete the router's ports and routes.
+        #[arg(long)]
+        cascade: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RouterPortCmd {
+    Create {
+        router: String,
+        name: String,
+        /// The switch this port attaches the router to.
+        #[arg(long)]
+        switch: String,
+        #[arg(long)]
+        mac: String,
+        /// An interface address in CIDR form (10.0.1.1/24); repeatable, at least one.
+        #[arg(long = "ip", required = true)]
+        ips: Vec<String>,
+    },
+    List {
+        #[arg(long)]
+        router: Option<String>,
+    },
+    Delete {
+        router_port: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RouteCmd {
+    Create {
+        router: String,
+        /// Destination prefix in CIDR form.
+        #[arg(long)]
+        prefix: String,
+        /// Gateway address, in a subnet of one of the router's ports.
+        #[arg(long)]
+        nexthop: String,
+    },
+    List {
+        #[arg(long)]
+        router: Option<String>,
+    },
+    Delete {
+        route: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum NodeCmd {
     List,
     Get { node: String },
@@ -224,19 +300,6 @@ enum Failure {
     Usage(String),
 }
 
-/// Which table layout a result gets.
-#[derive(Clone, Copy)]
-enum View {
-    Switches,
-    Ports,
-    Acls,
-    Nodes,
-    Object,
-    Flows,
-    Deleted,
-    Trace,
-}
-
 fn headers(token_file: &Option<PathBuf>) -> Result<HeaderMap, Failure> {
     let mut h = HeaderMap::new();
     if let Some(path) = token_file {
@@ -273,143 +336,6 @@ async fn request(client: &HttpClient, server: &str, method: &str, p: P) -> Resul
         .request::<Value, _>(method, p.0)
         .await
         .map_err(|e| classify(server, e))
-}
-
-fn cell(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        Value::Array(items) => items.iter().map(cell).collect::<Vec<_>>().join(","),
-        Value::Object(o) if o.contains_key("node") => format!(
-            "{}:{}",
-            o.get("node").map(cell).unwrap_or_default(),
-            o.get("ofport").map(cell).unwrap_or_default()
-        ),
-        other => other.to_string(),
-    }
-}
-
-fn table(rows: &[Value], cols: &[(&str, &str)]) -> String {
-    let mut grid: Vec<Vec<String>> = vec![cols.iter().map(|(h, _)| h.to_uppercase()).collect()];
-    for r in rows {
-        grid.push(
-            cols.iter()
-                .map(|(_, k)| r.get(*k).map(cell).unwrap_or_else(|| "-".into()))
-                .collect(),
-        );
-    }
-    let widths: Vec<usize> = (0..cols.len())
-        .map(|i| {
-            grid.iter()
-                .map(|row| row.get(i).map_or(0, |c| c.chars().count()))
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for row in grid {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
-}
-
-fn render(view: View, v: &Value) -> String {
-    let list = |v: &Value| v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]);
-    match view {
-        View::Switches => table(
-            &list(v),
-            &[
-                ("name", "name"),
-                ("vni", "vni"),
-                ("ports", "ports"),
-                ("id", "id"),
-                ("description", "description"),
-            ],
-        ),
-        View::Ports => table(
-            &list(v),
-            &[
-                ("name", "name"),
-                ("switch", "switch_name"),
-                ("mac", "mac"),
-                ("ips", "ips"),
-                ("sec", "port_security"),
-                ("key", "key"),
-                ("zone", "zone"),
-                ("binding", "binding"),
-                ("up", "up"),
-                ("id", "id"),
-            ],
-        ),
-        View::Acls => table(
-            &list(v),
-            &[
-                ("port", "port_name"),
-                ("dir", "direction"),
-                ("prio", "priority"),
-                ("action", "action"),
-                ("proto", "protocol"),
-                ("ethertype", "ethertype"),
-                ("remote", "remote_cidr"),
-                ("min", "port_min"),
-                ("max", "port_max"),
-                ("id", "id"),
-            ],
-        ),
-        View::Nodes => {
-            let rows = list(v);
-            if rows.is_empty() {
-                "no transport nodes connected\n".into()
-            } else {
-                table(
-                    &rows,
-                    &[
-                        ("node", "id"),
-                        ("encap", "encap_type"),
-                        ("encap_ip", "encap_ip"),
-                        ("ovsdb", "ovsdb_connected"),
-                        ("openflow", "openflow_connected"),
-                        ("ports", "ports"),
-                        ("flows", "flow_count"),
-                    ],
-                )
-            }
-        }
-        View::Trace => render_trace(v),
-        View::Flows => {
-            let flows = v
-                .get("flows")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            flows.iter().map(|f| format!("{}\n", cell(f))).collect()
-        }
-        View::Deleted => {
-            let n = |k: &str| v.get(k).and_then(Value::as_array).map_or(0, Vec::len);
-            format!(
-                "deleted {} switch(es), {} port(s), {} acl(s) at revision {}\n",
-                n("switches"),
-                n("ports"),
-                n("acls"),
-                v.get("revision").map(cell).unwrap_or_default()
-            )
-        }
-        View::Object => match v.as_object() {
-            Some(o) => {
-                let w = o.keys().map(String::len).max().unwrap_or(0);
-                o.iter()
-                    .map(|(k, val)| format!("{k:<w$}  {}\n", cell(val)))
-                    .collect()
-            }
-            None => format!("{v}\n"),
-        },
-    }
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
@@ -531,6 +457,72 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             AclCmd::List { port } => ("acl_list", P::new().opt("port", port)?, View::Acls),
             AclCmd::Delete { acl } => ("acl_delete", P::new().set("acl", acl)?, View::Deleted),
         },
+        Cmd::Router(c) => match c {
+            RouterCmd::Create { name, description } => (
+                "router_create",
+                P::new()
+                    .set("name", name)?
+                    .opt("description", description)?,
+                View::Routers,
+            ),
+            RouterCmd::List => ("router_list", P::new(), View::Routers),
+            RouterCmd::Get { router } => {
+                ("router_get", P::new().set("router", router)?, View::Router)
+            }
+            RouterCmd::Delete { router, cascade } => (
+                "router_delete",
+                P::new().set("router", router)?.set("cascade", cascade)?,
+                View::Deleted,
+            ),
+        },
+        Cmd::RouterPort(c) => match c {
+            RouterPortCmd::Create {
+                router,
+                name,
+                switch,
+                mac,
+                ips,
+            } => (
+                "router_port_create",
+                P::new()
+                    .set("router", router)?
+                    .set("switch", switch)?
+                    .set("name", name)?
+                    .set("mac", mac)?
+                    .set("ips", ips)?,
+                View::RouterPorts,
+            ),
+            RouterPortCmd::List { router } => (
+                "router_port_list",
+                P::new().opt("router", router)?,
+                View::RouterPorts,
+            ),
+            RouterPortCmd::Delete { router_port } => (
+                "router_port_delete",
+                P::new().set("router_port", router_port)?,
+                View::Deleted,
+            ),
+        },
+        Cmd::Route(c) => match c {
+            RouteCmd::Create {
+                router,
+                prefix,
+                nexthop,
+            } => (
+                "route_create",
+                P::new()
+                    .set("router", router)?
+                    .set("prefix", prefix)?
+                    .set("nexthop", nexthop)?,
+                View::Routes,
+            ),
+            RouteCmd::List { router } => {
+                ("route_list", P::new().opt("router", router)?, View::Routes)
+            }
+            RouteCmd::Delete { route } => {
+                ("route_delete", P::new().set("route", route)?, View::Deleted)
+            }
+        },
         Cmd::Node(c) => match c {
             NodeCmd::List => ("node_list", P::new(), View::Nodes),
             NodeCmd::Get { node } => ("node_get", P::new().set("node", node)?, View::Object),
@@ -620,83 +612,6 @@ async fn follow_events(server: &str, hdrs: HeaderMap, json_out: bool) -> Result<
             }
         }
     }
-}
-
-/// A trace as `ofproto/trace` users expect it: per bridge, the tables and flows the packet
-/// met, then where copies went and why branches ended.
-fn render_trace(v: &Value) -> String {
-    let mut out = String::new();
-    let s = |v: &Value| {
-        v.as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| v.to_string())
-    };
-    for hop in v["hops"].as_array().into_iter().flatten() {
-        out.push_str(&format!(
-            "node {} in_port {}: {}\n",
-            s(&hop["node"]),
-            hop["in_port"],
-            s(&hop["packet"])
-        ));
-        for step in hop["steps"].as_array().into_iter().flatten() {
-            let indent = "  ".repeat(step["depth"].as_u64().unwrap_or(0) as usize + 1);
-            let flow = match &step["flow"] {
-                Value::Null => "no match: dropped".to_string(),
-                f => s(f),
-            };
-            out.push_str(&format!("{indent}table {}: {flow}\n", step["table"]));
-            for note in step["notes"].as_array().into_iter().flatten() {
-                out.push_str(&format!("{indent}  ({})\n", s(note)));
-            }
-        }
-        for o in hop["outputs"].as_array().into_iter().flatten() {
-            let to = &o["to"];
-            let target = match to["kind"].as_str() {
-                Some("port") => format!("port {}", s(&to["port"])),
-                Some("tunnel") => format!("tunnel to {}", s(&to["node"])),
-                _ => to.to_string(),
-            };
-            out.push_str(&format!("  -> output:{} ({target})\n", o["ofport"]));
-        }
-    }
-    let delivered: Vec<String> = v["delivered"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|d| format!("{} on {}", s(&d["port"]), s(&d["node"])))
-        .collect();
-    out.push_str(&format!(
-        "delivered: {}\n",
-        if delivered.is_empty() {
-            "nowhere".to_string()
-        } else {
-            delivered.join(", ")
-        }
-    ));
-    for d in v["dropped"].as_array().into_iter().flatten() {
-        out.push_str(&format!("dropped: {}\n", s(d)));
-    }
-    for d in v["acl"].as_array().into_iter().flatten() {
-        let rule = match &d["rule"] {
-            Value::Null => s(&d["by"]),
-            r => format!(
-                "acl {} (priority {}, {})",
-                s(&r["id"]),
-                r["priority"],
-                s(&r["action"])
-            ),
-        };
-        out.push_str(&format!(
-            "acl: {} {} on {} [ct {}]: {} by {rule}: {}\n",
-            s(&d["port"]),
-            s(&d["direction"]),
-            s(&d["node"]),
-            s(&d["conntrack"]),
-            s(&d["verdict"]),
-            s(&d["reason"])
-        ));
-    }
-    out
 }
 
 /// `weftctl ofp-print`: decoding happens locally, so a packet capture or a log line can be

@@ -8,8 +8,9 @@ use uuid::Uuid;
 
 use crate::model::{AclAction, Change, Direction, Ethertype, MacAddr, Protocol};
 
-/// A requested change to the logical model. References (`switch`, `port`) are names or ids
-/// and are resolved by the writer, against the model the write is applied to.
+/// A requested change to the logical model. References (`switch`, `port`, `router`,
+/// `router_port`) are names or ids and are resolved by the writer, against the model the
+/// write is applied to.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
     SwitchCreate {
@@ -40,6 +41,34 @@ pub enum Command {
     AclCreate(AclSpec),
     AclDelete {
         acl: Uuid,
+    },
+    RouterCreate {
+        name: String,
+        description: String,
+    },
+    RouterDelete {
+        router: String,
+        cascade: bool,
+    },
+    RouterPortCreate {
+        router: String,
+        switch: String,
+        name: String,
+        mac: MacAddr,
+        /// Interface addresses with their prefix length, as given (host bits kept).
+        ips: Vec<IpNet>,
+    },
+    RouterPortDelete {
+        router_port: String,
+    },
+    RouteCreate {
+        router: String,
+        /// As given; the plan clears its host bits.
+        prefix: IpNet,
+        nexthop: IpAddr,
+    },
+    RouteDelete {
+        route: Uuid,
     },
 }
 

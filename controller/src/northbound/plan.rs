@@ -1,6 +1,7 @@
 //! The pure half of a write: [`plan`] checks a [`Command`] against a model snapshot and
-//! turns it into the [`Change`]s that carry it out, allocating VNIs, port keys and
-//! conntrack zones on the way. No I/O and no shared state, so the writer can run it on a
+//! turns it into the [`Change`]s that carry it out, allocating VNIs, port keys, conntrack
+//! zones and router keys on the way. Routing commands are checked in
+//! [`plan_routing`](super::plan_routing). No I/O and no shared state, so the writer can run it on a
 //! private copy and the tests can run it on a bare [`LogicalModel`].
 
 use std::net::IpAddr;
@@ -9,6 +10,7 @@ use ipnet::IpNet;
 use uuid::Uuid;
 
 use super::command::{AclSpec, Command};
+use super::plan_routing::{self as routing, RouterPortSpec};
 use crate::error::ApiError;
 use crate::model::{
     ACL_PRIORITY_MAX, Acl, Change, DESCRIPTION_MAX_LEN, Direction, Ethertype, LogicalModel,
@@ -83,7 +85,7 @@ pub fn plan(model: &LogicalModel, cmd: &Command) -> Result<Vec<Change>, ApiError
                     ),
                 ));
             }
-            let mut changes = Vec::new();
+            let mut changes = routing::switch_delete(model, sw, *cascade)?;
             for p in ports {
                 changes.extend(
                     model
@@ -124,6 +126,7 @@ pub fn plan(model: &LogicalModel, cmd: &Command) -> Result<Vec<Change>, ApiError
                     ),
                 ));
             }
+            routing::check_logical_port(model, &sw.id, Some(*mac), Some(ips))?;
             let key = model.free_port_key(&sw.id).ok_or_else(|| {
                 ApiError::conflict(
                     "switch",
@@ -169,6 +172,7 @@ pub fn plan(model: &LogicalModel, cmd: &Command) -> Result<Vec<Change>, ApiError
             let old = model
                 .find_port(port)
                 .ok_or_else(|| ApiError::not_found("port", "port", port))?;
+            routing::check_logical_port(model, &old.switch, *mac, ips.as_deref())?;
             let mut new = old.clone();
             if let Some(mac) = mac {
                 if let Some(other) = model.port_by_mac(old.switch, *mac)
@@ -207,6 +211,37 @@ pub fn plan(model: &LogicalModel, cmd: &Command) -> Result<Vec<Change>, ApiError
             }
             Ok(vec![Change::DeleteAcl { id: *acl }])
         }
+        Command::RouterCreate { name, description } => {
+            routing::router_create(model, name, description)
+        }
+        Command::RouterDelete { router, cascade } => {
+            routing::router_delete(model, router, *cascade)
+        }
+        Command::RouterPortCreate {
+            router,
+            switch,
+            name,
+            mac,
+            ips,
+        } => routing::router_port_create(
+            model,
+            &RouterPortSpec {
+                router,
+                switch,
+                name,
+                mac: *mac,
+                ips,
+            },
+        ),
+        Command::RouterPortDelete { router_port } => {
+            routing::router_port_delete(model, router_port)
+        }
+        Command::RouteCreate {
+            router,
+            prefix,
+            nexthop,
+        } => routing::route_create(model, router, *prefix, *nexthop),
+        Command::RouteDelete { route } => routing::route_delete(model, route),
     }
 }
 

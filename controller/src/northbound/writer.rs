@@ -266,7 +266,15 @@ fn exists(model: &LogicalModel, change: &Change) -> bool {
         Change::PutSwitch(_) => model.switch(&id).is_some(),
         Change::PutPort(_) => model.port(&id).is_some(),
         Change::PutAcl(_) => model.acl(&id).is_some(),
-        _ => true,
+        Change::PutRouter(_) => model.router(&id).is_some(),
+        Change::PutRouterPort(_) => model.router_port(&id).is_some(),
+        Change::PutRoute(_) => model.route(&id).is_some(),
+        Change::DeleteSwitch { .. }
+        | Change::DeletePort { .. }
+        | Change::DeleteAcl { .. }
+        | Change::DeleteRouter { .. }
+        | Change::DeleteRouterPort { .. }
+        | Change::DeleteRoute { .. } => true,
     }
 }
 

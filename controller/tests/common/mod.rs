@@ -113,6 +113,12 @@ impl InProcess {
     /// Stops and starts again on the same data directory.
     pub async fn restart(&mut self) {
         self.daemon.take().unwrap().shutdown().await;
+        self.restart_stopped().await;
+    }
+
+    /// Starts again on the same data directory after the daemon was taken and shut down
+    /// (for a test that edits the store in between).
+    pub async fn restart_stopped(&mut self) {
         let cfg = Config::new("127.0.0.1:0".parse().unwrap(), self.dir.path().join("data"));
         let daemon = Daemon::start(&cfg).await.unwrap();
         self.addr = daemon.api_addr;
