@@ -1,7 +1,7 @@
 //! OVS-backed compiler tests: a private `ovsdb-server` + `ovs-vswitchd --enable-dummy`
 //! (dummy datapath, as OVS's own test suite runs), hypervisor hv1 of the unit-test fabric
 //! loaded through `ovs-ofctl add-groups/add-flows` from our Display text. Then
-//! (a) the switch reports back exactly our flows and groups, both as `ovs-ofctl dump-*`
+//! (a) the switch accepts our encoded flow and group mods and reports back exactly our flows and groups, both as `ovs-ofctl dump-*`
 //!     text and as decoded flow-stats / group-desc replies on an OpenFlow 1.3 connection
 //!     (so the reconciler's diff of a dump against [`DesiredNode`] is empty), and
 //! (b) `ofproto/trace` sends a few packets where the software flow table says.
@@ -488,17 +488,55 @@ fn load_node(
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     ovs.vsctl(&argv);
 
-    let groups = ovs.path("groups.txt");
-    std::fs::write(&groups, desired.groups_text().join("\n") + "\n").unwrap();
-    let flows = ovs.path("flows.txt");
-    std::fs::write(&flows, desired.flows_text().join("\n") + "\n").unwrap();
     let of = |args: &[&str]| {
         let mut all = vec!["-O", "OpenFlow13"];
         all.extend_from_slice(args);
         ovs.run("ovs-ofctl", &all)
     };
-    of(&["add-groups", "br-int", &groups.to_string_lossy()]);
-    of(&["add-flows", "br-int", &flows.to_string_lossy()]);
+    // Installed from our own encoding over OpenFlow 1.3, as the installer sends them (OVS
+    // checks each OXM field's prerequisites against the fields before it, which text
+    // loaded through ovs-ofctl would not exercise).
+    let mut s = UnixStream::connect(ovs.path("br-int.mgmt")).expect("connect br-int.mgmt");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.write_all(&OfpMessage::hello(1).to_bytes().unwrap())
+        .unwrap();
+    let hello = read_msg(&mut s);
+    assert!(matches!(hello.body, Message::Hello(_)), "{hello:?}");
+    let mut sent: BTreeMap<u32, String> = BTreeMap::new();
+    let mut xid = 100u32;
+    let mods = desired
+        .group_mods()
+        .into_iter()
+        .map(|g| (format!("group {}", g.group_id), Message::GroupMod(g)))
+        .chain(
+            desired
+                .flow_mods()
+                .into_iter()
+                .map(|f| (f.to_string(), Message::FlowMod(f))),
+        );
+    for (text, body) in mods {
+        xid += 1;
+        s.write_all(&OfpMessage::new(xid, body).to_bytes().expect("encode"))
+            .expect("send");
+        sent.insert(xid, text);
+    }
+    xid += 1;
+    s.write_all(
+        &OfpMessage::new(xid, Message::BarrierRequest)
+            .to_bytes()
+            .unwrap(),
+    )
+    .unwrap();
+    let mut refused = Vec::new();
+    loop {
+        let m = read_msg(&mut s);
+        match m.body {
+            Message::BarrierReply if m.xid == xid => break,
+            Message::Error(e) => refused.push(format!("{e:?}: {:?}", sent.get(&m.xid))),
+            _ => {}
+        }
+    }
+    assert!(refused.is_empty(), "OVS refused:\n{}", refused.join("\n"));
 
     // (a) text: dump-flows gives back exactly our lines.
     let dumped: BTreeSet<String> = of(&["--no-names", "dump-flows", "--no-stats", "br-int"])
@@ -526,12 +564,6 @@ fn load_node(
     assert_eq!(dumped_groups, our_groups);
 
     // (a) structure: flow-stats over OpenFlow 1.3 decode to exactly DesiredNode.flows.
-    let mut s = UnixStream::connect(ovs.path("br-int.mgmt")).expect("connect br-int.mgmt");
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    s.write_all(&OfpMessage::hello(1).to_bytes().unwrap())
-        .unwrap();
-    let hello = read_msg(&mut s);
-    assert!(matches!(hello.body, Message::Hello(_)), "{hello:?}");
     let mut installed: BTreeMap<FlowKey, FlowContent> = BTreeMap::new();
     for body in multipart(
         &mut s,

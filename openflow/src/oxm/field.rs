@@ -438,10 +438,31 @@ impl Field {
         }
     }
 
-    /// Key used to order fields canonically (by wire identity, then value).
-    pub(super) fn sort_key(&self) -> (u16, Option<u32>, u8) {
+    /// Key used to order fields canonically: by protocol layer, then wire identity (then
+    /// value). The layer comes first because OVS checks each OXM field's prerequisites
+    /// against the fields before it in the match: `nw_ttl` (an NXM field, class 1) must
+    /// follow `eth_type` (class 0x8000), `nd_target` the ICMPv6 type.
+    pub(super) fn sort_key(&self) -> (u8, u16, Option<u32>, u8) {
         let (c, f, e) = self.id();
-        (c, e, f)
+        (self.layer(), c, e, f)
+    }
+
+    /// How deep in the packet a field is: 0 pipeline metadata (no prerequisite), 1
+    /// Ethernet, 2 network, 3 transport, 4 what depends on a transport field (ND).
+    fn layer(&self) -> u8 {
+        use Field::*;
+        match self {
+            EthDst(..) | EthSrc(..) | EthType(..) | VlanVid(..) | VlanPcp(..) => 1,
+            IpDscp(..) | IpEcn(..) | IpProto(..) | Ipv4Src(..) | Ipv4Dst(..) | ArpOp(..)
+            | ArpSpa(..) | ArpTpa(..) | ArpSha(..) | ArpTha(..) | Ipv6Src(..) | Ipv6Dst(..)
+            | Ipv6Flabel(..) | MplsLabel(..) | MplsTc(..) | MplsBos(..) | PbbIsid(..)
+            | Ipv6Exthdr(..) | IpTtl(..) => 2,
+            TcpSrc(..) | TcpDst(..) | UdpSrc(..) | UdpDst(..) | SctpSrc(..) | SctpDst(..)
+            | Icmpv4Type(..) | Icmpv4Code(..) | Icmpv6Type(..) | Icmpv6Code(..) | TcpFlags(..) => 3,
+            Ipv6NdTarget(..) | Ipv6NdSll(..) | Ipv6NdTll(..) | NdReserved(..)
+            | NdOptionsType(..) => 4,
+            _ => 0,
+        }
     }
 }
 

@@ -109,7 +109,7 @@ impl Emit for Match {
 mod tests {
     use super::*;
     use crate::types::Mac;
-    use std::net::Ipv4Addr;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     #[test]
     fn match_roundtrip_with_nicira_fields() {
@@ -231,6 +231,33 @@ mod tests {
             ),
         ]);
         assert_eq!(a.canonical(), b.canonical());
+    }
+
+    #[test]
+    fn canonical_order_puts_prerequisites_first() {
+        // OVS parses OXM fields in order and checks each one's prerequisites against the
+        // fields before it: nw_ttl (NXM class 1) must come after eth_type (class 0x8000),
+        // nd_target after the ICMPv6 type, whatever the classes' numeric order.
+        let m = Match::new(vec![
+            Field::Ipv6NdTarget(Ipv6Addr::LOCALHOST, None),
+            Field::IpTtl(1, None),
+            Field::Icmpv6Type(135, None),
+            Field::IpProto(58, None),
+            Field::Reg(6, 1, None),
+            Field::EthType(0x86dd, None),
+        ])
+        .into_canonical();
+        let pos = |want: fn(&Field) -> bool| m.fields.iter().position(want).unwrap();
+        let eth = pos(|f| matches!(f, Field::EthType(..)));
+        let ttl = pos(|f| matches!(f, Field::IpTtl(..)));
+        let proto = pos(|f| matches!(f, Field::IpProto(..)));
+        let icmp = pos(|f| matches!(f, Field::Icmpv6Type(..)));
+        let nd = pos(|f| matches!(f, Field::Ipv6NdTarget(..)));
+        assert!(
+            eth < ttl && eth < proto && proto < icmp && icmp < nd,
+            "{:?}",
+            m.fields
+        );
     }
 
     #[test]
