@@ -205,6 +205,24 @@ fn routing_across_and_within_hypervisors() {
         assert_eq!(reply_ttl(&f, &a2, gw), 255, "a2 -> {gw}");
     }
 
+    // trace explains the routing decision, step by step.
+    let t = f.call(
+        "trace",
+        json!({"port": "a1", "packet": {"eth_dst": "02:00:00:00:aa:01", "protocol": "icmp",
+                                         "ip_dst": "10.0.2.11"}}),
+    );
+    let d = &t["routing"][0];
+    assert_eq!(d["verdict"], "routed", "{t}");
+    assert_eq!(d["router"], "r1");
+    assert_eq!(d["kind"], "connected");
+    assert_eq!(d["prefix"], "10.0.2.0/24");
+    assert_eq!(d["egress"], "r1-b");
+    assert_eq!(
+        (d["ttl"].as_u64(), d["ttl_out"].as_u64()),
+        (Some(64), Some(63))
+    );
+    assert_eq!(t["delivered"][0]["port"], "b2", "{t}");
+
     // TCP through the router, across hypervisors.
     let _srv = b2
         .tcp_echo_server("0.0.0.0:7000".parse().expect("addr"))

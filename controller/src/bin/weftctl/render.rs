@@ -306,5 +306,18 @@ fn render_trace(v: &Value) -> String {
             s(&d["reason"])
         ));
     }
+    for d in v["routing"].as_array().into_iter().flatten() {
+        let ttl = match d["ttl_out"].as_u64() {
+            Some(out) => format!("ttl {} -> {out}", d["ttl"]),
+            None => format!("ttl {}", d["ttl"]),
+        };
+        out.push_str(&format!(
+            "route: router {} on {}: {}, {ttl}: {}\n",
+            s(&d["router"]),
+            s(&d["node"]),
+            s(&d["verdict"]),
+            s(&d["reason"])
+        ));
+    }
     out
 }
