@@ -80,6 +80,13 @@ enum SwitchCmd {
         vni: Option<u32>,
         #[arg(long)]
         description: Option<String>,
+        /// Bridge the switch onto this physical network (a provider network) instead of
+        /// tunnelling it.
+        #[arg(long)]
+        physnet: Option<String>,
+        /// The 802.1Q VLAN of the provider network (needs --physnet); untagged without.
+        #[arg(long, requires = "physnet")]
+        vlan: Option<u16>,
     },
     List,
     Get {
@@ -285,6 +292,14 @@ fn cell(v: &Value) -> String {
             o.get("node").map(cell).unwrap_or_default(),
             o.get("ofport").map(cell).unwrap_or_default()
         ),
+        // A provider network: `physnet1` untagged, `physnet1/100` on VLAN 100.
+        Value::Object(o) if o.contains_key("physnet") => {
+            let physnet = o.get("physnet").map(cell).unwrap_or_default();
+            match o.get("vlan").filter(|v| !v.is_null()) {
+                Some(v) => format!("{physnet}/{}", cell(v)),
+                None => physnet,
+            }
+        }
         other => other.to_string(),
     }
 }
@@ -328,6 +343,7 @@ fn render(view: View, v: &Value) -> String {
                 ("name", "name"),
                 ("vni", "vni"),
                 ("ports", "ports"),
+                ("provider", "provider"),
                 ("id", "id"),
                 ("description", "description"),
             ],
@@ -433,12 +449,18 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 name,
                 vni,
                 description,
+                physnet,
+                vlan,
             } => (
                 "switch_create",
                 P::new()
                     .set("name", name)?
                     .opt("vni", vni)?
-                    .opt("description", description)?,
+                    .opt("description", description)?
+                    .opt(
+                        "provider",
+                        physnet.map(|physnet| serde_json::json!({"physnet": physnet, "vlan": vlan})),
+                    )?,
                 View::Switches,
             ),
             SwitchCmd::List => ("switch_list", P::new(), View::Switches),

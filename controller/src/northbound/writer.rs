@@ -285,6 +285,7 @@ mod tests {
             name: name.into(),
             vni,
             description: String::new(),
+            provider: None,
         }
     }
 
