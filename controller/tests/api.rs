@@ -1066,7 +1066,10 @@ async fn provider_switches_one_per_segment() {
     )
     .await
     .unwrap();
-    assert_eq!(v100["provider"], json!({"physnet": "physnet1", "vlan": 100}));
+    assert_eq!(
+        v100["provider"],
+        json!({"physnet": "physnet1", "vlan": 100})
+    );
     let plain = call(&c, "switch_create", json!({"name": "plain"}))
         .await
         .unwrap();
@@ -1077,7 +1080,12 @@ async fn provider_switches_one_per_segment() {
     ] {
         let e = call(&c, "switch_create", dup).await.unwrap_err();
         assert_eq!(e.0, -32009, "{}", e.1);
-        assert_eq!(e.2.map(|d| d["field"].clone()), Some(json!("provider")), "{}", e.1);
+        assert_eq!(
+            e.2.map(|d| d["field"].clone()),
+            Some(json!("provider")),
+            "{}",
+            e.1
+        );
     }
     // The same VLAN on another physical network is another segment.
     call(
@@ -1087,7 +1095,9 @@ async fn provider_switches_one_per_segment() {
     )
     .await
     .unwrap();
-    let got = call(&c, "switch_get", json!({"switch": "v100"})).await.unwrap();
+    let got = call(&c, "switch_get", json!({"switch": "v100"}))
+        .await
+        .unwrap();
     assert_eq!(got["provider"], json!({"physnet": "physnet1", "vlan": 100}));
     let list = call(&c, "switch_list", json!({})).await.unwrap();
     let providers: Vec<(&str, &Value)> = list
@@ -1158,7 +1168,10 @@ async fn rpc_discover_describes_every_method() {
         .map(|e| e["code"].as_i64().unwrap())
         .collect();
     assert_eq!(codes, [-32602, -32004, -32009, -32010]);
-    let sc = methods.iter().find(|m| m["name"] == "switch_create").unwrap();
+    let sc = methods
+        .iter()
+        .find(|m| m["name"] == "switch_create")
+        .unwrap();
     let provider = sc["params"]
         .as_array()
         .unwrap()

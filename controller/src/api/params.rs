@@ -39,9 +39,10 @@ fn short(v: &Value) -> String {
 /// An error about a member of an object parameter, named `field.member`.
 fn member_of(field: &str, e: ApiError) -> ApiError {
     match e {
-        ApiError::InvalidParams { field: member, message } => {
-            ApiError::invalid(format!("{field}.{member}"), message)
-        }
+        ApiError::InvalidParams {
+            field: member,
+            message,
+        } => ApiError::invalid(format!("{field}.{member}"), message),
         other => other,
     }
 }
@@ -258,16 +259,18 @@ impl Args {
             }
         };
         let mut inner = Args { map };
-        if let Some(key) = inner.map.keys().find(|k| !matches!(k.as_str(), "physnet" | "vlan")) {
+        if let Some(key) = inner
+            .map
+            .keys()
+            .find(|k| !matches!(k.as_str(), "physnet" | "vlan"))
+        {
             let key: String = key.chars().take(64).collect();
             return Err(ApiError::invalid(
                 format!("{field}.{key}"),
                 format!("unknown member {key:?}; {field} takes physnet, vlan"),
             ));
         }
-        let physnet = inner
-            .str("physnet")
-            .map_err(|e| member_of(field, e))?;
+        let physnet = inner.str("physnet").map_err(|e| member_of(field, e))?;
         let vlan = inner
             .opt_uint("vlan", u64::from(VLAN_MIN), u64::from(VLAN_MAX))
             .map_err(|e| member_of(field, e))?

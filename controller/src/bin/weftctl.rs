@@ -459,7 +459,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     .opt("description", description)?
                     .opt(
                         "provider",
-                        physnet.map(|physnet| serde_json::json!({"physnet": physnet, "vlan": vlan})),
+                        physnet
+                            .map(|physnet| serde_json::json!({"physnet": physnet, "vlan": vlan})),
                     )?,
                 View::Switches,
             ),

@@ -91,6 +91,8 @@ fn node(id: &str, ip: &str, vifs: &[(&str, u32)], tunnels: &[(&str, u32)]) -> No
             })
             .collect(),
         tunnels: tunnels.iter().map(|(r, o)| (r.to_string(), *o)).collect(),
+        bridge_mappings: Default::default(),
+        patches: Default::default(),
     }
 }
 
