@@ -49,6 +49,8 @@ pub mod trace;
 #[cfg(test)]
 mod ovs_tests;
 #[cfg(test)]
+mod provider_ovs_tests;
+#[cfg(test)]
 mod provider_tests;
 #[cfg(test)]
 mod tests;

@@ -19,9 +19,9 @@ use crate::desired::PatchSpec;
 use crate::model::{LogicalPort, LogicalSwitch, ProviderNet};
 use crate::topology::{EncapType, NodeView, Vif};
 
-const VNI_F: u32 = 6001;
-const VNI_V: u32 = 6002;
-const PATCH_HV1: u32 = 20;
+pub(super) const VNI_F: u32 = 6001;
+pub(super) const VNI_V: u32 = 6002;
+pub(super) const PATCH_HV1: u32 = 20;
 
 fn sw(n: u128, name: &str, vni: u32, provider: Option<(&str, Option<u16>)>) -> LogicalSwitch {
     LogicalSwitch {
@@ -52,7 +52,7 @@ fn lport(n: u128, switch: u128, key: u16, ip: &str) -> LogicalPort {
 }
 
 /// Port names: `pf1` is F's port 1 (id 0xf1), `pa1` V's, `pc1` O's.
-fn model() -> LogicalModel {
+pub(super) fn model() -> LogicalModel {
     LogicalModel::from_objects(
         1,
         vec![
@@ -115,7 +115,7 @@ fn node(
     }
 }
 
-fn topology() -> Topology {
+pub(super) fn topology() -> Topology {
     let mut t = Topology::default();
     for n in [
         node(
@@ -163,7 +163,7 @@ fn frame(in_port: u32, src: Mac, dst: Mac) -> Packet {
     }
 }
 
-fn mac_of(n: u128) -> Mac {
+pub(super) fn mac_of(n: u128) -> Mac {
     Mac(lport(n, 0, 0, "10.0.0.1").mac.0)
 }
 
