@@ -331,7 +331,8 @@ impl Session {
         self.seen.unpatched = unpatched;
         match vswitch::sync_patch_ports(replica, KEY_PHYSNET, &want) {
             Ok(Some(txn)) => {
-                tracing::info!(node = %node.id, physnets = ?want.get(&node.bridge).map(Vec::len),
+                tracing::info!(node = %node.id,
+                    pairs = want.get(&node.bridge).map_or(0, Vec::len),
                     "syncing patch ports to physical networks");
                 Some(txn)
             }
