@@ -387,3 +387,45 @@ fn provider_switches_stay_apart_on_the_physical_side() {
         "{classify:#?}"
     );
 }
+
+#[test]
+fn incremental_compiler_follows_patch_ports_and_mappings() {
+    let m = model();
+    let mut t = topology();
+    let mut ic = IncrementalCompiler::new();
+    ic.update(&m, &t);
+    assert!(ic.update(&m, &t).is_empty());
+    // hv4's patch port gets its ofport: only hv4 is recompiled, and now complete.
+    t.nodes
+        .get_mut("hv4")
+        .unwrap()
+        .patches
+        .insert("physnet1".into(), 7);
+    let changed = ic.update(&m, &t);
+    assert_eq!(
+        changed.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        ["hv4"]
+    );
+    assert_eq!(changed[0].1, compile_node(&m, &t, "hv4"));
+    assert_eq!(changed[0].1.bound_ports, BTreeSet::from([id(0xf5)]));
+    // hv3 starts mapping physnet1: recompiled, asking for the patch to its bridge.
+    t.nodes
+        .get_mut("hv3")
+        .unwrap()
+        .bridge_mappings
+        .insert("physnet1".into(), "br-phys".into());
+    let changed = ic.update(&m, &t);
+    assert_eq!(
+        changed.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        ["hv3"]
+    );
+    assert_eq!(
+        changed[0]
+            .1
+            .patches
+            .first()
+            .and_then(|p| p.bridge.as_deref()),
+        Some("br-phys")
+    );
+    assert_eq!(changed[0].1, compile_node(&m, &t, "hv3"));
+}
