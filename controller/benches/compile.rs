@@ -318,6 +318,8 @@ fn build(nodes: usize) -> Fabric0 {
             datapath_id: Some(n as u64 + 1),
             vifs: std::mem::take(&mut vifs[n]),
             tunnels,
+            bridge_mappings: Default::default(),
+            patches: Default::default(),
         };
         topology.nodes.insert(v.id.clone(), v);
     }

@@ -101,6 +101,8 @@ fn desired() -> DesiredNode {
                 datapath_id: Some(n as u64 + 1),
                 vifs: BTreeMap::new(),
                 tunnels,
+                bridge_mappings: Default::default(),
+                patches: Default::default(),
             },
         );
     }
@@ -230,6 +232,8 @@ fn main() {
         datapath_id: Some(DPID),
         vifs: BTreeMap::new(),
         tunnels: BTreeMap::new(),
+        bridge_mappings: Default::default(),
+        patches: Default::default(),
     });
     channels.publish_desired("hv0", Arc::new(DesiredNode::default()));
     let target = format!("tcp:{}", server.local_addr);

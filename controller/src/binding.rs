@@ -114,6 +114,8 @@ pub(crate) mod tests {
                 })
                 .collect::<BTreeMap<_, _>>(),
             tunnels: BTreeMap::new(),
+            bridge_mappings: Default::default(),
+            patches: Default::default(),
         };
         (id.to_owned(), view)
     }

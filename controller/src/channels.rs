@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::binding::Bindings;
-use crate::desired::{DesiredNode, TunnelSpec};
+use crate::desired::{DesiredNode, PatchSpec, TunnelSpec};
 
 /// The hub; cheap to share behind an `Arc`.
 #[derive(Debug)]
@@ -35,6 +35,9 @@ struct NodeChannels {
     /// The tunnel ports the node needs (its desired state's, for its OVSDB session): a
     /// channel of its own, so a change of flows alone does not wake the OVSDB session.
     tunnels: watch::Sender<Arc<BTreeSet<TunnelSpec>>>,
+    /// The physical networks to patch br-int to (provider switches), for the same session
+    /// and for the same reason as `tunnels`.
+    patches: watch::Sender<Arc<BTreeSet<PatchSpec>>>,
     /// The ofports of the VIFs to mark `weft-installed` (the port-status task's answer,
     /// for the node's OVSDB session).
     marks: watch::Sender<Arc<BTreeSet<u32>>>,
@@ -49,6 +52,7 @@ impl NodeChannels {
             desired: watch::channel(Arc::new(DesiredNode::default())).0,
             published: false,
             tunnels: watch::channel(Arc::new(BTreeSet::new())).0,
+            patches: watch::channel(Arc::new(BTreeSet::new())).0,
             marks: watch::channel(Arc::new(BTreeSet::new())).0,
         }
     }
@@ -82,6 +86,13 @@ impl Channels {
             *t = Arc::new(desired.tunnels.clone());
             true
         });
+        ch.patches.send_if_modified(|p| {
+            if **p == desired.patches && !first {
+                return false;
+            }
+            *p = Arc::new(desired.patches.clone());
+            true
+        });
         ch.desired.send_if_modified(|d| {
             if **d == *desired && !first {
                 return false;
@@ -98,6 +109,16 @@ impl Channels {
             .entry(node.to_string())
             .or_insert_with(NodeChannels::new)
             .tunnels
+            .subscribe()
+    }
+
+    /// The physical networks a node must be patched to, as a watch (its OVSDB session).
+    /// Like the desired state, meaningful only once [`Channels::desired_published`].
+    pub fn watch_patches(&self, node: &str) -> watch::Receiver<Arc<BTreeSet<PatchSpec>>> {
+        self.channels()
+            .entry(node.to_string())
+            .or_insert_with(NodeChannels::new)
+            .patches
             .subscribe()
     }
 

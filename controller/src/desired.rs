@@ -1,6 +1,6 @@
 //! What Weft wants one hypervisor's integration bridge to hold: the contract between the
 //! pipeline compiler (which produces it) and the southbound sessions (which install it,
-//! OpenFlow, and create the tunnel ports it names, OVSDB). Plain data, no I/O.
+//! OpenFlow, and create the tunnel and patch ports it names, OVSDB). Plain data, no I/O.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -21,6 +21,16 @@ pub struct TunnelSpec {
     pub encap: EncapType,
 }
 
+/// A patch-port pair a node needs between its integration bridge and the bridge of one
+/// physical network: one per physnet that a provider switch with a local port uses.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PatchSpec {
+    pub physnet: String,
+    /// The bridge the node maps `physnet` to; `None` when its `weft-bridge-mappings`
+    /// does not name it (the OVSDB session says so in the log; nothing is patched).
+    pub bridge: Option<String>,
+}
+
 /// An OpenFlow group as Weft wants it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct GroupSpec {
@@ -34,6 +44,8 @@ pub struct DesiredNode {
     pub flows: BTreeMap<FlowKey, FlowContent>,
     pub groups: BTreeMap<u32, GroupSpec>,
     pub tunnels: BTreeSet<TunnelSpec>,
+    /// The physical networks this node must be patched to (provider switches).
+    pub patches: BTreeSet<PatchSpec>,
     /// Logical ports bound on this node whose flows are all in `flows`: once a switch
     /// acknowledges this state, these are `weft-installed`.
     pub bound_ports: BTreeSet<Uuid>,

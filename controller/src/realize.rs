@@ -241,6 +241,8 @@ mod tests {
                 },
             )]),
             tunnels: tunnels.iter().map(|t| ((*t).to_owned(), 10)).collect(),
+            bridge_mappings: Default::default(),
+            patches: Default::default(),
         }
     }
 

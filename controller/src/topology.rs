@@ -1,5 +1,6 @@
 //! What hypervisors report, as one consistent snapshot: each transport node's identity,
-//! tunnel endpoint, VM interfaces (VIFs) and Weft's tunnel ports with their ofports.
+//! tunnel endpoint, VM interfaces (VIFs), Weft's tunnel ports with their ofports, and
+//! its physical networks (bridge mappings and Weft's patch ports towards them).
 //!
 //! [`TransportNodes`] is its single owner: OVSDB sessions report to it (and it applies
 //! the node grace when one ends); the compiler task, the port-status task, the OpenFlow
@@ -58,6 +59,12 @@ pub struct NodeView {
     pub vifs: BTreeMap<String, Vif>,
     /// Weft-owned tunnel ports that OVS accepted: remote system-id -> ofport.
     pub tunnels: BTreeMap<String, u32>,
+    /// `weft-bridge-mappings`: physical network -> the OVS bridge that carries it here
+    /// (only well-formed entries).
+    pub bridge_mappings: BTreeMap<String, String>,
+    /// Weft-owned patch ports on the integration bridge that OVS accepted, towards each
+    /// mapped physical network's bridge: physnet -> ofport.
+    pub patches: BTreeMap<String, u32>,
 }
 
 /// Every connected node's view, keyed by system-id.

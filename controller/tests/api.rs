@@ -396,6 +396,60 @@ async fn bad_input_for_every_parameter() {
             -32602,
             "vin",
         ),
+        (
+            "switch_create",
+            json!({"name": "x", "provider": "physnet1"}),
+            -32602,
+            "provider",
+        ),
+        (
+            "switch_create",
+            json!({"name": "x", "provider": {}}),
+            -32602,
+            "provider.physnet",
+        ),
+        (
+            "switch_create",
+            json!({"name": "x", "provider": {"physnet": 1}}),
+            -32602,
+            "provider.physnet",
+        ),
+        (
+            "switch_create",
+            json!({"name": "x", "provider": {"physnet": "a b"}}),
+            -32602,
+            "provider.physnet",
+        ),
+        (
+            "switch_create",
+            json!({"name": "x", "provider": {"physnet": "a:b"}}),
+            -32602,
+            "provider.physnet",
+        ),
+        (
+            "switch_create",
+            json!({"name": "x", "provider": {"physnet": "p", "vlan": 0}}),
+            -32602,
+            "provider.vlan",
+        ),
+        (
+            "switch_create",
+            json!({"name": "x", "provider": {"physnet": "p", "vlan": 4095}}),
+            -32602,
+            "provider.vlan",
+        ),
+        (
+            "switch_create",
+            json!({"name": "x", "provider": {"physnet": "p", "vlan": "7"}}),
+            -32602,
+            "provider.vlan",
+        ),
+        (
+            "switch_create",
+            json!({"name": "x", "provider": {"physnet": "p", "mtu": 1500}}),
+            -32602,
+            "provider.mtu",
+        ),
         // switch_get / switch_delete / switch_list
         ("switch_get", json!({}), -32602, "switch"),
         ("switch_get", json!({"switch": 1}), -32602, "switch"),
@@ -994,6 +1048,76 @@ async fn bearer_token_is_enforced_when_configured() {
 }
 
 #[tokio::test]
+async fn provider_switches_one_per_segment() {
+    let srv = InProcess::start().await;
+    let c = srv.http();
+    let flat = call(
+        &c,
+        "switch_create",
+        json!({"name": "flat", "provider": {"physnet": "physnet1"}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(flat["provider"], json!({"physnet": "physnet1"}));
+    let v100 = call(
+        &c,
+        "switch_create",
+        json!({"name": "v100", "provider": {"physnet": "physnet1", "vlan": 100}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        v100["provider"],
+        json!({"physnet": "physnet1", "vlan": 100})
+    );
+    let plain = call(&c, "switch_create", json!({"name": "plain"}))
+        .await
+        .unwrap();
+    assert_eq!(plain["provider"], Value::Null);
+    for dup in [
+        json!({"name": "x", "provider": {"physnet": "physnet1", "vlan": 100}}),
+        json!({"name": "x", "provider": {"physnet": "physnet1"}}),
+    ] {
+        let e = call(&c, "switch_create", dup).await.unwrap_err();
+        assert_eq!(e.0, -32009, "{}", e.1);
+        assert_eq!(
+            e.2.map(|d| d["field"].clone()),
+            Some(json!("provider")),
+            "{}",
+            e.1
+        );
+    }
+    // The same VLAN on another physical network is another segment.
+    call(
+        &c,
+        "switch_create",
+        json!({"name": "other", "provider": {"physnet": "physnet2", "vlan": 100}}),
+    )
+    .await
+    .unwrap();
+    let got = call(&c, "switch_get", json!({"switch": "v100"}))
+        .await
+        .unwrap();
+    assert_eq!(got["provider"], json!({"physnet": "physnet1", "vlan": 100}));
+    let list = call(&c, "switch_list", json!({})).await.unwrap();
+    let providers: Vec<(&str, &Value)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), &s["provider"]))
+        .collect();
+    assert_eq!(
+        providers,
+        [
+            ("flat", &json!({"physnet": "physnet1"})),
+            ("other", &json!({"physnet": "physnet2", "vlan": 100})),
+            ("plain", &Value::Null),
+            ("v100", &json!({"physnet": "physnet1", "vlan": 100})),
+        ]
+    );
+}
+
+#[tokio::test]
 async fn rpc_discover_describes_every_method() {
     let srv = InProcess::start().await;
     let doc = call(&srv.http(), "rpc.discover", json!({})).await.unwrap();
@@ -1044,6 +1168,20 @@ async fn rpc_discover_describes_every_method() {
         .map(|e| e["code"].as_i64().unwrap())
         .collect();
     assert_eq!(codes, [-32602, -32004, -32009, -32010]);
+    let sc = methods
+        .iter()
+        .find(|m| m["name"] == "switch_create")
+        .unwrap();
+    let provider = sc["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "provider")
+        .expect("switch_create declares provider");
+    assert_eq!(provider["required"], false);
+    let schema = &doc["components"]["schemas"]["Provider"];
+    assert_eq!(schema["properties"]["vlan"]["minimum"], 1);
+    assert_eq!(schema["properties"]["vlan"]["maximum"], 4094);
     // Every $ref resolves.
     let text = doc.to_string();
     for part in text.split("#/components/schemas/").skip(1) {

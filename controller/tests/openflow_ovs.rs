@@ -370,6 +370,8 @@ async fn openflow_installs_only_the_difference_on_real_ovs() {
         datapath_id: Some(dpid),
         vifs: BTreeMap::new(),
         tunnels: BTreeMap::new(),
+        bridge_mappings: Default::default(),
+        patches: Default::default(),
     });
     let (p1, p2, p3) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     let v1 = desired(&flows_v1(), GROUPS_V1, &[p1].into());
@@ -583,6 +585,8 @@ async fn openflow_dump_returns_flows_in_the_form_they_were_sent() {
         datapath_id: Some(dpid),
         vifs: BTreeMap::new(),
         tunnels: BTreeMap::new(),
+        bridge_mappings: Default::default(),
+        patches: Default::default(),
     });
     channels.publish_desired("hv1", Arc::new(want.clone()));
     ovs.vsctl(&[

@@ -74,6 +74,35 @@ fn weftctl_walkthrough() {
         out
     };
     assert!(ok(&["switch", "create", "web", "--vni", "5001"]).contains("5001"));
+    // A provider network: shown as physnet/VLAN; a second switch on that segment is a
+    // conflict, and --vlan alone is a usage error.
+    let ext = ok(&[
+        "switch",
+        "create",
+        "ext",
+        "--physnet",
+        "physnet1",
+        "--vlan",
+        "100",
+    ]);
+    assert!(ext.contains("physnet1/100"), "{ext}");
+    let (code, _, err) = weftctl(
+        &url,
+        &[
+            "switch",
+            "create",
+            "ext2",
+            "--physnet",
+            "physnet1",
+            "--vlan",
+            "100",
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("-32009"), "{err}");
+    let (code, _, _) = weftctl(&url, &["switch", "create", "ext3", "--vlan", "7"]);
+    assert_ne!(code, 0, "--vlan needs --physnet");
+    ok(&["switch", "delete", "ext"]);
     ok(&[
         "port",
         "create",

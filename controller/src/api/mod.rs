@@ -78,6 +78,7 @@ fn switch_view(m: &LogicalModel, s: &LogicalSwitch) -> Value {
         "vni": s.vni,
         "description": s.description,
         "ports": m.port_count_of_switch(&s.id),
+        "provider": s.provider,
     })
 }
 
@@ -181,11 +182,13 @@ async fn call(ctx: &ApiContext, name: &str, params: Params<'static>) -> Result<V
             let name = a.str("name")?;
             let vni = a.opt_uint("vni", 1, u64::from(crate::model::VNI_MAX))?;
             let description = a.opt_str("description")?.unwrap_or_default();
+            let provider = a.opt_provider("provider")?;
             let applied = c
                 .submit(Command::SwitchCreate {
                     name,
                     vni: vni.and_then(|v| u32::try_from(v).ok()),
                     description,
+                    provider,
                 })
                 .await?;
             created(c, &applied)

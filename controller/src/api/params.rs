@@ -12,7 +12,9 @@ use serde_json::{Map, Value};
 
 use super::spec::MethodSpec;
 use crate::error::ApiError;
-use crate::model::{MacAddr, PORT_IPS_MAX, parse_cidr, parse_port_ip};
+use crate::model::{
+    MacAddr, PORT_IPS_MAX, ProviderNet, VLAN_MAX, VLAN_MIN, parse_cidr, parse_port_ip,
+};
 
 /// Longest string value accepted for any parameter; names and descriptions have their
 /// own, smaller limits checked later.
@@ -31,6 +33,17 @@ fn short(v: &Value) -> String {
         format!("{cut}…")
     } else {
         s
+    }
+}
+
+/// An error about a member of an object parameter, named `field.member`.
+fn member_of(field: &str, e: ApiError) -> ApiError {
+    match e {
+        ApiError::InvalidParams {
+            field: member,
+            message,
+        } => ApiError::invalid(format!("{field}.{member}"), message),
+        other => other,
     }
 }
 
@@ -284,6 +297,40 @@ impl Args {
     ) -> Result<T, ApiError> {
         let v = self.opt_enum(field, allowed)?;
         Self::required(field, v)
+    }
+
+    /// `{physnet, vlan?}`: where a provider switch meets the physical network. Errors
+    /// name the member (`provider.vlan`); whether the physnet is a valid name is the
+    /// planner's to say.
+    pub fn opt_provider(&mut self, field: &str) -> Result<Option<ProviderNet>, ApiError> {
+        let map = match self.take(field) {
+            None => return Ok(None),
+            Some(Value::Object(map)) => map,
+            Some(v) => {
+                return Err(ApiError::invalid(
+                    field,
+                    format!("expected an object {{physnet, vlan?}}, got {}", short(&v)),
+                ));
+            }
+        };
+        let mut inner = Args { map };
+        if let Some(key) = inner
+            .map
+            .keys()
+            .find(|k| !matches!(k.as_str(), "physnet" | "vlan"))
+        {
+            let key: String = key.chars().take(64).collect();
+            return Err(ApiError::invalid(
+                format!("{field}.{key}"),
+                format!("unknown member {key:?}; {field} takes physnet, vlan"),
+            ));
+        }
+        let physnet = inner.str("physnet").map_err(|e| member_of(field, e))?;
+        let vlan = inner
+            .opt_uint("vlan", u64::from(VLAN_MIN), u64::from(VLAN_MAX))
+            .map_err(|e| member_of(field, e))?
+            .and_then(|v| u16::try_from(v).ok());
+        Ok(Some(ProviderNet { physnet, vlan }))
     }
 
     /// A raw JSON value (for nested objects parsed elsewhere).

@@ -31,6 +31,7 @@ pub enum ParamType {
     Enum(&'static [&'static str]),
     Protocol,
     Packet,
+    Provider,
 }
 
 impl ParamType {
@@ -68,6 +69,7 @@ impl ParamType {
                 {"type": "integer", "minimum": 0, "maximum": 255}
             ]}),
             ParamType::Packet => json!({"$ref": "#/components/schemas/Packet"}),
+            ParamType::Provider => json!({"$ref": "#/components/schemas/Provider"}),
         }
     }
 }
@@ -109,7 +111,7 @@ const WRITE: &[i32] = &[INVALID_PARAMS, NOT_FOUND, CONFLICT, STORE_UNAVAILABLE];
 pub const METHODS: &[MethodSpec] = &[
     MethodSpec {
         name: "switch_create",
-        doc: "Create a logical switch; a free VNI is allocated when none is given.",
+        doc: "Create a logical switch; a free VNI is allocated when none is given. With provider, the switch is bridged onto that physical network (VLAN-tagged if vlan is given) on every hypervisor that maps it, instead of tunnelled; one switch per (physnet, vlan).",
         params: &[
             p("name", ParamType::Name, true, "unique switch name"),
             p(
@@ -122,6 +124,12 @@ pub const METHODS: &[MethodSpec] = &[
                 "virtual network id",
             ),
             p("description", ParamType::Text, false, "free text"),
+            p(
+                "provider",
+                ParamType::Provider,
+                false,
+                "provider network: {physnet, vlan?}",
+            ),
         ],
         result: "Switch",
         errors: WRITE,
@@ -518,7 +526,12 @@ fn schemas() -> Value {
     json!({
         "Switch": {"type": "object", "required": ["id", "name", "vni", "description", "ports"], "properties": {
             "id": uuid, "name": {"type": "string"}, "vni": {"type": "integer"},
-            "description": {"type": "string"}, "ports": {"type": "integer", "description": "number of ports"}}},
+            "description": {"type": "string"}, "ports": {"type": "integer", "description": "number of ports"},
+            "provider": {"oneOf": [{"$ref": "#/components/schemas/Provider"}, {"type": "null"}]}}},
+        "Provider": {"type": "object", "required": ["physnet"], "additionalProperties": false, "properties": {
+            "physnet": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                        "description": "physical network name, as hypervisors map it in weft-bridge-mappings"},
+            "vlan": {"type": "integer", "minimum": 1, "maximum": 4094, "description": "802.1Q VLAN id; untagged when absent"}}},
         "SwitchList": {"type": "array", "items": {"$ref": "#/components/schemas/Switch"}},
         "Binding": {"type": ["object", "null"], "properties": {"node": {"type": "string"}, "ofport": {"type": "integer"}}},
         "Port": {"type": "object", "required": ["id", "name", "switch", "switch_name", "mac", "ips", "port_security", "key", "zone", "binding", "up"], "properties": {

@@ -94,6 +94,13 @@ enum SwitchCmd {
         vni: Option<u32>,
         #[arg(long)]
         description: Option<String>,
+        /// Bridge the switch onto this physical network (a provider network) instead of
+        /// tunnelling it.
+        #[arg(long)]
+        physnet: Option<String>,
+        /// The 802.1Q VLAN of the provider network (needs --physnet); untagged without.
+        #[arg(long, requires = "physnet")]
+        vlan: Option<u16>,
     },
     List,
     Get {
@@ -359,12 +366,19 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 name,
                 vni,
                 description,
+                physnet,
+                vlan,
             } => (
                 "switch_create",
                 P::new()
                     .set("name", name)?
                     .opt("vni", vni)?
-                    .opt("description", description)?,
+                    .opt("description", description)?
+                    .opt(
+                        "provider",
+                        physnet
+                            .map(|physnet| serde_json::json!({"physnet": physnet, "vlan": vlan})),
+                    )?,
                 View::Switches,
             ),
             SwitchCmd::List => ("switch_list", P::new(), View::Switches),

@@ -25,6 +25,8 @@ use crate::topology::{EncapType, NodeChange, NodeView, Topology};
 pub struct NodeFingerprint {
     pub endpoint: Option<(IpAddr, EncapType)>,
     pub tunnels: BTreeMap<String, u32>,
+    /// The node's physical networks: bridge mappings and patch ofports.
+    pub physnets: (BTreeMap<String, String>, BTreeMap<String, u32>),
     pub switches: BTreeMap<Uuid, SwitchInputs>,
     pub routers: BTreeMap<Uuid, (LogicalRouter, Vec<RouterPort>, Vec<Route>)>,
 }
@@ -52,6 +54,7 @@ pub fn node_fingerprint(
     let mut fp = NodeFingerprint {
         endpoint: Some((view.encap_ip, view.encap_type)),
         tunnels: view.tunnels.clone(),
+        physnets: (view.bridge_mappings.clone(), view.patches.clone()),
         switches: BTreeMap::new(),
         routers: BTreeMap::new(),
     };
@@ -195,7 +198,10 @@ impl IncrementalCompiler {
             if endpoint(ch.old) != endpoint(ch.new) {
                 endpoint_changed.push(ch.id.to_owned());
                 dirty.nodes.insert(ch.id.to_owned());
-            } else if ch.old.map(|v| &v.tunnels) != ch.new.map(|v| &v.tunnels) {
+            } else if ch.old.map(|v| &v.tunnels) != ch.new.map(|v| &v.tunnels)
+                || ch.old.map(|v| (&v.bridge_mappings, &v.patches))
+                    != ch.new.map(|v| (&v.bridge_mappings, &v.patches))
+            {
                 dirty.nodes.insert(ch.id.to_owned());
             }
         }

@@ -51,6 +51,10 @@ pub mod trace;
 #[cfg(test)]
 mod ovs_tests;
 #[cfg(test)]
+mod provider_ovs_tests;
+#[cfg(test)]
+mod provider_tests;
+#[cfg(test)]
 mod routing_tests;
 #[cfg(test)]
 mod tests;
@@ -119,6 +123,15 @@ pub fn compile_node_with(
             }
         }
         locals.sort_by_key(|(p, _)| p.key);
+        if let Some(pn) = &sw.provider {
+            // Bridged, not tunnelled: no tunnels; see stage::provider.
+            let rports: Vec<&LogicalPort> = remotes.values().flatten().copied().collect();
+            if b.provider_switch(model, sw, pn, view, &locals, &rports) {
+                let done = b.flows.len();
+                bound.extend(locals.iter().map(|(p, _)| (*p, done)));
+            }
+            continue;
+        }
         let mut remote_tunnels: Vec<(&str, u32, &[&LogicalPort])> = Vec::new();
         // A local port is complete only with a working tunnel to every node its switch
         // spans: before that, its first packet to a remote port would be dropped.

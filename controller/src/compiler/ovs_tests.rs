@@ -24,10 +24,10 @@ use crate::desired::GroupSpec;
 
 /// Our own ovsdb-server and ovs-vswitchd (dummy datapath), stopped by their PIDs when
 /// dropped, even if the test panics. Failures show the daemons' log tails.
-struct OvsInstance(OvsSandbox);
+pub(super) struct OvsInstance(OvsSandbox);
 
 impl OvsInstance {
-    fn start() -> Self {
+    pub(super) fn start() -> Self {
         let ovs = OvsSandbox::builder("compiler-ovs")
             .vswitchd(Datapath::Dummy)
             .start()
@@ -36,7 +36,7 @@ impl OvsInstance {
     }
 
     /// A file in the run dir: scratch files and the bridges' `.mgmt` sockets.
-    fn path(&self, f: &str) -> PathBuf {
+    pub(super) fn path(&self, f: &str) -> PathBuf {
         self.0.run_dir().join(f)
     }
 
@@ -44,22 +44,22 @@ impl OvsInstance {
         out.unwrap_or_else(|e| panic!("{e}\n{}", self.0.log_tail(20)))
     }
 
-    fn run(&self, bin: &str, args: &[&str]) -> String {
+    pub(super) fn run(&self, bin: &str, args: &[&str]) -> String {
         self.check(self.0.tool(bin).args(args).run())
     }
 
-    fn vsctl(&self, args: &[&str]) -> String {
+    pub(super) fn vsctl(&self, args: &[&str]) -> String {
         self.check(self.0.vsctl(args))
     }
 
-    fn appctl(&self, args: &[&str]) -> String {
+    pub(super) fn appctl(&self, args: &[&str]) -> String {
         self.check(self.0.appctl(args))
     }
 }
 
 /// A line of `dump-flows --no-stats` or our Display, made comparable: OVS leaves out
 /// `table=0` and orders some match fields its own way.
-fn normal_line(l: &str) -> String {
+pub(super) fn normal_line(l: &str) -> String {
     let l = l.trim().replace(" table=0,", "");
     let (head, actions) = l.split_once(" actions=").unwrap_or((l.as_str(), ""));
     let mut parts: Vec<String> = head
@@ -86,7 +86,7 @@ fn masked_port_hex(tok: &str) -> String {
 }
 
 /// Reads one OpenFlow message from the stream.
-fn read_msg(s: &mut UnixStream) -> OfpMessage {
+pub(super) fn read_msg(s: &mut UnixStream) -> OfpMessage {
     let mut hdr = [0u8; 8];
     s.read_exact(&mut hdr).expect("read OpenFlow header");
     let len = usize::from(u16::from_be_bytes([hdr[2], hdr[3]]));
@@ -97,7 +97,7 @@ fn read_msg(s: &mut UnixStream) -> OfpMessage {
 }
 
 /// Collects a multipart reply to `req`.
-fn multipart(s: &mut UnixStream, req: OfpMessage) -> Vec<MultipartReplyBody> {
+pub(super) fn multipart(s: &mut UnixStream, req: OfpMessage) -> Vec<MultipartReplyBody> {
     let xid = req.xid;
     s.write_all(&req.to_bytes().expect("encode")).expect("send");
     let mut out = Vec::new();

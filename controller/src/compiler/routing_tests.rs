@@ -13,23 +13,13 @@ use openflow::Mac;
 use uuid::Uuid;
 
 use super::table::Packet;
+use super::tests::{node, sw};
 use super::trace::{TracePacket, trace};
 use super::*;
 use crate::model::{
-    Acl, AclAction, Change, Direction, Ethertype, LogicalPort, LogicalRouter, LogicalSwitch,
-    MacAddr, Protocol, Route, RouterPort,
+    Acl, AclAction, Change, Direction, Ethertype, LogicalPort, LogicalRouter, MacAddr, Protocol,
+    Route, RouterPort,
 };
-use crate::topology::{EncapType, NodeView, Vif};
-
-fn sw(n: u128, name: &str, vni: u32) -> LogicalSwitch {
-    LogicalSwitch {
-        id: Uuid::from_u128(n),
-        name: name.into(),
-        vni,
-        description: String::new(),
-        provider: None,
-    }
-}
 
 fn lport(n: u128, name: &str, switch: u128, mac: &str, ips: &[&str]) -> LogicalPort {
     LogicalPort {
@@ -143,30 +133,6 @@ pub(super) fn model() -> LogicalModel {
         }],
     )
     .unwrap()
-}
-
-fn node(id: &str, ip: &str, vifs: &[(&str, u32)], tunnels: &[(&str, u32)]) -> NodeView {
-    NodeView {
-        id: id.into(),
-        encap_ip: ip.parse().unwrap(),
-        encap_type: EncapType::Geneve,
-        bridge: "br-int".into(),
-        datapath_id: None,
-        vifs: vifs
-            .iter()
-            .map(|(iface, ofport)| {
-                (
-                    iface.to_string(),
-                    Vif {
-                        ofport: *ofport,
-                        interface: Uuid::from_u128(u128::from(*ofport) + 0xf000),
-                        name: format!("vif-{iface}"),
-                    },
-                )
-            })
-            .collect(),
-        tunnels: tunnels.iter().map(|(r, o)| (r.to_string(), *o)).collect(),
-    }
 }
 
 pub(super) fn topology() -> Topology {

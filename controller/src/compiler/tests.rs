@@ -19,7 +19,7 @@ use crate::topology::{NodeView, Vif};
 const VNI_A: u32 = 5001;
 const VNI_B: u32 = 5002;
 
-fn sw(n: u128, name: &str, vni: u32) -> LogicalSwitch {
+pub(super) fn sw(n: u128, name: &str, vni: u32) -> LogicalSwitch {
     LogicalSwitch {
         id: Uuid::from_u128(n),
         name: name.into(),
@@ -70,7 +70,7 @@ pub(super) fn model() -> LogicalModel {
     .unwrap()
 }
 
-fn node(id: &str, ip: &str, vifs: &[(&str, u32)], tunnels: &[(&str, u32)]) -> NodeView {
+pub(super) fn node(id: &str, ip: &str, vifs: &[(&str, u32)], tunnels: &[(&str, u32)]) -> NodeView {
     NodeView {
         id: id.into(),
         encap_ip: ip.parse().unwrap(),
@@ -91,6 +91,8 @@ fn node(id: &str, ip: &str, vifs: &[(&str, u32)], tunnels: &[(&str, u32)]) -> No
             })
             .collect(),
         tunnels: tunnels.iter().map(|(r, o)| (r.to_string(), *o)).collect(),
+        bridge_mappings: Default::default(),
+        patches: Default::default(),
     }
 }
 

@@ -36,6 +36,10 @@ pub use values::{MacAddr, ValueError, check_name, parse_cidr, parse_port_ip};
 
 /// Largest VXLAN/Geneve virtual network identifier (24 bits).
 pub const VNI_MAX: u32 = 16_777_215;
+/// The 802.1Q VLAN ids a provider network may use (0 is "priority tag only" and 4095 is
+/// reserved by the standard).
+pub const VLAN_MIN: u16 = 1;
+pub const VLAN_MAX: u16 = 4094;
 /// Largest router key: routers share the pipeline's `metadata` with switches, above
 /// [`ROUTER_METADATA_BASE`], so the two can never collide.
 pub const ROUTER_KEY_MAX: u32 = 16_777_215;

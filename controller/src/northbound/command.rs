@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use uuid::Uuid;
 
-use crate::model::{AclAction, Change, Direction, Ethertype, MacAddr, Protocol};
+use crate::model::{AclAction, Change, Direction, Ethertype, MacAddr, Protocol, ProviderNet};
 
 /// A requested change to the logical model. References (`switch`, `port`, `router`,
 /// `router_port`) are names or ids and are resolved by the writer, against the model the
@@ -17,6 +17,8 @@ pub enum Command {
         name: String,
         vni: Option<u32>,
         description: String,
+        /// Bridged onto this physical network instead of tunnelled (DESIGN.md §4).
+        provider: Option<ProviderNet>,
     },
     SwitchDelete {
         switch: String,

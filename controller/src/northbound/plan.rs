@@ -14,7 +14,8 @@ use super::plan_routing::{self as routing, RouterPortSpec};
 use crate::error::ApiError;
 use crate::model::{
     ACL_PRIORITY_MAX, Acl, Change, DESCRIPTION_MAX_LEN, Direction, Ethertype, LogicalModel,
-    LogicalPort, LogicalSwitch, PORT_IPS_MAX, Protocol, VNI_MAX, check_name,
+    LogicalPort, LogicalSwitch, PORT_IPS_MAX, Protocol, ProviderNet, VLAN_MAX, VLAN_MIN, VNI_MAX,
+    check_name,
 };
 
 /// Validates `cmd` against `model` and turns it into the changes that carry it out.
@@ -25,8 +26,12 @@ pub fn plan(model: &LogicalModel, cmd: &Command) -> Result<Vec<Change>, ApiError
             name,
             vni,
             description,
+            provider,
         } => {
             check_name(name).map_err(|e| ApiError::invalid("name", e))?;
+            if let Some(pn) = provider {
+                check_provider(model, pn)?;
+            }
             if description.len() > DESCRIPTION_MAX_LEN {
                 return Err(ApiError::invalid(
                     "description",
@@ -67,7 +72,7 @@ pub fn plan(model: &LogicalModel, cmd: &Command) -> Result<Vec<Change>, ApiError
                 name: name.clone(),
                 vni,
                 description: description.clone(),
-                provider: None,
+                provider: provider.clone(),
             })])
         }
         Command::SwitchDelete { switch, cascade } => {
@@ -375,6 +380,32 @@ fn plan_acl(model: &LogicalModel, spec: &AclSpec) -> Result<Vec<Change>, ApiErro
     })])
 }
 
+/// A provider network must name a valid physical network and VLAN, and no other switch
+/// may sit on the same segment: two switches bridged onto one (physnet, VLAN) would see
+/// each other's broadcasts and unknown destinations.
+fn check_provider(model: &LogicalModel, pn: &ProviderNet) -> Result<(), ApiError> {
+    check_name(&pn.physnet).map_err(|e| ApiError::invalid("provider.physnet", e))?;
+    if let Some(v) = pn.vlan
+        && !(VLAN_MIN..=VLAN_MAX).contains(&v)
+    {
+        return Err(ApiError::invalid(
+            "provider.vlan",
+            format!("vlan {v} is out of range {VLAN_MIN}..={VLAN_MAX}"),
+        ));
+    }
+    if let Some(other) = model.switches().find(|s| s.provider.as_ref() == Some(pn)) {
+        let segment = match pn.vlan {
+            Some(v) => format!("VLAN {v} of physical network {:?}", pn.physnet),
+            None => format!("the untagged segment of physical network {:?}", pn.physnet),
+        };
+        return Err(ApiError::conflict(
+            "provider",
+            format!("switch {:?} is already bridged onto {segment}", other.name),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,6 +428,19 @@ mod tests {
             name: name.into(),
             vni,
             description: String::new(),
+            provider: None,
+        }
+    }
+
+    fn provider_switch(name: &str, physnet: &str, vlan: Option<u16>) -> Command {
+        Command::SwitchCreate {
+            name: name.into(),
+            vni: None,
+            description: String::new(),
+            provider: Some(ProviderNet {
+                physnet: physnet.into(),
+                vlan,
+            }),
         }
     }
 
@@ -519,5 +563,58 @@ mod tests {
         assert_eq!(m.acl_count(), 2);
         apply(&mut m, Command::PortDelete { port: "p1".into() }).unwrap();
         assert_eq!(m.acl_count(), 0);
+    }
+
+    #[test]
+    fn provider_networks() {
+        let mut m = LogicalModel::default();
+        let field = |r: Result<Vec<Change>, ApiError>| match r.unwrap_err() {
+            ApiError::InvalidParams { field, .. } => ("invalid", field),
+            ApiError::Conflict { field, .. } => ("conflict", field),
+            e => panic!("{e:?}"),
+        };
+        apply(&mut m, provider_switch("flat", "physnet1", None)).unwrap();
+        apply(&mut m, provider_switch("v100", "physnet1", Some(100))).unwrap();
+        // Same VLAN on another physical network is another segment.
+        apply(&mut m, provider_switch("other", "physnet2", Some(100))).unwrap();
+        assert_eq!(
+            m.find_switch("v100").unwrap().provider,
+            Some(ProviderNet {
+                physnet: "physnet1".into(),
+                vlan: Some(100)
+            })
+        );
+        assert_eq!(
+            field(apply(&mut m, provider_switch("dup", "physnet1", Some(100)))),
+            ("conflict", "provider".to_string())
+        );
+        assert_eq!(
+            field(apply(&mut m, provider_switch("dup", "physnet1", None))),
+            ("conflict", "provider".to_string())
+        );
+        for bad in [0, 4095, 65535] {
+            assert_eq!(
+                field(apply(&mut m, provider_switch("bad", "physnet1", Some(bad)))),
+                ("invalid", "provider.vlan".to_string())
+            );
+        }
+        for bad in ["", "phys net", "-x"] {
+            assert_eq!(
+                field(apply(&mut m, provider_switch("bad", bad, Some(7)))),
+                ("invalid", "provider.physnet".to_string())
+            );
+        }
+        apply(&mut m, provider_switch("edge", "physnet1", Some(4094))).unwrap();
+        apply(&mut m, provider_switch("low", "physnet1", Some(1))).unwrap();
+        // Deleting the switch frees its segment.
+        apply(
+            &mut m,
+            Command::SwitchDelete {
+                switch: "v100".into(),
+                cascade: false,
+            },
+        )
+        .unwrap();
+        apply(&mut m, provider_switch("again", "physnet1", Some(100))).unwrap();
     }
 }

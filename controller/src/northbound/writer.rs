@@ -293,6 +293,7 @@ mod tests {
             name: name.into(),
             vni,
             description: String::new(),
+            provider: None,
         }
     }
 

@@ -15,7 +15,7 @@
 //! that change often and that nothing here looks at.
 //!
 //! The module knows no controller's conventions: which `external_ids` key marks a tunnel
-//! port as owned, or an interface as installed, is the caller's to pass.
+//! or patch port as owned, or an interface as installed, is the caller's to pass.
 //!
 //! One file per concept, all re-exported here:
 //! - `typed`: the [`TypedRow`] trait, [`RowError`], [`rows`] and [`row`];
@@ -26,6 +26,7 @@
 //! - `lookup`: the root row, a bridge by name, a bridge's ports, a port's interfaces;
 //! - `bridge`: [`BridgeSpec`] and [`ensure_bridge`];
 //! - `tunnel`: [`TunnelPort`] and [`sync_tunnels`];
+//! - `patch`: [`PatchPort`] and [`sync_patch_ports`] (patch ports between bridges);
 //! - `map_keys`: single map-column keys, such as an Interface's marks.
 
 mod bridge;
@@ -33,6 +34,7 @@ mod cache;
 mod lookup;
 mod map_keys;
 mod monitored;
+mod patch;
 mod tables;
 #[cfg(test)]
 mod test_schema;
@@ -51,6 +53,7 @@ pub use map_keys::{
     remove_interface_external_id, remove_map_key, set_interface_external_id, set_map_key,
 };
 pub use monitored::{MONITORED_COLUMNS, monitor_requests, monitor_requests_for};
+pub use patch::{PatchPort, sync_patch_ports};
 pub use tables::{Bridge, Controller, Interface, OpenVSwitch, Port};
 pub use tunnel::{TunnelPort, add_tunnel_port, owned_tunnels, sync_tunnels};
 pub use typed::{RowError, TypedRow, row, rows};

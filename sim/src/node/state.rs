@@ -124,6 +124,8 @@ impl NodeState {
             datapath_id: Some(self.spec.datapath_id),
             vifs,
             tunnels,
+            bridge_mappings: Default::default(),
+            patches: Default::default(),
         }
     }
 }

@@ -31,6 +31,14 @@ pub(crate) fn cell(v: &Value) -> String {
             o.get("node").map(cell).unwrap_or_default(),
             o.get("ofport").map(cell).unwrap_or_default()
         ),
+        // A provider network: `physnet1` untagged, `physnet1/100` on VLAN 100.
+        Value::Object(o) if o.contains_key("physnet") => {
+            let physnet = o.get("physnet").map(cell).unwrap_or_default();
+            match o.get("vlan").filter(|v| !v.is_null()) {
+                Some(v) => format!("{physnet}/{}", cell(v)),
+                None => physnet,
+            }
+        }
         other => other.to_string(),
     }
 }
@@ -74,6 +82,7 @@ pub(crate) fn render(view: View, v: &Value) -> String {
                 ("name", "name"),
                 ("vni", "vni"),
                 ("ports", "ports"),
+                ("provider", "provider"),
                 ("id", "id"),
                 ("description", "description"),
             ],

@@ -1,7 +1,8 @@
 //! The pipeline's stages (docs/pipeline.md), one module each, all adding to one
 //! [`FlowBuilder`]: classify (table 0), port security (10), ACLs (20/21, 40/41), ARP
 //! responder (25) and the router's responders beside it, routing (26/27), L2 lookup and
-//! flooding (30), output (50). A feature adds a stage here; it does not grow another's.
+//! flooding (30), output (50); provider networks (the patch port to a physical network,
+//! in 0 and 30). A feature adds a stage here; it does not grow another's.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -23,6 +24,7 @@ mod l2;
 mod l3;
 mod output;
 mod port_security;
+mod provider;
 mod router;
 
 pub use acl::{

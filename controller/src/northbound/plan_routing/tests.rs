@@ -89,6 +89,7 @@ fn fixture() -> LogicalModel {
                 name: name.into(),
                 vni: None,
                 description: String::new(),
+                provider: None,
             },
         )
         .unwrap();

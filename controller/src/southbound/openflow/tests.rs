@@ -97,6 +97,8 @@ async fn resync_turns_are_given_back() {
             datapath_id: Some(n),
             vifs: BTreeMap::new(),
             tunnels: BTreeMap::new(),
+            bridge_mappings: Default::default(),
+            patches: Default::default(),
         });
         let port = Uuid::new_v4();
         let fm = FlowMod::add(
@@ -159,6 +161,8 @@ async fn falls_back_to_plain_flow_mods_without_bundles() {
         datapath_id: Some(42),
         vifs: BTreeMap::new(),
         tunnels: BTreeMap::new(),
+        bridge_mappings: Default::default(),
+        patches: Default::default(),
     });
     let port = Uuid::new_v4();
     let fm = FlowMod::add(

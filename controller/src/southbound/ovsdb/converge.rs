@@ -1,5 +1,6 @@
-//! One pass of a session: bring the integration bridge, the tunnel ports and the
-//! `weft-installed` marks to what Weft wants, and report what the bridge holds.
+//! One pass of a session: bring the integration bridge, the tunnel ports, the patch
+//! ports to the physical networks' bridges and the `weft-installed` marks to what Weft
+//! wants, and report what the bridge holds.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -10,9 +11,9 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::session::*;
-use super::settings::{NodeSettings, encap_name, node_settings};
+use super::settings::{NodeSettings, encap_name, node_settings, patch_port_names};
 use super::*;
-use crate::desired::TunnelSpec;
+use crate::desired::{PatchSpec, TunnelSpec};
 use crate::observed::TransportNode;
 use crate::topology::{NodeView, Vif};
 
@@ -44,11 +45,21 @@ impl Session {
             }
         };
         let id = settings.id.clone();
+        let mapping_errors = settings.mapping_errors.clone();
         if !self.identify(settings) {
             return Ok(());
         }
         if self.seen.waiting.take().is_some() {
             tracing::info!(peer = %self.peer, node = %id, "no longer waiting");
+        }
+        if mapping_errors != self.seen.mapping_errors {
+            for e in mapping_errors
+                .iter()
+                .filter(|e| !self.seen.mapping_errors.contains(e))
+            {
+                tracing::warn!(node = %id, "{e}");
+            }
+            self.seen.mapping_errors = mapping_errors;
         }
         let Some(node) = self.node.clone() else {
             return Ok(());
@@ -103,12 +114,13 @@ impl Session {
             .as_ref()
             .is_some_and(|p| p.generation == self.contents_generation);
         if !fresh {
-            let (vifs, tunnels) = self.read_bridge(replica, &node, &bridge);
+            let contents = self.read_bridge(replica, &node, &bridge);
             let datapath_id = bridge
                 .datapath_id
                 .as_deref()
                 .and_then(|s| u64::from_str_radix(s.trim(), 16).ok());
-            self.publish(&node, datapath_id, &vifs, &tunnels);
+            self.publish(&node, datapath_id, &contents);
+            let vifs = contents.vifs;
             self.memo.published = Some(Published {
                 generation: self.contents_generation,
                 vifs: Arc::new(vifs),
@@ -128,6 +140,13 @@ impl Session {
             self.write(client, events, WriteKind::Tunnels, &txn).await?;
         }
 
+        // 3b. Patch ports to the physical networks' bridges.
+        if self.may_write(WriteKind::Patches)
+            && let Some(txn) = self.plan_patches(replica, &node)
+        {
+            self.write(client, events, WriteKind::Patches, &txn).await?;
+        }
+
         // 4. weft-installed.
         if self.may_write(WriteKind::Installed)
             && let Some(txn) = self.plan_installed(replica, &node, &vifs)
@@ -138,18 +157,18 @@ impl Session {
         Ok(())
     }
 
-    /// VIFs and working tunnels on the bridge; logs each tunnel error once.
+    /// VIFs, working tunnels and patch ports on the bridge; logs each port error once.
     fn read_bridge(
         &mut self,
         replica: &Replica,
         node: &NodeSettings,
         bridge: &Bridge,
-    ) -> (BTreeMap<String, Vif>, BTreeMap<String, u32>) {
+    ) -> BridgeContents {
         let contents = bridge_contents(replica, &node.id, bridge);
         for (port, error) in &contents.tunnel_errors {
             if self.seen.tunnel_errors.get(port) != Some(error) {
                 tracing::warn!(node = %node.id, port = %port, error = %error,
-                    "tunnel port failed in OVS");
+                    "Weft's tunnel or patch port failed in OVS");
             }
         }
         for port in self.seen.tunnel_errors.keys() {
@@ -157,7 +176,7 @@ impl Session {
                 tracing::info!(node = %node.id, port = %port, "tunnel port error cleared");
             }
         }
-        self.seen.tunnel_errors = contents.tunnel_errors;
+        self.seen.tunnel_errors = contents.tunnel_errors.clone();
         for id in contents
             .duplicate_iface_ids
             .difference(&self.seen.duplicates)
@@ -165,8 +184,8 @@ impl Session {
             tracing::warn!(node = %node.id, iface_id = %id,
                 "several interfaces carry this iface-id; using the first");
         }
-        self.seen.duplicates = contents.duplicate_iface_ids;
-        (contents.vifs, contents.tunnels)
+        self.seen.duplicates = contents.duplicate_iface_ids.clone();
+        contents
     }
 
     /// Publishes the node: the API's view of it first, then the topology (from which the
@@ -176,8 +195,7 @@ impl Session {
         &mut self,
         node: &NodeSettings,
         datapath_id: Option<u64>,
-        vifs: &BTreeMap<String, Vif>,
-        tunnels: &BTreeMap<String, u32>,
+        contents: &BridgeContents,
     ) {
         let ctx = &self.shared.ctx;
         ctx.observed.update_node(&node.id, |n: &mut TransportNode| {
@@ -193,8 +211,10 @@ impl Session {
             encap_type: node.encap_type,
             bridge: node.bridge.clone(),
             datapath_id,
-            vifs: vifs.clone(),
-            tunnels: tunnels.clone(),
+            vifs: contents.vifs.clone(),
+            tunnels: contents.tunnels.clone(),
+            bridge_mappings: node.bridge_mappings.clone(),
+            patches: contents.patches.clone(),
         });
     }
 
@@ -234,6 +254,94 @@ impl Session {
             }
             Err(e) => {
                 tracing::warn!(node = %node.id, error = %e, "cannot plan tunnel ports");
+                None
+            }
+        }
+    }
+
+    /// Makes Weft's patch ports (on br-int and on the mapped bridges) the pairs the
+    /// compiler asks for, for physnets this node maps to a bridge that exists; logs once
+    /// why any other is left unpatched. Leftover pairs (a physnet no longer needed or
+    /// remapped) are removed wherever they are.
+    fn plan_patches(&mut self, replica: &Replica, node: &NodeSettings) -> Option<Transaction> {
+        if !self.shared.ctx.channels.desired_published(&node.id) {
+            // Not compiled yet: an empty placeholder would delete every patch port.
+            return None;
+        }
+        let desired = self.patches.as_ref()?.borrow().clone();
+        if let Some((generation, patches)) = &self.memo.patches_clean
+            && *generation == self.contents_generation
+            && *patches == desired
+        {
+            return None;
+        }
+        let mut want: BTreeMap<String, Vec<vswitch::PatchPort>> = BTreeMap::new();
+        let mut unpatched: BTreeMap<String, String> = BTreeMap::new();
+        for PatchSpec { physnet, bridge } in desired.iter() {
+            let Some(bridge) = bridge else {
+                unpatched.insert(
+                    physnet.clone(),
+                    format!(
+                        "this hypervisor has ports on provider switches of physical network \
+                         {physnet:?}, but external_ids:{KEY_BRIDGE_MAPPINGS} does not map it: \
+                         they get local flows only and are not marked weft-installed"
+                    ),
+                );
+                continue;
+            };
+            if !matches!(vswitch::cached_bridge_by_name(replica, bridge), Some(Ok(_))) {
+                unpatched.insert(
+                    physnet.clone(),
+                    format!(
+                        "physical network {physnet:?} is mapped to bridge {bridge:?}, which \
+                         does not exist; Weft never creates it: its provider switches' ports \
+                         here stay unbridged and are not marked weft-installed"
+                    ),
+                );
+                continue;
+            }
+            let (int_name, ext_name) = patch_port_names(physnet);
+            let ids = BTreeMap::from([(KEY_PHYSNET.to_owned(), physnet.clone())]);
+            want.entry(node.bridge.clone())
+                .or_default()
+                .push(vswitch::PatchPort {
+                    name: int_name.clone(),
+                    peer: ext_name.clone(),
+                    external_ids: ids.clone(),
+                });
+            want.entry(bridge.clone())
+                .or_default()
+                .push(vswitch::PatchPort {
+                    name: ext_name,
+                    peer: int_name,
+                    external_ids: ids,
+                });
+        }
+        for (physnet, why) in &unpatched {
+            if self.seen.unpatched.get(physnet) != Some(why) {
+                tracing::warn!(node = %node.id, physnet = %physnet, "{why}");
+            }
+        }
+        for physnet in self.seen.unpatched.keys() {
+            if !unpatched.contains_key(physnet) {
+                tracing::info!(node = %node.id, physnet = %physnet,
+                    "physical network no longer left unpatched");
+            }
+        }
+        self.seen.unpatched = unpatched;
+        match vswitch::sync_patch_ports(replica, KEY_PHYSNET, &want) {
+            Ok(Some(txn)) => {
+                tracing::info!(node = %node.id,
+                    pairs = want.get(&node.bridge).map_or(0, Vec::len),
+                    "syncing patch ports to physical networks");
+                Some(txn)
+            }
+            Ok(None) => {
+                self.memo.patches_clean = Some((self.contents_generation, desired));
+                None
+            }
+            Err(e) => {
+                tracing::warn!(node = %node.id, error = %e, "cannot plan patch ports");
                 None
             }
         }
@@ -286,13 +394,15 @@ impl Session {
 }
 
 /// What a bridge holds, as the southbound reports it.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub(super) struct BridgeContents {
     /// Interfaces with `external_ids:iface-id` and a valid ofport, by iface-id.
     pub(super) vifs: BTreeMap<String, Vif>,
     /// Weft's tunnel ports (`weft-remote`) with a valid ofport and no error: remote → ofport.
     pub(super) tunnels: BTreeMap<String, u32>,
-    /// Weft's tunnel ports OVS could not set up: port name → `Interface.error`.
+    /// Weft's patch ports (`weft-physnet`) with a valid ofport and no error: physnet → ofport.
+    pub(super) patches: BTreeMap<String, u32>,
+    /// Weft's tunnel and patch ports OVS could not set up: port name → `Interface.error`.
     pub(super) tunnel_errors: BTreeMap<String, String>,
     /// iface-ids carried by more than one interface (the first one, in port order, wins).
     pub(super) duplicate_iface_ids: BTreeSet<String>,
@@ -301,6 +411,7 @@ pub(super) struct BridgeContents {
 pub(super) fn bridge_contents(replica: &Replica, node: &str, bridge: &Bridge) -> BridgeContents {
     let mut vifs = BTreeMap::new();
     let mut tunnels = BTreeMap::new();
+    let mut patches = BTreeMap::new();
     let mut errors = BTreeMap::new();
     let mut duplicates = BTreeSet::new();
     for port_uuid in &bridge.ports {
@@ -312,7 +423,15 @@ pub(super) fn bridge_contents(replica: &Replica, node: &str, bridge: &Bridge) ->
             }
             None => continue,
         };
-        let remote = port.external_ids.get(KEY_REMOTE).cloned();
+        // A Weft-owned port: a tunnel (by remote) or a patch port (by physnet).
+        let mut owned = match (
+            port.external_ids.get(KEY_REMOTE),
+            port.external_ids.get(KEY_PHYSNET),
+        ) {
+            (Some(remote), _) => Some((&mut tunnels, remote.clone())),
+            (None, Some(physnet)) => Some((&mut patches, physnet.clone())),
+            (None, None) => None,
+        };
         for iface_uuid in &port.interfaces {
             let iface = match vswitch::cached_row::<Interface>(replica, iface_uuid) {
                 Some(Ok(i)) => i,
@@ -326,11 +445,11 @@ pub(super) fn bridge_contents(replica: &Replica, node: &str, bridge: &Bridge) ->
                 .ofport
                 .filter(|p| *p > 0)
                 .and_then(|p| u32::try_from(p).ok());
-            if let Some(remote) = &remote {
+            if let Some((found, key)) = &mut owned {
                 let error = iface.error.clone().filter(|e| !e.is_empty());
                 match (ofport, error) {
                     (Some(of), None) => {
-                        tunnels.insert(remote.clone(), of);
+                        found.insert(key.clone(), of);
                     }
                     (_, Some(e)) => {
                         errors.insert(port.name.clone(), e);
@@ -362,6 +481,7 @@ pub(super) fn bridge_contents(replica: &Replica, node: &str, bridge: &Bridge) ->
     BridgeContents {
         vifs,
         tunnels,
+        patches,
         tunnel_errors: errors,
         duplicate_iface_ids: duplicates,
     }

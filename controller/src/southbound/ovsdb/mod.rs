@@ -12,11 +12,19 @@
 //! - publishes a [`NodeView`] to the [`TransportNodes`] and the [`TransportNode`] / port bindings
 //!   to [`ObservedState`];
 //! - keeps the node's tunnel ports equal to its desired [`TunnelSpec`]s (one guarded
-//!   transaction per change) and writes `external_ids:weft-installed` from the set of
-//!   ports whose flows the OpenFlow side confirmed.
+//!   transaction per change), and its patch ports to the bridges of its physical networks
+//!   (`weft-bridge-mappings`) equal to its desired
+//!   [`PatchSpec`](crate::desired::PatchSpec)s, and writes `external_ids:weft-installed`
+//!   from the set of ports whose flows the OpenFlow side confirmed.
 //!
 //! A session never writes a row Weft does not own: tunnel ports are recognised by
-//! `external_ids:weft-remote`, and `weft-installed` is the only key set on VM interfaces.
+//! `external_ids:weft-remote`, patch ports (on br-int and on a mapped bridge) by
+//! `external_ids:weft-physnet`, and `weft-installed` is the only key set on VM
+//! interfaces. A mapped bridge is never created or otherwise changed: if it does not
+//! exist, the session logs it and patches nothing to it.
+//!
+//! Patch port names: `wpi-` (br-int side) and `wpe-` (mapped bridge side) followed by the
+//! same hash of the physnet name ([`patch_port_names`]).
 //!
 //! Writes and the replica: ovsdb-server (3.1) sends the monitor update that shows a
 //! transaction's effect *before* the `transact` reply; the session, waiting for that
@@ -57,6 +65,10 @@ pub const KEY_ENCAP_TYPE: &str = "weft-encap-type";
 pub const KEY_BRIDGE: &str = "weft-bridge";
 pub const KEY_DATAPATH_TYPE: &str = "weft-datapath-type";
 pub const KEY_REMOTE: &str = "weft-remote";
+/// Root row: which bridge carries each physical network (`physnet1:br-ex,...`).
+pub const KEY_BRIDGE_MAPPINGS: &str = "weft-bridge-mappings";
+/// Marks Weft's patch ports (both ends) with the physical network they reach.
+pub const KEY_PHYSNET: &str = "weft-physnet";
 pub const KEY_INSTALLED: &str = "weft-installed";
 pub const KEY_IFACE_ID: &str = "iface-id";
 pub const DEFAULT_BRIDGE: &str = "br-int";
@@ -380,4 +392,4 @@ mod settings;
 mod tests;
 
 use session::Session;
-pub use settings::tunnel_port_name;
+pub use settings::{patch_port_names, tunnel_port_name};

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::settings::{NodeSettings, encap_name};
 use super::*;
-use crate::desired::TunnelSpec;
+use crate::desired::{PatchSpec, TunnelSpec};
 use crate::topology::Vif;
 
 /// Why a session ended.
@@ -40,6 +40,7 @@ pub(super) const HOLD_MAX: usize = 4096;
 pub(super) enum Wake {
     Event(Option<Event>),
     Tunnels(bool),
+    Patches(bool),
     Marks(bool),
     Released,
     Retry,
@@ -51,6 +52,7 @@ impl Wake {
         match self {
             Wake::Event(_) => "monitor update",
             Wake::Tunnels(_) => "tunnels",
+            Wake::Patches(_) => "patches",
             Wake::Marks(_) => "marks",
             Wake::Released => "node released",
             Wake::Retry => "retry",
@@ -63,6 +65,7 @@ impl Wake {
 pub(super) enum WriteKind {
     Bridge,
     Tunnels,
+    Patches,
     Installed,
 }
 
@@ -76,6 +79,11 @@ pub(super) struct Logged {
     pub(super) waiting: Option<String>,
     /// iface-ids on several interfaces (logged once each).
     pub(super) duplicates: BTreeSet<String>,
+    /// Ignored `weft-bridge-mappings` entries, as last logged.
+    pub(super) mapping_errors: Vec<String>,
+    /// Why each physnet this node needs is not patched (unmapped, missing bridge), as
+    /// last logged.
+    pub(super) unpatched: BTreeMap<String, String>,
 }
 
 /// One connection to one hypervisor's database.
@@ -86,6 +94,8 @@ pub(super) struct Session {
     pub(super) node: Option<NodeSettings>,
     /// The tunnel ports this node needs (the compiler task's answer).
     pub(super) tunnels: Option<watch::Receiver<Arc<BTreeSet<TunnelSpec>>>>,
+    /// The physical networks this node must be patched to (the compiler task's answer).
+    pub(super) patches: Option<watch::Receiver<Arc<BTreeSet<PatchSpec>>>>,
     /// The ofports of this node's VIFs to mark `weft-installed` ([`crate::port_status`]).
     pub(super) marks: Option<watch::Receiver<Arc<BTreeSet<u32>>>>,
     pub(super) released: watch::Receiver<u64>,
@@ -127,6 +137,8 @@ pub(super) struct Memo {
     pub(super) published: Option<Published>,
     /// The tunnel ports matched these desired tunnels at this contents generation.
     pub(super) tunnels_clean: Option<(u64, BTreeSet<TunnelSpec>)>,
+    /// The patch ports matched these desired patches at this contents generation.
+    pub(super) patches_clean: Option<(u64, Arc<BTreeSet<PatchSpec>>)>,
     /// The weft-installed marks matched these marks at this contents generation.
     pub(super) installed_clean: Option<(u64, Arc<BTreeSet<u32>>)>,
     /// The OVS tunnel ports for these desired tunnels: rebuilt only when the desired
@@ -153,6 +165,7 @@ impl Session {
             peer,
             node: None,
             tunnels: None,
+            patches: None,
             marks: None,
             generation: 0,
             contents_generation: 0,
@@ -276,6 +289,7 @@ impl Session {
             let wake = tokio::select! {
                 ev = events.recv() => Wake::Event(ev),
                 ok = changed(&mut self.tunnels) => Wake::Tunnels(ok),
+                ok = changed(&mut self.patches) => Wake::Patches(ok),
                 ok = changed(&mut self.marks) => Wake::Marks(ok),
                 // Only a session waiting for a node listens; Shared holds the sender as
                 // long as this session lives.
@@ -302,6 +316,11 @@ impl Session {
                 Wake::Tunnels(ok) => {
                     if !ok {
                         self.tunnels = None;
+                    }
+                }
+                Wake::Patches(ok) => {
+                    if !ok {
+                        self.patches = None;
                     }
                 }
                 Wake::Marks(ok) => {
@@ -381,6 +400,7 @@ impl Session {
                 return false;
             }
             self.tunnels = Some(self.shared.ctx.channels.watch_tunnels(&settings.id));
+            self.patches = Some(self.shared.ctx.channels.watch_patches(&settings.id));
             self.marks = Some(self.shared.ctx.channels.watch_marks(&settings.id));
             self.written_at.clear();
             self.memo = Memo::default();
@@ -402,6 +422,7 @@ impl Session {
             return;
         };
         self.tunnels = None;
+        self.patches = None;
         self.marks = None;
         // Only the owner changes its own entry (others insert only when it is absent), so
         // this check stays true until we remove the entry below. The state is cleaned up

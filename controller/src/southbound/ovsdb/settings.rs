@@ -1,19 +1,35 @@
-//! Which hypervisor a database is: its settings from the root row, and the names Weft
-//! gives the things it creates there.
+//! Which hypervisor a database is: its settings from the root row (with its physical
+//! networks, `weft-bridge-mappings`), and the names Weft gives the things it creates there.
+
+use std::collections::BTreeMap;
 
 use ovsdb::vswitch::OpenVSwitch;
 
 use super::*;
 use crate::topology::EncapType;
 
-/// `wt-` + 8 hex digits of the 32-bit FNV-1a hash of the remote's system-id.
-pub fn tunnel_port_name(remote_system_id: &str) -> String {
+/// The 32-bit FNV-1a hash of `s`'s UTF-8 bytes: short, stable port names.
+fn fnv1a(s: &str) -> u32 {
     let mut h: u32 = 0x811c_9dc5;
-    for b in remote_system_id.as_bytes() {
+    for b in s.as_bytes() {
         h ^= u32::from(*b);
         h = h.wrapping_mul(0x0100_0193);
     }
-    format!("wt-{h:08x}")
+    h
+}
+
+/// `wt-` + 8 hex digits of the 32-bit FNV-1a hash of the remote's system-id.
+pub fn tunnel_port_name(remote_system_id: &str) -> String {
+    format!("wt-{:08x}", fnv1a(remote_system_id))
+}
+
+/// The two ends of the patch-port pair towards one physical network's bridge:
+/// `wpi-` (on the integration bridge) and `wpe-` (on the mapped bridge) + 8 hex digits of
+/// the FNV-1a hash of the physnet name (physnet names may be 64 bytes; these fit
+/// Linux's 15).
+pub fn patch_port_names(physnet: &str) -> (String, String) {
+    let h = fnv1a(physnet);
+    (format!("wpi-{h:08x}"), format!("wpe-{h:08x}"))
 }
 
 pub(super) fn encap_name(e: EncapType) -> &'static str {
@@ -32,6 +48,11 @@ pub(super) struct NodeSettings {
     pub(super) encap_type: EncapType,
     pub(super) bridge: String,
     pub(super) datapath_type: Option<String>,
+    /// `weft-bridge-mappings`, its well-formed entries: physnet -> bridge.
+    pub(super) bridge_mappings: BTreeMap<String, String>,
+    /// Why each ignored entry of `weft-bridge-mappings` was ignored (logged by the
+    /// session, once per change).
+    pub(super) mapping_errors: Vec<String>,
 }
 
 /// Reads and validates the root row; `Err` explains what the operator must fix.
@@ -70,11 +91,92 @@ pub(super) fn node_settings(root: &OpenVSwitch) -> Result<NodeSettings, String> 
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(str::to_owned);
+    let (bridge_mappings, mapping_errors) =
+        bridge_mappings(root.external_id(KEY_BRIDGE_MAPPINGS).unwrap_or(""), &bridge);
     Ok(NodeSettings {
         id: id.to_owned(),
         encap_ip,
         encap_type,
         bridge,
         datapath_type,
+        bridge_mappings,
+        mapping_errors,
     })
+}
+
+/// Parses `physnet1:br-ex,physnet2:br-vlan` (spaces around items allowed, empty items
+/// skipped). An entry that is not `NAME:BRIDGE` with a valid physnet name, names the
+/// integration bridge, or repeats a physnet is left out, with the reason: a typo in one
+/// mapping must not take the others (or the node) down.
+pub(super) fn bridge_mappings(
+    raw: &str,
+    integration_bridge: &str,
+) -> (BTreeMap<String, String>, Vec<String>) {
+    let mut map = BTreeMap::new();
+    let mut errors = Vec::new();
+    for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let bad = |why: &str| format!("{KEY_BRIDGE_MAPPINGS} entry {entry:?} ignored: {why}");
+        let Some((physnet, bridge)) = entry.split_once(':') else {
+            errors.push(bad("expected PHYSNET:BRIDGE"));
+            continue;
+        };
+        let (physnet, bridge) = (physnet.trim(), bridge.trim());
+        if let Err(e) = crate::model::check_name(physnet) {
+            errors.push(bad(&format!("physnet: {e}")));
+        } else if bridge.is_empty() || bridge.contains(':') || bridge.contains(char::is_whitespace)
+        {
+            errors.push(bad("bridge name is empty or malformed"));
+        } else if bridge == integration_bridge {
+            errors.push(bad("that is the integration bridge itself"));
+        } else if map.contains_key(physnet) {
+            errors.push(bad("physnet already mapped by an earlier entry"));
+        } else {
+            map.insert(physnet.to_owned(), bridge.to_owned());
+        }
+    }
+    (map, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bridge_mappings_keep_good_entries_and_explain_bad_ones() {
+        let (map, errors) = bridge_mappings(
+            " physnet1:br-ex, physnet2 : br-vlan ,,bad,:br-x,p3:,p4:br-int,physnet1:br-other,a b:br-y",
+            "br-int",
+        );
+        assert_eq!(
+            map,
+            BTreeMap::from([
+                ("physnet1".to_owned(), "br-ex".to_owned()),
+                ("physnet2".to_owned(), "br-vlan".to_owned()),
+            ])
+        );
+        assert_eq!(errors.len(), 6, "{errors:#?}");
+        for (e, what) in errors.iter().zip([
+            "\"bad\"",
+            "\":br-x\"",
+            "\"p3:\"",
+            "integration bridge",
+            "already mapped",
+            "\"a b:br-y\"",
+        ]) {
+            assert!(e.contains(what), "{e} should mention {what}");
+        }
+        assert_eq!(bridge_mappings("", "br-int"), (BTreeMap::new(), vec![]));
+    }
+
+    #[test]
+    fn patch_port_names_are_short_and_paired() {
+        let (i, e) = patch_port_names(&"p".repeat(64));
+        assert!(i.starts_with("wpi-") && e.starts_with("wpe-"));
+        assert_eq!((i.len(), e.len()), (12, 12));
+        assert_eq!(i[4..], e[4..]);
+        assert_ne!(
+            patch_port_names("physnet1").0,
+            patch_port_names("physnet2").0
+        );
+    }
 }

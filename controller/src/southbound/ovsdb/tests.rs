@@ -66,9 +66,9 @@ fn replica(tables: serde_json::Value) -> Replica {
 fn bridge_contents_reports_working_vifs_and_tunnels_only() {
     let u = |n: u8| Uuid::from_bytes([n; 16]);
     let uuid = |n: u8| serde_json::json!(["uuid", u(n).to_string()]);
-    let ports: Vec<_> = (10..16).map(uuid).collect();
-    let port = |i: u8, name: &str, remote: Option<&str>| {
-        let ext: Vec<_> = remote.map(|r| vec![KEY_REMOTE, r]).into_iter().collect();
+    let ports: Vec<_> = (10..18).map(uuid).collect();
+    let port = |i: u8, name: &str, owner: Option<(&str, &str)>| {
+        let ext: Vec<_> = owner.map(|(k, v)| vec![k, v]).into_iter().collect();
         (
             u(10 + i).to_string(),
             serde_json::json!({"initial": {"name": name, "interfaces": uuid(20 + i),
@@ -91,9 +91,11 @@ fn bridge_contents_reports_working_vifs_and_tunnels_only() {
         port(0, "vm1", None),
         port(1, "vm2", None),
         port(2, "vm1-again", None),
-        port(3, "wt-a", Some("hv2")),
-        port(4, "wt-b", Some("hv3")),
+        port(3, "wt-a", Some((KEY_REMOTE, "hv2"))),
+        port(4, "wt-b", Some((KEY_REMOTE, "hv3"))),
         port(5, "plain", None),
+        port(6, "wpi-1", Some((KEY_PHYSNET, "physnet1"))),
+        port(7, "wpi-2", Some((KEY_PHYSNET, "physnet2"))),
     ]
     .into_iter()
     .collect();
@@ -104,6 +106,8 @@ fn bridge_contents_reports_working_vifs_and_tunnels_only() {
         iface(3, "wt-a", 3, vec![], ""),
         iface(4, "wt-b", -1, vec![], "could not add network device wt-b"),
         iface(5, "plain", 4, vec![], ""),
+        iface(6, "wpi-1", 12, vec![], ""),
+        iface(7, "wpi-2", -1, vec![], "peer wpe-2 does not exist"),
     ]
     .into_iter()
     .collect();
@@ -127,12 +131,16 @@ fn bridge_contents_reports_working_vifs_and_tunnels_only() {
         )])
     );
     assert_eq!(c.tunnels, BTreeMap::from([("hv2".to_owned(), 3)]));
+    assert_eq!(c.patches, BTreeMap::from([("physnet1".to_owned(), 12)]));
     assert_eq!(
         c.tunnel_errors,
-        BTreeMap::from([(
-            "wt-b".to_owned(),
-            "could not add network device wt-b".to_owned()
-        )])
+        BTreeMap::from([
+            ("wpi-2".to_owned(), "peer wpe-2 does not exist".to_owned()),
+            (
+                "wt-b".to_owned(),
+                "could not add network device wt-b".to_owned()
+            ),
+        ])
     );
     assert_eq!(c.duplicate_iface_ids, BTreeSet::from(["lp1".to_owned()]));
 }
@@ -170,6 +178,18 @@ fn settings_require_system_id_and_encap_ip() {
         (s.encap_type, s.bridge.as_str()),
         (EncapType::Vxlan, "br-x")
     );
+    assert!(s.bridge_mappings.is_empty() && s.mapping_errors.is_empty());
+    root.external_ids.insert(
+        KEY_BRIDGE_MAPPINGS.into(),
+        "physnet1:br-ex,junk,physnet2:br-x".into(),
+    );
+    let s = node_settings(&root).unwrap();
+    assert_eq!(
+        s.bridge_mappings,
+        BTreeMap::from([("physnet1".to_owned(), "br-ex".to_owned())]),
+        "junk is malformed and br-x is the integration bridge here"
+    );
+    assert_eq!(s.mapping_errors.len(), 2, "{:?}", s.mapping_errors);
     root.external_ids
         .insert(KEY_ENCAP_TYPE.into(), "gre".into());
     assert!(node_settings(&root).unwrap_err().contains("gre"));
