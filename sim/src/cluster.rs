@@ -47,6 +47,8 @@ pub struct ClusterOptions {
     pub base_dir: Option<std::path::PathBuf>,
     /// Keep the run directory afterwards (to read weftd.log).
     pub keep: bool,
+    /// One router per this many consecutive switches (0: no routers).
+    pub router_every: usize,
 }
 
 impl ClusterOptions {
@@ -57,6 +59,7 @@ impl ClusterOptions {
             stalled: Vec::new(),
             base_dir: None,
             keep: false,
+            router_every: 0,
         }
     }
 }
@@ -74,7 +77,7 @@ impl Cluster {
         };
         dir.disable_cleanup(opts.keep);
         let data = dir.path().join("data");
-        let scenario = Scenario::generate(opts.nodes);
+        let scenario = Scenario::generate(opts.nodes).with_routers(opts.router_every);
         let model = scenario
             .model()
             .context("generated model is inconsistent")?;

@@ -4,6 +4,9 @@
 //! shape), and one ACL set (SSH allowed in and related traffic back, ICMP allowed) on
 //! every 50th port. The ports of one switch sit on distinct, neighbouring hypervisors
 //! (tenants are placed near each other), which bounds each node's tunnel mesh.
+//! [`Scenario::with_routers`] adds a distributed router to every group of consecutive
+//! switches (one router per four switches in the bench's routed runs), each switch
+//! attached through a router port at `.254` of its /24.
 //!
 //! [`Scenario::write_store`] puts the whole configuration into a fresh weftd data
 //! directory through the controller's `Store` API in one atomic commit, which is far
@@ -14,8 +17,8 @@ use std::path::Path;
 
 use uuid::Uuid;
 use weft::model::{
-    Acl, AclAction, Change, Direction, Ethertype, LogicalModel, LogicalPort, LogicalSwitch,
-    MacAddr, Protocol,
+    Acl, AclAction, Change, Direction, Ethertype, LogicalModel, LogicalPort, LogicalRouter,
+    LogicalSwitch, MacAddr, Protocol, RouterPort,
 };
 use weft::store::{RedbStore, Store};
 
@@ -69,8 +72,15 @@ pub struct Scenario {
     pub switches: Vec<LogicalSwitch>,
     pub ports: Vec<LogicalPort>,
     pub acls: Vec<Acl>,
+    pub routers: Vec<LogicalRouter>,
+    pub router_ports: Vec<RouterPort>,
     /// Index in `switches` of a 64-port switch (for the incremental bench).
     pub big_switch: Option<usize>,
+}
+
+/// The /24 of switch number `idx` (its ports are `.1` up, its router port `.254`).
+fn switch_subnet(idx: usize) -> [u8; 3] {
+    [10, (idx >> 8) as u8, (idx & 0xff) as u8]
 }
 
 /// The system-id of simulated node `i`.
@@ -121,7 +131,8 @@ impl Scenario {
                 let global = k + j;
                 zone += 1;
                 let name = format!("p{global:06}");
-                let ip = Ipv4Addr::new(10, (idx >> 8) as u8, (idx & 0xff) as u8, j as u8 + 1);
+                let [a, b, c] = switch_subnet(idx);
+                let ip = Ipv4Addr::new(a, b, c, j as u8 + 1);
                 let p = LogicalPort {
                     id: Uuid::new_v4(),
                     name: name.clone(),
@@ -182,8 +193,48 @@ impl Scenario {
             switches,
             ports,
             acls,
+            routers: Vec::new(),
+            router_ports: Vec::new(),
             big_switch,
         }
+    }
+
+    /// Attaches every `every` consecutive switches to one router (none when 0): the
+    /// routed shape of the bench. Subnets are disjoint (one /24 per switch), so every
+    /// router routes between all of its switches.
+    pub fn with_routers(mut self, every: usize) -> Scenario {
+        if every == 0 {
+            return self;
+        }
+        for (i, sw) in self.switches.iter().enumerate() {
+            if i % every == 0 {
+                let k = self.routers.len();
+                self.routers.push(LogicalRouter {
+                    id: Uuid::new_v4(),
+                    name: format!("lr{k:05}"),
+                    description: String::new(),
+                    key: k as u32 + 1,
+                });
+            }
+            let Some(router) = self.routers.last() else {
+                continue;
+            };
+            let [a, b, c] = switch_subnet(i);
+            let n = (i as u32).to_be_bytes();
+            self.router_ports.push(RouterPort {
+                id: Uuid::new_v4(),
+                name: format!("lrp{i:05}"),
+                router: router.id,
+                switch: sw.id,
+                mac: MacAddr([0x02, 0x78, n[0], n[1], n[2], n[3]]),
+                ips: vec![
+                    format!("{a}.{b}.{c}.254/24")
+                        .parse()
+                        .expect("router port CIDR"),
+                ],
+            });
+        }
+        self
     }
 
     /// The model weftd will load from the store.
@@ -193,7 +244,8 @@ impl Scenario {
             self.switches.clone(),
             self.ports.clone(),
             self.acls.clone(),
-        )
+        )?
+        .with_routing(self.routers.clone(), self.router_ports.clone(), Vec::new())
     }
 
     /// Writes the whole configuration into `<data_dir>/weft.redb` in one commit.
@@ -210,6 +262,8 @@ impl Scenario {
         changes.extend(self.switches.iter().cloned().map(Change::PutSwitch));
         changes.extend(self.ports.iter().cloned().map(Change::PutPort));
         changes.extend(self.acls.iter().cloned().map(Change::PutAcl));
+        changes.extend(self.routers.iter().cloned().map(Change::PutRouter));
+        changes.extend(self.router_ports.iter().cloned().map(Change::PutRouterPort));
         store.commit(1, &changes)?;
         Ok(())
     }
@@ -231,6 +285,17 @@ mod tests {
         assert!(s.nodes.iter().all(|n| n.vifs.len() == VIFS_PER_NODE));
         assert!(s.big_switch.is_some());
         s.model().expect("a consistent model");
+    }
+
+    #[test]
+    fn routers_attach_every_fourth_switch_group() {
+        let s = Scenario::generate(100).with_routers(4);
+        assert_eq!(s.routers.len(), s.switches.len().div_ceil(4));
+        assert_eq!(s.router_ports.len(), s.switches.len());
+        let m = s.model().expect("a consistent routed model");
+        for sw in &s.switches {
+            assert!(m.router_port_of_switch(&sw.id).is_some());
+        }
     }
 
     #[test]

@@ -50,6 +50,9 @@ struct Cli {
     /// Abort a run when weftd's RSS passes this many MiB (protects a shared machine).
     #[arg(long, default_value_t = 14_000.0)]
     max_weftd_rss_mib: f64,
+    /// One distributed router per this many consecutive switches (0: no routers).
+    #[arg(long, default_value_t = 0)]
+    router_every: usize,
     /// JSON output file.
     #[arg(long, default_value = "weft-bench.json")]
     out: std::path::PathBuf,
@@ -99,13 +102,15 @@ async fn run(cli: &Cli, n: usize, last: bool) -> anyhow::Result<Value> {
     opts.log = cli.log.clone();
     opts.base_dir = cli.dir.clone();
     opts.keep = cli.keep;
+    opts.router_every = cli.router_every;
     let t = Instant::now();
     let (mut c, schema, settings) = tokio::task::block_in_place(|| Cluster::prepare(&opts))?;
     eprintln!(
-        "  config: {} switches, {} ports, {} ACLs; store written in {:.2} s; weftd up after {:.2} s (log {})",
+        "  config: {} switches, {} ports, {} ACLs, {} routers; store written in {:.2} s; weftd up after {:.2} s (log {})",
         c.scenario.switches.len(),
         c.scenario.ports.len(),
         c.scenario.acls.len(),
+        c.scenario.routers.len(),
         c.store_write_secs,
         t.elapsed().as_secs_f64(),
         c.weftd.log.display()
@@ -159,6 +164,7 @@ async fn run(cli: &Cli, n: usize, last: bool) -> anyhow::Result<Value> {
         "switches": c.scenario.switches.len(),
         "ports": c.scenario.ports.len(),
         "acls": c.scenario.acls.len(),
+        "routers": c.scenario.routers.len(),
         "store_write_s": c.store_write_secs,
         "cold_start": {
             "installed_s": cold.as_secs_f64(),
