@@ -432,3 +432,104 @@ fn routing_tenants_with_the_same_subnets_stay_apart() {
         );
     }
 }
+
+/// TCP throughput through the router against the same path switched, for the record
+/// (`cargo test -p weft-controller --test routing -- --ignored --nocapture`): iperf3 for
+/// 5 s each, across hypervisors and on one. A measurement, not a pass/fail criterion.
+#[test]
+#[ignore]
+fn routing_iperf3_routed_vs_switched() {
+    let f = Overlay::start(2, Encap::Geneve);
+    f.call("switch_create", json!({"name": "A", "vni": 7401}));
+    f.call("switch_create", json!({"name": "B", "vni": 7402}));
+    f.call("router_create", json!({"name": "r1"}));
+    router_port(&f, "r1", "A", "r1-a", "02:00:00:00:aa:01", &["10.0.1.1/24"]);
+    router_port(&f, "r1", "B", "r1-b", "02:00:00:00:bb:01", &["10.0.2.1/24"]);
+    let a1 = vm(
+        &f,
+        1,
+        "A",
+        "a1",
+        "02:00:00:00:01:01",
+        &["10.0.1.10/24"],
+        "10.0.1.1",
+        None,
+        true,
+    );
+    let a2 = vm(
+        &f,
+        2,
+        "A",
+        "a2",
+        "02:00:00:00:01:02",
+        &["10.0.1.11/24"],
+        "10.0.1.1",
+        None,
+        true,
+    );
+    let a3 = vm(
+        &f,
+        1,
+        "A",
+        "a3",
+        "02:00:00:00:01:03",
+        &["10.0.1.12/24"],
+        "10.0.1.1",
+        None,
+        true,
+    );
+    let b1 = vm(
+        &f,
+        1,
+        "B",
+        "b1",
+        "02:00:00:00:02:01",
+        &["10.0.2.10/24"],
+        "10.0.2.1",
+        None,
+        true,
+    );
+    let b2 = vm(
+        &f,
+        2,
+        "B",
+        "b2",
+        "02:00:00:00:02:02",
+        &["10.0.2.11/24"],
+        "10.0.2.1",
+        None,
+        true,
+    );
+    let mut servers = Vec::new();
+    for v in [&a2, &a3, &b1, &b2] {
+        servers.push(
+            std::process::Command::new("ip")
+                .args(["netns", "exec", &v.netns(), "iperf3", "-s", "-1"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("iperf3 server"),
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    for (what, to, ttl) in [
+        ("switched, across hypervisors", "10.0.1.11", 64),
+        ("routed, across hypervisors", "10.0.2.11", 63),
+        ("switched, one hypervisor", "10.0.1.12", 64),
+        ("routed, one hypervisor", "10.0.2.10", 63),
+    ] {
+        assert_eq!(reply_ttl(&f, &a1, to), ttl, "{what}");
+        let out = a1
+            .exec("iperf3", &["-c", to, "-t", "5", "-J"])
+            .expect("iperf3");
+        let v: serde_json::Value = serde_json::from_str(&out).expect("iperf3 json");
+        let bps = v["end"]["sum_received"]["bits_per_second"]
+            .as_f64()
+            .unwrap_or(0.0);
+        println!("iperf3 {what}: {:.0} Mbit/s", bps / 1e6);
+    }
+    for mut s in servers {
+        let _ = s.kill();
+        let _ = s.wait();
+    }
+}

@@ -625,3 +625,89 @@ fn routing_every_compiled_flow_is_consistent_with_its_match() {
         }
     }
 }
+
+/// Flows a router adds to a hypervisor, for the record (`cargo test -p weft-controller
+/// --lib routing_flow_cost -- --ignored --nocapture`): N switches of 8 ports each (one
+/// IPv4 address per port), spread over 8 nodes so that every node has one port on every
+/// switch, compiled without and with one router attaching all N switches.
+#[test]
+#[ignore]
+fn routing_flow_cost_measure() {
+    for n in [2u128, 4, 8, 16, 32] {
+        let nodes = 8usize;
+        let mut t = Topology::default();
+        for k in 0..nodes {
+            let tunnels: Vec<(String, u32)> = (0..nodes)
+                .filter(|o| *o != k)
+                .map(|o| (format!("hv{o}"), 100 + o as u32))
+                .collect();
+            let tun: Vec<(&str, u32)> = tunnels.iter().map(|(s, o)| (s.as_str(), *o)).collect();
+            t.nodes.insert(
+                format!("hv{k}"),
+                node(
+                    &format!("hv{k}"),
+                    &format!("192.168.0.{}", k + 1),
+                    &[],
+                    &tun,
+                ),
+            );
+        }
+        let mut ports = Vec::new();
+        for s in 0..n {
+            for i in 0..nodes as u128 {
+                let name = format!("p{s}x{i}");
+                ports.push(lport(
+                    0x10000 + s * 0x100 + i + 1,
+                    &name,
+                    0x10 + s,
+                    &format!("02:00:00:00:{s:02x}:{:02x}", i + 1),
+                    &[&format!("10.{s}.0.{}", i + 10)],
+                ));
+                let vif = node("x", "1.1.1.1", &[(&name, 1 + s as u32)], &[]).vifs;
+                t.nodes.get_mut(&format!("hv{i}")).unwrap().vifs.extend(vif);
+            }
+        }
+        let switches: Vec<_> = (0..n)
+            .map(|s| sw(0x10 + s, &format!("s{s}"), 7000 + s as u32))
+            .collect();
+        let plain = LogicalModel::from_objects(1, switches, ports, vec![]).unwrap();
+        let routed = plain
+            .clone()
+            .with_routing(
+                vec![router(0x99, "r", 7)],
+                (0..n)
+                    .map(|s| {
+                        rport(
+                            0x900 + s,
+                            &format!("rp{s}"),
+                            0x99,
+                            0x10 + s,
+                            &format!("02:00:00:aa:{s:02x}:01"),
+                            &[&format!("10.{s}.0.1/24")],
+                        )
+                    })
+                    .collect(),
+                vec![],
+            )
+            .unwrap();
+        let before = compile_node(&plain, &t, "hv0").flows.len();
+        let after = compile_node(&routed, &t, "hv0").flows.len();
+        // One node with a port on one switch only: what routing pulls in from the rest.
+        let mut t1 = t.clone();
+        for s in 1..n {
+            t1.nodes
+                .get_mut("hv0")
+                .unwrap()
+                .vifs
+                .remove(&format!("p{s}x0"));
+        }
+        let before1 = compile_node(&plain, &t1, "hv0").flows.len();
+        let after1 = compile_node(&routed, &t1, "hv0").flows.len();
+        println!(
+            "router with {n:>2} switches x 8 ports: node with a port on every switch {before} -> \
+             {after} flows (+{}); node with a port on one switch {before1} -> {after1} (+{})",
+            after - before,
+            after1 - before1
+        );
+    }
+}
