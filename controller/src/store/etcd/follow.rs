@@ -8,10 +8,11 @@
 
 use std::time::Duration;
 
-use etcd_client::{Client, EventType, WatchOptions};
+use etcd_client::{EventType, WatchOptions};
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
+use super::endpoints::Endpoints;
 use super::keys::{KeyLayout, KeyName, apply_order};
 use super::load::{parse_revision, read_model};
 use super::{EtcdSettings, bounded};
@@ -34,7 +35,7 @@ enum Interrupted {
 pub struct Follower {
     settings: EtcdSettings,
     layout: KeyLayout,
-    client: Client,
+    endpoints: Endpoints,
     publisher: Publisher,
     stop: CancellationToken,
 }
@@ -43,14 +44,14 @@ impl Follower {
     pub fn new(
         settings: EtcdSettings,
         layout: KeyLayout,
-        client: Client,
+        endpoints: Endpoints,
         publisher: Publisher,
         stop: CancellationToken,
     ) -> Self {
         Follower {
             settings,
             layout,
-            client,
+            endpoints,
             publisher,
             stop,
         }
@@ -99,7 +100,8 @@ impl Follower {
             .with_prefix()
             .with_start_revision(from)
             .with_progress_notify();
-        let mut watch_client = self.client.watch_client();
+        let (member, client) = self.endpoints.current();
+        let mut watch_client = client.watch_client();
         let stream = bounded(
             &self.settings,
             "watch",
@@ -110,6 +112,7 @@ impl Follower {
             Ok(s) => s,
             Err(e) => {
                 tracing::debug!(error = %e, "cannot watch the model yet");
+                self.endpoints.failed(member);
                 return Interrupted::Resume(from);
             }
         };
@@ -117,9 +120,13 @@ impl Follower {
         loop {
             let resp = match stream.message().await {
                 Ok(Some(resp)) => resp,
-                Ok(None) => return Interrupted::Resume(next),
+                Ok(None) => {
+                    self.endpoints.failed(member);
+                    return Interrupted::Resume(next);
+                }
                 Err(e) => {
                     tracing::info!(error = %e, "model watch broke; resuming");
+                    self.endpoints.failed(member);
                     return Interrupted::Resume(next);
                 }
             };
@@ -219,8 +226,11 @@ impl Follower {
     /// Reads the whole model, publishes it (with an event per object that differs) and
     /// returns the etcd revision to watch from.
     async fn reload(&self) -> Result<i64, StoreError> {
-        let mut kv = self.client.kv_client();
-        let (stored, at) = read_model(&self.settings, &self.layout, &mut kv).await?;
+        let (member, client) = self.endpoints.current();
+        let mut kv = client.kv_client();
+        let (stored, at) = read_model(&self.settings, &self.layout, &mut kv)
+            .await
+            .inspect_err(|_| self.endpoints.failed(member))?;
         let model =
             LogicalModel::from_objects(stored.revision, stored.switches, stored.ports, stored.acls)
                 .and_then(|m| m.with_routing(stored.routers, stored.router_ports, stored.routes))
@@ -307,15 +317,15 @@ fn resync_events(old: &LogicalModel, new: &LogicalModel) -> Vec<Event> {
 pub struct EtcdFreshness {
     settings: EtcdSettings,
     layout: KeyLayout,
-    kv: etcd_client::KvClient,
+    endpoints: Endpoints,
 }
 
 impl EtcdFreshness {
-    pub fn new(settings: EtcdSettings, layout: KeyLayout, kv: etcd_client::KvClient) -> Self {
+    pub fn new(settings: EtcdSettings, layout: KeyLayout, endpoints: Endpoints) -> Self {
         EtcdFreshness {
             settings,
             layout,
-            kv,
+            endpoints,
         }
     }
 }
@@ -323,10 +333,30 @@ impl EtcdFreshness {
 impl Freshness for EtcdFreshness {
     fn committed_revision(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move {
-            let mut kv = self.kv.clone();
             let key = self.layout.revision_key();
-            let resp =
-                bounded(&self.settings, "read the model revision", kv.get(key, None)).await?;
+            let mut resp = None;
+            let mut last = None;
+            // A read is safe to repeat: try each member once.
+            for _ in 0..self.endpoints.len() {
+                let (member, client) = self.endpoints.current();
+                let mut kv = client.kv_client();
+                let got = kv.get(key.clone(), None);
+                match bounded(&self.settings, "read the model revision", got).await {
+                    Ok(r) => {
+                        resp = Some(r);
+                        break;
+                    }
+                    Err(e) => {
+                        self.endpoints.failed(member);
+                        last = Some(e);
+                    }
+                }
+            }
+            let Some(resp) = resp else {
+                return Err(
+                    last.unwrap_or_else(|| super::unavailable(&self.settings, "no endpoint"))
+                );
+            };
             resp.kvs()
                 .first()
                 .and_then(|kv| parse_revision(kv.value()))

@@ -16,6 +16,7 @@
 //! - Every etcd call is bounded by [`EtcdSettings::timeout`]; past it a write fails with
 //!   [`StoreError::Unavailable`] (-32010) and the next one tries again.
 
+pub mod endpoints;
 pub mod follow;
 pub mod keys;
 pub mod load;
@@ -24,15 +25,14 @@ pub mod ops;
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, KvClient, Txn, TxnOp, TxnOpResponse,
-};
+use etcd_client::{Compare, CompareOp, KvClient, Txn, TxnOp, TxnOpResponse};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
 use super::{Freshness, Store, StoreError, StoredModel};
 use crate::model::{Change, LogicalModel};
 use crate::northbound::publish::Publisher;
+use endpoints::Endpoints;
 use keys::KeyLayout;
 
 /// Default `--etcd-prefix`.
@@ -71,7 +71,7 @@ impl EtcdSettings {
 pub struct EtcdStore {
     settings: EtcdSettings,
     layout: KeyLayout,
-    client: Client,
+    endpoints: Endpoints,
     runtime: Handle,
     /// The model as read at connect, handed out by the first `load`.
     loaded: Option<StoredModel>,
@@ -122,25 +122,38 @@ impl EtcdStore {
         if settings.endpoints.is_empty() {
             return Err(unavailable(&settings, "no endpoints given"));
         }
-        let options = ConnectOptions::new()
-            .with_connect_timeout(settings.timeout)
-            .with_timeout(settings.timeout)
-            .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
-            .with_keep_alive_while_idle(true);
-        let client = bounded(
-            &settings,
-            "connect",
-            Client::connect(&settings.endpoints, Some(options)),
-        )
-        .await?;
+        let endpoints = Endpoints::new(&settings)
+            .await
+            .map_err(|e| unavailable(&settings, format!("connect: {e}")))?;
         let layout = KeyLayout::new(&settings.prefix);
-        let mut kv = client.kv_client();
-        load::init(&settings, &layout, &mut kv).await?;
-        let (loaded, loaded_at) = load::read_model(&settings, &layout, &mut kv).await?;
+        let mut last = None;
+        let mut loaded = None;
+        for _ in 0..endpoints.len() {
+            let (i, client) = endpoints.current();
+            let mut kv = client.kv_client();
+            let attempt = async {
+                load::init(&settings, &layout, &mut kv).await?;
+                load::read_model(&settings, &layout, &mut kv).await
+            };
+            match attempt.await {
+                Ok(ok) => {
+                    loaded = Some(ok);
+                    break;
+                }
+                Err(e @ StoreError::Unavailable { .. }) => {
+                    endpoints.failed(i);
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let Some((loaded, loaded_at)) = loaded else {
+            return Err(last.unwrap_or_else(|| unavailable(&settings, "no endpoint answered")));
+        };
         Ok(EtcdStore {
             settings,
             layout,
-            client,
+            endpoints,
             runtime: Handle::current(),
             loaded: Some(loaded),
             loaded_at,
@@ -170,22 +183,88 @@ impl EtcdStore {
         }
     }
 
+    /// Commits through the current member, moving on to the next one when a call fails.
+    /// After a failed attempt, whose fate is unknown, a conflict may be this very write
+    /// having landed: then one of its records reads back as written, and it succeeded.
     async fn transact(
         settings: &EtcdSettings,
         layout: &KeyLayout,
-        mut kv: KvClient,
+        endpoints: &Endpoints,
         base: u64,
         revision: u64,
         ops: ops::TxnOps,
     ) -> Result<(), StoreError> {
+        let mut last = None;
+        for attempt in 0..endpoints.len() {
+            let (i, client) = endpoints.current();
+            let mut kv = client.kv_client();
+            match Self::transact_once(settings, layout, &mut kv, base, revision, &ops).await {
+                Ok(()) => return Ok(()),
+                Err(StoreError::Conflict { expected, found }) if attempt > 0 => {
+                    return if Self::landed(settings, &mut kv, &ops).await? {
+                        Ok(())
+                    } else {
+                        Err(StoreError::Conflict { expected, found })
+                    };
+                }
+                Err(e @ StoreError::Unavailable { .. }) => {
+                    endpoints.failed(i);
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| unavailable(settings, "no endpoint")))
+    }
+
+    /// Whether the first record `ops` writes reads back as written (a deletion: absent).
+    async fn landed(
+        settings: &EtcdSettings,
+        kv: &mut KvClient,
+        ops: &ops::TxnOps,
+    ) -> Result<bool, StoreError> {
+        if let Some((key, value)) = ops.puts.first() {
+            let resp = bounded(
+                settings,
+                "check a retried commit",
+                kv.get(key.clone(), None),
+            )
+            .await?;
+            return Ok(resp
+                .kvs()
+                .first()
+                .is_some_and(|kv| kv.value() == value.as_slice()));
+        }
+        if let Some((key, _)) = ops.deletes.first() {
+            let resp = bounded(
+                settings,
+                "check a retried commit",
+                kv.get(key.clone(), None),
+            )
+            .await?;
+            return Ok(resp.kvs().is_empty());
+        }
+        Ok(false)
+    }
+
+    async fn transact_once(
+        settings: &EtcdSettings,
+        layout: &KeyLayout,
+        kv: &mut KvClient,
+        base: u64,
+        revision: u64,
+        ops: &ops::TxnOps,
+    ) -> Result<(), StoreError> {
         let revision_key = layout.revision_key();
         let mut success: Vec<TxnOp> = Vec::with_capacity(ops.count());
-        for (key, end) in ops.deletes {
-            let options = end.map(|e| etcd_client::DeleteOptions::new().with_range(e));
-            success.push(TxnOp::delete(key, options));
+        for (key, end) in &ops.deletes {
+            let options = end
+                .clone()
+                .map(|e| etcd_client::DeleteOptions::new().with_range(e));
+            success.push(TxnOp::delete(key.clone(), options));
         }
-        for (key, value) in ops.puts {
-            success.push(TxnOp::put(key, value, None));
+        for (key, value) in &ops.puts {
+            success.push(TxnOp::put(key.clone(), value.clone(), None));
         }
         success.push(TxnOp::put(revision_key.clone(), revision.to_string(), None));
         let txn = Txn::new()
@@ -255,11 +334,10 @@ impl Store for EtcdStore {
             location: self.settings.location(),
             message: e.to_string(),
         })?;
-        let kv = self.client.kv_client();
         self.block_on(Self::transact(
             &self.settings,
             &self.layout,
-            kv,
+            &self.endpoints,
             base.revision(),
             revision,
             ops,
@@ -281,7 +359,7 @@ impl Store for EtcdStore {
         let follower = follow::Follower::new(
             self.settings.clone(),
             self.layout.clone(),
-            self.client.clone(),
+            self.endpoints.clone(),
             publisher,
             self.stop.clone(),
         );
@@ -289,7 +367,7 @@ impl Store for EtcdStore {
         Ok(Some(Arc::new(follow::EtcdFreshness::new(
             self.settings.clone(),
             self.layout.clone(),
-            self.client.kv_client(),
+            self.endpoints.clone(),
         ))))
     }
 
