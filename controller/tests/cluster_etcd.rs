@@ -316,7 +316,7 @@ enum Write {
 async fn a_thousand_writes_while_a_member_and_an_instance_restart() {
     let mut cluster = EtcdCluster::start(3).await;
     let prefix = new_prefix();
-    let mut instances = vec![
+    let mut instances = [
         weftd(&cluster, &prefix, "ia"),
         weftd(&cluster, &prefix, "ib"),
     ];

@@ -360,7 +360,7 @@ fn catch_up(publisher: &Publisher, revision: u64) -> Option<Arc<LogicalModel>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{LogicalPort, MacAddr};
+    use crate::model::{Change, LogicalPort, MacAddr};
     use uuid::Uuid;
 
     fn mac(last: u8) -> MacAddr {

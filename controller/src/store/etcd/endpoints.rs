@@ -39,8 +39,13 @@ impl Endpoints {
         })
     }
 
+    /// How many members there are (never zero: settings without endpoints are refused).
     pub fn len(&self) -> usize {
         self.clients.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
     }
 
     /// The client to use now, and its index (to pass to [`Endpoints::failed`]).

@@ -214,7 +214,7 @@ impl KeyLayout {
             _ => {}
         }
         let segments: Vec<&str> = rest.split('/').collect();
-        if segments.len() % 2 != 0 || segments.len() > 6 {
+        if !segments.len().is_multiple_of(2) || segments.len() > 6 {
             return None;
         }
         let mut last = None;
