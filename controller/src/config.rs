@@ -25,6 +25,17 @@ pub const DEFAULT_NODE_GRACE: Duration = Duration::from_secs(60);
 pub const DEFAULT_STARTUP_HOLD: Duration = crate::realize::STARTUP_HOLD_MAX;
 /// Upper bound of both holds: a day. Longer is almost certainly a unit mistake.
 pub const MAX_HOLD: Duration = Duration::from_secs(86_400);
+/// Default `--etcd-prefix` (DESIGN.md §7).
+pub const DEFAULT_ETCD_PREFIX: &str = "/weft";
+
+/// Cluster mode: the etcd cluster that holds the shared model, and where in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdConfig {
+    /// Client URLs, `http://IP:PORT`.
+    pub endpoints: Vec<String>,
+    /// Key prefix, starting with `/`, without a trailing `/`.
+    pub prefix: String,
+}
 
 /// A southbound connection target in OVS syntax: `tcp:IP:PORT` or `unix:PATH`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,6 +66,14 @@ pub enum ConfigError {
     MaxConnections,
     #[error("{field}: {value} is not a number of seconds between 0 and 86400")]
     Seconds { field: &'static str, value: String },
+    #[error(
+        "etcd: {value:?} is not an etcd client URL (expected http://HOST:PORT; TLS to etcd is not supported yet)"
+    )]
+    EtcdEndpoint { value: String },
+    #[error("etcd_prefix: {value:?} must start with / and name a key prefix other than /")]
+    EtcdPrefix { value: String },
+    #[error("instance: {value:?} must be 1 to 64 letters, digits, '.', '-' or '_'")]
+    Instance { value: String },
 }
 
 impl Endpoint {
@@ -125,6 +144,10 @@ pub struct FileConfig {
     pub node_grace_secs: Option<f64>,
     /// Seconds (fractions allowed), like `--startup-hold`.
     pub startup_hold_secs: Option<f64>,
+    /// etcd client URLs: cluster mode, like `--etcd`.
+    pub etcd: Option<Vec<String>>,
+    pub etcd_prefix: Option<String>,
+    pub instance: Option<String>,
 }
 
 impl FileConfig {
@@ -181,6 +204,17 @@ pub struct Flags {
     /// hypervisors it still tunnels to to reconnect (0 = no hold) [default: 20].
     #[arg(long, value_name = "SECS")]
     pub startup_hold: Option<f64>,
+    /// Cluster mode: keep the logical model in this etcd cluster (client URLs,
+    /// comma-separated or repeated), shared with every weftd given the same cluster and
+    /// prefix, instead of the embedded store.
+    #[arg(long, value_name = "URL[,URL...]", value_delimiter = ',')]
+    pub etcd: Vec<String>,
+    /// Key prefix of this Weft deployment in etcd [default: /weft].
+    #[arg(long, value_name = "PREFIX")]
+    pub etcd_prefix: Option<String>,
+    /// This instance's name in the cluster [default: the host name].
+    #[arg(long, value_name = "NAME")]
+    pub instance: Option<String>,
 }
 
 /// Validated configuration.
@@ -199,6 +233,10 @@ pub struct Config {
     pub node_grace: Duration,
     /// See [`DEFAULT_STARTUP_HOLD`].
     pub startup_hold: Duration,
+    /// Set in cluster mode (`--etcd`); the embedded store in `data_dir` otherwise.
+    pub etcd: Option<EtcdConfig>,
+    /// This instance's name (`--instance`).
+    pub instance: String,
 }
 
 impl Config {
@@ -218,6 +256,8 @@ impl Config {
             log: None,
             node_grace: DEFAULT_NODE_GRACE,
             startup_hold: DEFAULT_STARTUP_HOLD,
+            etcd: None,
+            instance: default_instance(),
         }
     }
 
@@ -292,7 +332,33 @@ impl Config {
             flags.startup_hold.or(file.startup_hold_secs),
             DEFAULT_STARTUP_HOLD,
         )?;
+        let etcd_raw = if flags.etcd.is_empty() {
+            file.etcd.unwrap_or_default()
+        } else {
+            flags.etcd
+        };
+        let etcd = if etcd_raw.is_empty() {
+            None
+        } else {
+            let endpoints = etcd_raw
+                .iter()
+                .map(|e| etcd_endpoint(e))
+                .collect::<Result<Vec<_>, _>>()?;
+            let prefix = etcd_prefix(
+                &flags
+                    .etcd_prefix
+                    .or(file.etcd_prefix)
+                    .unwrap_or_else(|| DEFAULT_ETCD_PREFIX.to_string()),
+            )?;
+            Some(EtcdConfig { endpoints, prefix })
+        };
+        let instance = match flags.instance.or(file.instance) {
+            Some(name) => instance_name(&name)?,
+            None => default_instance(),
+        };
         Ok(Config {
+            etcd,
+            instance,
             api_listen,
             data_dir,
             api_token,
@@ -306,6 +372,58 @@ impl Config {
             startup_hold,
         })
     }
+}
+
+/// An etcd client URL; a bare `HOST:PORT` means `http://HOST:PORT`.
+fn etcd_endpoint(value: &str) -> Result<String, ConfigError> {
+    let bad = || ConfigError::EtcdEndpoint {
+        value: value.to_string(),
+    };
+    let value = value.trim();
+    let rest = match value.split_once("://") {
+        Some(("http", rest)) => rest,
+        Some(_) => return Err(bad()),
+        None => value,
+    };
+    let (host, port) = rest
+        .trim_end_matches('/')
+        .rsplit_once(':')
+        .ok_or_else(bad)?;
+    if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
+        return Err(bad());
+    }
+    Ok(format!("http://{host}:{port}"))
+}
+
+fn etcd_prefix(value: &str) -> Result<String, ConfigError> {
+    let prefix = value.trim_end_matches('/');
+    if !value.starts_with('/') || prefix.is_empty() || prefix.len() > 256 {
+        return Err(ConfigError::EtcdPrefix {
+            value: value.to_string(),
+        });
+    }
+    Ok(prefix.to_string())
+}
+
+fn instance_name(value: &str) -> Result<String, ConfigError> {
+    let ok = (1..=64).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    if !ok {
+        return Err(ConfigError::Instance {
+            value: value.to_string(),
+        });
+    }
+    Ok(value.to_string())
+}
+
+/// The host name (as the kernel has it), the default `--instance`.
+fn default_instance() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .and_then(|h| instance_name(h.trim()).ok())
+        .unwrap_or_else(|| "weftd".to_string())
 }
 
 /// A duration given in (possibly fractional) seconds, `default` when absent.
@@ -438,6 +556,59 @@ mod tests {
         })
         .unwrap_err();
         assert!(matches!(err, ConfigError::TokenRequired(_)));
+        // Cluster mode from the file; flags win; bad values are refused.
+        std::fs::write(
+            &file,
+            "etcd = [\"127.0.0.1:2379\", \"http://127.0.0.2:2379\"]\ninstance = \"c1\"\n",
+        )
+        .unwrap();
+        let cfg = Config::from_flags(Flags {
+            config: Some(file.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            cfg.etcd,
+            Some(EtcdConfig {
+                endpoints: vec![
+                    "http://127.0.0.1:2379".into(),
+                    "http://127.0.0.2:2379".into()
+                ],
+                prefix: DEFAULT_ETCD_PREFIX.into(),
+            })
+        );
+        assert_eq!(cfg.instance, "c1");
+        let cfg = Config::from_flags(Flags {
+            config: Some(file.clone()),
+            etcd: vec!["http://10.0.0.9:2379".into()],
+            etcd_prefix: Some("/lab/".into()),
+            instance: Some("c2".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let etcd = cfg.etcd.unwrap();
+        assert_eq!(etcd.endpoints, vec!["http://10.0.0.9:2379".to_string()]);
+        assert_eq!(etcd.prefix, "/lab");
+        assert_eq!(cfg.instance, "c2");
+        for (etcd, prefix, instance) in [
+            ("https://1.2.3.4:2379", "/weft", "a"),
+            ("1.2.3.4", "/weft", "a"),
+            ("1.2.3.4:2379", "weft", "a"),
+            ("1.2.3.4:2379", "/", "a"),
+            ("1.2.3.4:2379", "/weft", "a b"),
+        ] {
+            assert!(
+                Config::from_flags(Flags {
+                    etcd: vec![etcd.into()],
+                    etcd_prefix: Some(prefix.into()),
+                    instance: Some(instance.into()),
+                    ..Default::default()
+                })
+                .is_err(),
+                "{etcd} {prefix} {instance}"
+            );
+        }
+        assert!(Config::from_flags(Flags::default()).unwrap().etcd.is_none());
         std::fs::write(&file, "bogus = 1\n").unwrap();
         assert!(
             Config::from_flags(Flags {

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::northbound::{ModelWriter, WriterHandle};
 use crate::southbound::openflow::OpenFlowServer;
 use crate::southbound::ovsdb::{OvsdbContext, OvsdbServer, OvsdbSouthbound};
-use crate::store::RedbStore;
+use crate::store::{RedbStore, Store};
 use crate::topology::TransportNodes;
 
 /// A running daemon (also used in-process by tests and benchmarks).
@@ -44,19 +44,11 @@ pub struct Daemon {
 impl Daemon {
     /// Opens the store (refusing corrupt data), loads the model and starts the API.
     pub async fn start(cfg: &Config) -> anyhow::Result<Daemon> {
-        let data_dir = cfg.data_dir.clone();
-        // redb may panic on some kinds of damage; that too must stop weftd with a message.
-        let store = tokio::task::spawn_blocking(move || RedbStore::open(&data_dir))
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "store in {} could not be opened ({e}); the file is probably damaged",
-                    cfg.data_dir.display()
-                )
-            })??;
-        let (controller, writer) = ModelWriter::start(Box::new(store))?;
+        let store = open_store(cfg).await?;
+        let (controller, writer) = ModelWriter::start(store)?;
         let m = controller.snapshot();
         tracing::info!(
+            instance = %cfg.instance,
             store = controller.store_location(),
             revision = m.revision(),
             switches = m.switch_count(),
@@ -171,4 +163,39 @@ impl Daemon {
         drop(self.controller);
         self.writer.shutdown().await;
     }
+}
+
+/// The embedded store in `data_dir`, or in cluster mode the etcd store.
+async fn open_store(cfg: &Config) -> anyhow::Result<Box<dyn Store>> {
+    if let Some(etcd) = &cfg.etcd {
+        return open_etcd(etcd, &cfg.instance).await;
+    }
+    let data_dir = cfg.data_dir.clone();
+    // redb may panic on some kinds of damage; that too must stop weftd with a message.
+    let store = tokio::task::spawn_blocking(move || RedbStore::open(&data_dir))
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "store in {} could not be opened ({e}); the file is probably damaged",
+                cfg.data_dir.display()
+            )
+        })??;
+    Ok(Box::new(store))
+}
+
+#[cfg(feature = "etcd")]
+async fn open_etcd(
+    etcd: &crate::config::EtcdConfig,
+    instance: &str,
+) -> anyhow::Result<Box<dyn Store>> {
+    use crate::store::{EtcdSettings, EtcdStore};
+    let settings = EtcdSettings::new(etcd.endpoints.clone(), &etcd.prefix, instance);
+    Ok(Box::new(EtcdStore::connect(settings).await?))
+}
+
+#[cfg(not(feature = "etcd"))]
+async fn open_etcd(_: &crate::config::EtcdConfig, _: &str) -> anyhow::Result<Box<dyn Store>> {
+    anyhow::bail!(
+        "--etcd: this weftd was built without cluster mode (cargo feature `etcd`); rebuild with default features"
+    )
 }

@@ -1,7 +1,8 @@
 //! The northbound JSON-RPC 2.0 API (DESIGN.md §5) on jsonrpsee: HTTP POST and WebSocket
 //! on one port.
 //!
-//! Reads are answered from the current immutable snapshot plus observed state; writes are
+//! Reads are answered from the current immutable snapshot plus observed state (with a
+//! shared store, a snapshot first brought up to every acknowledged write); writes are
 //! turned into [`Command`]s and return only after the writer made them durable. Methods
 //! take named parameters only; see [`spec::METHODS`] and API.md.
 
@@ -195,11 +196,11 @@ async fn call(ctx: &ApiContext, name: &str, params: Params<'static>) -> Result<V
         }
         "switch_get" => {
             let r = a.str("switch")?;
-            let m = c.snapshot();
+            let m = c.read_snapshot().await?;
             Ok(switch_view(&m, find_switch(&m, "switch", &r)?))
         }
         "switch_list" => {
-            let m = c.snapshot();
+            let m = c.read_snapshot().await?;
             let mut list: Vec<&LogicalSwitch> = m.switches().collect();
             list.sort_by(|x, y| x.name.cmp(&y.name));
             Ok(Value::Array(
@@ -231,12 +232,12 @@ async fn call(ctx: &ApiContext, name: &str, params: Params<'static>) -> Result<V
         }
         "port_get" => {
             let r = a.str("port")?;
-            let m = c.snapshot();
+            let m = c.read_snapshot().await?;
             Ok(port_view(&m, c.observed(), find_port(&m, "port", &r)?))
         }
         "port_list" => {
             let filter = a.opt_str("switch")?;
-            let m = c.snapshot();
+            let m = c.read_snapshot().await?;
             let mut list: Vec<&LogicalPort> = match &filter {
                 Some(r) => m
                     .ports_of_switch(&find_switch(&m, "switch", r)?.id)
@@ -324,7 +325,7 @@ async fn call(ctx: &ApiContext, name: &str, params: Params<'static>) -> Result<V
         }
         "acl_list" => {
             let filter = a.opt_str("port")?;
-            let m = c.snapshot();
+            let m = c.read_snapshot().await?;
             let mut list: Vec<&Acl> = match &filter {
                 Some(r) => m.acls_of_port(&find_port(&m, "port", r)?.id).collect(),
                 None => m.acls().collect(),
@@ -371,12 +372,12 @@ async fn call(ctx: &ApiContext, name: &str, params: Params<'static>) -> Result<V
         "trace" => {
             let r = a.str("port")?;
             let packet = parse_packet(a.value("packet")?)?;
-            let m = c.snapshot();
+            let m = c.read_snapshot().await?;
             let port = find_port(&m, "port", &r)?;
             trace_port(&m, &ctx.topology.snapshot(), port, &packet)
         }
         "system_status" => {
-            let m = c.snapshot();
+            let m = c.read_snapshot().await?;
             Ok(json!({
                 "version": env!("CARGO_PKG_VERSION"),
                 "uptime_seconds": c.uptime().as_secs(),
@@ -389,6 +390,7 @@ async fn call(ctx: &ApiContext, name: &str, params: Params<'static>) -> Result<V
                 "routes": m.routes().count(),
                 "nodes": c.observed().nodes().len(),
                 "store": c.store_location(),
+                "store_backend": c.store_status(),
             }))
         }
         other => Err(ApiError::Internal(format!("no handler for {other}"))),

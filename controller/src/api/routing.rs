@@ -26,11 +26,11 @@ pub(super) async fn call(c: &ModelWriter, name: &str, a: &mut Args) -> Result<Va
         }
         "router_get" => {
             let r = a.str("router")?;
-            let m = c.snapshot();
+            let m = c.read_snapshot().await?;
             Ok(router_view(&m, find_router(&m, "router", &r)?))
         }
         "router_list" => {
-            let m = c.snapshot();
+            let m = c.read_snapshot().await?;
             let mut list: Vec<&LogicalRouter> = m.routers().collect();
             list.sort_by(|x, y| x.name.cmp(&y.name));
             Ok(Value::Array(
@@ -62,7 +62,7 @@ pub(super) async fn call(c: &ModelWriter, name: &str, a: &mut Args) -> Result<Va
         }
         "router_port_list" => {
             let filter = a.opt_str("router")?;
-            let m = c.snapshot();
+            let m = c.read_snapshot().await?;
             let mut list: Vec<&RouterPort> = match &filter {
                 Some(r) => m
                     .ports_of_router(&find_router(&m, "router", r)?.id)
@@ -94,7 +94,7 @@ pub(super) async fn call(c: &ModelWriter, name: &str, a: &mut Args) -> Result<Va
         }
         "route_list" => {
             let filter = a.opt_str("router")?;
-            let m = c.snapshot();
+            let m = c.read_snapshot().await?;
             let mut list: Vec<&Route> = match &filter {
                 Some(r) => m
                     .routes_of_router(&find_router(&m, "router", r)?.id)

@@ -10,7 +10,8 @@
 //!
 //! After a failed commit the writer refuses further writes (`-32010`) until restart: the
 //! disk's state is then unknown, and serving a model that may differ from it is worse than
-//! being read-only.
+//! being read-only. A shared store's transient failures (etcd unreachable, a lost race)
+//! fail or re-plan only the writes concerned.
 //!
 //! Seams for the southbound: [`ModelWriter::snapshot`] (an immutable `Arc<LogicalModel>`),
 //! [`ModelWriter::watch_model`] (a `watch` that changes on every write),
@@ -21,10 +22,12 @@
 //! - `plan_routing`: the routing rules of that check (routers, router ports, routes, and
 //!   what they add to switch and port writes).
 //! - [`writer`]: the writer thread, its queue, and the [`ModelWriter`] handle readers use.
+//! - [`publish`]: the one way a new snapshot and its events go out (writer and follower).
 
 pub mod command;
 pub mod plan;
 mod plan_routing;
+pub mod publish;
 pub mod writer;
 
 pub use command::{AclSpec, Applied, Command};

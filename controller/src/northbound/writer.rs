@@ -2,25 +2,37 @@
 //! plans each against a private copy of the model, commits the batch in one durable
 //! transaction, publishes the new snapshot and the events, and only then answers.
 //! [`ModelWriter`] is the cheap handle everyone else holds; [`WriterHandle`] owns the thread.
+//!
+//! With a shared store (cluster mode) other instances commit too: a commit planned on a
+//! revision that is no longer the store's latest is refused by the store, and the writer
+//! waits until the store's follower has brought the snapshot up to date, then plans the
+//! same commands again. Reads go through [`ModelWriter::read_snapshot`], which first makes
+//! sure the snapshot holds every write acknowledged anywhere.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::command::{Applied, Command};
 use super::plan::plan;
+use super::publish::{Publisher, change_event};
 use crate::error::ApiError;
-use crate::events::{ChangeOp, EVENT_BUFFER, Event};
-use crate::model::{Change, LogicalModel};
+use crate::events::{EVENT_BUFFER, Event};
+use crate::model::LogicalModel;
 use crate::observed::ObservedState;
-use crate::store::{Store, StoreError};
+use crate::store::{Freshness, Store, StoreError};
 
 /// Most commands committed in one store transaction.
 const MAX_BATCH: usize = 256;
 /// Most writes waiting for the writer before callers are pushed back.
 const QUEUE_DEPTH: usize = 4096;
+/// Longest a write or a read waits for this instance's snapshot to reach a revision another
+/// instance committed (the store's follower is reconnecting when it takes longer).
+const CATCH_UP: Duration = Duration::from_secs(10);
+/// Most times one commit is planned again after losing a race with another instance.
+const MAX_REPLANS: usize = 64;
 
 struct WriteRequest {
     cmd: Command,
@@ -41,6 +53,9 @@ pub struct ModelWriter {
     observed: Arc<ObservedState>,
     started: Instant,
     store_location: Arc<str>,
+    store_status: Arc<serde_json::Value>,
+    /// Set for a shared store: how reads make sure they see every acknowledged write.
+    freshness: Option<Arc<dyn Freshness>>,
 }
 
 impl std::fmt::Debug for ModelWriter {
@@ -84,13 +99,15 @@ impl ModelWriter {
         let (model_tx, model_rx) = watch::channel(Arc::new(model));
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        let writer_events = events.clone();
+        let publisher = Publisher::new(model_tx, events.clone());
+        let freshness = store.follow(publisher.clone())?;
+        let store_status = store.status();
         let thread = std::thread::Builder::new()
             .name("weft-writer".into())
-            .spawn(move || writer_loop(store, rx, model_tx, writer_events))
+            .spawn(move || writer_loop(store, rx, publisher))
             .map_err(|e| StoreError::Io {
                 path: location.clone().into(),
-                source: redb::Error::Io(e),
+                source: ::redb::Error::Io(e),
             })?;
         let model_writer = ModelWriter {
             model: model_rx,
@@ -99,6 +116,8 @@ impl ModelWriter {
             events,
             started: Instant::now(),
             store_location: location.into(),
+            store_status: Arc::new(store_status),
+            freshness,
         };
         Ok((
             model_writer,
@@ -112,6 +131,33 @@ impl ModelWriter {
     /// The current model. Immutable; hold it as long as needed.
     pub fn snapshot(&self) -> Arc<LogicalModel> {
         self.model.borrow().clone()
+    }
+
+    /// The current model for an API read: with a shared store, first waits until it holds
+    /// every write acknowledged at any instance (one linearizable read of the store's
+    /// revision; no wait when nothing changed since). Fails with -32010 when the store
+    /// cannot be asked or this instance cannot catch up in time.
+    pub async fn read_snapshot(&self) -> Result<Arc<LogicalModel>, ApiError> {
+        let Some(freshness) = &self.freshness else {
+            return Ok(self.snapshot());
+        };
+        let revision = freshness
+            .committed_revision()
+            .await
+            .map_err(|e| ApiError::StoreUnavailable(e.to_string()))?;
+        let mut rx = self.model.clone();
+        match tokio::time::timeout(CATCH_UP, rx.wait_for(|m| m.revision() >= revision)).await {
+            Ok(Ok(m)) => Ok(m.clone()),
+            _ => Err(ApiError::StoreUnavailable(format!(
+                "this instance has not caught up with store revision {revision} within {}s",
+                CATCH_UP.as_secs()
+            ))),
+        }
+    }
+
+    /// What `system_status` reports about the store.
+    pub fn store_status(&self) -> &serde_json::Value {
+        &self.store_status
     }
 
     /// A receiver that is notified whenever a write publishes a new snapshot.
@@ -150,13 +196,9 @@ impl ModelWriter {
     }
 }
 
-fn writer_loop(
-    mut store: Box<dyn Store>,
-    mut rx: mpsc::Receiver<WriterMsg>,
-    model_tx: watch::Sender<Arc<LogicalModel>>,
-    events: broadcast::Sender<Event>,
-) {
+fn writer_loop(mut store: Box<dyn Store>, mut rx: mpsc::Receiver<WriterMsg>, publisher: Publisher) {
     let mut failed: Option<String> = None;
+    let per_commit = store.max_writes_per_commit().clamp(1, MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         let mut batch = Vec::new();
         let mut shutdown = false;
@@ -173,14 +215,18 @@ fn writer_loop(
                 next = rx.try_recv().ok();
             }
         }
-        if let Some(reason) = &failed {
-            for req in batch {
-                let _ = req
-                    .reply
-                    .send(Err(ApiError::StoreUnavailable(reason.clone())));
+        let mut batch = batch.into_iter().peekable();
+        while batch.peek().is_some() {
+            let chunk: Vec<WriteRequest> = batch.by_ref().take(per_commit).collect();
+            if let Some(reason) = &failed {
+                for req in chunk {
+                    let _ = req
+                        .reply
+                        .send(Err(ApiError::StoreUnavailable(reason.clone())));
+                }
+            } else {
+                process_batch(&mut *store, chunk, &publisher, &mut failed);
             }
-        } else {
-            process_batch(&mut *store, batch, &model_tx, &events, &mut failed);
         }
         if shutdown {
             break;
@@ -190,98 +236,131 @@ fn writer_loop(
     tracing::info!("store closed");
 }
 
-fn process_batch(
-    store: &mut dyn Store,
-    batch: Vec<WriteRequest>,
-    model_tx: &watch::Sender<Arc<LogicalModel>>,
-    events: &broadcast::Sender<Event>,
-    failed: &mut Option<String>,
-) {
-    let current = model_tx.borrow().clone();
-    let mut working: LogicalModel = (*current).clone();
-    let mut replies = Vec::with_capacity(batch.len());
+/// One planned commit: the model after it, its changes, its events and each caller's answer.
+struct Planned {
+    base: Arc<LogicalModel>,
+    working: LogicalModel,
+    changes: Vec<crate::model::Change>,
+    events: Vec<Event>,
+    results: Vec<Result<Applied, ApiError>>,
+}
+
+fn plan_batch(base: Arc<LogicalModel>, batch: &[WriteRequest]) -> Planned {
+    let mut working: LogicalModel = (*base).clone();
+    let mut results = Vec::with_capacity(batch.len());
     let mut all_changes = Vec::new();
-    let mut pending_events = Vec::new();
+    let mut events = Vec::new();
     for req in batch {
         match plan(&working, &req.cmd) {
             Ok(changes) => {
                 let revision = working.revision() + 1;
                 for change in &changes {
-                    let op = if change.is_delete() {
-                        ChangeOp::Deleted
-                    } else if exists(&working, change) {
-                        ChangeOp::Updated
-                    } else {
-                        ChangeOp::Created
-                    };
-                    pending_events.push(Event::ConfigChanged {
-                        kind: change.kind(),
-                        id: change.id(),
-                        op,
-                        revision,
-                    });
+                    events.push(change_event(&working, change, revision));
                     working.apply(change);
                 }
                 working.set_revision(revision);
                 all_changes.extend(changes.iter().cloned());
-                replies.push((req.reply, Ok(Applied { revision, changes })));
+                results.push(Ok(Applied { revision, changes }));
             }
-            Err(e) => replies.push((req.reply, Err(e))),
+            Err(e) => results.push(Err(e)),
         }
     }
-    if !all_changes.is_empty() {
-        match store.commit(working.revision(), &all_changes) {
+    Planned {
+        base,
+        working,
+        changes: all_changes,
+        events,
+        results,
+    }
+}
+
+fn process_batch(
+    store: &mut dyn Store,
+    batch: Vec<WriteRequest>,
+    publisher: &Publisher,
+    failed: &mut Option<String>,
+) {
+    let mut replans = 0;
+    let mut planned = plan_batch(publisher.current(), &batch);
+    while !planned.changes.is_empty() {
+        let revision = planned.working.revision();
+        match store.commit_on(&planned.base, revision, &planned.changes) {
             Ok(()) => {
                 tracing::debug!(
-                    revision = working.revision(),
-                    changes = all_changes.len(),
-                    writes = replies.iter().filter(|(_, r)| r.is_ok()).count(),
+                    revision,
+                    changes = planned.changes.len(),
+                    writes = planned.results.iter().filter(|r| r.is_ok()).count(),
                     "committed"
                 );
-                model_tx.send_replace(Arc::new(working));
-                for ev in pending_events {
-                    let _ = events.send(ev);
+                publisher.publish(planned.working, std::mem::take(&mut planned.events));
+                break;
+            }
+            Err(StoreError::Conflict { found, .. }) if replans < MAX_REPLANS => {
+                replans += 1;
+                tracing::debug!(
+                    planned_on = planned.base.revision(),
+                    found,
+                    "lost a race; planning again"
+                );
+                match catch_up(publisher, found) {
+                    Some(base) => planned = plan_batch(base, &batch),
+                    None => {
+                        fail_all(
+                            &mut planned.results,
+                            "this instance did not catch up with the store in time",
+                        );
+                        break;
+                    }
                 }
+            }
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, "store commit failed");
+                fail_all(&mut planned.results, &e.to_string());
+                break;
             }
             Err(e) => {
                 tracing::error!(error = %e, "store commit failed; refusing further writes");
                 let reason = format!("commit failed, writes disabled until restart: {e}");
-                for (_, result) in replies.iter_mut() {
-                    if result.is_ok() {
-                        *result = Err(ApiError::StoreUnavailable(reason.clone()));
-                    }
-                }
+                fail_all(&mut planned.results, &reason);
                 *failed = Some(reason);
+                break;
             }
         }
     }
-    for (reply, result) in replies {
-        let _ = reply.send(result);
+    for (req, result) in batch.into_iter().zip(planned.results) {
+        let _ = req.reply.send(result);
     }
 }
 
-fn exists(model: &LogicalModel, change: &Change) -> bool {
-    let id = change.id();
-    match change {
-        Change::PutSwitch(_) => model.switch(&id).is_some(),
-        Change::PutPort(_) => model.port(&id).is_some(),
-        Change::PutAcl(_) => model.acl(&id).is_some(),
-        Change::PutRouter(_) => model.router(&id).is_some(),
-        Change::PutRouterPort(_) => model.router_port(&id).is_some(),
-        Change::PutRoute(_) => model.route(&id).is_some(),
-        Change::DeleteSwitch { .. }
-        | Change::DeletePort { .. }
-        | Change::DeleteAcl { .. }
-        | Change::DeleteRouter { .. }
-        | Change::DeleteRouterPort { .. }
-        | Change::DeleteRoute { .. } => true,
+/// Turns every success in `results` into -32010 with `reason`.
+fn fail_all(results: &mut [Result<Applied, ApiError>], reason: &str) {
+    for result in results.iter_mut() {
+        if result.is_ok() {
+            *result = Err(ApiError::StoreUnavailable(reason.to_string()));
+        }
+    }
+}
+
+/// Waits (on the writer thread, which has no runtime) until the published snapshot reached
+/// `revision`; None after [`CATCH_UP`].
+fn catch_up(publisher: &Publisher, revision: u64) -> Option<Arc<LogicalModel>> {
+    let deadline = Instant::now() + CATCH_UP;
+    loop {
+        let current = publisher.current();
+        if current.revision() >= revision {
+            return Some(current);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{LogicalPort, MacAddr};
+    use crate::model::{Change, LogicalPort, MacAddr};
     use uuid::Uuid;
 
     fn mac(last: u8) -> MacAddr {

@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod capture;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod overlay;
 
 use std::io::{BufRead, BufReader};

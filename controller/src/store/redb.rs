@@ -1,8 +1,4 @@
-//! Durable storage of the logical model.
-//!
-//! [`Store`] is the small seam a replicated backend will implement later: load everything
-//! once at startup, then commit batches of [`Change`]s atomically together with the new
-//! revision. [`RedbStore`] is the default embedded backend: one redb file, one table per
+//! [`RedbStore`], the default embedded backend: one redb file, one table per
 //! object kind holding the object's JSON, and a metadata table with the format version
 //! and the revision. Each commit is a redb write transaction with `Durability::Immediate`,
 //! which fsyncs before `commit` returns, so an acknowledged write survives `kill -9` and
@@ -14,12 +10,11 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
+use super::{FORMAT_VERSION, Store, StoreError, StoredModel};
 use crate::model::{Acl, Change, LogicalPort, LogicalRouter, LogicalSwitch, Route, RouterPort};
 
 /// Name of the database file inside the data directory.
 pub const STORE_FILE: &str = "weft.redb";
-/// On-disk format version of [`RedbStore`]; bumped on incompatible layout changes.
-pub const FORMAT_VERSION: u64 = 1;
 
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 const SWITCHES: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("switches");
@@ -28,66 +23,6 @@ const ACLS: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("acls");
 const ROUTERS: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("routers");
 const ROUTER_PORTS: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("router_ports");
 const ROUTES: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("routes");
-
-/// Everything a store holds, as loaded at startup.
-#[derive(Debug, Default, Clone)]
-pub struct StoredModel {
-    pub revision: u64,
-    pub switches: Vec<LogicalSwitch>,
-    pub ports: Vec<LogicalPort>,
-    pub acls: Vec<Acl>,
-    pub routers: Vec<LogicalRouter>,
-    pub router_ports: Vec<RouterPort>,
-    pub routes: Vec<Route>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("cannot create data directory {path}: {source}")]
-    CreateDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "cannot open store {path}: {source} (the file is corrupt, not a Weft store, or in use by another weftd)"
-    )]
-    Open {
-        path: PathBuf,
-        source: redb::DatabaseError,
-    },
-    #[error("store {path} failed its integrity check; refusing to start on damaged data")]
-    Corrupt { path: PathBuf },
-    #[error("store {path} has format version {found}, this weftd understands {FORMAT_VERSION}")]
-    Format { path: PathBuf, found: u64 },
-    #[error("store {path}: {kind} record {id} is unreadable: {message}")]
-    Record {
-        path: PathBuf,
-        kind: &'static str,
-        id: Uuid,
-        message: String,
-    },
-    #[error("store {}: {source}", .path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: redb::Error,
-    },
-    #[error("store {path} is inconsistent, refusing to serve it: {message}")]
-    Inconsistent { path: PathBuf, message: String },
-    #[error("store is closed")]
-    Closed,
-}
-
-/// A durable home for the logical model. Implementations must make `commit` atomic (all
-/// changes and the revision, or nothing) and durable before returning `Ok`.
-pub trait Store: Send + 'static {
-    /// Reads every object and the revision. Called once, before any commit.
-    fn load(&mut self) -> Result<StoredModel, StoreError>;
-    /// Atomically and durably applies `changes` and records `revision`.
-    fn commit(&mut self, revision: u64, changes: &[Change]) -> Result<(), StoreError>;
-    /// Where the data lives, for `system_status` and log messages.
-    fn location(&self) -> String;
-}
 
 /// The embedded redb-backed store.
 pub struct RedbStore {
