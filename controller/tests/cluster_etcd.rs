@@ -31,6 +31,7 @@ fn switch(name: &str) -> Command {
         name: name.into(),
         vni: None,
         description: String::new(),
+        provider: None,
     }
 }
 

@@ -141,6 +141,7 @@ mod tests {
                 name: "big".into(),
                 vni: None,
                 description: String::new(),
+                provider: None,
             },
         );
         for i in 0..150u16 {
@@ -203,6 +204,7 @@ mod tests {
                 name: "s".into(),
                 vni: None,
                 description: String::new(),
+                provider: None,
             },
         );
         apply(
