@@ -21,6 +21,7 @@ pub mod daemon;
 pub mod desired;
 pub mod error;
 pub mod events;
+pub mod metrics;
 pub mod model;
 pub mod northbound;
 pub mod observed;
