@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod params;
 mod routing;
+pub mod scrape;
 pub mod spec;
 
 use std::net::SocketAddr;
@@ -20,7 +21,6 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::error::ApiError;
-use crate::metrics::Scrape;
 use crate::metrics::http::MetricsLayer;
 use crate::model::{
     Acl, AclAction, Change, Direction, Ethertype, LogicalModel, LogicalPort, LogicalSwitch,
@@ -31,6 +31,7 @@ use crate::observed::{ObservedState, TransportNode};
 use crate::southbound::openflow::OpenFlowStats;
 use crate::topology::{Topology, TransportNodes};
 use params::Args;
+use scrape::Scrape;
 
 /// The packet `trace` follows: one type with the compiler's trace (its fields are the
 /// `packet` parameter); the API requires `eth_dst`.
@@ -495,6 +496,10 @@ fn parse_packet(v: Value) -> Result<TracePacket, ApiError> {
 /// Builds the RPC module: every method of [`spec::METHODS`], `events_subscribe` and
 /// `rpc.discover`.
 pub fn rpc_module(ctx: ApiContext) -> Result<RpcModule<ApiContext>, anyhow::Error> {
+    ctx.controller
+        .metrics()
+        .api
+        .register(spec::METHODS.iter().map(|m| m.name).chain(["rpc.discover"]));
     let mut module = RpcModule::new(ctx);
     for m in spec::METHODS.iter().filter(|m| !m.subscription) {
         let name = m.name;
@@ -579,7 +584,10 @@ pub async fn serve(
     // The token check comes first: `/metrics` follows the API's token rules.
     let middleware = tower::ServiceBuilder::new()
         .layer(auth::BearerAuthLayer::new(settings.token.clone()))
-        .layer(MetricsLayer::new(ctx.scrape()));
+        .layer(MetricsLayer::new({
+            let scrape = ctx.scrape();
+            Arc::new(move || scrape.render())
+        }));
     let config = ServerConfig::builder()
         .max_connections(settings.max_connections)
         .max_request_body_size(1024 * 1024)

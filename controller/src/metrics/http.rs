@@ -11,22 +11,22 @@ use std::task::{Context, Poll};
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
 use tower::{Layer, Service};
 
-use super::Scrape;
 use super::text::CONTENT_TYPE;
 
 /// The path Prometheus scrapes.
 pub const METRICS_PATH: &str = "/metrics";
 
-#[derive(Clone, Debug)]
+/// Writes the whole scrape answer (text format) when called.
+pub type Render = Arc<dyn Fn() -> String + Send + Sync>;
+
+#[derive(Clone)]
 pub struct MetricsLayer {
-    scrape: Arc<Scrape>,
+    render: Render,
 }
 
 impl MetricsLayer {
-    pub fn new(scrape: Scrape) -> Self {
-        MetricsLayer {
-            scrape: Arc::new(scrape),
-        }
+    pub fn new(render: Render) -> Self {
+        MetricsLayer { render }
     }
 }
 
@@ -35,19 +35,19 @@ impl<S> Layer<S> for MetricsLayer {
     fn layer(&self, inner: S) -> Self::Service {
         MetricsRoute {
             inner,
-            scrape: self.scrape.clone(),
+            render: self.render.clone(),
         }
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct MetricsRoute<S> {
     inner: S,
-    scrape: Arc<Scrape>,
+    render: Render,
 }
 
-fn answer(scrape: &Scrape) -> HttpResponse {
-    let mut resp = HttpResponse::new(HttpBody::from(scrape.render()));
+fn answer(render: &Render) -> HttpResponse {
+    let mut resp = HttpResponse::new(HttpBody::from(render()));
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static(CONTENT_TYPE),
@@ -83,7 +83,7 @@ where
         if req.method() != http::Method::GET {
             return Box::pin(async { Ok(method_not_allowed()) });
         }
-        let resp = answer(&self.scrape);
+        let resp = answer(&self.render);
         Box::pin(async { Ok(resp) })
     }
 }

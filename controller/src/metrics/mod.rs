@@ -1,27 +1,25 @@
 //! Operational metrics, served as `GET /metrics` on the API listener in Prometheus text
 //! format (DESIGN.md §3).
 //!
-//! Two kinds of numbers: those recorded as things happen ([`Metrics`]: API requests,
-//! compile rounds, store commits, plug-to-installed times, lagged events), one registry
-//! per daemon held by the [`ModelWriter`](crate::northbound::ModelWriter); and those read
-//! from the state at scrape time ([`Scrape`]: connected hypervisors, flows and groups per
-//! node, withheld ACLs, the OpenFlow installer's counters). Labels are bounded: `method`
-//! by the API's method table, `node` by the number of hypervisors, `protocol` by two;
-//! nothing is labelled per port.
+//! This module owns what is recorded as things happen ([`Metrics`]: API requests, compile
+//! rounds, store commits, plug-to-installed times, lagged events), one registry per daemon
+//! held by the [`ModelWriter`](crate::northbound::ModelWriter), the text format and the
+//! HTTP route. It imports nothing else of Weft, so every module can record into it; what
+//! is read from the state at scrape time (connected hypervisors, flows and groups per
+//! node, withheld ACLs, the OpenFlow installer's counters) is written by the API
+//! (`api::scrape`). Labels are bounded: `method` by the API's method table, `node` by the
+//! number of hypervisors, `protocol` by two; nothing is labelled per port.
 
 pub mod http;
 pub mod instrument;
 pub mod text;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use instrument::{API_BUCKETS, Counter, FAST_BUCKETS, Histogram, PLUG_BUCKETS};
 use text::{Exposition, Kind};
-
-use crate::observed::ObservedState;
-use crate::southbound::openflow::OpenFlowStats;
 
 /// Everything weftd records as it happens.
 #[derive(Debug)]
@@ -57,11 +55,11 @@ impl Default for Metrics {
     }
 }
 
-/// Requests, errors and latency per API method. Methods are those of the API's table
-/// (plus `rpc.discover`), fixed when weftd starts: a request can never add a label.
-#[derive(Debug)]
+/// Requests, errors and latency per API method. The methods are registered once, by the
+/// API when it starts, from its method table: a request can never add a label.
+#[derive(Debug, Default)]
 pub struct ApiMetrics {
-    methods: BTreeMap<&'static str, MethodMetrics>,
+    methods: OnceLock<BTreeMap<&'static str, MethodMetrics>>,
 }
 
 #[derive(Debug)]
@@ -71,14 +69,12 @@ struct MethodMetrics {
     latency: Histogram,
 }
 
-impl Default for ApiMetrics {
-    fn default() -> Self {
-        let names = crate::api::spec::METHODS
-            .iter()
-            .map(|m| m.name)
-            .chain(["rpc.discover"]);
-        ApiMetrics {
-            methods: names
+impl ApiMetrics {
+    /// Fixes the method names (the first call wins; later ones change nothing).
+    pub fn register(&self, names: impl IntoIterator<Item = &'static str>) {
+        let _ = self.methods.set(
+            names
+                .into_iter()
                 .map(|n| {
                     (
                         n,
@@ -90,15 +86,17 @@ impl Default for ApiMetrics {
                     )
                 })
                 .collect(),
-        }
+        );
     }
-}
 
-impl ApiMetrics {
+    fn method(&self, name: &str) -> Option<&MethodMetrics> {
+        self.methods.get()?.get(name)
+    }
+
     /// Records one answered request (`ok`: not an error answer). Unknown names are
     /// ignored.
     pub fn observe(&self, method: &str, took: Duration, ok: bool) {
-        if let Some(m) = self.methods.get(method) {
+        if let Some(m) = self.method(method) {
             m.requests.inc();
             if !ok {
                 m.errors.inc();
@@ -109,7 +107,7 @@ impl ApiMetrics {
 
     /// Counts a request that has no meaningful duration (a subscription being opened).
     pub fn count(&self, method: &str, ok: bool) {
-        if let Some(m) = self.methods.get(method) {
+        if let Some(m) = self.method(method) {
             m.requests.inc();
             if !ok {
                 m.errors.inc();
@@ -119,138 +117,14 @@ impl ApiMetrics {
 
     /// Requests answered so far for `method` (tests).
     pub fn requests(&self, method: &str) -> u64 {
-        self.methods.get(method).map_or(0, |m| m.requests.get())
+        self.method(method).map_or(0, |m| m.requests.get())
     }
 }
 
-/// What one scrape reads: the recorded metrics and the live state they sit next to.
-#[derive(Clone, Debug)]
-pub struct Scrape {
-    pub metrics: Arc<Metrics>,
-    pub observed: Arc<ObservedState>,
-    /// The OpenFlow listener's counters (absent when the API runs without a southbound,
-    /// as in some tests).
-    pub openflow: Option<Arc<OpenFlowStats>>,
-}
-
-impl Scrape {
-    /// The scrape answer, Prometheus text format.
-    pub fn render(&self) -> String {
-        let mut e = Exposition::new();
-        e.family(
-            "weft_build_info",
-            "Always 1; the version label is weftd's version.",
-            Kind::Gauge,
-        );
-        e.sample(
-            "weft_build_info",
-            &[("version", env!("CARGO_PKG_VERSION"))],
-            1.0,
-        );
-        self.render_nodes(&mut e);
-        self.render_openflow(&mut e);
-        self.render_recorded(&mut e);
-        e.finish()
-    }
-
-    fn render_nodes(&self, e: &mut Exposition) {
-        let nodes = self.observed.node_counts();
-        let connected = |f: fn(&crate::observed::NodeCounts) -> bool| {
-            nodes.iter().filter(|n| f(n)).count() as f64
-        };
-        e.family(
-            "weft_hypervisors_connected",
-            "Hypervisors with a live session, per southbound protocol.",
-            Kind::Gauge,
-        );
-        e.sample(
-            "weft_hypervisors_connected",
-            &[("protocol", "ovsdb")],
-            connected(|n| n.ovsdb_connected),
-        );
-        e.sample(
-            "weft_hypervisors_connected",
-            &[("protocol", "openflow")],
-            connected(|n| n.openflow_connected),
-        );
-        e.family(
-            "weft_hypervisors_known",
-            "Hypervisors weftd knows, connected or not.",
-            Kind::Gauge,
-        );
-        e.sample("weft_hypervisors_known", &[], nodes.len() as f64);
-        e.family(
-            "weft_node_flows",
-            "Weft flows installed on each hypervisor's integration bridge, as last acknowledged.",
-            Kind::Gauge,
-        );
-        for n in &nodes {
-            e.sample("weft_node_flows", &[("node", &n.id)], n.flows as f64);
-        }
-        e.family(
-            "weft_node_groups",
-            "OpenFlow groups installed on each hypervisor's integration bridge, as last acknowledged.",
-            Kind::Gauge,
-        );
-        for n in &nodes {
-            e.sample("weft_node_groups", &[("node", &n.id)], n.groups as f64);
-        }
-        e.family(
-            "weft_acls_withheld",
-            "ACL and hypervisor pairs where the switch refused the ACL's flows and the port runs without it (fail closed).",
-            Kind::Gauge,
-        );
-        e.sample(
-            "weft_acls_withheld",
-            &[],
-            self.observed.withheld_acl_count() as f64,
-        );
-    }
-
-    fn render_openflow(&self, e: &mut Exposition) {
-        let Some(s) = &self.openflow else {
-            return;
-        };
-        let counters = [
-            (
-                "weft_openflow_sessions_total",
-                "OpenFlow connections that completed the handshake.",
-                &s.sessions,
-            ),
-            (
-                "weft_openflow_installs_total",
-                "Installs (one bundle, or plain flow mods where bundles are unsupported) acknowledged by a barrier without error.",
-                &s.installs,
-            ),
-            (
-                "weft_openflow_install_failures_total",
-                "Installs the switch refused in part (the bundle was rolled back, or plain flow mods were refused).",
-                &s.failed_installs,
-            ),
-            (
-                "weft_openflow_empty_diffs_total",
-                "Reconciliations that found the switch already in the desired state.",
-                &s.empty_diffs,
-            ),
-            (
-                "weft_openflow_flow_dumps_total",
-                "Flow and group dumps taken (on association and after a failed install).",
-                &s.dumps,
-            ),
-            (
-                "weft_openflow_changes_sent_total",
-                "Flow and group mods sent.",
-                &s.changes_sent,
-            ),
-        ];
-        for (name, help, c) in counters {
-            e.family(name, help, Kind::Counter);
-            e.sample(name, &[], OpenFlowStats::get(c) as f64);
-        }
-    }
-
-    fn render_recorded(&self, e: &mut Exposition) {
-        let m = &self.metrics;
+impl Metrics {
+    /// Writes every recorded metric as exposition families.
+    pub fn render(&self, e: &mut Exposition) {
+        let m = self;
         e.family(
             "weft_port_plug_to_installed_seconds",
             "Time from weftd learning where a port is plugged to its flows and tunnels being acknowledged on that hypervisor.",
@@ -294,7 +168,9 @@ impl Scrape {
             Kind::Histogram,
         );
         e.histogram("weft_store_commit_seconds", &[], &m.store_commit.snapshot());
-        let api = &m.api.methods;
+        let Some(api) = m.api.methods.get() else {
+            return;
+        };
         e.family(
             "weft_api_requests_total",
             "API requests answered, per method.",
