@@ -28,6 +28,7 @@ pub mod observed;
 pub mod port_status;
 pub mod realize;
 pub mod reconcile;
+pub mod service;
 pub mod southbound;
 pub mod store;
 pub mod topology;
