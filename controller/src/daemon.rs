@@ -66,6 +66,7 @@ impl Daemon {
             channels.clone(),
             southbound_stop.clone(),
             cfg.startup_hold,
+            controller.metrics().clone(),
         ));
         let port_status = tokio::spawn(crate::port_status::run(
             nodes.clone(),
@@ -118,7 +119,8 @@ impl Daemon {
         };
         let (api_addr, server) = match crate::api::serve(
             &settings,
-            ApiContext::new(controller.clone(), nodes.clone()),
+            ApiContext::new(controller.clone(), nodes.clone())
+                .with_openflow_stats(openflow.stats.clone()),
         )
         .await
         {
