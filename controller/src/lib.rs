@@ -26,6 +26,7 @@ pub mod model;
 pub mod northbound;
 pub mod observed;
 pub mod port_status;
+pub mod publish;
 pub mod realize;
 pub mod reconcile;
 pub mod service;

@@ -22,12 +22,10 @@
 //! - `plan_routing`: the routing rules of that check (routers, router ports, routes, and
 //!   what they add to switch and port writes).
 //! - [`writer`]: the writer thread, its queue, and the [`ModelWriter`] handle readers use.
-//! - [`publish`]: the one way a new snapshot and its events go out (writer and follower).
 
 pub mod command;
 pub mod plan;
 mod plan_routing;
-pub mod publish;
 pub mod writer;
 
 pub use command::{AclSpec, Applied, Command};

@@ -17,12 +17,12 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::command::{Applied, Command};
 use super::plan::plan;
-use super::publish::{Publisher, change_event};
 use crate::error::ApiError;
 use crate::events::{EVENT_BUFFER, Event};
 use crate::metrics::Metrics;
 use crate::model::LogicalModel;
 use crate::observed::ObservedState;
+use crate::publish::{Publisher, change_event};
 use crate::store::{Freshness, Store, StoreError};
 
 /// Most commands committed in one store transaction.

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::model::{
     Acl, Change, LogicalModel, LogicalPort, LogicalRouter, LogicalSwitch, Route, RouterPort,
 };
-use crate::northbound::publish::Publisher;
+use crate::publish::Publisher;
 
 #[cfg(feature = "etcd")]
 pub use etcd::{EtcdSettings, EtcdStore};

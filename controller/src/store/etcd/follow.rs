@@ -18,7 +18,7 @@ use super::load::{parse_revision, read_model};
 use super::{EtcdSettings, bounded};
 use crate::events::{ChangeOp, Event};
 use crate::model::{LogicalModel, ObjectKind};
-use crate::northbound::publish::{Publisher, change_event};
+use crate::publish::{Publisher, change_event};
 use crate::store::{Freshness, StoreError};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(50);

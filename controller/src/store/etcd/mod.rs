@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Freshness, Store, StoreError, StoredModel};
 use crate::model::{Change, LogicalModel};
-use crate::northbound::publish::Publisher;
+use crate::publish::Publisher;
 use endpoints::Endpoints;
 use keys::KeyLayout;
 
