@@ -82,9 +82,12 @@ impl Daemon {
         let southbound = async {
             let openflow = crate::southbound::openflow::serve(
                 cfg.openflow_listen,
-                nodes.clone(),
-                channels.clone(),
-                controller.observed().clone(),
+                crate::southbound::openflow::OpenFlowContext {
+                    topology: nodes.clone(),
+                    channels: channels.clone(),
+                    observed: controller.observed().clone(),
+                    ownership: ownership.clone(),
+                },
                 southbound_stop.clone(),
             )
             .await
@@ -95,6 +98,7 @@ impl Daemon {
                     topology: nodes.clone(),
                     channels: channels.clone(),
                     observed: controller.observed().clone(),
+                    ownership: ownership.clone(),
                 },
                 southbound_stop.clone(),
             )
@@ -124,7 +128,7 @@ impl Daemon {
         };
         let (api_addr, server) = match crate::api::serve(
             &settings,
-            ApiContext::new(controller.clone(), nodes.clone()),
+            ApiContext::new(controller.clone(), nodes.clone()).with_ownership(ownership.clone()),
         )
         .await
         {
@@ -137,6 +141,15 @@ impl Daemon {
             }
         };
         tracing::info!(%api_addr, auth = cfg.api_token.is_some(), "API listening");
+        ownership.set_info(crate::cluster::InstanceInfo {
+            api: api_addr.to_string(),
+            openflow_advertise: cfg.openflow_advertise.map(|a| format!("tcp:{a}")),
+        });
+        tokio::spawn(crate::cluster::events::announce(
+            ownership.clone(),
+            controller.observed().clone(),
+            status_stop.clone(),
+        ));
         let cluster = match cluster_view {
             None => None,
             Some(view) => match start_cluster(cfg, api_addr, nodes.clone(), view).await {

@@ -200,6 +200,7 @@ fn harness() -> (Harness, OvsdbContext) {
         topology: topology.clone(),
         channels: channels.clone(),
         observed: observed.clone(),
+        ownership: weft::cluster::Ownership::single("test"),
     };
     (
         Harness {

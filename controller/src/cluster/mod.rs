@@ -11,6 +11,7 @@
 
 #[cfg(feature = "etcd")]
 pub mod etcd;
+pub mod events;
 pub mod rendezvous;
 
 use std::collections::BTreeMap;
@@ -59,6 +60,8 @@ pub struct ClusterView {
     pub leased: bool,
     /// etcd's revision as of the last change this instance saw.
     pub revision: i64,
+    /// The etcd client URLs (for `cluster_status`).
+    pub endpoints: Vec<String>,
 }
 
 impl PartialEq for ClusterView {
@@ -70,6 +73,7 @@ impl PartialEq for ClusterView {
             && self.lease == other.lease
             && self.leased == other.leased
             && self.revision == other.revision
+            && self.endpoints == other.endpoints
     }
 }
 
@@ -119,6 +123,8 @@ pub struct Ownership {
     view: watch::Receiver<Arc<ClusterView>>,
     /// Keeps the channel open in single-instance mode (nothing else sends).
     _single: Option<Arc<watch::Sender<Arc<ClusterView>>>>,
+    /// What this instance announces (its API address is known once the API is bound).
+    info: Arc<std::sync::OnceLock<InstanceInfo>>,
 }
 
 impl Ownership {
@@ -129,6 +135,7 @@ impl Ownership {
             instance: instance.to_string(),
             view: rx,
             _single: Some(Arc::new(tx)),
+            info: Arc::default(),
         }
     }
 
@@ -138,11 +145,22 @@ impl Ownership {
             instance: instance.to_string(),
             view,
             _single: None,
+            info: Arc::default(),
         }
     }
 
     pub fn instance(&self) -> &str {
         &self.instance
+    }
+
+    /// Records what this instance announces (once, when the API is bound).
+    pub fn set_info(&self, info: InstanceInfo) {
+        let _ = self.info.set(info);
+    }
+
+    /// What this instance announces, once known.
+    pub fn info(&self) -> InstanceInfo {
+        self.info.get().cloned().unwrap_or_default()
     }
 
     pub fn view(&self) -> Arc<ClusterView> {

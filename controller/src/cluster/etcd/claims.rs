@@ -112,6 +112,7 @@ impl Claims {
             clock: self.clock.clone(),
             leased: self.clock.valid_at(Instant::now()),
             revision: instances.revision.max(owners.revision),
+            endpoints: self.settings.etcd.endpoints.clone(),
         };
         self.view.send_if_modified(|cur| {
             if **cur == view {
