@@ -36,9 +36,53 @@ fn setup() -> (ClusterLab, integration::lab::Vm, integration::lab::Vm) {
     }
     let vm1 = cl.plug(0, "vm1", "02:00:00:00:00:01", "10.0.0.1/24");
     let vm2 = cl.plug(1, "vm2", "02:00:00:00:00:02", "10.0.0.2/24");
+    check_status(&cl);
     vm1.ping_until_reachable(ip("10.0.0.2"), Duration::from_secs(20))
         .unwrap_or_else(|e| panic!("vm1 -> vm2: {e}\n{}", cl.logs()));
     (cl, vm1, vm2)
+}
+
+/// Every instance reports the same cluster: 3 instances alive, the 2 hypervisors owned
+/// as etcd says, `owner` in the node views; `weftctl cluster status` prints it.
+fn check_status(cl: &ClusterLab) {
+    let owners: Vec<String> = cl
+        .lab
+        .hypervisors()
+        .iter()
+        .map(|hv| cl.owner(hv).expect("owned").0)
+        .collect();
+    for i in 0..cl.instances.len() {
+        let s = cl.call(i, "cluster_status", json!({}));
+        assert_eq!(s["instance"], cl.instances[i].name);
+        let list = s["instances"].as_array().unwrap();
+        assert_eq!(list.len(), 3, "{s}");
+        let mut total = 0;
+        for inst in list {
+            assert_eq!(inst["alive"], true, "{s}");
+            let id = inst["id"].as_str().unwrap();
+            let n = inst["nodes"].as_u64().unwrap() as usize;
+            assert_eq!(n, owners.iter().filter(|o| *o == id).count(), "{s}");
+            total += n;
+        }
+        assert_eq!(total, 2);
+        assert_eq!(s["etcd"]["endpoints"].as_array().unwrap().len(), 3);
+        for (hv, owner) in cl.lab.hypervisors().iter().zip(&owners) {
+            let n = cl.call(i, "node_get", json!({"node": hv.system_id()}));
+            assert_eq!(n["owner"], owner.as_str(), "{n}");
+        }
+    }
+    let out = std::process::Command::new(common::weftctl_bin())
+        .arg("--server")
+        .arg(cl.instances[0].weftd.as_ref().unwrap().url())
+        .args(["cluster", "status"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    eprintln!("weftctl cluster status:\n{text}");
+    for inst in &cl.instances {
+        assert!(text.contains(&inst.name), "{text}");
+    }
 }
 
 /// Flows on br-int without counters, sorted: what a stale owner must not change.

@@ -67,6 +67,9 @@ enum Cmd {
     /// Transport nodes (hypervisors).
     #[command(subcommand)]
     Node(NodeCmd),
+    /// The weftd instances of a cluster (--etcd) and which hypervisors each owns.
+    #[command(subcommand)]
+    Cluster(ClusterCmd),
     /// Trace a packet through the logical pipeline.
     Trace(TraceArgs),
     /// Controller status.
@@ -243,6 +246,12 @@ enum RouteCmd {
     Delete {
         route: String,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum ClusterCmd {
+    /// Instances (alive, hypervisors owned, API, OpenFlow target) and etcd.
+    Status,
 }
 
 #[derive(Subcommand, Debug)]
@@ -567,6 +576,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 View::Trace,
             )
         }
+        Cmd::Cluster(ClusterCmd::Status) => ("cluster_status", P::new(), View::Cluster),
         Cmd::Status => ("system_status", P::new(), View::Object),
         Cmd::Discover => ("rpc.discover", P::new(), View::Object),
         Cmd::Events | Cmd::OfpPrint { .. } => return Ok(()),
