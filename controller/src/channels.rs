@@ -148,6 +148,23 @@ impl Channels {
         });
     }
 
+    /// Forgets what was installed on `node` (cluster mode: this instance just became its
+    /// owner, and only installs it acknowledges from now on count).
+    pub fn forget_installed(&self, node: &str) {
+        self.installed.send_if_modified(|cur| {
+            if !cur.contains_key(node) {
+                return false;
+            }
+            Arc::make_mut(cur).remove(node);
+            true
+        });
+    }
+
+    /// Whether an install on `node` was reported (since it was last forgotten).
+    pub fn installed_reported(&self, node: &str) -> bool {
+        self.installed.borrow().contains_key(node)
+    }
+
     /// Every node's installed ports (the port-status task).
     pub fn watch_installed(&self) -> watch::Receiver<Arc<InstalledPorts>> {
         self.installed.subscribe()

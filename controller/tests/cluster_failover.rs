@@ -9,7 +9,7 @@ mod common;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use common::cluster::ClusterLab;
+use common::cluster::{ClusterLab, MarkWatch};
 use integration::lab::VmSpec;
 use serde_json::json;
 
@@ -108,6 +108,7 @@ fn killing_an_owner_loses_no_ping_and_another_takes_over_within_the_lease() {
     let (owner, generation) = cl.owner(cl.lab.hv(0)).expect("hv1 has an owner");
     let victim = cl.index(&owner);
     let ping = vm1.ping_continuous(ip("10.0.0.2"), PING).unwrap();
+    let marks = MarkWatch::start(cl.lab.hv(0), "vm1");
     std::thread::sleep(Duration::from_secs(1));
 
     let killed = Instant::now();
@@ -199,6 +200,9 @@ fn killing_an_owner_loses_no_ping_and_another_takes_over_within_the_lease() {
         0,
         "pings lost across the failover: {report:?}"
     );
+    let (samples, unmarked) = marks.stop();
+    assert!(samples > 10, "mark sampled {samples} times");
+    assert_eq!(unmarked, 0, "vm1 lost weft-installed during the takeover");
     assert!(
         takeover < LEASE + Duration::from_secs(1) + Duration::from_secs(2),
         "takeover took {takeover:?}, far past the lease"
@@ -326,6 +330,10 @@ fn a_stopped_owner_writes_nothing_stale_after_it_resumes() {
 fn a_rolling_restart_of_every_instance_loses_no_ping() {
     let (mut cl, vm1, _vm2) = setup();
     let ping = vm1.ping_continuous(ip("10.0.0.2"), PING).unwrap();
+    let marks = [
+        MarkWatch::start(cl.lab.hv(0), "vm1"),
+        MarkWatch::start(cl.lab.hv(1), "vm2"),
+    ];
     std::thread::sleep(Duration::from_secs(1));
     let started = Instant::now();
     for i in 0..cl.instances.len() {
@@ -357,4 +365,11 @@ fn a_rolling_restart_of_every_instance_loses_no_ping() {
         report.lost()
     );
     assert_eq!(report.lost(), 0, "pings lost: {report:?}");
+    for m in marks {
+        let (samples, unmarked) = m.stop();
+        assert!(
+            samples > 10 && unmarked == 0,
+            "weft-installed cleared in {unmarked} of {samples} samples"
+        );
+    }
 }

@@ -310,3 +310,56 @@ impl ClusterLab {
         }
     }
 }
+
+/// Watches one interface's `weft-installed` mark in the background (every 50 ms) and
+/// counts the samples where it was not `true`: a takeover must not clear the marks of
+/// ports whose flows never stopped being installed.
+pub struct MarkWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<(u32, u32)>>,
+}
+
+impl MarkWatch {
+    pub fn start(hv: &Hypervisor, iface: &str) -> MarkWatch {
+        let db = format!("--db={}", hv.db_target());
+        let iface = iface.to_string();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let (mut samples, mut unmarked) = (0, 0);
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let out = std::process::Command::new("ovs-vsctl")
+                    .args([db.as_str(), "--no-wait", "get", "Interface", &iface])
+                    .arg("external_ids:weft-installed")
+                    .output();
+                if let Ok(out) = out {
+                    samples += 1;
+                    if String::from_utf8_lossy(&out.stdout).trim() != "\"true\"" {
+                        unmarked += 1;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            (samples, unmarked)
+        });
+        MarkWatch {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// (samples taken, samples where the mark was not `true`).
+    pub fn stop(mut self) -> (u32, u32) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or((0, 0))
+    }
+}
+
+impl Drop for MarkWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}

@@ -100,6 +100,11 @@ impl<'a> Installer<'a> {
                     }
                     // A new owner dumps and diffs: a switch already right gets nothing.
                     self.installed = None;
+                    if generation.is_some() {
+                        // Its ports count as installed once this owner's install says so
+                        // (until then its OVSDB session leaves weft-installed alone).
+                        self.ctx.channels.forget_installed(self.node);
+                    }
                     self.generation = generation;
                     if let Some(e) = self.serve_owned(conn, &mut view).await {
                         return e;

@@ -201,7 +201,11 @@ impl Session {
         }
 
         // 4. weft-installed.
+        // In cluster mode a new owner leaves the marks as they are until its own first
+        // install is acknowledged (the previous owner's marks stay true meanwhile).
+        let installs_known = !clustered || self.shared.ctx.channels.installed_reported(&node.id);
         if owner
+            && installs_known
             && self.may_write(WriteKind::Installed)
             && let Some(txn) = self.plan_installed(replica, &node, &vifs)
         {
