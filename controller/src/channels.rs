@@ -102,6 +102,15 @@ impl Channels {
         })
     }
 
+    /// Withdraws a node's desired state (compiler task only: this instance no longer
+    /// compiles it): [`Channels::desired_published`] is false until the next publish,
+    /// which wakes its watchers even if equal to the last one.
+    pub fn retract_desired(&self, node: &str) {
+        if let Some(ch) = self.channels().get_mut(node) {
+            ch.published = false;
+        }
+    }
+
     /// The tunnel ports a node needs, as a watch (its OVSDB session). Like the desired
     /// state, meaningful only once [`Channels::desired_published`].
     pub fn watch_tunnels(&self, node: &str) -> watch::Receiver<Arc<BTreeSet<TunnelSpec>>> {

@@ -66,12 +66,13 @@ impl Daemon {
         let (cluster_view, ownership) = ownership_for(cfg);
         let southbound_stop = CancellationToken::new();
         let status_stop = CancellationToken::new();
-        let realize = tokio::spawn(crate::realize::run_with_hold(
+        let realize = tokio::spawn(crate::realize::run_owned(
             controller.watch_model(),
             nodes.clone(),
             channels.clone(),
             southbound_stop.clone(),
             cfg.startup_hold,
+            ownership.clone(),
         ));
         let port_status = tokio::spawn(crate::port_status::run(
             nodes.clone(),

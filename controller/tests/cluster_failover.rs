@@ -113,22 +113,13 @@ fn killing_an_owner_loses_no_ping_and_another_takes_over_within_the_lease() {
 
     let killed = Instant::now();
     cl.kill9(victim);
-    // Meanwhile, through another instance: a new port, and its VM plugged on hv1.
+    // Meanwhile, through another instance: a new port (its VM plugs after the takeover).
     let other = (0..3).find(|i| *i != victim).unwrap();
     cl.call(
         other,
         "port_create",
         json!({"switch": "blue", "name": "vm4", "mac": "02:00:00:00:00:04", "ips": ["10.0.0.4"]}),
     );
-    let vm4 = cl
-        .lab
-        .hv(0)
-        .plug_vm(
-            VmSpec::new("vm4", "02:00:00:00:00:04", "vm4")
-                .addr("10.0.0.4/24")
-                .unwrap(),
-        )
-        .unwrap();
     let (new_owner, new_generation) = loop {
         if let Some((o, g)) = cl.owner(cl.lab.hv(0))
             && o != owner
@@ -153,36 +144,44 @@ fn killing_an_owner_loses_no_ping_and_another_takes_over_within_the_lease() {
         "MEASURED: fence and Controller rows settled {:?} after the kill: {settled:?}",
         killed.elapsed()
     );
-    // The port created meanwhile is installed on hv1 by its new owner.
+    // The port created meanwhile is installed on hv1 by its new owner once its VM plugs.
+    let vm4 = cl
+        .lab
+        .hv(0)
+        .plug_vm(
+            VmSpec::new("vm4", "02:00:00:00:00:04", "vm4")
+                .addr("10.0.0.4/24")
+                .unwrap(),
+        )
+        .unwrap();
     cl.wait_installed(0, "vm4");
     vm4.exec("sysctl", &["-qw", "net.ipv6.conf.eth0.disable_ipv6=1"])
         .unwrap();
-    // The new owner found the flows already there right: its first reconcile of hv1
-    // sent nothing (vm4's flows came after, as a change).
+    // The new owner found hv1's flows already right: its reconcile on taking the master
+    // role sent nothing (vm4's flows came after, as a change).
     let new = cl.index(&new_owner);
     let log = cl.log(new);
-    let first = log
+    let about_hv1 =
+        |l: &&str| l.contains(&format!("node={hv1} ")) || l.contains(&format!("node=\"{hv1}\""));
+    let takeover_lines: Vec<&str> = log
         .lines()
-        .find(|l| {
-            (l.contains(&format!("node={hv1} ")) || l.contains(&format!("node=\"{hv1}\"")))
-                && (l.contains("switch already holds the desired state")
-                    || l.contains("installed the desired state"))
+        .filter(about_hv1)
+        .skip_while(|l| {
+            !l.contains(&format!(
+                "master role taken node=\"{hv1}\" generation={new_generation}"
+            ))
         })
-        .unwrap_or_default()
-        .to_string();
-    eprintln!("new owner's first reconcile of {hv1}: {first}");
-    // Nothing that was right is re-added: either nothing was sent, or only a part of
-    // the table (vm4's flows, if its plug was seen by then).
-    let field = |k: &str| -> Option<usize> {
-        first
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix(&format!("{k}=")))
-            .and_then(|v| v.parse().ok())
-    };
+        .filter(|l| {
+            l.contains("switch already holds the desired state")
+                || l.contains("installed the desired state")
+        })
+        .collect();
+    eprintln!("new owner's reconciles of {hv1} since the takeover: {takeover_lines:#?}");
     assert!(
-        first.contains("already holds")
-            || matches!((field("changes"), field("flows")), (Some(c), Some(f)) if c < f / 2),
-        "the new owner re-sent {hv1}'s table: {first:?}\n{log}"
+        takeover_lines
+            .first()
+            .is_some_and(|l| l.contains("switch already holds the desired state")),
+        "the new owner changed {hv1}'s flows on taking over\n{log}"
     );
 
     vm4.ping_until_reachable(ip("10.0.0.2"), Duration::from_secs(20))

@@ -311,6 +311,17 @@ impl ClusterLab {
     }
 }
 
+/// `WEFT_TEST_LOG_DIR=DIR` keeps every instance's log, as `DIR/weftd-<name>-<pid>.log`.
+impl Drop for ClusterLab {
+    fn drop(&mut self) {
+        for i in 0..self.instances.len() {
+            if let Some(w) = self.instances[i].weftd.take() {
+                self.keep_log(i, &w);
+            }
+        }
+    }
+}
+
 /// Watches one interface's `weft-installed` mark in the background (every 50 ms) and
 /// counts the samples where it was not `true`: a takeover must not clear the marks of
 /// ports whose flows never stopped being installed.
