@@ -514,6 +514,37 @@ mod tests {
     }
 
     #[test]
+    fn owner_lease_from_flag_file_or_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("weftd.toml");
+        std::fs::write(&file, "owner_lease_secs = 5\n").unwrap();
+        let cfg = Config::from_flags(Flags::default()).unwrap();
+        assert_eq!(cfg.owner_lease, Duration::from_secs(3));
+        let from_file = Flags {
+            config: Some(file),
+            ..Default::default()
+        };
+        let cfg = Config::from_flags(from_file.clone()).unwrap();
+        assert_eq!(cfg.owner_lease, Duration::from_secs(5));
+        let cfg = Config::from_flags(Flags {
+            owner_lease: Some(2),
+            ..from_file
+        })
+        .unwrap();
+        assert_eq!(cfg.owner_lease, Duration::from_secs(2));
+        for bad in [0, 3601] {
+            assert_eq!(
+                Config::from_flags(Flags {
+                    owner_lease: Some(bad),
+                    ..Default::default()
+                })
+                .unwrap_err(),
+                ConfigError::OwnerLease { value: bad }
+            );
+        }
+    }
+
+    #[test]
     fn grace_and_startup_hold_from_flags_file_or_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("weftd.toml");
