@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every Weft test on a fresh Debian machine: installs what the tests need (Open vSwitch,
-# Mininet, packet tools, protoc and etcd for cluster mode, os-ken's OpenFlow test vectors),
+# Mininet, packet tools, protoc and etcd for cluster mode, Prometheus and promtool for the
+# metrics tests, os-ken's OpenFlow test vectors),
 # then format, lint and test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +9,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 for pkg in openvswitch-switch openvswitch-common mininet iperf3 netcat-openbsd ethtool docker-compose \
            iproute2 iputils-ping iputils-arping tcpdump socat nftables python3-pip \
-           protobuf-compiler libprotobuf-dev etcd-server; do
+           protobuf-compiler libprotobuf-dev etcd-server prometheus; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -17,11 +18,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
-# The packaged services would start a system-wide OVS and etcd; tests run their own private
-# instances (cluster mode's tests start a 3-member etcd cluster on loopback).
+# The packaged services would start a system-wide OVS, etcd and Prometheus; tests run their
+# own private instances (cluster mode's tests start a 3-member etcd cluster on loopback, the
+# metrics test a Prometheus on a free loopback port).
 if command -v systemctl >/dev/null 2>&1; then
   systemctl stop openvswitch-switch >/dev/null 2>&1 || true
   systemctl stop etcd >/dev/null 2>&1 || true
+  systemctl stop prometheus >/dev/null 2>&1 || true
 fi
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true

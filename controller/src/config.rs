@@ -586,6 +586,35 @@ mod tests {
         }
     }
 
+    /// The commented configuration the Debian package installs as /etc/weft/weftd.toml is
+    /// valid as shipped, and every key it shows commented out is a real key.
+    #[test]
+    fn packaged_config_file_is_valid_with_every_key() {
+        const SHIPPED: &str = include_str!("../packaging/weftd.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("weftd.toml");
+        std::fs::write(&file, SHIPPED).unwrap();
+        let cfg = Config::from_flags(Flags {
+            config: Some(file),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(cfg.data_dir, PathBuf::from("/var/lib/weft/data"));
+        assert_eq!(cfg.api_listen.to_string(), DEFAULT_API_LISTEN);
+        let uncommented: String = SHIPPED
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest) if rest.contains(" = ") && !rest.starts_with(' ') => rest,
+                _ => l,
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let all: FileConfig = toml::from_str(&uncommented).unwrap();
+        assert!(all.api_token_file.is_some() && all.etcd.is_some() && all.instance.is_some());
+        // One line per FileConfig key.
+        assert_eq!(uncommented.matches(" = ").count(), 14, "{uncommented}");
+    }
+
     #[test]
     fn flags_override_file_and_token_rules() {
         let dir = tempfile::tempdir().unwrap();

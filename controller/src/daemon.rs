@@ -72,6 +72,7 @@ impl Daemon {
             channels.clone(),
             southbound_stop.clone(),
             cfg.startup_hold,
+            controller.metrics().clone(),
             ownership.clone(),
         ));
         let port_status = tokio::spawn(crate::port_status::run(
@@ -129,7 +130,9 @@ impl Daemon {
         };
         let (api_addr, server) = match crate::api::serve(
             &settings,
-            ApiContext::new(controller.clone(), nodes.clone()).with_ownership(ownership.clone()),
+            ApiContext::new(controller.clone(), nodes.clone())
+                .with_openflow_stats(openflow.stats.clone())
+                .with_ownership(ownership.clone()),
         )
         .await
         {

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -16,6 +17,7 @@ use uuid::Uuid;
 
 use crate::binding::PortBinding;
 use crate::events::Event;
+use crate::metrics::Metrics;
 use crate::topology::EncapType;
 
 /// A hypervisor as seen through its OVSDB and OpenFlow sessions (DESIGN.md §4).
@@ -67,6 +69,14 @@ impl InstalledFlows {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Installed groups (unknown, so 0, for a table known only as text).
+    pub fn group_count(&self) -> usize {
+        match &self.0 {
+            FlowsRepr::Table(t) => t.groups.len(),
+            FlowsRepr::None | FlowsRepr::Text(_) => 0,
+        }
     }
 
     /// One line per flow, `ovs-ofctl dump-flows` style, in table/priority/match order.
@@ -140,6 +150,19 @@ struct Inner {
     ports: HashMap<Uuid, PortStatus>,
     /// ACL id -> node -> why that node runs without the ACL's flows.
     acl_rejections: HashMap<Uuid, BTreeMap<String, AclRejection>>,
+    /// When each bound port that is not up yet was bound: the start of its
+    /// plug-to-installed time ([`Metrics::plug_to_installed`]).
+    plugged_at: HashMap<Uuid, Instant>,
+}
+
+/// A node's numbers for a metrics scrape, read without copying its port list or flows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeCounts {
+    pub id: String,
+    pub ovsdb_connected: bool,
+    pub openflow_connected: bool,
+    pub flows: usize,
+    pub groups: usize,
 }
 
 /// What a switch refused, as the installer reports it (see [`Event::FlowsRejected`]).
@@ -158,6 +181,7 @@ pub struct FlowRejection {
 pub struct ObservedState {
     inner: RwLock<Inner>,
     events: broadcast::Sender<Event>,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for ObservedState {
@@ -167,11 +191,44 @@ impl std::fmt::Debug for ObservedState {
 }
 
 impl ObservedState {
+    /// Observed state recording into a registry of its own.
     pub fn new(events: broadcast::Sender<Event>) -> Self {
+        Self::with_metrics(events, Arc::default())
+    }
+
+    /// Observed state recording plug-to-installed times and flow rejections into
+    /// `metrics` (the daemon's registry).
+    pub fn with_metrics(events: broadcast::Sender<Event>, metrics: Arc<Metrics>) -> Self {
         ObservedState {
             inner: RwLock::new(Inner::default()),
             events,
+            metrics,
         }
+    }
+
+    /// The registry this state records into.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Every node's connection state and installed flow and group counts, in id order.
+    pub fn node_counts(&self) -> Vec<NodeCounts> {
+        self.read()
+            .nodes
+            .values()
+            .map(|n| NodeCounts {
+                id: n.id.clone(),
+                ovsdb_connected: n.ovsdb_connected,
+                openflow_connected: n.openflow_connected,
+                flows: n.flows.len(),
+                groups: n.flows.group_count(),
+            })
+            .collect()
+    }
+
+    /// How many (ACL, node) pairs run without the ACL's flows.
+    pub fn withheld_acl_count(&self) -> usize {
+        self.read().acl_rejections.values().map(BTreeMap::len).sum()
     }
 
     // A panic while holding the lock leaves plain data behind, still usable.
@@ -272,6 +329,9 @@ impl ObservedState {
                     unbound.push(*port);
                 }
             }
+            for port in &unbound {
+                inner.plugged_at.remove(port);
+            }
             unbound
         };
         for port in unbound {
@@ -295,6 +355,7 @@ impl ObservedState {
             }
             status.binding = Some(binding.clone());
             status.up = false;
+            inner.plugged_at.insert(port, Instant::now());
             if let Some(node) = inner.nodes.get_mut(&binding.node)
                 && !node.ports.contains(&port)
             {
@@ -312,6 +373,7 @@ impl ObservedState {
     pub fn unbind_port(&self, port: Uuid) {
         let node = {
             let mut inner = self.write();
+            inner.plugged_at.remove(&port);
             let Some(old) = inner.ports.remove(&port).and_then(|s| s.binding) else {
                 return;
             };
@@ -334,6 +396,9 @@ impl ObservedState {
                 return;
             }
             status.up = up;
+            if up && let Some(at) = inner.plugged_at.remove(&port) {
+                self.metrics.plug_to_installed.observe(at.elapsed());
+            }
         }
         self.emit(Event::PortUp { port, up });
     }
@@ -341,6 +406,7 @@ impl ObservedState {
     /// Records and announces that a switch refused flows; the `withheld` ACLs are marked
     /// as not in force on that node until [`Self::acl_restored`].
     pub fn flows_rejected(&self, r: FlowRejection) {
+        self.metrics.flow_rejections.inc();
         {
             let mut inner = self.write();
             for acl in &r.withheld {

@@ -17,6 +17,7 @@ use crate::compiler::IncrementalCompiler;
 use crate::channels::Channels;
 use crate::cluster::Ownership;
 use crate::desired::DesiredNode;
+use crate::metrics::Metrics;
 use crate::model::LogicalModel;
 use crate::topology::{Topology, TransportNodes};
 
@@ -28,19 +29,38 @@ pub async fn run(
     channels: Arc<Channels>,
     shutdown: CancellationToken,
 ) {
-    run_with_hold(model, nodes, channels, shutdown, STARTUP_HOLD_MAX).await
+    run_with_hold(
+        model,
+        nodes,
+        channels,
+        shutdown,
+        STARTUP_HOLD_MAX,
+        Arc::default(),
+    )
+    .await
 }
 
-/// [`run`] with a startup hold of `startup_hold` (weftd: `--startup-hold`; zero = none).
+/// [`run`] with a startup hold of `startup_hold` (weftd: `--startup-hold`; zero = none),
+/// recording each round's compile time and recompiled nodes into `metrics`.
 pub async fn run_with_hold(
     model: watch::Receiver<Arc<LogicalModel>>,
     nodes: Arc<TransportNodes>,
     channels: Arc<Channels>,
     shutdown: CancellationToken,
     startup_hold: std::time::Duration,
+    metrics: Arc<Metrics>,
 ) {
     let single = Ownership::single("weftd");
-    run_owned(model, nodes, channels, shutdown, startup_hold, single).await
+    run_owned(
+        model,
+        nodes,
+        channels,
+        shutdown,
+        startup_hold,
+        metrics,
+        single,
+    )
+    .await
 }
 
 /// [`run_with_hold`] compiling only the nodes this instance owns (cluster mode; without
@@ -53,6 +73,7 @@ pub async fn run_owned(
     channels: Arc<Channels>,
     shutdown: CancellationToken,
     startup_hold: std::time::Duration,
+    metrics: Arc<Metrics>,
     ownership: Ownership,
 ) {
     let mut view = ownership.watch();
@@ -75,10 +96,15 @@ pub async fn run_owned(
         // Compiling thousands of nodes is CPU work: keep it off the I/O threads.
         let (c, h, published) = match tokio::task::spawn_blocking({
             let channels = channels.clone();
+            let metrics = metrics.clone();
             move || {
                 let in_scope = |n: &str| owned.as_ref().is_none_or(|o| o.contains(n));
-                let n = realize_scoped(&mut compiler, &mut startup, &m, &t, &channels, &in_scope);
-                (compiler, startup, n)
+                let started = std::time::Instant::now();
+                let round =
+                    realize_scoped(&mut compiler, &mut startup, &m, &t, &channels, &in_scope);
+                metrics.compile.observe(started.elapsed());
+                metrics.nodes_recompiled.add(round.compiled as u64);
+                (compiler, startup, round.published)
             }
         })
         .await
@@ -182,6 +208,15 @@ impl StartupHold {
     }
 }
 
+/// What one compile round did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Round {
+    /// Nodes whose desired state was computed again.
+    pub compiled: usize,
+    /// Nodes that got a new desired state.
+    pub published: usize,
+}
+
 /// [`realize`] with the startup hold: a compiled node whose tunnel peers have not
 /// reconnected yet is kept aside, and published (in its newest version) once they have or
 /// the hold expired.
@@ -191,7 +226,7 @@ pub fn realize_held(
     model: &LogicalModel,
     topology: &Topology,
     channels: &Channels,
-) -> usize {
+) -> Round {
     realize_scoped(compiler, hold, model, topology, channels, &|_| true)
 }
 
@@ -204,7 +239,7 @@ pub fn realize_scoped(
     topology: &Topology,
     channels: &Channels,
     in_scope: &dyn Fn(&str) -> bool,
-) -> usize {
+) -> Round {
     let started = std::time::Instant::now();
     let mut changed = 0;
     let mut compiled = 0;
@@ -245,7 +280,10 @@ pub fn realize_scoped(
         elapsed_us = started.elapsed().as_micros() as u64,
         "compiled"
     );
-    changed
+    Round {
+        compiled,
+        published: changed,
+    }
 }
 
 /// One round: compiles what changed and publishes it; returns how many nodes got a new
@@ -256,7 +294,7 @@ pub fn realize(
     topology: &Topology,
     channels: &Channels,
 ) -> usize {
-    realize_held(compiler, &mut StartupHold::off(), model, topology, channels)
+    realize_held(compiler, &mut StartupHold::off(), model, topology, channels).published
 }
 
 #[cfg(test)]
@@ -311,7 +349,9 @@ mod tests {
         let mut hold = StartupHold::new(std::time::Instant::now() + STARTUP_HOLD_MAX);
         let mut t = Topology::default();
         t.nodes.insert("hv1".into(), node("hv1", 1, "a1", &["hv2"]));
-        assert_eq!(realize_held(&mut c, &mut hold, &m, &t, &f), 0);
+        let round = realize_held(&mut c, &mut hold, &m, &t, &f);
+        assert_eq!(round.published, 0);
+        assert_eq!(round.compiled, 1);
         assert!(!f.desired_published("hv1"), "published without its peer");
         assert!(hold.pending());
 

@@ -35,6 +35,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::capture::capture_inbound;
 use common::overlay::{INSTALL_TIMEOUT, Overlay};
 use integration::lab::{Encap, Hypervisor, TcpEchoServer, Vm};
 use serde_json::{Value, json};
@@ -203,26 +204,6 @@ fn udp_answered(from: &Vm, to: &str, port: u16) -> bool {
         )
         .expect("socat client");
     String::from_utf8_lossy(&out.stdout).contains(&msg)
-}
-
-/// Runs `during` while tcpdump listens on `vm`'s eth0 (inbound) with `filter`; returns
-/// the lines (one per packet) it printed.
-fn capture_inbound(vm: &Vm, filter: &str, during: impl FnOnce()) -> String {
-    let child = Command::new("ip")
-        .args(["netns", "exec", &vm.netns(), "timeout", "8"])
-        .args(["tcpdump", "-n", "-l", "-Q", "in", "-i", "eth0", filter])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tcpdump");
-    std::thread::sleep(Duration::from_millis(1500));
-    during();
-    std::thread::sleep(Duration::from_millis(500));
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let out = child.wait_with_output().expect("tcpdump output");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 const A: &str = "10.0.0.1";

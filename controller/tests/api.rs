@@ -4,7 +4,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{InProcess, call, http_client, ws_client};
+use common::{
+    InProcess, assert_each_fails_naming_its_field, call, everything, http_client, ws_client,
+};
 use jsonrpsee::core::client::{ClientT, SubscriptionClientT};
 use jsonrpsee::core::params::ObjectParams;
 use serde_json::{Value, json};
@@ -15,16 +17,6 @@ async fn revision<C: ClientT>(c: &C) -> u64 {
     call(c, "system_status", json!({})).await.unwrap()["revision"]
         .as_u64()
         .unwrap()
-}
-
-/// A snapshot of everything listable, to prove a failed call changed nothing.
-async fn everything<C: ClientT>(c: &C) -> Value {
-    json!({
-        "status_revision": revision(c).await,
-        "switches": call(c, "switch_list", json!({})).await.unwrap(),
-        "ports": call(c, "port_list", json!({})).await.unwrap(),
-        "acls": call(c, "acl_list", json!({})).await.unwrap(),
-    })
 }
 
 async fn seed<C: ClientT>(c: &C) {
@@ -329,7 +321,6 @@ async fn bad_input_for_every_parameter() {
     let srv = InProcess::start().await;
     let c = srv.http();
     seed(&c).await;
-    let before = everything(&c).await;
     let long = "a".repeat(65);
     let acl = |extra: Value| {
         let mut base =
@@ -797,27 +788,7 @@ async fn bad_input_for_every_parameter() {
         ("trace", json!({"port": "vm1"}), -32602, "packet"),
         ("system_status", json!({"verbose": true}), -32602, "verbose"),
     ];
-    for (method, params, code, field) in &cases {
-        let err = call(&c, method, params.clone())
-            .await
-            .expect_err(&format!("{method} {params} should fail"));
-        assert_eq!(err.0, *code, "{method} {params}: {err:?}");
-        assert!(
-            err.1.contains(field),
-            "{method} {params}: message {:?} does not name {field}",
-            err.1
-        );
-        assert_eq!(
-            err.2.as_ref().unwrap()["field"],
-            *field,
-            "{method} {params}: {err:?}"
-        );
-    }
-    assert_eq!(
-        everything(&c).await,
-        before,
-        "failed calls must change nothing"
-    );
+    assert_each_fails_naming_its_field(&c, &cases).await;
 
     // Positional parameters are refused with a clear message.
     let err = c

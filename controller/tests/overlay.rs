@@ -10,54 +10,13 @@ mod common;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use common::overlay::{INSTALL_TIMEOUT, Overlay};
+use common::capture::capture_inbound_each;
+use common::overlay::{INSTALL_TIMEOUT, Overlay, assert_reaches};
 use integration::lab::{Encap, Vm};
 use serde_json::{Value, json};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
-}
-
-/// Runs `during` while tcpdump listens on each VM's eth0 (inbound only) with `filter`; returns what each
-/// VM saw (one line per packet).
-fn capture(vms: &[&Vm], filter: &str, during: impl FnOnce()) -> Vec<(String, String)> {
-    let dumps: Vec<_> = vms
-        .iter()
-        .map(|vm| {
-            let child = std::process::Command::new("ip")
-                .args(["netns", "exec", &vm.netns(), "timeout", "8"])
-                .args(["tcpdump", "-n", "-l", "-Q", "in", "-i", "eth0", filter])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            (vm.name().to_string(), child)
-        })
-        .collect();
-    // tcpdump says "listening on eth0" once its filter is attached; give all of them time.
-    std::thread::sleep(Duration::from_millis(1500));
-    during();
-    std::thread::sleep(Duration::from_millis(500));
-    dumps
-        .into_iter()
-        .map(|(name, child)| {
-            let _ = std::process::Command::new("kill")
-                .args(["-INT", &child.id().to_string()])
-                .status();
-            let out = child.wait_with_output().unwrap();
-            (name, String::from_utf8_lossy(&out.stdout).into_owned())
-        })
-        .collect()
-}
-
-/// Pings until the path is warm (the first packet to a new tunnel peer is dropped while
-/// OVS resolves the underlay next hop), then requires every one of 3 pings answered.
-fn assert_reaches(from: &Vm, to: &str, ov: &Overlay) {
-    if let Err(e) = from.ping_until_reachable(ip(to), Duration::from_secs(10)) {
-        panic!("{} -> {to}: {e}\nweftd log:\n{}", from.name(), ov.log());
-    }
-    let r = from.ping(ip(to), 3, Duration::from_millis(50)).unwrap();
-    assert!(r.all_received(), "{} -> {to}: {r:?}", from.name());
 }
 
 fn assert_unreachable(from: &Vm, to: &str) {
@@ -147,7 +106,7 @@ fn two_tenants(encap: Encap) {
     // The ARP responder answers on the local hypervisor: a1's request for a3 reaches no
     // other VM (a flooded request would reach a2 and a3). Done before any other traffic,
     // since b1 shares a1's MAC and IP: its own requests would look the same.
-    let seen = capture(&[a2, a3, b1, b2, b4], "arp", || {
+    let seen = capture_inbound_each(&[a2, a3, b1, b2, b4], "arp", false, || {
         let out = a1
             .exec_output("arping", &["-c", "3", "-w", "3", "-I", "eth0", "10.0.0.3"])
             .unwrap();
@@ -168,9 +127,10 @@ fn two_tenants(encap: Encap) {
     // to a new tunnel peer is dropped while OVS resolves the underlay next hop).
     assert_reaches(a1, "10.0.0.2", &ov);
     assert_reaches(a1, "10.0.0.3", &ov);
-    let seen = capture(
+    let seen = capture_inbound_each(
         &[a2, a3, b1, b2, b4],
         "icmp and dst host 10.0.0.255",
+        false,
         || {
             let _ = a1.exec_output(
                 "ping",

@@ -19,10 +19,11 @@
 mod common;
 
 use std::net::IpAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::overlay::{INSTALL_TIMEOUT, Overlay};
+use common::capture::{Tap, capture_on};
+use common::overlay::{INSTALL_TIMEOUT, Overlay, assert_reaches};
 use integration::lab::{Encap, Vm};
 use integration::sandbox::{Datapath, OvsSandbox};
 use serde_json::json;
@@ -187,8 +188,8 @@ impl Segment {
     }
 }
 
-/// Runs `during` while tcpdump (`-e`: link-level headers, so 802.1Q tags show) listens
-/// on `iface` in namespace `ns` with `filter`; returns one line per packet seen.
+/// What tcpdump saw on `iface` in namespace `ns` while `during` ran, with link-level
+/// headers (802.1Q tags show).
 fn capture(
     ns: &str,
     iface: &str,
@@ -196,35 +197,13 @@ fn capture(
     filter: &str,
     during: impl FnOnce(),
 ) -> String {
-    let mut cmd = Command::new("ip");
-    cmd.args([
-        "netns", "exec", ns, "timeout", "20", "tcpdump", "-n", "-e", "-l",
-    ]);
-    if inbound_only {
-        cmd.args(["-Q", "in"]);
-    }
-    let child = cmd
-        .args(["-i", iface, filter])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    during();
-    std::thread::sleep(Duration::from_millis(500));
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn assert_reaches(from: &Vm, to: &str, ov: &Overlay) {
-    if let Err(e) = from.ping_until_reachable(ip(to), Duration::from_secs(10)) {
-        panic!("{} -> {to}: {e}\nweftd log:\n{}", from.name(), ov.log());
-    }
-    let r = from.ping(ip(to), 3, Duration::from_millis(50)).unwrap();
-    assert!(r.all_received(), "{} -> {to}: {r:?}", from.name());
+    let tap = Tap {
+        netns: ns,
+        iface,
+        inbound_only,
+        link: true,
+    };
+    capture_on(&[tap], filter, during).pop().unwrap_or_default()
 }
 
 /// Packets a tunnel port sent and received, read after the userspace datapath's delayed

@@ -104,6 +104,22 @@ fn router_port(f: &Overlay, router: &str, switch: &str, name: &str, mac: &str, i
     );
 }
 
+/// Switches A (VNI `vni`, 10.0.1.0/24) and B (`vni + 1`, 10.0.2.0/24), router r1 between
+/// them at .1 of each (and fd00:1::1/64, fd00:2::1/64 with `v6`).
+fn router_between_a_and_b(f: &Overlay, vni: u32, v6: bool) {
+    f.call("switch_create", json!({"name": "A", "vni": vni}));
+    f.call("switch_create", json!({"name": "B", "vni": vni + 1}));
+    f.call("router_create", json!({"name": "r1"}));
+    for (sw, mac, v4, v6addr) in [
+        ("A", "02:00:00:00:aa:01", "10.0.1.1/24", "fd00:1::1/64"),
+        ("B", "02:00:00:00:bb:01", "10.0.2.1/24", "fd00:2::1/64"),
+    ] {
+        let ips: Vec<&str> = if v6 { vec![v4, v6addr] } else { vec![v4] };
+        let name = format!("r1-{}", sw.to_lowercase());
+        router_port(f, "r1", sw, &name, mac, &ips);
+    }
+}
+
 /// Two hypervisors, router r1 between switches A and B: routed pings show TTL 63 within
 /// and across hypervisors, switched ones 64; IPv6 is routed with the hop limit
 /// decremented; the router's addresses answer ping; TCP crosses the router; an ingress
@@ -112,25 +128,7 @@ fn router_port(f: &Overlay, router: &str, switch: &str, name: &str, mac: &str, i
 #[test]
 fn routing_across_and_within_hypervisors() {
     let f = Overlay::start(2, Encap::Geneve);
-    f.call("switch_create", json!({"name": "A", "vni": 7001}));
-    f.call("switch_create", json!({"name": "B", "vni": 7002}));
-    f.call("router_create", json!({"name": "r1"}));
-    router_port(
-        &f,
-        "r1",
-        "A",
-        "r1-a",
-        "02:00:00:00:aa:01",
-        &["10.0.1.1/24", "fd00:1::1/64"],
-    );
-    router_port(
-        &f,
-        "r1",
-        "B",
-        "r1-b",
-        "02:00:00:00:bb:01",
-        &["10.0.2.1/24", "fd00:2::1/64"],
-    );
+    router_between_a_and_b(&f, 7001, true);
     let gw_a = ("10.0.1.1", Some("fd00:1::1"));
     let gw_b = ("10.0.2.1", Some("fd00:2::1"));
     let a1 = vm(
@@ -288,11 +286,7 @@ fn wait_unreachable(f: &Overlay, from: &Vm, to: &str) {
 #[test]
 fn routing_static_route_through_an_appliance() {
     let f = Overlay::start(2, Encap::Geneve);
-    f.call("switch_create", json!({"name": "A", "vni": 7101}));
-    f.call("switch_create", json!({"name": "B", "vni": 7102}));
-    f.call("router_create", json!({"name": "r1"}));
-    router_port(&f, "r1", "A", "r1-a", "02:00:00:00:aa:01", &["10.0.1.1/24"]);
-    router_port(&f, "r1", "B", "r1-b", "02:00:00:00:bb:01", &["10.0.2.1/24"]);
+    router_between_a_and_b(&f, 7101, false);
     let a1 = vm(
         &f,
         1,
@@ -440,11 +434,7 @@ fn routing_tenants_with_the_same_subnets_stay_apart() {
 #[ignore]
 fn routing_iperf3_routed_vs_switched() {
     let f = Overlay::start(2, Encap::Geneve);
-    f.call("switch_create", json!({"name": "A", "vni": 7401}));
-    f.call("switch_create", json!({"name": "B", "vni": 7402}));
-    f.call("router_create", json!({"name": "r1"}));
-    router_port(&f, "r1", "A", "r1-a", "02:00:00:00:aa:01", &["10.0.1.1/24"]);
-    router_port(&f, "r1", "B", "r1-b", "02:00:00:00:bb:01", &["10.0.2.1/24"]);
+    router_between_a_and_b(&f, 7401, false);
     let a1 = vm(
         &f,
         1,

@@ -6,22 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{InProcess, call, ws_client};
+use common::{InProcess, assert_each_fails_naming_its_field, call, everything, ws_client};
 use jsonrpsee::core::client::{ClientT, SubscriptionClientT};
 use jsonrpsee::core::params::ObjectParams;
 use serde_json::{Value, json};
-
-/// Everything listable, to prove a failed call changed nothing and a restart lost nothing.
-async fn everything<C: ClientT>(c: &C) -> Value {
-    json!({
-        "status": call(c, "system_status", json!({})).await.unwrap()["revision"],
-        "switches": call(c, "switch_list", json!({})).await.unwrap(),
-        "ports": call(c, "port_list", json!({})).await.unwrap(),
-        "routers": call(c, "router_list", json!({})).await.unwrap(),
-        "router_ports": call(c, "router_port_list", json!({})).await.unwrap(),
-        "routes": call(c, "route_list", json!({})).await.unwrap(),
-    })
-}
 
 /// Switches web (with vm1 10.0.1.10) and db, router r1 attached to both, a route via web.
 async fn seed<C: ClientT>(c: &C) {
@@ -311,7 +299,6 @@ async fn bad_routing_input_names_the_field() {
     let srv = InProcess::start().await;
     let c = srv.http();
     seed(&c).await;
-    let before = everything(&c).await;
     let rp = |extra: Value| {
         let mut base = json!({"router": "r1", "switch": "spare", "name": "r1-spare",
                               "mac": "02:00:00:00:01:03", "ips": ["10.0.3.1/24"]});
@@ -569,27 +556,7 @@ async fn bad_routing_input_names_the_field() {
         ("route_delete", json!({"route": "r1"}), -32602, "route"),
         ("route_delete", json!({"route": uuid}), -32004, "route"),
     ];
-    for (method, params, code, field) in &cases {
-        let err = call(&c, method, params.clone())
-            .await
-            .expect_err(&format!("{method} {params} should fail"));
-        assert_eq!(err.0, *code, "{method} {params}: {err:?}");
-        assert!(
-            err.1.contains(field),
-            "{method} {params}: message {:?} does not name {field}",
-            err.1
-        );
-        assert_eq!(
-            err.2.as_ref().unwrap()["field"],
-            *field,
-            "{method} {params}: {err:?}"
-        );
-    }
-    assert_eq!(
-        everything(&c).await,
-        before,
-        "failed calls must change nothing"
-    );
+    assert_each_fails_naming_its_field(&c, &cases).await;
     // The two messages an operator most needs to read.
     let err = call(&c, "router_port_create", rp(json!({"ips": ["10.0.3.1"]})))
         .await

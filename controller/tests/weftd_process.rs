@@ -453,6 +453,81 @@ async fn token_file_protects_a_spawned_weftd() {
     );
 }
 
+/// Started by a service manager (`$NOTIFY_SOCKET`, as systemd does for `Type=notify`),
+/// weftd sends READY=1 only once its API and southbound listeners accept connections.
+#[test]
+fn weftd_tells_the_service_manager_when_it_listens() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("notify.sock");
+    let manager = UnixDatagram::bind(&socket).unwrap();
+    manager
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut child = Command::new(weftd_bin())
+        .args(["--api-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(["--openflow-listen", "tcp:127.0.0.1:0"])
+        .args(["--ovsdb-listen", "tcp:127.0.0.1:0"])
+        .env("NOTIFY_SOCKET", &socket)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let got = manager.recv(&mut buf);
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let _ = child.kill();
+    let _ = child.wait();
+    let n = got.expect("no READY=1 from weftd within 60 s");
+    assert_eq!(&buf[..n], b"READY=1\n");
+    let mut stderr = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    // The listeners were bound before the notification was sent.
+    let api = stdout
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("weftd: api listening on ")
+                .map(str::to_owned)
+        })
+        .expect("weftd printed no API address");
+    assert!(api.starts_with("127.0.0.1:"), "{api}");
+    let order = |needle: &str| {
+        stderr
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} not logged:\n{stderr}"))
+    };
+    assert!(order("southbound listening") < order("told the service manager"));
+    assert!(order("API listening") < order("told the service manager"));
+}
+
+#[test]
+fn weftctl_prints_shell_completions() {
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef weftctl"),
+        ("fish", "complete -c weftctl"),
+    ] {
+        let out = Command::new(weftctl_bin())
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{shell}: {text}");
+        assert!(text.contains(marker), "{shell}: {text}");
+        assert!(text.contains("router-port"), "{shell}: subcommands missing");
+    }
+}
+
 /// What the writers know: acknowledged objects, acknowledged deletions, and names whose
 /// fate is unknown because the write was in flight when weftd died.
 #[derive(Default, Clone)]

@@ -1,5 +1,5 @@
 //! The northbound JSON-RPC 2.0 API (DESIGN.md §5) on jsonrpsee: HTTP POST and WebSocket
-//! on one port.
+//! on one port, which also answers `GET /metrics` ([`crate::metrics`]).
 //!
 //! Reads are answered from the current immutable snapshot plus observed state (with a
 //! shared store, a snapshot first brought up to every acknowledged write); writes are
@@ -10,6 +10,7 @@ pub mod auth;
 mod cluster;
 pub mod params;
 mod routing;
+pub mod scrape;
 pub mod spec;
 
 use std::net::SocketAddr;
@@ -22,14 +23,17 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::cluster::Ownership;
 use crate::error::ApiError;
+use crate::metrics::http::MetricsLayer;
 use crate::model::{
     Acl, AclAction, Change, Direction, Ethertype, LogicalModel, LogicalPort, LogicalSwitch,
     Protocol,
 };
 use crate::northbound::{AclSpec, Applied, Command, ModelWriter};
 use crate::observed::{ObservedState, TransportNode};
+use crate::southbound::openflow::OpenFlowStats;
 use crate::topology::{Topology, TransportNodes};
 use params::Args;
+use scrape::Scrape;
 
 /// The packet `trace` follows: one type with the compiler's trace (its fields are the
 /// `packet` parameter); the API requires `eth_dst`.
@@ -43,6 +47,8 @@ pub struct ApiContext {
     pub topology: Arc<TransportNodes>,
     /// Who owns each hypervisor (`owner` in node views, `cluster_status`).
     pub ownership: Ownership,
+    /// The OpenFlow listener's counters, shown by `GET /metrics` when set.
+    pub openflow_stats: Option<Arc<OpenFlowStats>>,
 }
 
 impl ApiContext {
@@ -52,6 +58,22 @@ impl ApiContext {
             controller,
             topology,
             ownership: Ownership::single("weftd"),
+            openflow_stats: None,
+        }
+    }
+
+    /// Shows the OpenFlow installer's counters in `GET /metrics`.
+    pub fn with_openflow_stats(mut self, stats: Arc<OpenFlowStats>) -> Self {
+        self.openflow_stats = Some(stats);
+        self
+    }
+
+    /// What a `GET /metrics` scrape reads.
+    pub fn scrape(&self) -> Scrape {
+        Scrape {
+            metrics: self.controller.metrics().clone(),
+            observed: self.controller.observed().clone(),
+            openflow: self.openflow_stats.clone(),
         }
     }
 
@@ -492,17 +514,31 @@ fn parse_packet(v: Value) -> Result<TracePacket, ApiError> {
 /// Builds the RPC module: every method of [`spec::METHODS`], `events_subscribe` and
 /// `rpc.discover`.
 pub fn rpc_module(ctx: ApiContext) -> Result<RpcModule<ApiContext>, anyhow::Error> {
+    ctx.controller
+        .metrics()
+        .api
+        .register(spec::METHODS.iter().map(|m| m.name).chain(["rpc.discover"]));
     let mut module = RpcModule::new(ctx);
     for m in spec::METHODS.iter().filter(|m| !m.subscription) {
         let name = m.name;
         module.register_async_method(name, move |params, ctx, _ext| async move {
-            call(&ctx, name, params)
-                .await
-                .map_err(ErrorObjectOwned::from)
+            let started = std::time::Instant::now();
+            let result = call(&ctx, name, params).await;
+            ctx.controller
+                .metrics()
+                .api
+                .observe(name, started.elapsed(), result.is_ok());
+            result.map_err(ErrorObjectOwned::from)
         })?;
     }
-    module.register_method("rpc.discover", |_params, _ctx, _ext| {
-        Ok::<Value, ErrorObjectOwned>(spec::openrpc_document())
+    module.register_method("rpc.discover", |_params, ctx, _ext| {
+        let started = std::time::Instant::now();
+        let doc = spec::openrpc_document();
+        ctx.controller
+            .metrics()
+            .api
+            .observe("rpc.discover", started.elapsed(), true);
+        Ok::<Value, ErrorObjectOwned>(doc)
     })?;
     module.register_subscription(
         "events_subscribe",
@@ -518,10 +554,13 @@ async fn stream_events(
     pending: PendingSubscriptionSink,
     ctx: Arc<ApiContext>,
 ) -> jsonrpsee::core::SubscriptionResult {
+    let metrics = ctx.controller.metrics().clone();
     if let Err(e) = args("events_subscribe", &params) {
+        metrics.api.count("events_subscribe", false);
         pending.reject(ErrorObjectOwned::from(e)).await;
         return Ok(());
     }
+    metrics.api.count("events_subscribe", true);
     // Subscribe before accepting so no event between the two is lost.
     let mut rx = ctx.controller.subscribe_events();
     let sink = pending.accept().await?;
@@ -532,7 +571,10 @@ async fn stream_events(
         };
         let event = match event {
             Ok(ev) => ev,
-            Err(RecvError::Lagged(missed)) => crate::events::Event::Lagged { missed },
+            Err(RecvError::Lagged(missed)) => {
+                metrics.events_lagged.add(missed);
+                crate::events::Event::Lagged { missed }
+            }
             Err(RecvError::Closed) => break,
         };
         let raw = serde_json::value::to_raw_value(&event)?;
@@ -557,8 +599,13 @@ pub async fn serve(
     settings: &ApiSettings,
     ctx: ApiContext,
 ) -> Result<(SocketAddr, ServerHandle), anyhow::Error> {
-    let middleware =
-        tower::ServiceBuilder::new().layer(auth::BearerAuthLayer::new(settings.token.clone()));
+    // The token check comes first: `/metrics` follows the API's token rules.
+    let middleware = tower::ServiceBuilder::new()
+        .layer(auth::BearerAuthLayer::new(settings.token.clone()))
+        .layer(MetricsLayer::new({
+            let scrape = ctx.scrape();
+            Arc::new(move || scrape.render())
+        }));
     let config = ServerConfig::builder()
         .max_connections(settings.max_connections)
         .max_request_body_size(1024 * 1024)

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{CommandFactory, Parser};
 use jsonrpsee::core::client::{ClientT, Error as ClientError, SubscriptionClientT};
 use jsonrpsee::core::params::ObjectParams;
 use jsonrpsee::http_client::{HeaderMap, HeaderValue, HttpClient, HttpClientBuilder};
@@ -19,275 +19,12 @@ mod render;
 
 use render::{View, cell, render};
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "weftctl",
-    version,
-    about = "Command-line client for the Weft controller"
-)]
-struct Cli {
-    /// weftd API URL.
-    #[arg(
-        long,
-        global = true,
-        env = "WEFT_SERVER",
-        default_value = "http://127.0.0.1:6690"
-    )]
-    server: String,
-    /// File holding the API bearer token.
-    #[arg(long, global = true, env = "WEFT_TOKEN_FILE")]
-    token_file: Option<PathBuf>,
-    /// Print the raw JSON result instead of a table.
-    #[arg(long, global = true)]
-    json: bool,
-    #[command(subcommand)]
-    cmd: Cmd,
-}
+#[path = "weftctl/cli.rs"]
+mod cli;
 
-#[derive(Subcommand, Debug)]
-enum Cmd {
-    /// Logical switches.
-    #[command(subcommand)]
-    Switch(SwitchCmd),
-    /// Logical ports.
-    #[command(subcommand)]
-    Port(PortCmd),
-    /// Port ACLs.
-    #[command(subcommand)]
-    Acl(AclCmd),
-    /// Logical routers.
-    #[command(subcommand)]
-    Router(RouterCmd),
-    /// Router ports: a router's attachment to a switch.
-    #[command(subcommand)]
-    RouterPort(RouterPortCmd),
-    /// Static routes of a router.
-    #[command(subcommand)]
-    Route(RouteCmd),
-    /// Transport nodes (hypervisors).
-    #[command(subcommand)]
-    Node(NodeCmd),
-    /// The weftd instances of a cluster (--etcd) and which hypervisors each owns.
-    #[command(subcommand)]
-    Cluster(ClusterCmd),
-    /// Trace a packet through the logical pipeline.
-    Trace(TraceArgs),
-    /// Controller status.
-    Status,
-    /// Follow the event stream (WebSocket) until interrupted.
-    Events,
-    /// Print the OpenRPC description of the API.
-    Discover,
-    /// Decode OpenFlow messages given as hex, like `ovs-ofctl ofp-print` (no weftd
-    /// needed). Reads standard input when no hex is given.
-    OfpPrint {
-        /// Hex bytes (spaces, colons and a 0x prefix are ignored).
-        hex: Option<String>,
-        /// Re-encode and report byte-exact or the first differing offset.
-        #[arg(long)]
-        roundtrip: bool,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-enum SwitchCmd {
-    Create {
-        name: String,
-        #[arg(long)]
-        vni: Option<u32>,
-        #[arg(long)]
-        description: Option<String>,
-        /// Bridge the switch onto this physical network (a provider network) instead of
-        /// tunnelling it.
-        #[arg(long)]
-        physnet: Option<String>,
-        /// The 802.1Q VLAN of the provider network (needs --physnet); untagged without.
-        #[arg(long, requires = "physnet")]
-        vlan: Option<u16>,
-    },
-    List,
-    Get {
-        switch: String,
-    },
-    Delete {
-        switch: String,
-        /// Also delete the switch's ports and their ACLs.
-        #[arg(long)]
-        cascade: bool,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-enum PortCmd {
-    Create {
-        switch: String,
-        name: String,
-        #[arg(long)]
-        mac: String,
-        /// An address of the port; repeatable.
-        #[arg(long = "ip")]
-        ips: Vec<String>,
-        /// Disable port security (source MAC/IP checks).
-        #[arg(long)]
-        no_port_security: bool,
-    },
-    List {
-        #[arg(long)]
-        switch: Option<String>,
-    },
-    Get {
-        port: String,
-    },
-    Update {
-        port: String,
-        #[arg(long)]
-        mac: Option<String>,
-        /// Replaces the address list; repeatable.
-        #[arg(long = "ip")]
-        ips: Vec<String>,
-        /// Remove all addresses.
-        #[arg(long, conflicts_with = "ips")]
-        clear_ips: bool,
-        #[arg(long)]
-        port_security: Option<bool>,
-    },
-    Delete {
-        port: String,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-enum AclCmd {
-    Create {
-        port: String,
-        #[arg(long)]
-        direction: String,
-        #[arg(long)]
-        priority: u32,
-        #[arg(long)]
-        action: String,
-        #[arg(long)]
-        protocol: Option<String>,
-        #[arg(long)]
-        ethertype: Option<String>,
-        #[arg(long)]
-        remote_cidr: Option<String>,
-        #[arg(long)]
-        port_min: Option<u32>,
-        #[arg(long)]
-        port_max: Option<u32>,
-    },
-    List {
-        #[arg(long)]
-        port: Option<String>,
-    },
-    Delete {
-        acl: String,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-enum RouterCmd {
-    Create {
-        name: String,
-        #[arg(long)]
-        description: Option<String>,
-    },
-    List,
-    Get {
-        router: String,
-    },
-    Delete {
-        router: String,
-        /// Also delete the router's ports and routes.
-        #[arg(long)]
-        cascade: bool,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-enum RouterPortCmd {
-    Create {
-        router: String,
-        name: String,
-        /// The switch this port attaches the router to.
-        #[arg(long)]
-        switch: String,
-        #[arg(long)]
-        mac: String,
-        /// An interface address in CIDR form (10.0.1.1/24); repeatable, at least one.
-        #[arg(long = "ip", required = true)]
-        ips: Vec<String>,
-    },
-    List {
-        #[arg(long)]
-        router: Option<String>,
-    },
-    Delete {
-        router_port: String,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-enum RouteCmd {
-    Create {
-        router: String,
-        /// Destination prefix in CIDR form.
-        #[arg(long)]
-        prefix: String,
-        /// Gateway address, in a subnet of one of the router's ports.
-        #[arg(long)]
-        nexthop: String,
-    },
-    List {
-        #[arg(long)]
-        router: Option<String>,
-    },
-    Delete {
-        route: String,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-enum ClusterCmd {
-    /// Instances (alive, hypervisors owned, API, OpenFlow target) and etcd.
-    Status,
-}
-
-#[derive(Subcommand, Debug)]
-enum NodeCmd {
-    List,
-    Get { node: String },
-    Flows { node: String },
-}
-
-#[derive(Args, Debug)]
-struct TraceArgs {
-    port: String,
-    #[arg(long)]
-    eth_dst: String,
-    #[arg(long)]
-    eth_src: Option<String>,
-    #[arg(long)]
-    ip_src: Option<String>,
-    #[arg(long)]
-    ip_dst: Option<String>,
-    #[arg(long)]
-    ip_proto: Option<u8>,
-    #[arg(long)]
-    tp_src: Option<u16>,
-    #[arg(long)]
-    tp_dst: Option<u16>,
-    /// arp, ip, ipv6, tcp, udp, icmp, tcp6, udp6, icmp6.
-    #[arg(long)]
-    protocol: Option<String>,
-    /// Conntrack state every `ct` reports: new (default), est, rel, inv, with +rpl.
-    #[arg(long)]
-    ct_state: Option<String>,
-    /// An allow-related ACL that admitted the connection in its port's zone (repeatable).
-    #[arg(long)]
-    ct_acl: Vec<String>,
-}
+use cli::{
+    AclCmd, Cli, ClusterCmd, Cmd, NodeCmd, PortCmd, RouteCmd, RouterCmd, RouterPortCmd, SwitchCmd,
+};
 
 /// Builds named params, skipping `None`s.
 struct P(ObjectParams);
@@ -362,6 +99,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     }
     if let Cmd::OfpPrint { hex, roundtrip } = &cli.cmd {
         return ofp_print(hex.as_deref(), *roundtrip);
+    }
+    if let Cmd::Completions { shell } = cli.cmd {
+        clap_complete::generate(
+            shell,
+            &mut Cli::command(),
+            "weftctl",
+            &mut std::io::stdout(),
+        );
+        return Ok(());
     }
     // Listing 100k ports is tens of MiB; the server caps responses at 256 MiB.
     let client = HttpClientBuilder::default()
@@ -579,7 +325,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Cluster(ClusterCmd::Status) => ("cluster_status", P::new(), View::Cluster),
         Cmd::Status => ("system_status", P::new(), View::Object),
         Cmd::Discover => ("rpc.discover", P::new(), View::Object),
-        Cmd::Events | Cmd::OfpPrint { .. } => return Ok(()),
+        Cmd::Events | Cmd::OfpPrint { .. } | Cmd::Completions { .. } => return Ok(()),
     };
     let result = request(&client, &server, method, params).await?;
     if cli.json || method == "rpc.discover" {

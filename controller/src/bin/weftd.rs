@@ -4,22 +4,16 @@
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use weft::config::{Config, Flags};
+use weft::config::Config;
 use weft::daemon::Daemon;
+
+#[path = "weftd/cli.rs"]
+mod cli;
+
+use cli::Cli;
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "weftd",
-    version,
-    about = "Weft network-virtualization controller"
-)]
-struct Cli {
-    #[command(flatten)]
-    flags: Flags,
-}
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -71,6 +65,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let daemon = Daemon::start(&config).await?;
     // A machine-readable readiness line for scripts and tests (port 0 picks a free port).
     println!("weftd: api listening on {}", daemon.api_addr);
+    // The API and southbound listeners are bound: a Type=notify unit is now started.
+    match weft::service::notify_ready() {
+        Ok(true) => tracing::info!("told the service manager weftd is ready"),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %e, "could not tell the service manager weftd is ready"),
+    }
     let sig = tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",

@@ -492,6 +492,42 @@ fn routing_gives_every_router_node_tunnels_to_the_whole_router() {
     );
 }
 
+/// `nodes` hypervisors hv0.. with a tunnel to each other (ofport 100 + the peer's index).
+fn mesh(nodes: usize) -> Topology {
+    let mut t = Topology::default();
+    for n in 0..nodes {
+        let tunnels: Vec<(String, u32)> = (0..nodes)
+            .filter(|o| *o != n)
+            .map(|o| (format!("hv{o}"), 100 + o as u32))
+            .collect();
+        let tun: Vec<(&str, u32)> = tunnels.iter().map(|(s, o)| (s.as_str(), *o)).collect();
+        let name = format!("hv{n}");
+        let v = node(&name, &format!("192.168.0.{}", n + 1), &[], &tun);
+        t.nodes.insert(name, v);
+    }
+    t
+}
+
+/// Router 0x99's ports on switches s0..s`n` (ids 0x10 + s): `10.s.0.1/24`, and
+/// `fd00:s::1/64` with `v6`.
+fn router_ports_over(n: u128, v6: bool) -> Vec<RouterPort> {
+    (0..n)
+        .map(|s| {
+            let v4 = format!("10.{s}.0.1/24");
+            let v6a = format!("fd00:{s}::1/64");
+            let ips: Vec<&str> = if v6 { vec![&v4, &v6a] } else { vec![&v4] };
+            rport(
+                0x900 + s,
+                &format!("rp{s}"),
+                0x99,
+                0x10 + s,
+                &format!("02:00:00:aa:{s:02x}:01"),
+                &ips,
+            )
+        })
+        .collect()
+}
+
 /// For random routers, placements and pairs: a routed packet between any two ports of a
 /// router's different switches arrives exactly as "switch to the router port, route,
 /// switch to the destination" would leave it: once, at the destination only, source MAC
@@ -506,23 +542,7 @@ fn routing_equals_switch_route_switch_on_random_fabrics() {
         let switches = rng.random_range(2..5u128);
         let nodes = rng.random_range(1..4usize);
         let mut ports = Vec::new();
-        let mut t = Topology::default();
-        for n in 0..nodes {
-            let tunnels: Vec<(String, u32)> = (0..nodes)
-                .filter(|o| *o != n)
-                .map(|o| (format!("hv{o}"), 100 + o as u32))
-                .collect();
-            let tun: Vec<(&str, u32)> = tunnels.iter().map(|(s, o)| (s.as_str(), *o)).collect();
-            t.nodes.insert(
-                format!("hv{n}"),
-                node(
-                    &format!("hv{n}"),
-                    &format!("192.168.0.{}", n + 1),
-                    &[],
-                    &tun,
-                ),
-            );
-        }
+        let mut t = mesh(nodes);
         for s in 0..switches {
             for i in 0..rng.random_range(1..4u128) {
                 let name = format!("p{s}x{i}");
@@ -554,18 +574,7 @@ fn routing_equals_switch_route_switch_on_random_fabrics() {
         .unwrap()
         .with_routing(
             vec![router(0x99, "r", 7)],
-            (0..switches)
-                .map(|s| {
-                    rport(
-                        0x900 + s,
-                        &format!("rp{s}"),
-                        0x99,
-                        0x10 + s,
-                        &format!("02:00:00:aa:{s:02x}:01"),
-                        &[&format!("10.{s}.0.1/24"), &format!("fd00:{s}::1/64")],
-                    )
-                })
-                .collect(),
+            router_ports_over(switches, true),
             vec![],
         )
         .unwrap();
@@ -635,23 +644,7 @@ fn routing_every_compiled_flow_is_consistent_with_its_match() {
 fn routing_flow_cost_measure() {
     for n in [2u128, 4, 8, 16, 32] {
         let nodes = 8usize;
-        let mut t = Topology::default();
-        for k in 0..nodes {
-            let tunnels: Vec<(String, u32)> = (0..nodes)
-                .filter(|o| *o != k)
-                .map(|o| (format!("hv{o}"), 100 + o as u32))
-                .collect();
-            let tun: Vec<(&str, u32)> = tunnels.iter().map(|(s, o)| (s.as_str(), *o)).collect();
-            t.nodes.insert(
-                format!("hv{k}"),
-                node(
-                    &format!("hv{k}"),
-                    &format!("192.168.0.{}", k + 1),
-                    &[],
-                    &tun,
-                ),
-            );
-        }
+        let mut t = mesh(nodes);
         let mut ports = Vec::new();
         for s in 0..n {
             for i in 0..nodes as u128 {
@@ -675,18 +668,7 @@ fn routing_flow_cost_measure() {
             .clone()
             .with_routing(
                 vec![router(0x99, "r", 7)],
-                (0..n)
-                    .map(|s| {
-                        rport(
-                            0x900 + s,
-                            &format!("rp{s}"),
-                            0x99,
-                            0x10 + s,
-                            &format!("02:00:00:aa:{s:02x}:01"),
-                            &[&format!("10.{s}.0.1/24")],
-                        )
-                    })
-                    .collect(),
+                router_ports_over(n, false),
                 vec![],
             )
             .unwrap();

@@ -20,6 +20,7 @@ use super::plan::plan;
 use super::publish::{Publisher, change_event};
 use crate::error::ApiError;
 use crate::events::{EVENT_BUFFER, Event};
+use crate::metrics::Metrics;
 use crate::model::LogicalModel;
 use crate::observed::ObservedState;
 use crate::store::{Freshness, Store, StoreError};
@@ -102,9 +103,13 @@ impl ModelWriter {
         let publisher = Publisher::new(model_tx, events.clone());
         let freshness = store.follow(publisher.clone())?;
         let store_status = store.status();
+        let metrics = Arc::new(Metrics::default());
         let thread = std::thread::Builder::new()
             .name("weft-writer".into())
-            .spawn(move || writer_loop(store, rx, publisher))
+            .spawn({
+                let metrics = metrics.clone();
+                move || writer_loop(store, rx, publisher, &metrics)
+            })
             .map_err(|e| StoreError::Io {
                 path: location.clone().into(),
                 source: ::redb::Error::Io(e),
@@ -112,7 +117,7 @@ impl ModelWriter {
         let model_writer = ModelWriter {
             model: model_rx,
             writer: tx.clone(),
-            observed: Arc::new(ObservedState::new(events.clone())),
+            observed: Arc::new(ObservedState::with_metrics(events.clone(), metrics)),
             events,
             started: Instant::now(),
             store_location: location.into(),
@@ -175,6 +180,11 @@ impl ModelWriter {
         &self.observed
     }
 
+    /// This daemon's metrics registry (`GET /metrics`).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        self.observed.metrics()
+    }
+
     pub fn uptime(&self) -> std::time::Duration {
         self.started.elapsed()
     }
@@ -196,7 +206,12 @@ impl ModelWriter {
     }
 }
 
-fn writer_loop(mut store: Box<dyn Store>, mut rx: mpsc::Receiver<WriterMsg>, publisher: Publisher) {
+fn writer_loop(
+    mut store: Box<dyn Store>,
+    mut rx: mpsc::Receiver<WriterMsg>,
+    publisher: Publisher,
+    metrics: &Metrics,
+) {
     let mut failed: Option<String> = None;
     let per_commit = store.max_writes_per_commit().clamp(1, MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
@@ -225,7 +240,7 @@ fn writer_loop(mut store: Box<dyn Store>, mut rx: mpsc::Receiver<WriterMsg>, pub
                         .send(Err(ApiError::StoreUnavailable(reason.clone())));
                 }
             } else {
-                process_batch(&mut *store, chunk, &publisher, &mut failed);
+                process_batch(&mut *store, chunk, &publisher, &mut failed, metrics);
             }
         }
         if shutdown {
@@ -279,12 +294,16 @@ fn process_batch(
     batch: Vec<WriteRequest>,
     publisher: &Publisher,
     failed: &mut Option<String>,
+    metrics: &Metrics,
 ) {
     let mut replans = 0;
     let mut planned = plan_batch(publisher.current(), &batch);
     while !planned.changes.is_empty() {
         let revision = planned.working.revision();
-        match store.commit_on(&planned.base, revision, &planned.changes) {
+        let started = Instant::now();
+        let committed = store.commit_on(&planned.base, revision, &planned.changes);
+        metrics.store_commit.observe(started.elapsed());
+        match committed {
             Ok(()) => {
                 tracing::debug!(
                     revision,

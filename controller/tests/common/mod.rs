@@ -239,3 +239,55 @@ impl Drop for Spawned {
         }
     }
 }
+
+/// Everything listable (every object kind and the revision), to prove a failed call
+/// changed nothing and a restart lost nothing.
+pub async fn everything<C: ClientT>(c: &C) -> Value {
+    let mut all = serde_json::Map::new();
+    let status = call(c, "system_status", serde_json::json!({}))
+        .await
+        .unwrap();
+    all.insert("revision".into(), status["revision"].clone());
+    for list in [
+        "switch_list",
+        "port_list",
+        "acl_list",
+        "router_list",
+        "router_port_list",
+        "route_list",
+    ] {
+        let v = call(c, list, serde_json::json!({})).await.unwrap();
+        all.insert(list.into(), v);
+    }
+    Value::Object(all)
+}
+
+/// Each `(method, params, code, field)` must fail with that error code, with a message
+/// and a `data.field` naming the offending field, and together they must change nothing.
+pub async fn assert_each_fails_naming_its_field<C: ClientT>(
+    c: &C,
+    cases: &[(&str, Value, i32, &str)],
+) {
+    let before = everything(c).await;
+    for (method, params, code, field) in cases {
+        let err = call(c, method, params.clone())
+            .await
+            .expect_err(&format!("{method} {params} should fail"));
+        assert_eq!(err.0, *code, "{method} {params}: {err:?}");
+        assert!(
+            err.1.contains(field),
+            "{method} {params}: message {:?} does not name {field}",
+            err.1
+        );
+        assert_eq!(
+            err.2.as_ref().unwrap()["field"],
+            *field,
+            "{method} {params}: {err:?}"
+        );
+    }
+    assert_eq!(
+        everything(c).await,
+        before,
+        "failed calls must change nothing"
+    );
+}

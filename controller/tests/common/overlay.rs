@@ -196,3 +196,14 @@ pub fn spawn_weftd(
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     Spawned::start(data.path(), &args)
 }
+
+/// Pings until the path is warm (the first packet to a new tunnel peer is dropped while
+/// OVS resolves the underlay next hop), then requires every one of 3 pings answered.
+pub fn assert_reaches(from: &Vm, to: &str, ov: &Overlay) {
+    let ip: std::net::IpAddr = to.parse().expect("ip");
+    if let Err(e) = from.ping_until_reachable(ip, Duration::from_secs(10)) {
+        panic!("{} -> {to}: {e}\nweftd log:\n{}", from.name(), ov.log());
+    }
+    let r = from.ping(ip, 3, Duration::from_millis(50)).unwrap();
+    assert!(r.all_received(), "{} -> {to}: {r:?}", from.name());
+}

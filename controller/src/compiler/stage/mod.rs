@@ -253,12 +253,14 @@ impl FlowBuilder<'_> {
         let c = COOKIE_PIPELINE;
         self.add(L3_LOOKUP, 0, vec![], vec![], c);
         self.add(NEIGHBOR, 0, vec![], vec![], c);
-        let router_ips: Vec<IpAddr> = scope.ports.iter().flat_map(|(rp, _)| rp.addrs()).collect();
         self.router_lookup(model, bindings, scope.router, &scope.ports);
         for &(rp, vni) in &scope.ports {
+            for ip in rp.addrs() {
+                self.router_echo(scope.router, rp, ip);
+            }
             let local = switches.contains(&rp.switch);
             if local {
-                self.router_port_local(vni, scope.router, rp, &router_ips);
+                self.router_port_local(vni, scope.router, rp);
             }
             for p in model.ports_of_switch(&rp.switch) {
                 // Unbound ports get nothing, as in a switch: they could not receive.

@@ -11,11 +11,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use openflow::{Action, Field, oxm};
+use openflow::{Action, Field, FieldHeader, Nicira, Subfield, oxm};
 
 use super::{ETH_IP, ETH_IPV6, FlowBuilder, PROTO_ICMPV6, apply, goto, mac, nxm, set};
 use crate::compiler::ids::{cookie_for, router_metadata, tables};
-use crate::model::{LogicalRouter, RouterPort};
+use crate::model::{LogicalRouter, MacAddr, RouterPort};
 
 const PROTO_ICMP: u8 = 1;
 const ICMP_ECHO_REQUEST: u8 = 8;
@@ -28,20 +28,15 @@ const ND_NEIGHBOR_ADVERT: u8 = 136;
 const NA_FLAGS_ROUTER_SOLICITED_OVERRIDE: u32 = 0xe000_0000;
 /// ND option type "target link-layer address".
 const ND_OPT_TARGET_LINKADDR: u8 = 2;
+/// Echo replies in table 26: above the TTL checks (1000).
+const ECHO_PRIORITY: u16 = 1500;
 /// TTL / hop limit of what the router itself sends.
 const ROUTER_TTL: u8 = 255;
 
 impl FlowBuilder<'_> {
     /// Router port `rp` of `router` on switch `vni`, where this node has local ports:
-    /// answers for `rp`'s addresses, echo for every address of the router (`router_ips`),
-    /// and the way into the router.
-    pub(crate) fn router_port_local(
-        &mut self,
-        vni: u32,
-        router: &LogicalRouter,
-        rp: &RouterPort,
-        router_ips: &[IpAddr],
-    ) {
+    /// ARP and ND answers for `rp`'s addresses, and the way into the router.
+    pub(crate) fn router_port_local(&mut self, vni: u32, router: &LogicalRouter, rp: &RouterPort) {
         let cookie = cookie_for(&rp.id);
         let md = || Field::Metadata(u64::from(vni), None);
         for ip in rp.addrs() {
@@ -49,9 +44,6 @@ impl FlowBuilder<'_> {
                 IpAddr::V4(a) => self.router_arp(vni, rp, a),
                 IpAddr::V6(a) => self.router_nd(vni, rp, a),
             }
-        }
-        for ip in router_ips {
-            self.router_echo(vni, rp, *ip);
         }
         self.add(
             tables::ARP_RESPONDER,
@@ -96,7 +88,7 @@ impl FlowBuilder<'_> {
             vec![goto(tables::L2_LOOKUP)],
             cookie,
         );
-        let mut actions = swap_addresses(rp, IpAddr::V6(ip));
+        let mut actions = swap_addresses(ReplyMac::Is(rp.mac), IpAddr::V6(ip));
         actions.extend([
             set(Field::Icmpv6Type(ND_NEIGHBOR_ADVERT, None)),
             set(Field::NdReserved(NA_FLAGS_ROUTER_SOLICITED_OVERRIDE, None)),
@@ -128,9 +120,12 @@ impl FlowBuilder<'_> {
         );
     }
 
-    /// Ping of router address `ip`, sent to `rp`'s MAC: answered here with `ip` as the
-    /// source.
-    fn router_echo(&mut self, vni: u32, rp: &RouterPort, ip: IpAddr) {
+    /// Ping of router address `ip` (of port `rp`), from any switch of the router: answered
+    /// inside the router (table 26, above the TTL checks: a router answers a ping that
+    /// reached it whatever its TTL), back out of the asking port with `ip` as the source
+    /// and the router MAC it was sent to as the Ethernet source. One flow per address,
+    /// not per address and switch.
+    pub(crate) fn router_echo(&mut self, router: &LogicalRouter, rp: &RouterPort, ip: IpAddr) {
         let (fields, reply_type) = match ip {
             IpAddr::V4(a) => (
                 vec![
@@ -151,17 +146,14 @@ impl FlowBuilder<'_> {
                 set(Field::Icmpv6Type(ICMPV6_ECHO_REPLY, None)),
             ),
         };
-        let mut m = vec![
-            Field::Metadata(u64::from(vni), None),
-            Field::EthDst(mac(rp.mac), None),
-        ];
+        let mut m = vec![Field::Metadata(router_metadata(router.key), None)];
         m.extend(fields);
-        let mut actions = swap_addresses(rp, ip);
+        let mut actions = swap_addresses(ReplyMac::WasDestination, ip);
         actions.push(reply_type);
         actions.push(Action::output(openflow::port::IN_PORT));
         self.add(
-            tables::ARP_RESPONDER,
-            100,
+            tables::L3_LOOKUP,
+            ECHO_PRIORITY,
             m,
             vec![apply(actions)],
             cookie_for(&rp.id),
@@ -169,15 +161,39 @@ impl FlowBuilder<'_> {
     }
 }
 
+/// Where a reply's Ethernet source comes from.
+enum ReplyMac {
+    /// The router port's MAC, known when the flow is per port.
+    Is(MacAddr),
+    /// The request's destination: the router MAC the asker sent to, whichever switch it
+    /// is on. Swapped with the source through reg0/reg1 (a MAC is 48 bits), which the
+    /// pipeline uses nowhere else.
+    WasDestination,
+}
+
 /// The start of every reply the router sends back where a request came from: Ethernet
 /// and IP addresses swapped, `src` (a router address) as the source, a fresh TTL.
-fn swap_addresses(rp: &RouterPort, src: IpAddr) -> Vec<Action> {
+fn swap_addresses(mac_src: ReplyMac, src: IpAddr) -> Vec<Action> {
     let eth_src = nxm(oxm::NXM_OF, 2, 6);
     let eth_dst = nxm(oxm::NXM_OF, 1, 6);
-    let mut a = vec![
-        Action::reg_move(eth_src, eth_dst),
-        set(Field::EthSrc(mac(rp.mac), None)),
-    ];
+    let mut a = match mac_src {
+        ReplyMac::Is(m) => vec![
+            Action::reg_move(eth_src, eth_dst),
+            set(Field::EthSrc(mac(m), None)),
+        ],
+        ReplyMac::WasDestination => {
+            let part = |field, ofs, n_bits| Subfield { field, ofs, n_bits };
+            let (reg0, reg1) = (FieldHeader::reg(0), FieldHeader::reg(1));
+            let mv = |src: Subfield, dst: Subfield| Action::Nicira(Nicira::RegMove { src, dst });
+            vec![
+                mv(part(eth_dst, 0, 32), part(reg0, 0, 32)),
+                mv(part(eth_dst, 32, 16), part(reg1, 0, 16)),
+                Action::reg_move(eth_src, eth_dst),
+                mv(part(reg0, 0, 32), part(eth_src, 0, 32)),
+                mv(part(reg1, 0, 16), part(eth_src, 32, 16)),
+            ]
+        }
+    };
     match src {
         IpAddr::V4(s) => {
             a.push(Action::reg_move(
