@@ -217,9 +217,12 @@ fn main() {
     let server = rt
         .block_on(serve_with(
             "127.0.0.1:0".parse().expect("addr"),
-            topology.clone(),
-            channels.clone(),
-            observed.clone(),
+            weft::southbound::openflow::OpenFlowContext {
+                topology: topology.clone(),
+                channels: channels.clone(),
+                observed: observed.clone(),
+                ownership: weft::cluster::Ownership::single("test"),
+            },
             shutdown.clone(),
             settings,
         ))

@@ -102,6 +102,15 @@ impl Channels {
         })
     }
 
+    /// Withdraws a node's desired state (compiler task only: this instance no longer
+    /// compiles it): [`Channels::desired_published`] is false until the next publish,
+    /// which wakes its watchers even if equal to the last one.
+    pub fn retract_desired(&self, node: &str) {
+        if let Some(ch) = self.channels().get_mut(node) {
+            ch.published = false;
+        }
+    }
+
     /// The tunnel ports a node needs, as a watch (its OVSDB session). Like the desired
     /// state, meaningful only once [`Channels::desired_published`].
     pub fn watch_tunnels(&self, node: &str) -> watch::Receiver<Arc<BTreeSet<TunnelSpec>>> {
@@ -146,6 +155,23 @@ impl Channels {
             Arc::make_mut(cur).insert(node.to_owned(), Arc::new(ports));
             true
         });
+    }
+
+    /// Forgets what was installed on `node` (cluster mode: this instance just became its
+    /// owner, and only installs it acknowledges from now on count).
+    pub fn forget_installed(&self, node: &str) {
+        self.installed.send_if_modified(|cur| {
+            if !cur.contains_key(node) {
+                return false;
+            }
+            Arc::make_mut(cur).remove(node);
+            true
+        });
+    }
+
+    /// Whether an install on `node` was reported (since it was last forgotten).
+    pub fn installed_reported(&self, node: &str) -> bool {
+        self.installed.borrow().contains_key(node)
     }
 
     /// Every node's installed ports (the port-status task).

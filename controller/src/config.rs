@@ -25,6 +25,8 @@ pub const DEFAULT_NODE_GRACE: Duration = Duration::from_secs(60);
 pub const DEFAULT_STARTUP_HOLD: Duration = crate::realize::STARTUP_HOLD_MAX;
 /// Upper bound of both holds: a day. Longer is almost certainly a unit mistake.
 pub const MAX_HOLD: Duration = Duration::from_secs(86_400);
+/// Default `--owner-lease` (DESIGN.md §3): seconds of an instance's etcd lease.
+pub const DEFAULT_OWNER_LEASE: Duration = Duration::from_secs(3);
 /// Default `--etcd-prefix` (DESIGN.md §7).
 pub const DEFAULT_ETCD_PREFIX: &str = "/weft";
 
@@ -72,6 +74,8 @@ pub enum ConfigError {
     EtcdEndpoint { value: String },
     #[error("etcd_prefix: {value:?} must start with / and name a key prefix other than /")]
     EtcdPrefix { value: String },
+    #[error("owner_lease: {value} is not a whole number of seconds between 1 and 3600")]
+    OwnerLease { value: u64 },
     #[error("instance: {value:?} must be 1 to 64 letters, digits, '.', '-' or '_'")]
     Instance { value: String },
 }
@@ -148,6 +152,8 @@ pub struct FileConfig {
     pub etcd: Option<Vec<String>>,
     pub etcd_prefix: Option<String>,
     pub instance: Option<String>,
+    /// Seconds, like `--owner-lease`.
+    pub owner_lease_secs: Option<u64>,
 }
 
 impl FileConfig {
@@ -215,6 +221,11 @@ pub struct Flags {
     /// This instance's name in the cluster [default: the host name].
     #[arg(long, value_name = "NAME")]
     pub instance: Option<String>,
+    /// Cluster mode: seconds of this instance's etcd lease. Its hypervisors move to
+    /// other instances about this long after it dies; it stops writing to them sooner
+    /// when it cannot renew the lease [default: 3].
+    #[arg(long, value_name = "SECS")]
+    pub owner_lease: Option<u64>,
 }
 
 /// Validated configuration.
@@ -237,6 +248,8 @@ pub struct Config {
     pub etcd: Option<EtcdConfig>,
     /// This instance's name (`--instance`).
     pub instance: String,
+    /// Cluster mode's lease (`--owner-lease`, whole seconds, 1 to 3600).
+    pub owner_lease: Duration,
 }
 
 impl Config {
@@ -258,6 +271,7 @@ impl Config {
             startup_hold: DEFAULT_STARTUP_HOLD,
             etcd: None,
             instance: default_instance(),
+            owner_lease: DEFAULT_OWNER_LEASE,
         }
     }
 
@@ -356,9 +370,17 @@ impl Config {
             Some(name) => instance_name(&name)?,
             None => default_instance(),
         };
+        let owner_lease = match flags.owner_lease.or(file.owner_lease_secs) {
+            None => DEFAULT_OWNER_LEASE,
+            Some(s) if (1..=3600).contains(&s) => Duration::from_secs(s),
+            Some(s) => {
+                return Err(ConfigError::OwnerLease { value: s });
+            }
+        };
         Ok(Config {
             etcd,
             instance,
+            owner_lease,
             api_listen,
             data_dir,
             api_token,
@@ -489,6 +511,37 @@ mod tests {
             Endpoint::parse("x", "ssl:1.2.3.4:6640"),
             Err(ConfigError::Ssl { .. })
         ));
+    }
+
+    #[test]
+    fn owner_lease_from_flag_file_or_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("weftd.toml");
+        std::fs::write(&file, "owner_lease_secs = 5\n").unwrap();
+        let cfg = Config::from_flags(Flags::default()).unwrap();
+        assert_eq!(cfg.owner_lease, Duration::from_secs(3));
+        let from_file = Flags {
+            config: Some(file),
+            ..Default::default()
+        };
+        let cfg = Config::from_flags(from_file.clone()).unwrap();
+        assert_eq!(cfg.owner_lease, Duration::from_secs(5));
+        let cfg = Config::from_flags(Flags {
+            owner_lease: Some(2),
+            ..from_file
+        })
+        .unwrap();
+        assert_eq!(cfg.owner_lease, Duration::from_secs(2));
+        for bad in [0, 3601] {
+            assert_eq!(
+                Config::from_flags(Flags {
+                    owner_lease: Some(bad),
+                    ..Default::default()
+                })
+                .unwrap_err(),
+                ConfigError::OwnerLease { value: bad }
+            );
+        }
     }
 
     #[test]

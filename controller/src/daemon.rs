@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiContext, ApiSettings};
 use crate::channels::Channels;
+use crate::cluster::Ownership;
 use crate::config::Config;
 use crate::northbound::{ModelWriter, WriterHandle};
 use crate::southbound::openflow::OpenFlowServer;
@@ -29,6 +30,10 @@ pub struct Daemon {
     pub controller: ModelWriter,
     pub nodes: Arc<TransportNodes>,
     pub channels: Arc<Channels>,
+    /// Which hypervisors this instance owns (all of them without `--etcd`).
+    pub ownership: Ownership,
+    /// Cluster mode's lease and ownership tasks.
+    cluster: Option<ClusterTasks>,
     server: ServerHandle,
     writer: WriterHandle,
     southbound_stop: CancellationToken,
@@ -58,15 +63,17 @@ impl Daemon {
         );
         let nodes = TransportNodes::new();
         let channels = Channels::new();
+        let (cluster_view, ownership) = ownership_for(cfg);
         let southbound_stop = CancellationToken::new();
         let status_stop = CancellationToken::new();
-        let realize = tokio::spawn(crate::realize::run_with_hold(
+        let realize = tokio::spawn(crate::realize::run_owned(
             controller.watch_model(),
             nodes.clone(),
             channels.clone(),
             southbound_stop.clone(),
             cfg.startup_hold,
             controller.metrics().clone(),
+            ownership.clone(),
         ));
         let port_status = tokio::spawn(crate::port_status::run(
             nodes.clone(),
@@ -77,9 +84,12 @@ impl Daemon {
         let southbound = async {
             let openflow = crate::southbound::openflow::serve(
                 cfg.openflow_listen,
-                nodes.clone(),
-                channels.clone(),
-                controller.observed().clone(),
+                crate::southbound::openflow::OpenFlowContext {
+                    topology: nodes.clone(),
+                    channels: channels.clone(),
+                    observed: controller.observed().clone(),
+                    ownership: ownership.clone(),
+                },
                 southbound_stop.clone(),
             )
             .await
@@ -90,6 +100,7 @@ impl Daemon {
                     topology: nodes.clone(),
                     channels: channels.clone(),
                     observed: controller.observed().clone(),
+                    ownership: ownership.clone(),
                 },
                 southbound_stop.clone(),
             )
@@ -120,7 +131,8 @@ impl Daemon {
         let (api_addr, server) = match crate::api::serve(
             &settings,
             ApiContext::new(controller.clone(), nodes.clone())
-                .with_openflow_stats(openflow.stats.clone()),
+                .with_openflow_stats(openflow.stats.clone())
+                .with_ownership(ownership.clone()),
         )
         .await
         {
@@ -133,7 +145,31 @@ impl Daemon {
             }
         };
         tracing::info!(%api_addr, auth = cfg.api_token.is_some(), "API listening");
+        ownership.set_info(crate::cluster::InstanceInfo {
+            api: api_addr.to_string(),
+            openflow_advertise: cfg.openflow_advertise.map(|a| format!("tcp:{a}")),
+        });
+        tokio::spawn(crate::cluster::events::announce(
+            ownership.clone(),
+            controller.observed().clone(),
+            status_stop.clone(),
+        ));
+        let cluster = match cluster_view {
+            None => None,
+            Some(view) => match start_cluster(cfg, api_addr, nodes.clone(), view).await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    southbound_stop.cancel();
+                    status_stop.cancel();
+                    let _ = server.stop();
+                    writer.shutdown().await;
+                    return Err(e);
+                }
+            },
+        };
         Ok(Daemon {
+            ownership,
+            cluster,
             api_addr,
             ovsdb_addr: ovsdb.local_addr(),
             openflow_addr: openflow.local_addr,
@@ -154,6 +190,11 @@ impl Daemon {
     /// Stops accepting API requests, waits for in-flight ones, lets every queued write
     /// commit, then closes the store.
     pub async fn shutdown(self) {
+        // The lease first: revoking it hands this instance's hypervisors to the others
+        // at once (their flows stay: fail_mode secure), rather than after the lease.
+        if let Some(c) = self.cluster {
+            shutdown_cluster(c).await;
+        }
         self.southbound_stop.cancel();
         self.openflow.join().await;
         self.ovsdb.join().await;
@@ -200,4 +241,70 @@ async fn open_etcd(_: &crate::config::EtcdConfig, _: &str) -> anyhow::Result<Box
     anyhow::bail!(
         "--etcd: this weftd was built without cluster mode (cargo feature `etcd`); rebuild with default features"
     )
+}
+
+#[cfg(feature = "etcd")]
+type ClusterTasks = crate::cluster::etcd::Cluster;
+#[cfg(not(feature = "etcd"))]
+type ClusterTasks = std::convert::Infallible;
+#[cfg(feature = "etcd")]
+type ClusterView = tokio::sync::watch::Sender<Arc<crate::cluster::ClusterView>>;
+#[cfg(not(feature = "etcd"))]
+type ClusterView = std::convert::Infallible;
+
+/// Without `--etcd` this instance owns everything; in cluster mode nothing until its
+/// lease and claims are up (the view's sender goes to [`start_cluster`]).
+fn ownership_for(cfg: &Config) -> (Option<ClusterView>, Ownership) {
+    #[cfg(feature = "etcd")]
+    if cfg.etcd.is_some() {
+        let (tx, ownership) = crate::cluster::etcd::channel(&cfg.instance);
+        return (Some(tx), ownership);
+    }
+    (None, Ownership::single(&cfg.instance))
+}
+
+#[cfg(feature = "etcd")]
+async fn start_cluster(
+    cfg: &Config,
+    api_addr: SocketAddr,
+    nodes: Arc<TransportNodes>,
+    view: ClusterView,
+) -> anyhow::Result<ClusterTasks> {
+    use crate::cluster::InstanceInfo;
+    use crate::cluster::etcd::{Cluster, ClusterSettings};
+    use crate::store::EtcdSettings;
+    let Some(etcd) = &cfg.etcd else {
+        anyhow::bail!("cluster mode without --etcd");
+    };
+    let settings = ClusterSettings {
+        etcd: EtcdSettings::new(etcd.endpoints.clone(), &etcd.prefix, &cfg.instance),
+        instance: cfg.instance.clone(),
+        info: InstanceInfo {
+            api: api_addr.to_string(),
+            openflow_advertise: cfg.openflow_advertise.map(|a| format!("tcp:{a}")),
+        },
+        owner_lease: cfg.owner_lease,
+    };
+    tracing::info!(instance = %cfg.instance, lease = ?cfg.owner_lease, "joining the cluster");
+    Cluster::start(settings, nodes, view).await
+}
+
+#[cfg(not(feature = "etcd"))]
+async fn start_cluster(
+    _: &Config,
+    _: SocketAddr,
+    _: Arc<TransportNodes>,
+    view: ClusterView,
+) -> anyhow::Result<ClusterTasks> {
+    match view {}
+}
+
+#[cfg(feature = "etcd")]
+async fn shutdown_cluster(c: ClusterTasks) {
+    c.shutdown().await;
+}
+
+#[cfg(not(feature = "etcd"))]
+async fn shutdown_cluster(c: ClusterTasks) {
+    match c {}
 }

@@ -80,6 +80,14 @@ pub enum Event {
         node: String,
         acl: Uuid,
     },
+    /// Cluster mode: the instance that owns `node` (writes its OVSDB, holds the OpenFlow
+    /// master role with `generation`) changed; `owner: null` while it has none (its owner
+    /// left or died and no other instance has taken it over yet).
+    NodeOwnerChanged {
+        node: String,
+        owner: Option<String>,
+        generation: Option<u64>,
+    },
     /// The subscriber fell behind and `missed` events were dropped; resynchronise with
     /// the list methods.
     Lagged {

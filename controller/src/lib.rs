@@ -15,6 +15,7 @@
 pub mod api;
 pub mod binding;
 pub mod channels;
+pub mod cluster;
 pub mod compiler;
 pub mod config;
 pub mod daemon;

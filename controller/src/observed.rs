@@ -245,6 +245,11 @@ impl ObservedState {
         let _ = self.events.send(event);
     }
 
+    /// Sends an event that is not about the observed state itself (ownership changes).
+    pub fn notify(&self, event: Event) {
+        self.emit(event);
+    }
+
     /// All known transport nodes, in id order.
     pub fn nodes(&self) -> Vec<TransportNode> {
         self.read().nodes.values().cloned().collect()

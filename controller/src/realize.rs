@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::compiler::IncrementalCompiler;
 
 use crate::channels::Channels;
+use crate::cluster::Ownership;
 use crate::desired::DesiredNode;
 use crate::metrics::Metrics;
 use crate::model::LogicalModel;
@@ -42,13 +43,40 @@ pub async fn run(
 /// [`run`] with a startup hold of `startup_hold` (weftd: `--startup-hold`; zero = none),
 /// recording each round's compile time and recompiled nodes into `metrics`.
 pub async fn run_with_hold(
-    mut model: watch::Receiver<Arc<LogicalModel>>,
+    model: watch::Receiver<Arc<LogicalModel>>,
     nodes: Arc<TransportNodes>,
     channels: Arc<Channels>,
     shutdown: CancellationToken,
     startup_hold: std::time::Duration,
     metrics: Arc<Metrics>,
 ) {
+    let single = Ownership::single("weftd");
+    run_owned(
+        model,
+        nodes,
+        channels,
+        shutdown,
+        startup_hold,
+        metrics,
+        single,
+    )
+    .await
+}
+
+/// [`run_with_hold`] compiling only the nodes this instance owns (cluster mode; without
+/// `--etcd` it owns them all). A node this instance stops owning has its desired state
+/// withdrawn ([`Channels::retract_desired`]), so that if it owns the node again its
+/// sessions wait for a fresh compile instead of acting on a stale one.
+pub async fn run_owned(
+    mut model: watch::Receiver<Arc<LogicalModel>>,
+    nodes: Arc<TransportNodes>,
+    channels: Arc<Channels>,
+    shutdown: CancellationToken,
+    startup_hold: std::time::Duration,
+    metrics: Arc<Metrics>,
+    ownership: Ownership,
+) {
+    let mut view = ownership.watch();
     let mut topology = nodes.watch();
     let mut compiler = IncrementalCompiler::new();
     let mut startup = StartupHold::new(tokio::time::Instant::now().into_std() + startup_hold);
@@ -56,13 +84,24 @@ pub async fn run_with_hold(
         let round_started = std::time::Instant::now();
         let m = model.borrow_and_update().clone();
         let t = topology.borrow_and_update().clone();
+        let clustered = view.borrow_and_update().clustered;
+        // Which nodes to compile, decided once per round.
+        let owned: Option<std::collections::BTreeSet<String>> = clustered.then(|| {
+            t.nodes
+                .keys()
+                .filter(|n| ownership.role(n).is_owner())
+                .cloned()
+                .collect()
+        });
         // Compiling thousands of nodes is CPU work: keep it off the I/O threads.
         let (c, h, published) = match tokio::task::spawn_blocking({
             let channels = channels.clone();
             let metrics = metrics.clone();
             move || {
+                let in_scope = |n: &str| owned.as_ref().is_none_or(|o| o.contains(n));
                 let started = std::time::Instant::now();
-                let round = realize_held(&mut compiler, &mut startup, &m, &t, &channels);
+                let round =
+                    realize_scoped(&mut compiler, &mut startup, &m, &t, &channels, &in_scope);
                 metrics.compile.observe(started.elapsed());
                 metrics.nodes_recompiled.add(round.compiled as u64);
                 (compiler, startup, round.published)
@@ -95,6 +134,7 @@ pub async fn run_with_hold(
             _ = shutdown.cancelled() => return,
             r = model.changed() => if r.is_err() { return },
             r = topology.changed() => if r.is_err() { return },
+            r = view.changed() => if r.is_err() { return },
             _ = sleep_until_opt(hold_ends) => {}
         }
     }
@@ -187,6 +227,19 @@ pub fn realize_held(
     topology: &Topology,
     channels: &Channels,
 ) -> Round {
+    realize_scoped(compiler, hold, model, topology, channels, &|_| true)
+}
+
+/// [`realize_held`] for the nodes `in_scope` only; the desired states of nodes that left
+/// the scope are withdrawn.
+pub fn realize_scoped(
+    compiler: &mut IncrementalCompiler,
+    hold: &mut StartupHold,
+    model: &LogicalModel,
+    topology: &Topology,
+    channels: &Channels,
+    in_scope: &dyn Fn(&str) -> bool,
+) -> Round {
     let started = std::time::Instant::now();
     let mut changed = 0;
     let mut compiled = 0;
@@ -203,11 +256,15 @@ pub fn realize_held(
             changed += 1;
         }
     };
-    compiler.update_each(model, topology, |node, desired| {
+    let left = compiler.update_scoped(model, topology, in_scope, |node, desired| {
         compiled += 1;
         held.remove(&node);
         consider(hold, node, desired);
     });
+    for node in &left {
+        held.remove(node);
+        channels.retract_desired(node);
+    }
     if compiler.take_bindings_changed() {
         channels.publish_bindings(Arc::new(compiler.bindings().clone()));
     }
@@ -317,6 +374,36 @@ mod tests {
         t.nodes.insert("hv2".into(), node("hv2", 2, "a2", &["hv1"]));
         realize_held(&mut c, &mut hold, &m, &t, &f);
         assert!(!hold.pending());
+        assert!(f.desired_published("hv1"));
+        assert_eq!(remotes(&f, "hv1"), ["hv2"]);
+    }
+
+    /// Cluster mode: only owned nodes are compiled; a node that becomes owned is compiled
+    /// whole at once; one that stops being owned has its desired state withdrawn.
+    #[test]
+    fn only_nodes_in_scope_are_compiled_and_one_leaving_it_is_withdrawn() {
+        let f = Channels::new();
+        let m = model();
+        let mut c = IncrementalCompiler::new();
+        let mut hold = StartupHold::off();
+        let mut t = Topology::default();
+        t.nodes.insert("hv1".into(), node("hv1", 1, "a1", &[]));
+        t.nodes.insert("hv2".into(), node("hv2", 2, "a2", &[]));
+        let hv1 = |n: &str| n == "hv1";
+        let hv2 = |n: &str| n == "hv2";
+        realize_scoped(&mut c, &mut hold, &m, &t, &f, &hv1);
+        assert!(f.desired_published("hv1"));
+        assert!(!f.desired_published("hv2"), "hv2 is not this instance's");
+        assert_eq!(remotes(&f, "hv1"), ["hv2"]);
+        // hv2 becomes ours with nothing else changed: compiled whole.
+        realize_scoped(&mut c, &mut hold, &m, &t, &f, &|_| true);
+        assert!(f.desired_published("hv2"));
+        assert_eq!(remotes(&f, "hv2"), ["hv1"]);
+        // hv1 is no longer ours: withdrawn, and compiled afresh when it is again.
+        realize_scoped(&mut c, &mut hold, &m, &t, &f, &hv2);
+        assert!(!f.desired_published("hv1"));
+        assert!(f.desired_published("hv2"));
+        realize_scoped(&mut c, &mut hold, &m, &t, &f, &|_| true);
         assert!(f.desired_published("hv1"));
         assert_eq!(remotes(&f, "hv1"), ["hv2"]);
     }

@@ -254,6 +254,15 @@ async fn every_method_happy_path_over_http() {
     // Every successful write bumped the revision by one: 2 switches, 3 ports, 1 update,
     // 3 acls, 1 acl delete, 1 port delete, 1 cascade delete, 1 port delete, 1 switch delete.
     assert_eq!(status["revision"], 14);
+
+    // Without --etcd: this instance alone, owning every node, and no etcd.
+    let cluster = call(&c, "cluster_status", json!({})).await.unwrap();
+    assert_eq!(cluster["etcd"], Value::Null);
+    let instances = cluster["instances"].as_array().unwrap();
+    assert_eq!(instances.len(), 1, "{cluster}");
+    assert_eq!(instances[0]["id"], cluster["instance"]);
+    assert_eq!(instances[0]["alive"], true);
+    assert_eq!(instances[0]["api"], srv.addr.to_string());
 }
 
 #[tokio::test]

@@ -355,9 +355,12 @@ async fn openflow_installs_only_the_difference_on_real_ovs() {
     let shutdown = CancellationToken::new();
     let server = serve(
         "127.0.0.1:0".parse().expect("addr"),
-        topology.clone(),
-        channels.clone(),
-        observed.clone(),
+        weft::southbound::openflow::OpenFlowContext {
+            topology: topology.clone(),
+            channels: channels.clone(),
+            observed: observed.clone(),
+            ownership: weft::cluster::Ownership::single("test"),
+        },
         shutdown.clone(),
     )
     .await
@@ -456,9 +459,12 @@ async fn openflow_installs_only_the_difference_on_real_ovs() {
     let shutdown = CancellationToken::new();
     let server = serve(
         server_addr,
-        topology.clone(),
-        channels.clone(),
-        observed.clone(),
+        weft::southbound::openflow::OpenFlowContext {
+            topology: topology.clone(),
+            channels: channels.clone(),
+            observed: observed.clone(),
+            ownership: weft::cluster::Ownership::single("test"),
+        },
         shutdown.clone(),
     )
     .await
@@ -570,9 +576,12 @@ async fn openflow_dump_returns_flows_in_the_form_they_were_sent() {
     let shutdown = CancellationToken::new();
     let server = serve(
         "127.0.0.1:0".parse().expect("addr"),
-        topology.clone(),
-        channels.clone(),
-        observed.clone(),
+        weft::southbound::openflow::OpenFlowContext {
+            topology: topology.clone(),
+            channels: channels.clone(),
+            observed: observed.clone(),
+            ownership: weft::cluster::Ownership::single("test"),
+        },
         shutdown.clone(),
     )
     .await

@@ -200,6 +200,7 @@ fn harness() -> (Harness, OvsdbContext) {
         topology: topology.clone(),
         channels: channels.clone(),
         observed: observed.clone(),
+        ownership: weft::cluster::Ownership::single("test"),
     };
     (
         Harness {
@@ -782,4 +783,52 @@ async fn southbound_ovsdb_scale_vifs() {
          all weft-installed {t_installed:?} after the report"
     );
     h.stop(server).await;
+}
+
+/// Cluster mode's fence against a real ovsdb-server: a transaction guarded by the fence
+/// a stale owner holds is refused whole once a newer owner wrote its own.
+#[tokio::test]
+async fn the_owner_fence_refuses_a_stale_owners_transaction() {
+    use ovsdb::vswitch;
+    use weft::southbound::ovsdb::fence::Fence;
+    let ovs = Ovs::start(false);
+    let (client, _events) = ovsdb::connect(
+        &format!("unix:{}", ovs.sock().display()),
+        ovsdb::ClientConfig::default(),
+    )
+    .await
+    .unwrap();
+    let root: Uuid = ovs
+        .vsctl(&["get", "Open_vSwitch", ".", "_uuid"])
+        .parse()
+        .unwrap();
+    let old = Fence::new(root, "c1", 10);
+    let new = Fence::new(root, "c2", 11);
+    let marked = |fence: &Fence, key: &str| {
+        let mut t = ovsdb::Transaction::new(vswitch::DATABASE);
+        vswitch::set_map_key(
+            &mut t,
+            vswitch::OPEN_VSWITCH,
+            root,
+            "external_ids",
+            key,
+            "1",
+        );
+        fence.guard(&mut t);
+        t
+    };
+    client.transact(&old.write()).await.unwrap();
+    client.transact(&marked(&old, "by-c1")).await.unwrap();
+    // The new owner takes over: the old owner's next write fails and changes nothing.
+    client.transact(&new.write()).await.unwrap();
+    let refused = client.transact(&marked(&old, "stale-c1")).await;
+    assert!(
+        matches!(refused, Err(ovsdb::ClientError::Transaction(_))),
+        "{refused:?}"
+    );
+    client.transact(&marked(&new, "by-c2")).await.unwrap();
+    let ids = ovs.vsctl(&["get", "Open_vSwitch", ".", "external_ids"]);
+    assert!(ids.contains("weft-owner=\"c2:11\""), "{ids}");
+    assert!(ids.contains("by-c1") && ids.contains("by-c2"), "{ids}");
+    assert!(!ids.contains("stale-c1"), "{ids}");
 }

@@ -66,6 +66,7 @@ async fn southbound_patch_ports_follow_the_desired_physnets() {
         topology: topology.clone(),
         channels: channels.clone(),
         observed: Arc::new(ObservedState::new(events)),
+        ownership: weft::cluster::Ownership::single("test"),
     };
     let shutdown = CancellationToken::new();
     let cfg = OvsdbSouthbound {

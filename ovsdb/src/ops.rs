@@ -477,6 +477,20 @@ impl Transaction {
         })
     }
 
+    /// Optimistic check, evaluated immediately: the transaction fails with "timed out"
+    /// unless at least one row matches `conditions` (a `wait` until the matching rows,
+    /// projected onto `_uuid`, differ from none).
+    pub fn wait_exists(&mut self, table: &str, conditions: Vec<Condition>) -> usize {
+        self.push(Operation::Wait {
+            table: table.to_owned(),
+            conditions,
+            columns: vec!["_uuid".to_owned()],
+            until: WaitUntil::Ne,
+            rows: Vec::new(),
+            timeout_ms: Some(0),
+        })
+    }
+
     pub fn comment(&mut self, comment: &str) -> usize {
         self.push(Operation::Comment {
             comment: comment.to_owned(),

@@ -7,6 +7,7 @@
 //! take named parameters only; see [`spec::METHODS`] and API.md.
 
 pub mod auth;
+mod cluster;
 pub mod params;
 mod routing;
 pub mod scrape;
@@ -20,6 +21,7 @@ use jsonrpsee::types::{ErrorObjectOwned, Params};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::cluster::Ownership;
 use crate::error::ApiError;
 use crate::metrics::http::MetricsLayer;
 use crate::model::{
@@ -43,15 +45,19 @@ pub struct ApiContext {
     pub controller: ModelWriter,
     /// What hypervisors report: `trace` walks the pipeline compiled from it.
     pub topology: Arc<TransportNodes>,
+    /// Who owns each hypervisor (`owner` in node views, `cluster_status`).
+    pub ownership: Ownership,
     /// The OpenFlow listener's counters, shown by `GET /metrics` when set.
     pub openflow_stats: Option<Arc<OpenFlowStats>>,
 }
 
 impl ApiContext {
+    /// A context for this instance alone (it owns every hypervisor).
     pub fn new(controller: ModelWriter, topology: Arc<TransportNodes>) -> Self {
         ApiContext {
             controller,
             topology,
+            ownership: Ownership::single("weftd"),
             openflow_stats: None,
         }
     }
@@ -69,6 +75,12 @@ impl ApiContext {
             observed: self.controller.observed().clone(),
             openflow: self.openflow_stats.clone(),
         }
+    }
+
+    /// The same, with the daemon's [`Ownership`] (cluster mode, or its instance name).
+    pub fn with_ownership(mut self, ownership: Ownership) -> Self {
+        self.ownership = ownership;
+        self
     }
 }
 
@@ -140,9 +152,10 @@ fn acl_view(m: &LogicalModel, obs: &ObservedState, a: &Acl) -> Value {
     v
 }
 
-fn node_view(n: &TransportNode) -> Value {
+fn node_view(n: &TransportNode, ownership: &Ownership) -> Value {
     json!({
         "id": n.id,
+        "owner": ownership.owner_of(&n.id),
         "encap_ip": n.encap_ip,
         "encap_type": n.encap_type,
         "bridge": n.bridge,
@@ -373,7 +386,11 @@ async fn call(ctx: &ApiContext, name: &str, params: Params<'static>) -> Result<V
             Ok(deleted_view(&applied))
         }
         "node_list" => Ok(Value::Array(
-            c.observed().nodes().iter().map(node_view).collect(),
+            c.observed()
+                .nodes()
+                .iter()
+                .map(|n| node_view(n, &ctx.ownership))
+                .collect(),
         )),
         "node_get" => {
             let r = a.str("node")?;
@@ -381,7 +398,7 @@ async fn call(ctx: &ApiContext, name: &str, params: Params<'static>) -> Result<V
                 .observed()
                 .node(&r)
                 .ok_or_else(|| ApiError::not_found("node", "node", &r))?;
-            Ok(node_view(&node))
+            Ok(node_view(&node, &ctx.ownership))
         }
         "node_flows" => {
             let r = a.str("node")?;
@@ -398,6 +415,7 @@ async fn call(ctx: &ApiContext, name: &str, params: Params<'static>) -> Result<V
             let port = find_port(&m, "port", &r)?;
             trace_port(&m, &ctx.topology.snapshot(), port, &packet)
         }
+        "cluster_status" => Ok(cluster::status(&ctx.ownership, &c.observed().nodes())),
         "system_status" => {
             let m = c.read_snapshot().await?;
             Ok(json!({

@@ -488,6 +488,14 @@ pub const METHODS: &[MethodSpec] = &[
         subscription: false,
     },
     MethodSpec {
+        name: "cluster_status",
+        doc: "The weftd instances sharing this deployment (cluster mode, --etcd): each one's API and advertised OpenFlow target, whether it is alive and how many hypervisors it owns, and the etcd endpoints and revision. Without --etcd: this instance alone, owning every hypervisor, and etcd null.",
+        params: &[],
+        result: "ClusterStatus",
+        errors: &[INVALID_PARAMS],
+        subscription: false,
+    },
+    MethodSpec {
         name: "system_status",
         doc: "Version, uptime, store revision and path, object counts.",
         params: &[],
@@ -573,7 +581,8 @@ fn schemas() -> Value {
             "encap_type": {"enum": ["geneve", "vxlan", "stt"]}, "bridge": {"type": "string"},
             "ovsdb_connected": {"type": "boolean"}, "openflow_connected": {"type": "boolean"},
             "datapath_id": {"type": ["string", "null"]}, "ports": {"type": "array", "items": uuid},
-            "flow_count": {"type": "integer"}}},
+            "flow_count": {"type": "integer"},
+            "owner": {"type": ["string", "null"], "description": "the instance that owns this hypervisor (this one without --etcd); null while none does"}}},
         "NodeList": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}},
         "NodeFlows": {"type": "object", "properties": {"node": {"type": "string"}, "flows": {"type": "array", "items": {"type": "string"}}}},
         "Packet": {"type": "object", "required": ["eth_dst"], "properties": {
@@ -584,6 +593,16 @@ fn schemas() -> Value {
             "tp_dst": {"type": "integer", "minimum": 0, "maximum": 65535},
             "arp_op": {"type": "integer", "minimum": 1, "maximum": 2}}},
         "Trace": {"type": "object", "properties": {"steps": {"type": "array"}, "outcome": {"type": "string"}}},
+        "ClusterStatus": {"type": "object", "required": ["instance", "instances", "etcd"], "properties": {
+            "instance": {"type": "string", "description": "the instance that answered"},
+            "instances": {"type": "array", "items": {"type": "object",
+                "required": ["id", "api", "openflow_advertise", "alive", "nodes"], "properties": {
+                "id": {"type": "string"}, "api": {"type": ["string", "null"]},
+                "openflow_advertise": {"type": ["string", "null"]}, "alive": {"type": "boolean"},
+                "nodes": {"type": "integer", "description": "hypervisors it owns"}}}},
+            "etcd": {"oneOf": [{"type": "null"}, {"type": "object", "properties": {
+                "endpoints": {"type": "array", "items": {"type": "string"}},
+                "revision": {"type": "integer"}}}]}}},
         "Status": {"type": "object", "properties": {
             "version": {"type": "string"}, "uptime_seconds": {"type": "integer"},
             "revision": {"type": "integer"}, "switches": {"type": "integer"},
@@ -592,7 +611,8 @@ fn schemas() -> Value {
             "store": {"type": "string"}}},
         "Event": {"type": "object", "required": ["type"], "properties": {
             "type": {"enum": ["config_changed", "port_bound", "port_unbound", "port_up",
-                              "node_connected", "node_disconnected", "lagged"]},
+                              "node_connected", "node_disconnected", "node_owner_changed", "lagged"]},
+            "owner": {"type": ["string", "null"]}, "generation": {"type": ["integer", "null"]},
             "kind": {"enum": ["switch", "port", "acl", "router", "router_port", "route"]}, "id": uuid,
             "op": {"enum": ["created", "updated", "deleted"]}, "revision": {"type": "integer"},
             "port": uuid, "node": {"type": "string"}, "ofport": {"type": "integer"},

@@ -22,7 +22,9 @@ use render::{View, cell, render};
 #[path = "weftctl/cli.rs"]
 mod cli;
 
-use cli::{AclCmd, Cli, Cmd, NodeCmd, PortCmd, RouteCmd, RouterCmd, RouterPortCmd, SwitchCmd};
+use cli::{
+    AclCmd, Cli, ClusterCmd, Cmd, NodeCmd, PortCmd, RouteCmd, RouterCmd, RouterPortCmd, SwitchCmd,
+};
 
 /// Builds named params, skipping `None`s.
 struct P(ObjectParams);
@@ -320,6 +322,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 View::Trace,
             )
         }
+        Cmd::Cluster(ClusterCmd::Status) => ("cluster_status", P::new(), View::Cluster),
         Cmd::Status => ("system_status", P::new(), View::Object),
         Cmd::Discover => ("rpc.discover", P::new(), View::Object),
         Cmd::Events | Cmd::OfpPrint { .. } | Cmd::Completions { .. } => return Ok(()),

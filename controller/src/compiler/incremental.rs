@@ -145,6 +145,9 @@ pub struct IncrementalCompiler {
     bound_switch: HashMap<Uuid, Uuid>,
     /// Some binding changed since [`IncrementalCompiler::take_bindings_changed`].
     bindings_changed: bool,
+    /// Nodes whose last compile is current: compiled, in the topology and in scope every
+    /// round since (see [`IncrementalCompiler::update_scoped`]).
+    current: BTreeSet<String>,
 }
 
 /// What one update has to recompile.
@@ -188,6 +191,22 @@ impl IncrementalCompiler {
         topology: &Topology,
         sink: impl FnMut(String, DesiredNode),
     ) {
+        self.update_scoped(model, topology, &|_| true, sink);
+    }
+
+    /// [`Self::update_each`] for only the nodes `in_scope` (cluster mode: the ones this
+    /// instance owns, so N instances share the compiling N ways). A node out of scope is
+    /// not compiled; one that enters it is compiled whole, since its inputs may have
+    /// changed meanwhile. Returns the nodes that left the scope this round (their
+    /// published state is no longer kept current). Bindings are still decided over the
+    /// whole topology.
+    pub fn update_scoped(
+        &mut self,
+        model: &LogicalModel,
+        topology: &Topology,
+        in_scope: &dyn Fn(&str) -> bool,
+        sink: impl FnMut(String, DesiredNode),
+    ) -> Vec<String> {
         let mut dirty = Dirty::default();
         let mut touched_ifaces: BTreeSet<String> = BTreeSet::new();
         let mut endpoint_changed: Vec<String> = Vec::new();
@@ -258,18 +277,41 @@ impl IncrementalCompiler {
                 nodes.extend(m.keys().cloned());
             }
         }
-        let nodes: Vec<String> = nodes
+        // Nodes in scope that are not current (new in the scope or the topology).
+        nodes.extend(
+            topology
+                .nodes
+                .keys()
+                .filter(|n| !self.current.contains(*n) && in_scope(n))
+                .cloned(),
+        );
+        let left: Vec<String> = self
+            .current
+            .iter()
+            .filter(|n| !in_scope(n) || !topology.nodes.contains_key(*n))
+            .cloned()
+            .collect();
+        for n in &left {
+            self.current.remove(n);
+        }
+        let left = left
             .into_iter()
             .filter(|n| topology.nodes.contains_key(n))
+            .collect();
+        let nodes: Vec<String> = nodes
+            .into_iter()
+            .filter(|n| topology.nodes.contains_key(n) && in_scope(n))
             .collect();
         tracing::trace!(
             switches = dirty.switches.len(),
             nodes = nodes.len(),
             "nodes to recompile"
         );
+        self.current.extend(nodes.iter().cloned());
         compile_many(model, topology, &self.bindings, nodes, sink);
         self.model = model.clone();
         self.topology = topology.clone();
+        left
     }
 
     /// Adds to `dirty.switches` every switch of every router concerned by this update

@@ -3,6 +3,8 @@
 
 pub mod capture;
 #[cfg(feature = "etcd")]
+pub mod cluster;
+#[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod overlay;
 

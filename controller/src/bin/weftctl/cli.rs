@@ -53,6 +53,9 @@ pub enum Cmd {
     /// Transport nodes (hypervisors).
     #[command(subcommand)]
     Node(NodeCmd),
+    /// The weftd instances of a cluster (--etcd) and which hypervisors each owns.
+    #[command(subcommand)]
+    Cluster(ClusterCmd),
     /// Trace a packet through the logical pipeline.
     Trace(TraceArgs),
     /// Controller status.
@@ -235,6 +238,12 @@ pub enum RouteCmd {
     Delete {
         route: String,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCmd {
+    /// Instances (alive, hypervisors owned, API, OpenFlow target) and etcd.
+    Status,
 }
 
 #[derive(Subcommand, Debug)]

@@ -15,6 +15,7 @@ pub(crate) enum View {
     RouterPorts,
     Routes,
     Nodes,
+    Cluster,
     Object,
     Flows,
     Deleted,
@@ -194,9 +195,39 @@ pub(crate) fn render(view: View, v: &Value) -> String {
                         ("openflow", "openflow_connected"),
                         ("ports", "ports"),
                         ("flows", "flow_count"),
+                        ("owner", "owner"),
                     ],
                 )
             }
+        }
+        View::Cluster => {
+            let etcd = match v.get("etcd").filter(|e| !e.is_null()) {
+                Some(e) => format!(
+                    "etcd {} (revision {})",
+                    e.get("endpoints").map(cell).unwrap_or_default(),
+                    e.get("revision").map(cell).unwrap_or_default()
+                ),
+                None => "no etcd: this instance alone".into(),
+            };
+            let head = format!(
+                "instance {}; {etcd}\n",
+                v.get("instance").map(cell).unwrap_or_default()
+            );
+            let rows = v
+                .get("instances")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            head + &table(
+                &rows,
+                &[
+                    ("instance", "id"),
+                    ("alive", "alive"),
+                    ("nodes", "nodes"),
+                    ("api", "api"),
+                    ("openflow", "openflow_advertise"),
+                ],
+            )
         }
         View::Trace => render_trace(v),
         View::Flows => {

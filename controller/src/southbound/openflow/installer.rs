@@ -10,16 +10,20 @@ use std::time::Duration;
 
 use openflow::session::{SessionEvent, describe_error};
 use openflow::{
-    BundleCtrlType, ErrorKind, ErrorMsg, ErrorType, FlowContent, FlowKey, Message, OfpMessage,
-    bundle_flags,
+    BundleCtrlType, ControllerRole, ErrorKind, ErrorMsg, ErrorType, FlowContent, FlowKey, Message,
+    OfpMessage, bundle_flags,
 };
 
+use tokio::sync::watch;
+
+use crate::cluster::{ClusterView, Role};
 use crate::desired::{DesiredNode, GroupSpec};
 use crate::observed::InstalledFlows;
 use crate::reconcile::{self, InstalledTables};
 
 use super::conn::{Conn, ConnError, pump_for, sleep_until_opt};
 use super::refusals::{Refusal, Withheld, change_text, log_rejection};
+use super::role;
 use super::{Ctx, OpenFlowStats};
 
 /// Outcome of one install attempt.
@@ -44,6 +48,8 @@ pub(super) struct Installer<'a> {
     pub(super) withheld: BTreeMap<u64, Withheld>,
     /// Withheld ACLs being tried again in the current install.
     pub(super) retrying: BTreeMap<u64, Withheld>,
+    /// The ownership generation this connection serves as owner with.
+    generation: Option<u64>,
 }
 
 impl<'a> Installer<'a> {
@@ -56,10 +62,93 @@ impl<'a> Installer<'a> {
             next_bundle: 1,
             withheld: BTreeMap::new(),
             retrying: BTreeMap::new(),
+            generation: None,
         }
     }
 
+    /// Serves the connection until it ends: as the node's owner, keeps the switch equal
+    /// to the desired state; otherwise (cluster mode, another instance owns the node)
+    /// stands by as slave until this instance becomes the owner.
     pub(super) async fn run(&mut self, conn: &mut Conn) -> ConnError {
+        let mut view = self.ctx.ownership.watch();
+        // The generation of the last ROLE_REQUEST slave sent, if any.
+        let mut standby_at: Option<Option<u64>> = None;
+        let timeout = self.ctx.settings.request_timeout;
+        loop {
+            match self.ctx.ownership.role(self.node) {
+                Role::Owner { generation } => {
+                    standby_at = None;
+                    if let Some(g) = generation {
+                        match role::request(conn, ControllerRole::Master, g, timeout).await {
+                            Err(e) => return e,
+                            Ok(false) => {
+                                // Stale (a newer owner claimed the switch): wait for the
+                                // ownership records to catch up.
+                                if let Err(e) = idle_until_changed(conn, &mut view, true).await {
+                                    return e;
+                                }
+                                continue;
+                            }
+                            Ok(true) => {
+                                tracing::info!(
+                                    node = self.node,
+                                    generation = g,
+                                    "owner of this hypervisor: master role taken"
+                                );
+                            }
+                        }
+                    }
+                    // A new owner dumps and diffs: a switch already right gets nothing.
+                    self.installed = None;
+                    if generation.is_some() {
+                        // Its ports count as installed once this owner's install says so
+                        // (until then its OVSDB session leaves weft-installed alone).
+                        self.ctx.channels.forget_installed(self.node);
+                    }
+                    self.generation = generation;
+                    if let Some(e) = self.serve_owned(conn, &mut view).await {
+                        return e;
+                    }
+                    tracing::info!(
+                        node = self.node,
+                        "no longer the owner of this hypervisor; standing by"
+                    );
+                }
+                Role::Standby { generation } => {
+                    if self.ctx.ownership.view().clustered && standby_at != Some(generation) {
+                        let g = generation.unwrap_or(0);
+                        match role::request(conn, ControllerRole::Slave, g, timeout).await {
+                            Err(e) => return e,
+                            Ok(taken) => tracing::debug!(
+                                node = self.node,
+                                generation = g,
+                                taken,
+                                "slave role requested"
+                            ),
+                        }
+                        standby_at = Some(generation);
+                    }
+                    if let Err(e) = idle_until_changed(conn, &mut view, false).await {
+                        return e;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether this connection may still write as the owner it became (same generation).
+    fn still_owner(&self) -> bool {
+        matches!(self.ctx.ownership.role(self.node),
+            Role::Owner { generation } if generation == self.generation)
+    }
+
+    /// The owner's loop; `None` when ownership is lost (or its generation changed),
+    /// `Some` when the connection ends.
+    async fn serve_owned(
+        &mut self,
+        conn: &mut Conn,
+        view: &mut watch::Receiver<Arc<ClusterView>>,
+    ) -> Option<ConnError> {
         let mut desired_rx = self.ctx.channels.watch_desired(self.node);
         let mut backoff = self.ctx.settings.retry_min;
         // Nothing is compiled for this node yet (weftd just started): the switch keeps
@@ -70,8 +159,12 @@ impl<'a> Installer<'a> {
                 "waiting for the node's first desired state"
             );
             tokio::select! {
-                r = desired_rx.changed() => if r.is_err() { return ConnError::Shutdown },
-                ev = conn.next_event() => if let Err(e) = ev { return e },
+                r = desired_rx.changed() => if r.is_err() { return Some(ConnError::Shutdown) },
+                r = view.changed() => {
+                    if r.is_err() { return Some(ConnError::Shutdown) }
+                    if !self.still_owner() { return None }
+                }
+                ev = conn.next_event() => if let Err(e) = ev { return Some(e) },
             }
         }
         loop {
@@ -80,17 +173,22 @@ impl<'a> Installer<'a> {
             let turn = if self.installed.is_none() {
                 match self.resync_turn(conn).await {
                     Ok(t) => Some(t),
-                    Err(e) => return e,
+                    Err(e) => return Some(e),
                 }
             } else {
                 None
             };
+            // Checked at every install, not only when the view changes: a lease that
+            // lapsed while this task slept (the process stopped) stops it here.
+            if !self.still_owner() {
+                return None;
+            }
             let desired = desired_rx.borrow_and_update().clone();
             let effective = self.effective(&desired);
             let result = self.install(conn, &effective).await;
             drop(turn);
             match result {
-                Err(e) => return e,
+                Err(e) => return Some(e),
                 Ok(Install::Done) => {
                     backoff = self.ctx.settings.retry_min;
                     self.installed_ok(&effective);
@@ -110,7 +208,7 @@ impl<'a> Installer<'a> {
                         "retrying the install after a pause"
                     );
                     if let Err(e) = pump_for(conn, backoff).await {
-                        return e;
+                        return Some(e);
                     }
                     backoff = (backoff * 2).min(self.ctx.settings.retry_max);
                     continue;
@@ -121,14 +219,18 @@ impl<'a> Installer<'a> {
             loop {
                 tokio::select! {
                     r = desired_rx.changed() => {
-                        if r.is_err() { return ConnError::Shutdown }
+                        if r.is_err() { return Some(ConnError::Shutdown) }
                         break;
+                    }
+                    r = view.changed() => {
+                        if r.is_err() { return Some(ConnError::Shutdown) }
+                        if !self.still_owner() { return None }
                     }
                     _ = sleep_until_opt(self.next_retry()) => {
                         self.release_due();
                         break;
                     }
-                    ev = conn.next_event() => if let Err(e) = ev { return e },
+                    ev = conn.next_event() => if let Err(e) = ev { return Some(e) },
                 }
             }
         }
@@ -448,4 +550,21 @@ fn is_unsupported(e: &ErrorMsg) -> bool {
             code: 1 | 3 | 4 // BAD_TYPE, BAD_EXPERIMENTER, BAD_EXP_TYPE
         }
     )
+}
+
+/// Keeps the session alive until the cluster view changes (or, if `retry`, at most a
+/// second: a refused master request is tried again).
+async fn idle_until_changed(
+    conn: &mut Conn,
+    view: &mut watch::Receiver<Arc<ClusterView>>,
+    retry: bool,
+) -> Result<(), ConnError> {
+    let until = retry.then(|| tokio::time::Instant::now() + Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            r = view.changed() => return r.map_err(|_| ConnError::Shutdown),
+            _ = sleep_until_opt(until) => return Ok(()),
+            ev = conn.next_event() => { ev?; }
+        }
+    }
 }

@@ -16,6 +16,7 @@
 //!   holding each node;
 //! - `installer`: dump, diff, bundle install with plain fallback, barrier, retry;
 //! - `refusals`: what the switch refused, and the fail-closed withholding of refused ACLs;
+//! - `role`: master/slave role requests in cluster mode (only the owner writes);
 //! - here: settings, counters, the listener and the life of one connection.
 
 pub use openflow::session;
@@ -25,6 +26,7 @@ mod codec;
 mod conn;
 mod installer;
 mod refusals;
+mod role;
 #[cfg(test)]
 mod tests;
 
@@ -41,6 +43,7 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
 use crate::channels::Channels;
+use crate::cluster::Ownership;
 use crate::observed::ObservedState;
 use crate::topology::TransportNodes;
 
@@ -142,34 +145,38 @@ impl OpenFlowServer {
     }
 }
 
+/// What the OpenFlow sessions read and report to.
+#[derive(Clone, Debug)]
+pub struct OpenFlowContext {
+    pub topology: Arc<TransportNodes>,
+    pub channels: Arc<Channels>,
+    pub observed: Arc<ObservedState>,
+    /// Which nodes this instance installs flows on (all of them without `--etcd`).
+    pub ownership: Ownership,
+}
+
 /// Binds `listen` and serves switches until `shutdown` is cancelled.
 pub async fn serve(
     listen: SocketAddr,
-    topology: Arc<TransportNodes>,
-    channels: Arc<Channels>,
-    observed: Arc<ObservedState>,
+    ctx: OpenFlowContext,
     shutdown: CancellationToken,
 ) -> std::io::Result<OpenFlowServer> {
-    serve_with(
-        listen,
-        topology,
-        channels,
-        observed,
-        shutdown,
-        OpenFlowSettings::default(),
-    )
-    .await
+    serve_with(listen, ctx, shutdown, OpenFlowSettings::default()).await
 }
 
 /// [`serve`] with explicit settings.
 pub async fn serve_with(
     listen: SocketAddr,
-    topology: Arc<TransportNodes>,
-    channels: Arc<Channels>,
-    observed: Arc<ObservedState>,
+    ctx: OpenFlowContext,
     shutdown: CancellationToken,
     settings: OpenFlowSettings,
 ) -> std::io::Result<OpenFlowServer> {
+    let OpenFlowContext {
+        topology,
+        channels,
+        observed,
+        ownership,
+    } = ctx;
     // A deep accept queue: thousands of switches connect at once after a weftd restart.
     let listener = ovsdb::listen_tcp(&listen.to_string(), ovsdb::LISTEN_BACKLOG).await?;
     let local_addr = listener.local_addr()?;
@@ -182,6 +189,7 @@ pub async fn serve_with(
         topology,
         channels,
         observed,
+        ownership,
         settings,
         stats: stats.clone(),
         shutdown: shutdown.clone(),
@@ -226,6 +234,7 @@ struct Ctx {
     topology: Arc<TransportNodes>,
     channels: Arc<Channels>,
     observed: Arc<ObservedState>,
+    ownership: Ownership,
     settings: OpenFlowSettings,
     stats: Arc<OpenFlowStats>,
     shutdown: CancellationToken,

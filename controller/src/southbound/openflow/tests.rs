@@ -78,9 +78,12 @@ async fn resync_turns_are_given_back() {
     };
     let server = serve_with(
         "127.0.0.1:0".parse().unwrap(),
-        topology.clone(),
-        channels.clone(),
-        observed.clone(),
+        crate::southbound::openflow::OpenFlowContext {
+            topology: topology.clone(),
+            channels: channels.clone(),
+            observed: observed.clone(),
+            ownership: crate::cluster::Ownership::single("test"),
+        },
         shutdown.clone(),
         settings,
     )
@@ -146,9 +149,12 @@ async fn falls_back_to_plain_flow_mods_without_bundles() {
     let shutdown = CancellationToken::new();
     let server = serve(
         "127.0.0.1:0".parse().unwrap(),
-        topology.clone(),
-        channels.clone(),
-        observed.clone(),
+        crate::southbound::openflow::OpenFlowContext {
+            topology: topology.clone(),
+            channels: channels.clone(),
+            observed: observed.clone(),
+            ownership: crate::cluster::Ownership::single("test"),
+        },
         shutdown.clone(),
     )
     .await

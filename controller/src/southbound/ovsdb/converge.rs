@@ -10,9 +10,11 @@ use ovsdb::{Client, Event, Replica, Transaction};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use super::fence::{Fence, plan_controllers};
 use super::session::*;
 use super::settings::{NodeSettings, encap_name, node_settings, patch_port_names};
 use super::*;
+use crate::cluster::Role;
 use crate::desired::{PatchSpec, TunnelSpec};
 use crate::observed::TransportNode;
 use crate::topology::{NodeView, Vif};
@@ -65,6 +67,35 @@ impl Session {
             return Ok(());
         };
 
+        // 0. Cluster mode: only the owner writes, behind its fence.
+        let standing = self.standing_now();
+        let clustered = self.shared.ctx.ownership.view().clustered;
+        self.fence = match standing.0 {
+            Role::Owner {
+                generation: Some(g),
+            } => Some(Fence::new(
+                root.uuid,
+                self.shared.ctx.ownership.instance(),
+                g,
+            )),
+            _ => None,
+        };
+        let mut owner = standing.0.is_owner();
+        if let Some(fence) = self.fence.clone()
+            && !fence.is_set(&root.external_ids)
+        {
+            // Nothing else until the replica shows the fence (or the write failed).
+            owner = false;
+            if self.may_write(WriteKind::Fence) {
+                tracing::info!(node = %node.id, fence = %fence.value,
+                    "owner of this hypervisor: fencing its database");
+                self.write(client, events, WriteKind::Fence, &fence.write())
+                    .await?;
+            }
+        }
+        let wanted_controllers = standing.1.clone();
+        self.standing = Some(standing);
+
         // 1. The integration bridge.
         let bridge = match vswitch::cached_bridge_by_name(replica, &node.bridge).transpose() {
             Ok(b) => b,
@@ -83,12 +114,21 @@ impl Session {
             } else {
                 None
             },
-            controller: self.shared.cfg.controller_target(),
+            // In cluster mode the Controller rows are one per instance (step 1b); only a
+            // bridge created here starts with this instance's.
+            controller: if clustered && bridge.is_some() {
+                None
+            } else {
+                self.shared.cfg.controller_target()
+            },
             controller_max_backoff: Some(CONTROLLER_MAX_BACKOFF_MS),
             other_config: BTreeMap::from([("disable-in-band".into(), "true".into())]),
             external_ids: BTreeMap::new(),
         };
-        if self.may_write(WriteKind::Bridge) && self.memo.bridge_clean != Some(self.generation) {
+        if owner
+            && self.may_write(WriteKind::Bridge)
+            && self.memo.bridge_clean != Some(self.generation)
+        {
             match vswitch::ensure_bridge(replica, root.uuid, &spec) {
                 Ok(Some(txn)) => {
                     let what = if bridge.is_none() {
@@ -106,6 +146,17 @@ impl Session {
         let Some(bridge) = bridge else {
             return Ok(());
         };
+
+        // 1b. Cluster mode: a Controller row per live instance, one change at a time.
+        if owner
+            && clustered
+            && self.may_write(WriteKind::Controllers)
+            && let Some((txn, what)) = plan_controllers(replica, &bridge, &wanted_controllers)
+        {
+            tracing::info!(node = %node.id, "{what}");
+            self.write(client, events, WriteKind::Controllers, &txn)
+                .await?;
+        }
 
         // 2. What the bridge holds: VIFs and Weft's tunnels.
         let fresh = self
@@ -134,21 +185,28 @@ impl Session {
             .unwrap_or_default();
 
         // 3. Tunnel ports.
-        if self.may_write(WriteKind::Tunnels)
+        if owner
+            && self.may_write(WriteKind::Tunnels)
             && let Some(txn) = self.plan_tunnels(replica, &node, &bridge)
         {
             self.write(client, events, WriteKind::Tunnels, &txn).await?;
         }
 
         // 3b. Patch ports to the physical networks' bridges.
-        if self.may_write(WriteKind::Patches)
+        if owner
+            && self.may_write(WriteKind::Patches)
             && let Some(txn) = self.plan_patches(replica, &node)
         {
             self.write(client, events, WriteKind::Patches, &txn).await?;
         }
 
         // 4. weft-installed.
-        if self.may_write(WriteKind::Installed)
+        // In cluster mode a new owner leaves the marks as they are until its own first
+        // install is acknowledged (the previous owner's marks stay true meanwhile).
+        let installs_known = !clustered || self.shared.ctx.channels.installed_reported(&node.id);
+        if owner
+            && installs_known
+            && self.may_write(WriteKind::Installed)
             && let Some(txn) = self.plan_installed(replica, &node, &vifs)
         {
             self.write(client, events, WriteKind::Installed, &txn)

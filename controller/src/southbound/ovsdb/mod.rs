@@ -54,6 +54,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::channels::Channels;
+use crate::cluster::Ownership;
 use crate::config::{Config, Endpoint};
 use crate::observed::ObservedState;
 use crate::topology::TransportNodes;
@@ -174,6 +175,8 @@ pub struct OvsdbContext {
     pub topology: Arc<TransportNodes>,
     pub channels: Arc<Channels>,
     pub observed: Arc<ObservedState>,
+    /// Which hypervisors this instance may write to (all of them without `--etcd`).
+    pub ownership: Ownership,
 }
 
 /// The running southbound, returned by [`serve`].
@@ -211,7 +214,7 @@ impl OvsdbServer {
 ///         topology: nodes.clone(),
 ///         channels: channels.clone(),
 ///         observed: controller.observed().clone(),
-///         model: controller.watch_model(),
+///         ownership: Ownership::single("weftd"),
 ///     },
 ///     shutdown.clone(),
 /// )
@@ -386,6 +389,7 @@ fn rand_fraction() -> f64 {
 }
 
 mod converge;
+pub mod fence;
 mod session;
 mod settings;
 #[cfg(test)]

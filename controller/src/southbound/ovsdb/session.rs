@@ -11,8 +11,10 @@ use ovsdb::{Client, ClientError, Event, Replica, Transaction};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use super::fence::Fence;
 use super::settings::{NodeSettings, encap_name};
 use super::*;
+use crate::cluster::{ClusterView, Role};
 use crate::desired::{PatchSpec, TunnelSpec};
 use crate::topology::Vif;
 
@@ -44,6 +46,8 @@ pub(super) enum Wake {
     Marks(bool),
     Released,
     Retry,
+    /// The cluster view changed (ownership, live instances); false: it is gone.
+    Ownership(bool),
 }
 
 impl Wake {
@@ -56,6 +60,7 @@ impl Wake {
             Wake::Marks(_) => "marks",
             Wake::Released => "node released",
             Wake::Retry => "retry",
+            Wake::Ownership(_) => "ownership",
         }
     }
 }
@@ -63,7 +68,11 @@ impl Wake {
 /// The kinds of write a session makes, each planned and tracked on its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) enum WriteKind {
+    /// The owner's fence on the root row (cluster mode).
+    Fence,
     Bridge,
+    /// br-int's Controller rows, one instance at a time (cluster mode).
+    Controllers,
     Tunnels,
     Patches,
     Installed,
@@ -116,6 +125,13 @@ pub(super) struct Session {
     pub(super) retry_at: Option<Instant>,
     pub(super) seen: Logged,
     pub(super) memo: Memo,
+    /// The cluster view: whether this instance owns the node, and the live instances.
+    pub(super) ownership: Option<watch::Receiver<Arc<ClusterView>>>,
+    /// What the last pass saw of it: this instance's role and the wanted controllers.
+    pub(super) standing: Option<(Role, BTreeSet<String>)>,
+    /// Set while this instance owns the node in cluster mode: every write but the fence
+    /// itself is guarded by it.
+    pub(super) fence: Option<Fence>,
 }
 
 /// Steps of [`Session::reconcile`] that found nothing to do, with the inputs they saw.
@@ -156,7 +172,11 @@ impl Session {
     pub(super) fn new(shared: Arc<Shared>, peer: String) -> Session {
         let id = shared.next_session.fetch_add(1, Ordering::Relaxed);
         let released = shared.released.subscribe();
+        let ownership = Some(shared.ctx.ownership.watch());
         Session {
+            ownership,
+            standing: None,
+            fence: None,
             released,
             waiting_for_owner: false,
             held: Vec::new(),
@@ -295,6 +315,7 @@ impl Session {
                 // long as this session lives.
                 _ = self.released.changed(), if self.waiting_for_owner => Wake::Released,
                 _ = sleep_until_opt(retry_at) => Wake::Retry,
+                ok = changed(&mut self.ownership) => Wake::Ownership(ok),
             };
             tracing::trace!(
                 node = self.node_name(),
@@ -329,6 +350,16 @@ impl Session {
                     }
                 }
                 Wake::Released => {}
+                Wake::Ownership(ok) => {
+                    if !ok {
+                        self.ownership = None;
+                    }
+                    // A new role or another set of instances: plan every write again.
+                    if self.standing.as_ref() != Some(&self.standing_now()) {
+                        self.written_at.clear();
+                        self.memo = Memo::default();
+                    }
+                }
                 Wake::Retry => {
                     self.retry_at = None;
                     self.written_at.clear();
@@ -443,6 +474,22 @@ impl Session {
         self.shared.released.send_modify(|n| *n = n.wrapping_add(1));
     }
 
+    /// This instance's role towards the node and the Controller targets it wants.
+    pub(super) fn standing_now(&self) -> (Role, BTreeSet<String>) {
+        let ownership = &self.shared.ctx.ownership;
+        let role = match &self.node {
+            Some(n) => ownership.role(&n.id),
+            None => Role::Standby { generation: None },
+        };
+        let view = ownership.view();
+        let targets = view
+            .instances
+            .values()
+            .filter_map(|i| i.openflow_advertise.clone())
+            .collect();
+        (role, targets)
+    }
+
     pub(super) fn may_write(&self, kind: WriteKind) -> bool {
         self.written_at
             .get(&kind)
@@ -461,6 +508,16 @@ impl Session {
         txn: &Transaction,
     ) -> Result<(), SessionEnd> {
         let sent_at = self.generation;
+        let guarded;
+        let txn = match &self.fence {
+            Some(fence) if kind != WriteKind::Fence => {
+                let mut t = txn.clone();
+                fence.guard(&mut t);
+                guarded = t;
+                &guarded
+            }
+            _ => txn,
+        };
         let reply = {
             let call = client.transact(txn);
             tokio::pin!(call);

@@ -194,3 +194,96 @@ fn settings_require_system_id_and_encap_ip() {
         .insert(KEY_ENCAP_TYPE.into(), "gre".into());
     assert!(node_settings(&root).unwrap_err().contains("gre"));
 }
+
+/// A replica with br-int whose Controller rows have these targets.
+fn bridge_with_controllers(targets: &[&str]) -> (Replica, vswitch::Bridge) {
+    let u = |n: u8| Uuid::from_bytes([n; 16]);
+    let refs: Vec<_> = (0..targets.len() as u8)
+        .map(|i| serde_json::json!(["uuid", u(30 + i).to_string()]))
+        .collect();
+    let rows: serde_json::Map<_, _> = targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            (
+                u(30 + i as u8).to_string(),
+                serde_json::json!({"initial": {"target": t}}),
+            )
+        })
+        .collect();
+    let r = replica(serde_json::json!({
+        "Bridge": {u(1).to_string(): {"initial": {"name": "br-int",
+            "controller": ["set", refs]}}},
+        "Controller": rows,
+    }));
+    let bridge = vswitch::bridge_by_name(&r, "br-int").unwrap().unwrap();
+    (r, bridge)
+}
+
+fn ops(txn: &ovsdb::Transaction) -> Vec<String> {
+    txn.operations
+        .iter()
+        .map(|o| o.op_name().to_string())
+        .collect()
+}
+
+#[test]
+fn controller_rows_change_one_at_a_time_and_never_empty() {
+    let want = |ts: &[&str]| ts.iter().map(|t| t.to_string()).collect::<BTreeSet<_>>();
+    // A missing instance is added first, alone, behind a wait on the controller set.
+    let (r, b) = bridge_with_controllers(&["tcp:10.0.0.1:6653"]);
+    let (txn, what) = fence::plan_controllers(
+        &r,
+        &b,
+        &want(&[
+            "tcp:10.0.0.1:6653",
+            "tcp:10.0.0.2:6653",
+            "tcp:10.0.0.3:6653",
+        ]),
+    )
+    .unwrap();
+    assert!(
+        what.contains("adding") && what.contains("10.0.0.2"),
+        "{what}"
+    );
+    assert_eq!(ops(&txn), ["wait", "insert", "mutate"]);
+    // A gone instance is removed, one per transaction.
+    let (r, b) = bridge_with_controllers(&["tcp:10.0.0.1:6653", "tcp:10.0.0.2:6653"]);
+    let (txn, what) = fence::plan_controllers(&r, &b, &want(&["tcp:10.0.0.1:6653"])).unwrap();
+    assert!(
+        what.contains("removing") && what.contains("10.0.0.2"),
+        "{what}"
+    );
+    assert_eq!(ops(&txn), ["wait", "mutate"]);
+    // Never the last row, and nothing when they match or nothing is wanted.
+    let (r, b) = bridge_with_controllers(&["tcp:10.0.0.9:6653"]);
+    let (txn, _) = fence::plan_controllers(&r, &b, &want(&["tcp:10.0.0.1:6653"])).unwrap();
+    assert_eq!(
+        ops(&txn),
+        ["wait", "insert", "mutate"],
+        "add before removing"
+    );
+    let (r, b) = bridge_with_controllers(&["tcp:10.0.0.1:6653"]);
+    assert!(fence::plan_controllers(&r, &b, &want(&["tcp:10.0.0.1:6653"])).is_none());
+    assert!(fence::plan_controllers(&r, &b, &want(&[])).is_none());
+}
+
+#[test]
+fn the_fence_guards_with_a_wait_on_the_owner_key() {
+    let f = fence::Fence::new(Uuid::from_bytes([7; 16]), "c1", 42);
+    assert_eq!(f.value, "c1:42");
+    assert!(f.is_set(&BTreeMap::from([(
+        fence::KEY_OWNER.to_owned(),
+        "c1:42".to_owned()
+    )])));
+    assert!(!f.is_set(&BTreeMap::from([(
+        fence::KEY_OWNER.to_owned(),
+        "c2:43".to_owned()
+    )])));
+    let mut txn = ovsdb::Transaction::new(vswitch::DATABASE);
+    f.guard(&mut txn);
+    let json = txn.to_params().to_string();
+    assert!(json.contains(r#""op":"wait""#), "{json}");
+    assert!(json.contains(r#""until":"!=""#), "{json}");
+    assert!(json.contains(r#"["weft-owner","c1:42"]"#), "{json}");
+}

@@ -1,0 +1,152 @@
+//! Cluster mode's hypervisor ownership on etcd (DESIGN.md §7): each instance's lease and
+//! record ([`lease`]), local copies of the live instances and of the ownership records
+//! ([`mirror`]), and the task that claims and releases hypervisors and publishes the
+//! [`ClusterView`] ([`claims`]).
+//!
+//! ```text
+//! <prefix>/instances/<name>        {"api": ..., "openflow_advertise": ...}, under its lease
+//! <prefix>/owners/<system-id>      {"instance": ...}, under the owner's lease; its etcd
+//!                                  mod revision is the OpenFlow generation_id
+//! ```
+//!
+//! The hypervisors an instance considers are the ones its own OVSDB sessions report:
+//! every hypervisor names every instance as its manager, so each instance sees all of
+//! them (the observed topology is not shared through etcd).
+
+pub mod claims;
+pub mod lease;
+pub mod mirror;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::{ClusterView, InstanceInfo, Ownership};
+use crate::store::etcd::EtcdSettings;
+use crate::store::etcd::endpoints::Endpoints;
+use crate::topology::TransportNodes;
+
+/// What the ownership tasks need.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    pub etcd: EtcdSettings,
+    pub instance: String,
+    pub info: InstanceInfo,
+    /// Lease time to live (`--owner-lease`, whole seconds, at least 1).
+    pub owner_lease: Duration,
+}
+
+impl ClusterSettings {
+    pub fn instances_prefix(&self) -> String {
+        format!("{}/instances/", self.etcd.prefix)
+    }
+
+    pub fn owners_prefix(&self) -> String {
+        format!("{}/owners/", self.etcd.prefix)
+    }
+
+    pub fn instance_key(&self) -> String {
+        format!("{}{}", self.instances_prefix(), self.instance)
+    }
+
+    pub fn owner_key(&self, node: &str) -> String {
+        format!("{}{}", self.owners_prefix(), node)
+    }
+}
+
+/// The running ownership tasks of one instance.
+pub struct Cluster {
+    pub ownership: Ownership,
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// The view channel, created before the southbound starts (everything is standby until
+/// [`Cluster::start`] claims), and the [`Ownership`] that reads it.
+pub fn channel(instance: &str) -> (watch::Sender<Arc<ClusterView>>, Ownership) {
+    let (tx, rx) = watch::channel(Arc::new(ClusterView {
+        clustered: true,
+        ..Default::default()
+    }));
+    (tx, Ownership::clustered(instance, rx))
+}
+
+impl Cluster {
+    /// Starts the lease, the mirrors and the claims on `view` (from [`channel`]).
+    pub async fn start(
+        settings: ClusterSettings,
+        topology: Arc<TransportNodes>,
+        view: watch::Sender<Arc<ClusterView>>,
+    ) -> anyhow::Result<Cluster> {
+        let endpoints = Endpoints::new(&settings.etcd).await?;
+        let ownership = Ownership::clustered(&settings.instance, view.subscribe());
+        let settings = Arc::new(settings);
+        let stop = CancellationToken::new();
+        let clock = view.borrow().clock.clone();
+        let (lease_tx, lease_rx) = watch::channel(None);
+        let (inst_tx, inst_rx) = watch::channel(Arc::default());
+        let (own_tx, own_rx) = watch::channel(Arc::default());
+        let timeout = settings.etcd.timeout.min(settings.owner_lease);
+        let tasks = vec![
+            tokio::spawn(lease::run(
+                endpoints.clone(),
+                settings.clone(),
+                clock.clone(),
+                lease_tx,
+                stop.clone(),
+            )),
+            tokio::spawn(mirror::run(
+                endpoints.clone(),
+                settings.instances_prefix(),
+                timeout,
+                inst_tx,
+                stop.clone(),
+            )),
+            tokio::spawn(mirror::run(
+                endpoints.clone(),
+                settings.owners_prefix(),
+                timeout,
+                own_tx,
+                stop.clone(),
+            )),
+            tokio::spawn(
+                claims::Claims {
+                    endpoints,
+                    settings,
+                    clock,
+                    lease: lease_rx,
+                    instances: inst_rx,
+                    owners: own_rx,
+                    topology,
+                    view,
+                    releasing: Default::default(),
+                }
+                .run(stop.clone()),
+            ),
+        ];
+        Ok(Cluster {
+            ownership,
+            stop,
+            tasks,
+        })
+    }
+
+    /// Ends the tasks at once without revoking the lease, as a crash would: the records
+    /// stay until etcd expires the lease (tests of failover).
+    pub fn abort(self) {
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+
+    /// Stops claiming and revokes the lease: the other instances take over at once.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
