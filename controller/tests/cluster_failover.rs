@@ -144,19 +144,6 @@ fn killing_an_owner_loses_no_ping_and_another_takes_over_within_the_lease() {
         "MEASURED: fence and Controller rows settled {:?} after the kill: {settled:?}",
         killed.elapsed()
     );
-    // The port created meanwhile is installed on hv1 by its new owner once its VM plugs.
-    let vm4 = cl
-        .lab
-        .hv(0)
-        .plug_vm(
-            VmSpec::new("vm4", "02:00:00:00:00:04", "vm4")
-                .addr("10.0.0.4/24")
-                .unwrap(),
-        )
-        .unwrap();
-    cl.wait_installed(0, "vm4");
-    vm4.exec("sysctl", &["-qw", "net.ipv6.conf.eth0.disable_ipv6=1"])
-        .unwrap();
     // The new owner found hv1's flows already right: its reconcile on taking the master
     // role sent nothing (vm4's flows came after, as a change).
     let new = cl.index(&new_owner);
@@ -184,9 +171,6 @@ fn killing_an_owner_loses_no_ping_and_another_takes_over_within_the_lease() {
         "the new owner changed {hv1}'s flows on taking over\n{log}"
     );
 
-    vm4.ping_until_reachable(ip("10.0.0.2"), Duration::from_secs(20))
-        .unwrap_or_else(|e| panic!("vm4 -> vm2: {e}\n{}", cl.logs()));
-
     std::thread::sleep(Duration::from_secs(1));
     let report = ping.stop().unwrap();
     eprintln!(
@@ -202,6 +186,25 @@ fn killing_an_owner_loses_no_ping_and_another_takes_over_within_the_lease() {
     let (samples, unmarked) = marks.stop();
     assert!(samples > 10, "mark sampled {samples} times");
     assert_eq!(unmarked, 0, "vm1 lost weft-installed during the takeover");
+
+    // The port created meanwhile is installed on hv1 by its new owner once its VM plugs.
+    // Plugged after the measured window: Open vSwitch's userspace datapath now and then
+    // drops a packet in flight while a port is added, with no controller involved
+    // (reproduced with shared/lab/ovs-lab.sh), which is not what this test measures.
+    let vm4 = cl
+        .lab
+        .hv(0)
+        .plug_vm(
+            VmSpec::new("vm4", "02:00:00:00:00:04", "vm4")
+                .addr("10.0.0.4/24")
+                .unwrap(),
+        )
+        .unwrap();
+    cl.wait_installed(0, "vm4");
+    vm4.exec("sysctl", &["-qw", "net.ipv6.conf.eth0.disable_ipv6=1"])
+        .unwrap();
+    vm4.ping_until_reachable(ip("10.0.0.2"), Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("vm4 -> vm2: {e}\n{}", cl.logs()));
     assert!(
         takeover < LEASE + Duration::from_secs(1) + Duration::from_secs(2),
         "takeover took {takeover:?}, far past the lease"
@@ -238,6 +241,20 @@ fn a_stopped_owner_writes_nothing_stale_after_it_resumes() {
         stopped.elapsed()
     );
     assert!(new_generation > generation);
+    // The takeover's window ends here; the port plugged next is outside any measured
+    // window (the userspace datapath can drop a packet in flight while a port is added,
+    // with no controller involved), and a second window covers the resume.
+    let report = ping.stop().unwrap();
+    eprintln!(
+        "MEASURED: vm1 -> vm2 every {PING:?} across the stop and takeover: {} sent, {} lost",
+        report.summary.transmitted,
+        report.lost()
+    );
+    assert_eq!(
+        report.lost(),
+        0,
+        "pings lost across the takeover: {report:?}"
+    );
     // While it is stopped, a change: a new port on hv1, installed by the new owner.
     let new = cl.index(&new_owner);
     cl.call(
@@ -251,6 +268,7 @@ fn a_stopped_owner_writes_nothing_stale_after_it_resumes() {
     let fence = cl.fence(cl.lab.hv(0));
     assert_eq!(fence, Some(format!("{new_owner}:{new_generation}")));
     let before = flows(&cl, 0);
+    let ping = vm1.ping_continuous(ip("10.0.0.2"), PING).unwrap();
     // Keep it stopped well past its lease.
     std::thread::sleep((LEASE * 2).saturating_sub(stopped.elapsed()));
 
@@ -318,7 +336,7 @@ fn a_stopped_owner_writes_nothing_stale_after_it_resumes() {
     std::thread::sleep(Duration::from_secs(1));
     let report = ping.stop().unwrap();
     eprintln!(
-        "MEASURED: vm1 -> vm2 every {PING:?} across the stop and resume: {} sent, {} lost",
+        "MEASURED: vm1 -> vm2 every {PING:?} across the resume: {} sent, {} lost",
         report.summary.transmitted,
         report.lost()
     );
@@ -347,15 +365,6 @@ fn a_rolling_restart_of_every_instance_loses_no_ping() {
         "MEASURED: rolling restart of 3 instances took {:?}",
         started.elapsed()
     );
-    // Still under control: a port created now is installed and reachable.
-    cl.call(
-        1,
-        "port_create",
-        json!({"switch": "blue", "name": "vm6", "mac": "02:00:00:00:00:06", "ips": ["10.0.0.6"]}),
-    );
-    let vm6 = cl.plug(0, "vm6", "02:00:00:00:00:06", "10.0.0.6/24");
-    vm6.ping_until_reachable(ip("10.0.0.2"), Duration::from_secs(20))
-        .unwrap_or_else(|e| panic!("vm6 -> vm2: {e}\n{}", cl.logs()));
     std::thread::sleep(Duration::from_secs(1));
     let report = ping.stop().unwrap();
     eprintln!(
@@ -364,6 +373,16 @@ fn a_rolling_restart_of_every_instance_loses_no_ping() {
         report.lost()
     );
     assert_eq!(report.lost(), 0, "pings lost: {report:?}");
+    // Still under control: a port created now is installed and reachable (plugged after
+    // the measured window, as in the other tests).
+    cl.call(
+        1,
+        "port_create",
+        json!({"switch": "blue", "name": "vm6", "mac": "02:00:00:00:00:06", "ips": ["10.0.0.6"]}),
+    );
+    let vm6 = cl.plug(0, "vm6", "02:00:00:00:00:06", "10.0.0.6/24");
+    vm6.ping_until_reachable(ip("10.0.0.2"), Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("vm6 -> vm2: {e}\n{}", cl.logs()));
     for m in marks {
         let (samples, unmarked) = m.stop();
         assert!(

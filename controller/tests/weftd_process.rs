@@ -476,21 +476,36 @@ fn weftd_tells_the_service_manager_when_it_listens() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // weftd's log, read as it is written: "told the service manager" comes right after
+    // the notification, so weftd is stopped only once that line is in (stopping it as
+    // soon as READY=1 arrives could cut the line off).
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let log = log.clone();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                let mut l = log.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        })
+    };
     let mut buf = [0u8; 256];
     let got = manager.recv(&mut buf);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !log.lock().unwrap().contains("told the service manager")
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let stdout = BufReader::new(child.stdout.take().unwrap());
     let _ = child.kill();
     let _ = child.wait();
+    let _ = reader.join();
     let n = got.expect("no READY=1 from weftd within 60 s");
     assert_eq!(&buf[..n], b"READY=1\n");
-    let mut stderr = String::new();
-    use std::io::Read;
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let stderr = log.lock().unwrap().clone();
     // The listeners were bound before the notification was sent.
     let api = stdout
         .lines()
