@@ -163,31 +163,10 @@ impl Args {
     pub fn opt_ips(&mut self, field: &str) -> Result<Option<Vec<IpAddr>>, ApiError> {
         match self.take(field) {
             None => Ok(None),
-            Some(Value::Array(items)) => {
-                if items.len() > PORT_IPS_MAX {
-                    return Err(ApiError::invalid(
-                        field,
-                        format!("{} addresses given, at most {PORT_IPS_MAX}", items.len()),
-                    ));
-                }
-                items
-                    .iter()
-                    .map(|item| match item {
-                        Value::String(s) => {
-                            parse_port_ip(s).map_err(|e| ApiError::invalid(field, e))
-                        }
-                        other => Err(ApiError::invalid(
-                            field,
-                            format!("expected address strings, got {}", short(other)),
-                        )),
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(Some)
-            }
-            Some(v) => Err(ApiError::invalid(
-                field,
-                format!("expected an array of addresses, got {}", short(&v)),
-            )),
+            Some(v) => address_list(field, v, "addresses", |s| {
+                parse_port_ip(s).map_err(|e| e.to_string())
+            })
+            .map(Some),
         }
     }
 
@@ -208,33 +187,9 @@ impl Args {
     pub fn cidrs(&mut self, field: &str) -> Result<Vec<IpNet>, ApiError> {
         match self.take(field) {
             None => Err(ApiError::invalid(field, "required parameter is missing")),
-            Some(Value::Array(items)) => {
-                if items.len() > PORT_IPS_MAX {
-                    return Err(ApiError::invalid(
-                        field,
-                        format!("{} addresses given, at most {PORT_IPS_MAX}", items.len()),
-                    ));
-                }
-                items
-                    .iter()
-                    .map(|item| match item {
-                        Value::String(s) => {
-                            parse_strict_cidr(s).map_err(|e| ApiError::invalid(field, e))
-                        }
-                        other => Err(ApiError::invalid(
-                            field,
-                            format!("expected CIDR strings, got {}", short(other)),
-                        )),
-                    })
-                    .collect()
-            }
-            Some(v) => Err(ApiError::invalid(
-                field,
-                format!(
-                    "expected an array of addresses in CIDR form, got {}",
-                    short(&v)
-                ),
-            )),
+            Some(v) => address_list(field, v, "addresses in CIDR form", |s| {
+                parse_strict_cidr(s).map_err(|e| e.to_string())
+            }),
         }
     }
 
@@ -377,4 +332,36 @@ mod tests {
         assert!(parse_strict_cidr("10.0.0.1/33").is_err());
         assert!(parse_strict_cidr("x").is_err());
     }
+}
+
+/// A JSON array of at most [`PORT_IPS_MAX`] strings, each parsed by `parse`; errors name
+/// `field` and say what was expected (`what`).
+fn address_list<T>(
+    field: &str,
+    v: Value,
+    what: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Vec<T>, ApiError> {
+    let Value::Array(items) = v else {
+        return Err(ApiError::invalid(
+            field,
+            format!("expected an array of {what}, got {}", short(&v)),
+        ));
+    };
+    if items.len() > PORT_IPS_MAX {
+        return Err(ApiError::invalid(
+            field,
+            format!("{} addresses given, at most {PORT_IPS_MAX}", items.len()),
+        ));
+    }
+    items
+        .iter()
+        .map(|item| match item {
+            Value::String(s) => parse(s).map_err(|e| ApiError::invalid(field, e)),
+            other => Err(ApiError::invalid(
+                field,
+                format!("expected {what} as strings, got {}", short(other)),
+            )),
+        })
+        .collect()
 }

@@ -18,6 +18,20 @@ use crate::model::{
     check_name,
 };
 
+/// A switch's or router's description fits the limit.
+pub(super) fn check_description(description: &str) -> Result<(), ApiError> {
+    if description.len() > DESCRIPTION_MAX_LEN {
+        return Err(ApiError::invalid(
+            "description",
+            format!(
+                "description is {} bytes, at most {DESCRIPTION_MAX_LEN} allowed",
+                description.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Validates `cmd` against `model` and turns it into the changes that carry it out.
 /// Pure: the same model and command always give the same answer (ids aside).
 pub fn plan(model: &LogicalModel, cmd: &Command) -> Result<Vec<Change>, ApiError> {
@@ -32,15 +46,7 @@ pub fn plan(model: &LogicalModel, cmd: &Command) -> Result<Vec<Change>, ApiError
             if let Some(pn) = provider {
                 check_provider(model, pn)?;
             }
-            if description.len() > DESCRIPTION_MAX_LEN {
-                return Err(ApiError::invalid(
-                    "description",
-                    format!(
-                        "description is {} bytes, at most {DESCRIPTION_MAX_LEN} allowed",
-                        description.len()
-                    ),
-                ));
-            }
+            check_description(description)?;
             if model.switch_name_taken(name) {
                 return Err(ApiError::conflict(
                     "name",

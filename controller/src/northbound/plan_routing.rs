@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::model::{
-    Change, DESCRIPTION_MAX_LEN, LogicalModel, LogicalRouter, LogicalSwitch, MacAddr, PORT_IPS_MAX,
-    Route, RouterPort, check_name,
+    Change, LogicalModel, LogicalRouter, LogicalSwitch, MacAddr, PORT_IPS_MAX, Route, RouterPort,
+    check_name,
 };
 
 #[cfg(test)]
@@ -28,15 +28,7 @@ pub(super) fn router_create(
     description: &str,
 ) -> Result<Vec<Change>, ApiError> {
     check_name(name).map_err(|e| ApiError::invalid("name", e))?;
-    if description.len() > DESCRIPTION_MAX_LEN {
-        return Err(ApiError::invalid(
-            "description",
-            format!(
-                "description is {} bytes, at most {DESCRIPTION_MAX_LEN} allowed",
-                description.len()
-            ),
-        ));
-    }
+    super::plan::check_description(description)?;
     if model.router_name_taken(name) {
         return Err(ApiError::conflict(
             "name",
