@@ -17,7 +17,7 @@ use super::table::{FlowTable, FromDesired, Packet};
 use super::*;
 use crate::desired::PatchSpec;
 use crate::model::{LogicalPort, LogicalSwitch, ProviderNet};
-use crate::topology::{EncapType, NodeView, Vif};
+use crate::topology::NodeView;
 
 pub(super) const VNI_F: u32 = 6001;
 pub(super) const VNI_V: u32 = 6002;
@@ -84,35 +84,14 @@ fn node(
     mapped: bool,
     patch: Option<u32>,
 ) -> NodeView {
-    NodeView {
-        id: id.into(),
-        encap_ip: format!("192.168.0.{n}").parse().unwrap(),
-        encap_type: EncapType::Geneve,
-        bridge: "br-int".into(),
-        datapath_id: None,
-        vifs: vifs
-            .iter()
-            .map(|(iface, ofport)| {
-                (
-                    iface.to_string(),
-                    Vif {
-                        ofport: *ofport,
-                        interface: Uuid::from_u128(u128::from(*ofport) + 0xf000),
-                        name: format!("vif-{iface}"),
-                    },
-                )
-            })
-            .collect(),
-        tunnels: tunnels.iter().map(|(r, o)| (r.to_string(), *o)).collect(),
-        bridge_mappings: if mapped {
-            BTreeMap::from([("physnet1".to_owned(), "br-ex".to_owned())])
-        } else {
-            BTreeMap::new()
-        },
-        patches: patch
-            .map(|p| BTreeMap::from([("physnet1".to_owned(), p)]))
-            .unwrap_or_default(),
+    let mut v = super::tests::node(id, &format!("192.168.0.{n}"), vifs, tunnels);
+    if mapped {
+        v.bridge_mappings = BTreeMap::from([("physnet1".to_owned(), "br-ex".to_owned())]);
     }
+    v.patches = patch
+        .map(|p| BTreeMap::from([("physnet1".to_owned(), p)]))
+        .unwrap_or_default();
+    v
 }
 
 pub(super) fn topology() -> Topology {

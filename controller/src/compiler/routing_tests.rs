@@ -13,8 +13,8 @@ use openflow::Mac;
 use uuid::Uuid;
 
 use super::table::Packet;
-use super::tests::{node, sw};
-use super::trace::{TracePacket, trace};
+use super::tests::{node, run, sw};
+use super::trace::TracePacket;
 use super::*;
 use crate::model::{
     Acl, AclAction, Change, Direction, Ethertype, LogicalPort, LogicalRouter, MacAddr, Protocol,
@@ -177,10 +177,6 @@ fn routed_ping(m: &LogicalModel, src: &str, dst_ip: &str) -> TracePacket {
         ip_dst: Some(dst),
         ..Default::default()
     }
-}
-
-fn run(m: &LogicalModel, t: &Topology, from: &str, p: &TracePacket) -> trace::Trace {
-    trace(m, t, None, from, p).unwrap()
 }
 
 #[test]

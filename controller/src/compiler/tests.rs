@@ -137,7 +137,7 @@ fn ping(dst: &LogicalPort) -> TracePacket {
     }
 }
 
-fn run(m: &LogicalModel, t: &Topology, from: &str, p: &TracePacket) -> trace::Trace {
+pub(super) fn run(m: &LogicalModel, t: &Topology, from: &str, p: &TracePacket) -> trace::Trace {
     trace(m, t, None, from, p).unwrap()
 }
 
