@@ -315,25 +315,6 @@ fn parse_strict_cidr(s: &str) -> Result<IpNet, String> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn strict_cidr_wants_a_prefix_length() {
-        assert_eq!(
-            parse_strict_cidr("10.0.0.1/24").unwrap().to_string(),
-            "10.0.0.1/24",
-            "host bits kept"
-        );
-        assert!(parse_strict_cidr("fd00::1/64").is_ok());
-        let e = parse_strict_cidr("10.0.0.1").unwrap_err();
-        assert!(e.contains("CIDR form is required"), "{e}");
-        assert!(parse_strict_cidr("10.0.0.1/33").is_err());
-        assert!(parse_strict_cidr("x").is_err());
-    }
-}
-
 /// A JSON array of at most [`PORT_IPS_MAX`] strings, each parsed by `parse`; errors name
 /// `field` and say what was expected (`what`).
 fn address_list<T>(
@@ -364,4 +345,23 @@ fn address_list<T>(
             )),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_cidr_wants_a_prefix_length() {
+        assert_eq!(
+            parse_strict_cidr("10.0.0.1/24").unwrap().to_string(),
+            "10.0.0.1/24",
+            "host bits kept"
+        );
+        assert!(parse_strict_cidr("fd00::1/64").is_ok());
+        let e = parse_strict_cidr("10.0.0.1").unwrap_err();
+        assert!(e.contains("CIDR form is required"), "{e}");
+        assert!(parse_strict_cidr("10.0.0.1/33").is_err());
+        assert!(parse_strict_cidr("x").is_err());
+    }
 }
