@@ -28,7 +28,8 @@ use super::{Ctx, OpenFlowStats};
 
 /// Outcome of one install attempt.
 enum Install {
-    Done,
+    /// `repaired`: the switch's dumped tables differed from the desired state.
+    Done { repaired: bool },
     /// The switch refused the install (nothing of it took effect: bundles are atomic);
     /// what it named, if anything.
     Rejected(Vec<Refusal>),
@@ -50,7 +51,15 @@ pub(super) struct Installer<'a> {
     pub(super) retrying: BTreeMap<u64, Withheld>,
     /// The ownership generation this connection serves as owner with.
     generation: Option<u64>,
+    /// When to dump and compare again, and how many more times after that: set when a
+    /// switch that had been installed before came back with tables that needed repair.
+    recheck: Option<(tokio::time::Instant, u8)>,
 }
+
+/// How many times in a row a returning switch is re-checked while each check still
+/// finds something to repair (someone else keeps writing): bounded, then left to the
+/// next reconnect.
+const RECHECKS: u8 = 3;
 
 impl<'a> Installer<'a> {
     pub(super) fn new(node: &'a str, ctx: &'a Ctx) -> Self {
@@ -63,6 +72,7 @@ impl<'a> Installer<'a> {
             withheld: BTreeMap::new(),
             retrying: BTreeMap::new(),
             generation: None,
+            recheck: None,
         }
     }
 
@@ -185,13 +195,18 @@ impl<'a> Installer<'a> {
             }
             let desired = desired_rx.borrow_and_update().clone();
             let effective = self.effective(&desired);
+            // A switch we had installed before, read afresh: it reconnected or vswitchd
+            // restarted (and its saved tables may be being restored right now).
+            let returning =
+                self.installed.is_none() && self.ctx.channels.installed_reported(self.node);
             let result = self.install(conn, &effective).await;
             drop(turn);
             match result {
                 Err(e) => return Some(e),
-                Ok(Install::Done) => {
+                Ok(Install::Done { repaired }) => {
                     backoff = self.ctx.settings.retry_min;
                     self.installed_ok(&effective);
+                    self.plan_recheck(returning, repaired);
                 }
                 Ok(Install::Rejected(refusals)) => {
                     // Nothing of the bundle took effect; re-dump before the next try.
@@ -230,10 +245,33 @@ impl<'a> Installer<'a> {
                         self.release_due();
                         break;
                     }
+                    _ = sleep_until_opt(self.recheck.map(|(at, _)| at)) => {
+                        tracing::info!(node = self.node, "re-checking the tables of a returning switch");
+                        self.installed = None;
+                        break;
+                    }
                     ev = conn.next_event() => if let Err(e) = ev { return Some(e) },
                 }
             }
         }
+    }
+
+    /// After an install that read the switch afresh: a returning switch whose tables
+    /// needed repair is checked again a little later (see
+    /// [`super::OpenFlowSettings::recheck_after`]), as long as checks keep finding
+    /// something, at most [`RECHECKS`] times.
+    fn plan_recheck(&mut self, returning: bool, repaired: bool) {
+        if !returning {
+            // An install on tables we know: a pending re-check stays as it is.
+            return;
+        }
+        let left = match (repaired, self.recheck) {
+            (false, _) => None,
+            (true, None) => Some(RECHECKS),
+            (true, Some((_, left))) => left.checked_sub(1).filter(|l| *l > 0),
+        };
+        let at = tokio::time::Instant::now() + self.ctx.settings.recheck_after;
+        self.recheck = left.map(|l| (at, l));
     }
 
     /// Waits for a resync turn, keeping the session alive (echoes both ways) meanwhile.
@@ -277,6 +315,7 @@ impl<'a> Installer<'a> {
             }
         };
         let changes = reconcile::diff(desired, have.flows(), have.groups());
+        let repaired = !changes.is_empty();
         if changes.is_empty() {
             OpenFlowStats::bump(&self.ctx.stats.empty_diffs, 1);
             tracing::info!(
@@ -328,7 +367,7 @@ impl<'a> Installer<'a> {
             .observed
             .set_node_flows(self.node, InstalledFlows::table(desired.clone()));
         self.installed = Some(InstalledTables::Acknowledged(desired.clone()));
-        Ok(Install::Done)
+        Ok(Install::Done { repaired })
     }
 
     /// Dumps Weft's flows (by cookie) and all groups.

@@ -78,6 +78,11 @@ pub struct OpenFlowSettings {
     /// timeouts, they drop the connection, and the resync feeds on itself. The others
     /// wait their turn with their sessions alive (echoes answered).
     pub max_concurrent_resyncs: usize,
+    /// How long after repairing a returning switch its tables are dumped and compared
+    /// again. A switch that comes back (vswitchd restarted) may be having its saved
+    /// flows put back by `weft-ovs-restart` while we read and repair it; those adds can
+    /// land after ours and bring back flows the model no longer has.
+    pub recheck_after: Duration,
 }
 
 /// Default [`OpenFlowSettings::max_concurrent_resyncs`]: enough to keep every core busy
@@ -98,6 +103,7 @@ impl Default for OpenFlowSettings {
             write_stall_timeout: Duration::from_secs(10),
             noise_log_interval: Duration::from_secs(10),
             max_concurrent_resyncs: default_concurrent_resyncs(),
+            recheck_after: Duration::from_secs(2),
         }
     }
 }
