@@ -20,6 +20,12 @@ use super::ovsjson::{self, Row};
 use super::{Shared, wait_for};
 use crate::sandbox::{Daemon, Datapath, OvsSandbox};
 
+/// Weft's hypervisor restart procedure, as the package ships it.
+const WEFT_OVS_RESTART: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../controller/packaging/weft-ovs-restart"
+);
+
 /// Resident memory of a hypervisor's daemons (from `/proc/<pid>/status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DaemonMemory {
@@ -521,6 +527,30 @@ impl Hypervisor {
     pub fn restart_vswitchd(&self) -> Result<()> {
         self.ovs.restart(Daemon::Vswitchd)?;
         self.restore_transport_ip()
+    }
+
+    /// Restarts ovs-vswitchd with Weft's restart procedure (`weft-ovs-restart`, shipped
+    /// in controller/packaging): br-int's groups and flows are saved, vswitchd restarts,
+    /// and the saved tables are added back through br-int's management socket at once,
+    /// so that forwarding does not wait for vswitchd's connection to the controller.
+    pub fn restart_vswitchd_keeping_flows(&self) -> Result<()> {
+        let saved = self.ovs.dir().join("saved-tables");
+        self.ovs
+            .tool("sh")
+            .arg(WEFT_OVS_RESTART)
+            .arg("save")
+            .arg(&saved)
+            .run()?;
+        self.ovs.restart(Daemon::Vswitchd)?;
+        // The tunnels' underlay route lives on br-phy, which the restart re-created.
+        self.restore_transport_ip()?;
+        self.ovs
+            .tool("sh")
+            .arg(WEFT_OVS_RESTART)
+            .arg("restore")
+            .arg(&saved)
+            .run()?;
+        Ok(())
     }
 
     /// Stops ovsdb-server (SIGTERM) and starts it again on the same database file;
