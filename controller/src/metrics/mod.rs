@@ -2,9 +2,9 @@
 //! format (DESIGN.md §3).
 //!
 //! This module owns what is recorded as things happen ([`Metrics`]: API requests, compile
-//! rounds, store commits, plug-to-installed times, lagged events), one registry per daemon
-//! held by the [`ModelWriter`](crate::northbound::ModelWriter), the text format and the
-//! HTTP route. It imports nothing else of Weft, so every module can record into it; what
+//! rounds, store commits, plug-to-installed times, OVSDB transactions, lagged events), one
+//! registry per daemon held by the [`ModelWriter`](crate::northbound::ModelWriter), the
+//! text format and the HTTP route. It imports nothing else of Weft, so every module can record into it; what
 //! is read from the state at scrape time (connected hypervisors, flows and groups per
 //! node, withheld ACLs, the OpenFlow installer's counters) is written by the API
 //! (`api::scrape`). Labels are bounded: `method` by the API's method table, `node` by the
@@ -39,6 +39,9 @@ pub struct Metrics {
     pub events_lagged: Counter,
     /// Reports of a switch refusing flows (each may withhold ACLs).
     pub flow_rejections: Counter,
+    /// From sending an OVSDB `transact` to a hypervisor to reading its reply (applied or
+    /// not): how long the southbound waits on ovsdb-server for tunnels, marks and br-int.
+    pub ovsdb_transaction: Histogram,
 }
 
 impl Default for Metrics {
@@ -51,6 +54,7 @@ impl Default for Metrics {
             store_commit: Histogram::new(FAST_BUCKETS),
             events_lagged: Counter::default(),
             flow_rejections: Counter::default(),
+            ovsdb_transaction: Histogram::new(FAST_BUCKETS),
         }
     }
 }
@@ -168,6 +172,16 @@ impl Metrics {
             Kind::Histogram,
         );
         e.histogram("weft_store_commit_seconds", &[], &m.store_commit.snapshot());
+        e.family(
+            "weft_ovsdb_transaction_seconds",
+            "Time from sending an OVSDB transact to a hypervisor to reading its reply.",
+            Kind::Histogram,
+        );
+        e.histogram(
+            "weft_ovsdb_transaction_seconds",
+            &[],
+            &m.ovsdb_transaction.snapshot(),
+        );
         let Some(api) = m.api.methods.get() else {
             return;
         };

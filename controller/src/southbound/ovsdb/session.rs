@@ -518,6 +518,7 @@ impl Session {
             }
             _ => txn,
         };
+        let started = Instant::now();
         let reply = {
             let call = client.transact(txn);
             tokio::pin!(call);
@@ -532,6 +533,15 @@ impl Session {
                 }
             }
         };
+        // Any answer counts (applied or refused); a lost connection or a timeout is no
+        // answer and is not a transaction latency.
+        if matches!(
+            reply,
+            Ok(_) | Err(ClientError::Transaction(_) | ClientError::Rpc { .. })
+        ) {
+            let metrics = self.shared.ctx.observed.metrics();
+            metrics.ovsdb_transaction.observe(started.elapsed());
+        }
         match reply {
             Ok(_) => {
                 self.written_at.insert(kind, sent_at);
