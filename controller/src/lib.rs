@@ -34,3 +34,4 @@ pub mod service;
 pub mod southbound;
 pub mod store;
 pub mod topology;
+pub mod ui;

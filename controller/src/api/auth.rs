@@ -3,6 +3,11 @@
 //! It runs as tower HTTP middleware in front of jsonrpsee, so an unauthenticated client
 //! never reaches a method or opens a subscription. The comparison takes the same time
 //! whatever prefix of the token matches.
+//!
+//! A browser cannot set headers on a WebSocket, so the upgrade may instead offer the token
+//! as the subprotocol `weft.bearer.<hex of the token's bytes>` (as Kubernetes does with
+//! `base64url.bearer.authorization.k8s.io.<token>`; hex keeps it a valid header token).
+//! The accepted upgrade names that subprotocol back, as browsers require.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -24,7 +29,41 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
-/// Requires `Authorization: Bearer <token>` when a token is configured.
+/// Prefix of the WebSocket subprotocol that carries the token (hex-encoded after it).
+pub const WS_TOKEN_PROTOCOL: &str = "weft.bearer.";
+
+/// The token subprotocol a WebSocket upgrade offers, if any: its full name and the
+/// token it carries (`None` for the token when the hex is malformed).
+fn offered_token(headers: &http::HeaderMap) -> Option<(http::HeaderValue, Option<Vec<u8>>)> {
+    headers
+        .get_all(http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .find_map(|p| {
+            let hex = p.strip_prefix(WS_TOKEN_PROTOCOL)?;
+            let name = http::HeaderValue::from_str(p).ok()?;
+            Some((name, decode_hex(hex)))
+        })
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    let digit = |c: u8| (c as char).to_digit(16);
+    let b = s.as_bytes();
+    if b.len() % 2 != 0 {
+        return None;
+    }
+    b.chunks_exact(2)
+        .map(|pair| match pair {
+            [hi, lo] => u8::try_from(digit(*hi)? * 16 + digit(*lo)?).ok(),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Requires `Authorization: Bearer <token>` (or, on a WebSocket upgrade, the token
+/// subprotocol) when a token is configured.
 #[derive(Clone, Debug)]
 pub struct BearerAuthLayer {
     token: Option<Arc<[u8]>>,
@@ -80,23 +119,61 @@ where
     }
 
     fn call(&mut self, req: HttpRequest<B>) -> Self::Future {
+        let offered = offered_token(req.headers());
         if let Some(token) = &self.token {
-            let given = req
+            let header = req
                 .headers()
                 .get(http::header::AUTHORIZATION)
-                .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
-                .unwrap_or(b"");
+                .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+            let given = match (header, &offered) {
+                (Some(h), _) => h,
+                (None, Some((_, Some(t)))) => t.as_slice(),
+                _ => b"",
+            };
             if !constant_time_eq(given, token) {
                 return Box::pin(async { Ok(unauthorized()) });
             }
         }
-        Box::pin(self.inner.call(req))
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let mut resp = fut.await?;
+            // Offered even to a server without a token (the page cannot know): a browser
+            // drops an upgrade that does not name one of the subprotocols it offered.
+            if let Some((name, _)) = offered
+                && resp.status() == http::StatusCode::SWITCHING_PROTOCOLS
+            {
+                resp.headers_mut()
+                    .insert(http::header::SEC_WEBSOCKET_PROTOCOL, name);
+            }
+            Ok(resp)
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use super::{constant_time_eq, decode_hex, offered_token};
+
+    #[test]
+    fn token_subprotocol() {
+        let mut h = http::HeaderMap::new();
+        assert!(offered_token(&h).is_none());
+        h.insert(
+            http::header::SEC_WEBSOCKET_PROTOCOL,
+            http::HeaderValue::from_static("other, weft.bearer.733363726574"),
+        );
+        let (name, token) = offered_token(&h).unwrap();
+        assert_eq!(name, "weft.bearer.733363726574");
+        assert_eq!(token.as_deref(), Some(&b"s3cret"[..]));
+        h.insert(
+            http::header::SEC_WEBSOCKET_PROTOCOL,
+            http::HeaderValue::from_static("weft.bearer.7g"),
+        );
+        assert_eq!(offered_token(&h).unwrap().1, None);
+        assert_eq!(decode_hex("0aFf"), Some(vec![0x0a, 0xff]));
+        assert_eq!(decode_hex("abc"), None);
+        assert_eq!(decode_hex(""), Some(vec![]));
+    }
 
     #[test]
     fn compare() {

@@ -1,5 +1,6 @@
 //! The northbound JSON-RPC 2.0 API (DESIGN.md §5) on jsonrpsee: HTTP POST and WebSocket
-//! on one port, which also answers `GET /metrics` ([`crate::metrics`]).
+//! on one port, which also answers `GET /metrics` ([`crate::metrics`]) and serves the web
+//! view under `/ui/` ([`crate::ui`]).
 //!
 //! Reads are answered from the current immutable snapshot plus observed state (with a
 //! shared store, a snapshot first brought up to every acknowledged write); writes are
@@ -152,7 +153,15 @@ fn acl_view(m: &LogicalModel, obs: &ObservedState, a: &Acl) -> Value {
     v
 }
 
-fn node_view(n: &TransportNode, ownership: &Ownership) -> Value {
+/// A node as the API shows it. `tunnels` lists the remote system-ids this node has a
+/// working tunnel port to (as its OVSDB session last reported; empty for a node the
+/// topology no longer holds).
+fn node_view(n: &TransportNode, ownership: &Ownership, topology: &Topology) -> Value {
+    let tunnels: Vec<&String> = topology
+        .nodes
+        .get(n.id.as_str())
+        .map(|v| v.tunnels.keys().collect())
+        .unwrap_or_default();
     json!({
         "id": n.id,
         "owner": ownership.owner_of(&n.id),
@@ -164,6 +173,7 @@ fn node_view(n: &TransportNode, ownership: &Ownership) -> Value {
         "datapath_id": n.datapath_id.map(|d| format!("{d:016x}")),
         "ports": n.ports,
         "flow_count": n.flows.len(),
+        "tunnels": tunnels,
     })
 }
 
@@ -385,20 +395,23 @@ async fn call(ctx: &ApiContext, name: &str, params: Params<'static>) -> Result<V
             let applied = c.submit(Command::AclDelete { acl }).await?;
             Ok(deleted_view(&applied))
         }
-        "node_list" => Ok(Value::Array(
-            c.observed()
-                .nodes()
-                .iter()
-                .map(|n| node_view(n, &ctx.ownership))
-                .collect(),
-        )),
+        "node_list" => {
+            let topology = ctx.topology.snapshot();
+            Ok(Value::Array(
+                c.observed()
+                    .nodes()
+                    .iter()
+                    .map(|n| node_view(n, &ctx.ownership, &topology))
+                    .collect(),
+            ))
+        }
         "node_get" => {
             let r = a.str("node")?;
             let node = c
                 .observed()
                 .node(&r)
                 .ok_or_else(|| ApiError::not_found("node", "node", &r))?;
-            Ok(node_view(&node, &ctx.ownership))
+            Ok(node_view(&node, &ctx.ownership, &ctx.topology.snapshot()))
         }
         "node_flows" => {
             let r = a.str("node")?;
@@ -599,8 +612,10 @@ pub async fn serve(
     settings: &ApiSettings,
     ctx: ApiContext,
 ) -> Result<(SocketAddr, ServerHandle), anyhow::Error> {
-    // The token check comes first: `/metrics` follows the API's token rules.
+    // The web view's static files come first (they need no token: see `crate::ui`), then
+    // the token check: `/metrics` follows the API's token rules.
     let middleware = tower::ServiceBuilder::new()
+        .layer(crate::ui::UiLayer)
         .layer(auth::BearerAuthLayer::new(settings.token.clone()))
         .layer(MetricsLayer::new({
             let scrape = ctx.scrape();

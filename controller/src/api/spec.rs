@@ -582,6 +582,7 @@ fn schemas() -> Value {
             "ovsdb_connected": {"type": "boolean"}, "openflow_connected": {"type": "boolean"},
             "datapath_id": {"type": ["string", "null"]}, "ports": {"type": "array", "items": uuid},
             "flow_count": {"type": "integer"},
+            "tunnels": {"type": "array", "items": {"type": "string"}, "description": "remote system-ids this node has a working tunnel port to"},
             "owner": {"type": ["string", "null"], "description": "the instance that owns this hypervisor (this one without --etcd); null while none does"}}},
         "NodeList": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}},
         "NodeFlows": {"type": "object", "properties": {"node": {"type": "string"}, "flows": {"type": "array", "items": {"type": "string"}}}},
