@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Weft test on a fresh Debian machine: installs what the tests need (Open vSwitch,
 # Mininet, packet tools, protoc and etcd for cluster mode, Prometheus and promtool for the
-# metrics tests, os-ken's OpenFlow test vectors),
+# metrics tests, headless Chromium and chromedriver for the web view's test, os-ken's
+# OpenFlow test vectors),
 # then format, lint and test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +10,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 for pkg in openvswitch-switch openvswitch-common mininet iperf3 netcat-openbsd ethtool docker-compose \
            iproute2 iputils-ping iputils-arping tcpdump socat nftables python3-pip \
-           protobuf-compiler libprotobuf-dev etcd-server prometheus; do
+           protobuf-compiler libprotobuf-dev etcd-server prometheus chromium chromium-driver; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -167,6 +167,8 @@ async fn metrics_pass_promtool_and_count_what_happened() {
         ("weft_acls_withheld", 0.0),
         ("weft_events_lagged_total", 0.0),
         ("weft_openflow_installs_total", 0.0),
+        // No hypervisor: no OVSDB transaction yet, but the histogram is there.
+        ("weft_ovsdb_transaction_seconds_count", 0.0),
     ];
     for (series, value) in want {
         assert_eq!(sample(m, series), Some(value), "{series}\n{m}");
@@ -347,6 +349,20 @@ fn prometheus_scrapes_weftd_and_sees_the_connected_hypervisor() {
         "{}",
         text.body
     );
+    // Converging br-int, the tunnels and the port's weft-installed mark took OVSDB
+    // transactions, each timed from transact to reply.
+    let transactions = sample(&text.body, "weft_ovsdb_transaction_seconds_count");
+    assert!(transactions.is_some_and(|n| n >= 1.0), "{}", text.body);
+    assert!(
+        sample(&text.body, r#"weft_ovsdb_transaction_seconds_bucket{le="+Inf"}"#) == transactions,
+        "{}",
+        text.body
+    );
+    assert!(
+        sample(&text.body, "weft_ovsdb_transaction_seconds_sum").is_some_and(|s| s > 0.0),
+        "{}",
+        text.body
+    );
 
     let prom = Prometheus::start(ov.weftd.addr);
     prom.wait_for(r#"up{job="weftd"}"#, |v| v == 1.0);
@@ -360,6 +376,7 @@ fn prometheus_scrapes_weftd_and_sees_the_connected_hypervisor() {
     prom.wait_for("weft_port_plug_to_installed_seconds_count", |v| v >= 1.0);
     prom.wait_for(r#"weft_node_groups{node="hv1"}"#, |v| v >= 1.0);
     prom.wait_for("weft_openflow_installs_total", |v| v >= 1.0);
+    prom.wait_for("weft_ovsdb_transaction_seconds_count", |v| v >= 1.0);
 }
 
 fn which(program: &str) -> bool {

@@ -138,10 +138,18 @@ function subscribe() {
 function noteEvent(ev) {
   view.eventCount += 1;
   document.body.dataset.events = String(view.eventCount);
-  const { type, ...rest } = ev;
-  const when = new Date().toLocaleTimeString();
-  view.events.unshift(when + "  " + type + "  " + JSON.stringify(rest));
+  view.events.unshift({ when: new Date().toLocaleTimeString(), ev });
   view.events.length = Math.min(view.events.length, MAX_EVENTS);
+}
+
+// One line per event, with a port's name in place of its id when the page knows it.
+function describe({ when, ev }) {
+  const { type, ...rest } = ev;
+  const names = new Map(view.ports.map((p) => [p.id, p.name]));
+  for (const k of ["port", "id"]) {
+    if (names.has(rest[k])) rest[k] = names.get(rest[k]);
+  }
+  return `${when}  ${type}  ${JSON.stringify(rest)}`;
 }
 
 function setStatus(live, text) {
@@ -178,7 +186,7 @@ function render() {
   renderSwitches();
   renderRouters();
   const events = document.getElementById("events");
-  events.replaceChildren(...view.events.map((t) => el("li", {}, t)));
+  events.replaceChildren(...view.events.map((e) => el("li", {}, describe(e))));
   document.getElementById("summary").textContent =
     `${view.nodes.length} hypervisors · ${view.switches.length} switches · ` +
     `${view.ports.length} ports · ${view.routers.length} routers`;
