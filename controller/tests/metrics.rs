@@ -354,7 +354,10 @@ fn prometheus_scrapes_weftd_and_sees_the_connected_hypervisor() {
     let transactions = sample(&text.body, "weft_ovsdb_transaction_seconds_count");
     assert!(transactions.is_some_and(|n| n >= 1.0), "{}", text.body);
     assert!(
-        sample(&text.body, r#"weft_ovsdb_transaction_seconds_bucket{le="+Inf"}"#) == transactions,
+        sample(
+            &text.body,
+            r#"weft_ovsdb_transaction_seconds_bucket{le="+Inf"}"#
+        ) == transactions,
         "{}",
         text.body
     );

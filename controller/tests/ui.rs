@@ -284,7 +284,11 @@ impl Driver {
     }
 
     fn open(&self, url: &str) {
-        self.send("POST", &self.session_path("/url"), Some(json!({"url": url})));
+        self.send(
+            "POST",
+            &self.session_path("/url"),
+            Some(json!({"url": url})),
+        );
     }
 
     /// Runs `script` (a function body) in the page and returns what it returns.
@@ -393,7 +397,11 @@ fn api_tunnels(nodes: &Value) -> Vec<String> {
 fn strings(v: &Value) -> Vec<String> {
     let mut s: Vec<String> = v
         .as_array()
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     s.sort();
     s
@@ -476,7 +484,10 @@ fn chromium_shows_the_mesh_and_a_port_plugged_during_the_test() {
          return r ? {up: r.dataset.up, bound: r.dataset.bound, text: r.innerText} : null",
         |v| v["up"] == "true" && v["bound"] == "hv2",
     );
-    assert!(row["text"].as_str().unwrap().contains("02:00:00:00:00:09"), "{row}");
+    assert!(
+        row["text"].as_str().unwrap().contains("02:00:00:00:00:09"),
+        "{row}"
+    );
     assert_eq!(browser.eval("return window.weftTestMark"), "no reload");
     let events_after = browser.eval("return Number(document.body.dataset.events)");
     assert!(
@@ -489,7 +500,11 @@ fn chromium_shows_the_mesh_and_a_port_plugged_during_the_test() {
          e => Number(e.textContent))",
     );
     assert!(
-        flows.as_array().unwrap().iter().all(|n| n.as_u64() > Some(0)),
+        flows
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n.as_u64() > Some(0)),
         "{flows}"
     );
 

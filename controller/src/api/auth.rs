@@ -51,7 +51,7 @@ fn offered_token(headers: &http::HeaderMap) -> Option<(http::HeaderValue, Option
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
     let digit = |c: u8| (c as char).to_digit(16);
     let b = s.as_bytes();
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return None;
     }
     b.chunks_exact(2)

@@ -92,7 +92,10 @@ fn route(method: &http::Method, path: &str) -> Option<HttpResponse> {
         return None;
     }
     if method != http::Method::GET && method != http::Method::HEAD {
-        let mut resp = plain(http::StatusCode::METHOD_NOT_ALLOWED, "the view is read-only\n");
+        let mut resp = plain(
+            http::StatusCode::METHOD_NOT_ALLOWED,
+            "the view is read-only\n",
+        );
         resp.headers_mut().insert(
             http::header::ALLOW,
             http::HeaderValue::from_static("GET, HEAD"),
@@ -100,7 +103,10 @@ fn route(method: &http::Method, path: &str) -> Option<HttpResponse> {
         return Some(resp);
     }
     let Some(asset) = ASSETS.iter().find(|a| a.path == path) else {
-        return Some(plain(http::StatusCode::NOT_FOUND, "no such file in the view\n"));
+        return Some(plain(
+            http::StatusCode::NOT_FOUND,
+            "no such file in the view\n",
+        ));
     };
     let body = if method == http::Method::HEAD {
         HttpBody::from("")
@@ -150,7 +156,7 @@ mod tests {
         route(&http::Method::GET, path)
     }
 
-    fn header<'r>(r: &'r HttpResponse, name: http::HeaderName) -> &'r str {
+    fn header(r: &HttpResponse, name: http::HeaderName) -> &str {
         r.headers()
             .get(name)
             .and_then(|v| v.to_str().ok())
@@ -161,7 +167,11 @@ mod tests {
     fn the_page_and_its_assets_are_served_with_their_types() {
         for (path, ty, needle) in [
             ("/ui/", "text/html; charset=utf-8", "<svg"),
-            ("/ui/app.js", "text/javascript; charset=utf-8", "events_subscribe"),
+            (
+                "/ui/app.js",
+                "text/javascript; charset=utf-8",
+                "events_subscribe",
+            ),
             ("/ui/style.css", "text/css; charset=utf-8", "svg"),
         ] {
             let r = get(path).unwrap();
@@ -179,7 +189,12 @@ mod tests {
 
     #[test]
     fn unknown_paths_under_the_view_are_404_and_others_pass_through() {
-        for path in ["/ui/nope", "/ui/app.js/", "/ui/../metrics", "/ui/index.html"] {
+        for path in [
+            "/ui/nope",
+            "/ui/app.js/",
+            "/ui/../metrics",
+            "/ui/index.html",
+        ] {
             assert_eq!(
                 get(path).unwrap().status(),
                 http::StatusCode::NOT_FOUND,
