@@ -444,6 +444,16 @@ fn chromium_shows_the_mesh_and_a_port_plugged_during_the_test() {
         ov.port("blue", &name, &mac, &ip);
         vms.push(ov.plug(i, &name, &mac, &format!("{ip}/24")));
     }
+    ov.call("router_create", json!({"name": "r1"}));
+    ov.call(
+        "router_port_create",
+        json!({"router": "r1", "switch": "blue", "name": "r1-blue",
+               "mac": "02:00:00:00:01:00", "ips": ["10.0.0.254/24"]}),
+    );
+    ov.call(
+        "route_create",
+        json!({"router": "r1", "prefix": "192.168.0.0/16", "nexthop": "10.0.0.3"}),
+    );
     ov.wait_connected();
     let nodes = ov.call("node_list", json!({}));
     let want_nodes = vec!["hv1", "hv2", "hv3"];
@@ -468,6 +478,16 @@ fn chromium_shows_the_mesh_and_a_port_plugged_during_the_test() {
         "return Array.from(document.querySelectorAll('#mesh line[data-tunnel]:not(.one-way)'), \
          e => e.dataset.tunnel)",
         |v| strings(v) == want_tunnels,
+    );
+    let router = browser.wait_for(
+        "router r1 with its port on blue",
+        "const r = document.querySelector('[data-router=\"r1\"]'); return r ? r.innerText : null",
+        |v| v.as_str().is_some_and(|t| t.contains("r1-blue")),
+    );
+    let router = router.as_str().unwrap_or("");
+    assert!(
+        router.contains("10.0.0.254/24") && router.contains("192.168.0.0/16 via 10.0.0.3"),
+        "{router}"
     );
     // The token left the address bar once read.
     let href = browser.eval("return location.href");
@@ -506,6 +526,17 @@ fn chromium_shows_the_mesh_and_a_port_plugged_during_the_test() {
             .iter()
             .all(|n| n.as_u64() > Some(0)),
         "{flows}"
+    );
+    // And a hypervisor's flows, ovs-ofctl style, on request.
+    browser
+        .eval("document.querySelector('tr[data-hypervisor=\"hv2\"] button').click(); return null");
+    browser.wait_for(
+        "hv2's flow table",
+        "return document.getElementById('flows').textContent",
+        |v| {
+            v.as_str()
+                .is_some_and(|t| t.starts_with("# hv2:") && t.contains("table=0"))
+        },
     );
 
     let shot = artifact_dir().join("ui.png");
