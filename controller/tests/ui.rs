@@ -200,6 +200,43 @@ async fn the_view_is_served_beside_the_api_and_under_its_token_rules() {
         .unwrap();
 }
 
+/// Without a token the loopback API is open to programs, but not to other web pages: a
+/// browser lets any site open a WebSocket or POST to 127.0.0.1, and says which site in
+/// `Origin`.
+#[tokio::test(flavor = "multi_thread")]
+async fn other_sites_cannot_reach_a_tokenless_api() {
+    let srv = InProcess::start_with(|_| {}).await;
+    let addr = srv.addr;
+    tokio::task::spawn_blocking(move || {
+        let ws_from = |origin: &str| {
+            let head = format!(
+                "GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+                 Origin: {origin}"
+            );
+            http(addr, &head, b"").unwrap().status
+        };
+        assert_eq!(ws_from("https://evil.example"), 403);
+        assert_eq!(ws_from("null"), 403);
+        assert_eq!(ws_from(&format!("http://{addr}")), 101);
+        assert_eq!(upgrade(addr, None).status, 101, "programs send no Origin");
+        let rpc = br#"{"jsonrpc":"2.0","id":1,"method":"switch_create","params":{"name":"x"}}"#;
+        let post = http(
+            addr,
+            "POST / HTTP/1.1\r\nContent-Type: application/json\r\nOrigin: https://evil.example",
+            rpc,
+        )
+        .unwrap();
+        assert_eq!(post.status, 403, "{}", post.text());
+    })
+    .await
+    .unwrap();
+    // Nothing was created by the refused page.
+    let api = http_client(&srv.url(), None);
+    let list = common::call(&api, "switch_list", json!({})).await.unwrap();
+    assert_eq!(list, json!([]));
+}
+
 // ---- WebDriver ----------------------------------------------------------------------
 
 /// chromedriver on a free loopback port, in a process group of its own so that it and

@@ -8,6 +8,11 @@
 //! as the subprotocol `weft.bearer.<hex of the token's bytes>` (as Kubernetes does with
 //! `base64url.bearer.authorization.k8s.io.<token>`; hex keeps it a valid header token).
 //! The accepted upgrade names that subprotocol back, as browsers require.
+//!
+//! A request that carries an `Origin` other than the API's own (`Host`) is refused
+//! before anything else: browsers let any web page open a WebSocket to
+//! `127.0.0.1:6690`, and without a token the loopback API would take its writes. The web
+//! view at `/ui/` is same-origin; weftctl and other programs send no `Origin`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -105,6 +110,35 @@ fn unauthorized() -> HttpResponse {
     resp
 }
 
+/// Whether a request's `Origin` (sent by browsers) names another site than the API
+/// itself. A request without `Origin` comes from a program, not a page, and passes; an
+/// `Origin` that cannot be compared (`null`, no `Host`) is foreign.
+fn foreign_origin(headers: &http::HeaderMap) -> bool {
+    let Some(origin) = headers.get(http::header::ORIGIN) else {
+        return false;
+    };
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let authority = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, rest)| rest.trim_end_matches('/'));
+    match (authority, host) {
+        (Some(a), Some(h)) => !a.eq_ignore_ascii_case(h),
+        _ => true,
+    }
+}
+
+fn forbidden_origin() -> HttpResponse {
+    let mut resp = HttpResponse::new(HttpBody::from(
+        "cross-origin requests are refused (Origin does not match Host)\n",
+    ));
+    *resp.status_mut() = http::StatusCode::FORBIDDEN;
+    resp
+}
+
 impl<S, B> Service<HttpRequest<B>> for BearerAuth<S>
 where
     S: Service<HttpRequest<B>, Response = HttpResponse>,
@@ -119,6 +153,9 @@ where
     }
 
     fn call(&mut self, req: HttpRequest<B>) -> Self::Future {
+        if foreign_origin(req.headers()) {
+            return Box::pin(async { Ok(forbidden_origin()) });
+        }
         let offered = offered_token(req.headers());
         if let Some(token) = &self.token {
             let header = req
@@ -152,7 +189,37 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::{constant_time_eq, decode_hex, offered_token};
+    use super::{constant_time_eq, decode_hex, foreign_origin, offered_token};
+
+    #[test]
+    fn origin_must_be_the_api_itself() {
+        let h = |origin: Option<&'static str>, host: &'static str| {
+            let mut m = http::HeaderMap::new();
+            m.insert(http::header::HOST, http::HeaderValue::from_static(host));
+            if let Some(o) = origin {
+                m.insert(http::header::ORIGIN, http::HeaderValue::from_static(o));
+            }
+            m
+        };
+        assert!(!foreign_origin(&h(None, "127.0.0.1:6690")));
+        assert!(!foreign_origin(&h(
+            Some("http://127.0.0.1:6690"),
+            "127.0.0.1:6690"
+        )));
+        assert!(!foreign_origin(&h(
+            Some("https://weft.example:6690"),
+            "WEFT.example:6690"
+        )));
+        assert!(foreign_origin(&h(
+            Some("https://evil.example"),
+            "127.0.0.1:6690"
+        )));
+        assert!(foreign_origin(&h(
+            Some("http://127.0.0.1:8080"),
+            "127.0.0.1:6690"
+        )));
+        assert!(foreign_origin(&h(Some("null"), "127.0.0.1:6690")));
+    }
 
     #[test]
     fn token_subprotocol() {
