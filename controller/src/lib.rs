@@ -33,4 +33,5 @@ pub mod reconcile;
 pub mod service;
 pub mod southbound;
 pub mod store;
+pub mod tls;
 pub mod topology;
