@@ -54,6 +54,13 @@ impl Daemon {
             Some(files) => Some(crate::tls::SouthboundTls::load(files)?),
             None => None,
         };
+        let api_tls = match &cfg.api_tls {
+            Some(f) => Some(crate::tls::api_server_config(
+                &f.certificate,
+                &f.private_key,
+            )?),
+            None => None,
+        };
         let store = open_store(cfg).await?;
         let (controller, writer) = ModelWriter::start(store)?;
         let m = controller.snapshot();
@@ -136,6 +143,7 @@ impl Daemon {
             listen: cfg.api_listen,
             token: cfg.api_token.clone(),
             max_connections: cfg.max_connections,
+            tls: api_tls,
         };
         let (api_addr, server) = match crate::api::serve(
             &settings,
@@ -153,7 +161,7 @@ impl Daemon {
                 return Err(e);
             }
         };
-        tracing::info!(%api_addr, auth = cfg.api_token.is_some(), "API listening");
+        tracing::info!(%api_addr, auth = cfg.api_token.is_some(), https = cfg.api_tls.is_some(), "API listening");
         ownership.set_info(crate::cluster::InstanceInfo {
             api: api_addr.to_string(),
             openflow_advertise: advertised_target(cfg),
