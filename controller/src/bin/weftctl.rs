@@ -4,6 +4,7 @@
 //! Exit status: 0 on success, 1 when the API returned an error (its message is printed),
 //! 2 on usage errors, 3 when weftd cannot be reached.
 
+use std::error::Error as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -106,7 +107,17 @@ fn classify(server: &str, e: ClientError) -> Failure {
     match e {
         ClientError::Call(obj) => Failure::Api(format!("{} (code {})", obj.message(), obj.code())),
         ClientError::Transport(t) => {
-            let msg = t.to_string();
+            // hyper's own message ("client error (Connect)") hides the cause (a refused
+            // connection, an untrusted certificate): say the whole chain.
+            let mut msg = t.to_string();
+            let mut source = t.source();
+            while let Some(e) = source {
+                let next = e.to_string();
+                if !msg.contains(&next) {
+                    msg = format!("{msg}: {next}");
+                }
+                source = e.source();
+            }
             if msg.contains("401") {
                 Failure::Api("unauthorized: missing or wrong token (--token-file)".into())
             } else if msg.contains("certificate") {
