@@ -99,6 +99,26 @@ fn wait_for_log(ov: &Overlay, parts: &[&str]) -> String {
     }
 }
 
+/// Waits until weftd reports the node's OVSDB session up (or down, or the node gone).
+fn wait_ovsdb_connected(ov: &Overlay, node: &str, up: bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = ov
+            .try_call("node_get", json!({"node": node}))
+            .is_ok_and(|n| n["ovsdb_connected"].as_bool() == Some(true));
+        if now == up {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{node}: OVSDB never {}\nweftd log:\n{}",
+            if up { "connected" } else { "disconnected" },
+            ov.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn sorted_flows(hv: &Hypervisor) -> Vec<String> {
     let mut f = hv.dump_flows("br-int").unwrap();
     f.sort();
@@ -180,7 +200,9 @@ fn impostors_and_foreign_certificates_are_refused() {
     assert!(line.contains("WARN"), "{line}");
 
     // OpenFlow: hv3's br-int claims hv1's datapath id, over TLS with hv3's certificate.
-    let dpid = hv1.vsctl(["get", "bridge", "br-int", "datapath_id"]).unwrap();
+    let dpid = hv1
+        .vsctl(["get", "bridge", "br-int", "datapath_id"])
+        .unwrap();
     let dpid = dpid.trim().trim_matches('"').to_string();
     hv3.vsctl([
         "set",
@@ -191,8 +213,12 @@ fn impostors_and_foreign_certificates_are_refused() {
     ])
     .unwrap();
     let ip = ov.lab.controller_ip();
-    hv3.vsctl(["set-controller", "br-int", &format!("ssl:{ip}:{}", ov.ports.1)])
-        .unwrap();
+    hv3.vsctl([
+        "set-controller",
+        "br-int",
+        &format!("ssl:{ip}:{}", ov.ports.1),
+    ])
+    .unwrap();
     wait_for_log(
         &ov,
         &[
@@ -208,12 +234,28 @@ fn impostors_and_foreign_certificates_are_refused() {
     hv3.vsctl(["set", "Open_vSwitch", ".", "external_ids:system-id=hv2"])
         .unwrap();
     connect_over_ssl(&ov, hv3, &foreign_cred, &pki.controller_ca());
-    wait_for_log(&ov, &["OVSDB TLS handshake failed", &hv3_ip, "invalid peer certificate"]);
-    wait_for_log(&ov, &["OpenFlow TLS handshake failed", &hv3_ip, "invalid peer certificate"]);
+    wait_for_log(
+        &ov,
+        &[
+            "OVSDB TLS handshake failed",
+            &hv3_ip,
+            "invalid peer certificate",
+        ],
+    );
+    wait_for_log(
+        &ov,
+        &[
+            "OpenFlow TLS handshake failed",
+            &hv3_ip,
+            "invalid peer certificate",
+        ],
+    );
 
     // Nothing of hv3 was ever written: weftd left its bridge as the lab made it.
     assert_eq!(
-        hv3.vsctl(["get", "bridge", "br-int", "fail_mode"]).unwrap().trim(),
+        hv3.vsctl(["get", "bridge", "br-int", "fail_mode"])
+            .unwrap()
+            .trim(),
         "[]"
     );
     // The real nodes: flows untouched, sessions up, listeners serving, traffic flowing.
@@ -228,8 +270,11 @@ fn impostors_and_foreign_certificates_are_refused() {
     assert_reaches(&a1, "10.7.0.2", &ov);
     // hv2 reconnecting after all that proves the listeners survived every refusal.
     hv2.vsctl(["del-manager"]).unwrap();
-    hv2.set_manager(&format!("ssl:{ip}:{}", ov.ports.0)).unwrap();
-    ov.wait_connected();
+    wait_ovsdb_connected(&ov, "hv2", false);
+    hv2.set_manager(&format!("ssl:{ip}:{}", ov.ports.0))
+        .unwrap();
+    wait_ovsdb_connected(&ov, "hv2", true);
+    assert_reaches(&a1, "10.7.0.2", &ov);
     assert!(!ov.log().contains("panicked"), "{}", ov.log());
 }
 
@@ -303,7 +348,12 @@ async fn handshakes_refuse_bad_expired_and_foreign_certificates() {
         let _ = foreign_server.accept(tcp).await;
     });
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let err = server.connect(tcp).await.map(|_| ()).unwrap_err().to_string();
+    let err = server
+        .connect(tcp)
+        .await
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("invalid peer certificate"), "{err}");
     let _ = dial.await;
 
@@ -316,7 +366,10 @@ async fn handshakes_refuse_bad_expired_and_foreign_certificates() {
     })
     .unwrap_err()
     .to_string();
-    assert!(err.contains("--certificate") && err.contains("nope.pem"), "{err}");
+    assert!(
+        err.contains("--certificate") && err.contains("nope.pem"),
+        "{err}"
+    );
     let err = SouthboundTls::load(&TlsFiles {
         private_key: pki.switch_ca(),
         certificate: weftd.cert.clone(),
@@ -352,7 +405,10 @@ fn weftd_refuses_to_start_with_an_unreadable_certificate() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--private-key, --certificate, --ca-cert"), "{err}");
+    assert!(
+        err.contains("--private-key, --certificate, --ca-cert"),
+        "{err}"
+    );
 }
 
 /// The API over HTTPS: weftctl with `--ca-cert` works (HTTP and WebSocket URLs);
@@ -379,22 +435,57 @@ fn weftctl_over_https_verifies_the_server() {
             .output()
             .unwrap()
     };
-    let ok = weftctl(&["--server", &https, "--ca-cert", &p(&ca), "switch", "create", "tls-sw"]);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
-    let list = weftctl(&["--server", &https, "--ca-cert", &p(&ca), "--json", "switch", "list"]);
-    assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
+    let ok = weftctl(&[
+        "--server",
+        &https,
+        "--ca-cert",
+        &p(&ca),
+        "switch",
+        "create",
+        "tls-sw",
+    ]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let list = weftctl(&[
+        "--server",
+        &https,
+        "--ca-cert",
+        &p(&ca),
+        "--json",
+        "switch",
+        "list",
+    ]);
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
     assert!(String::from_utf8_lossy(&list.stdout).contains("tls-sw"));
     let wss = format!("wss://{}", weftd.addr);
     let list = weftctl(&["--server", &wss, "--ca-cert", &p(&ca), "switch", "list"]);
-    assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
 
     let refused = weftctl(&["--server", &https, "switch", "list"]);
     assert_eq!(refused.status.code(), Some(3));
     let err = String::from_utf8_lossy(&refused.stderr);
-    assert!(err.contains("--ca-cert") && err.contains("certificate"), "{err}");
+    assert!(
+        err.contains("--ca-cert") && err.contains("certificate"),
+        "{err}"
+    );
     // Plain HTTP to the HTTPS port gets no answer either; the listener survives both.
     let plain = weftctl(&["--server", &weftd.url(), "switch", "list"]);
     assert!(!plain.status.success());
     let again = weftctl(&["--server", &https, "--ca-cert", &p(&ca), "switch", "list"]);
-    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
 }

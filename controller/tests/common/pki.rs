@@ -33,7 +33,10 @@ impl Pki {
         let dir = tempfile::tempdir().unwrap();
         run(Command::new("ovs-pki")
             .arg(format!("--dir={}", dir.path().join("pki").display()))
-            .arg(format!("--log={}", dir.path().join("ovs-pki.log").display()))
+            .arg(format!(
+                "--log={}",
+                dir.path().join("ovs-pki.log").display()
+            ))
             .arg("init"));
         Pki { dir }
     }
@@ -47,7 +50,10 @@ impl Pki {
         run(Command::new("ovs-pki")
             .current_dir(self.dir.path())
             .arg(format!("--dir={}", self.pki_dir().display()))
-            .arg(format!("--log={}", self.dir.path().join("ovs-pki.log").display()))
+            .arg(format!(
+                "--log={}",
+                self.dir.path().join("ovs-pki.log").display()
+            ))
             .args(["req+sign", name, kind]));
         Credential {
             key: self.dir.path().join(format!("{name}-privkey.pem")),
@@ -60,14 +66,29 @@ impl Pki {
         run(Command::new("ovs-pki")
             .current_dir(self.dir.path())
             .arg(format!("--dir={}", self.pki_dir().display()))
-            .arg(format!("--log={}", self.dir.path().join("ovs-pki.log").display()))
+            .arg(format!(
+                "--log={}",
+                self.dir.path().join("ovs-pki.log").display()
+            ))
             .args(["req", name]));
         let req = self.dir.path().join(format!("{name}-req.pem"));
         let cert = self.dir.path().join(format!("{name}-cert.pem"));
         run(Command::new("openssl")
             .current_dir(self.pki_dir().join("switchca"))
-            .args(["ca", "-config", "ca.cnf", "-extensions", "usr_cert", "-batch"])
-            .args(["-startdate", "20200101000000Z", "-enddate", "20200102000000Z"])
+            .args([
+                "ca",
+                "-config",
+                "ca.cnf",
+                "-extensions",
+                "usr_cert",
+                "-batch",
+            ])
+            .args([
+                "-startdate",
+                "20200101000000Z",
+                "-enddate",
+                "20200102000000Z",
+            ])
             .arg("-in")
             .arg(&req)
             .arg("-out")
@@ -99,7 +120,9 @@ pub fn api_certificate(dir: &Path) -> (PathBuf, Credential) {
     let cert = dir.join("api.pem");
     let ext = dir.join("api.ext");
     run(Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
         .args(["-subj", "/CN=weft test API CA"])
         .args(["-addext", "basicConstraints=critical,CA:TRUE"])
         .arg("-keyout")
@@ -107,7 +130,14 @@ pub fn api_certificate(dir: &Path) -> (PathBuf, Credential) {
         .arg("-out")
         .arg(&ca));
     run(Command::new("openssl")
-        .args(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1"])
+        .args([
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
