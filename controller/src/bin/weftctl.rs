@@ -4,7 +4,6 @@
 //! Exit status: 0 on success, 1 when the API returned an error (its message is printed),
 //! 2 on usage errors, 3 when weftd cannot be reached.
 
-use std::error::Error as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
