@@ -278,6 +278,74 @@ fn impostors_and_foreign_certificates_are_refused() {
     assert!(!ov.log().contains("panicked"), "{}", ov.log());
 }
 
+/// weftd dials the hypervisor (`--ovsdb ssl:IP:PORT`, ovsdb-server listening `pssl:`):
+/// weftd is then the TLS client, the hypervisor's certificate is checked against the CA
+/// and its CN against the system-id, and the node comes up on both protocols.
+#[test]
+fn active_ssl_ovsdb_target() {
+    let pki = Pki::init();
+    let lab = Lab::builder()
+        .hypervisors(1)
+        .encap(Encap::Geneve)
+        .build()
+        .expect("lab");
+    let hv = lab.hv(0);
+    let cred = pki.sign(hv.system_id(), "switch");
+    hv.vsctl([
+        "set-ssl",
+        &p(&cred.key),
+        &p(&cred.cert),
+        &p(&pki.controller_ca()),
+    ])
+    .unwrap();
+    let hv_ip = hv.transport_ip();
+    hv.set_manager(&format!("pssl:16640:{hv_ip}")).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let of_port = free_port(&lab);
+    let weftd_cred = pki.sign("weftd", "controller");
+    let ip = lab.controller_ip();
+    let extra = [
+        "--ovsdb".to_string(),
+        format!("ssl:{hv_ip}:16640"),
+        "--openflow-listen".to_string(),
+        format!("ssl:{ip}:{of_port}"),
+        "--openflow-advertise".to_string(),
+        format!("tcp:{ip}:{of_port}"),
+        "--private-key".to_string(),
+        p(&weftd_cred.key),
+        "--certificate".to_string(),
+        p(&weftd_cred.cert),
+        "--ca-cert".to_string(),
+        p(&pki.switch_ca()),
+    ];
+    let args: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let weftd = Spawned::start(data.path(), &args);
+    let api = common::http_client(&weftd.url(), None);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = rt.block_on(common::call(&api, "node_get", json!({"node": hv.name()})));
+        let up = |n: &serde_json::Value, k: &str| n[k].as_bool() == Some(true);
+        if n.as_ref()
+            .is_ok_and(|n| up(n, "ovsdb_connected") && up(n, "openflow_connected"))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{n:?}\nweftd log:\n{}",
+            weftd.stderr.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A tcp: advertise address is written in the listener's scheme.
+    let target = hv.vsctl(["get-controller", "br-int"]).unwrap();
+    assert_eq!(target.trim(), format!("ssl:{ip}:{of_port}"));
+}
+
 /// In-process handshakes against weftd's server side: the right CA passes and yields
 /// the CN; another CA, an expired certificate and a missing client certificate are
 /// refused with errors that say so; bad files name their flag.

@@ -628,11 +628,19 @@ pub async fn serve(
         // `stopped()` on the handle resolves once this loop and every connection (each
         // holding a clone of `stop`) ended.
         let (stop, handle) = jsonrpsee::server::stop_channel();
+        // `--max-connections` as the plain server enforces it, counted from the accept.
+        let slots = Arc::new(tokio::sync::Semaphore::new(
+            settings.max_connections as usize,
+        ));
         tokio::spawn(async move {
             loop {
                 let (tcp, peer) = tokio::select! {
                     _ = stop.clone().shutdown() => break,
                     a = https::next(&listener) => a,
+                };
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!(%peer, "API connection refused: too many connections");
+                    continue;
                 };
                 let service = builder.clone().build(methods.clone(), stop.clone());
                 let acceptor = acceptor.clone();
@@ -649,6 +657,7 @@ pub async fn serve(
                     if let Err(e) = served.await {
                         tracing::debug!(%peer, error = %e, "API connection ended");
                     }
+                    drop(slot);
                 });
             }
         });
