@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod tls;
+use tls::{TlsFlagValues, southbound_tls};
+
 pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:6690";
 pub const DEFAULT_DATA_DIR: &str = "./weft-data";
 pub const DEFAULT_OPENFLOW_LISTEN: &str = "tcp:0.0.0.0:6653";
@@ -39,20 +42,44 @@ pub struct EtcdConfig {
     pub prefix: String,
 }
 
-/// A southbound connection target in OVS syntax: `tcp:IP:PORT` or `unix:PATH`.
+/// A southbound connection target in OVS syntax: `tcp:IP:PORT`, `ssl:IP:PORT` or
+/// `unix:PATH`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Endpoint {
     Tcp(SocketAddr),
+    /// TLS over TCP with the southbound's certificates ([`TlsFiles`]).
+    Ssl(SocketAddr),
     Unix(PathBuf),
+}
+
+/// The API's HTTPS certificate and key (`--api-certificate`, `--api-private-key`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiTlsFiles {
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{field}: {value:?} is not a valid target (expected tcp:IP:PORT or unix:PATH)")]
+    #[error(
+        "{field}: {value:?} is not a valid target (expected tcp:IP:PORT, ssl:IP:PORT or unix:PATH)"
+    )]
     Endpoint { field: &'static str, value: String },
-    #[error("{field}: {value:?}: ssl: targets are not supported yet; use tcp:")]
-    Ssl { field: &'static str, value: String },
-    #[error("{field}: {value:?} must be a tcp: target")]
+    #[error(
+        "{field}: {value:?} is an ssl: target, which needs --private-key, --certificate and --ca-cert (missing: {missing})"
+    )]
+    TlsFlags {
+        field: &'static str,
+        value: String,
+        missing: String,
+    },
+    #[error(
+        "openflow_advertise: {value:?} is ssl: but the OpenFlow listener is tcp: (switches would fail the handshake)"
+    )]
+    AdvertiseSsl { value: String },
+    #[error("--api-certificate and --api-private-key go together (only {given} given)")]
+    ApiTls { given: &'static str },
+    #[error("{field}: {value:?} must be a tcp: or ssl: target")]
     NotTcp { field: &'static str, value: String },
     #[error("{field}: {value:?} is not an address (expected IP:PORT)")]
     SocketAddr { field: &'static str, value: String },
@@ -86,34 +113,36 @@ impl Endpoint {
             field,
             value: value.to_string(),
         };
-        if let Some(rest) = value.strip_prefix("tcp:") {
+        let addr = |rest: &str| {
             if let Ok(addr) = SocketAddr::from_str(rest) {
-                return Ok(Endpoint::Tcp(addr));
+                return Ok(addr);
             }
             // OVS also writes IPv6 without brackets as tcp:[::1]:6640 only; plain
             // "IP:PORT" covers IPv4.
             let (ip, port) = rest.rsplit_once(':').ok_or_else(bad)?;
             let ip: IpAddr = ip.trim_matches(['[', ']']).parse().map_err(|_| bad())?;
             let port: u16 = port.parse().map_err(|_| bad())?;
-            Ok(Endpoint::Tcp(SocketAddr::new(ip, port)))
+            Ok(SocketAddr::new(ip, port))
+        };
+        if let Some(rest) = value.strip_prefix("tcp:") {
+            Ok(Endpoint::Tcp(addr(rest)?))
+        } else if let Some(rest) = value.strip_prefix("ssl:") {
+            Ok(Endpoint::Ssl(addr(rest)?))
         } else if let Some(path) = value.strip_prefix("unix:") {
             if path.is_empty() {
                 return Err(bad());
             }
             Ok(Endpoint::Unix(PathBuf::from(path)))
-        } else if value.starts_with("ssl:") {
-            Err(ConfigError::Ssl {
-                field,
-                value: value.to_string(),
-            })
         } else {
             Err(bad())
         }
     }
 
-    fn parse_tcp(field: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
+    /// A listener or advertised target: its address and whether it is `ssl:`.
+    fn parse_inet(field: &'static str, value: &str) -> Result<(SocketAddr, bool), ConfigError> {
         match Endpoint::parse(field, value)? {
-            Endpoint::Tcp(a) => Ok(a),
+            Endpoint::Tcp(a) => Ok((a, false)),
+            Endpoint::Ssl(a) => Ok((a, true)),
             Endpoint::Unix(_) => Err(ConfigError::NotTcp {
                 field,
                 value: value.to_string(),
@@ -126,6 +155,7 @@ impl std::fmt::Display for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Endpoint::Tcp(a) => write!(f, "tcp:{a}"),
+            Endpoint::Ssl(a) => write!(f, "ssl:{a}"),
             Endpoint::Unix(p) => write!(f, "unix:{}", p.display()),
         }
     }
@@ -154,6 +184,11 @@ pub struct FileConfig {
     pub instance: Option<String>,
     /// Seconds, like `--owner-lease`.
     pub owner_lease_secs: Option<u64>,
+    pub private_key: Option<PathBuf>,
+    pub certificate: Option<PathBuf>,
+    pub ca_cert: Option<PathBuf>,
+    pub api_certificate: Option<PathBuf>,
+    pub api_private_key: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -226,6 +261,22 @@ pub struct Flags {
     /// when it cannot renew the lease [default: 3].
     #[arg(long, value_name = "SECS")]
     pub owner_lease: Option<u64>,
+    /// Private key (PEM) for ssl: listeners and targets (ovs-pki's NAME-privkey.pem).
+    #[arg(long, value_name = "FILE")]
+    pub private_key: Option<PathBuf>,
+    /// Certificate (PEM) for ssl: listeners and targets (ovs-pki's NAME-cert.pem).
+    #[arg(long, value_name = "FILE")]
+    pub certificate: Option<PathBuf>,
+    /// CA certificate (PEM) that signs the hypervisors' certificates (ovs-pki's
+    /// switchca/cacert.pem); a peer on an ssl: connection must present one it signed.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// Serve the JSON API (and /metrics) over HTTPS with this certificate (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub api_certificate: Option<PathBuf>,
+    /// Private key (PEM) of --api-certificate.
+    #[arg(long, value_name = "FILE")]
+    pub api_private_key: Option<PathBuf>,
 }
 
 /// Validated configuration.
@@ -235,9 +286,17 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub api_token: Option<String>,
     pub openflow_listen: SocketAddr,
+    /// The OpenFlow listener is `ssl:` (and so is the advertised target).
+    pub openflow_ssl: bool,
     pub ovsdb_listen: SocketAddr,
+    /// The OVSDB manager listener is `ssl:`.
+    pub ovsdb_ssl: bool,
     pub ovsdb: Vec<Endpoint>,
     pub openflow_advertise: Option<SocketAddr>,
+    /// The southbound's TLS files; set whenever some listener or target is `ssl:`.
+    pub tls: Option<crate::tls::TlsFiles>,
+    /// Set when the API serves HTTPS.
+    pub api_tls: Option<ApiTlsFiles>,
     pub max_connections: u32,
     pub log: Option<String>,
     /// See [`DEFAULT_NODE_GRACE`].
@@ -262,9 +321,13 @@ impl Config {
             data_dir,
             api_token: None,
             openflow_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            openflow_ssl: false,
             ovsdb_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ovsdb_ssl: false,
             ovsdb: Vec::new(),
             openflow_advertise: None,
+            tls: None,
+            api_tls: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             log: None,
             node_grace: DEFAULT_NODE_GRACE,
@@ -301,20 +364,17 @@ impl Config {
         if api_token.is_none() && !api_listen.ip().is_loopback() {
             return Err(ConfigError::TokenRequired(api_listen));
         }
-        let openflow_listen = Endpoint::parse_tcp(
-            "openflow_listen",
-            &flags
-                .openflow_listen
-                .or(file.openflow_listen)
-                .unwrap_or_else(|| DEFAULT_OPENFLOW_LISTEN.to_string()),
-        )?;
-        let ovsdb_listen = Endpoint::parse_tcp(
-            "ovsdb_listen",
-            &flags
-                .ovsdb_listen
-                .or(file.ovsdb_listen)
-                .unwrap_or_else(|| DEFAULT_OVSDB_LISTEN.to_string()),
-        )?;
+        let openflow_listen_s = flags
+            .openflow_listen
+            .or(file.openflow_listen)
+            .unwrap_or_else(|| DEFAULT_OPENFLOW_LISTEN.to_string());
+        let (openflow_listen, openflow_ssl) =
+            Endpoint::parse_inet("openflow_listen", &openflow_listen_s)?;
+        let ovsdb_listen_s = flags
+            .ovsdb_listen
+            .or(file.ovsdb_listen)
+            .unwrap_or_else(|| DEFAULT_OVSDB_LISTEN.to_string());
+        let (ovsdb_listen, ovsdb_ssl) = Endpoint::parse_inet("ovsdb_listen", &ovsdb_listen_s)?;
         let ovsdb_raw = if flags.ovsdb.is_empty() {
             file.ovsdb.unwrap_or_default()
         } else {
@@ -324,11 +384,36 @@ impl Config {
             .iter()
             .map(|t| Endpoint::parse("ovsdb", t))
             .collect::<Result<Vec<_>, _>>()?;
-        let openflow_advertise = flags
-            .openflow_advertise
-            .or(file.openflow_advertise)
-            .map(|t| Endpoint::parse_tcp("openflow_advertise", &t))
-            .transpose()?;
+        let openflow_advertise = match flags.openflow_advertise.or(file.openflow_advertise) {
+            None => None,
+            Some(t) => match Endpoint::parse_inet("openflow_advertise", &t)? {
+                (_, true) if !openflow_ssl => return Err(ConfigError::AdvertiseSsl { value: t }),
+                // The switch dials the listener's scheme: `tcp:` here means the address.
+                (a, _) => Some(a),
+            },
+        };
+        let tls = southbound_tls(
+            TlsFlagValues {
+                private_key: flags.private_key.or(file.private_key),
+                certificate: flags.certificate.or(file.certificate),
+                ca_cert: flags.ca_cert.or(file.ca_cert),
+            },
+            [
+                ("openflow_listen", openflow_ssl, openflow_listen_s.as_str()),
+                ("ovsdb_listen", ovsdb_ssl, ovsdb_listen_s.as_str()),
+            ]
+            .into_iter()
+            .chain(
+                ovsdb_raw
+                    .iter()
+                    .zip(&ovsdb)
+                    .map(|(raw, e)| ("ovsdb", matches!(e, Endpoint::Ssl(_)), raw.as_str())),
+            ),
+        )?;
+        let api_tls = tls::api_tls(
+            flags.api_certificate.or(file.api_certificate),
+            flags.api_private_key.or(file.api_private_key),
+        )?;
         let max_connections = flags
             .max_connections
             .or(file.max_connections)
@@ -385,9 +470,13 @@ impl Config {
             data_dir,
             api_token,
             openflow_listen,
+            openflow_ssl,
             ovsdb_listen,
+            ovsdb_ssl,
             ovsdb,
             openflow_advertise,
+            tls,
+            api_tls,
             max_connections,
             log: flags.log.or(file.log),
             node_grace,
@@ -507,10 +596,11 @@ mod tests {
         ));
         assert!(Endpoint::parse("x", "tcp:1.2.3.4").is_err());
         assert!(Endpoint::parse("x", "tcp:host:1").is_err());
-        assert!(matches!(
-            Endpoint::parse("x", "ssl:1.2.3.4:6640"),
-            Err(ConfigError::Ssl { .. })
-        ));
+        assert_eq!(
+            Endpoint::parse("x", "ssl:1.2.3.4:6640").unwrap(),
+            Endpoint::Ssl("1.2.3.4:6640".parse().unwrap())
+        );
+        assert!(Endpoint::parse("x", "ssl:1.2.3.4").is_err());
     }
 
     #[test]
@@ -612,7 +702,7 @@ mod tests {
         let all: FileConfig = toml::from_str(&uncommented).unwrap();
         assert!(all.api_token_file.is_some() && all.etcd.is_some() && all.instance.is_some());
         // One line per FileConfig key.
-        assert_eq!(uncommented.matches(" = ").count(), 14, "{uncommented}");
+        assert_eq!(uncommented.matches(" = ").count(), 19, "{uncommented}");
     }
 
     #[test]

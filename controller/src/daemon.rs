@@ -49,6 +49,18 @@ pub struct Daemon {
 impl Daemon {
     /// Opens the store (refusing corrupt data), loads the model and starts the API.
     pub async fn start(cfg: &Config) -> anyhow::Result<Daemon> {
+        // Certificates first: a bad file must stop weftd before anything starts.
+        let tls = match &cfg.tls {
+            Some(files) => Some(crate::tls::SouthboundTls::load(files)?),
+            None => None,
+        };
+        let api_tls = match &cfg.api_tls {
+            Some(f) => Some(crate::tls::api_server_config(
+                &f.certificate,
+                &f.private_key,
+            )?),
+            None => None,
+        };
         let store = open_store(cfg).await?;
         let (controller, writer) = ModelWriter::start(store)?;
         let m = controller.snapshot();
@@ -82,7 +94,7 @@ impl Daemon {
             status_stop.clone(),
         ));
         let southbound = async {
-            let openflow = crate::southbound::openflow::serve(
+            let openflow = crate::southbound::openflow::serve_with_tls(
                 cfg.openflow_listen,
                 crate::southbound::openflow::OpenFlowContext {
                     topology: nodes.clone(),
@@ -91,11 +103,13 @@ impl Daemon {
                     ownership: ownership.clone(),
                 },
                 southbound_stop.clone(),
+                Default::default(),
+                tls.clone().filter(|_| cfg.openflow_ssl),
             )
             .await
             .map_err(|e| anyhow::anyhow!("OpenFlow listener {}: {e}", cfg.openflow_listen))?;
             let ovsdb = crate::southbound::ovsdb::serve(
-                OvsdbSouthbound::from_config(cfg),
+                OvsdbSouthbound::from_config(cfg, tls.clone()),
                 OvsdbContext {
                     topology: nodes.clone(),
                     channels: channels.clone(),
@@ -121,12 +135,15 @@ impl Daemon {
             ovsdb = ?ovsdb.local_addr(),
             openflow = %openflow.local_addr,
             advertise = ?cfg.openflow_advertise,
+            openflow_tls = cfg.openflow_ssl,
+            ovsdb_tls = cfg.ovsdb_ssl,
             "southbound listening"
         );
         let settings = ApiSettings {
             listen: cfg.api_listen,
             token: cfg.api_token.clone(),
             max_connections: cfg.max_connections,
+            tls: api_tls,
         };
         let (api_addr, server) = match crate::api::serve(
             &settings,
@@ -144,10 +161,10 @@ impl Daemon {
                 return Err(e);
             }
         };
-        tracing::info!(%api_addr, auth = cfg.api_token.is_some(), "API listening");
+        tracing::info!(%api_addr, auth = cfg.api_token.is_some(), https = cfg.api_tls.is_some(), "API listening");
         ownership.set_info(crate::cluster::InstanceInfo {
             api: api_addr.to_string(),
-            openflow_advertise: cfg.openflow_advertise.map(|a| format!("tcp:{a}")),
+            openflow_advertise: advertised_target(cfg),
         });
         tokio::spawn(crate::cluster::events::announce(
             ownership.clone(),
@@ -206,6 +223,12 @@ impl Daemon {
         drop(self.controller);
         self.writer.shutdown().await;
     }
+}
+
+/// The OpenFlow target written into br-int's Controller rows, in the listener's scheme.
+fn advertised_target(cfg: &Config) -> Option<String> {
+    let scheme = if cfg.openflow_ssl { "ssl" } else { "tcp" };
+    cfg.openflow_advertise.map(|a| format!("{scheme}:{a}"))
 }
 
 /// The embedded store in `data_dir`, or in cluster mode the etcd store.
@@ -281,7 +304,7 @@ async fn start_cluster(
         instance: cfg.instance.clone(),
         info: InstanceInfo {
             api: api_addr.to_string(),
-            openflow_advertise: cfg.openflow_advertise.map(|a| format!("tcp:{a}")),
+            openflow_advertise: advertised_target(cfg),
         },
         owner_lease: cfg.owner_lease,
     };

@@ -33,5 +33,6 @@ pub mod reconcile;
 pub mod service;
 pub mod southbound;
 pub mod store;
+pub mod tls;
 pub mod topology;
 pub mod ui;

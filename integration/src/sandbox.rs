@@ -367,6 +367,13 @@ impl OvsSandbox {
                 for r in self.remotes().iter() {
                     cmd = cmd.arg(format!("--remote={r}"));
                 }
+                // As ovs-ctl starts it: `ovs-vsctl set-ssl` takes effect for ssl: managers
+                // (harmless while the SSL table is empty).
+                cmd = cmd.args([
+                    "--private-key=db:Open_vSwitch,SSL,private_key",
+                    "--certificate=db:Open_vSwitch,SSL,certificate",
+                    "--ca-cert=db:Open_vSwitch,SSL,ca_cert",
+                ]);
             }
             Daemon::Vswitchd => {
                 cmd = cmd.arg(self.db_target());

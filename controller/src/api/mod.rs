@@ -9,6 +9,7 @@
 
 pub mod auth;
 mod cluster;
+mod https;
 pub mod params;
 mod routing;
 pub mod scrape;
@@ -604,6 +605,8 @@ pub struct ApiSettings {
     pub listen: SocketAddr,
     pub token: Option<String>,
     pub max_connections: u32,
+    /// Serve HTTPS (and WSS) with this config ([`crate::tls::api_server_config`]).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Binds the API port and starts serving. Returns the bound address (useful with port 0)
@@ -626,6 +629,55 @@ pub async fn serve(
         .max_request_body_size(1024 * 1024)
         .max_response_body_size(256 * 1024 * 1024)
         .build();
+    if let Some(tls) = &settings.tls {
+        let builder = Server::builder()
+            .set_config(config)
+            .set_http_middleware(middleware)
+            .to_service_builder();
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+        let addr = listener.local_addr()?;
+        let methods: jsonrpsee::server::Methods = rpc_module(ctx)?.into();
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.clone());
+        // `stopped()` on the handle resolves once this loop and every connection (each
+        // holding a clone of `stop`) ended.
+        let (stop, handle) = jsonrpsee::server::stop_channel();
+        // `--max-connections` as the plain server enforces it, counted from the accept.
+        let slots = Arc::new(tokio::sync::Semaphore::new(
+            settings.max_connections as usize,
+        ));
+        tokio::spawn(async move {
+            loop {
+                let (tcp, peer) = tokio::select! {
+                    _ = stop.clone().shutdown() => break,
+                    a = https::next(&listener) => a,
+                };
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!(%peer, "API connection refused: too many connections");
+                    continue;
+                };
+                let service = builder.clone().build(methods.clone(), stop.clone());
+                let acceptor = acceptor.clone();
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let Some(tls) = https::handshake(&acceptor, tcp, peer).await else {
+                        return;
+                    };
+                    let served = jsonrpsee::server::serve_with_graceful_shutdown(
+                        tls,
+                        service,
+                        stop.shutdown(),
+                    );
+                    if let Err(e) = served.await {
+                        tracing::debug!(%peer, error = %e, "API connection ended");
+                    }
+                    drop(slot);
+                });
+            }
+        });
+        return Ok((addr, handle));
+    }
     let server = Server::builder()
         .set_config(config)
         .set_http_middleware(middleware)

@@ -66,13 +66,64 @@ fn headers(token_file: &Option<PathBuf>) -> Result<HeaderMap, Failure> {
     Ok(h)
 }
 
+/// The API's URLs: `(HTTP, WebSocket)`, from any of the four schemes.
+fn urls(server: &str) -> Result<(String, String), Failure> {
+    let (secure, rest) = match server.split_once("://") {
+        Some(("http" | "ws", rest)) => (false, rest),
+        Some(("https" | "wss", rest)) => (true, rest),
+        _ => {
+            return Err(Failure::Usage(format!(
+                "bad --server {server:?}: expected http://, https://, ws:// or wss://"
+            )));
+        }
+    };
+    Ok(if secure {
+        (format!("https://{rest}"), format!("wss://{rest}"))
+    } else {
+        (format!("http://{rest}"), format!("ws://{rest}"))
+    })
+}
+
+/// The TLS client config for `--ca-cert` (an https:// server only).
+fn tls_config(
+    ca_cert: &Option<PathBuf>,
+    http_url: &str,
+) -> Result<Option<rustls::ClientConfig>, Failure> {
+    let Some(path) = ca_cert else {
+        return Ok(None);
+    };
+    if !http_url.starts_with("https://") {
+        return Err(Failure::Usage(
+            "--ca-cert needs an https:// (or wss://) --server".into(),
+        ));
+    }
+    weft::tls::api_client_config(path)
+        .map(Some)
+        .map_err(|e| Failure::Usage(e.to_string()))
+}
+
 fn classify(server: &str, e: ClientError) -> Failure {
     match e {
         ClientError::Call(obj) => Failure::Api(format!("{} (code {})", obj.message(), obj.code())),
         ClientError::Transport(t) => {
-            let msg = t.to_string();
+            // hyper's own message ("client error (Connect)") hides the cause (a refused
+            // connection, an untrusted certificate): say the whole chain.
+            let mut msg = t.to_string();
+            let mut source = t.source();
+            while let Some(e) = source {
+                let next = e.to_string();
+                if !msg.contains(&next) {
+                    msg = format!("{msg}: {next}");
+                }
+                source = e.source();
+            }
             if msg.contains("401") {
                 Failure::Api("unauthorized: missing or wrong token (--token-file)".into())
+            } else if msg.contains("certificate") {
+                Failure::Unreachable(format!(
+                    "cannot reach weftd at {server}: its TLS certificate was not accepted ({msg}); \
+                     pass the CA that signed it with --ca-cert FILE"
+                ))
             } else {
                 Failure::Unreachable(format!("cannot reach weftd at {server}: {msg}"))
             }
@@ -94,8 +145,10 @@ async fn request(client: &HttpClient, server: &str, method: &str, p: P) -> Resul
 async fn run(cli: Cli) -> Result<(), Failure> {
     let hdrs = headers(&cli.token_file)?;
     let server = cli.server.clone();
+    let (http_url, ws_url) = urls(&server)?;
+    let tls = tls_config(&cli.ca_cert, &http_url)?;
     if let Cmd::Events = cli.cmd {
-        return follow_events(&server, hdrs, cli.json).await;
+        return follow_events(&server, &ws_url, tls, hdrs, cli.json).await;
     }
     if let Cmd::OfpPrint { hex, roundtrip } = &cli.cmd {
         return ofp_print(hex.as_deref(), *roundtrip);
@@ -110,10 +163,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         return Ok(());
     }
     // Listing 100k ports is tens of MiB; the server caps responses at 256 MiB.
-    let client = HttpClientBuilder::default()
+    let mut builder = HttpClientBuilder::default()
         .max_response_size(256 * 1024 * 1024)
-        .set_headers(hdrs)
-        .build(&server)
+        .set_headers(hdrs);
+    if let Some(tls) = tls {
+        builder = builder.with_custom_cert_store(tls);
+    }
+    let client = builder
+        .build(&http_url)
         .map_err(|e| Failure::Usage(format!("bad --server {server:?}: {e}")))?;
     let (method, params, view) = match cli.cmd {
         Cmd::Switch(c) => match c {
@@ -339,17 +396,19 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn follow_events(server: &str, hdrs: HeaderMap, json_out: bool) -> Result<(), Failure> {
-    let ws_url = if let Some(rest) = server.strip_prefix("http://") {
-        format!("ws://{rest}")
-    } else if let Some(rest) = server.strip_prefix("https://") {
-        format!("wss://{rest}")
-    } else {
-        server.to_string()
-    };
-    let client = WsClientBuilder::default()
-        .set_headers(hdrs)
-        .build(&ws_url)
+async fn follow_events(
+    server: &str,
+    ws_url: &str,
+    tls: Option<rustls::ClientConfig>,
+    hdrs: HeaderMap,
+    json_out: bool,
+) -> Result<(), Failure> {
+    let mut builder = WsClientBuilder::default().set_headers(hdrs);
+    if let Some(tls) = tls {
+        builder = builder.with_custom_cert_store(tls);
+    }
+    let client = builder
+        .build(ws_url)
         .await
         .map_err(|e| classify(server, e))?;
     let mut sub = client

@@ -12,7 +12,8 @@ use clap::{Args, Parser, Subcommand};
     about = "Command-line client for the Weft controller"
 )]
 pub struct Cli {
-    /// weftd API URL.
+    /// weftd API URL: http://, https:// (weftd run with --api-certificate), or the
+    /// ws:// / wss:// form of the same address.
     #[arg(
         long,
         global = true,
@@ -20,6 +21,10 @@ pub struct Cli {
         default_value = "http://127.0.0.1:6690"
     )]
     pub server: String,
+    /// CA certificate (PEM) that signed weftd's API certificate: an https:// server's
+    /// certificate is verified against it (chain and name) instead of the system's CAs.
+    #[arg(long, global = true, env = "WEFT_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
     /// File holding the API bearer token.
     #[arg(long, global = true, env = "WEFT_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,

@@ -11,11 +11,11 @@ use bytes::BytesMut;
 use futures::{Sink, SinkExt, StreamExt};
 use openflow::codec::CodecError;
 use openflow::session::{CloseReason, Session, SessionEvent};
-use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
 use super::codec::{Frame, LenientCodec, Noise};
+use crate::tls::Transport;
 
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +47,7 @@ const SHRINK_BUFFER_ABOVE: usize = 64 * 1024;
 
 /// A socket plus its session.
 pub(super) struct Conn {
-    pub(super) framed: Framed<TcpStream, LenientCodec>,
+    pub(super) framed: Framed<Box<dyn Transport>, LenientCodec>,
     pub(super) session: Session,
     pub(super) label: String,
     pub(super) shutdown: CancellationToken,

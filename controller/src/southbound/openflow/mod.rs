@@ -5,8 +5,15 @@
 //! only the difference, inside one atomic ordered bundle followed by a barrier. Never a
 //! flush: a reconnect or a weftd restart leaves traffic flowing.
 //!
-//! Wiring (weftd): `serve(cfg.openflow_listen, topology, channels, observed, shutdown_token)`; the
-//! returned [`OpenFlowServer`] reports the bound address and counters.
+//! Wiring (weftd): `serve(cfg.openflow_listen, topology, channels, observed, shutdown_token)`
+//! (`serve_with_tls` for an `ssl:` listener); the returned [`OpenFlowServer`] reports the
+//! bound address and counters.
+//!
+//! Over TLS, the switch's certificate must name the node whose datapath id it claims:
+//! once the datapath id is associated with a node (a bridge of the OVSDB node with that
+//! system-id), the certificate's CN name ([`crate::tls::PeerIdentity::names`]) must be
+//! that system-id, or the connection is closed before it claims the node or touches a
+//! flow, with a warning naming the peer, the CN and the claimed node.
 //!
 //! One module per concept:
 //! - `codec`: framing (frame bounds, PACKET_INs dropped undecoded, undecodable frames
@@ -37,7 +44,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use openflow::session::{Session, SessionConfig};
-use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
@@ -45,6 +51,7 @@ use tokio_util::sync::CancellationToken;
 use crate::channels::Channels;
 use crate::cluster::Ownership;
 use crate::observed::ObservedState;
+use crate::tls::{PeerIdentity, SouthboundTls, Transport};
 use crate::topology::TransportNodes;
 
 use association::{Holder, associate, claim, set_connected};
@@ -177,6 +184,19 @@ pub async fn serve_with(
     shutdown: CancellationToken,
     settings: OpenFlowSettings,
 ) -> std::io::Result<OpenFlowServer> {
+    serve_with_tls(listen, ctx, shutdown, settings, None).await
+}
+
+/// [`serve_with`], as an `ssl:` listener when `tls` is given: every switch must complete
+/// a mutual TLS handshake (a certificate signed by the CA) and its certificate must name
+/// the node it serves. A failed handshake closes that connection only.
+pub async fn serve_with_tls(
+    listen: SocketAddr,
+    ctx: OpenFlowContext,
+    shutdown: CancellationToken,
+    settings: OpenFlowSettings,
+    tls: Option<SouthboundTls>,
+) -> std::io::Result<OpenFlowServer> {
     let OpenFlowContext {
         topology,
         channels,
@@ -186,7 +206,7 @@ pub async fn serve_with(
     // A deep accept queue: thousands of switches connect at once after a weftd restart.
     let listener = ovsdb::listen_tcp(&listen.to_string(), ovsdb::LISTEN_BACKLOG).await?;
     let local_addr = listener.local_addr()?;
-    tracing::info!(%local_addr, "OpenFlow listener up");
+    tracing::info!(%local_addr, tls = tls.is_some(), "OpenFlow listener up");
     let stats = Arc::new(OpenFlowStats::default());
     let ctx = Arc::new(Ctx {
         current: std::sync::Mutex::new(BTreeMap::new()),
@@ -211,7 +231,21 @@ pub async fn serve_with(
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let ctx = ctx.clone();
-                    tokio::spawn(async move { run_connection(stream, peer, ctx).await });
+                    let tls = tls.clone();
+                    tokio::spawn(async move {
+                        let (stream, identity): (Box<dyn Transport>, _) = match tls {
+                            None => (Box::new(stream), None),
+                            Some(tls) => match tls.accept(stream).await {
+                                Ok((s, id)) => (s, Some(id)),
+                                Err(e) => {
+                                    tracing::warn!(%peer, error = %e,
+                                        "OpenFlow TLS handshake failed; connection closed");
+                                    return;
+                                }
+                            },
+                        };
+                        run_connection(stream, peer, identity, ctx).await
+                    });
                 }
                 Err(e) => {
                     // E.g. out of file descriptors: back off instead of spinning.
@@ -248,9 +282,17 @@ struct Ctx {
     resyncs: tokio::sync::Semaphore,
 }
 
-async fn run_connection(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
+async fn run_connection(
+    stream: Box<dyn Transport>,
+    peer: SocketAddr,
+    identity: Option<PeerIdentity>,
+    ctx: Arc<Ctx>,
+) {
     let label = peer.to_string();
-    tracing::info!(%peer, "OpenFlow connection accepted");
+    match &identity {
+        Some(id) => tracing::info!(%peer, cn = %id.common_name, "OpenFlow TLS connection accepted"),
+        None => tracing::info!(%peer, "OpenFlow connection accepted"),
+    }
     let mut conn = Conn {
         framed: Framed::new(stream, LenientCodec::default()),
         session: Session::new(ctx.settings.session, std::time::Instant::now(), &label),
@@ -285,6 +327,12 @@ async fn run_connection(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
             return;
         }
     };
+    if let Some(id) = identity.as_ref().filter(|id| !id.names(&node)) {
+        tracing::warn!(%peer, cn = %id.common_name, claimed_node = %node,
+            dpid = %format_args!("{dpid:016x}"),
+            "OpenFlow switch refused: its certificate does not name the node whose datapath id it claims; connection closed");
+        return;
+    }
     conn.label = format!("{node} ({peer})");
     conn.session.set_label(conn.label.clone());
     if let Err(e) = claim(&mut conn, &ctx, &node, id, peer).await {

@@ -46,6 +46,7 @@ impl Session {
                 return Ok(());
             }
         };
+        self.check_identity(&settings.id)?;
         let id = settings.id.clone();
         let mapping_errors = settings.mapping_errors.clone();
         if !self.identify(settings) {

@@ -17,6 +17,12 @@
 //!   [`PatchSpec`](crate::desired::PatchSpec)s, and writes `external_ids:weft-installed`
 //!   from the set of ports whose flows the OpenFlow side confirmed.
 //!
+//! Over TLS (an `ssl:` listener or target, [`crate::tls::SouthboundTls`]) the peer's
+//! certificate must be signed by the CA, and its CN must name the system-id the
+//! `Open_vSwitch` row states ([`crate::tls::PeerIdentity::names`]): otherwise the session
+//! ends before its first write, with a warning naming the peer, the CN and the claimed
+//! system-id. A failed handshake closes that connection only, never the listener.
+//!
 //! A session never writes a row Weft does not own: tunnel ports are recognised by
 //! `external_ids:weft-remote`, patch ports (on br-int and on a mapped bridge) by
 //! `external_ids:weft-physnet`, and `weft-installed` is the only key set on VM
@@ -48,7 +54,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ovsdb::{ClientConfig, Listener};
+use ovsdb::{Client, ClientConfig, Listener};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -57,6 +63,7 @@ use crate::channels::Channels;
 use crate::cluster::Ownership;
 use crate::config::{Config, Endpoint};
 use crate::observed::ObservedState;
+use crate::tls::{PeerIdentity, SouthboundTls};
 use crate::topology::TransportNodes;
 
 /// `external_ids` keys of the hypervisor's root row and interfaces (DESIGN.md §3).
@@ -86,10 +93,16 @@ pub const CONTROLLER_MAX_BACKOFF_MS: i64 = 1000;
 pub struct OvsdbSouthbound {
     /// Manager listener (`tcp:0.0.0.0:6640` by default); `None` listens nowhere.
     pub listen: Option<SocketAddr>,
+    /// The manager listener is `ssl:` (needs [`Self::tls`]).
+    pub listen_ssl: bool,
+    /// Certificates for the `ssl:` listener and `ssl:` active targets.
+    pub tls: Option<SouthboundTls>,
     /// Active targets (`tcp:IP:PORT`, `unix:PATH`), dialled and redialled with backoff.
     pub active: Vec<Endpoint>,
     /// What each br-int's Controller row points at; `None` leaves Controller rows alone.
     pub openflow_advertise: Option<SocketAddr>,
+    /// Write the Controller target as `ssl:` (the OpenFlow listener is `ssl:`).
+    pub advertise_ssl: bool,
     /// Idle time after which we `echo` a peer; it is dead after as long again.
     pub inactivity_probe: Duration,
     /// How long one request (get_schema, monitor, transact) may take.
@@ -128,8 +141,11 @@ impl Default for OvsdbSouthbound {
     fn default() -> Self {
         OvsdbSouthbound {
             listen: Some(SocketAddr::from(([0, 0, 0, 0], 6640))),
+            listen_ssl: false,
+            tls: None,
             active: Vec::new(),
             openflow_advertise: None,
+            advertise_ssl: false,
             inactivity_probe: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             event_capacity: 256,
@@ -142,12 +158,16 @@ impl Default for OvsdbSouthbound {
 }
 
 impl OvsdbSouthbound {
-    /// The southbound part of weftd's configuration.
-    pub fn from_config(cfg: &Config) -> Self {
+    /// The southbound part of weftd's configuration; `tls` is what weftd loaded from
+    /// [`Config::tls`].
+    pub fn from_config(cfg: &Config, tls: Option<SouthboundTls>) -> Self {
         OvsdbSouthbound {
             listen: Some(cfg.ovsdb_listen),
+            listen_ssl: cfg.ovsdb_ssl,
+            tls,
             active: cfg.ovsdb.clone(),
             openflow_advertise: cfg.openflow_advertise,
+            advertise_ssl: cfg.openflow_ssl,
             node_hold: cfg.node_grace,
             ..Default::default()
         }
@@ -165,7 +185,8 @@ impl OvsdbSouthbound {
     }
 
     fn controller_target(&self) -> Option<String> {
-        self.openflow_advertise.map(|a| format!("tcp:{a}"))
+        let scheme = if self.advertise_ssl { "ssl" } else { "tcp" };
+        self.openflow_advertise.map(|a| format!("{scheme}:{a}"))
     }
 }
 
@@ -228,18 +249,37 @@ pub async fn serve(
     ctx: OvsdbContext,
     shutdown: CancellationToken,
 ) -> io::Result<OvsdbServer> {
+    let needs_tls = cfg.listen_ssl && cfg.listen.is_some()
+        || cfg.active.iter().any(|e| matches!(e, Endpoint::Ssl(_)));
+    if needs_tls && cfg.tls.is_none() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "ssl: OVSDB listener or target without TLS certificates",
+        ));
+    }
     let listener = match cfg.listen {
         Some(addr) => {
-            let l = Listener::bind(&addr.to_string(), cfg.client_config())
-                .await
-                .map_err(|e| io::Error::new(e.kind(), format!("OVSDB listener {addr}: {e}")))?;
-            Some(l)
+            let bound =
+                |e: io::Error| io::Error::new(e.kind(), format!("OVSDB listener {addr}: {e}"));
+            match (&cfg.tls, cfg.listen_ssl) {
+                (Some(tls), true) => Some(Passive::Tls(
+                    ovsdb::listen_tcp(&addr.to_string(), ovsdb::LISTEN_BACKLOG)
+                        .await
+                        .map_err(bound)?,
+                    tls.clone(),
+                )),
+                _ => Some(Passive::Plain(
+                    Listener::bind(&addr.to_string(), cfg.client_config())
+                        .await
+                        .map_err(bound)?,
+                )),
+            }
         }
         None => None,
     };
-    let local_addr = listener.as_ref().map(Listener::local_addr).transpose()?;
+    let local_addr = listener.as_ref().map(Passive::local_addr).transpose()?;
     if let Some(addr) = local_addr {
-        tracing::info!(%addr, "OVSDB manager listener up");
+        tracing::info!(%addr, tls = cfg.listen_ssl, "OVSDB manager listener up");
     }
     if cfg.openflow_advertise.is_none() {
         tracing::warn!(
@@ -286,7 +326,45 @@ impl Shared {
     }
 }
 
-async fn run(shared: Arc<Shared>, listener: Option<Listener>, shutdown: CancellationToken) {
+/// The manager listener: plain (the ovsdb crate's) or TLS (accepted here, handshaken on
+/// the connection's own task so a slow or failing peer never holds the listener).
+enum Passive {
+    Plain(Listener),
+    Tls(tokio::net::TcpListener, SouthboundTls),
+}
+
+impl Passive {
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        match self {
+            Passive::Plain(l) => l.local_addr(),
+            Passive::Tls(l, _) => l.local_addr(),
+        }
+    }
+}
+
+/// A connection accepted by [`Passive`], not yet a client for TLS ones.
+enum Accepted {
+    Plain(Client, tokio::sync::mpsc::Receiver<ovsdb::Event>),
+    Tls(tokio::net::TcpStream, SouthboundTls),
+}
+
+impl Passive {
+    async fn accept(&self) -> io::Result<(Accepted, SocketAddr)> {
+        match self {
+            Passive::Plain(l) => {
+                let (c, e, peer) = l.accept().await?;
+                Ok((Accepted::Plain(c, e), peer))
+            }
+            Passive::Tls(l, tls) => {
+                let (s, peer) = l.accept().await?;
+                s.set_nodelay(true)?;
+                Ok((Accepted::Tls(s, tls.clone()), peer))
+            }
+        }
+    }
+}
+
+async fn run(shared: Arc<Shared>, listener: Option<Passive>, shutdown: CancellationToken) {
     let mut tasks = JoinSet::new();
     for target in shared.cfg.active.clone() {
         tasks.spawn(dial_loop(shared.clone(), target, shutdown.clone()));
@@ -301,7 +379,7 @@ async fn run(shared: Arc<Shared>, listener: Option<Listener>, shutdown: Cancella
     }
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: Listener, shutdown: CancellationToken) {
+async fn accept_loop(shared: Arc<Shared>, listener: Passive, shutdown: CancellationToken) {
     let mut sessions = JoinSet::new();
     loop {
         tokio::select! {
@@ -312,20 +390,46 @@ async fn accept_loop(shared: Arc<Shared>, listener: Listener, shutdown: Cancella
                 }
             }
             accepted = listener.accept() => match accepted {
-                Ok((client, events, peer)) => {
+                Ok((accepted, peer)) => {
                     let Ok(permit) = shared.slots.clone().try_acquire_owned() else {
                         tracing::warn!(%peer, max = shared.cfg.max_sessions,
                             "OVSDB connection refused: too many sessions");
-                        client.close().await;
+                        if let Accepted::Plain(client, _) = accepted {
+                            client.close().await;
+                        }
                         continue;
                     };
-                    tracing::info!(%peer, "OVSDB manager connection accepted");
                     let shared = shared.clone();
                     let shutdown = shutdown.clone();
                     sessions.spawn(async move {
-                        Session::new(shared, format!("tcp:{peer}"))
-                            .run(client, events, shutdown)
-                            .await;
+                        let (client, events, session) = match accepted {
+                            Accepted::Plain(client, events) => {
+                                tracing::info!(%peer, "OVSDB manager connection accepted");
+                                (client, events, Session::new(shared, format!("tcp:{peer}")))
+                            }
+                            Accepted::Tls(tcp, tls) => {
+                                let handshake = tokio::select! {
+                                    _ = shutdown.cancelled() => return,
+                                    h = tls.accept(tcp) => h,
+                                };
+                                let (stream, id) = match handshake {
+                                    Ok(ok) => ok,
+                                    Err(e) => {
+                                        tracing::warn!(%peer, error = %e,
+                                            "OVSDB TLS handshake failed; connection closed");
+                                        return;
+                                    }
+                                };
+                                tracing::info!(%peer, cn = %id.common_name,
+                                    "OVSDB manager TLS connection accepted");
+                                let (client, events) =
+                                    Client::from_stream(stream, shared.cfg.client_config());
+                                let session = Session::new(shared, format!("ssl:{peer}"))
+                                    .with_identity(id);
+                                (client, events, session)
+                            }
+                        };
+                        session.run(client, events, shutdown).await;
                         drop(permit);
                     });
                 }
@@ -355,12 +459,14 @@ async fn dial_loop(shared: Arc<Shared>, target: Endpoint, shutdown: Cancellation
     loop {
         let attempt = tokio::select! {
             _ = shutdown.cancelled() => return,
-            r = ovsdb::connect(&peer, shared.cfg.client_config()) => r,
+            r = dial(&shared.cfg, &target) => r,
         };
         match attempt {
-            Ok((client, events)) => {
-                tracing::info!(%peer, "OVSDB connected");
+            Ok((client, events, identity)) => {
+                tracing::info!(%peer, cn = identity.as_ref().map(|i| i.common_name.as_str()),
+                    "OVSDB connected");
                 let mut session = Session::new(shared.clone(), peer.clone());
+                session.identity = identity;
                 session.run_ref(client, events, shutdown.clone()).await;
                 if session.node.is_some() {
                     backoff = shared.cfg.min_backoff;
@@ -376,6 +482,45 @@ async fn dial_loop(shared: Arc<Shared>, target: Endpoint, shutdown: Cancellation
             _ = tokio::time::sleep(backoff + jitter) => {}
         }
         backoff = (backoff * 2).min(shared.cfg.max_backoff);
+    }
+}
+
+/// Why dialling an active target failed.
+#[derive(Debug, thiserror::Error)]
+enum DialError {
+    #[error("{0}")]
+    Client(#[from] ovsdb::ClientError),
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("{0}")]
+    Tls(#[from] crate::tls::HandshakeError),
+}
+
+/// Connects to one active target: `tcp:`/`unix:` through the ovsdb crate, `ssl:` with a
+/// TLS handshake here (the peer's certificate identity comes back with the client).
+async fn dial(
+    cfg: &OvsdbSouthbound,
+    target: &Endpoint,
+) -> Result<
+    (
+        Client,
+        tokio::sync::mpsc::Receiver<ovsdb::Event>,
+        Option<PeerIdentity>,
+    ),
+    DialError,
+> {
+    match (target, &cfg.tls) {
+        (Endpoint::Ssl(addr), Some(tls)) => {
+            let tcp = tokio::net::TcpStream::connect(addr).await?;
+            tcp.set_nodelay(true)?;
+            let (stream, id) = tls.connect(tcp).await?;
+            let (client, events) = Client::from_stream(stream, cfg.client_config());
+            Ok((client, events, Some(id)))
+        }
+        _ => {
+            let (client, events) = ovsdb::connect(&target.to_string(), cfg.client_config()).await?;
+            Ok((client, events, None))
+        }
     }
 }
 

@@ -33,6 +33,8 @@ pub enum SessionEnd {
     },
     #[error("bad monitor update: {0}")]
     Replica(#[from] ovsdb::ReplicaError),
+    #[error("refused: the certificate (CN {cn:?}) does not name system-id {system_id:?}")]
+    Refused { cn: String, system_id: String },
 }
 
 /// Most notifications a session holds while one transaction is in flight.
@@ -100,6 +102,8 @@ pub(super) struct Session {
     pub(super) shared: Arc<Shared>,
     pub(super) id: u64,
     pub(super) peer: String,
+    /// The peer's certificate over TLS: it must name the node's system-id.
+    pub(super) identity: Option<PeerIdentity>,
     pub(super) node: Option<NodeSettings>,
     /// The tunnel ports this node needs (the compiler task's answer).
     pub(super) tunnels: Option<watch::Receiver<Arc<BTreeSet<TunnelSpec>>>>,
@@ -183,6 +187,7 @@ impl Session {
             shared,
             id,
             peer,
+            identity: None,
             node: None,
             tunnels: None,
             patches: None,
@@ -193,6 +198,28 @@ impl Session {
             retry_at: None,
             seen: Logged::default(),
             memo: Memo::default(),
+        }
+    }
+
+    /// A session over TLS with a peer that presented this certificate.
+    pub(super) fn with_identity(mut self, identity: PeerIdentity) -> Session {
+        self.identity = Some(identity);
+        self
+    }
+
+    /// Over TLS: whether the certificate names this system-id. A session refused here
+    /// has written nothing (it has only read the schema and the monitor).
+    pub(super) fn check_identity(&self, system_id: &str) -> Result<(), SessionEnd> {
+        match &self.identity {
+            Some(id) if !id.names(system_id) => {
+                tracing::warn!(peer = %self.peer, cn = %id.common_name, claimed_system_id = %system_id,
+                    "OVSDB peer refused: its certificate does not name the system-id it claims");
+                Err(SessionEnd::Refused {
+                    cn: id.common_name.clone(),
+                    system_id: system_id.to_string(),
+                })
+            }
+            _ => Ok(()),
         }
     }
 
