@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::Spawned;
 use common::overlay::{Overlay, assert_reaches, free_port};
 use common::pki::{Credential, Pki, api_certificate};
-use integration::lab::{Encap, Hypervisor, Lab};
+use integration::lab::{Encap, Hypervisor, Lab, Vm};
 use serde_json::json;
 use weft::tls::{SouthboundTls, TlsFiles};
 
@@ -119,6 +119,22 @@ fn wait_ovsdb_connected(ov: &Overlay, node: &str, up: bool) {
     }
 }
 
+/// hv1 and hv2 on TLS for both protocols, with certificates naming their system-ids, and
+/// a VM each on switch `blue` (VNI `vni`); returns the VMs once a1 reaches a2.
+fn blue_over_tls(ov: &Overlay, pki: &Pki, vni: u32) -> (Vm, Vm) {
+    for hv in [ov.hv(1), ov.hv(2)] {
+        let cred = pki.sign(hv.system_id(), "switch");
+        connect_over_ssl(ov, hv, &cred, &pki.controller_ca());
+    }
+    ov.call("switch_create", json!({"name": "blue", "vni": vni}));
+    ov.port("blue", "a1", "02:00:00:00:00:01", "10.7.0.1");
+    ov.port("blue", "a2", "02:00:00:00:00:02", "10.7.0.2");
+    let a1 = ov.plug(1, "a1", "02:00:00:00:00:01", "10.7.0.1/24");
+    let a2 = ov.plug(2, "a2", "02:00:00:00:00:02", "10.7.0.2/24");
+    assert_reaches(&a1, "10.7.0.2", ov);
+    (a1, a2)
+}
+
 fn sorted_flows(hv: &Hypervisor) -> Vec<String> {
     let mut f = hv.dump_flows("br-int").unwrap();
     f.sort();
@@ -131,16 +147,7 @@ fn sorted_flows(hv: &Hypervisor) -> Vec<String> {
 fn l2_overlay_over_tls_for_both_protocols() {
     let pki = Pki::init();
     let ov = tls_overlay(2, &pki);
-    for hv in ov.lab.hypervisors() {
-        let cred = pki.sign(hv.system_id(), "switch");
-        connect_over_ssl(&ov, hv, &cred, &pki.controller_ca());
-    }
-    ov.call("switch_create", json!({"name": "blue", "vni": 7001}));
-    ov.port("blue", "a1", "02:00:00:00:00:01", "10.7.0.1");
-    ov.port("blue", "a2", "02:00:00:00:00:02", "10.7.0.2");
-    let a1 = ov.plug(1, "a1", "02:00:00:00:00:01", "10.7.0.1/24");
-    let a2 = ov.plug(2, "a2", "02:00:00:00:00:02", "10.7.0.2/24");
-    assert_reaches(&a1, "10.7.0.2", &ov);
+    let (_a1, a2) = blue_over_tls(&ov, &pki, 7001);
     assert_reaches(&a2, "10.7.0.1", &ov);
     let ip = ov.lab.controller_ip();
     for hv in ov.lab.hypervisors() {
@@ -169,16 +176,7 @@ fn impostors_and_foreign_certificates_are_refused() {
     let foreign = Pki::init();
     let ov = tls_overlay(3, &pki);
     let (hv1, hv2, hv3) = (ov.hv(1), ov.hv(2), ov.hv(3));
-    for hv in [hv1, hv2] {
-        let cred = pki.sign(hv.system_id(), "switch");
-        connect_over_ssl(&ov, hv, &cred, &pki.controller_ca());
-    }
-    ov.call("switch_create", json!({"name": "blue", "vni": 7002}));
-    ov.port("blue", "a1", "02:00:00:00:00:01", "10.7.0.1");
-    ov.port("blue", "a2", "02:00:00:00:00:02", "10.7.0.2");
-    let a1 = ov.plug(1, "a1", "02:00:00:00:00:01", "10.7.0.1/24");
-    let _a2 = ov.plug(2, "a2", "02:00:00:00:00:02", "10.7.0.2/24");
-    assert_reaches(&a1, "10.7.0.2", &ov);
+    let (a1, _a2) = blue_over_tls(&ov, &pki, 7002);
     let hv1_flows = sorted_flows(hv1);
     assert!(!hv1_flows.is_empty());
     let hv3_ip = hv3.transport_ip().to_string();

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::overlay::{INSTALL_TIMEOUT, Overlay};
-use common::{InProcess, http_client};
+use common::{InProcess, http_client, url_encode};
 use integration::lab::Encap;
 use serde_json::{Value, json};
 
@@ -446,17 +446,6 @@ fn strings(v: &Value) -> Vec<String> {
 
 /// Printable ASCII, with characters that a URL fragment must escape.
 const TOKEN: &str = "ui.test/T0ken+&=%";
-
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
 
 /// Three real-OVS hypervisors with a VM each on one switch (so a full tunnel mesh), a
 /// weftd with an API token, and Chromium on `/ui/#token=…`.

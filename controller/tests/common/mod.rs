@@ -292,3 +292,16 @@ pub async fn assert_each_fails_naming_its_field<C: ClientT>(
         "failed calls must change nothing"
     );
 }
+
+/// Percent-encodes everything but RFC 3986's unreserved characters (a query value, a
+/// URL fragment).
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
