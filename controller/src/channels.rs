@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::binding::Bindings;
 use crate::desired::{DesiredNode, PatchSpec, TunnelSpec};
+use crate::plug_trace::PlugTrace;
 
 /// The hub; cheap to share behind an `Arc`.
 #[derive(Debug)]
@@ -23,6 +24,8 @@ pub struct Channels {
     /// Per node, the logical ports whose flows its switch acknowledged (barrier) in the
     /// last install: one map, so the port-status task wakes once for any node's report.
     installed: watch::Sender<Arc<InstalledPorts>>,
+    /// The plugs in flight, each hop stamped by whoever hands it on.
+    pub plugs: PlugTrace,
 }
 
 #[derive(Debug)]
@@ -64,6 +67,7 @@ impl Channels {
             nodes: Mutex::new(BTreeMap::new()),
             bindings: watch::channel(Arc::new(Bindings::default())).0,
             installed: watch::channel(Arc::new(InstalledPorts::new())).0,
+            plugs: PlugTrace::default(),
         })
     }
 
@@ -97,6 +101,8 @@ impl Channels {
             if **d == *desired && !first {
                 return false;
             }
+            self.plugs
+                .compiled(desired.bound_ports.difference(&d.bound_ports));
             *d = desired;
             true
         })
@@ -151,6 +157,10 @@ impl Channels {
         self.installed.send_if_modified(|cur| {
             if cur.get(node).is_some_and(|c| **c == ports) {
                 return false;
+            }
+            match cur.get(node) {
+                Some(before) => self.plugs.installed(ports.difference(before)),
+                None => self.plugs.installed(&ports),
             }
             Arc::make_mut(cur).insert(node.to_owned(), Arc::new(ports));
             true

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod model;
 pub mod northbound;
 pub mod observed;
+pub mod plug_trace;
 pub mod port_status;
 pub mod publish;
 pub mod realize;

@@ -120,6 +120,7 @@ impl PortStatus {
         }
         for port in moved {
             observed.unbind_port(port);
+            channels.plugs.unbound(port);
         }
         for node in &nodes {
             if !is.is_live(node) {
@@ -128,12 +129,14 @@ impl PortStatus {
                 // must not clear them only to set them again a moment later.
                 for (port, _) in now.bindings.on_node(node) {
                     observed.unbind_port(port);
+                    channels.plugs.unbound(port);
                 }
                 continue;
             }
             let installed = now.installed.get(node);
             let mut marks = BTreeSet::new();
             for (port, ofport) in now.bindings.on_node(node) {
+                channels.plugs.bound(port, node, ofport);
                 observed.bind_port(
                     port,
                     PortBinding {

@@ -42,6 +42,26 @@ pub struct Metrics {
     /// From sending an OVSDB `transact` to a hypervisor to reading its reply (applied or
     /// not): how long the southbound waits on ovsdb-server for tunnels, marks and br-int.
     pub ovsdb_transaction: Histogram,
+    /// The hops of a plug ([`crate::plug_trace`]): OVSDB update seen → compiled,
+    /// compiled → installed (barrier), installed → `weft-installed` written.
+    pub plug_hops: PlugHopMetrics,
+}
+
+/// [`Metrics::plug_hops`], one histogram a hop.
+#[derive(Debug)]
+pub struct PlugHopMetrics {
+    pub compile: Histogram,
+    pub install: Histogram,
+    pub mark: Histogram,
+}
+
+impl PlugHopMetrics {
+    /// Records one completed plug.
+    pub fn observe(&self, hops: &crate::plug_trace::PlugHops) {
+        self.compile.observe(hops.compile);
+        self.install.observe(hops.install);
+        self.mark.observe(hops.mark);
+    }
 }
 
 impl Default for Metrics {
@@ -55,6 +75,11 @@ impl Default for Metrics {
             events_lagged: Counter::default(),
             flow_rejections: Counter::default(),
             ovsdb_transaction: Histogram::new(FAST_BUCKETS),
+            plug_hops: PlugHopMetrics {
+                compile: Histogram::new(FAST_BUCKETS),
+                install: Histogram::new(FAST_BUCKETS),
+                mark: Histogram::new(FAST_BUCKETS),
+            },
         }
     }
 }
@@ -182,6 +207,18 @@ impl Metrics {
             &[],
             &m.ovsdb_transaction.snapshot(),
         );
+        e.family(
+            "weft_plug_hop_seconds",
+            "Each hop of a VIF plugged while weftd runs: compile (OVSDB update seen to desired state published), install (to the switch's barrier), mark (to weft-installed written).",
+            Kind::Histogram,
+        );
+        for (hop, h) in [
+            ("compile", &m.plug_hops.compile),
+            ("install", &m.plug_hops.install),
+            ("mark", &m.plug_hops.mark),
+        ] {
+            e.histogram("weft_plug_hop_seconds", &[("hop", hop)], &h.snapshot());
+        }
         let Some(api) = m.api.methods.get() else {
             return;
         };

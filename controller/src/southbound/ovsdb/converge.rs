@@ -208,10 +208,12 @@ impl Session {
         if owner
             && installs_known
             && self.may_write(WriteKind::Installed)
-            && let Some(txn) = self.plan_installed(replica, &node, &vifs)
+            && let Some((txn, marked)) = self.plan_installed(replica, &node, &vifs)
+            && self
+                .write(client, events, WriteKind::Installed, &txn)
+                .await?
         {
-            self.write(client, events, WriteKind::Installed, &txn)
-                .await?;
+            self.plugs_marked(&node.id, &marked);
         }
         Ok(())
     }
@@ -257,6 +259,15 @@ impl Session {
         contents: &BridgeContents,
     ) {
         let ctx = &self.shared.ctx;
+        // VIFs that appeared while this session ran start a plug's trace (those found at
+        // connect were plugged before: nothing to time).
+        if let Some(before) = self.memo.published.as_ref().map(|p| &p.vifs) {
+            for (iface_id, vif) in &contents.vifs {
+                if before.get(iface_id).is_none_or(|b| b.ofport != vif.ofport) {
+                    ctx.channels.plugs.seen(&node.id, vif.ofport);
+                }
+            }
+        }
         ctx.observed.update_node(&node.id, |n: &mut TransportNode| {
             n.encap_ip = Some(node.encap_ip);
             n.encap_type = node.encap_type;
@@ -413,7 +424,7 @@ impl Session {
         replica: &Replica,
         node: &NodeSettings,
         vifs: &BTreeMap<String, Vif>,
-    ) -> Option<Transaction> {
+    ) -> Option<(Transaction, Vec<u32>)> {
         let marks = self
             .marks
             .as_ref()
@@ -423,19 +434,21 @@ impl Session {
         if self.memo.installed_clean.as_ref() == Some(&key) {
             return None;
         }
-        let want: BTreeSet<Uuid> = vifs
+        let want: BTreeMap<Uuid, u32> = vifs
             .values()
             .filter(|v| marks.contains(&v.ofport))
-            .map(|v| v.interface)
+            .map(|v| (v.interface, v.ofport))
             .collect();
+        let mut newly = Vec::new();
         let mut txn = Transaction::new(vswitch::DATABASE);
         let (mut set, mut cleared) = (0, 0);
         for iface in vswitch::cached_rows::<Interface>(replica).flatten() {
             let has = iface.external_ids.get(KEY_INSTALLED).map(String::as_str) == Some("true");
             let marked = iface.external_ids.contains_key(KEY_INSTALLED);
-            if want.contains(&iface.uuid) {
+            if let Some(ofport) = want.get(&iface.uuid) {
                 if !has {
                     vswitch::set_interface_external_id(&mut txn, iface.uuid, KEY_INSTALLED, "true");
+                    newly.push(*ofport);
                     set += 1;
                 }
             } else if marked {
@@ -448,7 +461,29 @@ impl Session {
             return None;
         }
         tracing::info!(node = %node.id, set, cleared, "updating weft-installed");
-        Some(txn)
+        Some((txn, newly))
+    }
+
+    /// `weft-installed` was written on `ofports`: their plugs are complete; each one's
+    /// hops are logged and recorded ([`crate::plug_trace`]).
+    fn plugs_marked(&self, node: &str, ofports: &[u32]) {
+        let ctx = &self.shared.ctx;
+        for ofport in ofports {
+            let Some(hops) = ctx.channels.plugs.marked(node, *ofport) else {
+                continue;
+            };
+            ctx.observed.metrics().plug_hops.observe(&hops);
+            tracing::info!(
+                node,
+                port = %hops.port,
+                ofport,
+                total_ms = ms(hops.total()),
+                compile_ms = ms(hops.compile),
+                install_ms = ms(hops.install),
+                mark_ms = ms(hops.mark),
+                "plug complete: weft-installed set"
+            );
+        }
     }
 }
 
@@ -578,4 +613,9 @@ pub(super) fn ovs_tunnel(t: &TunnelSpec) -> vswitch::TunnelPort {
         key: "flow".into(),
         external_ids: BTreeMap::from([(KEY_REMOTE.to_owned(), t.remote.clone())]),
     }
+}
+
+/// Milliseconds with a tenth, for the plug trace's log line.
+fn ms(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 10_000.0).round() / 10.0
 }

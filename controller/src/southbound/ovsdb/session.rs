@@ -523,7 +523,8 @@ impl Session {
             .is_none_or(|at| *at != self.generation)
     }
 
-    /// Sends one transaction. Notifications that arrive meanwhile are held (up to
+    /// Sends one transaction; `Ok(true)` when the server applied it. Notifications that
+    /// arrive meanwhile are held (up to
     /// [`HOLD_MAX`], then the client's own backpressure applies) rather than left in the
     /// client's channel: a full channel stops the client reading the socket, and so
     /// reading the reply this call waits for.
@@ -533,7 +534,7 @@ impl Session {
         events: &mut mpsc::Receiver<Event>,
         kind: WriteKind,
         txn: &Transaction,
-    ) -> Result<(), SessionEnd> {
+    ) -> Result<bool, SessionEnd> {
         let sent_at = self.generation;
         let guarded;
         let txn = match &self.fence {
@@ -576,7 +577,7 @@ impl Session {
                 // should none come (a write that changed nothing), re-plan anyway.
                 self.retry_at
                     .get_or_insert(Instant::now() + Duration::from_secs(5));
-                Ok(())
+                Ok(true)
             }
             Err(ClientError::Transaction(e)) => {
                 // Usually a `wait` that saw a concurrent change: re-plan on the next
@@ -585,14 +586,14 @@ impl Session {
                     "OVSDB transaction not applied; will re-plan");
                 self.written_at.remove(&kind);
                 self.retry_at = Some(Instant::now() + Duration::from_secs(1));
-                Ok(())
+                Ok(false)
             }
             Err(ClientError::Rpc { method, error }) => {
                 tracing::warn!(node = self.node_name(), ?kind, %method, error = %error,
                     "OVSDB server refused the transaction; will retry");
                 self.written_at.insert(kind, sent_at);
                 self.retry_at = Some(Instant::now() + Duration::from_secs(2));
-                Ok(())
+                Ok(false)
             }
             Err(error) => Err(SessionEnd::Client {
                 step: "transact",
