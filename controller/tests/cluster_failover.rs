@@ -23,7 +23,11 @@ fn ip(s: &str) -> IpAddr {
 
 /// A cluster of 3 instances, 2 hypervisors, one switch with vm1 on hv1 and vm2 on hv2.
 fn setup() -> (ClusterLab, integration::lab::Vm, integration::lab::Vm) {
-    let cl = ClusterLab::start(2, 3);
+    setup_on(ClusterLab::start(2, 3))
+}
+
+/// [`setup`] on a given cluster of 3 instances and 2 hypervisors.
+fn setup_on(cl: ClusterLab) -> (ClusterLab, integration::lab::Vm, integration::lab::Vm) {
     cl.wait_settled(Duration::from_secs(60));
     cl.call(0, "switch_create", json!({"name": "blue", "vni": 5001}));
     for (i, name) in [(1, "vm1"), (2, "vm2"), (3, "vm3")] {
@@ -390,4 +394,115 @@ fn a_rolling_restart_of_every_instance_loses_no_ping() {
             "weft-installed cleared in {unmarked} of {samples} samples"
         );
     }
+}
+
+/// An owner cut off from etcd, and only from etcd (the hypervisors and the other
+/// instances still reach it): it cannot renew its lease, so it stops acting as owner
+/// before the lease runs out, and another instance takes its hypervisor over. No ping is
+/// lost, weft-installed never drops, and a write through the cut instance is refused
+/// with -32010 (store unavailable) rather than hanging. Healed, it registers again and
+/// ownership spreads as rendezvous hashing says, still without loss.
+#[test]
+fn an_owner_cut_off_from_etcd_steps_down_and_rejoins() {
+    let (cl, vm1, _vm2) = setup_on(ClusterLab::start_partitionable(2, 3));
+    let hv1 = cl.lab.hv(0).system_id().to_string();
+    let (owner, generation) = cl.owner(cl.lab.hv(0)).expect("hv1 has an owner");
+    let victim = cl.index(&owner);
+    let other = (0..3).find(|i| *i != victim).unwrap();
+    let ping = vm1.ping_continuous(ip("10.0.0.2"), PING).unwrap();
+    let marks = MarkWatch::start(cl.lab.hv(0), "vm1");
+    std::thread::sleep(Duration::from_secs(1));
+
+    let cut = Instant::now();
+    cl.cut(victim);
+    let (new_owner, new_generation) = loop {
+        if let Some((o, g)) = cl.owner(cl.lab.hv(0))
+            && o != owner
+        {
+            break (o, g);
+        }
+        assert!(
+            cut.elapsed() < LEASE * 4,
+            "no new owner of {hv1} {:?} after {owner} was cut off\n{}",
+            cut.elapsed(),
+            cl.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let takeover = cut.elapsed();
+    eprintln!(
+        "MEASURED: {hv1} owned by {new_owner} {takeover:?} after {owner} was cut off from etcd \
+         (lease {LEASE:?})"
+    );
+    assert!(new_generation > generation, "generation must grow");
+    // The new owner's fence is on hv1 (the cut instance's transactions would fail on it).
+    let want_fence = format!("{new_owner}:{new_generation}");
+    let fenced = Instant::now();
+    while cl.fence(cl.lab.hv(0)).as_deref() != Some(want_fence.as_str()) {
+        assert!(
+            fenced.elapsed() < Duration::from_secs(20),
+            "hv1's fence is {:?}, not {want_fence}\n{}",
+            cl.fence(cl.lab.hv(0)),
+            cl.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The cut instance knows it: it says it cannot renew, and refuses writes.
+    assert!(
+        cl.log(victim).contains("cannot renew the cluster lease"),
+        "{}",
+        cl.log(victim)
+    );
+    let asked = Instant::now();
+    let refused = cl.try_call(
+        victim,
+        "switch_create",
+        json!({"name": "while-cut", "vni": 5099}),
+    );
+    eprintln!(
+        "MEASURED: a write through the cut instance answered in {:?}: {refused:?}",
+        asked.elapsed()
+    );
+    let code = match &refused {
+        Err((code, _, _)) => *code,
+        Ok(v) => panic!("a write through the cut instance was not refused: {v}"),
+    };
+    assert_eq!(code, -32010, "{refused:?}");
+
+    std::thread::sleep(Duration::from_secs(1));
+    let report = ping.stop().unwrap();
+    eprintln!(
+        "MEASURED: vm1 -> vm2 every {PING:?} across the cut: {} sent, {} lost",
+        report.summary.transmitted,
+        report.lost()
+    );
+    assert_eq!(report.lost(), 0, "pings lost across the cut: {report:?}");
+    let (samples, unmarked) = marks.stop();
+    assert!(samples > 10, "mark sampled {samples} times");
+    assert_eq!(unmarked, 0, "vm1 lost weft-installed during the cut");
+
+    // Healed: the instance registers again and ownership settles as rendezvous says.
+    let ping = vm1.ping_continuous(ip("10.0.0.2"), PING).unwrap();
+    let healed = Instant::now();
+    cl.heal(victim);
+    let settled = cl.wait_settled(Duration::from_secs(60));
+    eprintln!(
+        "MEASURED: settled {:?} after the heal: {settled:?}",
+        healed.elapsed()
+    );
+    let s = cl.call(other, "cluster_status", json!({}));
+    assert_eq!(s["instances"].as_array().map(Vec::len), Some(3), "{s}");
+    cl.call(
+        victim,
+        "switch_create",
+        json!({"name": "after-heal", "vni": 5098}),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let report = ping.stop().unwrap();
+    eprintln!(
+        "MEASURED: vm1 -> vm2 across the heal: {} sent, {} lost",
+        report.summary.transmitted,
+        report.lost()
+    );
+    assert_eq!(report.lost(), 0, "pings lost across the heal: {report:?}");
 }

@@ -13,6 +13,7 @@ use weft::cluster::rendezvous;
 
 use super::etcd::EtcdCluster;
 use super::overlay::{INSTALL_TIMEOUT, free_port};
+use super::partition::Partition;
 use super::{CallResult, Spawned, call, http_client};
 
 /// One weftd instance of the cluster; `weftd` is `None` while it is down.
@@ -30,10 +31,23 @@ pub struct ClusterLab {
     pub prefix: String,
     pub instances: Vec<Instance>,
     pub rt: tokio::runtime::Runtime,
+    /// Per instance, one [`Partition`] per etcd member that instance talks through (empty
+    /// unless started with [`ClusterLab::start_partitionable`]).
+    pub partitions: Vec<Vec<Partition>>,
 }
 
 impl ClusterLab {
     pub fn start(hypervisors: usize, instances: usize) -> ClusterLab {
+        Self::start_with(hypervisors, instances, false)
+    }
+
+    /// [`ClusterLab::start`] with each instance reaching etcd through partitions of its
+    /// own, so that one instance can be cut off from etcd alone ([`ClusterLab::cut`]).
+    pub fn start_partitionable(hypervisors: usize, instances: usize) -> ClusterLab {
+        Self::start_with(hypervisors, instances, true)
+    }
+
+    fn start_with(hypervisors: usize, instances: usize, partitionable: bool) -> ClusterLab {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -46,7 +60,7 @@ impl ClusterLab {
             .build()
             .expect("lab");
         let prefix = format!("/t{}", uuid::Uuid::new_v4().simple());
-        let instances = (1..=instances)
+        let instances: Vec<Instance> = (1..=instances)
             .map(|i| Instance {
                 name: format!("c{i}"),
                 ports: (free_port(&lab), free_port(&lab)),
@@ -54,12 +68,25 @@ impl ClusterLab {
                 weftd: None,
             })
             .collect();
+        let partitions = if partitionable {
+            (0..instances.len())
+                .map(|_| {
+                    etcd.members
+                        .iter()
+                        .map(|m| Partition::start(([127, 0, 0, 1], m.client_port).into()))
+                        .collect()
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut cl = ClusterLab {
             lab,
             etcd,
             prefix,
             instances,
             rt,
+            partitions,
         };
         for i in 0..cl.instances.len() {
             cl.spawn(i);
@@ -81,7 +108,14 @@ impl ClusterLab {
     /// Starts instance `i` (index) on its name, data directory and ports.
     pub fn spawn(&mut self, i: usize) {
         let ip = self.lab.controller_ip();
-        let endpoints = self.etcd.endpoints();
+        let endpoints = match self.partitions.get(i) {
+            Some(parts) => parts
+                .iter()
+                .map(|p| format!("http://{}", p.addr))
+                .collect::<Vec<_>>()
+                .join(","),
+            None => self.etcd.endpoints(),
+        };
         let inst = &mut self.instances[i];
         let args = [
             "--ovsdb-listen".to_string(),
@@ -101,6 +135,16 @@ impl ClusterLab {
         ];
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         inst.weftd = Some(Spawned::start(inst.data.path(), &args));
+    }
+
+    /// Cuts instance `i` off from every etcd member (it still reaches and is reached by
+    /// everything else).
+    pub fn cut(&self, i: usize) {
+        self.partitions[i].iter().for_each(Partition::cut);
+    }
+
+    pub fn heal(&self, i: usize) {
+        self.partitions[i].iter().for_each(Partition::heal);
     }
 
     pub fn index(&self, name: &str) -> usize {

@@ -7,6 +7,7 @@ pub mod cluster;
 #[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod overlay;
+pub mod partition;
 pub mod pki;
 
 use std::io::{BufRead, BufReader};

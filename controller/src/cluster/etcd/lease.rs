@@ -20,6 +20,9 @@ use super::ClusterSettings;
 use crate::cluster::LeaseClock;
 use crate::store::etcd::endpoints::Endpoints;
 
+/// What etcd-client says when etcd answers a new keep-alive stream with TTL 0.
+const LEASE_GONE: &str = "lease not found";
+
 /// The local deadline after a renewal sent at `sent` for a lease of `ttl`.
 pub fn deadline(sent: Instant, ttl: Duration) -> Instant {
     sent + ttl * 3 / 4
@@ -140,6 +143,12 @@ async fn renew(
             let (member, mut client) = endpoints.current();
             match client.lease_keep_alive(id).await {
                 Ok((k, s)) => *keeper = Some((member, k, s)),
+                // etcd answered the opening keep-alive with TTL 0: the lease expired (this
+                // instance was cut off from etcd for longer than it). etcd-client reports
+                // that as this error; it is an answer, not a failure of the member.
+                Err(etcd_client::Error::LeaseKeepAliveError(m)) if m == LEASE_GONE => {
+                    return Ok(0);
+                }
                 Err(e) => {
                     endpoints.failed(member);
                     return Err(e.to_string());
