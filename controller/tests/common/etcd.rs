@@ -28,12 +28,17 @@ pub struct EtcdCluster {
     _tmp: tempfile::TempDir,
 }
 
+/// A free loopback port for a member started later, drawn below the kernel's ephemeral
+/// range so that no `bind(0)` elsewhere can take it meanwhile (see
+/// `overlay::free_port`); 12000-20000, apart from the range weftd's ports come from.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    for _ in 0..1000 {
+        let port = 12_000 + (uuid::Uuid::new_v4().as_u128() % 8_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in 12000..20000");
 }
 
 impl EtcdCluster {

@@ -170,11 +170,19 @@ impl Overlay {
     }
 }
 
+/// A port free on the lab's controller address, for a weftd started later (and restarted
+/// on the same port). Drawn at random below the kernel's ephemeral range (32768-60999):
+/// a port the kernel hands out for `bind(0)` can be handed out again, to another test's
+/// socket, before weftd binds it ("Address already in use", seen with several labs on
+/// the machine).
 pub fn free_port(lab: &Lab) -> u16 {
-    std::net::TcpListener::bind((lab.controller_ip(), 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap()
+    for _ in 0..1000 {
+        let port = 20_000 + (uuid::Uuid::new_v4().as_u128() % 12_000) as u16;
+        if std::net::TcpListener::bind((lab.controller_ip(), port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000..32000 on {}", lab.controller_ip());
 }
 
 pub fn spawn_weftd(

@@ -91,15 +91,24 @@ pub struct ContinuousPingReport {
     /// many, the Unix time of the last reply before it). With the time, a lost packet can
     /// be matched with what the control plane logged then.
     pub holes: Vec<(u32, u32, Option<f64>)>,
-    /// 1 when the last request `ping` sent had no reply when it was interrupted: it was
-    /// sent less than one interval before the stop, so it was still in flight, not lost.
-    /// `ping` counts it as transmitted and unanswered all the same.
+    /// Requests after the last answered one that were sent less than [`REPLY_WAIT`]
+    /// before the stop: their replies could still have come (on a loaded machine a reply
+    /// can take longer than the interval, so more than one may be outstanding). `ping`
+    /// counts them as transmitted and unanswered all the same.
     pub in_flight: u32,
+    /// The first and last `icmp_seq` answered (for failure messages: requests before the
+    /// first one are lost, not in flight).
+    pub answered_range: Option<(u32, u32)>,
 }
 
+/// How long `ping` waits for a reply (`-W 1`): a request sent less than this before the
+/// stop was not given its chance.
+pub const REPLY_WAIT: Duration = Duration::from_secs(1);
+
 impl ContinuousPingReport {
-    /// The report of a run whose summary and reply lines are in `output`.
-    fn new(summary: PingReport, output: &str, interval: Duration) -> Self {
+    /// The report of a run whose summary and reply lines are in `output`, interrupted at
+    /// `stopped_at` (Unix seconds).
+    fn new(summary: PingReport, output: &str, interval: Duration, stopped_at: f64) -> Self {
         let answered = answered_seqs(output);
         let times = reply_times(output);
         let holes = answered
@@ -107,16 +116,27 @@ impl ContinuousPingReport {
             .filter(|w| w[1] > w[0] + 1)
             .map(|w| (w[0] + 1, w[1] - w[0] - 1, times.get(&w[0]).copied()))
             .collect();
-        // ping numbers its requests 1, 2, ...: the last one sent is `transmitted`.
-        let in_flight = u32::from(
-            summary.transmitted > 0 && answered.binary_search(&summary.transmitted).is_err(),
-        );
+        // ping numbers its requests 1, 2, ...: the last one sent is `transmitted`. Each
+        // request after the last answered one was sent about an interval after the one
+        // before it (estimated from that reply's arrival, which only makes the estimate
+        // later, so more generous to the request).
+        let last = answered.last().copied();
+        let in_flight = match last.and_then(|l| Some((l, *times.get(&l)?))) {
+            Some((l, t)) => (l.saturating_add(1)..=summary.transmitted)
+                .filter(|k| {
+                    let sent = t + f64::from(k - l) * interval.as_secs_f64();
+                    stopped_at - sent < REPLY_WAIT.as_secs_f64()
+                })
+                .count() as u32,
+            None => u32::from(summary.transmitted > 0 && last != Some(summary.transmitted)),
+        };
         ContinuousPingReport {
             summary,
             longest_gap: longest_gap(&answered),
             holes,
             interval,
             in_flight,
+            answered_range: answered.first().copied().zip(last),
         }
     }
 
@@ -181,6 +201,10 @@ impl ContinuousPing {
             });
         };
         let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+        let stopped_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
         let _ = kill(pid, Signal::SIGINT);
         let status = child.wait().map_err(|source| LabError::Spawn {
             command: self.command.clone(),
@@ -206,7 +230,12 @@ impl ContinuousPing {
             },
             other => other,
         })?;
-        Ok(ContinuousPingReport::new(summary, &text, self.interval))
+        Ok(ContinuousPingReport::new(
+            summary,
+            &text,
+            self.interval,
+            stopped_at,
+        ))
     }
 }
 
@@ -298,30 +327,44 @@ rtt min/avg/max/mdev = 0.047/0.250/0.087/0.016 ms\n";
         let mut out: String = [1, 2, 5, 6].iter().map(|&s| line(s)).collect();
         out.push_str("6 packets transmitted, 4 received, 33% packet loss, time 50ms\n");
         let summary = PingReport::parse("ping", &out).unwrap();
-        let r = ContinuousPingReport::new(summary, &out, Duration::from_millis(10));
+        let r = ContinuousPingReport::new(summary, &out, Duration::from_millis(10), 106.6);
         assert_eq!(r.holes, vec![(3, 2, Some(102.5))]);
         assert_eq!((r.lost(), r.in_flight, r.longest_gap), (2, 0, 2));
     }
 
     #[test]
-    fn the_request_in_flight_at_the_stop_is_not_lost() {
-        let report = |seqs: &[u32], transmitted: u32| {
+    fn requests_in_flight_at_the_stop_are_not_lost() {
+        // Replies to seq s arrive at 100 + s/100 s (10 ms apart); `stop` is how long after
+        // the last reply ping was interrupted.
+        let report = |seqs: &[u32], transmitted: u32, stop: f64| {
             let mut out: String = seqs
                 .iter()
-                .map(|s| format!("64 bytes from 10.0.0.2: icmp_seq={s} ttl=64 time=0.1 ms\n"))
+                .map(|s| {
+                    format!(
+                        "[{:.3}] 64 bytes from 10.0.0.2: icmp_seq={s} ttl=64 time=0.1 ms\n",
+                        100.0 + f64::from(*s) / 100.0
+                    )
+                })
                 .collect();
             out.push_str(&format!(
                 "{transmitted} packets transmitted, {} received, 0% packet loss, time 50ms\n",
                 seqs.len()
             ));
             let summary = PingReport::parse("ping", &out).unwrap();
-            ContinuousPingReport::new(summary, &out, Duration::from_millis(10))
+            let last = 100.0 + f64::from(*seqs.last().unwrap_or(&0)) / 100.0;
+            ContinuousPingReport::new(summary, &out, Duration::from_millis(10), last + stop)
         };
         // The 5th request was sent just before SIGINT: in flight, nothing lost.
-        assert_eq!(report(&[1, 2, 3, 4], 5).lost(), 0);
-        // A hole is lost, and so is everything but the last of an unanswered tail.
-        assert_eq!(report(&[1, 2, 4, 5], 5).lost(), 1);
-        assert_eq!(report(&[1, 2, 3], 5).lost(), 1);
-        assert_eq!(report(&[1, 2, 3, 4, 5], 5).lost(), 0);
+        assert_eq!(report(&[1, 2, 3, 4], 5, 0.015).lost(), 0);
+        // A loaded machine: two requests outstanding at the stop.
+        assert_eq!(report(&[1, 2, 3, 4], 6, 0.025).lost(), 0);
+        // Unanswered for longer than ping waits for a reply: lost.
+        assert_eq!(report(&[1, 2, 3], 5, 2.0).lost(), 2);
+        // A hole is lost.
+        assert_eq!(report(&[1, 2, 4, 5], 5, 0.005).lost(), 1);
+        assert_eq!(report(&[1, 2, 3, 4, 5], 5, 0.005).lost(), 0);
+        // Requests before the first reply are lost, whatever the stop.
+        let r = report(&[3, 4, 5], 5, 0.005);
+        assert_eq!((r.lost(), r.answered_range), (2, Some((3, 5))));
     }
 }
