@@ -271,12 +271,16 @@ impl<'a> Cols<'a> {
         }
     }
 
-    fn get(&self, column: &'static str) -> Result<&'a Datum, RowError> {
-        self.row.get(column).ok_or_else(|| self.err(column, "missing"))
+    /// A column that may be absent (a peer that leaves out empty columns): empty.
+    fn get_or_empty(&self, column: &'static str) -> &'a Datum {
+        static EMPTY: std::sync::OnceLock<Datum> = std::sync::OnceLock::new();
+        self.row
+            .get(column)
+            .unwrap_or_else(|| EMPTY.get_or_init(Datum::empty))
     }
 
     fn scalar(&self, column: &'static str) -> Result<Option<&'a Atom>, RowError> {
-        let d = self.get(column)?;
+        let d = self.get_or_empty(column);
         match d.as_set() {
             Some(set) if set.len() > 1 => Err(self.err(column, "several values for one")),
             Some(set) => Ok(set.iter().next()),
@@ -317,7 +321,7 @@ impl<'a> Cols<'a> {
 
     fn uuids(&self, column: &'static str) -> Result<BTreeSet<Uuid>, RowError> {
         let set = self
-            .get(column)?
+            .get_or_empty(column)
             .as_set()
             .ok_or_else(|| self.err(column, "not a set"))?;
         set.iter()
@@ -327,7 +331,7 @@ impl<'a> Cols<'a> {
 
     fn strings(&self, column: &'static str) -> Result<Vec<String>, RowError> {
         let set = self
-            .get(column)?
+            .get_or_empty(column)
             .as_set()
             .ok_or_else(|| self.err(column, "not a set"))?;
         set.iter()
@@ -340,7 +344,7 @@ impl<'a> Cols<'a> {
     }
 
     fn vlan_map(&self, column: &'static str) -> Result<BTreeMap<u16, Uuid>, RowError> {
-        let d = self.get(column)?;
+        let d = self.get_or_empty(column);
         if d.is_empty() {
             return Ok(BTreeMap::new());
         }
@@ -359,7 +363,7 @@ impl<'a> Cols<'a> {
     }
 
     fn map_value(&self, column: &'static str, key: &str) -> Result<Option<String>, RowError> {
-        let d = self.get(column)?;
+        let d = self.get_or_empty(column);
         if d.is_empty() {
             return Ok(None);
         }
