@@ -207,10 +207,17 @@ mod tests {
         };
         v.local_macs.insert(sw, [mac(1)].into());
         reg.report(v.clone());
-        assert_eq!(rx.try_recv().unwrap(), Event::VtepConnected { vtep: "br0".into() });
         assert_eq!(
             rx.try_recv().unwrap(),
-            Event::VtepMacLearned { vtep: "br0".into(), switch: sw, mac: mac(1) }
+            Event::VtepConnected { vtep: "br0".into() }
+        );
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            Event::VtepMacLearned {
+                vtep: "br0".into(),
+                switch: sw,
+                mac: mac(1)
+            }
         );
         let eps = reg.endpoints();
         assert_eq!(eps[&sw][0].macs, vec![mac(1)]);
@@ -224,13 +231,24 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                Event::VtepMacLearned { vtep: "br0".into(), switch: sw, mac: mac(2) },
-                Event::VtepMacAged { vtep: "br0".into(), switch: sw, mac: mac(1) },
+                Event::VtepMacLearned {
+                    vtep: "br0".into(),
+                    switch: sw,
+                    mac: mac(2)
+                },
+                Event::VtepMacAged {
+                    vtep: "br0".into(),
+                    switch: sw,
+                    mac: mac(1)
+                },
             ]
         );
         reg.disconnected("br0");
         let got: Vec<Event> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
-        assert_eq!(got.last(), Some(&Event::VtepDisconnected { vtep: "br0".into() }));
+        assert_eq!(
+            got.last(),
+            Some(&Event::VtepDisconnected { vtep: "br0".into() })
+        );
         assert!(reg.endpoints().is_empty());
         assert!(!reg.get("br0").unwrap().connected);
     }

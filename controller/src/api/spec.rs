@@ -469,7 +469,12 @@ pub const METHODS: &[MethodSpec] = &[
     MethodSpec {
         name: "vtep_get",
         doc: "One hardware VTEP by its Physical_Switch name.",
-        params: &[p("vtep", ParamType::Text, true, "the VTEP's Physical_Switch name")],
+        params: &[p(
+            "vtep",
+            ParamType::Text,
+            true,
+            "the VTEP's Physical_Switch name",
+        )],
         result: "Vtep",
         errors: READ,
         subscription: false,
@@ -478,7 +483,12 @@ pub const METHODS: &[MethodSpec] = &[
         name: "vtep_bind",
         doc: "Bind a VTEP's physical port and VLAN to a logical switch. The VTEP and port may be unknown yet (the binding is pending until the VTEP shows them); conflict when that port and VLAN are already bound.",
         params: &[
-            p("vtep", ParamType::Text, true, "the VTEP's Physical_Switch name"),
+            p(
+                "vtep",
+                ParamType::Text,
+                true,
+                "the VTEP's Physical_Switch name",
+            ),
             p("port", ParamType::Text, true, "Physical_Port name"),
             VLAN,
             p("switch", R, true, "switch name or id"),
@@ -491,7 +501,12 @@ pub const METHODS: &[MethodSpec] = &[
         name: "vtep_unbind",
         doc: "Remove a VTEP port/VLAN binding; Weft removes what it wrote for it from the VTEP.",
         params: &[
-            p("vtep", ParamType::Text, true, "the VTEP's Physical_Switch name"),
+            p(
+                "vtep",
+                ParamType::Text,
+                true,
+                "the VTEP's Physical_Switch name",
+            ),
             p("port", ParamType::Text, true, "Physical_Port name"),
             VLAN,
         ],

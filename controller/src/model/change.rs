@@ -39,9 +39,7 @@ impl Change {
             Change::PutRouter(_) | Change::DeleteRouter { .. } => ObjectKind::Router,
             Change::PutRouterPort(_) | Change::DeleteRouterPort { .. } => ObjectKind::RouterPort,
             Change::PutRoute(_) | Change::DeleteRoute { .. } => ObjectKind::Route,
-            Change::PutVtepBinding(_) | Change::DeleteVtepBinding { .. } => {
-                ObjectKind::VtepBinding
-            }
+            Change::PutVtepBinding(_) | Change::DeleteVtepBinding { .. } => ObjectKind::VtepBinding,
         }
     }
 

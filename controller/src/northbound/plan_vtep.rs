@@ -23,7 +23,10 @@ fn check_vtep_name(field: &str, value: &str) -> Result<(), ApiError> {
         ));
     }
     if value.chars().any(char::is_control) {
-        return Err(ApiError::invalid(field, "must not contain control characters"));
+        return Err(ApiError::invalid(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }
@@ -83,9 +86,9 @@ pub(super) fn vtep_unbind(
     vlan: u16,
 ) -> Result<Vec<Change>, ApiError> {
     check_vlan(vlan)?;
-    let b = model
-        .vtep_binding_at(vtep, port, vlan)
-        .ok_or_else(|| ApiError::not_found("vlan", "vtep binding", &format!("{vtep} {port} {vlan}")))?;
+    let b = model.vtep_binding_at(vtep, port, vlan).ok_or_else(|| {
+        ApiError::not_found("vlan", "vtep binding", &format!("{vtep} {port} {vlan}"))
+    })?;
     Ok(vec![Change::DeleteVtepBinding { id: b.id }])
 }
 

@@ -128,7 +128,8 @@ pub fn plan(db: &VtepDb, want: &DesiredVtep) -> Plan {
                 RowId::Existing(ls.uuid)
             }
             None => {
-                b.summary.push(format!("add logical switch {} (vni {})", ds.name, ds.vni));
+                b.summary
+                    .push(format!("add logical switch {} (vni {})", ds.name, ds.vni));
                 RowId::New(b.txn.insert(LOGICAL_SWITCH, logical_switch_row(ds)).0)
             }
         };
@@ -143,13 +144,21 @@ pub fn plan(db: &VtepDb, want: &DesiredVtep) -> Plan {
         .collect();
     for ls in &unwanted {
         for m in db.ucast_remote.iter().filter(|m| m.logical_switch == *ls) {
-            b.delete(UCAST_MACS_REMOTE, m.uuid, format!("remove remote {}", m.mac));
+            b.delete(
+                UCAST_MACS_REMOTE,
+                m.uuid,
+                format!("remove remote {}", m.mac),
+            );
         }
         for m in db.ucast_local.iter().filter(|m| m.logical_switch == *ls) {
             b.delete(UCAST_MACS_LOCAL, m.uuid, format!("remove local {}", m.mac));
         }
         for m in db.mcast_remote.iter().filter(|m| m.logical_switch == *ls) {
-            b.delete(MCAST_MACS_REMOTE, m.uuid, format!("remove remote {}", m.mac));
+            b.delete(
+                MCAST_MACS_REMOTE,
+                m.uuid,
+                format!("remove remote {}", m.mac),
+            );
         }
         for (row, _) in db.mcast_local.iter().filter(|(_, l)| l == ls) {
             b.delete(MCAST_MACS_LOCAL, *row, "remove local mcast".into());
@@ -196,7 +205,11 @@ fn ucast_remote(b: &mut Builder<'_>, ds: &DesiredSwitch, ls: &RowId) {
     for (mac, rows) in &have {
         if !ds.remote.contains_key(mac) {
             for r in rows {
-                b.delete(UCAST_MACS_REMOTE, r.uuid, format!("remove remote {mac} from {}", ds.name));
+                b.delete(
+                    UCAST_MACS_REMOTE,
+                    r.uuid,
+                    format!("remove remote {mac} from {}", ds.name),
+                );
             }
         }
     }
@@ -208,7 +221,11 @@ fn ucast_remote(b: &mut Builder<'_>, ds: &DesiredSwitch, ls: &RowId) {
         let keep = right.or(if rows.is_empty() { None } else { Some(0) });
         for (i, r) in rows.iter().enumerate() {
             if Some(i) != keep {
-                b.delete(UCAST_MACS_REMOTE, r.uuid, format!("remove duplicate remote {mac}"));
+                b.delete(
+                    UCAST_MACS_REMOTE,
+                    r.uuid,
+                    format!("remove duplicate remote {mac}"),
+                );
             }
         }
         if right.is_some() {
@@ -245,12 +262,12 @@ fn ucast_remote(b: &mut Builder<'_>, ds: &DesiredSwitch, ls: &RowId) {
 
 fn mcast_remote(b: &mut Builder<'_>, ds: &DesiredSwitch, ls: &RowId) {
     let rows: Vec<&McastMac> = match ls {
-        RowId::Existing(u) => b
-            .db
-            .mcast_remote
-            .iter()
-            .filter(|m| m.logical_switch == *u)
-            .collect(),
+        RowId::Existing(u) => {
+            b.db.mcast_remote
+                .iter()
+                .filter(|m| m.logical_switch == *u)
+                .collect()
+        }
         RowId::New(_) => Vec::new(),
     };
     let ips_of = |b: &Builder<'_>, set: &Uuid| -> Option<BTreeSet<IpAddr>> {
@@ -262,7 +279,11 @@ fn mcast_remote(b: &mut Builder<'_>, ds: &DesiredSwitch, ls: &RowId) {
         if m.mac == UNKNOWN_DST && !ds.flood.is_empty() && keep.is_none() {
             keep = Some(i);
         } else {
-            b.delete(MCAST_MACS_REMOTE, m.uuid, format!("remove remote {} from {}", m.mac, ds.name));
+            b.delete(
+                MCAST_MACS_REMOTE,
+                m.uuid,
+                format!("remove remote {} from {}", m.mac, ds.name),
+            );
         }
     }
     if ds.flood.is_empty() {
@@ -353,7 +374,12 @@ fn vlan_bindings(
                 PHYSICAL_PORT,
                 port.uuid,
                 Row::from([("vlan_bindings".into(), map)]),
-                format!("bind {} port {}: vlans {:?}", ps.name, port.name, next.keys().collect::<Vec<_>>()),
+                format!(
+                    "bind {} port {}: vlans {:?}",
+                    ps.name,
+                    port.name,
+                    next.keys().collect::<Vec<_>>()
+                ),
             );
         }
     }

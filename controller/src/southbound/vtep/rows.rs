@@ -52,7 +52,11 @@ pub fn monitor_requests() -> Vec<MonitorRequest> {
         ]),
         MonitorRequest::table(MCAST_MACS_REMOTE).columns(&["MAC", "logical_switch", "locator_set"]),
         MonitorRequest::table(MCAST_MACS_LOCAL).columns(&["logical_switch"]),
-        MonitorRequest::table(PHYSICAL_LOCATOR).columns(&["encapsulation_type", "dst_ip", "tunnel_key"]),
+        MonitorRequest::table(PHYSICAL_LOCATOR).columns(&[
+            "encapsulation_type",
+            "dst_ip",
+            "tunnel_key",
+        ]),
         MonitorRequest::table(PHYSICAL_LOCATOR_SET).columns(&["locators"]),
     ]
 }
@@ -129,13 +133,14 @@ impl VtepDb {
     pub fn read(replica: &Replica) -> (VtepDb, Vec<RowError>) {
         let mut db = VtepDb::default();
         let mut errors = Vec::new();
-        let mut each = |table: &'static str, f: &mut dyn FnMut(&Uuid, &Row) -> Result<(), RowError>| {
-            for (uuid, row) in replica.table(table) {
-                if let Err(e) = f(uuid, row) {
-                    errors.push(e);
+        let mut each =
+            |table: &'static str, f: &mut dyn FnMut(&Uuid, &Row) -> Result<(), RowError>| {
+                for (uuid, row) in replica.table(table) {
+                    if let Err(e) = f(uuid, row) {
+                        errors.push(e);
+                    }
                 }
-            }
-        };
+            };
         each(PHYSICAL_SWITCH, &mut |u, r| {
             let c = Cols::new(PHYSICAL_SWITCH, *u, r);
             let tunnel_ips = c
@@ -240,7 +245,9 @@ impl VtepDb {
 fn ucast(table: &'static str, u: Uuid, r: &Row) -> Result<UcastMac, RowError> {
     let c = Cols::new(table, u, r);
     let raw = c.string("MAC")?;
-    let mac = raw.parse().map_err(|_| c.err("MAC", format!("{raw:?} is not a MAC")))?;
+    let mac = raw
+        .parse()
+        .map_err(|_| c.err("MAC", format!("{raw:?} is not a MAC")))?;
     Ok(UcastMac {
         uuid: u,
         mac,

@@ -298,7 +298,11 @@ impl State {
                 // one whose tunnel IP its locator names.
                 if db.switches.len() > 1 {
                     let dst = db.locators.get(&m.locator).map(|l| l.dst_ip.as_str());
-                    if !ps.tunnel_ips.iter().any(|ip| Some(ip.to_string().as_str()) == dst) {
+                    if !ps
+                        .tunnel_ips
+                        .iter()
+                        .any(|ip| Some(ip.to_string().as_str()) == dst)
+                    {
                         continue;
                     }
                 }

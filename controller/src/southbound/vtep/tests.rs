@@ -29,7 +29,14 @@ fn bare_db() -> (VtepDb, Uuid, Uuid) {
         tunnel_ips: vec![ip("10.99.1.100")],
     });
     for (u, n) in [(p0, "p0"), (p1, "p1")] {
-        db.ports.insert(u, PhysicalPort { uuid: u, name: n.into(), vlan_bindings: BTreeMap::new() });
+        db.ports.insert(
+            u,
+            PhysicalPort {
+                uuid: u,
+                name: n.into(),
+                vlan_bindings: BTreeMap::new(),
+            },
+        );
     }
     (db, p0, p1)
 }
@@ -43,12 +50,23 @@ fn want_one(sw: Uuid, hv: &[(&str, u8)]) -> DesiredVtep {
         flood: BTreeSet::new(),
     };
     for (h, m) in hv {
-        ds.remote.insert(mac(*m), RemoteMac { ipaddr: format!("10.0.0.{m}"), locator: ip(h) });
+        ds.remote.insert(
+            mac(*m),
+            RemoteMac {
+                ipaddr: format!("10.0.0.{m}"),
+                locator: ip(h),
+            },
+        );
         ds.flood.insert(ip(h));
     }
     let mut want = DesiredVtep::default();
     want.switches.insert(sw, ds);
-    want.bindings.entry("br0".into()).or_default().entry("p0".into()).or_default().insert(0, sw);
+    want.bindings
+        .entry("br0".into())
+        .or_default()
+        .entry("p0".into())
+        .or_default()
+        .insert(0, sw);
     want
 }
 
@@ -74,26 +92,37 @@ fn count(ops: &[(String, String)], op: &str, table: &str) -> usize {
 }
 
 /// Applies what a plan would have written, the way ovsdb-server would show it back.
-fn written_db(sw: Uuid, p0: Uuid, hv: &[(&str, u8)], base: &VtepDb) -> (VtepDb, BTreeMap<String, Uuid>) {
+fn written_db(
+    sw: Uuid,
+    p0: Uuid,
+    hv: &[(&str, u8)],
+    base: &VtepDb,
+) -> (VtepDb, BTreeMap<String, Uuid>) {
     let mut db = base.clone();
     let ls = Uuid::new_v4();
-    db.logical_switches.insert(ls, LogicalSwitchRow {
-        uuid: ls,
-        name: "ls1".into(),
-        tunnel_key: Some(5001),
-        weft_switch: Some(sw.to_string()),
-    });
+    db.logical_switches.insert(
+        ls,
+        LogicalSwitchRow {
+            uuid: ls,
+            name: "ls1".into(),
+            tunnel_key: Some(5001),
+            weft_switch: Some(sw.to_string()),
+        },
+    );
     db.ports.get_mut(&p0).unwrap().vlan_bindings.insert(0, ls);
     let mut locs = BTreeMap::new();
     for (h, m) in hv {
         let l = *locs.entry(h.to_string()).or_insert_with(|| {
             let u = Uuid::new_v4();
-            db.locators.insert(u, Locator {
-                uuid: u,
-                encapsulation: VXLAN_OVER_IPV4.into(),
-                dst_ip: h.to_string(),
-                tunnel_key: None,
-            });
+            db.locators.insert(
+                u,
+                Locator {
+                    uuid: u,
+                    encapsulation: VXLAN_OVER_IPV4.into(),
+                    dst_ip: h.to_string(),
+                    tunnel_key: None,
+                },
+            );
             u
         });
         db.ucast_remote.push(UcastMac {
@@ -105,7 +134,8 @@ fn written_db(sw: Uuid, p0: Uuid, hv: &[(&str, u8)], base: &VtepDb) -> (VtepDb, 
         });
     }
     let set = Uuid::new_v4();
-    db.locator_sets.insert(set, locs.values().copied().collect());
+    db.locator_sets
+        .insert(set, locs.values().copied().collect());
     db.mcast_remote.push(McastMac {
         uuid: Uuid::new_v4(),
         mac: UNKNOWN_DST.into(),
@@ -124,7 +154,11 @@ fn first_write_creates_everything_in_one_transaction() {
     let p = plan(&db, &want);
     let o = ops(&p);
     assert_eq!(count(&o, "insert", LOGICAL_SWITCH), 1);
-    assert_eq!(count(&o, "insert", PHYSICAL_LOCATOR), 2, "one locator per hypervisor");
+    assert_eq!(
+        count(&o, "insert", PHYSICAL_LOCATOR),
+        2,
+        "one locator per hypervisor"
+    );
     assert_eq!(count(&o, "insert", UCAST_MACS_REMOTE), 3);
     assert_eq!(count(&o, "insert", PHYSICAL_LOCATOR_SET), 1);
     assert_eq!(count(&o, "insert", MCAST_MACS_REMOTE), 1);
@@ -135,7 +169,10 @@ fn first_write_creates_everything_in_one_transaction() {
         panic!("first op is not the logical switch insert");
     };
     assert_eq!(row["tunnel_key"], Datum::scalar(5001i64));
-    assert_eq!(row["other_config"], Datum::map([(KEY_WEFT_SWITCH, sw.to_string())]));
+    assert_eq!(
+        row["other_config"],
+        Datum::map([(KEY_WEFT_SWITCH, sw.to_string())])
+    );
 }
 
 #[test]
@@ -157,14 +194,23 @@ fn a_vm_move_updates_its_locator_and_the_flood_set() {
     let p = plan(&db, &want_one(sw, &[("10.99.0.1", 1), ("10.99.0.1", 2)]));
     let o = ops(&p);
     assert_eq!(count(&o, "update", UCAST_MACS_REMOTE), 1);
-    assert_eq!(count(&o, "insert", PHYSICAL_LOCATOR), 0, "locators are reused");
+    assert_eq!(
+        count(&o, "insert", PHYSICAL_LOCATOR),
+        0,
+        "locators are reused"
+    );
     assert_eq!(count(&o, "insert", PHYSICAL_LOCATOR_SET), 1);
     assert_eq!(count(&o, "update", MCAST_MACS_REMOTE), 1);
     assert_eq!(o.len(), 3, "{o:?}");
-    let moved = p.txn.unwrap().operations.into_iter().find_map(|op| match op {
-        Operation::Update { table, row, .. } if table == UCAST_MACS_REMOTE => Some(row),
-        _ => None,
-    });
+    let moved = p
+        .txn
+        .unwrap()
+        .operations
+        .into_iter()
+        .find_map(|op| match op {
+            Operation::Update { table, row, .. } if table == UCAST_MACS_REMOTE => Some(row),
+            _ => None,
+        });
     assert_eq!(moved.unwrap()["locator"], Datum::uuid(locs["10.99.0.1"]));
 }
 
@@ -193,10 +239,15 @@ fn port_removal_and_unbinding_remove_what_was_written() {
     assert_eq!(count(&o, "delete", UCAST_MACS_LOCAL), 1);
     assert_eq!(count(&o, "delete", MCAST_MACS_REMOTE), 1);
     assert_eq!(count(&o, "update", PHYSICAL_PORT), 1);
-    let bindings = p.txn.unwrap().operations.into_iter().find_map(|op| match op {
-        Operation::Update { table, row, .. } if table == PHYSICAL_PORT => Some(row),
-        _ => None,
-    });
+    let bindings = p
+        .txn
+        .unwrap()
+        .operations
+        .into_iter()
+        .find_map(|op| match op {
+            Operation::Update { table, row, .. } if table == PHYSICAL_PORT => Some(row),
+            _ => None,
+        });
     assert_eq!(bindings.unwrap()["vlan_bindings"], Datum::empty_map());
 }
 
@@ -204,35 +255,61 @@ fn port_removal_and_unbinding_remove_what_was_written() {
 fn foreign_bindings_are_kept_and_missing_ports_are_pending() {
     let (mut db, p0, _) = bare_db();
     let other = Uuid::new_v4();
-    db.logical_switches.insert(other, LogicalSwitchRow {
-        uuid: other,
-        name: "not-weft".into(),
-        tunnel_key: Some(9),
-        weft_switch: None,
-    });
-    db.ports.get_mut(&p0).unwrap().vlan_bindings.insert(7, other);
+    db.logical_switches.insert(
+        other,
+        LogicalSwitchRow {
+            uuid: other,
+            name: "not-weft".into(),
+            tunnel_key: Some(9),
+            weft_switch: None,
+        },
+    );
+    db.ports
+        .get_mut(&p0)
+        .unwrap()
+        .vlan_bindings
+        .insert(7, other);
     let sw = Uuid::new_v4();
     let mut want = want_one(sw, &[]);
-    want.bindings.get_mut("br0").unwrap().entry("p9".into()).or_default().insert(5, sw);
+    want.bindings
+        .get_mut("br0")
+        .unwrap()
+        .entry("p9".into())
+        .or_default()
+        .insert(5, sw);
     let p = plan(&db, &want);
     assert_eq!(p.pending, vec!["br0 port p9: no such port".to_string()]);
-    let row = p.txn.unwrap().operations.into_iter().find_map(|op| match op {
-        Operation::Update { table, row, .. } if table == PHYSICAL_PORT => Some(row),
-        _ => None,
-    });
+    let row = p
+        .txn
+        .unwrap()
+        .operations
+        .into_iter()
+        .find_map(|op| match op {
+            Operation::Update { table, row, .. } if table == PHYSICAL_PORT => Some(row),
+            _ => None,
+        });
     let map = row.unwrap()["vlan_bindings"].clone();
-    assert_eq!(map.as_map().unwrap().len(), 2, "vlan 7 kept, vlan 0 added: {map:?}");
+    assert_eq!(
+        map.as_map().unwrap().len(),
+        2,
+        "vlan 7 kept, vlan 0 added: {map:?}"
+    );
     // No ports on the switch: no flood row (a locator set may not be empty).
-    assert_eq!(count(&ops(&plan(&db, &want_one(sw, &[]))), "insert", MCAST_MACS_REMOTE), 0);
+    assert_eq!(
+        count(
+            &ops(&plan(&db, &want_one(sw, &[]))),
+            "insert",
+            MCAST_MACS_REMOTE
+        ),
+        0
+    );
 }
 
 #[test]
 fn hostile_rows_are_typed_errors() {
-
     let text = std::fs::read_to_string("/usr/share/openvswitch/vtep.ovsschema")
         .expect("openvswitch-vtep installed (scripts/test.sh)");
-    let schema =
-        ovsdb::DatabaseSchema::from_json(&serde_json::from_str(&text).unwrap()).unwrap();
+    let schema = ovsdb::DatabaseSchema::from_json(&serde_json::from_str(&text).unwrap()).unwrap();
     let mut replica = ovsdb::Replica::new(schema);
     replica.set_monitored(&monitor_requests());
     let ls = Uuid::new_v4();
@@ -248,7 +325,10 @@ fn hostile_rows_are_typed_errors() {
     // Whatever the replica accepts, reading it never panics and names the bad rows.
     if replica.apply(ovsdb::UpdateFormat::Update, &update).is_ok() {
         let (db, errors) = VtepDb::read(&replica);
-        assert!(errors.iter().any(|e| e.row == bad_mac && e.column == "MAC"), "{errors:?}");
+        assert!(
+            errors.iter().any(|e| e.row == bad_mac && e.column == "MAC"),
+            "{errors:?}"
+        );
         assert_eq!(db.switches[0].tunnel_ips, vec![ip("10.0.0.1")]);
         assert!(db.ucast_local.is_empty());
     }
