@@ -306,6 +306,21 @@ mod tests {
         assert_eq!(m.ports, vec![port.clone()]);
         s.commit(3, &[Change::DeletePort { id: port.id }]).unwrap();
         assert!(s.load().unwrap().ports.is_empty());
+        let binding = VtepBinding {
+            id: Uuid::new_v4(),
+            vtep: "br0".into(),
+            port: "p0".into(),
+            vlan: 100,
+            switch: m.switches[0].id,
+        };
+        s.commit(4, &[Change::PutVtepBinding(binding.clone())])
+            .unwrap();
+        drop(s);
+        let mut s = RedbStore::open(dir.path()).unwrap();
+        assert_eq!(s.load().unwrap().vtep_bindings, vec![binding.clone()]);
+        s.commit(5, &[Change::DeleteVtepBinding { id: binding.id }])
+            .unwrap();
+        assert!(s.load().unwrap().vtep_bindings.is_empty());
     }
 
     #[test]
