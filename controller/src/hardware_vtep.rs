@@ -9,9 +9,9 @@
 //! [`HardwareVteps::list`]; the pipeline compiler reads [`HardwareVteps::endpoints`] (or
 //! watches [`HardwareVteps::watch`]) to reach the MACs behind each VTEP.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
@@ -67,6 +67,12 @@ pub type VtepMap = BTreeMap<String, Arc<ObservedVtep>>;
 pub struct HardwareVteps {
     view: watch::Sender<Arc<VtepMap>>,
     events: broadcast::Sender<Event>,
+    /// VTEP name -> the session that speaks for it. The first session to see a VTEP keeps
+    /// it while it lives; another one for the same name (a VTEP that reconnected before
+    /// its old connection was found dead, or one reachable two ways) neither publishes
+    /// nor writes until the first ends, so the two never fight over the database and the
+    /// old one's end does not mark the live VTEP disconnected.
+    owners: Mutex<HashMap<String, u64>>,
 }
 
 impl HardwareVteps {
@@ -74,6 +80,32 @@ impl HardwareVteps {
         HardwareVteps {
             view: watch::channel(Arc::new(VtepMap::new())).0,
             events,
+            owners: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn owners(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.owners.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether `session` speaks for VTEP `name` (claiming it when nobody does).
+    pub fn claim(&self, name: &str, session: u64) -> bool {
+        *self.owners().entry(name.to_string()).or_insert(session) == session
+    }
+
+    /// `session` ends or no longer sees `name`: the VTEP is shown disconnected, unless
+    /// another session speaks for it.
+    pub fn release(&self, name: &str, session: u64) {
+        let mine = {
+            let mut owners = self.owners();
+            let mine = owners.get(name) == Some(&session);
+            if mine {
+                owners.remove(name);
+            }
+            mine
+        };
+        if mine {
+            self.disconnected(name);
         }
     }
 
@@ -243,7 +275,14 @@ mod tests {
                 },
             ]
         );
-        reg.disconnected("br0");
+        assert!(reg.claim("br0", 1));
+        assert!(!reg.claim("br0", 2), "one session per VTEP");
+        reg.release("br0", 2);
+        assert!(
+            reg.get("br0").unwrap().connected,
+            "a non-owner's end changes nothing"
+        );
+        reg.release("br0", 1);
         let got: Vec<Event> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
         assert_eq!(
             got.last(),

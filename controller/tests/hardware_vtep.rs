@@ -474,6 +474,40 @@ fn ovs_vtep_is_recognised_bound_and_kept_in_step() {
         (got.len() == 1 && got[0].starts_with("02:00:00:00:01:02")).then_some(())
     });
 
+    // A second switch on VLAN 100 of the same port: its own logical switch, tunnel key
+    // and remote MACs; the untagged binding is untouched.
+    ov.call("switch_create", json!({"name": "ls2", "vni": 5002}));
+    ov.port("ls2", "vm3", "02:00:00:00:02:03", "10.0.0.3");
+    let _vm3 = ov.plug(2, "vm3", "02:00:00:00:02:03", "10.0.0.3/24");
+    ov.call(
+        "vtep_bind",
+        json!({"vtep": "br0", "port": "p0", "vlan": 100, "switch": "ls2"}),
+    );
+    wait(&ov, "both bindings on p0", || {
+        let out = vtep.vtep_ctl(&["list-bindings", "br0", "p0"]);
+        let lines: Vec<Vec<&str>> = out
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        (lines == vec![vec!["0000", "ls1"], vec!["0100", "ls2"]]).then_some(())
+    });
+    wait(&ov, "ls2's remote MAC", || {
+        (remote_macs(&vtep, "ls2")
+            == vec![format!("02:00:00:00:02:03 -> vxlan_over_ipv4/{}", hv_ip(2))])
+        .then_some(())
+    });
+    assert_eq!(
+        vtep.vtep_ctl(&["get", "Logical_Switch", "ls2", "tunnel_key"])
+            .trim(),
+        "5002"
+    );
+    assert_eq!(flood_locators(&vtep, "ls2"), vec![hv_ip(2)]);
+    assert_eq!(remote_macs(&vtep, "ls1").len(), 1, "ls1 keeps only vm2");
+    ov.call(
+        "vtep_unbind",
+        json!({"vtep": "br0", "port": "p0", "vlan": 100}),
+    );
+
     // Unbinding removes the logical switch and the binding.
     let d = ov.call(
         "vtep_unbind",
@@ -487,4 +521,11 @@ fn ovs_vtep_is_recognised_bound_and_kept_in_step() {
     });
     let after: Value = ov.call("vtep_get", json!({"vtep": "br0"}));
     assert_eq!(after["connected"], true);
+
+    // The VTEP drops its manager: weftd shows it disconnected (and forgets its MACs).
+    vtep.vtep_ctl(&["del-manager"]);
+    wait(&ov, "vtep_get shows br0 disconnected", || {
+        let g = ov.call("vtep_get", json!({"vtep": "br0"}));
+        (g["connected"] == false && g["local_macs"] == json!([])).then_some(())
+    });
 }

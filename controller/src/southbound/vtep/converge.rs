@@ -343,7 +343,11 @@ fn vlan_bindings(
         }
     }
     let db = b.db;
-    for ps in &db.switches {
+    for ps in db
+        .switches
+        .iter()
+        .filter(|ps| want.vteps.contains(&ps.name))
+    {
         let wanted = want.bindings.get(&ps.name);
         for port in ps.ports.iter().filter_map(|u| db.ports.get(u)) {
             let mine = wanted.and_then(|w| w.get(&port.name));

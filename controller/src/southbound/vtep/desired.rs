@@ -35,6 +35,8 @@ pub struct DesiredSwitch {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DesiredVtep {
+    /// The physical switches this applies to: only their ports' bindings are touched.
+    pub vteps: BTreeSet<String>,
     pub switches: BTreeMap<Uuid, DesiredSwitch>,
     /// Physical switch name -> port name -> VLAN -> Weft switch.
     pub bindings: BTreeMap<String, BTreeMap<String, BTreeMap<u16, Uuid>>>,
@@ -50,7 +52,10 @@ pub fn desired(
     topology: &Topology,
     vteps: &BTreeSet<String>,
 ) -> DesiredVtep {
-    let mut out = DesiredVtep::default();
+    let mut out = DesiredVtep {
+        vteps: vteps.clone(),
+        ..Default::default()
+    };
     for b in model.vtep_bindings().filter(|b| vteps.contains(&b.vtep)) {
         let Some(sw) = model.switch(&b.switch) else {
             continue;

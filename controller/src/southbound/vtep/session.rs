@@ -51,11 +51,17 @@ pub enum VtepSessionEnd {
     Replica(#[from] ovsdb::ReplicaError),
 }
 
+/// Numbers sessions, for [`HardwareVteps::claim`](crate::hardware_vtep::HardwareVteps::claim).
+static NEXT_SESSION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 struct State {
+    id: u64,
     peer: String,
     ctx: VtepContext,
     /// Physical switches published, to mark disconnected at the end.
     published: BTreeSet<String>,
+    /// Physical switches another session serves (logged once).
+    waiting: BTreeSet<String>,
     /// Row errors last logged (each logged once).
     row_errors: BTreeSet<String>,
     pending: Vec<String>,
@@ -76,9 +82,11 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> VtepSessionEnd {
     let mut st = State {
+        id: NEXT_SESSION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         peer,
         ctx,
         published: BTreeSet::new(),
+        waiting: BTreeSet::new(),
         row_errors: BTreeSet::new(),
         pending: Vec::new(),
         generation: 0,
@@ -93,7 +101,7 @@ pub async fn run(
     };
     tracing::info!(peer = %st.peer, vteps = ?st.published, reason = %end, "VTEP session ended");
     for name in &st.published {
-        st.ctx.observed.vteps().disconnected(name);
+        st.ctx.observed.vteps().release(name, st.id);
     }
     client.close().await;
     end
@@ -207,13 +215,22 @@ impl State {
         self.row_errors = now;
         let model = self.ctx.model.as_ref().map(|m| m.borrow().clone());
         self.publish(&db, model.as_deref());
+        if !self.waiting.is_empty() {
+            // Look again soon: the session serving those may end.
+            self.retry_at
+                .get_or_insert(Instant::now() + Duration::from_secs(2));
+        }
+        if self.published.is_empty() {
+            // No physical switch yet, or every one is served by another session.
+            return Ok(());
+        }
         let Some(model) = model else {
             return Ok(());
         };
         if self.written_at == Some(self.generation) {
             return Ok(());
         }
-        let names: BTreeSet<String> = db.switches.iter().map(|s| s.name.clone()).collect();
+        let names = self.published.clone();
         let want = {
             let bindings = self.ctx.bindings.borrow().clone();
             let topology = self.ctx.topology.borrow().clone();
@@ -269,9 +286,19 @@ impl State {
         let reg = self.ctx.observed.vteps();
         let mut seen = BTreeSet::new();
         for ps in &db.switches {
-            if !seen.insert(ps.name.clone()) {
+            if seen.contains(&ps.name) {
                 continue;
             }
+            if !reg.claim(&ps.name, self.id) {
+                if !self.waiting.contains(&ps.name) {
+                    tracing::warn!(peer = %self.peer, vtep = %ps.name,
+                        "VTEP already served by another session; this one takes over when that one ends");
+                    self.waiting.insert(ps.name.clone());
+                }
+                continue;
+            }
+            self.waiting.remove(&ps.name);
+            seen.insert(ps.name.clone());
             let ls_name = |u: &Uuid| db.logical_switches.get(u).map(|l| l.name.clone());
             let ports = ps
                 .ports
@@ -325,7 +352,7 @@ impl State {
             reg.report(v);
         }
         for gone in self.published.difference(&seen) {
-            reg.disconnected(gone);
+            reg.release(gone, self.id);
         }
         self.published = seen;
     }

@@ -59,7 +59,7 @@ fn want_one(sw: Uuid, hv: &[(&str, u8)]) -> DesiredVtep {
         );
         ds.flood.insert(ip(h));
     }
-    let mut want = DesiredVtep::default();
+    let mut want = served();
     want.switches.insert(sw, ds);
     want.bindings
         .entry("br0".into())
@@ -68,6 +68,14 @@ fn want_one(sw: Uuid, hv: &[(&str, u8)]) -> DesiredVtep {
         .or_default()
         .insert(0, sw);
     want
+}
+
+/// Nothing bound, for a database serving `br0`.
+fn served() -> DesiredVtep {
+    DesiredVtep {
+        vteps: ["br0".to_string()].into(),
+        ..Default::default()
+    }
 }
 
 fn ops(p: &super::converge::Plan) -> Vec<(String, String)> {
@@ -232,7 +240,10 @@ fn port_removal_and_unbinding_remove_what_was_written() {
         locator: Uuid::new_v4(),
         ipaddr: String::new(),
     });
+    // Bindings of a physical switch the session does not serve are not touched.
     let p = plan(&db, &DesiredVtep::default());
+    assert_eq!(count(&ops(&p), "update", PHYSICAL_PORT), 0);
+    let p = plan(&db, &served());
     let o = ops(&p);
     assert_eq!(count(&o, "delete", LOGICAL_SWITCH), 1);
     assert_eq!(count(&o, "delete", UCAST_MACS_REMOTE), 2);
