@@ -285,6 +285,11 @@ pub(crate) fn render(view: View, v: &Value) -> String {
             } else {
                 String::new()
             };
+            // Likewise VTEP bindings (vtep unbind, or a switch delete that took some).
+            let routing = match n("vtep_bindings") {
+                0 => routing,
+                b => format!("{routing}, {b} vtep binding(s)"),
+            };
             format!(
                 "deleted {} switch(es), {} port(s), {} acl(s){routing} at revision {}\n",
                 n("switches"),
