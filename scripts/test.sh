@@ -8,8 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-# openvswitch-common holds ovs-pki; the TLS tests also call openssl directly.
-for pkg in openvswitch-switch openvswitch-common openssl mininet iperf3 netcat-openbsd ethtool docker-compose \
+# openvswitch-common holds ovs-pki; the TLS tests also call openssl directly. openvswitch-vtep
+# holds the hardware_vtep schema and ovs-vtep (the hardware VTEP tests).
+for pkg in openvswitch-switch openvswitch-common openvswitch-vtep openssl mininet iperf3 netcat-openbsd ethtool docker-compose \
            iproute2 iputils-ping iputils-arping tcpdump socat nftables python3-pip \
            protobuf-compiler libprotobuf-dev etcd-server prometheus chromium chromium-driver; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")

@@ -115,6 +115,7 @@ impl Daemon {
                     channels: channels.clone(),
                     observed: controller.observed().clone(),
                     ownership: ownership.clone(),
+                    model: Some(controller.watch_model()),
                 },
                 southbound_stop.clone(),
             )

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::model::ObjectKind;
+use crate::model::{MacAddr, ObjectKind};
 
 /// How many events a slow subscriber may fall behind before it is told it lagged.
 pub const EVENT_BUFFER: usize = 4096;
@@ -87,6 +87,25 @@ pub enum Event {
         node: String,
         owner: Option<String>,
         generation: Option<u64>,
+    },
+    /// A hardware VTEP's OVSDB session identified it (by its `Physical_Switch` name).
+    VtepConnected {
+        vtep: String,
+    },
+    VtepDisconnected {
+        vtep: String,
+    },
+    /// The VTEP learned `mac` behind one of its ports in `switch` (`Ucast_Macs_Local`).
+    VtepMacLearned {
+        vtep: String,
+        switch: Uuid,
+        mac: MacAddr,
+    },
+    /// The VTEP no longer has `mac` in `switch` (aged out or moved away).
+    VtepMacAged {
+        vtep: String,
+        switch: Uuid,
+        mac: MacAddr,
     },
     /// The subscriber fell behind and `missed` events were dropped; resynchronise with
     /// the list methods.

@@ -22,6 +22,7 @@ pub mod daemon;
 pub mod desired;
 pub mod error;
 pub mod events;
+pub mod hardware_vtep;
 pub mod metrics;
 pub mod model;
 pub mod northbound;

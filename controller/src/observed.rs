@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use crate::binding::PortBinding;
 use crate::events::Event;
+use crate::hardware_vtep::HardwareVteps;
 use crate::metrics::Metrics;
 use crate::topology::EncapType;
 
@@ -182,6 +183,8 @@ pub struct ObservedState {
     inner: RwLock<Inner>,
     events: broadcast::Sender<Event>,
     metrics: Arc<Metrics>,
+    /// Hardware VTEPs (their own owner; here so every reader of the observed state has it).
+    vteps: Arc<HardwareVteps>,
 }
 
 impl std::fmt::Debug for ObservedState {
@@ -201,9 +204,15 @@ impl ObservedState {
     pub fn with_metrics(events: broadcast::Sender<Event>, metrics: Arc<Metrics>) -> Self {
         ObservedState {
             inner: RwLock::new(Inner::default()),
+            vteps: Arc::new(HardwareVteps::new(events.clone())),
             events,
             metrics,
         }
+    }
+
+    /// The observed hardware VTEPs.
+    pub fn vteps(&self) -> &Arc<HardwareVteps> {
+        &self.vteps
     }
 
     /// The registry this state records into.

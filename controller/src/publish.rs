@@ -78,11 +78,13 @@ fn exists(model: &LogicalModel, change: &Change) -> bool {
         Change::PutRouter(_) => model.router(&id).is_some(),
         Change::PutRouterPort(_) => model.router_port(&id).is_some(),
         Change::PutRoute(_) => model.route(&id).is_some(),
+        Change::PutVtepBinding(_) => model.vtep_binding(&id).is_some(),
         Change::DeleteSwitch { .. }
         | Change::DeletePort { .. }
         | Change::DeleteAcl { .. }
         | Change::DeleteRouter { .. }
         | Change::DeleteRouterPort { .. }
-        | Change::DeleteRoute { .. } => true,
+        | Change::DeleteRoute { .. }
+        | Change::DeleteVtepBinding { .. } => true,
     }
 }

@@ -201,6 +201,7 @@ fn harness() -> (Harness, OvsdbContext) {
         channels: channels.clone(),
         observed: observed.clone(),
         ownership: weft::cluster::Ownership::single("test"),
+        model: None,
     };
     (
         Harness {

@@ -67,6 +67,7 @@ async fn southbound_patch_ports_follow_the_desired_physnets() {
         channels: channels.clone(),
         observed: Arc::new(ObservedState::new(events)),
         ownership: weft::cluster::Ownership::single("test"),
+        model: None,
     };
     let shutdown = CancellationToken::new();
     let cfg = OvsdbSouthbound {

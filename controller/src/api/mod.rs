@@ -14,6 +14,7 @@ pub mod params;
 mod routing;
 pub mod scrape;
 pub mod spec;
+mod vtep;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -195,6 +196,7 @@ fn deleted_view(applied: &Applied) -> Value {
         "routers": ids(|c| matches!(c, Change::DeleteRouter { .. })),
         "router_ports": ids(|c| matches!(c, Change::DeleteRouterPort { .. })),
         "routes": ids(|c| matches!(c, Change::DeleteRoute { .. })),
+        "vtep_bindings": ids(|c| matches!(c, Change::DeleteVtepBinding { .. })),
     })
 }
 
@@ -225,6 +227,7 @@ async fn call(ctx: &ApiContext, name: &str, params: Params<'static>) -> Result<V
     let c = &ctx.controller;
     match name {
         name if routing::handles(name) => routing::call(c, name, &mut a).await,
+        name if vtep::handles(name) => vtep::call(c, name, &mut a).await,
         "switch_create" => {
             let name = a.str("name")?;
             let vni = a.opt_uint("vni", 1, u64::from(crate::model::VNI_MAX))?;

@@ -104,6 +104,12 @@ const fn p(name: &'static str, ty: ParamType, required: bool, doc: &'static str)
 }
 
 const R: ParamType = ParamType::Ref;
+const VLAN: ParamSpec = p(
+    "vlan",
+    ParamType::Uint { min: 0, max: 4095 },
+    true,
+    "802.1Q VLAN id on the port, 0 = untagged",
+);
 const READ: &[i32] = &[INVALID_PARAMS, NOT_FOUND];
 const WRITE: &[i32] = &[INVALID_PARAMS, NOT_FOUND, CONFLICT, STORE_UNAVAILABLE];
 
@@ -453,6 +459,62 @@ pub const METHODS: &[MethodSpec] = &[
         subscription: false,
     },
     MethodSpec {
+        name: "vtep_list",
+        doc: "Hardware VTEPs: every VTEP that is connected or named by a binding, with its tunnel IPs, ports, bindings and learned MACs.",
+        params: &[],
+        result: "VtepList",
+        errors: &[INVALID_PARAMS],
+        subscription: false,
+    },
+    MethodSpec {
+        name: "vtep_get",
+        doc: "One hardware VTEP by its Physical_Switch name.",
+        params: &[p(
+            "vtep",
+            ParamType::Text,
+            true,
+            "the VTEP's Physical_Switch name",
+        )],
+        result: "Vtep",
+        errors: READ,
+        subscription: false,
+    },
+    MethodSpec {
+        name: "vtep_bind",
+        doc: "Bind a VTEP's physical port and VLAN to a logical switch. The VTEP and port may be unknown yet (the binding is pending until the VTEP shows them); conflict when that port and VLAN are already bound.",
+        params: &[
+            p(
+                "vtep",
+                ParamType::Text,
+                true,
+                "the VTEP's Physical_Switch name",
+            ),
+            p("port", ParamType::Text, true, "Physical_Port name"),
+            VLAN,
+            p("switch", R, true, "switch name or id"),
+        ],
+        result: "VtepBinding",
+        errors: WRITE,
+        subscription: false,
+    },
+    MethodSpec {
+        name: "vtep_unbind",
+        doc: "Remove a VTEP port/VLAN binding; Weft removes what it wrote for it from the VTEP.",
+        params: &[
+            p(
+                "vtep",
+                ParamType::Text,
+                true,
+                "the VTEP's Physical_Switch name",
+            ),
+            p("port", ParamType::Text, true, "Physical_Port name"),
+            VLAN,
+        ],
+        result: "Deleted",
+        errors: WRITE,
+        subscription: false,
+    },
+    MethodSpec {
         name: "node_list",
         doc: "Transport nodes (hypervisors) known from their OVSDB/OpenFlow sessions.",
         params: &[],
@@ -530,6 +592,38 @@ fn error_object(code: i32) -> Value {
 }
 
 fn schemas() -> Value {
+    let mut all = core_schemas();
+    if let (Some(all), Value::Object(vtep)) = (all.as_object_mut(), vtep_schemas()) {
+        all.extend(vtep);
+    }
+    all
+}
+
+/// The hardware VTEP objects (their own `json!`: one literal for every schema exceeds the
+/// macro's recursion limit).
+fn vtep_schemas() -> Value {
+    let uuid = json!({"type": "string", "format": "uuid"});
+    json!({
+        "VtepBinding": {"type": "object", "required": ["id", "vtep", "port", "vlan", "switch", "status"], "properties": {
+            "id": uuid, "vtep": {"type": "string"}, "port": {"type": "string"},
+            "vlan": {"type": "integer", "minimum": 0, "maximum": 4095, "description": "0 = untagged"},
+            "switch": uuid, "switch_name": {"type": ["string", "null"]},
+            "status": {"type": "string", "enum": ["applied", "pending"]}}},
+        "Vtep": {"type": "object", "required": ["name", "connected", "tunnel_ips", "ports", "local_macs"], "properties": {
+            "name": {"type": "string", "description": "Physical_Switch name"}, "connected": {"type": "boolean"},
+            "tunnel_ips": {"type": "array", "items": {"type": "string"}},
+            "ports": {"type": "array", "items": {"type": "object", "properties": {
+                "name": {"type": "string"}, "present": {"type": "boolean"},
+                "bindings": {"type": "array", "items": {"$ref": "#/components/schemas/VtepBinding"}},
+                "vlan_bindings": {"type": "array", "items": {"type": "object"}}}}},
+            "local_macs": {"type": "array", "items": {"type": "object", "properties": {
+                "switch": uuid, "switch_name": {"type": ["string", "null"]},
+                "macs": {"type": "array", "items": {"type": "string"}}}}}}},
+        "VtepList": {"type": "array", "items": {"$ref": "#/components/schemas/Vtep"}}
+    })
+}
+
+fn core_schemas() -> Value {
     let uuid = json!({"type": "string", "format": "uuid"});
     json!({
         "Switch": {"type": "object", "required": ["id", "name", "vni", "description", "ports"], "properties": {
@@ -575,7 +669,8 @@ fn schemas() -> Value {
             "revision": {"type": "integer"},
             "switches": {"type": "array", "items": uuid}, "ports": {"type": "array", "items": uuid},
             "acls": {"type": "array", "items": uuid}, "routers": {"type": "array", "items": uuid},
-            "router_ports": {"type": "array", "items": uuid}, "routes": {"type": "array", "items": uuid}}},
+            "router_ports": {"type": "array", "items": uuid}, "routes": {"type": "array", "items": uuid},
+            "vtep_bindings": {"type": "array", "items": uuid}}},
         "Node": {"type": "object", "properties": {
             "id": {"type": "string"}, "encap_ip": {"type": ["string", "null"]},
             "encap_type": {"enum": ["geneve", "vxlan", "stt"]}, "bridge": {"type": "string"},

@@ -24,6 +24,7 @@ mod cli;
 
 use cli::{
     AclCmd, Cli, ClusterCmd, Cmd, NodeCmd, PortCmd, RouteCmd, RouterCmd, RouterPortCmd, SwitchCmd,
+    VtepCmd,
 };
 
 /// Builds named params, skipping `None`s.
@@ -348,6 +349,32 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             RouteCmd::Delete { route } => {
                 ("route_delete", P::new().set("route", route)?, View::Deleted)
             }
+        },
+        Cmd::Vtep(c) => match c {
+            VtepCmd::List => ("vtep_list", P::new(), View::Vteps),
+            VtepCmd::Get { vtep } => ("vtep_get", P::new().set("vtep", vtep)?, View::Object),
+            VtepCmd::Bind {
+                vtep,
+                port,
+                vlan,
+                switch,
+            } => (
+                "vtep_bind",
+                P::new()
+                    .set("vtep", vtep)?
+                    .set("port", port)?
+                    .set("vlan", vlan)?
+                    .set("switch", switch)?,
+                View::Object,
+            ),
+            VtepCmd::Unbind { vtep, port, vlan } => (
+                "vtep_unbind",
+                P::new()
+                    .set("vtep", vtep)?
+                    .set("port", port)?
+                    .set("vlan", vlan)?,
+                View::Deleted,
+            ),
         },
         Cmd::Node(c) => match c {
             NodeCmd::List => ("node_list", P::new(), View::Nodes),

@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Acl, LogicalPort, LogicalRouter, LogicalSwitch, ObjectKind, Route, RouterPort};
+use super::{
+    Acl, LogicalPort, LogicalRouter, LogicalSwitch, ObjectKind, Route, RouterPort, VtepBinding,
+};
 
 /// One durable edit of the model. A write is a list of these, committed atomically to the
 /// store and then applied to the in-memory snapshot; a `Put` replaces any object with the
@@ -24,6 +26,8 @@ pub enum Change {
     DeleteRouterPort { id: Uuid },
     PutRoute(Route),
     DeleteRoute { id: Uuid },
+    PutVtepBinding(VtepBinding),
+    DeleteVtepBinding { id: Uuid },
 }
 
 impl Change {
@@ -35,6 +39,7 @@ impl Change {
             Change::PutRouter(_) | Change::DeleteRouter { .. } => ObjectKind::Router,
             Change::PutRouterPort(_) | Change::DeleteRouterPort { .. } => ObjectKind::RouterPort,
             Change::PutRoute(_) | Change::DeleteRoute { .. } => ObjectKind::Route,
+            Change::PutVtepBinding(_) | Change::DeleteVtepBinding { .. } => ObjectKind::VtepBinding,
         }
     }
 
@@ -46,12 +51,14 @@ impl Change {
             Change::PutRouter(r) => r.id,
             Change::PutRouterPort(rp) => rp.id,
             Change::PutRoute(r) => r.id,
+            Change::PutVtepBinding(b) => b.id,
             Change::DeleteSwitch { id }
             | Change::DeletePort { id }
             | Change::DeleteAcl { id }
             | Change::DeleteRouter { id }
             | Change::DeleteRouterPort { id }
-            | Change::DeleteRoute { id } => *id,
+            | Change::DeleteRoute { id }
+            | Change::DeleteVtepBinding { id } => *id,
         }
     }
 
@@ -64,6 +71,7 @@ impl Change {
                 | Change::DeleteRouter { .. }
                 | Change::DeleteRouterPort { .. }
                 | Change::DeleteRoute { .. }
+                | Change::DeleteVtepBinding { .. }
         )
     }
 }
@@ -78,4 +86,5 @@ pub struct ModelDelta {
     pub routers: Vec<Uuid>,
     pub router_ports: Vec<Uuid>,
     pub routes: Vec<Uuid>,
+    pub vtep_bindings: Vec<Uuid>,
 }

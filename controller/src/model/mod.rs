@@ -10,6 +10,7 @@
 //! - [`values`]: MACs, names, port IPs and CIDRs, with their syntactic checks.
 //! - [`objects`]: switches, ports, ACLs and the enums an ACL is made of.
 //! - [`routing`]: routers, router ports and static routes.
+//! - [`vtep_binding`]: hardware VTEP port/VLAN bindings to switches.
 //! - [`change`]: [`Change`], one durable edit, and [`ModelDelta`], what two snapshots differ in.
 //! - [`snapshot`]: [`LogicalModel`] with its indexes, allocators and startup checks.
 //! - `zones`: the conntrack-zone bitmap the snapshot allocates from.
@@ -20,6 +21,7 @@ pub mod routing;
 mod routing_tables;
 pub mod snapshot;
 pub mod values;
+pub mod vtep_binding;
 mod zones;
 
 #[cfg(test)]
@@ -33,6 +35,7 @@ pub use objects::{
 pub use routing::{LogicalRouter, Route, RouterPort};
 pub use snapshot::{LogicalModel, ModelError};
 pub use values::{MacAddr, ValueError, check_name, parse_cidr, parse_port_ip};
+pub use vtep_binding::{VTEP_VLAN_MAX, VtepBinding};
 
 /// Largest VXLAN/Geneve virtual network identifier (24 bits).
 pub const VNI_MAX: u32 = 16_777_215;

@@ -236,6 +236,7 @@ pub enum ObjectKind {
     Router,
     RouterPort,
     Route,
+    VtepBinding,
 }
 
 impl fmt::Display for ObjectKind {
@@ -247,6 +248,7 @@ impl fmt::Display for ObjectKind {
             ObjectKind::Router => "router",
             ObjectKind::RouterPort => "router_port",
             ObjectKind::Route => "route",
+            ObjectKind::VtepBinding => "vtep_binding",
         })
     }
 }

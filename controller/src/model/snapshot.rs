@@ -9,10 +9,11 @@ use imbl::{HashMap, OrdMap, OrdSet};
 use uuid::Uuid;
 
 use super::routing_tables::RoutingTables;
+use super::vtep_binding::VtepBindingTables;
 use super::zones::ZoneBitmap;
 use super::{
     Acl, Change, Direction, LogicalPort, LogicalRouter, LogicalSwitch, MacAddr, ModelDelta,
-    ObjectKind, PORT_KEY_MAX, Route, RouterPort, VNI_MAX,
+    ObjectKind, PORT_KEY_MAX, Route, RouterPort, VNI_MAX, VtepBinding,
 };
 
 /// An immutable, internally consistent view of the whole logical model at one revision.
@@ -31,6 +32,7 @@ pub struct LogicalModel {
     zones: ZoneBitmap,
     zone_cursor: u16,
     routing: RoutingTables,
+    vteps: VtepBindingTables,
 }
 
 /// Why stored objects do not form a valid model (found at startup).
@@ -48,6 +50,8 @@ pub enum ModelError {
     },
     #[error("route {route} refers to router {router}, which does not exist")]
     DanglingRoute { route: Uuid, router: Uuid },
+    #[error("vtep binding {binding} refers to switch {switch}, which does not exist")]
+    DanglingVtepBinding { binding: Uuid, switch: Uuid },
     #[error("{kind} {id}: duplicate {what}")]
     Duplicate {
         kind: ObjectKind,
@@ -187,6 +191,45 @@ impl LogicalModel {
             self.apply(&Change::PutRoute(r));
         }
         Ok(self)
+    }
+
+    /// Adds stored hardware VTEP bindings, with the same checks as the writer's.
+    pub fn with_vtep_bindings(mut self, bindings: Vec<VtepBinding>) -> Result<Self, ModelError> {
+        for b in bindings {
+            if !self.switches.contains_key(&b.switch) {
+                return Err(ModelError::DanglingVtepBinding {
+                    binding: b.id,
+                    switch: b.switch,
+                });
+            }
+            if self.vteps.at(&b.vtep, &b.port, b.vlan).is_some() {
+                return Err(ModelError::Duplicate {
+                    kind: ObjectKind::VtepBinding,
+                    id: b.id,
+                    what: format!("{} port {} vlan {}", b.vtep, b.port, b.vlan),
+                });
+            }
+            self.apply(&Change::PutVtepBinding(b));
+        }
+        Ok(self)
+    }
+
+    pub fn vtep_bindings(&self) -> impl Iterator<Item = &VtepBinding> {
+        self.vteps.bindings.values()
+    }
+
+    pub fn vtep_binding(&self, id: &Uuid) -> Option<&VtepBinding> {
+        self.vteps.bindings.get(id)
+    }
+
+    /// The binding of `(vtep, port, vlan)`, if there is one.
+    pub fn vtep_binding_at(&self, vtep: &str, port: &str, vlan: u16) -> Option<&VtepBinding> {
+        self.vteps.at(vtep, port, vlan)
+    }
+
+    /// The VTEP bindings attached to `switch`, in id order.
+    pub fn vtep_bindings_of_switch(&self, switch: &Uuid) -> impl Iterator<Item = &VtepBinding> {
+        self.vteps.of_switch(switch)
     }
 
     /// The store revision this snapshot reflects; every write increases it.
@@ -379,6 +422,7 @@ impl LogicalModel {
             routers: ids(&older.routing.routers, &self.routing.routers),
             router_ports: ids(&older.routing.router_ports, &self.routing.router_ports),
             routes: ids(&older.routing.routes, &self.routing.routes),
+            vtep_bindings: ids(&older.vteps.bindings, &self.vteps.bindings),
         }
     }
 
@@ -490,6 +534,8 @@ impl LogicalModel {
             Change::DeleteRouterPort { id } => self.routing.delete_router_port(id),
             Change::PutRoute(r) => self.routing.put_route(r),
             Change::DeleteRoute { id } => self.routing.delete_route(id),
+            Change::PutVtepBinding(b) => self.vteps.put(b),
+            Change::DeleteVtepBinding { id } => self.vteps.delete(id),
         }
     }
 

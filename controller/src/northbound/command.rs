@@ -72,6 +72,18 @@ pub enum Command {
     RouteDelete {
         route: Uuid,
     },
+    /// Bind a hardware VTEP's port and VLAN (0 = untagged) to a switch.
+    VtepBind {
+        vtep: String,
+        port: String,
+        vlan: u16,
+        switch: String,
+    },
+    VtepUnbind {
+        vtep: String,
+        port: String,
+        vlan: u16,
+    },
 }
 
 /// The caller's description of a new ACL, before it is checked and given an id.

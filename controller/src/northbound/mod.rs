@@ -21,11 +21,13 @@
 //! - [`plan`](mod@plan): the pure check of a command against a model, turning it into changes.
 //! - `plan_routing`: the routing rules of that check (routers, router ports, routes, and
 //!   what they add to switch and port writes).
+//! - `plan_vtep`: hardware VTEP bindings (`vtep_bind`, `vtep_unbind`).
 //! - [`writer`]: the writer thread, its queue, and the [`ModelWriter`] handle readers use.
 
 pub mod command;
 pub mod plan;
 mod plan_routing;
+mod plan_vtep;
 pub mod writer;
 
 pub use command::{AclSpec, Applied, Command};

@@ -97,6 +97,7 @@ pub fn plan(model: &LogicalModel, cmd: &Command) -> Result<Vec<Change>, ApiError
                 ));
             }
             let mut changes = routing::switch_delete(model, sw, *cascade)?;
+            changes.extend(super::plan_vtep::switch_delete(model, sw, *cascade)?);
             for p in ports {
                 changes.extend(
                     model
@@ -253,6 +254,15 @@ pub fn plan(model: &LogicalModel, cmd: &Command) -> Result<Vec<Change>, ApiError
             nexthop,
         } => routing::route_create(model, router, *prefix, *nexthop),
         Command::RouteDelete { route } => routing::route_delete(model, route),
+        Command::VtepBind {
+            vtep,
+            port,
+            vlan,
+            switch,
+        } => super::plan_vtep::vtep_bind(model, vtep, port, *vlan, switch),
+        Command::VtepUnbind { vtep, port, vlan } => {
+            super::plan_vtep::vtep_unbind(model, vtep, port, *vlan)
+        }
     }
 }
 

@@ -93,6 +93,7 @@ impl ModelWriter {
         let model =
             LogicalModel::from_objects(stored.revision, stored.switches, stored.ports, stored.acls)
                 .and_then(|m| m.with_routing(stored.routers, stored.router_ports, stored.routes))
+                .and_then(|m| m.with_vtep_bindings(stored.vtep_bindings))
                 .map_err(|e| StoreError::Inconsistent {
                     path: location.clone().into(),
                     message: e.to_string(),

@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::model::{
     Acl, Change, LogicalModel, LogicalPort, LogicalRouter, LogicalSwitch, Route, RouterPort,
+    VtepBinding,
 };
 use crate::publish::Publisher;
 
@@ -39,6 +40,7 @@ pub struct StoredModel {
     pub routers: Vec<LogicalRouter>,
     pub router_ports: Vec<RouterPort>,
     pub routes: Vec<Route>,
+    pub vtep_bindings: Vec<VtepBinding>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,9 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::{FORMAT_VERSION, Store, StoreError, StoredModel};
-use crate::model::{Acl, Change, LogicalPort, LogicalRouter, LogicalSwitch, Route, RouterPort};
+use crate::model::{
+    Acl, Change, LogicalPort, LogicalRouter, LogicalSwitch, Route, RouterPort, VtepBinding,
+};
 
 /// Name of the database file inside the data directory.
 pub const STORE_FILE: &str = "weft.redb";
@@ -23,6 +25,7 @@ const ACLS: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("acls");
 const ROUTERS: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("routers");
 const ROUTER_PORTS: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("router_ports");
 const ROUTES: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("routes");
+const VTEP_BINDINGS: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("vtep_bindings");
 
 /// The embedded redb-backed store.
 pub struct RedbStore {
@@ -113,7 +116,8 @@ impl RedbStore {
             txn.open_table(PORTS).map_err(|e| self.io(e))?;
             // Stores written before routing existed gain the routing tables here: adding
             // empty tables is all their upgrade needs, so the format version stays.
-            for table in [ACLS, ROUTERS, ROUTER_PORTS, ROUTES] {
+            // The same holds for the hardware VTEP bindings.
+            for table in [ACLS, ROUTERS, ROUTER_PORTS, ROUTES, VTEP_BINDINGS] {
                 txn.open_table(table).map_err(|e| self.io(e))?;
             }
             found
@@ -181,6 +185,8 @@ impl Store for RedbStore {
         let router_ports =
             self.read_all(&txn, ROUTER_PORTS, "router_port", |rp: &RouterPort| rp.id)?;
         let routes = self.read_all(&txn, ROUTES, "route", |r: &Route| r.id)?;
+        let vtep_bindings =
+            self.read_all(&txn, VTEP_BINDINGS, "vtep_binding", |b: &VtepBinding| b.id)?;
         Ok(StoredModel {
             revision,
             switches,
@@ -189,6 +195,7 @@ impl Store for RedbStore {
             routers,
             router_ports,
             routes,
+            vtep_bindings,
         })
     }
 
@@ -210,6 +217,7 @@ impl Store for RedbStore {
             let mut routers = txn.open_table(ROUTERS).map_err(|e| self.io(e))?;
             let mut router_ports = txn.open_table(ROUTER_PORTS).map_err(|e| self.io(e))?;
             let mut routes = txn.open_table(ROUTES).map_err(|e| self.io(e))?;
+            let mut vtep_bindings = txn.open_table(VTEP_BINDINGS).map_err(|e| self.io(e))?;
             for change in changes {
                 let (table, bytes) = match change {
                     Change::PutSwitch(s) => (&mut switches, Some(self.encode(s)?)),
@@ -224,6 +232,8 @@ impl Store for RedbStore {
                     Change::DeleteRouter { .. } => (&mut routers, None),
                     Change::DeleteRouterPort { .. } => (&mut router_ports, None),
                     Change::DeleteRoute { .. } => (&mut routes, None),
+                    Change::PutVtepBinding(b) => (&mut vtep_bindings, Some(self.encode(b)?)),
+                    Change::DeleteVtepBinding { .. } => (&mut vtep_bindings, None),
                 };
                 let key = change.id().as_u128();
                 match bytes {
@@ -296,6 +306,21 @@ mod tests {
         assert_eq!(m.ports, vec![port.clone()]);
         s.commit(3, &[Change::DeletePort { id: port.id }]).unwrap();
         assert!(s.load().unwrap().ports.is_empty());
+        let binding = VtepBinding {
+            id: Uuid::new_v4(),
+            vtep: "br0".into(),
+            port: "p0".into(),
+            vlan: 100,
+            switch: m.switches[0].id,
+        };
+        s.commit(4, &[Change::PutVtepBinding(binding.clone())])
+            .unwrap();
+        drop(s);
+        let mut s = RedbStore::open(dir.path()).unwrap();
+        assert_eq!(s.load().unwrap().vtep_bindings, vec![binding.clone()]);
+        s.commit(5, &[Change::DeleteVtepBinding { id: binding.id }])
+            .unwrap();
+        assert!(s.load().unwrap().vtep_bindings.is_empty());
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub enum Cmd {
     /// Transport nodes (hypervisors).
     #[command(subcommand)]
     Node(NodeCmd),
+    /// Hardware VTEPs (hardware_vtep OVSDB) and their port/VLAN bindings.
+    #[command(subcommand)]
+    Vtep(VtepCmd),
     /// The weftd instances of a cluster (--etcd) and which hypervisors each owns.
     #[command(subcommand)]
     Cluster(ClusterCmd),
@@ -256,6 +259,26 @@ pub enum NodeCmd {
     List,
     Get { node: String },
     Flows { node: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VtepCmd {
+    List,
+    Get {
+        vtep: String,
+    },
+    /// Bind a VTEP's physical port and VLAN (0 = untagged) to a logical switch.
+    Bind {
+        vtep: String,
+        port: String,
+        vlan: u16,
+        switch: String,
+    },
+    Unbind {
+        vtep: String,
+        port: String,
+        vlan: u16,
+    },
 }
 
 #[derive(Args, Debug)]

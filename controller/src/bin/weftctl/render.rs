@@ -15,6 +15,7 @@ pub(crate) enum View {
     RouterPorts,
     Routes,
     Nodes,
+    Vteps,
     Cluster,
     Object,
     Flows,
@@ -180,6 +181,38 @@ pub(crate) fn render(view: View, v: &Value) -> String {
                 ("id", "id"),
             ],
         ),
+        View::Vteps => {
+            // One line per VTEP: its ports by name and how many MACs it learned.
+            let rows: Vec<Value> = list(v)
+                .iter()
+                .map(|t| {
+                    let ports: Vec<Value> = t["ports"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|p| p["name"].clone())
+                        .collect();
+                    let macs: usize = t["local_macs"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|s| s["macs"].as_array().map_or(0, Vec::len))
+                        .sum();
+                    json!({"name": t["name"], "connected": t["connected"],
+                           "tunnel_ips": t["tunnel_ips"], "ports": ports, "macs": macs})
+                })
+                .collect();
+            table(
+                &rows,
+                &[
+                    ("vtep", "name"),
+                    ("connected", "connected"),
+                    ("tunnel_ips", "tunnel_ips"),
+                    ("ports", "ports"),
+                    ("learned", "macs"),
+                ],
+            )
+        }
         View::Nodes => {
             let rows = list(v);
             if rows.is_empty() {
@@ -251,6 +284,11 @@ pub(crate) fn render(view: View, v: &Value) -> String {
                 )
             } else {
                 String::new()
+            };
+            // Likewise VTEP bindings (vtep unbind, or a switch delete that took some).
+            let routing = match n("vtep_bindings") {
+                0 => routing,
+                b => format!("{routing}, {b} vtep binding(s)"),
             };
             format!(
                 "deleted {} switch(es), {} port(s), {} acl(s){routing} at revision {}\n",

@@ -1,4 +1,5 @@
-//! The OVSDB southbound: one session per hypervisor's `Open_vSwitch` database.
+//! The OVSDB southbound: one session per hypervisor's `Open_vSwitch` database (and, for a
+//! peer that is a hardware VTEP, a [`vtep`](crate::southbound::vtep) session instead).
 //!
 //! [`serve`] listens for ovsdb-servers that were told `ovs-vsctl set-manager
 //! tcp:CONTROLLER:6640` and dials the active targets (`tcp:`/`unix:`, reconnecting with
@@ -198,6 +199,20 @@ pub struct OvsdbContext {
     pub observed: Arc<ObservedState>,
     /// Which hypervisors this instance may write to (all of them without `--etcd`).
     pub ownership: Ownership,
+    /// The logical model, for hardware VTEP sessions to write from; None: VTEPs are
+    /// only observed.
+    pub model: Option<watch::Receiver<Arc<crate::model::LogicalModel>>>,
+}
+
+impl OvsdbContext {
+    fn vtep_context(&self) -> crate::southbound::vtep::session::VtepContext {
+        crate::southbound::vtep::session::VtepContext {
+            observed: self.observed.clone(),
+            model: self.model.clone(),
+            bindings: self.channels.watch_bindings(),
+            topology: self.topology.watch(),
+        }
+    }
 }
 
 /// The running southbound, returned by [`serve`].
@@ -236,6 +251,7 @@ impl OvsdbServer {
 ///         channels: channels.clone(),
 ///         observed: controller.observed().clone(),
 ///         ownership: Ownership::single("weftd"),
+///         model: Some(controller.watch_model()),
 ///     },
 ///     shutdown.clone(),
 /// )
@@ -402,6 +418,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: Passive, shutdown: Cancellat
                     let shared = shared.clone();
                     let shutdown = shutdown.clone();
                     sessions.spawn(async move {
+                        let vtep_ctx = shared.ctx.vtep_context();
                         let (client, events, session) = match accepted {
                             Accepted::Plain(client, events) => {
                                 tracing::info!(%peer, "OVSDB manager connection accepted");
@@ -429,7 +446,14 @@ async fn accept_loop(shared: Arc<Shared>, listener: Passive, shutdown: Cancellat
                                 (client, events, session)
                             }
                         };
-                        session.run(client, events, shutdown).await;
+                        if crate::southbound::vtep::is_vtep(&client).await {
+                            crate::southbound::vtep::session::run(
+                                client, events, vtep_ctx, session.peer.clone(), shutdown,
+                            )
+                            .await;
+                        } else {
+                            session.run(client, events, shutdown).await;
+                        }
                         drop(permit);
                     });
                 }
@@ -465,11 +489,24 @@ async fn dial_loop(shared: Arc<Shared>, target: Endpoint, shutdown: Cancellation
             Ok((client, events, identity)) => {
                 tracing::info!(%peer, cn = identity.as_ref().map(|i| i.common_name.as_str()),
                     "OVSDB connected");
-                let mut session = Session::new(shared.clone(), peer.clone());
-                session.identity = identity;
-                session.run_ref(client, events, shutdown.clone()).await;
-                if session.node.is_some() {
+                if crate::southbound::vtep::is_vtep(&client).await {
+                    let ctx = shared.ctx.vtep_context();
+                    crate::southbound::vtep::session::run(
+                        client,
+                        events,
+                        ctx,
+                        peer.clone(),
+                        shutdown.clone(),
+                    )
+                    .await;
                     backoff = shared.cfg.min_backoff;
+                } else {
+                    let mut session = Session::new(shared.clone(), peer.clone());
+                    session.identity = identity;
+                    session.run_ref(client, events, shutdown.clone()).await;
+                    if session.node.is_some() {
+                        backoff = shared.cfg.min_backoff;
+                    }
                 }
             }
             Err(e) => {

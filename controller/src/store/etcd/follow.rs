@@ -234,6 +234,7 @@ impl Follower {
         let model =
             LogicalModel::from_objects(stored.revision, stored.switches, stored.ports, stored.acls)
                 .and_then(|m| m.with_routing(stored.routers, stored.router_ports, stored.routes))
+                .and_then(|m| m.with_vtep_bindings(stored.vtep_bindings))
                 .map_err(|e| StoreError::Inconsistent {
                     path: self.settings.location().into(),
                     message: e.to_string(),
@@ -306,6 +307,14 @@ fn resync_events(old: &LogicalModel, new: &LogicalModel) -> Vec<Event> {
             id,
             old.route(&id).is_some(),
             new.route(&id).is_some(),
+        ));
+    }
+    for id in delta.vtep_bindings {
+        events.push(event(
+            ObjectKind::VtepBinding,
+            id,
+            old.vtep_binding(&id).is_some(),
+            new.vtep_binding(&id).is_some(),
         ));
     }
     events

@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use crate::model::{
     Acl, Change, LogicalModel, LogicalPort, LogicalRouter, LogicalSwitch, ObjectKind, Route,
-    RouterPort,
+    RouterPort, VtepBinding,
 };
 
 /// What a key under the model prefix names.
@@ -63,6 +63,7 @@ fn kind_of(segment: &str) -> Option<ObjectKind> {
         "router" => ObjectKind::Router,
         "rport" => ObjectKind::RouterPort,
         "route" => ObjectKind::Route,
+        "vtepbind" => ObjectKind::VtepBinding,
         _ => return None,
     })
 }
@@ -123,6 +124,12 @@ impl KeyLayout {
         }
     }
 
+    /// Hardware VTEP bindings live at the top level, not under their switch: deleting a
+    /// switch deletes its bindings explicitly (the writer plans it), not by range.
+    pub fn vtep_binding(&self, b: Uuid) -> String {
+        format!("{}vtepbind/{b}", self.model)
+    }
+
     /// The key of `acl` in `model`, which must hold its port.
     fn acl_key(&self, model: &LogicalModel, a: &Acl) -> Option<String> {
         let port = model.port(&a.port)?;
@@ -147,6 +154,8 @@ impl KeyLayout {
             Change::PutRouter(r) => self.router(r.id),
             Change::PutRouterPort(rp) => self.router_port(rp.router, rp.id),
             Change::PutRoute(r) => self.route_key(model, r),
+            Change::PutVtepBinding(b) => self.vtep_binding(b.id),
+            Change::DeleteVtepBinding { id } => self.vtep_binding(*id),
             Change::DeleteSwitch { id } => self.switch(*id),
             Change::DeletePort { id } => {
                 let p = model.port(id)?;
@@ -247,6 +256,9 @@ impl KeyLayout {
                 serde_json::from_slice::<RouterPort>(value).map(Change::PutRouterPort)
             }
             ObjectKind::Route => serde_json::from_slice::<Route>(value).map(Change::PutRoute),
+            ObjectKind::VtepBinding => {
+                serde_json::from_slice::<VtepBinding>(value).map(Change::PutVtepBinding)
+            }
         }
         .map_err(|e| bad(e.to_string()))?;
         if change.id() != id {
@@ -267,6 +279,7 @@ impl KeyLayout {
             ObjectKind::Router => Change::DeleteRouter { id },
             ObjectKind::RouterPort => Change::DeleteRouterPort { id },
             ObjectKind::Route => Change::DeleteRoute { id },
+            ObjectKind::VtepBinding => Change::DeleteVtepBinding { id },
         })
     }
 }
@@ -280,6 +293,7 @@ pub fn encode(change: &Change) -> Option<Vec<u8>> {
         Change::PutRouter(r) => serde_json::to_vec(r),
         Change::PutRouterPort(rp) => serde_json::to_vec(rp),
         Change::PutRoute(r) => serde_json::to_vec(r),
+        Change::PutVtepBinding(b) => serde_json::to_vec(b),
         _ => return None,
     };
     bytes.ok()
@@ -290,7 +304,7 @@ pub fn encode(change: &Change) -> Option<Vec<u8>> {
 pub fn apply_order(change: &Change) -> (u8, u8) {
     let depth = match change.kind() {
         ObjectKind::Switch | ObjectKind::Router => 0,
-        ObjectKind::Port | ObjectKind::RouterPort => 1,
+        ObjectKind::Port | ObjectKind::RouterPort | ObjectKind::VtepBinding => 1,
         ObjectKind::Acl | ObjectKind::Route => 2,
     };
     if change.is_delete() {

@@ -110,6 +110,7 @@ fn push(model: &mut StoredModel, change: Change) {
         Change::PutRouter(r) => model.routers.push(r),
         Change::PutRouterPort(rp) => model.router_ports.push(rp),
         Change::PutRoute(r) => model.routes.push(r),
+        Change::PutVtepBinding(b) => model.vtep_bindings.push(b),
         _ => {}
     }
 }
