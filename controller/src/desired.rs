@@ -21,6 +21,36 @@ pub struct TunnelSpec {
     pub encap: EncapType,
 }
 
+/// The `remote` of a flood VTEP's [`TunnelSpec`]: `vtep:` + its address. Hypervisor
+/// system-ids are names, so this prefix keeps the two kinds of remote apart in
+/// `NodeView::tunnels` and `external_ids:weft-remote`.
+pub const VTEP_REMOTE_PREFIX: &str = "vtep:";
+
+/// The tunnel remote that stands for the external VXLAN endpoint at `ip`.
+pub fn vtep_remote(ip: IpAddr) -> String {
+    format!("{VTEP_REMOTE_PREFIX}{ip}")
+}
+
+impl TunnelSpec {
+    /// The tunnel to an external VXLAN endpoint (a flood-and-learn VTEP): always VXLAN,
+    /// whatever the node's own encapsulation, since that is all such an endpoint speaks.
+    pub fn external_vtep(remote_ip: IpAddr, local_ip: IpAddr) -> TunnelSpec {
+        TunnelSpec {
+            remote: vtep_remote(remote_ip),
+            remote_ip,
+            local_ip,
+            encap: EncapType::Vxlan,
+        }
+    }
+
+    /// The endpoint's address if this is a tunnel to an external VTEP, not a hypervisor.
+    pub fn vtep_ip(&self) -> Option<IpAddr> {
+        self.remote
+            .strip_prefix(VTEP_REMOTE_PREFIX)
+            .and_then(|s| s.parse().ok())
+    }
+}
+
 /// A patch-port pair a node needs between its integration bridge and the bridge of one
 /// physical network: one per physnet that a provider switch with a local port uses.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -32,13 +32,14 @@
 //!   with `packet: trace::TracePacket` (serde); the [`trace::Trace`] serialises as the
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
 use uuid::Uuid;
 
 use crate::binding::Bindings;
-use crate::desired::{DesiredNode, TunnelSpec};
-use crate::model::{LogicalModel, LogicalPort};
-use crate::topology::Topology;
+use crate::desired::{DesiredNode, TunnelSpec, vtep_remote};
+use crate::model::{LogicalModel, LogicalPort, LogicalSwitch};
+use crate::topology::{NodeView, Topology};
 
 pub mod ids;
 mod incremental;
@@ -48,6 +49,8 @@ pub mod stage;
 pub mod table;
 pub mod trace;
 
+#[cfg(test)]
+mod flood_vtep_tests;
 #[cfg(test)]
 mod ovs_tests;
 #[cfg(test)]
@@ -63,11 +66,11 @@ pub use ids::*;
 pub use incremental::{
     IncrementalCompiler, NodeFingerprint, SwitchInputs, node_fingerprint, nodes_affected,
 };
-use stage::FlowBuilder;
 pub use stage::{
     BLOCKED_MARK, OPEN_DIRECTION_MARK, OPEN_DIRECTION_PRIORITY, acl_flow_priority, acl_mark,
     link_local, port_masks,
 };
+use stage::{ExternalVtep, FlowBuilder};
 
 /// Compiles the desired state of node `node` (a system-id in `topology`).
 pub fn compile_node(model: &LogicalModel, topology: &Topology, node: &str) -> DesiredNode {
@@ -80,6 +83,42 @@ pub fn switches_of_node(model: &LogicalModel, bindings: &Bindings, node: &str) -
         .on_node(node)
         .filter_map(|(id, _)| model.port(&id).map(|p| p.switch))
         .collect()
+}
+
+/// The flood VTEPs of `sw` a node can tunnel to: not a hypervisor's own tunnel endpoint
+/// (the API refuses those; one may join later) and of the node's address family.
+fn usable_vteps<'a>(
+    topology: &'a Topology,
+    view: &'a NodeView,
+    sw: &'a LogicalSwitch,
+) -> impl Iterator<Item = IpAddr> + 'a {
+    sw.flood_vteps.iter().copied().filter(move |ip| {
+        ip.is_ipv4() == view.encap_ip.is_ipv4()
+            && !topology.nodes.values().any(|n| n.encap_ip == *ip)
+    })
+}
+
+/// Records the tunnel ports `sw`'s flood VTEPs need on this node and returns those OVS
+/// has already given an ofport.
+fn external_vteps(
+    out: &mut DesiredNode,
+    topology: &Topology,
+    view: &NodeView,
+    sw: &LogicalSwitch,
+) -> Vec<ExternalVtep> {
+    let mut found = Vec::new();
+    for ip in usable_vteps(topology, view, sw) {
+        out.tunnels
+            .insert(TunnelSpec::external_vtep(ip, view.encap_ip));
+        match view.tunnels.get(&vtep_remote(ip)) {
+            Some(&ofport) => found.push(ExternalVtep { ip, ofport }),
+            None => tracing::debug!(
+                node = %view.id, switch = %sw.name, vtep = %ip,
+                "flood VTEP tunnel port not reported yet"
+            ),
+        }
+    }
+    found
 }
 
 /// Like [`compile_node`] with bindings computed once for all nodes (the compiler task
@@ -174,6 +213,15 @@ pub fn compile_node_with(
         b.switch(model, sw, &locals, &remote_tunnels);
         for ofport in routed_peers {
             b.classify_tunnel(sw.vni, cookie_for(&sw.id), ofport);
+        }
+        if !sw.flood_vteps.is_empty() {
+            let vteps = external_vteps(b.out, topology, view, sw);
+            if vteps.len() < usable_vteps(topology, view, sw).count() {
+                tunnels_ready = false;
+            }
+            if !vteps.is_empty() {
+                b.flood_vteps(sw.vni, cookie_for(&sw.id), &vteps);
+            }
         }
         let done = b.flows.len();
         if tunnels_ready {

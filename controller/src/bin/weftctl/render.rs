@@ -84,6 +84,7 @@ pub(crate) fn render(view: View, v: &Value) -> String {
                 ("vni", "vni"),
                 ("ports", "ports"),
                 ("provider", "provider"),
+                ("flood_vteps", "flood_vteps"),
                 ("id", "id"),
                 ("description", "description"),
             ],
