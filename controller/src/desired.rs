@@ -79,9 +79,24 @@ pub struct DesiredNode {
     /// Logical ports bound on this node whose flows are all in `flows`: once a switch
     /// acknowledges this state, these are `weft-installed`.
     pub bound_ports: BTreeSet<Uuid>,
+    /// Local ports to announce to external VXLAN endpoints once installed here (their
+    /// switch has flood VTEPs): a port that just bound here, e.g. a VM that moved, is
+    /// announced with gratuitous ARP so legacy VTEPs and hosts update their caches.
+    pub announce: BTreeMap<Uuid, Announcement>,
     /// The ACLs whose flows are in `flows`, by cookie: what the installer needs to name
     /// the ACL behind a flow the switch rejects and to fail closed without it.
     pub acls: BTreeMap<u64, AclFlows>,
+}
+
+/// What announces one local port to a switch's external VXLAN endpoints: a gratuitous
+/// ARP per IPv4 address, sent straight into each endpoint's tunnel with the VNI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Announcement {
+    pub vni: u32,
+    pub mac: crate::model::MacAddr,
+    pub ipv4: Vec<std::net::Ipv4Addr>,
+    /// The node's tunnel ports to the endpoints.
+    pub tunnel_ofports: Vec<u32>,
 }
 
 /// One ACL's place in a node's flows (see [`DesiredNode::acls`]).

@@ -146,6 +146,22 @@ impl LegacyVtep {
         me
     }
 
+    /// Where this VTEP's `vxlan` device for `vni` sends frames for `mac` (its fdb).
+    fn fdb_dst(&self, vni: u32, mac: &str) -> Option<String> {
+        let out = Command::new("bridge")
+            .args(["-n", &self.ns, "fdb", "show", "dev", &format!("vx{vni}")])
+            .output()
+            .expect("bridge fdb");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with(mac))
+            .find_map(|l| {
+                let mut words = l.split_whitespace();
+                words.find(|w| *w == "dst")?;
+                words.next().map(String::from)
+            })
+    }
+
     fn host_ping(&self, host: usize, to: &str, count: u32) -> u32 {
         let out = Command::new("ip")
             .args(["netns", "exec", &self.hosts[host], "ping", "-n", "-q"])
@@ -392,6 +408,25 @@ fn legacy_vteps_join_the_segment() {
         lv1.host_ping(0, "10.0.0.11", 3),
         0,
         "blue host reached a red VM"
+    );
+
+    // A VM that moves is announced from its new hypervisor (gratuitous ARP into the VTEP
+    // tunnels): lv1 moves a2's MAC to hv1 at once, with no traffic from a2 itself, and
+    // host1, which only ever sends to a2, keeps reaching it. Without the announcement lv1
+    // would send to hv2 until its fdb entry aged out (300 s).
+    let a2_mac = "02:00:00:00:00:02";
+    assert!(lv1.fdb_dst(BLUE, a2_mac).as_deref() == Some(&hv_ips[1].to_string()));
+    a2.move_to(ov.hv(2), ov.hv(1)).unwrap();
+    ov.wait_installed(1, "a2");
+    wait_until(
+        "lv1 to learn a2 behind hv1",
+        Duration::from_secs(10),
+        || lv1.fdb_dst(BLUE, a2_mac).as_deref() == Some(&hv_ips[0].to_string()),
+    );
+    assert_eq!(
+        lv1.host_ping(0, "10.0.0.2", 3),
+        3,
+        "host1 lost a2 after its move"
     );
 
     // Clearing the list removes the VTEP ports and the segment is Weft's alone again.

@@ -37,7 +37,7 @@ use std::net::IpAddr;
 use uuid::Uuid;
 
 use crate::binding::Bindings;
-use crate::desired::{DesiredNode, TunnelSpec, vtep_remote};
+use crate::desired::{Announcement, DesiredNode, TunnelSpec, vtep_remote};
 use crate::model::{LogicalModel, LogicalPort, LogicalSwitch};
 use crate::topology::{NodeView, Topology};
 
@@ -221,6 +221,9 @@ pub fn compile_node_with(
             }
             if !vteps.is_empty() {
                 b.flood_vteps(sw.vni, cookie_for(&sw.id), &vteps);
+                for (p, _) in &locals {
+                    b.out.announce.insert(p.id, announcement(sw.vni, p, &vteps));
+                }
             }
         }
         let done = b.flows.len();
@@ -245,5 +248,17 @@ pub fn compile_node_with(
             out.bound_ports.insert(p.id);
         }
     }
+    // Only a complete port is announced: before that its traffic may not flow yet.
+    let bound_ports = &out.bound_ports;
+    out.announce.retain(|id, _| bound_ports.contains(id));
     out
+}
+
+fn announcement(vni: u32, p: &LogicalPort, vteps: &[ExternalVtep]) -> Announcement {
+    Announcement {
+        vni,
+        mac: p.mac,
+        ipv4: p.ips.iter().filter_map(stage::v4).collect(),
+        tunnel_ofports: vteps.iter().map(|v| v.ofport).collect(),
+    }
 }
