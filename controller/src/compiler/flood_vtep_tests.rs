@@ -238,3 +238,21 @@ fn learning_is_outside_weft_cookies() {
     assert_eq!(l.idle_timeout, LEARN_IDLE_TIMEOUT_DEFAULT);
     assert!(!crate::reconcile::is_weft_cookie(l.cookie));
 }
+
+#[test]
+fn trace_ends_at_the_vteps() {
+    use super::trace::{OutputTarget, walk};
+    let (m, t) = with_vteps(&[VTEP1, VTEP2]);
+    let b = crate::binding::Bindings::compute(&m, &t);
+    let tr = walk(&m, &t, &b, "hv1", from_a1(mac("0a:00:00:00:00:99")));
+    assert_eq!(tr.hops.len(), 1, "{tr:?}");
+    let to: Vec<&OutputTarget> = tr.hops[0].outputs.iter().map(|o| &o.to).collect();
+    assert_eq!(
+        to,
+        vec![
+            &OutputTarget::Vtep { ip: ip(VTEP1) },
+            &OutputTarget::Vtep { ip: ip(VTEP2) }
+        ]
+    );
+    assert!(tr.dropped.is_empty(), "{:?}", tr.dropped);
+}

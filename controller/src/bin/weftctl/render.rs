@@ -305,6 +305,7 @@ fn render_trace(v: &Value) -> String {
             let target = match to["kind"].as_str() {
                 Some("port") => format!("port {}", s(&to["port"])),
                 Some("tunnel") => format!("tunnel to {}", s(&to["node"])),
+                Some("vtep") => format!("flood VTEP {}", s(&to["ip"])),
                 _ => to.to_string(),
             };
             out.push_str(&format!("  -> output:{} ({target})\n", o["ofport"]));
