@@ -235,10 +235,20 @@ fn unreachable(vm: &Vm, to: &str) {
 }
 
 #[test]
-fn legacy_vteps_join_the_segment() {
+fn legacy_vteps_join_a_geneve_fabric() {
+    legacy_vteps_join_the_segment(Encap::Geneve);
+}
+
+/// The hypervisors' own mesh is VXLAN too: the VTEP ports sit beside the mesh's ports.
+#[test]
+fn legacy_vteps_join_a_vxlan_fabric() {
+    legacy_vteps_join_the_segment(Encap::Vxlan);
+}
+
+fn legacy_vteps_join_the_segment(encap: Encap) {
     let mut ov = Overlay::start_with(
         2,
-        Encap::Geneve,
+        encap,
         &["--log", "info", "--vtep-learn-idle-timeout", "4"],
     );
     let hv_ips = [ov.hv(1).transport_ip(), ov.hv(2).transport_ip()];
