@@ -133,7 +133,7 @@ fn ports_wait_for_the_vtep_tunnel_ports() {
 
 #[test]
 fn a_hypervisor_address_is_never_a_vtep() {
-    let (m, t) = with_vteps(&["192.168.0.2"]);
+    let (m, t) = with_vteps(&["192.168.0.1", "192.168.0.2"]);
     let d = compile_node(&m, &t, "hv1");
     assert!(
         d.tunnels.iter().all(|s| s.vtep_ip().is_none()),

@@ -85,29 +85,31 @@ pub fn switches_of_node(model: &LogicalModel, bindings: &Bindings, node: &str) -
         .collect()
 }
 
-/// The flood VTEPs of `sw` a node can tunnel to: not a hypervisor's own tunnel endpoint
-/// (the API refuses those; one may join later) and of the node's address family.
+/// The flood VTEPs of `sw` a node can tunnel to: not the tunnel endpoint of a hypervisor
+/// in `peers` (the node itself and the switch's other nodes: their addresses are what the
+/// node's compilation reads, so the incremental compiler sees any change to them) and of
+/// the node's address family.
 fn usable_vteps<'a>(
-    topology: &'a Topology,
+    peers: &'a BTreeSet<IpAddr>,
     view: &'a NodeView,
     sw: &'a LogicalSwitch,
 ) -> impl Iterator<Item = IpAddr> + 'a {
-    sw.flood_vteps.iter().copied().filter(move |ip| {
-        ip.is_ipv4() == view.encap_ip.is_ipv4()
-            && !topology.nodes.values().any(|n| n.encap_ip == *ip)
-    })
+    sw.flood_vteps
+        .iter()
+        .copied()
+        .filter(move |ip| ip.is_ipv4() == view.encap_ip.is_ipv4() && !peers.contains(ip))
 }
 
 /// Records the tunnel ports `sw`'s flood VTEPs need on this node and returns those OVS
 /// has already given an ofport.
 fn external_vteps(
     out: &mut DesiredNode,
-    topology: &Topology,
+    peers: &BTreeSet<IpAddr>,
     view: &NodeView,
     sw: &LogicalSwitch,
 ) -> Vec<ExternalVtep> {
     let mut found = Vec::new();
-    for ip in usable_vteps(topology, view, sw) {
+    for ip in usable_vteps(peers, view, sw) {
         out.tunnels
             .insert(TunnelSpec::external_vtep(ip, view.encap_ip));
         match view.tunnels.get(&vtep_remote(ip)) {
@@ -215,8 +217,15 @@ pub fn compile_node_with(
             b.classify_tunnel(sw.vni, cookie_for(&sw.id), ofport);
         }
         if !sw.flood_vteps.is_empty() {
-            let vteps = external_vteps(b.out, topology, view, sw);
-            if vteps.len() < usable_vteps(topology, view, sw).count() {
+            // Hypervisors of this switch are never VTEPs (the API refuses their
+            // addresses; one may have taken such an address later).
+            let peers: BTreeSet<IpAddr> = remotes
+                .keys()
+                .filter_map(|r| topology.nodes.get(*r).map(|v| v.encap_ip))
+                .chain([view.encap_ip])
+                .collect();
+            let vteps = external_vteps(b.out, &peers, view, sw);
+            if vteps.len() < usable_vteps(&peers, view, sw).count() {
                 tunnels_ready = false;
             }
             if !vteps.is_empty() {
