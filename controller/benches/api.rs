@@ -129,6 +129,7 @@ fn load_store(dir: &std::path::Path, switches: usize, ports: usize) {
             vni: u32::try_from(i + 1).expect("vni"),
             description: String::new(),
             provider: None,
+            flood_vteps: Vec::new(),
         }));
     }
     for p in 0..ports {

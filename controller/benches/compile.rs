@@ -258,6 +258,7 @@ fn build(nodes: usize) -> Fabric0 {
             vni: 1000 + s as u32,
             description: String::new(),
             provider: None,
+            flood_vteps: Vec::new(),
         });
         members.push(mine);
     }

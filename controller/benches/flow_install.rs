@@ -113,6 +113,7 @@ fn desired() -> DesiredNode {
             vni: 5000 + s as u32,
             description: String::new(),
             provider: None,
+            flood_vteps: Vec::new(),
         };
         for i in 0..PER_SWITCH {
             let idx = s * PER_SWITCH + i;

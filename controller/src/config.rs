@@ -245,6 +245,10 @@ pub struct Flags {
     /// hypervisors it still tunnels to to reconnect (0 = no hold) [default: 20].
     #[arg(long, value_name = "SECS")]
     pub startup_hold: Option<f64>,
+    /// Seconds a MAC learned behind a flood-and-learn VTEP stays on a hypervisor without
+    /// traffic from it (the `idle_timeout` of the learned flow, 1..=65535) [default: 300].
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub vtep_learn_idle_timeout: Option<u16>,
     /// Cluster mode: keep the logical model in this etcd cluster (client URLs,
     /// comma-separated or repeated), shared with every weftd given the same cluster and
     /// prefix, instead of the embedded store.
@@ -303,6 +307,8 @@ pub struct Config {
     pub node_grace: Duration,
     /// See [`DEFAULT_STARTUP_HOLD`].
     pub startup_hold: Duration,
+    /// Idle timeout of MACs learned behind flood VTEPs, seconds (`--vtep-learn-idle-timeout`).
+    pub vtep_learn_idle_timeout: u16,
     /// Set in cluster mode (`--etcd`); the embedded store in `data_dir` otherwise.
     pub etcd: Option<EtcdConfig>,
     /// This instance's name (`--instance`).
@@ -332,6 +338,7 @@ impl Config {
             log: None,
             node_grace: DEFAULT_NODE_GRACE,
             startup_hold: DEFAULT_STARTUP_HOLD,
+            vtep_learn_idle_timeout: crate::compiler::LEARN_IDLE_TIMEOUT_DEFAULT,
             etcd: None,
             instance: default_instance(),
             owner_lease: DEFAULT_OWNER_LEASE,
@@ -481,6 +488,9 @@ impl Config {
             log: flags.log.or(file.log),
             node_grace,
             startup_hold,
+            vtep_learn_idle_timeout: flags
+                .vtep_learn_idle_timeout
+                .unwrap_or(crate::compiler::LEARN_IDLE_TIMEOUT_DEFAULT),
         })
     }
 }

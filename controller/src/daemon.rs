@@ -49,6 +49,7 @@ pub struct Daemon {
 impl Daemon {
     /// Opens the store (refusing corrupt data), loads the model and starts the API.
     pub async fn start(cfg: &Config) -> anyhow::Result<Daemon> {
+        crate::compiler::set_learn_idle_timeout(cfg.vtep_learn_idle_timeout);
         // Certificates first: a bad file must stop weftd before anything starts.
         let tls = match &cfg.tls {
             Some(files) => Some(crate::tls::SouthboundTls::load(files)?),

@@ -21,6 +21,36 @@ pub struct TunnelSpec {
     pub encap: EncapType,
 }
 
+/// The `remote` of a flood VTEP's [`TunnelSpec`]: `vtep:` + its address. Hypervisor
+/// system-ids are names, so this prefix keeps the two kinds of remote apart in
+/// `NodeView::tunnels` and `external_ids:weft-remote`.
+pub const VTEP_REMOTE_PREFIX: &str = "vtep:";
+
+/// The tunnel remote that stands for the external VXLAN endpoint at `ip`.
+pub fn vtep_remote(ip: IpAddr) -> String {
+    format!("{VTEP_REMOTE_PREFIX}{ip}")
+}
+
+impl TunnelSpec {
+    /// The tunnel to an external VXLAN endpoint (a flood-and-learn VTEP): always VXLAN,
+    /// whatever the node's own encapsulation, since that is all such an endpoint speaks.
+    pub fn external_vtep(remote_ip: IpAddr, local_ip: IpAddr) -> TunnelSpec {
+        TunnelSpec {
+            remote: vtep_remote(remote_ip),
+            remote_ip,
+            local_ip,
+            encap: EncapType::Vxlan,
+        }
+    }
+
+    /// The endpoint's address if this is a tunnel to an external VTEP, not a hypervisor.
+    pub fn vtep_ip(&self) -> Option<IpAddr> {
+        self.remote
+            .strip_prefix(VTEP_REMOTE_PREFIX)
+            .and_then(|s| s.parse().ok())
+    }
+}
+
 /// A patch-port pair a node needs between its integration bridge and the bridge of one
 /// physical network: one per physnet that a provider switch with a local port uses.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -49,9 +79,24 @@ pub struct DesiredNode {
     /// Logical ports bound on this node whose flows are all in `flows`: once a switch
     /// acknowledges this state, these are `weft-installed`.
     pub bound_ports: BTreeSet<Uuid>,
+    /// Local ports to announce to external VXLAN endpoints once installed here (their
+    /// switch has flood VTEPs): a port that just bound here, e.g. a VM that moved, is
+    /// announced with gratuitous ARP so legacy VTEPs and hosts update their caches.
+    pub announce: BTreeMap<Uuid, Announcement>,
     /// The ACLs whose flows are in `flows`, by cookie: what the installer needs to name
     /// the ACL behind a flow the switch rejects and to fail closed without it.
     pub acls: BTreeMap<u64, AclFlows>,
+}
+
+/// What announces one local port to a switch's external VXLAN endpoints: a gratuitous
+/// ARP per IPv4 address, sent straight into each endpoint's tunnel with the VNI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Announcement {
+    pub vni: u32,
+    pub mac: crate::model::MacAddr,
+    pub ipv4: Vec<std::net::Ipv4Addr>,
+    /// The node's tunnel ports to the endpoints.
+    pub tunnel_ofports: Vec<u32>,
 }
 
 /// One ACL's place in a node's flows (see [`DesiredNode::acls`]).

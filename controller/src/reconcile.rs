@@ -372,6 +372,27 @@ mod tests {
         assert_eq!(m1.cookie, d.flows[&k1].cookie);
     }
 
+    /// Flows OVS learned from a flood VTEP (`learn` in table 0) are the switch's own: a dump
+    /// that holds them, filtered or not, needs no flow mod.
+    #[test]
+    fn learned_flows_need_nothing() {
+        let d = desired();
+        let (k, c) = flow(
+            crate::compiler::tables::LEARNED,
+            100,
+            vec![
+                Field::Metadata(5001, None),
+                Field::EthDst(openflow::Mac([0x0a, 0, 0, 0, 1, 0]), None),
+            ],
+            vec![Instruction::apply(vec![Action::output(20)])],
+            crate::compiler::learned_cookie(5001),
+        );
+        assert!(!is_weft_cookie(c.cookie));
+        let mut installed = d.flows.clone();
+        installed.insert(k, c);
+        assert!(diff(&d, &installed, &d.groups).is_empty());
+    }
+
     #[test]
     fn removals_delete_flows_before_groups_and_leave_foreign_flows() {
         let d = desired();

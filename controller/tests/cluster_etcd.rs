@@ -31,6 +31,7 @@ fn switch(name: &str) -> Command {
         name: name.into(),
         vni: None,
         description: String::new(),
+        flood_vteps: Vec::new(),
         provider: None,
     }
 }
@@ -143,6 +144,7 @@ async fn two_writers_never_both_commit_a_plan_on_the_same_revision() {
             vni: 7,
             description: String::new(),
             provider: None,
+            flood_vteps: Vec::new(),
         })
     };
     let (ca, cb) = (sw("x"), sw("x"));

@@ -687,6 +687,7 @@ async fn provider_switches_refuse_router_ports() {
                     name: "ext".into(),
                     vni: 77,
                     description: String::new(),
+                    flood_vteps: Vec::new(),
                     provider: Some(ProviderNet {
                         physnet: "physnet1".into(),
                         vlan: Some(100),

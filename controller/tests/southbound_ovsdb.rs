@@ -157,6 +157,7 @@ fn model_of(ports: &[LogicalPort]) -> LogicalModel {
         vni: 100,
         description: String::new(),
         provider: None,
+        flood_vteps: Vec::new(),
     };
     let ports = ports
         .iter()

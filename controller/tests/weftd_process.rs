@@ -369,6 +369,7 @@ fn damaged_store_pages_are_detected() {
                 vni: i + 1,
                 description: "x".repeat(200),
                 provider: None,
+                flood_vteps: Vec::new(),
             };
             store
                 .commit(u64::from(i) + 1, &[Change::PutSwitch(sw)])

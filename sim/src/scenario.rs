@@ -123,6 +123,7 @@ impl Scenario {
                 vni: idx as u32 + 1,
                 description: String::new(),
                 provider: None,
+                flood_vteps: Vec::new(),
             };
             if size == 64 && big_switch.is_none() {
                 big_switch = Some(idx);

@@ -16,7 +16,7 @@ pub mod scrape;
 pub mod spec;
 mod vtep;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use jsonrpsee::server::{PendingSubscriptionSink, RpcModule, Server, ServerConfig, ServerHandle};
@@ -117,7 +117,24 @@ fn switch_view(m: &LogicalModel, s: &LogicalSwitch) -> Value {
         "description": s.description,
         "ports": m.port_count_of_switch(&s.id),
         "provider": s.provider,
+        "flood_vteps": s.flood_vteps,
     })
+}
+
+/// A flood VTEP is a legacy endpoint, never one of Weft's own hypervisors: refuses an
+/// address that a connected hypervisor uses as its tunnel endpoint (the compiler also
+/// skips such an address, for a hypervisor that appears later).
+fn check_not_hypervisors(ctx: &ApiContext, vteps: &[IpAddr]) -> Result<(), ApiError> {
+    let topo = ctx.topology.snapshot();
+    for ip in vteps {
+        if let Some(n) = topo.nodes.values().find(|n| n.encap_ip == *ip) {
+            return Err(ApiError::invalid(
+                "flood_vteps",
+                format!("{ip} is the tunnel endpoint of hypervisor {:?}", n.id),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn port_view(m: &LogicalModel, obs: &ObservedState, p: &LogicalPort) -> Value {
@@ -233,12 +250,31 @@ async fn call(ctx: &ApiContext, name: &str, params: Params<'static>) -> Result<V
             let vni = a.opt_uint("vni", 1, u64::from(crate::model::VNI_MAX))?;
             let description = a.opt_str("description")?.unwrap_or_default();
             let provider = a.opt_provider("provider")?;
+            let flood_vteps = a.opt_vteps("flood_vteps")?.unwrap_or_default();
+            check_not_hypervisors(ctx, &flood_vteps)?;
             let applied = c
                 .submit(Command::SwitchCreate {
                     name,
                     vni: vni.and_then(|v| u32::try_from(v).ok()),
                     description,
+                    flood_vteps,
                     provider,
+                })
+                .await?;
+            created(c, &applied)
+        }
+        "switch_update" => {
+            let switch = a.str("switch")?;
+            let description = a.opt_str("description")?;
+            let flood_vteps = a.opt_vteps("flood_vteps")?;
+            if let Some(v) = &flood_vteps {
+                check_not_hypervisors(ctx, v)?;
+            }
+            let applied = c
+                .submit(Command::SwitchUpdate {
+                    switch,
+                    description,
+                    flood_vteps,
                 })
                 .await?;
             created(c, &applied)

@@ -170,6 +170,19 @@ impl Args {
         }
     }
 
+    /// `flood_vteps`: a list of VXLAN endpoint addresses (IPv4 or IPv6, no prefix).
+    /// Duplicates and addresses no endpoint can have are refused by the planner.
+    pub fn opt_vteps(&mut self, field: &str) -> Result<Option<Vec<IpAddr>>, ApiError> {
+        match self.take(field) {
+            None => Ok(None),
+            Some(v) => address_list(field, v, "addresses", |s| {
+                s.parse::<IpAddr>()
+                    .map_err(|_| format!("{s:?} is not an IPv4 or IPv6 address"))
+            })
+            .map(Some),
+        }
+    }
+
     pub fn opt_cidr(&mut self, field: &str) -> Result<Option<IpNet>, ApiError> {
         self.opt_str(field)?
             .map(|s| parse_cidr(&s).map_err(|e| ApiError::invalid(field, e)))

@@ -136,6 +136,29 @@ pub const METHODS: &[MethodSpec] = &[
                 false,
                 "provider network: {physnet, vlan?}",
             ),
+            p(
+                "flood_vteps",
+                ParamType::IpList,
+                false,
+                "flood-and-learn VXLAN endpoints on this switch's segment",
+            ),
+        ],
+        result: "Switch",
+        errors: WRITE,
+        subscription: false,
+    },
+    MethodSpec {
+        name: "switch_update",
+        doc: "Change a switch's description or its flood-and-learn VXLAN endpoints. Omitted fields are unchanged; flood_vteps replaces the whole list ([] clears it). Refused: a duplicate, a non-unicast address, a connected hypervisor's tunnel endpoint, more than 64, any on a provider switch.",
+        params: &[
+            p("switch", R, true, "switch name or id"),
+            p("description", ParamType::Text, false, "free text"),
+            p(
+                "flood_vteps",
+                ParamType::IpList,
+                false,
+                "flood-and-learn VXLAN endpoints (replaces the list)",
+            ),
         ],
         result: "Switch",
         errors: WRITE,
@@ -629,7 +652,8 @@ fn core_schemas() -> Value {
         "Switch": {"type": "object", "required": ["id", "name", "vni", "description", "ports"], "properties": {
             "id": uuid, "name": {"type": "string"}, "vni": {"type": "integer"},
             "description": {"type": "string"}, "ports": {"type": "integer", "description": "number of ports"},
-            "provider": {"oneOf": [{"$ref": "#/components/schemas/Provider"}, {"type": "null"}]}}},
+            "provider": {"oneOf": [{"$ref": "#/components/schemas/Provider"}, {"type": "null"}]},
+            "flood_vteps": {"type": "array", "items": {"type": "string"}, "description": "flood-and-learn VXLAN endpoints"}}},
         "Provider": {"type": "object", "required": ["physnet"], "additionalProperties": false, "properties": {
             "physnet": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$",
                         "description": "physical network name, as hypervisors map it in weft-bridge-mappings"},

@@ -181,6 +181,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 description,
                 physnet,
                 vlan,
+                flood_vteps,
             } => (
                 "switch_create",
                 P::new()
@@ -191,9 +192,33 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                         "provider",
                         physnet
                             .map(|physnet| serde_json::json!({"physnet": physnet, "vlan": vlan})),
+                    )?
+                    .opt(
+                        "flood_vteps",
+                        (!flood_vteps.is_empty()).then_some(flood_vteps),
                     )?,
                 View::Switches,
             ),
+            SwitchCmd::Update {
+                switch,
+                description,
+                flood_vteps,
+                clear_flood_vteps,
+            } => {
+                let flood_vteps = if clear_flood_vteps {
+                    Some(vec![])
+                } else {
+                    (!flood_vteps.is_empty()).then_some(flood_vteps)
+                };
+                (
+                    "switch_update",
+                    P::new()
+                        .set("switch", switch)?
+                        .opt("description", description)?
+                        .opt("flood_vteps", flood_vteps)?,
+                    View::Switches,
+                )
+            }
             SwitchCmd::List => ("switch_list", P::new(), View::Switches),
             SwitchCmd::Get { switch } => {
                 ("switch_get", P::new().set("switch", switch)?, View::Object)

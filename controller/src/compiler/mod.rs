@@ -32,13 +32,14 @@
 //!   with `packet: trace::TracePacket` (serde); the [`trace::Trace`] serialises as the
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
 use uuid::Uuid;
 
 use crate::binding::Bindings;
-use crate::desired::{DesiredNode, TunnelSpec};
-use crate::model::{LogicalModel, LogicalPort};
-use crate::topology::Topology;
+use crate::desired::{Announcement, DesiredNode, TunnelSpec, vtep_remote};
+use crate::model::{LogicalModel, LogicalPort, LogicalSwitch};
+use crate::topology::{NodeView, Topology};
 
 pub mod ids;
 mod incremental;
@@ -48,6 +49,8 @@ pub mod stage;
 pub mod table;
 pub mod trace;
 
+#[cfg(test)]
+mod flood_vtep_tests;
 #[cfg(test)]
 mod ovs_tests;
 #[cfg(test)]
@@ -63,11 +66,11 @@ pub use ids::*;
 pub use incremental::{
     IncrementalCompiler, NodeFingerprint, SwitchInputs, node_fingerprint, nodes_affected,
 };
-use stage::FlowBuilder;
 pub use stage::{
     BLOCKED_MARK, OPEN_DIRECTION_MARK, OPEN_DIRECTION_PRIORITY, acl_flow_priority, acl_mark,
     link_local, port_masks,
 };
+use stage::{ExternalVtep, FlowBuilder};
 
 /// Compiles the desired state of node `node` (a system-id in `topology`).
 pub fn compile_node(model: &LogicalModel, topology: &Topology, node: &str) -> DesiredNode {
@@ -80,6 +83,44 @@ pub fn switches_of_node(model: &LogicalModel, bindings: &Bindings, node: &str) -
         .on_node(node)
         .filter_map(|(id, _)| model.port(&id).map(|p| p.switch))
         .collect()
+}
+
+/// The flood VTEPs of `sw` a node can tunnel to: not the tunnel endpoint of a hypervisor
+/// in `peers` (the node itself and the switch's other nodes: their addresses are what the
+/// node's compilation reads, so the incremental compiler sees any change to them) and of
+/// the node's address family.
+fn usable_vteps<'a>(
+    peers: &'a BTreeSet<IpAddr>,
+    view: &'a NodeView,
+    sw: &'a LogicalSwitch,
+) -> impl Iterator<Item = IpAddr> + 'a {
+    sw.flood_vteps
+        .iter()
+        .copied()
+        .filter(move |ip| ip.is_ipv4() == view.encap_ip.is_ipv4() && !peers.contains(ip))
+}
+
+/// Records the tunnel ports `sw`'s flood VTEPs need on this node and returns those OVS
+/// has already given an ofport.
+fn external_vteps(
+    out: &mut DesiredNode,
+    peers: &BTreeSet<IpAddr>,
+    view: &NodeView,
+    sw: &LogicalSwitch,
+) -> Vec<ExternalVtep> {
+    let mut found = Vec::new();
+    for ip in usable_vteps(peers, view, sw) {
+        out.tunnels
+            .insert(TunnelSpec::external_vtep(ip, view.encap_ip));
+        match view.tunnels.get(&vtep_remote(ip)) {
+            Some(&ofport) => found.push(ExternalVtep { ip, ofport }),
+            None => tracing::debug!(
+                node = %view.id, switch = %sw.name, vtep = %ip,
+                "flood VTEP tunnel port not reported yet"
+            ),
+        }
+    }
+    found
 }
 
 /// Like [`compile_node`] with bindings computed once for all nodes (the compiler task
@@ -175,6 +216,25 @@ pub fn compile_node_with(
         for ofport in routed_peers {
             b.classify_tunnel(sw.vni, cookie_for(&sw.id), ofport);
         }
+        if !sw.flood_vteps.is_empty() {
+            // Hypervisors of this switch are never VTEPs (the API refuses their
+            // addresses; one may have taken such an address later).
+            let peers: BTreeSet<IpAddr> = remotes
+                .keys()
+                .filter_map(|r| topology.nodes.get(*r).map(|v| v.encap_ip))
+                .chain([view.encap_ip])
+                .collect();
+            let vteps = external_vteps(b.out, &peers, view, sw);
+            if vteps.len() < usable_vteps(&peers, view, sw).count() {
+                tunnels_ready = false;
+            }
+            if !vteps.is_empty() {
+                b.flood_vteps(sw.vni, cookie_for(&sw.id), &vteps);
+                for (p, _) in &locals {
+                    b.out.announce.insert(p.id, announcement(sw.vni, p, &vteps));
+                }
+            }
+        }
         let done = b.flows.len();
         if tunnels_ready {
             bound.extend(locals.iter().map(|(p, _)| (*p, done)));
@@ -197,5 +257,17 @@ pub fn compile_node_with(
             out.bound_ports.insert(p.id);
         }
     }
+    // Only a complete port is announced: before that its traffic may not flow yet.
+    let bound_ports = &out.bound_ports;
+    out.announce.retain(|id, _| bound_ports.contains(id));
     out
+}
+
+fn announcement(vni: u32, p: &LogicalPort, vteps: &[ExternalVtep]) -> Announcement {
+    Announcement {
+        vni,
+        mac: p.mac,
+        ipv4: p.ips.iter().filter_map(stage::v4).collect(),
+        tunnel_ofports: vteps.iter().map(|v| v.ofport).collect(),
+    }
 }

@@ -29,6 +29,7 @@ fn sw(n: u128, name: &str, vni: u32, provider: Option<(&str, Option<u16>)>) -> L
         name: name.into(),
         vni,
         description: String::new(),
+        flood_vteps: Vec::new(),
         provider: provider.map(|(physnet, vlan)| ProviderNet {
             physnet: physnet.into(),
             vlan,

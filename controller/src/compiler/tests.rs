@@ -16,8 +16,8 @@ use crate::model::{Acl, AclAction, Direction, Ethertype, LogicalPort, LogicalSwi
 use crate::topology::EncapType;
 use crate::topology::{NodeView, Vif};
 
-const VNI_A: u32 = 5001;
-const VNI_B: u32 = 5002;
+pub(super) const VNI_A: u32 = 5001;
+pub(super) const VNI_B: u32 = 5002;
 
 pub(super) fn sw(n: u128, name: &str, vni: u32) -> LogicalSwitch {
     LogicalSwitch {
@@ -26,6 +26,7 @@ pub(super) fn sw(n: u128, name: &str, vni: u32) -> LogicalSwitch {
         vni,
         description: String::new(),
         provider: None,
+        flood_vteps: Vec::new(),
     }
 }
 

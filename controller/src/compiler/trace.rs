@@ -410,6 +410,9 @@ pub enum OutputTarget {
     Port { port: String, id: Uuid },
     /// A tunnel to another node.
     Tunnel { node: String },
+    /// A tunnel to an external VXLAN endpoint (a flood VTEP): the trace ends there, and
+    /// what the endpoint does with it is not Weft's to know.
+    Vtep { ip: IpAddr },
     /// A port Weft does not know.
     Unknown,
 }
@@ -694,6 +697,12 @@ pub fn walk_ct(
                     port: lp.name.clone(),
                     id: lp.id,
                 }
+            } else if let Some(ip) = remote
+                .as_deref()
+                .and_then(|r| r.strip_prefix(crate::desired::VTEP_REMOTE_PREFIX))
+                .and_then(|ip| ip.parse().ok())
+            {
+                OutputTarget::Vtep { ip }
             } else if let Some(r) = remote {
                 let back = topology.nodes.get(&r).and_then(|rv| rv.tunnels.get(&n));
                 match back {

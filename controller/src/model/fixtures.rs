@@ -13,6 +13,7 @@ pub(crate) fn blue(ports: &[(u128, &str)]) -> LogicalModel {
         vni: 5001,
         description: String::new(),
         provider: None,
+        flood_vteps: Vec::new(),
     };
     let ports = ports
         .iter()

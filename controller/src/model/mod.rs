@@ -59,3 +59,6 @@ pub const NAME_MAX_LEN: usize = 64;
 pub const DESCRIPTION_MAX_LEN: usize = 1024;
 /// Most IP addresses one logical port may carry.
 pub const PORT_IPS_MAX: usize = 64;
+/// Most flood-and-learn VTEPs one switch may list (each is a tunnel port on every
+/// hypervisor of the switch and a bucket in its flood group).
+pub const FLOOD_VTEPS_MAX: usize = 64;

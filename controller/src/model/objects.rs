@@ -24,6 +24,11 @@ pub struct LogicalSwitch {
     /// Set for a provider switch: bridged onto a physical segment instead of tunnelled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<ProviderNet>,
+    /// Flood-and-learn VXLAN endpoints on this switch's segment (DESIGN.md §4): legacy
+    /// VTEPs with no control plane that get the switch's broadcast and unknown unicast and
+    /// whose MACs hypervisors learn from the traffic they send. Empty for most switches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flood_vteps: Vec<IpAddr>,
 }
 
 /// Where a provider switch meets the physical network: the physical network name that

@@ -566,6 +566,7 @@ mod tests {
                 vni,
                 description: String::new(),
                 provider: None,
+                flood_vteps: Vec::new(),
             }));
         }
         assert_eq!(m.free_vni(), Some(3));

@@ -19,6 +19,15 @@ pub enum Command {
         description: String,
         /// Bridged onto this physical network instead of tunnelled (DESIGN.md §4).
         provider: Option<ProviderNet>,
+        /// Flood-and-learn VXLAN endpoints on the switch's segment (DESIGN.md §4).
+        flood_vteps: Vec<IpAddr>,
+    },
+    /// Changes what is given; `None` leaves a field as it is (an empty `flood_vteps`
+    /// clears the list).
+    SwitchUpdate {
+        switch: String,
+        description: Option<String>,
+        flood_vteps: Option<Vec<IpAddr>>,
     },
     SwitchDelete {
         switch: String,

@@ -13,9 +13,9 @@ use super::command::{AclSpec, Command};
 use super::plan_routing::{self as routing, RouterPortSpec};
 use crate::error::ApiError;
 use crate::model::{
-    ACL_PRIORITY_MAX, Acl, Change, DESCRIPTION_MAX_LEN, Direction, Ethertype, LogicalModel,
-    LogicalPort, LogicalSwitch, PORT_IPS_MAX, Protocol, ProviderNet, VLAN_MAX, VLAN_MIN, VNI_MAX,
-    check_name,
+    ACL_PRIORITY_MAX, Acl, Change, DESCRIPTION_MAX_LEN, Direction, Ethertype, FLOOD_VTEPS_MAX,
+    LogicalModel, LogicalPort, LogicalSwitch, PORT_IPS_MAX, Protocol, ProviderNet, VLAN_MAX,
+    VLAN_MIN, VNI_MAX, check_name,
 };
 
 /// A switch's or router's description fits the limit.
@@ -40,12 +40,14 @@ pub fn plan(model: &LogicalModel, cmd: &Command) -> Result<Vec<Change>, ApiError
             name,
             vni,
             description,
+            flood_vteps,
             provider,
         } => {
             check_name(name).map_err(|e| ApiError::invalid("name", e))?;
             if let Some(pn) = provider {
                 check_provider(model, pn)?;
             }
+            check_flood_vteps(flood_vteps, provider.is_some())?;
             check_description(description)?;
             if model.switch_name_taken(name) {
                 return Err(ApiError::conflict(
@@ -79,7 +81,33 @@ pub fn plan(model: &LogicalModel, cmd: &Command) -> Result<Vec<Change>, ApiError
                 vni,
                 description: description.clone(),
                 provider: provider.clone(),
+                flood_vteps: flood_vteps.clone(),
             })])
+        }
+        Command::SwitchUpdate {
+            switch,
+            description,
+            flood_vteps,
+        } => {
+            if description.is_none() && flood_vteps.is_none() {
+                return Err(ApiError::invalid(
+                    "description",
+                    "nothing to update: give at least one of description, flood_vteps",
+                ));
+            }
+            let old = model
+                .find_switch(switch)
+                .ok_or_else(|| ApiError::not_found("switch", "switch", switch))?;
+            let mut new = old.clone();
+            if let Some(d) = description {
+                check_description(d)?;
+                new.description = d.clone();
+            }
+            if let Some(v) = flood_vteps {
+                check_flood_vteps(v, old.provider.is_some())?;
+                new.flood_vteps = v.clone();
+            }
+            Ok(vec![Change::PutSwitch(new)])
         }
         Command::SwitchDelete { switch, cascade } => {
             let sw = model
@@ -396,6 +424,44 @@ fn plan_acl(model: &LogicalModel, spec: &AclSpec) -> Result<Vec<Change>, ApiErro
     })])
 }
 
+/// Flood VTEPs must be distinct unicast addresses, at most [`FLOOD_VTEPS_MAX`], on a
+/// tunnelled switch (a provider switch's segment is the physical network itself).
+fn check_flood_vteps(vteps: &[IpAddr], provider: bool) -> Result<(), ApiError> {
+    const F: &str = "flood_vteps";
+    if vteps.is_empty() {
+        return Ok(());
+    }
+    if provider {
+        return Err(ApiError::invalid(
+            F,
+            "a provider switch is bridged, not tunnelled: it cannot have flood VTEPs",
+        ));
+    }
+    if vteps.len() > FLOOD_VTEPS_MAX {
+        return Err(ApiError::invalid(
+            F,
+            format!("{} VTEPs given, at most {FLOOD_VTEPS_MAX}", vteps.len()),
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for ip in vteps {
+        if ip.is_unspecified() || ip.is_multicast() || ip.is_loopback() || is_broadcast(ip) {
+            return Err(ApiError::invalid(
+                F,
+                format!("{ip} cannot be a VXLAN endpoint: it is not a unicast address"),
+            ));
+        }
+        if !seen.insert(*ip) {
+            return Err(ApiError::invalid(F, format!("{ip} is given twice")));
+        }
+    }
+    Ok(())
+}
+
+fn is_broadcast(ip: &IpAddr) -> bool {
+    matches!(ip, IpAddr::V4(a) if a.is_broadcast())
+}
+
 /// A provider network must name a valid physical network and VLAN, and no other switch
 /// may sit on the same segment: two switches bridged onto one (physnet, VLAN) would see
 /// each other's broadcasts and unknown destinations.
@@ -444,6 +510,7 @@ mod tests {
             name: name.into(),
             vni,
             description: String::new(),
+            flood_vteps: Vec::new(),
             provider: None,
         }
     }
@@ -453,6 +520,7 @@ mod tests {
             name: name.into(),
             vni: None,
             description: String::new(),
+            flood_vteps: Vec::new(),
             provider: Some(ProviderNet {
                 physnet: physnet.into(),
                 vlan,
@@ -632,5 +700,66 @@ mod tests {
         )
         .unwrap();
         apply(&mut m, provider_switch("again", "physnet1", Some(100))).unwrap();
+    }
+
+    #[test]
+    fn flood_vteps_are_checked_and_updated() {
+        let mut m = LogicalModel::default();
+        let invalid = |r: Result<Vec<Change>, ApiError>| match r.unwrap_err() {
+            ApiError::InvalidParams { field, message } => (field, message),
+            e => panic!("{e:?}"),
+        };
+        let ips = |v: &[&str]| -> Vec<IpAddr> { v.iter().map(|s| s.parse().unwrap()).collect() };
+        let update =
+            |vteps: Option<Vec<IpAddr>>, description: Option<&str>| Command::SwitchUpdate {
+                switch: "s".into(),
+                description: description.map(String::from),
+                flood_vteps: vteps,
+            };
+        let mut create = switch("s", Some(10));
+        if let Command::SwitchCreate { flood_vteps, .. } = &mut create {
+            *flood_vteps = ips(&["192.0.2.1"]);
+        }
+        apply(&mut m, create).unwrap();
+        assert_eq!(m.find_switch("s").unwrap().flood_vteps, ips(&["192.0.2.1"]));
+        apply(
+            &mut m,
+            update(Some(ips(&["192.0.2.1", "2001:db8::1"])), None),
+        )
+        .unwrap();
+        assert_eq!(m.find_switch("s").unwrap().flood_vteps.len(), 2);
+        for (bad, says) in [
+            (ips(&["192.0.2.1", "192.0.2.1"]), "twice"),
+            (ips(&["0.0.0.0"]), "not a unicast"),
+            (ips(&["239.1.1.1"]), "not a unicast"),
+            (ips(&["255.255.255.255"]), "not a unicast"),
+        ] {
+            let (field, message) = invalid(apply(&mut m, update(Some(bad), None)));
+            assert_eq!(field, "flood_vteps");
+            assert!(message.contains(says), "{message}");
+        }
+        let many: Vec<IpAddr> = (0..=FLOOD_VTEPS_MAX as u32)
+            .map(|i| IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0001 + i)))
+            .collect();
+        assert_eq!(
+            invalid(apply(&mut m, update(Some(many), None))).0,
+            "flood_vteps"
+        );
+        assert_eq!(invalid(apply(&mut m, update(None, None))).0, "description");
+        // A refused update changed nothing; a description-only one keeps the VTEPs.
+        apply(&mut m, update(None, Some("legacy segment"))).unwrap();
+        let s = m.find_switch("s").unwrap();
+        assert_eq!(
+            (s.flood_vteps.len(), s.description.as_str()),
+            (2, "legacy segment")
+        );
+        apply(&mut m, update(Some(vec![]), None)).unwrap();
+        assert!(m.find_switch("s").unwrap().flood_vteps.is_empty());
+        apply(&mut m, provider_switch("p", "physnet1", None)).unwrap();
+        let mut on_provider = update(Some(ips(&["192.0.2.9"])), None);
+        if let Command::SwitchUpdate { switch, .. } = &mut on_provider {
+            *switch = "p".into();
+        }
+        assert_eq!(invalid(apply(&mut m, on_provider)).0, "flood_vteps");
     }
 }

@@ -392,6 +392,7 @@ mod tests {
             name: name.into(),
             vni,
             description: String::new(),
+            flood_vteps: Vec::new(),
             provider: None,
         }
     }

@@ -282,6 +282,7 @@ mod tests {
             vni: 7,
             description: String::new(),
             provider: None,
+            flood_vteps: Vec::new(),
         };
         let port = LogicalPort {
             id: Uuid::new_v4(),

@@ -104,6 +104,21 @@ pub enum SwitchCmd {
         /// The 802.1Q VLAN of the provider network (needs --physnet); untagged without.
         #[arg(long, requires = "physnet")]
         vlan: Option<u16>,
+        /// A flood-and-learn VXLAN endpoint on the switch's segment; repeatable.
+        #[arg(long = "flood-vtep")]
+        flood_vteps: Vec<String>,
+    },
+    /// Change a switch's description or flood-and-learn VTEPs.
+    Update {
+        switch: String,
+        #[arg(long)]
+        description: Option<String>,
+        /// Replaces the flood VTEP list; repeatable.
+        #[arg(long = "flood-vtep")]
+        flood_vteps: Vec<String>,
+        /// Remove all flood VTEPs.
+        #[arg(long, conflicts_with = "flood_vteps")]
+        clear_flood_vteps: bool,
     },
     List,
     Get {

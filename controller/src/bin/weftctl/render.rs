@@ -85,6 +85,7 @@ pub(crate) fn render(view: View, v: &Value) -> String {
                 ("vni", "vni"),
                 ("ports", "ports"),
                 ("provider", "provider"),
+                ("flood_vteps", "flood_vteps"),
                 ("id", "id"),
                 ("description", "description"),
             ],
@@ -342,6 +343,7 @@ fn render_trace(v: &Value) -> String {
             let target = match to["kind"].as_str() {
                 Some("port") => format!("port {}", s(&to["port"])),
                 Some("tunnel") => format!("tunnel to {}", s(&to["node"])),
+                Some("vtep") => format!("flood VTEP {}", s(&to["ip"])),
                 _ => to.to_string(),
             };
             out.push_str(&format!("  -> output:{} ({target})\n", o["ofport"]));

@@ -2,7 +2,8 @@
 //! [`FlowBuilder`]: classify (table 0), port security (10), ACLs (20/21, 40/41), ARP
 //! responder (25) and the router's responders beside it, routing (26/27), L2 lookup and
 //! flooding (30), output (50); provider networks (the patch port to a physical network,
-//! in 0 and 30). A feature adds a stage here; it does not grow another's.
+//! in 0 and 30); flood-and-learn VTEPs (in 0, 30 and the learned-MACs table 33). A
+//! feature adds a stage here; it does not grow another's.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -20,6 +21,7 @@ use crate::topology::NodeView;
 mod acl;
 mod arp;
 mod classify;
+mod flood_vtep;
 mod l2;
 mod l3;
 mod output;
@@ -32,6 +34,7 @@ pub use acl::{
     port_masks,
 };
 use acl::{CT_INV_TRK, ct_match};
+pub(crate) use flood_vtep::ExternalVtep;
 pub use port_security::link_local;
 
 pub(crate) const ETH_IP: u16 = 0x0800;

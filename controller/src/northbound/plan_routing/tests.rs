@@ -89,6 +89,7 @@ fn fixture() -> LogicalModel {
                 name: name.into(),
                 vni: None,
                 description: String::new(),
+                flood_vteps: Vec::new(),
                 provider: None,
             },
         )
@@ -99,6 +100,7 @@ fn fixture() -> LogicalModel {
         name: "c".into(),
         vni: 900,
         description: String::new(),
+        flood_vteps: Vec::new(),
         provider: Some(ProviderNet {
             physnet: "physnet1".into(),
             vlan: None,

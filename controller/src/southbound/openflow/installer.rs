@@ -54,6 +54,8 @@ pub(super) struct Installer<'a> {
     /// When to dump and compare again, and how many more times after that: set when a
     /// switch that had been installed before came back with tables that needed repair.
     recheck: Option<(tokio::time::Instant, u8)>,
+    /// What this connection has announced to external VXLAN endpoints, by port.
+    announced: BTreeMap<uuid::Uuid, crate::desired::Announcement>,
 }
 
 /// How many times in a row a returning switch is re-checked while each check still
@@ -73,6 +75,7 @@ impl<'a> Installer<'a> {
             retrying: BTreeMap::new(),
             generation: None,
             recheck: None,
+            announced: BTreeMap::new(),
         }
     }
 
@@ -363,6 +366,18 @@ impl<'a> Installer<'a> {
         self.ctx
             .channels
             .report_installed(self.node, desired.bound_ports.clone());
+        let garps = super::announce::announcements(&self.announced, &desired.announce);
+        if !garps.is_empty() {
+            tracing::info!(
+                node = self.node,
+                frames = garps.len(),
+                "announcing ports to external VXLAN endpoints (gratuitous ARP)"
+            );
+            for m in garps {
+                conn.session.send(m);
+            }
+        }
+        self.announced = desired.announce.clone();
         self.ctx
             .observed
             .set_node_flows(self.node, InstalledFlows::table(desired.clone()));

@@ -28,6 +28,7 @@
 
 pub use openflow::session;
 
+mod announce;
 mod association;
 mod codec;
 mod conn;

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::fence::{Fence, plan_controllers};
 use super::session::*;
-use super::settings::{NodeSettings, encap_name, node_settings, patch_port_names};
+use super::settings::{NodeSettings, encap_name, node_settings, patch_port_names, vtep_port_name};
 use super::*;
 use crate::cluster::Role;
 use crate::desired::{PatchSpec, TunnelSpec};
@@ -604,14 +604,24 @@ pub(super) fn ovs_tunnels(node: &str, tunnels: &BTreeSet<TunnelSpec>) -> Vec<vsw
 }
 
 /// The OVS tunnel port for one desired tunnel.
+/// A tunnel to an external VTEP is named `wv-…` and also tagged `weft-vtep=<ip>`, so an
+/// operator (and the hardware-VTEP side) can tell it from the hypervisor mesh.
 pub(super) fn ovs_tunnel(t: &TunnelSpec) -> vswitch::TunnelPort {
+    let mut external_ids = BTreeMap::from([(KEY_REMOTE.to_owned(), t.remote.clone())]);
+    let name = match t.vtep_ip() {
+        Some(ip) => {
+            external_ids.insert(KEY_VTEP.to_owned(), ip.to_string());
+            vtep_port_name(ip)
+        }
+        None => tunnel_port_name(&t.remote),
+    };
     vswitch::TunnelPort {
-        name: tunnel_port_name(&t.remote),
+        name,
         kind: encap_name(t.encap).into(),
         remote_ip: t.remote_ip.to_string(),
         local_ip: Some(t.local_ip.to_string()),
         key: "flow".into(),
-        external_ids: BTreeMap::from([(KEY_REMOTE.to_owned(), t.remote.clone())]),
+        external_ids,
     }
 }
 

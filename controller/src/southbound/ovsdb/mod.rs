@@ -74,6 +74,8 @@ pub const KEY_ENCAP_TYPE: &str = "weft-encap-type";
 pub const KEY_BRIDGE: &str = "weft-bridge";
 pub const KEY_DATAPATH_TYPE: &str = "weft-datapath-type";
 pub const KEY_REMOTE: &str = "weft-remote";
+/// Marks Weft's tunnel ports to external VXLAN endpoints (flood VTEPs) with their address.
+pub const KEY_VTEP: &str = "weft-vtep";
 /// Root row: which bridge carries each physical network (`physnet1:br-ex,...`).
 pub const KEY_BRIDGE_MAPPINGS: &str = "weft-bridge-mappings";
 /// Marks Weft's patch ports (both ends) with the physical network they reach.
@@ -578,4 +580,4 @@ mod settings;
 mod tests;
 
 use session::Session;
-pub use settings::{patch_port_names, tunnel_port_name};
+pub use settings::{patch_port_names, tunnel_port_name, vtep_port_name};

@@ -23,6 +23,11 @@ pub fn tunnel_port_name(remote_system_id: &str) -> String {
     format!("wt-{:08x}", fnv1a(remote_system_id))
 }
 
+/// `wv-` + 8 hex digits of the FNV-1a hash of an external VTEP's address.
+pub fn vtep_port_name(ip: std::net::IpAddr) -> String {
+    format!("wv-{:08x}", fnv1a(&ip.to_string()))
+}
+
 /// The two ends of the patch-port pair towards one physical network's bridge:
 /// `wpi-` (on the integration bridge) and `wpe-` (on the mapped bridge) + 8 hex digits of
 /// the FNV-1a hash of the physnet name (physnet names may be 64 bytes; these fit

@@ -391,6 +391,7 @@ mod tests {
             vni,
             description: String::new(),
             provider: None,
+            flood_vteps: Vec::new(),
         };
         let (a, b) = (sw("a", 1), sw("b", 2));
         let old = LogicalModel::from_objects(1, vec![a.clone()], vec![], vec![]).unwrap();

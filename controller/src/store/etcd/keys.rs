@@ -347,6 +347,7 @@ mod tests {
             vni: 1,
             description: String::new(),
             provider: None,
+            flood_vteps: Vec::new(),
         };
         let value = encode(&Change::PutSwitch(s.clone())).unwrap();
         assert!(l.decode(l.switch(s.id).as_bytes(), &value).is_ok());

@@ -141,6 +141,7 @@ mod tests {
                 name: "big".into(),
                 vni: None,
                 description: String::new(),
+                flood_vteps: Vec::new(),
                 provider: None,
             },
         );
@@ -204,6 +205,7 @@ mod tests {
                 name: "s".into(),
                 vni: None,
                 description: String::new(),
+                flood_vteps: Vec::new(),
                 provider: None,
             },
         );
