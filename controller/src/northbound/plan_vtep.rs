@@ -130,6 +130,7 @@ mod tests {
             vni: 5001,
             description: String::new(),
             provider: None,
+            flood_vteps: Vec::new(),
         }));
         (m, id)
     }
