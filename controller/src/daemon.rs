@@ -82,6 +82,7 @@ impl Daemon {
         let realize = tokio::spawn(crate::realize::run_owned(
             controller.watch_model(),
             nodes.clone(),
+            controller.observed().vteps().watch(),
             channels.clone(),
             southbound_stop.clone(),
             cfg.startup_hold,

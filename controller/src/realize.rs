@@ -17,6 +17,7 @@ use crate::compiler::IncrementalCompiler;
 use crate::channels::Channels;
 use crate::cluster::Ownership;
 use crate::desired::DesiredNode;
+use crate::hardware_vtep::{VtepMap, endpoints};
 use crate::metrics::Metrics;
 use crate::model::LogicalModel;
 use crate::topology::{Topology, TransportNodes};
@@ -51,9 +52,12 @@ pub async fn run_with_hold(
     metrics: Arc<Metrics>,
 ) {
     let single = Ownership::single("weftd");
+    // No hardware VTEPs: a registry nobody reports to.
+    let (_no_vteps, vteps) = watch::channel(Arc::new(VtepMap::new()));
     run_owned(
         model,
         nodes,
+        vteps,
         channels,
         shutdown,
         startup_hold,
@@ -67,9 +71,14 @@ pub async fn run_with_hold(
 /// `--etcd` it owns them all). A node this instance stops owning has its desired state
 /// withdrawn ([`Channels::retract_desired`]), so that if it owns the node again its
 /// sessions wait for a fresh compile instead of acting on a stale one.
+///
+/// `vteps` is the hardware VTEP registry's watch ([`crate::hardware_vtep::HardwareVteps::watch`]):
+/// each round compiles from the topology with a snapshot of its endpoints
+/// ([`Topology::hardware_vteps`]), and a change there wakes the task like a topology change.
 pub async fn run_owned(
     mut model: watch::Receiver<Arc<LogicalModel>>,
     nodes: Arc<TransportNodes>,
+    mut vteps: watch::Receiver<Arc<VtepMap>>,
     channels: Arc<Channels>,
     shutdown: CancellationToken,
     startup_hold: std::time::Duration,
@@ -83,7 +92,7 @@ pub async fn run_owned(
     loop {
         let round_started = std::time::Instant::now();
         let m = model.borrow_and_update().clone();
-        let t = topology.borrow_and_update().clone();
+        let t = with_vteps(&topology.borrow_and_update(), &vteps.borrow_and_update());
         let clustered = view.borrow_and_update().clustered;
         // Which nodes to compile, decided once per round.
         let owned: Option<std::collections::BTreeSet<String>> = clustered.then(|| {
@@ -134,10 +143,23 @@ pub async fn run_owned(
             _ = shutdown.cancelled() => return,
             r = model.changed() => if r.is_err() { return },
             r = topology.changed() => if r.is_err() { return },
+            r = vteps.changed() => if r.is_err() { return },
             r = view.changed() => if r.is_err() { return },
             _ = sleep_until_opt(hold_ends) => {}
         }
     }
+}
+
+/// The topology the compiler reads: the hypervisors' snapshot with the hardware VTEPs'
+/// endpoints (the two registries stay the owners of their facts).
+fn with_vteps(topology: &Arc<Topology>, vteps: &VtepMap) -> Arc<Topology> {
+    let endpoints = endpoints(vteps);
+    if endpoints.is_empty() && topology.hardware_vteps.is_empty() {
+        return topology.clone();
+    }
+    let mut t = (**topology).clone();
+    t.hardware_vteps = Arc::new(endpoints);
+    Arc::new(t)
 }
 
 /// A compile round at least this long is part of a burst (see [`run_with_hold`]); a
@@ -200,7 +222,10 @@ impl StartupHold {
             .map(|n| {
                 n.tunnels
                     .keys()
-                    .filter(|r| !topology.nodes.contains_key(*r))
+                    .filter(|r| {
+                        !r.starts_with(crate::desired::VTEP_REMOTE_PREFIX)
+                            && !topology.nodes.contains_key(*r)
+                    })
                     .cloned()
                     .collect()
             })
