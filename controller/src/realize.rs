@@ -54,17 +54,21 @@ pub async fn run_with_hold(
     let single = Ownership::single("weftd");
     // No hardware VTEPs: a registry nobody reports to.
     let (_no_vteps, vteps) = watch::channel(Arc::new(VtepMap::new()));
-    run_owned(
+    let inputs = Inputs {
         model,
         nodes,
         vteps,
-        channels,
-        shutdown,
-        startup_hold,
-        metrics,
-        single,
-    )
-    .await
+    };
+    run_owned(inputs, channels, shutdown, startup_hold, metrics, single).await
+}
+
+/// What the realize task compiles from, each through its owner: the logical model, the
+/// hypervisors ([`TransportNodes`]) and the hardware VTEPs (the registry's watch,
+/// [`crate::hardware_vtep::HardwareVteps::watch`]).
+pub struct Inputs {
+    pub model: watch::Receiver<Arc<LogicalModel>>,
+    pub nodes: Arc<TransportNodes>,
+    pub vteps: watch::Receiver<Arc<VtepMap>>,
 }
 
 /// [`run_with_hold`] compiling only the nodes this instance owns (cluster mode; without
@@ -72,19 +76,21 @@ pub async fn run_with_hold(
 /// withdrawn ([`Channels::retract_desired`]), so that if it owns the node again its
 /// sessions wait for a fresh compile instead of acting on a stale one.
 ///
-/// `vteps` is the hardware VTEP registry's watch ([`crate::hardware_vtep::HardwareVteps::watch`]):
-/// each round compiles from the topology with a snapshot of its endpoints
-/// ([`Topology::hardware_vteps`]), and a change there wakes the task like a topology change.
+/// Each round compiles from the topology with a snapshot of the hardware VTEPs' endpoints
+/// ([`Topology::hardware_vteps`]); a change of any input wakes the task.
 pub async fn run_owned(
-    mut model: watch::Receiver<Arc<LogicalModel>>,
-    nodes: Arc<TransportNodes>,
-    mut vteps: watch::Receiver<Arc<VtepMap>>,
+    inputs: Inputs,
     channels: Arc<Channels>,
     shutdown: CancellationToken,
     startup_hold: std::time::Duration,
     metrics: Arc<Metrics>,
     ownership: Ownership,
 ) {
+    let Inputs {
+        mut model,
+        nodes,
+        mut vteps,
+    } = inputs;
     let mut view = ownership.watch();
     let mut topology = nodes.watch();
     let mut compiler = IncrementalCompiler::new();
