@@ -393,6 +393,21 @@ mod tests {
         assert_eq!(remotes(&f, "hv2"), ["hv1"]);
     }
 
+    /// A tunnel port to a VTEP (`vtep:` remote) is no hypervisor to wait for.
+    #[test]
+    fn startup_hold_does_not_wait_for_vteps() {
+        let f = Channels::new();
+        let m = model();
+        let mut c = IncrementalCompiler::new();
+        let mut hold = StartupHold::new(std::time::Instant::now() + STARTUP_HOLD_MAX);
+        let mut t = Topology::default();
+        t.nodes
+            .insert("hv1".into(), node("hv1", 1, "a1", &["vtep:192.0.2.100"]));
+        realize_held(&mut c, &mut hold, &m, &t, &f);
+        assert!(!hold.pending());
+        assert!(f.desired_published("hv1"));
+    }
+
     /// Once the hold expired (or with none), a peer that never came back does not block.
     #[test]
     fn expired_hold_publishes_without_missing_peers() {
