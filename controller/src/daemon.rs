@@ -80,8 +80,11 @@ impl Daemon {
         let southbound_stop = CancellationToken::new();
         let status_stop = CancellationToken::new();
         let realize = tokio::spawn(crate::realize::run_owned(
-            controller.watch_model(),
-            nodes.clone(),
+            crate::realize::Inputs {
+                model: controller.watch_model(),
+                nodes: nodes.clone(),
+                vteps: controller.observed().vteps().watch(),
+            },
             channels.clone(),
             southbound_stop.clone(),
             cfg.startup_hold,

@@ -30,8 +30,10 @@ pub struct ObservedVtep {
     pub tunnel_ips: Vec<IpAddr>,
     /// `Physical_Port.name` -> its `vlan_bindings` (VLAN -> `Logical_Switch.name`).
     pub ports: BTreeMap<String, BTreeMap<u16, String>>,
-    /// Weft switch -> the MACs the VTEP learned behind its ports (`Ucast_Macs_Local`) in
-    /// that switch's `Logical_Switch`. Logical switches Weft does not know are left out.
+    /// Weft switch bound on one of the VTEP's ports -> the MACs the VTEP learned behind
+    /// its ports (`Ucast_Macs_Local`) in that switch's `Logical_Switch` (empty until it
+    /// learns one). Logical switches Weft does not know, and switches no longer bound
+    /// (their MACs may linger until they age), are left out.
     pub local_macs: BTreeMap<Uuid, BTreeSet<MacAddr>>,
 }
 
@@ -58,6 +60,9 @@ pub struct HardwareVtepEndpoint {
     /// MACs learned behind the VTEP in this switch, sorted.
     pub macs: Vec<MacAddr>,
 }
+
+/// Per Weft switch, the hardware VTEPs its hypervisors reach (see [`endpoints`]).
+pub type VtepEndpoints = BTreeMap<Uuid, Vec<HardwareVtepEndpoint>>;
 
 /// Every VTEP's view, by name.
 pub type VtepMap = BTreeMap<String, Arc<ObservedVtep>>;
@@ -154,14 +159,15 @@ impl HardwareVteps {
         self.view.subscribe()
     }
 
-    /// Per Weft switch, the connected VTEPs that have MACs in it (see
+    /// Per Weft switch, the connected VTEPs that have it bound (see
     /// [`HardwareVtepEndpoint`]).
     pub fn endpoints(&self) -> BTreeMap<Uuid, Vec<HardwareVtepEndpoint>> {
         endpoints(&self.view.borrow())
     }
 }
 
-/// Per Weft switch, the connected VTEPs with a tunnel IP that have MACs in it.
+/// Per Weft switch, the connected VTEPs with a tunnel IP that have it bound (with the MACs
+/// they learned in it, possibly none).
 pub fn endpoints(map: &VtepMap) -> BTreeMap<Uuid, Vec<HardwareVtepEndpoint>> {
     let mut out: BTreeMap<Uuid, Vec<HardwareVtepEndpoint>> = BTreeMap::new();
     for v in map.values().filter(|v| v.connected) {

@@ -17,6 +17,7 @@ use crate::compiler::IncrementalCompiler;
 use crate::channels::Channels;
 use crate::cluster::Ownership;
 use crate::desired::DesiredNode;
+use crate::hardware_vtep::{VtepMap, endpoints};
 use crate::metrics::Metrics;
 use crate::model::LogicalModel;
 use crate::topology::{Topology, TransportNodes};
@@ -51,31 +52,45 @@ pub async fn run_with_hold(
     metrics: Arc<Metrics>,
 ) {
     let single = Ownership::single("weftd");
-    run_owned(
+    // No hardware VTEPs: a registry nobody reports to.
+    let (_no_vteps, vteps) = watch::channel(Arc::new(VtepMap::new()));
+    let inputs = Inputs {
         model,
         nodes,
-        channels,
-        shutdown,
-        startup_hold,
-        metrics,
-        single,
-    )
-    .await
+        vteps,
+    };
+    run_owned(inputs, channels, shutdown, startup_hold, metrics, single).await
+}
+
+/// What the realize task compiles from, each through its owner: the logical model, the
+/// hypervisors ([`TransportNodes`]) and the hardware VTEPs (the registry's watch,
+/// [`crate::hardware_vtep::HardwareVteps::watch`]).
+pub struct Inputs {
+    pub model: watch::Receiver<Arc<LogicalModel>>,
+    pub nodes: Arc<TransportNodes>,
+    pub vteps: watch::Receiver<Arc<VtepMap>>,
 }
 
 /// [`run_with_hold`] compiling only the nodes this instance owns (cluster mode; without
 /// `--etcd` it owns them all). A node this instance stops owning has its desired state
 /// withdrawn ([`Channels::retract_desired`]), so that if it owns the node again its
 /// sessions wait for a fresh compile instead of acting on a stale one.
+///
+/// Each round compiles from the topology with a snapshot of the hardware VTEPs' endpoints
+/// ([`Topology::hardware_vteps`]); a change of any input wakes the task.
 pub async fn run_owned(
-    mut model: watch::Receiver<Arc<LogicalModel>>,
-    nodes: Arc<TransportNodes>,
+    inputs: Inputs,
     channels: Arc<Channels>,
     shutdown: CancellationToken,
     startup_hold: std::time::Duration,
     metrics: Arc<Metrics>,
     ownership: Ownership,
 ) {
+    let Inputs {
+        mut model,
+        nodes,
+        mut vteps,
+    } = inputs;
     let mut view = ownership.watch();
     let mut topology = nodes.watch();
     let mut compiler = IncrementalCompiler::new();
@@ -83,7 +98,7 @@ pub async fn run_owned(
     loop {
         let round_started = std::time::Instant::now();
         let m = model.borrow_and_update().clone();
-        let t = topology.borrow_and_update().clone();
+        let t = with_vteps(&topology.borrow_and_update(), &vteps.borrow_and_update());
         let clustered = view.borrow_and_update().clustered;
         // Which nodes to compile, decided once per round.
         let owned: Option<std::collections::BTreeSet<String>> = clustered.then(|| {
@@ -134,10 +149,23 @@ pub async fn run_owned(
             _ = shutdown.cancelled() => return,
             r = model.changed() => if r.is_err() { return },
             r = topology.changed() => if r.is_err() { return },
+            r = vteps.changed() => if r.is_err() { return },
             r = view.changed() => if r.is_err() { return },
             _ = sleep_until_opt(hold_ends) => {}
         }
     }
+}
+
+/// The topology the compiler reads: the hypervisors' snapshot with the hardware VTEPs'
+/// endpoints (the two registries stay the owners of their facts).
+fn with_vteps(topology: &Arc<Topology>, vteps: &VtepMap) -> Arc<Topology> {
+    let endpoints = endpoints(vteps);
+    if endpoints.is_empty() && topology.hardware_vteps.is_empty() {
+        return topology.clone();
+    }
+    let mut t = (**topology).clone();
+    t.hardware_vteps = Arc::new(endpoints);
+    Arc::new(t)
 }
 
 /// A compile round at least this long is part of a burst (see [`run_with_hold`]); a
@@ -200,7 +228,10 @@ impl StartupHold {
             .map(|n| {
                 n.tunnels
                     .keys()
-                    .filter(|r| !topology.nodes.contains_key(*r))
+                    .filter(|r| {
+                        !r.starts_with(crate::desired::VTEP_REMOTE_PREFIX)
+                            && !topology.nodes.contains_key(*r)
+                    })
                     .cloned()
                     .collect()
             })
@@ -360,6 +391,21 @@ mod tests {
         assert!(!hold.pending());
         assert_eq!(remotes(&f, "hv1"), ["hv2"]);
         assert_eq!(remotes(&f, "hv2"), ["hv1"]);
+    }
+
+    /// A tunnel port to a VTEP (`vtep:` remote) is no hypervisor to wait for.
+    #[test]
+    fn startup_hold_does_not_wait_for_vteps() {
+        let f = Channels::new();
+        let m = model();
+        let mut c = IncrementalCompiler::new();
+        let mut hold = StartupHold::new(std::time::Instant::now() + STARTUP_HOLD_MAX);
+        let mut t = Topology::default();
+        t.nodes
+            .insert("hv1".into(), node("hv1", 1, "a1", &["vtep:192.0.2.100"]));
+        realize_held(&mut c, &mut hold, &m, &t, &f);
+        assert!(!hold.pending());
+        assert!(f.desired_published("hv1"));
     }
 
     /// Once the hold expired (or with none), a peer that never came back does not block.

@@ -79,6 +79,14 @@ pub struct Topology {
     /// Nodes in `nodes` whose OVSDB session ended and that are kept as last seen for the
     /// node grace: the compiler keeps tunnelling to them, the API shows their ports down.
     pub held: imbl::OrdSet<String>,
+    /// Per logical switch, the hardware VTEPs its hypervisors reach. Not
+    /// [`TransportNodes`]' fact (it always publishes this empty): the owner is
+    /// [`crate::hardware_vtep::HardwareVteps`], and a reader that compiles (the realize
+    /// task, the API's `trace`) puts a snapshot of its [`endpoints`] here, so the compiler
+    /// and its change tracking read it with the rest of the topology.
+    ///
+    /// [`endpoints`]: crate::hardware_vtep::endpoints
+    pub hardware_vteps: Arc<crate::hardware_vtep::VtepEndpoints>,
 }
 
 impl Topology {

@@ -466,7 +466,11 @@ async fn call(ctx: &ApiContext, name: &str, params: Params<'static>) -> Result<V
             let packet = parse_packet(a.value("packet")?)?;
             let m = c.read_snapshot().await?;
             let port = find_port(&m, "port", &r)?;
-            trace_port(&m, &ctx.topology.snapshot(), port, &packet)
+            // The same inputs the realize task compiles from: hypervisors and hardware
+            // VTEPs.
+            let mut t = (*ctx.topology.snapshot()).clone();
+            t.hardware_vteps = Arc::new(c.observed().vteps().endpoints());
+            trace_port(&m, &t, port, &packet)
         }
         "cluster_status" => Ok(cluster::status(&ctx.ownership, &c.observed().nodes())),
         "system_status" => {

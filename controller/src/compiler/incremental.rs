@@ -10,6 +10,7 @@ use super::routing::{reach, routers_of_switch, switches_of_router};
 use super::{compile_node_with, switches_of_node};
 use crate::binding::{Bindings, PortBinding};
 use crate::desired::DesiredNode;
+use crate::hardware_vtep::{HardwareVtepEndpoint, VtepEndpoints};
 use crate::model::{
     Acl, LogicalModel, LogicalPort, LogicalRouter, LogicalSwitch, Route, RouterPort,
 };
@@ -39,6 +40,8 @@ pub struct SwitchInputs {
     pub ports: Vec<(LogicalPort, String, u32, Option<IpAddr>)>,
     /// ACLs of the ports bound on this node.
     pub acls: Vec<Acl>,
+    /// The hardware VTEPs the switch's hypervisors reach ([`Topology::hardware_vteps`]).
+    pub hardware_vteps: Vec<HardwareVtepEndpoint>,
 }
 
 /// The fingerprint of `node`'s compilation inputs (see [`NodeFingerprint`]).
@@ -74,6 +77,11 @@ pub fn node_fingerprint(
             switch: model.switch(&sw).cloned(),
             ports: Vec::new(),
             acls: Vec::new(),
+            hardware_vteps: topology
+                .hardware_vteps
+                .get(&sw)
+                .cloned()
+                .unwrap_or_default(),
         };
         for p in model.ports_of_switch(&sw) {
             if let Some(b) = bindings.ports.get(&p.id) {
@@ -123,6 +131,8 @@ pub fn nodes_affected(
 /// - every node participating in a switch that changed, had a port added, changed, bound,
 ///   moved or unbound, or has a member node whose tunnel endpoint changed or that joined
 ///   or left (their remote-MAC flows, flood groups and tunnels name it);
+/// - every node participating in a switch whose hardware VTEP endpoints changed (a VTEP
+///   connected, left, learned or aged a MAC, was bound or unbound);
 /// - a node whose own endpoint or tunnel ports changed;
 /// - the node a changed ACL's port is bound on;
 /// - through routers, every switch attached to a router that changed, whose ports or
@@ -155,6 +165,19 @@ pub struct IncrementalCompiler {
 struct Dirty {
     switches: HashSet<Uuid>,
     nodes: BTreeSet<String>,
+}
+
+/// Switches whose hardware VTEP endpoints differ between two snapshots.
+fn vtep_changes(before: &VtepEndpoints, after: &VtepEndpoints) -> Vec<Uuid> {
+    if std::ptr::eq(before, after) {
+        return Vec::new();
+    }
+    before
+        .keys()
+        .chain(after.keys())
+        .filter(|sw| before.get(sw) != after.get(sw))
+        .copied()
+        .collect()
 }
 
 /// Below this many nodes to compile, one thread does it (spawning costs more).
@@ -271,6 +294,12 @@ impl IncrementalCompiler {
             }
         }
         self.spread_through_routers(model, &delta, &mut dirty);
+        // After the routers: a switch's hardware VTEPs are read only by the nodes with
+        // ports on it, not by those routing to it.
+        dirty.switches.extend(vtep_changes(
+            &previous.hardware_vteps,
+            &topology.hardware_vteps,
+        ));
         let mut nodes = dirty.nodes;
         for sw in &dirty.switches {
             if let Some(m) = self.members.get(sw) {

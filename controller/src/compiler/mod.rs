@@ -38,6 +38,7 @@ use uuid::Uuid;
 
 use crate::binding::Bindings;
 use crate::desired::{Announcement, DesiredNode, TunnelSpec, vtep_remote};
+use crate::hardware_vtep::HardwareVtepEndpoint;
 use crate::model::{LogicalModel, LogicalPort, LogicalSwitch};
 use crate::topology::{NodeView, Topology};
 
@@ -51,6 +52,8 @@ pub mod trace;
 
 #[cfg(test)]
 mod flood_vtep_tests;
+#[cfg(test)]
+mod hardware_vtep_tests;
 #[cfg(test)]
 mod ovs_tests;
 #[cfg(test)]
@@ -70,7 +73,7 @@ pub use stage::{
     BLOCKED_MARK, OPEN_DIRECTION_MARK, OPEN_DIRECTION_PRIORITY, acl_flow_priority, acl_mark,
     link_local, port_masks,
 };
-use stage::{ExternalVtep, FlowBuilder};
+use stage::{ExternalVtep, FlowBuilder, HardwareVtep};
 
 /// Compiles the desired state of node `node` (a system-id in `topology`).
 pub fn compile_node(model: &LogicalModel, topology: &Topology, node: &str) -> DesiredNode {
@@ -121,6 +124,45 @@ fn external_vteps(
         }
     }
     found
+}
+
+/// Records the tunnel ports `sw`'s hardware VTEPs (`endpoints`) need on this node and
+/// returns those OVS has already given an ofport, and whether that is all of them. A VTEP
+/// at the address of a hypervisor of the switch or of the other address family is left
+/// out, like a flood VTEP.
+fn hardware_vteps<'a>(
+    out: &mut DesiredNode,
+    peers: &BTreeSet<IpAddr>,
+    view: &NodeView,
+    sw: &LogicalSwitch,
+    endpoints: &'a [HardwareVtepEndpoint],
+) -> (Vec<HardwareVtep<'a>>, bool) {
+    let mut found = Vec::new();
+    let mut ready = true;
+    for ep in endpoints {
+        let ip = ep.tunnel_ip;
+        if ip.is_ipv4() != view.encap_ip.is_ipv4() || peers.contains(&ip) {
+            tracing::debug!(node = %view.id, switch = %sw.name, vtep = %ep.vtep, %ip,
+                "hardware VTEP unusable from this node (address family or a hypervisor's)");
+            continue;
+        }
+        out.tunnels
+            .insert(TunnelSpec::external_vtep(ip, view.encap_ip));
+        match view.tunnels.get(&vtep_remote(ip)) {
+            Some(&ofport) => found.push(HardwareVtep {
+                vtep: ExternalVtep { ip, ofport },
+                macs: &ep.macs,
+            }),
+            None => {
+                ready = false;
+                tracing::debug!(
+                    node = %view.id, switch = %sw.name, vtep = %ep.vtep, %ip,
+                    "hardware VTEP tunnel port not reported yet"
+                );
+            }
+        }
+    }
+    (found, ready)
 }
 
 /// Like [`compile_node`] with bindings computed once for all nodes (the compiler task
@@ -216,7 +258,11 @@ pub fn compile_node_with(
         for ofport in routed_peers {
             b.classify_tunnel(sw.vni, cookie_for(&sw.id), ofport);
         }
-        if !sw.flood_vteps.is_empty() {
+        let hardware = topology
+            .hardware_vteps
+            .get(sw_id)
+            .map_or(&[][..], Vec::as_slice);
+        if !sw.flood_vteps.is_empty() || !hardware.is_empty() {
             // Hypervisors of this switch are never VTEPs (the API refuses their
             // addresses; one may have taken such an address later).
             let peers: BTreeSet<IpAddr> = remotes
@@ -233,6 +279,13 @@ pub fn compile_node_with(
                 for (p, _) in &locals {
                     b.out.announce.insert(p.id, announcement(sw.vni, p, &vteps));
                 }
+            }
+            let (hw, ready) = hardware_vteps(b.out, &peers, view, sw, hardware);
+            tunnels_ready &= ready;
+            if !hw.is_empty() {
+                let flood: BTreeSet<IpAddr> = vteps.iter().map(|v| v.ip).collect();
+                let weft_macs: BTreeSet<_> = model.ports_of_switch(sw_id).map(|p| p.mac).collect();
+                b.hardware_vteps(sw.vni, cookie_for(&sw.id), &hw, &flood, &weft_macs);
             }
         }
         let done = b.flows.len();

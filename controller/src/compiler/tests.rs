@@ -1393,7 +1393,8 @@ fn compiler_scale_measure() {
 /// The incremental compiler against a from-scratch compile, on randomised sequences of
 /// model writes (applied to the previous snapshot, as the writer does, so the diff runs
 /// on shared persistent maps) and topology changes (VIFs plugged and unplugged by name or
-/// id, nodes joining and leaving, endpoints and tunnel ports changing): after every
+/// id, nodes joining and leaving, endpoints and tunnel ports changing, hardware VTEPs
+/// changing): after every
 /// update, the newest state handed out for each node equals `compile_node`, and the
 /// incremental bindings equal `Bindings::compute`.
 #[test]
@@ -1591,6 +1592,53 @@ fn compiler_incremental_equals_from_scratch_on_random_changes() {
                             next.apply(&Change::DeleteRoute { id });
                         }
                         next.apply(&Change::DeleteRouter { id: router });
+                    }
+                    // A switch's hardware VTEPs change (connect, learn or age a MAC, go),
+                    // or a node's tunnel ports to them come or go.
+                    11 => {
+                        let vtep_ips = ["192.168.9.1", "192.168.9.2", "192.168.1.1"];
+                        if rng.random_bool(0.5) {
+                            let s = Uuid::from_u128(0xa000 + rng.random_range(0..SWITCHES));
+                            let eps: Vec<crate::hardware_vtep::HardwareVtepEndpoint> = (0..rng
+                                .random_range(0..3))
+                                .map(|v| crate::hardware_vtep::HardwareVtepEndpoint {
+                                    vtep: format!("vtep{v}"),
+                                    tunnel_ip: vtep_ips[rng.random_range(0..3)].parse().unwrap(),
+                                    macs: (0..rng.random_range(0..3))
+                                        .map(|_| {
+                                            // Sometimes a Weft port's MAC (make_port's form).
+                                            format!(
+                                                "02:00:00:{:02x}:{:02x}:00",
+                                                rng.random_range(0..2u8),
+                                                rng.random_range(0..4u8),
+                                            )
+                                            .parse()
+                                            .unwrap()
+                                        })
+                                        .collect::<std::collections::BTreeSet<_>>()
+                                        .into_iter()
+                                        .collect(),
+                                })
+                                .collect();
+                            let mut all = (*t.hardware_vteps).clone();
+                            if eps.is_empty() {
+                                all.remove(&s);
+                            } else {
+                                all.insert(s, eps);
+                            }
+                            t.hardware_vteps = std::sync::Arc::new(all);
+                        } else if let Some(v) =
+                            t.nodes.get_mut(&node_id(rng.random_range(0..NODES)))
+                        {
+                            for (i, ip) in vtep_ips.iter().enumerate() {
+                                let remote = vtep_remote(ip.parse().unwrap());
+                                if rng.random_bool(0.5) {
+                                    v.tunnels.insert(remote, 30 + i as u32);
+                                } else {
+                                    v.tunnels.remove(&remote);
+                                }
+                            }
+                        }
                     }
                     // A node joins, leaves, moves its endpoint or renumbers its tunnels.
                     _ => {

@@ -410,8 +410,8 @@ pub enum OutputTarget {
     Port { port: String, id: Uuid },
     /// A tunnel to another node.
     Tunnel { node: String },
-    /// A tunnel to an external VXLAN endpoint (a flood VTEP): the trace ends there, and
-    /// what the endpoint does with it is not Weft's to know.
+    /// A tunnel to an external VXLAN endpoint (a flood or hardware VTEP): the trace ends
+    /// there, and what the endpoint does with it is not Weft's to know.
     Vtep { ip: IpAddr },
     /// A port Weft does not know.
     Unknown,

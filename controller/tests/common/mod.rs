@@ -9,6 +9,7 @@ pub mod etcd;
 pub mod overlay;
 pub mod partition;
 pub mod pki;
+pub mod vtep;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

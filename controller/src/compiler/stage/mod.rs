@@ -22,6 +22,7 @@ mod acl;
 mod arp;
 mod classify;
 mod flood_vtep;
+mod hardware_vtep;
 mod l2;
 mod l3;
 mod output;
@@ -35,6 +36,7 @@ pub use acl::{
 };
 use acl::{CT_INV_TRK, ct_match};
 pub(crate) use flood_vtep::ExternalVtep;
+pub(crate) use hardware_vtep::HardwareVtep;
 pub use port_security::link_local;
 
 pub(crate) const ETH_IP: u16 = 0x0800;

@@ -320,6 +320,27 @@ impl State {
                 ports,
                 local_macs: Default::default(),
             };
+            let weft_switch = |ls: &Uuid| {
+                let ls = db.logical_switches.get(ls)?;
+                ls.weft_switch
+                    .as_deref()
+                    .and_then(|s| s.parse::<Uuid>().ok())
+                    .or_else(|| model.and_then(|m| m.find_switch(&ls.name)).map(|s| s.id))
+            };
+            // A switch bound on one of this VTEP's ports is in `local_macs` even before a
+            // MAC is learned there (hypervisors flood to the VTEP from the start), and a
+            // switch no longer bound is left out whatever MACs linger: unbinding stops
+            // the hypervisors' traffic to the VTEP at once.
+            let bound: BTreeSet<Uuid> = ps
+                .ports
+                .iter()
+                .filter_map(|u| db.ports.get(u))
+                .flat_map(|p| p.vlan_bindings.values())
+                .filter_map(weft_switch)
+                .collect();
+            for sw in &bound {
+                v.local_macs.entry(*sw).or_default();
+            }
             for m in &db.ucast_local {
                 // With several physical switches in one database, a MAC belongs to the
                 // one whose tunnel IP its locator names.
@@ -333,15 +354,7 @@ impl State {
                         continue;
                     }
                 }
-                let Some(ls) = db.logical_switches.get(&m.logical_switch) else {
-                    continue;
-                };
-                let switch = ls
-                    .weft_switch
-                    .as_deref()
-                    .and_then(|s| s.parse::<Uuid>().ok())
-                    .or_else(|| model.and_then(|m| m.find_switch(&ls.name)).map(|s| s.id));
-                if let Some(sw) = switch {
+                if let Some(sw) = weft_switch(&m.logical_switch).filter(|s| bound.contains(s)) {
                     v.local_macs.entry(sw).or_default().insert(m.mac);
                 }
             }
