@@ -13,6 +13,7 @@ mod ovn;
 mod plane;
 mod rows;
 mod stats;
+mod watch;
 mod weft;
 
 use std::path::PathBuf;

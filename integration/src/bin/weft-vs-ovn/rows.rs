@@ -14,6 +14,7 @@ use crate::plane::{
     unix_now, wait_installed,
 };
 use crate::stats::Samples;
+use crate::watch::Watch;
 
 /// Row ids, in table order, with their labels.
 pub const ROWS: &[(&str, &str, bool)] = &[
@@ -115,6 +116,11 @@ pub fn run(plane: &mut dyn Plane, lab: &Lab, reps: &Reps) -> Result<Results> {
     eprintln!("[{name} N={n}] flows per hypervisor: {flows:?}");
     let med = Samples(flows).median().unwrap_or(0.0);
     r.entry("flows").or_default().push(med);
+    // Installed keys are observed from here on by one monitor connection per hypervisor.
+    let watches: Vec<Watch> = hvs
+        .iter()
+        .map(|hv| Watch::start(hv, plane.installed_key()))
+        .collect::<Result<_>>()?;
     let rss: u64 = plane
         .controller_pids()
         .iter()
@@ -128,8 +134,8 @@ pub fn run(plane: &mut dyn Plane, lab: &Lab, reps: &Reps) -> Result<Results> {
 
     let peer = base_port(0, n - 1).ip;
     for rep in 0..reps.single {
-        let (plug, ping) = plug_row(plane, &hvs[0], rep, peer)?;
-        let api = api_row(plane, &hvs[0], rep)?;
+        let (plug, ping) = plug_row(plane, &hvs[0], &watches[0], rep, peer)?;
+        let api = api_row(plane, &hvs[0], &watches[0], rep)?;
         eprintln!(
             "[{name} N={n}] rep {rep}: plug→installed {plug:.1} ms, plug→ping {ping:.1} ms, API add→installed {api:.1} ms"
         );
@@ -138,7 +144,7 @@ pub fn run(plane: &mut dyn Plane, lab: &Lab, reps: &Reps) -> Result<Results> {
         r.entry("api").or_default().push(api);
     }
     for rep in 0..reps.heavy {
-        batch_rows(plane, lab, rep, &mut r)?;
+        batch_rows(plane, lab, &watches, rep, &mut r)?;
     }
     let src = lab.vm(&base_port(0, 0).name)?;
     for rep in 0..reps.heavy {
@@ -200,6 +206,7 @@ fn setup(plane: &mut dyn Plane, lab: &Lab) -> Result<()> {
 fn plug_row(
     plane: &mut dyn Plane,
     hv: &Hypervisor,
+    watch: &Watch,
     rep: usize,
     peer: Ipv4Addr,
 ) -> Result<(f64, f64)> {
@@ -217,7 +224,7 @@ fn plug_row(
     let t0_unix = unix_now();
     let t0 = Instant::now();
     vif.plug()?;
-    wait_installed(hv, &p.name, plane.installed_key(), INSTALL_TIMEOUT)?;
+    watch.wait(&p.name, INSTALL_TIMEOUT)?;
     let installed = t0.elapsed().as_secs_f64() * 1e3;
     let first = first_reply_unix(&mut ping);
     let _ = ping.kill();
@@ -230,7 +237,7 @@ fn plug_row(
 }
 
 /// API add of a port whose VIF is already on br-int → installed, ms.
-fn api_row(plane: &mut dyn Plane, hv: &Hypervisor, rep: usize) -> Result<f64> {
+fn api_row(plane: &mut dyn Plane, hv: &Hypervisor, watch: &Watch, rep: usize) -> Result<f64> {
     let p = PortDef {
         switch: "s0".into(),
         name: format!("a{rep}"),
@@ -245,7 +252,7 @@ fn api_row(plane: &mut dyn Plane, hv: &Hypervisor, rep: usize) -> Result<f64> {
     }
     let t0 = Instant::now();
     plane.create_ports(std::slice::from_ref(&p))?;
-    wait_installed(hv, &p.name, plane.installed_key(), INSTALL_TIMEOUT)?;
+    watch.wait(&p.name, INSTALL_TIMEOUT)?;
     let ms = t0.elapsed().as_secs_f64() * 1e3;
     drop(vif);
     plane.delete_ports(std::slice::from_ref(&p.name))?;
@@ -256,7 +263,13 @@ fn api_row(plane: &mut dyn Plane, hv: &Hypervisor, rep: usize) -> Result<f64> {
 /// hypervisors) plugged first; their ports created in one request (→ all installed,
 /// controller and hypervisor CPU over that window), then deleted in one request (→ no
 /// flow on any hypervisor mentions their MACs any more).
-fn batch_rows(plane: &mut dyn Plane, lab: &Lab, rep: usize, r: &mut Results) -> Result<()> {
+fn batch_rows(
+    plane: &mut dyn Plane,
+    lab: &Lab,
+    watches: &[Watch],
+    rep: usize,
+    r: &mut Results,
+) -> Result<()> {
     let hvs = lab.hypervisors();
     let n = hvs.len();
     let name = plane.label();
@@ -280,15 +293,7 @@ fn batch_rows(plane: &mut dyn Plane, lab: &Lab, rep: usize, r: &mut Results) -> 
     let (c0, h0) = (cpu_sum(&ctl), cpu_sum(&hvp));
     let t0 = Instant::now();
     plane.create_ports(&ports)?;
-    let key = plane.installed_key();
-    let created = wait_all(hvs, t0, |hv, i| {
-        let ifs = hv.interfaces()?;
-        Ok(by_hv[i].iter().all(|nm| {
-            ifs.iter().any(|f| {
-                &f.name == nm && f.external_ids.get(key).map(String::as_str) == Some("true")
-            })
-        }))
-    })?;
+    let created = wait_all(hvs, t0, |_, i| Ok(watches[i].all_installed(&by_hv[i])))?;
     let (c1, h1) = (cpu_sum(&ctl), cpu_sum(&hvp));
     std::thread::sleep(Duration::from_secs(1));
 

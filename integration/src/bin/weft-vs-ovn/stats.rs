@@ -90,8 +90,9 @@ impl Row {
 
 /// A number as a table shows it: integers without decimals, others with one.
 fn num(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{v:.0}")
+    // Sums of 10 ms ticks come out as 1360.0000000000002.
+    if (v - v.round()).abs() < 1e-6 && v.abs() < 1e15 {
+        format!("{:.0}", v.round())
     } else {
         format!("{v:.1}")
     }
@@ -151,5 +152,6 @@ mod tests {
         );
         assert_eq!(lines[3], "| pings lost | 0 | 2 | 0.00 |");
         assert_eq!(lines[4], "| empty | 1.5 | n/a | n/a |");
+        assert_eq!(num(1360.0000000000002), "1360");
     }
 }
