@@ -461,8 +461,21 @@ fn of_impersonation(w: &mut World) {
 
 // ---------------------------------------------------------------- OVSDB scenarios
 
-/// Reads weftd's first request (get_schema) from a raw OVSDB peer: JSON until the
-/// outer object closes.
+/// Answers weftd's first request to a raw OVSDB peer, `list_dbs` (is it a hypervisor or
+/// a hardware VTEP?), as a hypervisor would, and returns the request after it
+/// (`get_schema`).
+fn past_list_dbs(s: &mut TcpStream) -> Value {
+    let req = read_json(s);
+    assert_eq!(req["method"], json!("list_dbs"), "{req}");
+    let reply = json!({"id": req["id"], "result": ["Open_vSwitch"], "error": null});
+    s.write_all(reply.to_string().as_bytes()).unwrap();
+    let req = read_json(s);
+    assert_eq!(req["method"], json!("get_schema"), "{req}");
+    req
+}
+
+/// Reads one JSON request weftd sent a raw OVSDB peer: JSON until the outer object
+/// closes.
 fn read_json(s: &mut TcpStream) -> Value {
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut buf = Vec::new();
@@ -526,7 +539,7 @@ fn ovsdb_deep(w: &mut World) {
 fn ovsdb_silent(w: &mut World) {
     let (mut s, me) = connect(w.ovsdb_addr);
     let req = read_json(&mut s);
-    assert_eq!(req["method"], json!("get_schema"), "{req}");
+    assert_eq!(req["method"], json!("list_dbs"), "{req}");
     // Never answer anything (not even weftd's echo probe).
     let (t, _) = wait_closed(&mut s, REACT);
     let line = w.wait_log(&[&me, "KeepaliveTimeout", "connection closed"], REACT);
@@ -536,7 +549,7 @@ fn ovsdb_silent(w: &mut World) {
 fn ovsdb_wrong_answers(w: &mut World) {
     // A reply of the wrong shape to get_schema.
     let (mut s, me) = connect(w.ovsdb_addr);
-    let req = read_json(&mut s);
+    let req = past_list_dbs(&mut s);
     let reply = json!({"id": req["id"], "result": [1, 2, 3], "error": null});
     s.write_all(reply.to_string().as_bytes()).unwrap();
     let (t, _) = wait_closed(&mut s, REACT);
@@ -546,7 +559,7 @@ fn ovsdb_wrong_answers(w: &mut World) {
     // Replies with ids weftd never used, while answering its echo probes properly: the
     // request times out instead.
     let (mut s, me) = connect(w.ovsdb_addr);
-    let req = read_json(&mut s);
+    let req = past_list_dbs(&mut s);
     let t0 = Instant::now();
     let wrong = json!({"id": 123_456_789, "result": {}, "error": null});
     s.write_all(wrong.to_string().as_bytes()).unwrap();
