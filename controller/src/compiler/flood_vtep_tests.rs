@@ -41,15 +41,22 @@ fn with_vteps(vteps: &[&str]) -> (LogicalModel, Topology) {
     (m, t)
 }
 
-fn mac(s: &str) -> Mac {
+pub(super) fn mac(s: &str) -> Mac {
     Mac(s.parse::<crate::model::MacAddr>().unwrap().0)
 }
 
 /// An IPv4 packet from a1 (port security lets it through) to `dst`.
 fn from_a1(dst: Mac) -> Packet {
+    unicast(A1, 0, "02:00:00:00:00:01", dst)
+}
+
+/// An IPv4 packet 10.0.0.1 → 10.0.0.200 from `src` to `dst`, arriving on `in_port`
+/// (with `tun_id` when that is a tunnel).
+pub(super) fn unicast(in_port: u32, tun_id: u64, src: &str, dst: Mac) -> Packet {
     Packet {
-        in_port: A1,
-        eth_src: mac("02:00:00:00:00:01"),
+        in_port,
+        tun_id,
+        eth_src: mac(src),
         eth_dst: dst,
         eth_type: 0x0800,
         ip4_src: "10.0.0.1".parse().unwrap(),
@@ -58,7 +65,8 @@ fn from_a1(dst: Mac) -> Packet {
     }
 }
 
-fn broadcast_from(in_port: u32, tun_id: u64, src: &str) -> Packet {
+/// An ARP request broadcast from `src`, arriving on `in_port` (with `tun_id`).
+pub(super) fn broadcast_from(in_port: u32, tun_id: u64, src: &str) -> Packet {
     Packet {
         in_port,
         tun_id,

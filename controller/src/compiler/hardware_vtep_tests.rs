@@ -8,13 +8,13 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use openflow::{Field, Mac};
+use openflow::Field;
 
-use super::table::{FlowTable, FromDesired, Packet};
+use super::flood_vtep_tests::{broadcast_from as broadcast, mac, unicast};
+use super::table::{FlowTable, FromDesired};
 use super::tests::{VNI_A, VNI_B, model, topology};
 use super::*;
 use crate::hardware_vtep::HardwareVtepEndpoint;
-use crate::model::MacAddr;
 use crate::topology::EncapType;
 
 const VTEP1: &str = "192.168.9.1";
@@ -27,10 +27,6 @@ const HOST: &str = "0a:00:00:00:00:99";
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
-}
-
-fn mac(s: &str) -> Mac {
-    Mac(s.parse::<MacAddr>().unwrap().0)
 }
 
 fn endpoint(macs: &[&str]) -> HardwareVtepEndpoint {
@@ -53,34 +49,6 @@ fn fabric(macs: &[&str], port: bool) -> (LogicalModel, Topology) {
         hv1.tunnels.insert(vtep_remote(ip(VTEP1)), WV1);
     }
     (m, t)
-}
-
-fn unicast(in_port: u32, tun_id: u64, src: &str, dst: Mac) -> Packet {
-    Packet {
-        in_port,
-        tun_id,
-        eth_src: mac(src),
-        eth_dst: dst,
-        eth_type: 0x0800,
-        ip4_src: "10.0.0.1".parse().unwrap(),
-        ip4_dst: "10.0.0.200".parse().unwrap(),
-        ..Packet::default()
-    }
-}
-
-fn broadcast(in_port: u32, tun_id: u64, src: &str) -> Packet {
-    Packet {
-        in_port,
-        tun_id,
-        eth_src: mac(src),
-        eth_dst: Mac::BROADCAST,
-        eth_type: 0x0806,
-        arp_op: 1,
-        arp_sha: mac(src),
-        arp_spa: "10.0.0.1".parse().unwrap(),
-        arp_tpa: "10.0.0.99".parse().unwrap(),
-        ..Packet::default()
-    }
 }
 
 #[test]

@@ -40,28 +40,40 @@ const LEARNED_PRIORITY: u16 = 100;
 const UNKNOWN_PRIORITY: u16 = 1;
 
 impl FlowBuilder<'_> {
+    /// Table 0: VXLAN from an external VTEP's port with the switch's VNI enters the
+    /// switch as from a tunnel (`reg6=0`: delivered to local ports only), running `then`
+    /// first (a flood VTEP's learn; hardware VTEPs report their MACs instead).
+    pub(crate) fn classify_vtep(
+        &mut self,
+        ofport: u32,
+        vni: u32,
+        then: Option<Action>,
+        cookie: u64,
+    ) {
+        let mut actions = vec![
+            set(Field::Metadata(u64::from(vni), None)),
+            set(Field::Reg(6, 0, None)),
+        ];
+        actions.extend(then);
+        self.add(
+            tables::CLASSIFY,
+            100,
+            vec![
+                Field::InPort(ofport, None),
+                Field::TunnelId(u64::from(vni), None),
+            ],
+            vec![apply(actions), goto(tables::L2_LOOKUP)],
+            cookie,
+        );
+    }
+
     /// One switch's flood VTEPs on this node (`vteps` non-empty, each with its tunnel
     /// ofport). Call after [`FlowBuilder::switch`]: it extends the flood group.
     pub(crate) fn flood_vteps(&mut self, vni: u32, switch_cookie: u64, vteps: &[ExternalVtep]) {
         let md = || Field::Metadata(u64::from(vni), None);
         for v in vteps {
-            self.add(
-                tables::CLASSIFY,
-                100,
-                vec![
-                    Field::InPort(v.ofport, None),
-                    Field::TunnelId(u64::from(vni), None),
-                ],
-                vec![
-                    apply(vec![
-                        set(md()),
-                        set(Field::Reg(6, 0, None)),
-                        Action::Nicira(Nicira::Learn(learn_sender(vni))),
-                    ]),
-                    goto(tables::L2_LOOKUP),
-                ],
-                switch_cookie,
-            );
+            let learn = Action::Nicira(Nicira::Learn(learn_sender(vni)));
+            self.classify_vtep(v.ofport, vni, Some(learn), switch_cookie);
         }
         // Unicast from a local port to a MAC no Weft port has (what came from a tunnel
         // was dropped at 95): the learned table decides.

@@ -17,7 +17,7 @@ use std::net::IpAddr;
 
 use openflow::{Action, Bucket, Field};
 
-use super::{FlowBuilder, apply, goto, mac, set};
+use super::{FlowBuilder, apply, mac, set};
 use crate::compiler::ids::{flood_group, tables};
 use crate::model::MacAddr;
 
@@ -54,22 +54,7 @@ impl FlowBuilder<'_> {
         for hv in vteps {
             let v = hv.vtep;
             if !flood.contains(&v.ip) && ports.insert(v.ofport) {
-                self.add(
-                    tables::CLASSIFY,
-                    100,
-                    vec![
-                        Field::InPort(v.ofport, None),
-                        Field::TunnelId(u64::from(vni), None),
-                    ],
-                    vec![
-                        apply(vec![
-                            set(Field::Metadata(u64::from(vni), None)),
-                            set(Field::Reg(6, 0, None)),
-                        ]),
-                        goto(tables::L2_LOOKUP),
-                    ],
-                    switch_cookie,
-                );
+                self.classify_vtep(v.ofport, vni, None, switch_cookie);
                 if let Some(group) = self.out.groups.get_mut(&flood_group(vni)) {
                     group
                         .buckets
