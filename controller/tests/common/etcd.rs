@@ -2,7 +2,6 @@
 //! temporary directory, killed by PID when the cluster is dropped (also when a test fails).
 //! Needs the `etcd` binary (Debian `etcd-server`; scripts/test.sh installs it).
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,17 +27,10 @@ pub struct EtcdCluster {
     _tmp: tempfile::TempDir,
 }
 
-/// A free loopback port for a member started later, drawn below the kernel's ephemeral
-/// range so that no `bind(0)` elsewhere can take it meanwhile (see
-/// `overlay::free_port`); 12000-20000, apart from the range weftd's ports come from.
+/// A free loopback port for a member started later (see [`super::reserve_port`]);
+/// 12000-20000, apart from the range weftd's ports come from.
 fn free_port() -> u16 {
-    for _ in 0..1000 {
-        let port = 12_000 + (uuid::Uuid::new_v4().as_u128() % 8_000) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free loopback port in 12000..20000");
+    super::reserve_port([127, 0, 0, 1].into(), 12_000..20_000)
 }
 
 impl EtcdCluster {

@@ -307,3 +307,23 @@ pub fn url_encode(s: &str) -> String {
         })
         .collect()
 }
+
+/// A port in `range`, free on `ip` now and never handed out before by this process: for
+/// a daemon started later (and restarted on the same port). Drawn below the kernel's
+/// ephemeral range (32768-60999), where no `bind(0)` can take it meanwhile; remembered,
+/// because two tests running side by side could otherwise both find the same port free
+/// before either binds it.
+pub fn reserve_port(ip: std::net::IpAddr, range: std::ops::Range<u16>) -> u16 {
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut handed = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let span = u128::from(range.end - range.start);
+    for _ in 0..10_000 {
+        let port = range.start + (uuid::Uuid::new_v4().as_u128() % span) as u16;
+        if !handed.contains(&port) && std::net::TcpListener::bind((ip, port)).is_ok() {
+            handed.insert(port);
+            return port;
+        }
+    }
+    panic!("no free port in {range:?} on {ip}");
+}

@@ -170,19 +170,10 @@ impl Overlay {
     }
 }
 
-/// A port free on the lab's controller address, for a weftd started later (and restarted
-/// on the same port). Drawn at random below the kernel's ephemeral range (32768-60999):
-/// a port the kernel hands out for `bind(0)` can be handed out again, to another test's
-/// socket, before weftd binds it ("Address already in use", seen with several labs on
-/// the machine).
+/// A port free on the lab's controller address for a weftd started later (and restarted
+/// on the same port); see [`super::reserve_port`].
 pub fn free_port(lab: &Lab) -> u16 {
-    for _ in 0..1000 {
-        let port = 20_000 + (uuid::Uuid::new_v4().as_u128() % 12_000) as u16;
-        if std::net::TcpListener::bind((lab.controller_ip(), port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port in 20000..32000 on {}", lab.controller_ip());
+    super::reserve_port(lab.controller_ip().into(), 20_000..32_000)
 }
 
 pub fn spawn_weftd(
