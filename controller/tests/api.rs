@@ -5,7 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    InProcess, assert_each_fails_naming_its_field, call, everything, http_client, ws_client,
+    InProcess, assert_each_fails_naming_its_field, call, everything, http_client, next_events,
+    subscribe_events, ws_client,
 };
 use jsonrpsee::core::client::{ClientT, SubscriptionClientT};
 use jsonrpsee::core::params::ObjectParams;
@@ -803,14 +804,7 @@ async fn bad_input_for_every_parameter() {
 async fn websocket_calls_and_events() {
     let srv = InProcess::start().await;
     let ws = ws_client(srv.addr, None).await.unwrap();
-    let mut sub = ws
-        .subscribe::<Value, _>(
-            "events_subscribe",
-            ObjectParams::new(),
-            "events_unsubscribe",
-        )
-        .await
-        .unwrap();
+    let mut sub = subscribe_events(&ws).await;
     let sw = call(&ws, "switch_create", json!({"name": "web"}))
         .await
         .unwrap();
@@ -831,15 +825,7 @@ async fn websocket_calls_and_events() {
     call(&ws, "port_delete", json!({"port": "vm1"}))
         .await
         .unwrap();
-    let mut got = Vec::new();
-    for _ in 0..4 {
-        let ev = tokio::time::timeout(Duration::from_secs(10), sub.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        got.push(ev);
-    }
+    let got = next_events(&mut sub, 4).await;
     assert_eq!(
         got,
         vec![

@@ -5,11 +5,8 @@
 mod common;
 
 use std::process::Command;
-use std::time::Duration;
 
-use common::{InProcess, Spawned, call, weftctl_bin, ws_client};
-use jsonrpsee::core::client::SubscriptionClientT;
-use jsonrpsee::core::params::ObjectParams;
+use common::{InProcess, Spawned, call, next_events, subscribe_events, weftctl_bin, ws_client};
 use serde_json::{Value, json};
 
 fn field_of(e: &common::CallResult) -> String {
@@ -20,14 +17,7 @@ fn field_of(e: &common::CallResult) -> String {
 async fn flood_vteps_are_validated_updated_stored_and_announced() {
     let mut srv = InProcess::start().await;
     let ws = ws_client(srv.addr, None).await.unwrap();
-    let mut sub = ws
-        .subscribe::<Value, _>(
-            "events_subscribe",
-            ObjectParams::new(),
-            "events_unsubscribe",
-        )
-        .await
-        .unwrap();
+    let mut sub = subscribe_events(&ws).await;
     let c = srv.http();
     let sw = call(
         &c,
@@ -97,15 +87,7 @@ async fn flood_vteps_are_validated_updated_stored_and_announced() {
     assert_eq!(up["description"], "N1K segment");
     assert_eq!(up["vni"], sw["vni"], "an update keeps the VNI");
 
-    let mut got = Vec::new();
-    for _ in 0..3 {
-        let ev = tokio::time::timeout(Duration::from_secs(10), sub.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        got.push(ev);
-    }
+    let got = next_events(&mut sub, 3).await;
     assert_eq!(
         got[2],
         json!({"type": "config_changed", "kind": "switch", "id": sw["id"], "op": "updated", "revision": 3})

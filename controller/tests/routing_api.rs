@@ -4,11 +4,11 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{InProcess, assert_each_fails_naming_its_field, call, everything, ws_client};
-use jsonrpsee::core::client::{ClientT, SubscriptionClientT};
-use jsonrpsee::core::params::ObjectParams;
+use common::{
+    InProcess, assert_each_fails_naming_its_field, call, everything, next_events, subscribe_events,
+    ws_client,
+};
+use jsonrpsee::core::client::ClientT;
 use serde_json::{Value, json};
 
 /// Switches web (with vm1 10.0.1.10) and db, router r1 attached to both, a route via web.
@@ -572,14 +572,7 @@ async fn bad_routing_input_names_the_field() {
 async fn routing_writes_send_one_event_per_object() {
     let srv = InProcess::start().await;
     let ws = ws_client(srv.addr, None).await.unwrap();
-    let mut sub = ws
-        .subscribe::<Value, _>(
-            "events_subscribe",
-            ObjectParams::new(),
-            "events_unsubscribe",
-        )
-        .await
-        .unwrap();
+    let mut sub = subscribe_events(&ws).await;
     let sw = call(&ws, "switch_create", json!({"name": "web"}))
         .await
         .unwrap();
@@ -611,15 +604,7 @@ async fn routing_writes_send_one_event_per_object() {
     call(&ws, "router_delete", json!({"router": "r1"}))
         .await
         .unwrap();
-    let mut got = Vec::new();
-    for _ in 0..8 {
-        let ev = tokio::time::timeout(Duration::from_secs(10), sub.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        got.push(ev);
-    }
+    let got = next_events(&mut sub, 8).await;
     let ev = |kind: &str, id: &Value, op: &str, revision: u64| json!({"type": "config_changed", "kind": kind, "id": id, "op": op, "revision": revision});
     assert_eq!(
         got,

@@ -327,3 +327,32 @@ pub fn reserve_port(ip: std::net::IpAddr, range: std::ops::Range<u16>) -> u16 {
     }
     panic!("no free port in {range:?} on {ip}");
 }
+
+/// Subscribes `ws` to weftd's events (`events_subscribe`).
+pub async fn subscribe_events(ws: &WsClient) -> jsonrpsee::core::client::Subscription<Value> {
+    use jsonrpsee::core::client::SubscriptionClientT;
+    ws.subscribe::<Value, _>(
+        "events_subscribe",
+        ObjectParams::new(),
+        "events_unsubscribe",
+    )
+    .await
+    .expect("events_subscribe")
+}
+
+/// The next `n` events of `sub`, each within 10 s.
+pub async fn next_events(
+    sub: &mut jsonrpsee::core::client::Subscription<Value>,
+    n: usize,
+) -> Vec<Value> {
+    let mut got = Vec::with_capacity(n);
+    for _ in 0..n {
+        let ev = tokio::time::timeout(std::time::Duration::from_secs(10), sub.next())
+            .await
+            .expect("an event within 10 s")
+            .expect("the subscription is open")
+            .expect("a well-formed event");
+        got.push(ev);
+    }
+    got
+}
