@@ -354,13 +354,13 @@ impl ObservedState {
         });
     }
 
-    /// Records that `port` is plugged at `binding`.
-    pub fn bind_port(&self, port: Uuid, binding: PortBinding) {
+    /// Records that `port` is plugged at `binding`; whether that is new.
+    pub fn bind_port(&self, port: Uuid, binding: PortBinding) -> bool {
         {
             let mut inner = self.write();
             let status = inner.ports.entry(port).or_default();
             if status.binding.as_ref() == Some(&binding) {
-                return;
+                return false;
             }
             status.binding = Some(binding.clone());
             status.up = false;
@@ -376,6 +376,7 @@ impl ObservedState {
             node: binding.node,
             ofport: binding.ofport,
         });
+        true
     }
 
     /// Records that `port` is no longer plugged anywhere.

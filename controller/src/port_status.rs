@@ -136,14 +136,14 @@ impl PortStatus {
             let installed = now.installed.get(node);
             let mut marks = BTreeSet::new();
             for (port, ofport) in now.bindings.on_node(node) {
-                channels.plugs.bound(port, node, ofport);
-                observed.bind_port(
-                    port,
-                    PortBinding {
-                        node: node.clone(),
-                        ofport,
-                    },
-                );
+                let binding = PortBinding {
+                    node: node.clone(),
+                    ofport,
+                };
+                if observed.bind_port(port, binding) {
+                    // A new binding joins its plug's two halves (once, not every pass).
+                    channels.plugs.bound(port, node, ofport);
+                }
                 let up = installed.is_some_and(|s| s.contains(&port));
                 observed.set_port_up(port, up);
                 if up {
