@@ -138,7 +138,10 @@ pub async fn run(
     loop {
         let topology = local_rx.borrow_and_update().clone();
         let mirror = records.borrow_and_update().clone();
-        let owned = super::owned(&ownership, &view.borrow_and_update());
+        // Cloned out first: `owned` reads the same channel again, and a second read
+        // lock can wait behind a queued writer while the first is held.
+        let current = view.borrow_and_update().clone();
+        let owned = super::owned(&ownership, &current);
         merge.apply(topology, mirror, owned, &out);
         tokio::select! {
             _ = stop.cancelled() => return,
