@@ -66,14 +66,15 @@ fn wait_record(cl: &ClusterLab, node: &str, owner: &str, vm: &str, encap: &str) 
 
 #[test]
 fn owners_publish_their_hypervisors_and_a_crash_keeps_the_record_and_the_pings() {
-    let mut cl = ClusterLab::start(2, 3);
+    // Named so that rendezvous hashing puts hv1 on c5 and hv2 on c2.
+    let mut cl = ClusterLab::start_named(2, &["c1", "c2", "c5"]);
     cl.wait_settled(Duration::from_secs(60));
     let (hv1, hv2) = (cl.lab.hv(0).system_id().to_string(), cl.lab.hv(1).system_id().to_string());
     let owner1 = cl.owner(cl.lab.hv(0)).expect("hv1 owned").0;
     let owner2 = cl.owner(cl.lab.hv(1)).expect("hv2 owned").0;
     assert_ne!(
         owner1, owner2,
-        "the lab's names (hv1, hv2 over c1..c3) put the two hypervisors on different owners"
+        "the instances' names put the two hypervisors on different owners"
     );
     cl.call(0, "switch_create", json!({"name": "blue", "vni": 5001}));
     for (i, name) in [(1, "vm1"), (2, "vm2")] {
