@@ -186,16 +186,18 @@ impl Daemon {
         ));
         let cluster = match cluster_view {
             None => None,
-            Some(view) => match start_cluster(cfg, api_addr, local_nodes, nodes.clone(), view).await {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    southbound_stop.cancel();
-                    status_stop.cancel();
-                    let _ = server.stop();
-                    writer.shutdown().await;
-                    return Err(e);
+            Some(view) => {
+                match start_cluster(cfg, api_addr, local_nodes, nodes.clone(), view).await {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        southbound_stop.cancel();
+                        status_stop.cancel();
+                        let _ = server.stop();
+                        writer.shutdown().await;
+                        return Err(e);
+                    }
                 }
-            },
+            }
         };
         Ok(Daemon {
             ownership,

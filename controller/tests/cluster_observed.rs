@@ -135,7 +135,11 @@ async fn owners_publish_others_compile_from_the_records_through_a_crash() {
         start(&etcd, &prefix, "c3").await,
     ];
     let names = ["c1", "c2", "c3"];
-    let owner_of = |live: &[&str], n: &str| rendezvous::owner(n, live.iter().copied()).unwrap().to_string();
+    let owner_of = |live: &[&str], n: &str| {
+        rendezvous::owner(n, live.iter().copied())
+            .unwrap()
+            .to_string()
+    };
 
     // Every node's record, written by its owner, under no lease; no tunnels in it.
     for i in 0..N {
@@ -154,7 +158,10 @@ async fn owners_publish_others_compile_from_the_records_through_a_crash() {
                 assert!(r.get("tunnels").is_none(), "{r}");
                 break;
             }
-            assert!(Instant::now() < deadline, "{id}: record {r:?}, owner {owner}");
+            assert!(
+                Instant::now() < deadline,
+                "{id}: record {r:?}, owner {owner}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -163,14 +170,18 @@ async fn owners_publish_others_compile_from_the_records_through_a_crash() {
     // compiles from the owner's record, not from what its own session says.
     let owner0 = owner_of(&names, "hv0");
     let o = all.iter().position(|i| i.name == owner0).unwrap();
-    all[o]
-        .local
-        .report(node(0, &[("vm0", 1), ("late", 2)]));
+    all[o].local.report(node(0, &[("vm0", 1), ("late", 2)]));
     for inst in &all {
         until(
             &format!("{} compiles with hv0's late VM", inst.name),
             Duration::from_secs(5),
-            || inst.shared.snapshot().nodes.get("hv0").is_some_and(|v| v.vifs.contains_key("late")),
+            || {
+                inst.shared
+                    .snapshot()
+                    .nodes
+                    .get("hv0")
+                    .is_some_and(|v| v.vifs.contains_key("late"))
+            },
         )
         .await;
         let t = inst.shared.snapshot();
@@ -185,7 +196,11 @@ async fn owners_publish_others_compile_from_the_records_through_a_crash() {
             );
         }
     }
-    assert!(!all[(o + 1) % 3].local.snapshot().nodes["hv0"].vifs.contains_key("late"));
+    assert!(
+        !all[(o + 1) % 3].local.snapshot().nodes["hv0"]
+            .vifs
+            .contains_key("late")
+    );
 
     // The owner of hv0 crashes: its records stay, no survivor's topology ever lacks a
     // node, and hv0's new owner writes it again from its own session.
@@ -197,21 +212,38 @@ async fn owners_publish_others_compile_from_the_records_through_a_crash() {
     let new_owner = owner_of(&live, "hv0");
     loop {
         let r = record(&etcd, &prefix, "hv0").await;
-        let r = r.unwrap_or_else(|| panic!("hv0's record vanished {:?} after the crash", crashed.elapsed()));
+        let r = r.unwrap_or_else(|| {
+            panic!(
+                "hv0's record vanished {:?} after the crash",
+                crashed.elapsed()
+            )
+        });
         if r["instance"] == new_owner.as_str() {
             // The new owner's session never saw the late VM.
             assert!(r["vifs"].get("late").is_none(), "{r}");
             break;
         }
-        assert!(crashed.elapsed() < LEASE * 3 + Duration::from_secs(5), "hv0 never rewritten: {r}");
+        assert!(
+            crashed.elapsed() < LEASE * 3 + Duration::from_secs(5),
+            "hv0 never rewritten: {r}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    eprintln!("MEASURED: hv0's record rewritten by {new_owner} {:?} after {owner0} crashed", crashed.elapsed());
+    eprintln!(
+        "MEASURED: hv0's record rewritten by {new_owner} {:?} after {owner0} crashed",
+        crashed.elapsed()
+    );
     for inst in &all {
         until(
             &format!("{} follows the new record", inst.name),
             Duration::from_secs(5),
-            || inst.shared.snapshot().nodes.get("hv0").is_some_and(|v| !v.vifs.contains_key("late")),
+            || {
+                inst.shared
+                    .snapshot()
+                    .nodes
+                    .get("hv0")
+                    .is_some_and(|v| !v.vifs.contains_key("late"))
+            },
         )
         .await;
     }
@@ -220,14 +252,23 @@ async fn owners_publish_others_compile_from_the_records_through_a_crash() {
         let id = format!("hv{i}");
         let want = owner_of(&live, &id);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while record(&etcd, &prefix, &id).await.map(|r| r["instance"].clone()) != Some(Value::from(want.as_str())) {
+        while record(&etcd, &prefix, &id)
+            .await
+            .map(|r| r["instance"].clone())
+            != Some(Value::from(want.as_str()))
+        {
             assert!(Instant::now() < deadline, "{id} never rewritten by {want}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
     for ((stop, gaps), inst) in gaps.iter().zip(&all) {
         stop.store(true, Ordering::Relaxed);
-        assert_eq!(gaps.load(Ordering::Relaxed), 0, "{} lost a node during the failover", inst.name);
+        assert_eq!(
+            gaps.load(Ordering::Relaxed),
+            0,
+            "{} lost a node during the failover",
+            inst.name
+        );
     }
 
     // hv0 is gone for good (every session forgot it): its owner deletes the record,

@@ -29,7 +29,8 @@ async fn record(endpoints: Vec<String>, prefix: &str, node: &str) -> Option<Valu
         let Ok(mut c) = etcd_client::Client::connect([&e], None).await else {
             continue;
         };
-        let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(2), c.get(key.clone(), None)).await
+        let Ok(Ok(r)) =
+            tokio::time::timeout(Duration::from_secs(2), c.get(key.clone(), None)).await
         else {
             continue;
         };
@@ -45,7 +46,9 @@ async fn record(endpoints: Vec<String>, prefix: &str, node: &str) -> Option<Valu
 fn wait_record(cl: &ClusterLab, node: &str, owner: &str, vm: &str, encap: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let r = cl.rt.block_on(record(cl.etcd.endpoint_list(), &cl.prefix, node));
+        let r = cl
+            .rt
+            .block_on(record(cl.etcd.endpoint_list(), &cl.prefix, node));
         if let Some(r) = &r
             && r["instance"] == owner
             && r["vifs"].get(vm).is_some()
@@ -69,7 +72,10 @@ fn owners_publish_their_hypervisors_and_a_crash_keeps_the_record_and_the_pings()
     // Named so that rendezvous hashing puts hv1 on c5 and hv2 on c2.
     let mut cl = ClusterLab::start_named(2, &["c1", "c2", "c5"]);
     cl.wait_settled(Duration::from_secs(60));
-    let (hv1, hv2) = (cl.lab.hv(0).system_id().to_string(), cl.lab.hv(1).system_id().to_string());
+    let (hv1, hv2) = (
+        cl.lab.hv(0).system_id().to_string(),
+        cl.lab.hv(1).system_id().to_string(),
+    );
     let owner1 = cl.owner(cl.lab.hv(0)).expect("hv1 owned").0;
     let owner2 = cl.owner(cl.lab.hv(1)).expect("hv2 owned").0;
     assert_ne!(
@@ -132,7 +138,11 @@ fn owners_publish_their_hypervisors_and_a_crash_keeps_the_record_and_the_pings()
         {
             break o;
         }
-        assert!(killed.elapsed() < LEASE * 4, "no new owner of {hv2}\n{}", cl.logs());
+        assert!(
+            killed.elapsed() < LEASE * 4,
+            "no new owner of {hv2}\n{}",
+            cl.logs()
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     wait_record(&cl, &hv2, &new_owner, "vm2", &encap2);
@@ -151,8 +161,16 @@ fn owners_publish_their_hypervisors_and_a_crash_keeps_the_record_and_the_pings()
         report.lost()
     );
     assert!(samples > 20, "record sampled {samples} times");
-    assert_eq!(absent.load(Ordering::Relaxed), 0, "{hv2}'s record left etcd during the failover");
-    assert_eq!(report.lost(), 0, "pings lost across the failover: {report:?}");
+    assert_eq!(
+        absent.load(Ordering::Relaxed),
+        0,
+        "{hv2}'s record left etcd during the failover"
+    );
+    assert_eq!(
+        report.lost(),
+        0,
+        "pings lost across the failover: {report:?}"
+    );
     // hv1's record was not rewritten by anyone else.
     wait_record(&cl, &hv1, &owner1, "vm1", &encap1);
 }

@@ -231,7 +231,12 @@ mod tests {
         m.apply(local(&[hv2_mine.clone()]), recs.clone(), owned(&[]), &out);
         assert_eq!(out.snapshot().nodes["hv2"], hv2);
         // Taken over: the session's view replaces the record's.
-        m.apply(local(&[hv2_mine.clone()]), recs.clone(), owned(&["hv2"]), &out);
+        m.apply(
+            local(&[hv2_mine.clone()]),
+            recs.clone(),
+            owned(&["hv2"]),
+            &out,
+        );
         assert_eq!(out.snapshot().nodes["hv2"], hv2_mine);
         // This instance's session to it ends and the node is held: held here too.
         let mut held = (*local(&[hv2_mine.clone()])).clone();

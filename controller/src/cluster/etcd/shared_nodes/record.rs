@@ -125,8 +125,7 @@ mod tests {
 
     #[test]
     fn a_view_round_trips_without_its_tunnels() {
-        let (_, mut view) =
-            crate::binding::tests::node("hv1", &[("vm-a", 3), ("vm-b", 4)]);
+        let (_, mut view) = crate::binding::tests::node("hv1", &[("vm-a", 3), ("vm-b", 4)]);
         view.datapath_id = Some(0xfeed);
         view.bridge_mappings
             .insert("physnet1".into(), "br-ex".into());

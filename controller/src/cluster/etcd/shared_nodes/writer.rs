@@ -140,9 +140,7 @@ impl Writer {
     async fn put(&self, batch: &[Put], lease: i64) -> Option<(bool, i64)> {
         let compares: Vec<Compare> = batch
             .iter()
-            .map(|p| {
-                Compare::lease(self.settings.owner_key(&p.node), CompareOp::Equal, lease)
-            })
+            .map(|p| Compare::lease(self.settings.owner_key(&p.node), CompareOp::Equal, lease))
             .collect();
         let ops: Vec<TxnOp> = batch
             .iter()
@@ -154,7 +152,11 @@ impl Writer {
             Ok(Ok(r)) => {
                 let rev = r.header().map_or(0, |h| h.revision());
                 if r.succeeded() {
-                    tracing::debug!(nodes = batch.len(), revision = rev, "observed nodes written");
+                    tracing::debug!(
+                        nodes = batch.len(),
+                        revision = rev,
+                        "observed nodes written"
+                    );
                 }
                 Some((r.succeeded(), rev))
             }
