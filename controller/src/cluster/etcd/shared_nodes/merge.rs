@@ -18,6 +18,10 @@ use crate::cluster::Ownership;
 use crate::cluster::etcd::mirror::Mirror;
 use crate::topology::{NodeView, Topology, TransportNodes};
 
+/// A node's view as merged, and whether it is held (only a view from this instance's
+/// own sessions can be: a record stands until its owner deletes it).
+type Source = (Arc<NodeView>, bool);
+
 /// What the merge last looked at, and the records it decoded.
 #[derive(Default)]
 pub struct Merge {
@@ -65,7 +69,7 @@ impl Merge {
         if ids.is_empty() {
             return;
         }
-        let picks: Vec<(String, Option<(Arc<NodeView>, bool)>)> = ids
+        let picks: Vec<(String, Option<Source>)> = ids
             .into_iter()
             .map(|id| {
                 let pick = self.pick(&id);
@@ -105,7 +109,7 @@ impl Merge {
     }
 
     /// Where node `id`'s view comes from now, and whether it is held.
-    fn pick(&self, id: &str) -> Option<(Arc<NodeView>, bool)> {
+    fn pick(&self, id: &str) -> Option<Source> {
         let own = || {
             self.local
                 .nodes
@@ -262,7 +266,12 @@ mod tests {
         if let Some(e) = bad.entries.get_mut("hv2") {
             e.value = b"not json".to_vec();
         }
-        m.apply(local(&[hv2.clone()]), Arc::new(bad), owned(&[]), &out);
+        m.apply(
+            local(std::slice::from_ref(&hv2)),
+            Arc::new(bad),
+            owned(&[]),
+            &out,
+        );
         assert_eq!(out.snapshot().nodes["hv2"], hv2);
     }
 }

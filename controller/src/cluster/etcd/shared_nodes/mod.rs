@@ -67,12 +67,7 @@ pub fn changed_nodes(
         .map(|c| c.id.to_string())
         .collect();
     if old.held != new.held {
-        ids.extend(
-            old.held
-                .clone()
-                .symmetric_difference(new.held.clone())
-                .into_iter(),
-        );
+        ids.extend(old.held.clone().symmetric_difference(new.held.clone()));
     }
     ids
 }
