@@ -77,6 +77,14 @@ impl Daemon {
         let nodes = TransportNodes::new();
         let channels = Channels::new();
         let (cluster_view, ownership) = ownership_for(cfg);
+        // What the OVSDB sessions report. Alone, that is the topology everyone reads; in
+        // cluster mode everyone else reads `nodes`, merged from it and the owners' etcd
+        // records (`cluster::etcd::shared_nodes`).
+        let local_nodes = if cluster_view.is_some() {
+            TransportNodes::new()
+        } else {
+            nodes.clone()
+        };
         let southbound_stop = CancellationToken::new();
         let status_stop = CancellationToken::new();
         let realize = tokio::spawn(crate::realize::run_owned(
@@ -115,7 +123,7 @@ impl Daemon {
             let ovsdb = crate::southbound::ovsdb::serve(
                 OvsdbSouthbound::from_config(cfg, tls.clone()),
                 OvsdbContext {
-                    topology: nodes.clone(),
+                    topology: local_nodes.clone(),
                     channels: channels.clone(),
                     observed: controller.observed().clone(),
                     ownership: ownership.clone(),
@@ -178,16 +186,18 @@ impl Daemon {
         ));
         let cluster = match cluster_view {
             None => None,
-            Some(view) => match start_cluster(cfg, api_addr, nodes.clone(), view).await {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    southbound_stop.cancel();
-                    status_stop.cancel();
-                    let _ = server.stop();
-                    writer.shutdown().await;
-                    return Err(e);
+            Some(view) => {
+                match start_cluster(cfg, api_addr, local_nodes, nodes.clone(), view).await {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        southbound_stop.cancel();
+                        status_stop.cancel();
+                        let _ = server.stop();
+                        writer.shutdown().await;
+                        return Err(e);
+                    }
                 }
-            },
+            }
         };
         Ok(Daemon {
             ownership,
@@ -295,7 +305,8 @@ fn ownership_for(cfg: &Config) -> (Option<ClusterView>, Ownership) {
 async fn start_cluster(
     cfg: &Config,
     api_addr: SocketAddr,
-    nodes: Arc<TransportNodes>,
+    local: Arc<TransportNodes>,
+    shared: Arc<TransportNodes>,
     view: ClusterView,
 ) -> anyhow::Result<ClusterTasks> {
     use crate::cluster::InstanceInfo;
@@ -314,13 +325,14 @@ async fn start_cluster(
         owner_lease: cfg.owner_lease,
     };
     tracing::info!(instance = %cfg.instance, lease = ?cfg.owner_lease, "joining the cluster");
-    Cluster::start(settings, nodes, view).await
+    Cluster::start(settings, local, shared, view).await
 }
 
 #[cfg(not(feature = "etcd"))]
 async fn start_cluster(
     _: &Config,
     _: SocketAddr,
+    _: Arc<TransportNodes>,
     _: Arc<TransportNodes>,
     view: ClusterView,
 ) -> anyhow::Result<ClusterTasks> {

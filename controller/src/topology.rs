@@ -381,6 +381,14 @@ impl TransportNodes {
         self.snapshot.borrow().clone()
     }
 
+    /// Publishes a topology assembled elsewhere: cluster mode's shared topology, merged
+    /// from this instance's sessions and the owners' etcd records
+    /// (`cluster::etcd::shared_nodes::merge`), which nothing else reports to. `edit`
+    /// returns whether it changed anything; only then do readers wake.
+    pub fn edit(&self, edit: impl FnOnce(&mut Topology) -> bool) -> bool {
+        self.snapshot.send_if_modified(|t| edit(Arc::make_mut(t)))
+    }
+
     pub fn watch(&self) -> watch::Receiver<Arc<Topology>> {
         self.snapshot.subscribe()
     }

@@ -47,7 +47,9 @@ async fn start(etcd: &EtcdCluster, prefix: &str, name: &str, nodes: usize) -> Cl
         owner_lease: LEASE,
     };
     let (tx, _) = weft::cluster::etcd::channel(name);
-    Cluster::start(settings, topology(nodes), tx).await.unwrap()
+    Cluster::start(settings, topology(nodes), TransportNodes::new(), tx)
+        .await
+        .unwrap()
 }
 
 /// Which instance owns each node according to `o`'s view, once every node has an owner

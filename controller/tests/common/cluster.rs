@@ -47,7 +47,19 @@ impl ClusterLab {
         Self::start_with(hypervisors, instances, true)
     }
 
+    /// [`ClusterLab::start`] with instances of the given names (rendezvous hashing, and so
+    /// which instance owns which hypervisor, follows the names).
+    pub fn start_named(hypervisors: usize, names: &[&str]) -> ClusterLab {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        Self::start_names(hypervisors, names, false)
+    }
+
     fn start_with(hypervisors: usize, instances: usize, partitionable: bool) -> ClusterLab {
+        let names = (1..=instances).map(|i| format!("c{i}")).collect();
+        Self::start_names(hypervisors, names, partitionable)
+    }
+
+    fn start_names(hypervisors: usize, names: Vec<String>, partitionable: bool) -> ClusterLab {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -60,9 +72,10 @@ impl ClusterLab {
             .build()
             .expect("lab");
         let prefix = format!("/t{}", uuid::Uuid::new_v4().simple());
-        let instances: Vec<Instance> = (1..=instances)
-            .map(|i| Instance {
-                name: format!("c{i}"),
+        let instances: Vec<Instance> = names
+            .into_iter()
+            .map(|name| Instance {
+                name,
                 ports: (free_port(&lab), free_port(&lab)),
                 data: tempfile::tempdir().unwrap(),
                 weftd: None,

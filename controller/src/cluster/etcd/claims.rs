@@ -9,7 +9,11 @@
 //!   instance (one joined) is released: this instance stops acting as its owner first
 //!   (the view no longer names it), then deletes the record if unchanged;
 //! - a record held by another instance is left alone: it goes when that instance
-//!   releases it or when its lease expires (the instance died).
+//!   releases it or when its lease expires (the instance died);
+//! - a hypervisor this instance owns and no longer sees at all (its session ended and
+//!   the node grace passed) is forgotten: the release also deletes the node's observed
+//!   record (`shared_nodes`), in the same transaction, so that every instance stops
+//!   compiling towards it. A node merely handed to another instance keeps its record.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -173,7 +177,8 @@ impl Claims {
                 Some(r) if !should && r.instance == me && r.lease == lease => {
                     self.releasing.insert(node.clone());
                     self.publish_releasing();
-                    busy |= !self.release(node, r).await;
+                    let forgotten = !nodes.contains(node);
+                    busy |= !self.release(node, r, forgotten).await;
                 }
                 _ => {}
             }
@@ -228,16 +233,25 @@ impl Claims {
         }
     }
 
-    async fn release(&self, node: &str, r: &OwnerRecord) -> bool {
+    /// Deletes this instance's ownership record of `node` if unchanged, and with it the
+    /// node's observed record if this instance `forgot` the node.
+    async fn release(&self, node: &str, r: &OwnerRecord, forgot: bool) -> bool {
         let key = self.settings.owner_key(node);
+        let mut ops = vec![TxnOp::delete(key.clone(), None)];
+        if forgot {
+            ops.push(TxnOp::delete(self.settings.observed_node_key(node), None));
+        }
         let txn = Txn::new()
             .when([
                 Compare::mod_revision(key.clone(), CompareOp::Equal, r.generation as i64),
-                Compare::lease(key.clone(), CompareOp::Equal, r.lease),
+                Compare::lease(key, CompareOp::Equal, r.lease),
             ])
-            .and_then([TxnOp::delete(key, None)]);
+            .and_then(ops);
         let done = self.txn(txn).await == Some(true);
-        if done {
+        if done && forgot {
+            tracing::info!(node, instance = %self.settings.instance,
+                "hypervisor gone: released it and deleted its observed record");
+        } else if done {
             tracing::info!(node, instance = %self.settings.instance, "released hypervisor to another instance");
         }
         done

@@ -7,15 +7,19 @@
 //! <prefix>/instances/<name>        {"api": ..., "openflow_advertise": ...}, under its lease
 //! <prefix>/owners/<system-id>      {"instance": ...}, under the owner's lease; its etcd
 //!                                  mod revision is the OpenFlow generation_id
+//! <prefix>/observed/nodes/<id>    what the owner sees of the hypervisor, no lease
+//!                                  ([`shared_nodes`])
 //! ```
 //!
-//! The hypervisors an instance considers are the ones its own OVSDB sessions report:
-//! every hypervisor names every instance as its manager, so each instance sees all of
-//! them (the observed topology is not shared through etcd).
+//! The hypervisors an instance considers for ownership are the ones its own OVSDB
+//! sessions report: every hypervisor names every instance as its manager, so each
+//! instance sees all of them. What it compiles from is the shared topology: its own
+//! sessions' view of the hypervisors it owns, the owners' records of the others.
 
 pub mod claims;
 pub mod lease;
 pub mod mirror;
+pub mod shared_nodes;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +59,14 @@ impl ClusterSettings {
     pub fn owner_key(&self, node: &str) -> String {
         format!("{}{}", self.owners_prefix(), node)
     }
+
+    pub fn observed_nodes_prefix(&self) -> String {
+        format!("{}/observed/nodes/", self.etcd.prefix)
+    }
+
+    pub fn observed_node_key(&self, node: &str) -> String {
+        format!("{}{}", self.observed_nodes_prefix(), node)
+    }
 }
 
 /// The running ownership tasks of one instance.
@@ -75,10 +87,13 @@ pub fn channel(instance: &str) -> (watch::Sender<Arc<ClusterView>>, Ownership) {
 }
 
 impl Cluster {
-    /// Starts the lease, the mirrors and the claims on `view` (from [`channel`]).
+    /// Starts the lease, the mirrors, the claims on `view` (from [`channel`]) and the
+    /// shared topology: `local` is what this instance's OVSDB sessions report, `shared`
+    /// what it compiles from (see [`shared_nodes`]).
     pub async fn start(
         settings: ClusterSettings,
-        topology: Arc<TransportNodes>,
+        local: Arc<TransportNodes>,
+        shared: Arc<TransportNodes>,
         view: watch::Sender<Arc<ClusterView>>,
     ) -> anyhow::Result<Cluster> {
         let endpoints = Endpoints::new(&settings.etcd).await?;
@@ -89,6 +104,7 @@ impl Cluster {
         let (lease_tx, lease_rx) = watch::channel(None);
         let (inst_tx, inst_rx) = watch::channel(Arc::default());
         let (own_tx, own_rx) = watch::channel(Arc::default());
+        let (obs_tx, obs_rx) = watch::channel(Arc::default());
         let timeout = settings.etcd.timeout.min(settings.owner_lease);
         let tasks = vec![
             tokio::spawn(lease::run(
@@ -112,6 +128,30 @@ impl Cluster {
                 own_tx,
                 stop.clone(),
             )),
+            tokio::spawn(mirror::run(
+                endpoints.clone(),
+                settings.observed_nodes_prefix(),
+                timeout,
+                obs_tx,
+                stop.clone(),
+            )),
+            tokio::spawn(shared_nodes::merge::run(
+                ownership.clone(),
+                local.clone(),
+                obs_rx.clone(),
+                shared,
+                stop.clone(),
+            )),
+            tokio::spawn(
+                shared_nodes::writer::Writer {
+                    endpoints: endpoints.clone(),
+                    settings: settings.clone(),
+                    ownership: ownership.clone(),
+                    local: local.clone(),
+                    records: obs_rx,
+                }
+                .run(stop.clone()),
+            ),
             tokio::spawn(
                 claims::Claims {
                     endpoints,
@@ -120,7 +160,7 @@ impl Cluster {
                     lease: lease_rx,
                     instances: inst_rx,
                     owners: own_rx,
-                    topology,
+                    topology: local,
                     view,
                     releasing: Default::default(),
                 }

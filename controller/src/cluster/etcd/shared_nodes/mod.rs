@@ -1,0 +1,73 @@
+//! Cluster mode's observed topology, shared through etcd (DESIGN.md §7): each
+//! hypervisor's owner publishes what its OVSDB session sees of it, and every instance
+//! compiles from those records for the hypervisors it does not own.
+//!
+//! ```text
+//! <prefix>/observed/nodes/<system-id>   NodeRecord (JSON), no lease; written by the
+//!                                       node's owner only (fenced on its ownership
+//!                                       record), deleted when the owner forgets the node
+//! ```
+//!
+//! The records live under no lease on purpose: when an owner dies, the other instances
+//! keep compiling towards its hypervisors from the last record until the new owner,
+//! whose own session sees the same database, writes it again. Nothing ever takes a node
+//! out of an instance's topology because its owner changed.
+//!
+//! - [`writer`]: the owner's side, one put per changed node per burst of changes.
+//! - [`merge`]: the topology an instance compiles from: its own session's view for the
+//!   nodes it owns, the record for the others (its session's view while no record exists
+//!   yet, as before any owner wrote one).
+//! - [`record`]: the record's codec.
+
+pub mod merge;
+pub mod record;
+pub mod writer;
+
+use std::collections::BTreeSet;
+
+use crate::cluster::{ClusterView, Ownership};
+
+/// The nodes this instance owns now, by the records naming it (checked against its
+/// lease: a lapsed instance owns nothing).
+pub fn owned(ownership: &Ownership, view: &ClusterView) -> BTreeSet<String> {
+    view.owners
+        .iter()
+        .filter(|(_, r)| r.instance == ownership.instance())
+        .map(|(n, _)| n)
+        .filter(|n| ownership.role(n).is_owner())
+        .cloned()
+        .collect()
+}
+
+/// The node ids whose record differs between two copies of the prefix.
+pub fn changed_records(
+    old: &super::mirror::Mirror,
+    new: &super::mirror::Mirror,
+) -> BTreeSet<String> {
+    if std::ptr::eq(old, new) {
+        return BTreeSet::new();
+    }
+    let rev = |m: &super::mirror::Mirror, k: &str| m.entries.get(k).map(|e| e.mod_revision);
+    old.entries
+        .keys()
+        .chain(new.entries.keys())
+        .filter(|k| rev(old, k) != rev(new, k))
+        .cloned()
+        .collect()
+}
+
+/// The nodes whose own view or held state differ between two local topologies.
+pub fn changed_nodes(
+    old: &crate::topology::Topology,
+    new: &crate::topology::Topology,
+) -> BTreeSet<String> {
+    let mut ids: BTreeSet<String> = new
+        .nodes
+        .diff(&old.nodes)
+        .map(|c| c.id.to_string())
+        .collect();
+    if old.held != new.held {
+        ids.extend(old.held.clone().symmetric_difference(new.held.clone()));
+    }
+    ids
+}
