@@ -289,6 +289,9 @@ impl Session {
     async fn serve(&mut self, client: &Client, events: &mut mpsc::Receiver<Event>) -> SessionEnd {
         let step = |step| move |error| SessionEnd::Client { step, error };
         let shared = self.shared.clone();
+        // Until its first pass this connection may be a held node coming back, perhaps
+        // queued behind thousands of others: its node's grace does not run out meanwhile.
+        let mut arrival = Some(shared.ctx.topology.arrival());
         let setup_turn = match shared.setups.acquire().await {
             Ok(t) => t,
             Err(_) => return SessionEnd::Shutdown,
@@ -323,6 +326,7 @@ impl Session {
             if let Err(end) = self.converge(client, &replica, events).await {
                 return end;
             }
+            drop(arrival.take());
             // Updates that arrived while a transaction was in flight come first.
             if !self.held.is_empty() {
                 for ev in std::mem::take(&mut self.held) {
