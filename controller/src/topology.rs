@@ -10,6 +10,7 @@
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -243,20 +244,59 @@ pub struct TransportNodes {
     /// Nodes whose OVSDB session ended but that stay in the topology as last seen for a
     /// while (see [`TransportNodes::session_ended`]).
     held: Mutex<Held>,
+    /// Hypervisor connections not yet through their first pass ([`Arrival`]s alive).
+    arriving: Arc<AtomicUsize>,
 }
+
+/// A hypervisor connection that weftd has accepted but not yet identified: it may be a
+/// held node coming back. While any is alive, a held node's grace is not over (see
+/// [`TransportNodes::session_ended`]). The OVSDB session takes one when it starts and
+/// drops it after its first pass, when it has reported its node (or found it cannot).
+#[derive(Debug)]
+pub struct Arrival(Arc<AtomicUsize>);
+
+impl Drop for Arrival {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// How many more graces a held node may be kept while connections are still being set
+/// up when its grace ends: bounds how long a peer that never identifies itself (or a
+/// flood of connections) can keep a node that is really gone.
+const MAX_EXTRA_GRACES: u32 = 4;
 
 impl TransportNodes {
     pub fn new() -> Arc<Self> {
         Arc::new(TransportNodes {
             snapshot: watch::channel(Arc::new(Topology::default())).0,
             held: Mutex::new(Held::default()),
+            arriving: Arc::new(AtomicUsize::new(0)),
         })
+    }
+
+    /// Counts a newly accepted hypervisor connection as arriving until the guard drops.
+    pub fn arrival(&self) -> Arrival {
+        self.arriving.fetch_add(1, Ordering::SeqCst);
+        Arrival(self.arriving.clone())
+    }
+
+    /// Hypervisor connections accepted and not yet through their first pass.
+    pub fn arriving(&self) -> usize {
+        self.arriving.load(Ordering::SeqCst)
     }
 
     /// The node's OVSDB session ended: its ports show down at once, but the other
     /// nodes keep their tunnels and flows towards it for `grace` (a restart or a short
     /// cut costs nothing); then it is forgotten, unless a session reported it again
     /// meanwhile. A zero grace forgets it now.
+    ///
+    /// When the grace ends while hypervisor connections are still arriving (accepted,
+    /// not yet identified), the node may be one of them, queued behind the others: after
+    /// a reconnect storm of thousands of hypervisors on a loaded machine the last ones
+    /// are set up after more than the grace. Forgetting them then would make all their
+    /// neighbours drop and re-add every tunnel and flow towards them although nothing
+    /// changed, so the decision waits another grace (at most [`MAX_EXTRA_GRACES`] times).
     pub fn session_ended(self: &Arc<Self>, id: &str, grace: Duration) {
         if grace.is_zero() {
             self.forget(id);
@@ -268,9 +308,20 @@ impl TransportNodes {
         let nodes = self.clone();
         let id = id.to_owned();
         tokio::spawn(async move {
-            tokio::time::sleep(grace).await;
-            if nodes.held().epoch(&id) != epoch {
-                return;
+            let mut extra = 0;
+            loop {
+                tokio::time::sleep(grace).await;
+                if nodes.held().epoch(&id) != epoch {
+                    return;
+                }
+                let arriving = nodes.arriving();
+                if arriving == 0 || extra == MAX_EXTRA_GRACES {
+                    break;
+                }
+                extra += 1;
+                tracing::info!(node = %id, arriving, hold = ?grace,
+                    "hypervisor still disconnected, but connections that may be it are still \
+                     being set up: holding it for another grace");
             }
             tracing::info!(node = %id, "hypervisor still disconnected; other nodes stop tunnelling to it");
             nodes.forget(&id);
@@ -480,6 +531,45 @@ mod tests {
         // Forgotten for good.
         f.hold("hv2");
         f.forget("hv2");
+        assert!(!f.snapshot().nodes.contains_key("hv2"));
+    }
+
+    /// Issue 18: after a reconnect storm a held node's session may still be queued for
+    /// setup when its grace ends; it is kept while connections are arriving, and
+    /// forgotten at the first grace end that finds none.
+    #[tokio::test]
+    async fn a_held_node_is_kept_while_connections_are_still_arriving() {
+        let grace = Duration::from_millis(200);
+        let f = TransportNodes::new();
+        f.report(node("hv1", &["a"]));
+        f.report(node("hv2", &["b"]));
+        let arriving = f.arrival();
+        assert_eq!(f.arriving(), 1);
+        f.session_ended("hv2", grace);
+        tokio::time::sleep(grace * 3 / 2).await;
+        assert!(
+            f.snapshot().nodes.contains_key("hv2"),
+            "forgotten while a connection that may be it was still being set up"
+        );
+        drop(arriving);
+        assert_eq!(f.arriving(), 0);
+        tokio::time::sleep(grace * 2).await;
+        assert!(
+            !f.snapshot().nodes.contains_key("hv2"),
+            "a node that did not come back must still be forgotten"
+        );
+        assert!(f.snapshot().nodes.contains_key("hv1"));
+    }
+
+    /// Without arriving connections the grace is what it always was.
+    #[tokio::test]
+    async fn a_held_node_is_forgotten_after_its_grace() {
+        let grace = Duration::from_millis(100);
+        let f = TransportNodes::new();
+        f.report(node("hv2", &["b"]));
+        f.session_ended("hv2", grace);
+        assert!(f.snapshot().held.contains("hv2"));
+        tokio::time::sleep(grace * 3).await;
         assert!(!f.snapshot().nodes.contains_key("hv2"));
     }
 }

@@ -49,6 +49,8 @@ pub struct ClusterOptions {
     pub keep: bool,
     /// One router per this many consecutive switches (0: no routers).
     pub router_every: usize,
+    /// Further weftd arguments (e.g. `--node-grace 5`).
+    pub weftd_args: Vec<String>,
 }
 
 impl ClusterOptions {
@@ -60,6 +62,7 @@ impl ClusterOptions {
             base_dir: None,
             keep: false,
             router_every: 0,
+            weftd_args: Vec::new(),
         }
     }
 }
@@ -85,7 +88,7 @@ impl Cluster {
         scenario.write_store(&data)?;
         let store_write_secs = t.elapsed().as_secs_f64();
         let bin = crate::weftd::find_weftd()?;
-        let weftd = Weftd::start(&bin, &data, &opts.log)?;
+        let weftd = Weftd::start(&bin, &data, &opts.log, &opts.weftd_args)?;
         let api = HttpClientBuilder::default()
             .request_timeout(Duration::from_secs(120))
             .build(weftd.url())?;

@@ -4,11 +4,12 @@
 //! ([`node`]). [`scenario`] builds the logical configuration (switches, ports, ACLs) and
 //! writes it straight into a fresh weftd store; [`weftd`] runs the real `weftd` binary
 //! and reads its CPU time and peak memory; [`check`] compares each node's flow table
-//! with the compiler's expected flows.
+//! with the compiler's expected flows; [`hog`] loads the CPU beside them.
 
 pub mod check;
 pub mod cluster;
 pub mod db;
+pub mod hog;
 pub mod node;
 pub mod scenario;
 pub mod switch;

@@ -51,8 +51,14 @@ pub fn find_weftd() -> anyhow::Result<PathBuf> {
 
 impl Weftd {
     /// Starts weftd on `data_dir` with fresh loopback ports, logging (filter `log`) to
-    /// `<data_dir>/../weftd.log`, and waits for its readiness line.
-    pub fn start(bin: &Path, data_dir: &Path, log: &str) -> anyhow::Result<Weftd> {
+    /// `<data_dir>/../weftd.log`, and waits for its readiness line. `extra` are further
+    /// command-line arguments (e.g. `--node-grace 5`).
+    pub fn start(
+        bin: &Path,
+        data_dir: &Path,
+        log: &str,
+        extra: &[String],
+    ) -> anyhow::Result<Weftd> {
         let ovsdb = free_port()?;
         let openflow = free_port()?;
         let log_path = data_dir.parent().unwrap_or(data_dir).join("weftd.log");
@@ -73,6 +79,7 @@ impl Weftd {
             .arg("1024")
             .arg("--log")
             .arg(log)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))
             .spawn()

@@ -53,6 +53,13 @@ struct Cli {
     /// One distributed router per this many consecutive switches (0: no routers).
     #[arg(long, default_value_t = 0)]
     router_every: usize,
+    /// Busy-looping processes run beside weftd for the whole bench (0: none): a loaded
+    /// machine, as on a shared CI runner.
+    #[arg(long, default_value_t = 0)]
+    hog: usize,
+    /// A further weftd argument (repeat for several), e.g. `--weftd-arg=--node-grace=5`.
+    #[arg(long = "weftd-arg", allow_hyphen_values = true)]
+    weftd_args: Vec<String>,
     /// JSON output file.
     #[arg(long, default_value = "weft-bench.json")]
     out: std::path::PathBuf,
@@ -70,6 +77,10 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let hog = weft_sim::hog::CpuHog::start(cli.hog)?;
+    if cli.hog > 0 {
+        eprintln!("CPU hog: {} busy loops, pids {:?}", cli.hog, hog.pids());
+    }
     let mut results = Vec::new();
     let last = cli.nodes.last().copied();
     for &n in &cli.nodes {
@@ -81,6 +92,7 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
+    hog.stop();
     let doc = json!({"runs": results});
     std::fs::write(&cli.out, serde_json::to_string_pretty(&doc)?)
         .with_context(|| format!("writing {}", cli.out.display()))?;
@@ -103,6 +115,7 @@ async fn run(cli: &Cli, n: usize, last: bool) -> anyhow::Result<Value> {
     opts.base_dir = cli.dir.clone();
     opts.keep = cli.keep;
     opts.router_every = cli.router_every;
+    opts.weftd_args = cli.weftd_args.clone();
     let t = Instant::now();
     let (mut c, schema, settings) = tokio::task::block_in_place(|| Cluster::prepare(&opts))?;
     eprintln!(
@@ -214,6 +227,7 @@ async fn storm(c: &Cluster, sample: &[usize]) -> anyhow::Result<Value> {
             (st.counters.ovsdb_connects, st.counters.openflow_connects)
         })
         .collect();
+    let tables_before: Vec<_> = c.nodes.iter().map(|n| n.lock().tables.clone()).collect();
     let cpu0 = c.weftd.cpu_seconds().unwrap_or(0.0);
     let t0 = Instant::now();
     for ctl in &c.controls {
@@ -262,6 +276,24 @@ async fn storm(c: &Cluster, sample: &[usize]) -> anyhow::Result<Value> {
             d + st.switch_stats.flow_dumps,
         )
     });
+    // Which nodes were sent something, and whether their tables ended where they began
+    // (churn: a flow deleted and added back) or elsewhere (a desired state that changed).
+    let mut modified: Vec<String> = Vec::new();
+    let mut changed = 0usize;
+    for (n, before) in c.nodes.iter().zip(&tables_before) {
+        let st = n.lock();
+        if st.switch_stats.flow_mods + st.switch_stats.group_mods > 0 {
+            modified.push(st.spec.system_id.clone());
+        }
+        if st.tables.flows() != before.flows() || st.tables.groups() != before.groups() {
+            changed += 1;
+        }
+    }
+    eprintln!(
+        "  reconnect storm: {} nodes were sent flow/group mods (e.g. {:?}); {changed} nodes' tables differ from before the storm",
+        modified.len(),
+        &modified[..modified.len().min(8)]
+    );
     eprintln!(
         "  reconnect storm: resynced in {:.2} s (+{:.2} s until sampled tables equal, {matched}/{}); weftd {:.1} CPU s; {mods} flow/group mods sent after reconnect, {dumps} dumps",
         resync.as_secs_f64(),
@@ -278,6 +310,8 @@ async fn storm(c: &Cluster, sample: &[usize]) -> anyhow::Result<Value> {
         "flows_match_s": (resync + settle).as_secs_f64(),
         "weftd_cpu_s": cpu,
         "mods_after_reconnect": mods,
+        "nodes_modified": modified.len(),
+        "nodes_tables_changed": changed,
         "dumps": dumps,
         "checked_equal": matched,
     }))

@@ -449,8 +449,11 @@ async fn accept_loop(shared: Arc<Shared>, listener: Passive, shutdown: Cancellat
                             }
                         };
                         if crate::southbound::vtep::is_vtep(&client).await {
+                            // No hypervisor: it must not count as one arriving.
+                            let peer = session.peer.clone();
+                            drop(session);
                             crate::southbound::vtep::session::run(
-                                client, events, vtep_ctx, session.peer.clone(), shutdown,
+                                client, events, vtep_ctx, peer, shutdown,
                             )
                             .await;
                         } else {

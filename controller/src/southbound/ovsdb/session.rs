@@ -16,7 +16,7 @@ use super::settings::{NodeSettings, encap_name};
 use super::*;
 use crate::cluster::{ClusterView, Role};
 use crate::desired::{PatchSpec, TunnelSpec};
-use crate::topology::Vif;
+use crate::topology::{Arrival, Vif};
 
 /// Why a session ended.
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +114,10 @@ pub(super) struct Session {
     pub(super) released: watch::Receiver<u64>,
     /// Another session serves this system-id; wake when some session releases a node.
     pub(super) waiting_for_owner: bool,
+    /// From accept until this session has reported its node (or found it will not): it
+    /// may be a held node coming back, perhaps queued behind thousands of others, and
+    /// that node's grace must not run out meanwhile (see `TransportNodes::session_ended`).
+    pub(super) arrival: Option<Arrival>,
     /// Notifications received while a transaction was in flight, applied after it.
     pub(super) held: Vec<Event>,
     /// Bumped on every applied monitor update.
@@ -177,12 +181,14 @@ impl Session {
         let id = shared.next_session.fetch_add(1, Ordering::Relaxed);
         let released = shared.released.subscribe();
         let ownership = Some(shared.ctx.ownership.watch());
+        let arrival = Some(shared.ctx.topology.arrival());
         Session {
             ownership,
             standing: None,
             fence: None,
             released,
             waiting_for_owner: false,
+            arrival,
             held: Vec::new(),
             shared,
             id,
@@ -322,6 +328,11 @@ impl Session {
         loop {
             if let Err(end) = self.converge(client, &replica, events).await {
                 return end;
+            }
+            // Reported, or waiting for a reason of its own (not for the node's previous
+            // session to end: then it reports as soon as that one has).
+            if !self.waiting_for_owner {
+                self.arrival = None;
             }
             // Updates that arrived while a transaction was in flight come first.
             if !self.held.is_empty() {
