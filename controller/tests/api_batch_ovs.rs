@@ -81,7 +81,6 @@ fn ports_created_and_deleted_in_one_request_reach_every_hypervisor() {
             ])
             .unwrap();
     }
-    ov.wait_connected();
 
     let before = commits(&ov);
     let created = batch(
