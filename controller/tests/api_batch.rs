@@ -15,7 +15,7 @@ type Answer = Result<Value, i32>;
 async fn batch<C: ClientT>(c: &C, calls: &[(&str, Value)]) -> Vec<Answer> {
     let mut b = BatchRequestBuilder::new();
     for (method, params) in calls {
-        b.insert(*method, obj(params.clone())).unwrap();
+        b.insert(method, obj(params.clone())).unwrap();
     }
     let answers = c.batch_request::<Value>(b).await.expect("batch transport");
     answers
