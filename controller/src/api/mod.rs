@@ -8,6 +8,7 @@
 //! take named parameters only; see [`spec::METHODS`] and API.md.
 
 pub mod auth;
+mod batch;
 mod cluster;
 mod https;
 pub mod params;
@@ -19,6 +20,7 @@ mod vtep;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use jsonrpsee::server::middleware::rpc::RpcServiceBuilder;
 use jsonrpsee::server::{PendingSubscriptionSink, RpcModule, Server, ServerConfig, ServerHandle};
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use serde_json::{Value, json};
@@ -642,6 +644,9 @@ async fn stream_events(
     Ok(())
 }
 
+/// Largest answer the API sends (a batch's answers count together).
+const MAX_RESPONSE_BODY: u32 = 256 * 1024 * 1024;
+
 /// API server settings.
 #[derive(Clone, Debug)]
 pub struct ApiSettings {
@@ -670,12 +675,18 @@ pub async fn serve(
     let config = ServerConfig::builder()
         .max_connections(settings.max_connections)
         .max_request_body_size(1024 * 1024)
-        .max_response_body_size(256 * 1024 * 1024)
+        .max_response_body_size(MAX_RESPONSE_BODY)
         .build();
+    // Writes of a batch share one commit (see `batch`).
+    let rpc_middleware = RpcServiceBuilder::new().layer_fn({
+        let writer = ctx.controller.clone();
+        move |service| batch::GroupWrites::new(service, writer.clone(), MAX_RESPONSE_BODY as usize)
+    });
     if let Some(tls) = &settings.tls {
         let builder = Server::builder()
             .set_config(config)
             .set_http_middleware(middleware)
+            .set_rpc_middleware(rpc_middleware)
             .to_service_builder();
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
@@ -724,6 +735,7 @@ pub async fn serve(
     let server = Server::builder()
         .set_config(config)
         .set_http_middleware(middleware)
+        .set_rpc_middleware(rpc_middleware)
         .build(settings.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;

@@ -602,6 +602,14 @@ pub fn method(name: &str) -> Option<&'static MethodSpec> {
     METHODS.iter().find(|m| m.name == name)
 }
 
+impl MethodSpec {
+    /// Whether the method changes the model, through the writer: the methods that can
+    /// fail with every write error. The batch middleware groups these ([`super::batch`]).
+    pub fn writes(&self) -> bool {
+        self.errors == WRITE
+    }
+}
+
 fn error_object(code: i32) -> Value {
     let message = match code {
         INVALID_PARAMS => "invalid params; message and data.field name the parameter",

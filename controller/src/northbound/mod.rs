@@ -23,8 +23,11 @@
 //!   what they add to switch and port writes).
 //! - `plan_vtep`: hardware VTEP bindings (`vtep_bind`, `vtep_unbind`).
 //! - [`writer`]: the writer thread, its queue, and the [`ModelWriter`] handle readers use.
+//! - `group`: the writes of one API request handed to the writer together
+//!   ([`ModelWriter::submit_together`]).
 
 pub mod command;
+mod group;
 pub mod plan;
 mod plan_routing;
 mod plan_vtep;

@@ -35,13 +35,16 @@ const CATCH_UP: Duration = Duration::from_secs(10);
 /// Most times one commit is planned again after losing a race with another instance.
 const MAX_REPLANS: usize = 64;
 
-struct WriteRequest {
+pub(super) struct WriteRequest {
     cmd: Command,
     reply: oneshot::Sender<Result<Applied, ApiError>>,
 }
 
-enum WriterMsg {
+pub(super) enum WriterMsg {
     Write(WriteRequest),
+    /// The writes of one request, in order ([`super::group`]): planned and committed
+    /// together.
+    Group(Vec<WriteRequest>),
     Shutdown,
 }
 
@@ -49,7 +52,7 @@ enum WriterMsg {
 #[derive(Clone)]
 pub struct ModelWriter {
     model: watch::Receiver<Arc<LogicalModel>>,
-    writer: mpsc::Sender<WriterMsg>,
+    pub(super) writer: mpsc::Sender<WriterMsg>,
     events: broadcast::Sender<Event>,
     observed: Arc<ObservedState>,
     started: Instant,
@@ -195,13 +198,14 @@ impl ModelWriter {
     }
 
     /// Validates, durably commits and publishes one write. Returns once the change is on
-    /// disk and visible in [`ModelWriter::snapshot`].
+    /// disk and visible in [`ModelWriter::snapshot`]. Called by a call of a
+    /// [`ModelWriter::submit_together`] group, the write goes to the writer with the
+    /// group's.
     pub async fn submit(&self, cmd: Command) -> Result<Applied, ApiError> {
         let (reply, rx) = oneshot::channel();
-        self.writer
-            .send(WriterMsg::Write(WriteRequest { cmd, reply }))
-            .await
-            .map_err(|_| ApiError::StoreUnavailable("the store is shut down".into()))?;
+        if !self.enqueue(WriteRequest { cmd, reply }).await {
+            return Err(ApiError::StoreUnavailable("the store is shut down".into()));
+        }
         rx.await
             .map_err(|_| ApiError::StoreUnavailable("the writer stopped before answering".into()))?
     }
@@ -222,6 +226,7 @@ fn writer_loop(
         while let Some(msg) = next.take() {
             match msg {
                 WriterMsg::Write(req) => batch.push(req),
+                WriterMsg::Group(reqs) => batch.extend(reqs),
                 WriterMsg::Shutdown => {
                     shutdown = true;
                     break;
