@@ -9,6 +9,7 @@
 //! markdown table `row | Weft | OVN | ratio` is printed. Needs root, Open vSwitch and OVN.
 //! Not part of any test command: it takes minutes and owns the machine's cores meanwhile.
 
+mod coverage;
 mod ovn;
 mod plane;
 mod rows;
@@ -47,6 +48,10 @@ struct Cli {
     /// Idle window for the hypervisors' CPU row, seconds.
     #[arg(long, default_value_t = 20)]
     idle_secs: u64,
+    /// Also print what grew in the hypervisors' `ovs-appctl coverage/show` counters over
+    /// the idle window and each batch (load-insensitive: why their CPU differs).
+    #[arg(long)]
+    coverage: bool,
 }
 
 fn main() -> Result<()> {
@@ -72,6 +77,7 @@ fn main() -> Result<()> {
         single: cli.reps,
         heavy: cli.heavy_reps,
         idle: Duration::from_secs(cli.idle_secs),
+        coverage: cli.coverage,
     };
     for &n in &cli.hypervisors {
         let run = |p: &str| cli.planes.iter().any(|x| x == p);

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use integration::lab::{Hypervisor, Lab, VmSpec};
 
+use crate::coverage::{self, Coverage};
 use crate::plane::{
     Plane, PortDef, Vif, cpu_sum, first_reply_unix, hypervisor_pids, is_installed, rss_kib,
     unix_now, wait_installed,
@@ -96,6 +97,8 @@ pub struct Reps {
     pub heavy: usize,
     /// Idle window for the hypervisors' CPU.
     pub idle: Duration,
+    /// Print the hypervisors' coverage counters over the idle window and each batch.
+    pub coverage: bool,
 }
 
 /// Runs every row for `plane` on `lab`, which has nothing configured yet.
@@ -128,9 +131,13 @@ pub fn run(plane: &mut dyn Plane, lab: &Lab, reps: &Reps) -> Result<Results> {
         .sum();
     r.entry("ctl_rss").or_default().push(rss as f64 / 1024.0);
     let hv_pids = hypervisor_pids(hvs);
+    let cov0 = reps.coverage.then(|| Coverage::read(hvs));
     let c0 = cpu_sum(&hv_pids);
     std::thread::sleep(reps.idle);
     r.entry("hv_idle").or_default().push(cpu_sum(&hv_pids) - c0);
+    if let Some(cov0) = cov0 {
+        coverage::report(name, "the idle window", &Coverage::read(hvs).since(&cov0));
+    }
 
     let peer = base_port(0, n - 1).ip;
     for rep in 0..reps.single {
@@ -144,7 +151,7 @@ pub fn run(plane: &mut dyn Plane, lab: &Lab, reps: &Reps) -> Result<Results> {
         r.entry("api").or_default().push(api);
     }
     for rep in 0..reps.heavy {
-        batch_rows(plane, lab, &watches, rep, &mut r)?;
+        batch_rows(plane, lab, &watches, rep, reps.coverage, &mut r)?;
     }
     let src = lab.vm(&base_port(0, 0).name)?;
     for rep in 0..reps.heavy {
@@ -268,6 +275,7 @@ fn batch_rows(
     lab: &Lab,
     watches: &[Watch],
     rep: usize,
+    with_coverage: bool,
     r: &mut Results,
 ) -> Result<()> {
     let hvs = lab.hypervisors();
@@ -290,12 +298,18 @@ fn batch_rows(
 
     let ctl = plane.controller_pids();
     let hvp = hypervisor_pids(hvs);
+    let cov0 = with_coverage.then(|| Coverage::read(hvs));
     let (c0, h0) = (cpu_sum(&ctl), cpu_sum(&hvp));
     let t0 = Instant::now();
     plane.create_ports(&ports)?;
     let created = wait_all(hvs, t0, |_, i| Ok(watches[i].all_installed(&by_hv[i])))?;
     let (c1, h1) = (cpu_sum(&ctl), cpu_sum(&hvp));
     std::thread::sleep(Duration::from_secs(1));
+    if let Some(cov0) = cov0 {
+        // Coverage totals lag up to a second (vswitchd folds them in once a second).
+        let window = format!("batch {rep} (until all installed, + 1 s)");
+        coverage::report(name, &window, &Coverage::read(hvs).since(&cov0));
+    }
 
     let macs: Vec<String> = ports.iter().map(|p| p.mac.clone()).collect();
     let present: Vec<usize> = hvs
