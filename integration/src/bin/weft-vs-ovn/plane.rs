@@ -41,6 +41,43 @@ pub trait Plane {
     fn kill_and_restart(&mut self) -> Result<()>;
     /// Restarts `hv`'s ovs-vswitchd the way the plane's packaging does.
     fn restart_vswitchd_packaged(&self, hv: &Hypervisor) -> Result<()>;
+    /// The plane's own account of where plug → installed goes, per hop: cumulative
+    /// (sum of seconds, count) by hop name. None when the plane keeps no such account.
+    fn plug_hops(&self) -> Option<PlugHops> {
+        None
+    }
+}
+
+/// Per hop: (sum of seconds, number of plugs), cumulative since the plane started.
+pub type PlugHops = std::collections::BTreeMap<String, (f64, f64)>;
+
+/// Adds what happened between readings `h0` and `h1` to the running (before, after)
+/// totals `acc`, so that several windows read as one.
+pub fn add_hops(acc: &mut (PlugHops, PlugHops), h0: &PlugHops, h1: &PlugHops) {
+    for (hop, (sum, count)) in h1 {
+        let (s0, c0) = h0.get(hop).copied().unwrap_or((0.0, 0.0));
+        acc.0.entry(hop.clone()).or_default();
+        let e = acc.1.entry(hop.clone()).or_default();
+        e.0 += sum - s0;
+        e.1 += count - c0;
+    }
+}
+
+/// The mean of each hop between two readings of [`Plane::plug_hops`], in ms.
+pub fn hop_means(before: &PlugHops, after: &PlugHops) -> Vec<(String, f64, f64)> {
+    after
+        .iter()
+        .map(|(hop, (sum, count))| {
+            let (s0, c0) = before.get(hop).copied().unwrap_or((0.0, 0.0));
+            let n = count - c0;
+            let mean = if n > 0.0 {
+                (sum - s0) / n * 1000.0
+            } else {
+                0.0
+            };
+            (hop.clone(), mean, n)
+        })
+        .collect()
 }
 
 /// utime + stime of a process in ms, from `/proc/PID/stat`: the whole thread group,

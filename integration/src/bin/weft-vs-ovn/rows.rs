@@ -140,8 +140,15 @@ pub fn run(plane: &mut dyn Plane, lab: &Lab, reps: &Reps) -> Result<Results> {
     }
 
     let peer = base_port(0, n - 1).ip;
+    // The plane's own trace of the plug rows only: in the API rows the VIF was seen
+    // long before its port existed, which is no hop of the plane's.
+    let mut hops = (crate::plane::PlugHops::new(), crate::plane::PlugHops::new());
     for rep in 0..reps.single {
+        let h0 = plane.plug_hops();
         let (plug, ping) = plug_row(plane, &hvs[0], &watches[0], rep, peer)?;
+        if let (Some(h0), Some(h1)) = (h0, plane.plug_hops()) {
+            crate::plane::add_hops(&mut hops, &h0, &h1);
+        }
         let api = api_row(plane, &hvs[0], &watches[0], rep)?;
         eprintln!(
             "[{name} N={n}] rep {rep}: plug→installed {plug:.1} ms, plug→ping {ping:.1} ms, API add→installed {api:.1} ms"
@@ -149,6 +156,16 @@ pub fn run(plane: &mut dyn Plane, lab: &Lab, reps: &Reps) -> Result<Results> {
         r.entry("plug").or_default().push(plug);
         r.entry("ping").or_default().push(ping);
         r.entry("api").or_default().push(api);
+    }
+    if !hops.1.is_empty() {
+        let parts: Vec<String> = crate::plane::hop_means(&hops.0, &hops.1)
+            .iter()
+            .map(|(hop, ms, n)| format!("{hop} {ms:.2} ms (n={n})"))
+            .collect();
+        eprintln!(
+            "[{name} N={n}] plug hops, the plane's own trace (means over the plug rows; Weft: update seen → compiled → barrier → weft-installed acknowledged): {}",
+            parts.join(", ")
+        );
     }
     for rep in 0..reps.heavy {
         batch_rows(plane, lab, &watches, rep, reps.coverage, &mut r)?;

@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use integration::lab::{Hypervisor, Lab};
 use serde_json::{Value, json};
 
-use crate::plane::{Plane, PortDef};
+use crate::plane::{Plane, PlugHops, PortDef};
 
 /// A running weftd; SIGKILLed and reaped on drop.
 struct Weftd(Child);
@@ -109,13 +109,27 @@ impl Weft {
 
 /// HTTP/1.0 POST (no chunked replies to decode), body of a 200 reply.
 fn post(addr: SocketAddr, body: &str) -> Result<String> {
+    request(
+        addr,
+        &format!(
+            "POST / HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+/// HTTP/1.0 GET of `path`, body of a 200 reply.
+fn get(addr: SocketAddr, path: &str) -> Result<String> {
+    request(
+        addr,
+        &format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n"),
+    )
+}
+
+fn request(addr: SocketAddr, text: &str) -> Result<String> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     s.set_read_timeout(Some(Duration::from_secs(120)))?;
-    write!(
-        s,
-        "POST / HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
+    s.write_all(text.as_bytes())?;
     let mut raw = String::new();
     s.read_to_string(&mut raw)?;
     let (head, payload) = raw
@@ -198,6 +212,41 @@ impl Plane for Weft {
         // Dropping the guard SIGKILLs and reaps weftd.
         self.daemon = None;
         self.spawn()
+    }
+
+    /// From weftd's `weft_plug_hop_seconds` histogram (`GET /metrics`).
+    fn plug_hops(&self) -> Option<PlugHops> {
+        let text = get(self.api, "/metrics").ok()?;
+        let mut hops = PlugHops::new();
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("weft_plug_hop_seconds_") else {
+                continue;
+            };
+            let (kind, rest) = match rest.split_once('{') {
+                Some(("sum", r)) => (0, r),
+                Some(("count", r)) => (1, r),
+                _ => continue,
+            };
+            let Some((labels, value)) = rest.split_once("} ") else {
+                continue;
+            };
+            let Some(hop) = labels
+                .strip_prefix("hop=\"")
+                .and_then(|h| h.strip_suffix('"'))
+            else {
+                continue;
+            };
+            let Ok(v) = value.trim().parse::<f64>() else {
+                continue;
+            };
+            let e = hops.entry(hop.to_string()).or_default();
+            if kind == 0 {
+                e.0 = v;
+            } else {
+                e.1 = v;
+            }
+        }
+        Some(hops)
     }
 
     fn restart_vswitchd_packaged(&self, hv: &Hypervisor) -> Result<()> {
