@@ -169,7 +169,8 @@ fn owners_publish_their_hypervisors_and_a_crash_keeps_the_record_and_the_pings()
     assert_eq!(
         report.lost(),
         0,
-        "pings lost across the failover: {report:?}"
+        "pings lost across the failover: {report:?}\n{}",
+        cl.logs()
     );
     // hv1's record was not rewritten by anyone else.
     wait_record(&cl, &hv1, &owner1, "vm1", &encap1);

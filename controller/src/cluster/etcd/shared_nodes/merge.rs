@@ -122,8 +122,25 @@ impl Merge {
             return Some(mine);
         }
         match self.decoded.get(id) {
-            Some((_, Some(view))) => Some((view.clone(), false)),
+            Some((_, Some(view))) => Some((self.with_own_tunnels(id, view), false)),
             _ => own(),
+        }
+    }
+
+    /// A record's view with the tunnel ports this instance's own session sees on that
+    /// node. Records carry no tunnels, and the compiler may learn that this instance
+    /// owns a node before the merge switches the node to its session's view: compiled
+    /// from a tunnel-less view, the node's first install as new owner would delete its
+    /// flows towards every other node until the next one restored them (a lost packet
+    /// on a takeover, seen in `cluster_observed_ovs`).
+    fn with_own_tunnels(&self, id: &str, view: &Arc<NodeView>) -> Arc<NodeView> {
+        match self.local.nodes.get_shared(id) {
+            Some(mine) if mine.tunnels != view.tunnels => {
+                let mut v = (**view).clone();
+                v.tunnels = mine.tunnels.clone();
+                Arc::new(v)
+            }
+            _ => view.clone(),
         }
     }
 }
@@ -233,7 +250,11 @@ mod tests {
         hv2_mine.tunnels.insert("hv1".into(), 4);
         let recs = records(&[(&hv2, 6)]);
         m.apply(local(&[hv2_mine.clone()]), recs.clone(), owned(&[]), &out);
-        assert_eq!(out.snapshot().nodes["hv2"], hv2);
+        // The record's view, with the tunnels this instance's session sees: compiled
+        // as soon as this instance owns hv2, even before the merge catches up.
+        let mut hv2_record = hv2.clone();
+        hv2_record.tunnels = hv2_mine.tunnels.clone();
+        assert_eq!(out.snapshot().nodes["hv2"], hv2_record);
         // Taken over: the session's view replaces the record's.
         m.apply(
             local(&[hv2_mine.clone()]),
