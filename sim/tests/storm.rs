@@ -193,15 +193,7 @@ async fn a_reconnect_storm_under_load_sends_no_flow_mod() {
             .nodes
             .iter()
             .zip(&before)
-            .filter(|(n, (o, f, _))| {
-                let st = n.lock();
-                !(st.counters.ovsdb_connects > *o
-                    && st.counters.openflow_connects > *f
-                    && st.ovsdb_up
-                    && st.openflow_up
-                    && st.switch_stats.flow_dumps > 0
-                    && st.all_installed())
-            })
+            .filter(|(n, (o, f, _))| !n.lock().resynced_since((*o, *f)))
             .count();
         if pending == 0 {
             break;

@@ -239,15 +239,7 @@ async fn storm(c: &Cluster, sample: &[usize]) -> anyhow::Result<Value> {
             .nodes
             .iter()
             .zip(&before)
-            .filter(|(n, (o, f))| {
-                let st = n.lock();
-                !(st.counters.ovsdb_connects > *o
-                    && st.counters.openflow_connects > *f
-                    && st.ovsdb_up
-                    && st.openflow_up
-                    && st.switch_stats.flow_dumps > 0
-                    && st.all_installed())
-            })
+            .filter(|(n, connects)| !n.lock().resynced_since(**connects))
             .count();
         if pending == 0 {
             break;

@@ -57,6 +57,18 @@ impl NodeState {
         !m.is_empty() && m.values().all(|v| *v)
     }
 
+    /// Whether the node resynced after a reconnect storm: new OVSDB and OpenFlow sessions
+    /// since `connects` (`(ovsdb_connects, openflow_connects)` read before the storm),
+    /// both up, its flows dumped, and every VIF marked installed again.
+    pub fn resynced_since(&self, connects: (u64, u64)) -> bool {
+        self.counters.ovsdb_connects > connects.0
+            && self.counters.openflow_connects > connects.1
+            && self.ovsdb_up
+            && self.openflow_up
+            && self.switch_stats.flow_dumps > 0
+            && self.all_installed()
+    }
+
     /// The node as weftd's fabric would see it, built from this node's own database:
     /// for computing the compiler's expected flows independently of weftd.
     pub fn node_view(&self) -> weft::topology::NodeView {
