@@ -63,6 +63,30 @@ fn two_tenants(encap: Encap) {
         assert!(get("protocols").contains("OpenFlow13"));
         assert_eq!(get("other_config:disable-in-band").trim(), "\"true\"");
         assert!(get("controller").trim() != "[]", "no controller on br-int");
+        // ... and took its manager connection out of in-band control: no hidden flows
+        // for it on br-phy, the bridge that carries it (vswitchd drops them on its next
+        // reconfiguration after the write; the bound turns a hang into a message).
+        let mode = hv
+            .vsctl(["get", "manager", ".", "connection_mode"])
+            .unwrap();
+        assert_eq!(mode.trim(), "out-of-band");
+        let in_band = || -> Vec<String> {
+            let flows = hv.appctl(["bridge/dump-flows", "br-phy"]).unwrap();
+            flows
+                .lines()
+                .filter(|l| l.contains("priority=18000"))
+                .map(str::to_owned)
+                .collect()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !in_band().is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert_eq!(
+            in_band(),
+            Vec::<String>::new(),
+            "in-band flows on hv{n}'s br-phy"
+        );
     }
 
     // What the API reports agrees with what OVS holds.

@@ -315,7 +315,8 @@ async fn southbound_ovsdb_passive_two_hypervisors() {
         "external_ids:weft-encap-ip=192.0.2.2",
         "external_ids:weft-encap-type=vxlan",
     ]);
-    hv1.vsctl(&["set-manager", &manager]);
+    // hv1 has a second manager, which is not Weft's: its row stays as it is.
+    hv1.vsctl(&["set-manager", &manager, "tcp:127.0.0.1:9"]);
     hv2.vsctl(&["set-manager", &manager]);
 
     for hv in [&hv1, &hv2] {
@@ -337,7 +338,15 @@ async fn southbound_ovsdb_passive_two_hypervisors() {
             hv.get("bridge", "br-int", "datapath_type").as_deref(),
             Some("dummy")
         );
+        eventually("the manager row out of in-band control", &[hv], || {
+            hv.get("manager", &manager, "connection_mode").as_deref() == Some("out-of-band")
+        })
+        .await;
     }
+    assert_eq!(
+        hv1.get("manager", "tcp:127.0.0.1:9", "connection_mode"),
+        None
+    );
     eventually(
         "both nodes in the topology with their datapath ids",
         &[&hv1, &hv2],

@@ -240,14 +240,28 @@ impl Listener {
         self.inner.local_addr()
     }
     /// Waits for the next ovsdb-server to connect and starts a client on it.
-    pub async fn accept(
-        &self,
-    ) -> io::Result<(Client, mpsc::Receiver<Event>, std::net::SocketAddr)> {
+    pub async fn accept(&self) -> io::Result<Accepted> {
         let (s, peer) = self.inner.accept().await?;
         s.set_nodelay(true)?;
-        let (c, e) = Client::from_stream(s, self.config.clone());
-        Ok((c, e, peer))
+        let local = s.local_addr()?;
+        let (client, events) = Client::from_stream(s, self.config.clone());
+        Ok(Accepted {
+            client,
+            events,
+            peer,
+            local,
+        })
     }
+}
+
+/// A connection [`Listener::accept`] took.
+pub struct Accepted {
+    pub client: Client,
+    pub events: mpsc::Receiver<Event>,
+    pub peer: std::net::SocketAddr,
+    /// The address the peer dialled: the one its own configuration names for us (a
+    /// listener on `0.0.0.0` is reached at one of several).
+    pub local: std::net::SocketAddr,
 }
 
 impl Client {

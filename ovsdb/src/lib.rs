@@ -18,7 +18,7 @@
 //! use ovsdb::{Listener, ClientConfig, Event, Replica, Transaction, vswitch};
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let listener = Listener::bind("0.0.0.0:6640", ClientConfig::default()).await?;
-//! let (client, mut events, _peer) = listener.accept().await?;
+//! let ovsdb::Accepted { client, mut events, .. } = listener.accept().await?;
 //! let mut replica = Replica::new(client.get_schema(vswitch::DATABASE).await?);
 //! let requests = vswitch::monitor_requests();
 //! replica.set_monitored(&requests);
@@ -59,7 +59,7 @@ pub mod session;
 pub mod vswitch;
 
 pub use client::{
-    Client, ClientConfig, ClientError, DisconnectReason, Event, LISTEN_BACKLOG, Listener,
+    Accepted, Client, ClientConfig, ClientError, DisconnectReason, Event, LISTEN_BACKLOG, Listener,
     MonitorStart, Target, connect, listen_tcp,
 };
 pub use codec::{CodecError, JsonCodec};

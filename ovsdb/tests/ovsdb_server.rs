@@ -384,10 +384,16 @@ async fn server_connects_to_our_listener() {
         .unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = OvsdbServer::start_with(vec![format!("tcp:127.0.0.1:{port}")]);
-    let (client, events, peer) = tokio::time::timeout(WAIT, listener.accept())
+    let ovsdb::Accepted {
+        client,
+        events,
+        peer,
+        local,
+    } = tokio::time::timeout(WAIT, listener.accept())
         .await
         .expect("ovsdb-server never connected")
         .unwrap();
+    assert_eq!(local.port(), port, "the address ovsdb-server dialled");
     assert!(peer.ip().is_loopback());
     exercise_vswitch(&server, &client, events).await;
 }
@@ -441,7 +447,7 @@ async fn accepted_connection_idle_longer_than_15s_is_kept_alive() {
         .unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = OvsdbServer::start_with(vec![format!("tcp:127.0.0.1:{port}")]);
-    let (client, events, _) = tokio::time::timeout(WAIT, listener.accept())
+    let ovsdb::Accepted { client, events, .. } = tokio::time::timeout(WAIT, listener.accept())
         .await
         .unwrap()
         .unwrap();

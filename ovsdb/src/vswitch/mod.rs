@@ -1,5 +1,6 @@
 //! Typed rows and transaction helpers for the Open vSwitch tables a controller manages
-//! (`Open_vSwitch`, `Bridge`, `Port`, `Interface`, `Controller`; see ovs-vswitchd.conf.db(5)).
+//! (`Open_vSwitch`, `Bridge`, `Port`, `Interface`, `Controller`, `Manager`; see
+//! ovs-vswitchd.conf.db(5)).
 //!
 //! Rows are read from a [`Replica`](crate::Replica) through the generic layer: each typed
 //! row takes the columns it knows, treats a column that was not monitored as empty, and
@@ -19,19 +20,22 @@
 //!
 //! One file per concept, all re-exported here:
 //! - `typed`: the [`TypedRow`] trait, [`RowError`], [`rows`] and [`row`];
-//! - `tables`: the five typed rows ([`OpenVSwitch`], [`Bridge`], [`Port`], [`Interface`],
-//!   [`Controller`]);
+//! - `tables`: the typed rows ([`OpenVSwitch`], [`Bridge`], [`Port`], [`Interface`],
+//!   [`Controller`], [`Manager`]);
 //! - `cache`: [`cached_row`] and [`cached_rows`], decoded once per row version;
 //! - `monitored`: [`monitor_requests`], only the columns the typed rows read;
 //! - `lookup`: the root row, a bridge by name, a bridge's ports, a port's interfaces;
 //! - `bridge`: [`BridgeSpec`] and [`ensure_bridge`];
 //! - `tunnel`: [`TunnelPort`] and [`sync_tunnels`];
 //! - `patch`: [`PatchPort`] and [`sync_patch_ports`] (patch ports between bridges);
-//! - `map_keys`: single map-column keys, such as an Interface's marks.
+//! - `map_keys`: single map-column keys, such as an Interface's marks;
+//! - `manager`: [`manager_out_of_band`], the Manager rows that reach one address taken
+//!   out of in-band control.
 
 mod bridge;
 mod cache;
 mod lookup;
+mod manager;
 mod map_keys;
 mod monitored;
 mod patch;
@@ -49,12 +53,13 @@ pub use lookup::{
     bound_interfaces, bridge_by_name, cached_bridge_by_name, cached_interfaces_of, cached_ports_of,
     cached_root, interfaces_of, ports_of, root,
 };
+pub use manager::{manager_out_of_band, target_addr};
 pub use map_keys::{
     remove_interface_external_id, remove_map_key, set_interface_external_id, set_map_key,
 };
 pub use monitored::{MONITORED_COLUMNS, monitor_requests, monitor_requests_for};
 pub use patch::{PatchPort, sync_patch_ports};
-pub use tables::{Bridge, Controller, Interface, OpenVSwitch, Port};
+pub use tables::{Bridge, Controller, Interface, Manager, OpenVSwitch, Port};
 pub use tunnel::{TunnelPort, add_tunnel_port, owned_tunnels, sync_tunnels};
 pub use typed::{RowError, TypedRow, row, rows};
 
@@ -64,3 +69,4 @@ pub const BRIDGE: &str = "Bridge";
 pub const PORT: &str = "Port";
 pub const INTERFACE: &str = "Interface";
 pub const CONTROLLER: &str = "Controller";
+pub const MANAGER: &str = "Manager";

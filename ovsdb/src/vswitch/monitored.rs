@@ -6,22 +6,23 @@ use crate::monitor::MonitorRequest;
 use crate::schema::DatabaseSchema;
 
 use super::{
-    BRIDGE, Bridge, CONTROLLER, Controller, INTERFACE, Interface, OPEN_VSWITCH, OpenVSwitch, PORT,
-    Port,
+    BRIDGE, Bridge, CONTROLLER, Controller, INTERFACE, Interface, MANAGER, Manager, OPEN_VSWITCH,
+    OpenVSwitch, PORT, Port,
 };
 
 /// The columns each typed row reads, by table: exactly what [`monitor_requests`] asks for.
 /// A typed row decoded from a replica that monitors only these columns equals one decoded
 /// from a replica that monitors every column (a unit test checks this).
-pub const MONITORED_COLUMNS: [(&str, &[&str]); 5] = [
+pub const MONITORED_COLUMNS: [(&str, &[&str]); 6] = [
     (OPEN_VSWITCH, OpenVSwitch::COLUMNS),
     (BRIDGE, Bridge::COLUMNS),
     (PORT, Port::COLUMNS),
     (INTERFACE, Interface::COLUMNS),
     (CONTROLLER, Controller::COLUMNS),
+    (MANAGER, Manager::COLUMNS),
 ];
 
-/// Monitor requests for the five tables, only the columns the typed rows read. Columns
+/// Monitor requests for these tables, only the columns the typed rows read. Columns
 /// such as `Interface:statistics` or `status` change every few seconds on a live switch;
 /// monitoring them would send every interface again each time for nothing.
 pub fn monitor_requests() -> Vec<MonitorRequest> {
@@ -31,10 +32,12 @@ pub fn monitor_requests() -> Vec<MonitorRequest> {
         .collect()
 }
 
-/// [`monitor_requests`] without the columns `schema` lacks (an older ovsdb-server refuses
-/// a monitor that names an unknown column; the typed rows treat such a column as empty).
+/// [`monitor_requests`] without the tables and columns `schema` lacks (an ovsdb-server
+/// refuses a monitor that names an unknown table or column; the typed rows treat such a
+/// column as empty, and a missing table has no rows).
 pub fn monitor_requests_for(schema: &DatabaseSchema) -> Vec<MonitorRequest> {
     let mut requests = monitor_requests();
+    requests.retain(|r| schema.table(&r.table).is_some());
     for r in &mut requests {
         let Some(ts) = schema.table(&r.table) else {
             continue;
@@ -105,6 +108,7 @@ mod tests {
                 PORT => Port::from_row(u, &full) == Port::from_row(u, &projected),
                 INTERFACE => Interface::from_row(u, &full) == Interface::from_row(u, &projected),
                 CONTROLLER => Controller::from_row(u, &full) == Controller::from_row(u, &projected),
+                MANAGER => Manager::from_row(u, &full) == Manager::from_row(u, &projected),
                 other => panic!("{other} has no typed row"),
             };
             assert!(same, "{table} reads a column it does not monitor");
@@ -128,5 +132,11 @@ mod tests {
             iface.columns.as_ref().unwrap().len(),
             Interface::COLUMNS.len() - 1
         );
+        // A schema without a table: no request for it.
+        let mut older = schema.clone();
+        older.tables.remove(MANAGER);
+        let r = monitor_requests_for(&older);
+        assert_eq!(r.len(), MONITORED_COLUMNS.len() - 1);
+        assert!(r.iter().all(|r| r.table != MANAGER));
     }
 }

@@ -1,6 +1,6 @@
-//! The typed rows of the five tables a controller manages (`Open_vSwitch`, `Bridge`,
-//! `Port`, `Interface`, `Controller`; see ovs-vswitchd.conf.db(5)), each with the columns
-//! it reads.
+//! The typed rows of the tables a controller manages (`Open_vSwitch`, `Bridge`, `Port`,
+//! `Interface`, `Controller`, `Manager`; see ovs-vswitchd.conf.db(5)), each with the
+//! columns it reads.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::datum::Row;
 
 use super::typed::{Reader, RowError, TypedRow};
-use super::{BRIDGE, CONTROLLER, INTERFACE, OPEN_VSWITCH, PORT};
+use super::{BRIDGE, CONTROLLER, INTERFACE, MANAGER, OPEN_VSWITCH, PORT};
 
 /// The root row: one per database.
 #[derive(Debug, Clone, PartialEq)]
@@ -261,6 +261,36 @@ impl TypedRow for Controller {
             max_backoff: r.opt_int("max_backoff")?,
             external_ids: r.string_map("external_ids")?,
             other_config: r.string_map("other_config")?,
+        })
+    }
+}
+
+/// An OVSDB manager target of the switch (`ovs-vsctl set-manager`): read so that a
+/// manager can find the row through which the switch reaches it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manager {
+    pub uuid: Uuid,
+    pub target: String,
+    /// `in-band` or `out-of-band`; unset means in-band.
+    pub connection_mode: Option<String>,
+}
+
+impl Manager {
+    pub const COLUMNS: &[&str] = &["target", "connection_mode"];
+}
+
+impl TypedRow for Manager {
+    const TABLE: &'static str = MANAGER;
+    fn from_row(uuid: Uuid, row: &Row) -> Result<Self, RowError> {
+        let r = Reader {
+            table: Self::TABLE,
+            uuid,
+            row,
+        };
+        Ok(Manager {
+            uuid,
+            target: r.string("target")?,
+            connection_mode: r.opt_string("connection_mode")?,
         })
     }
 }

@@ -159,6 +159,21 @@ impl Session {
                 .await?;
         }
 
+        // 1c. The Manager row through which the switch reaches us: out of in-band control.
+        // Weft's traffic never crosses br-int (its in-band is off), and in-band control
+        // for a manager costs the switch hidden flows re-checked on every pass of its
+        // main loop, on every bridge on the path (about a quarter of an idle userspace
+        // switch's CPU).
+        if owner
+            && self.may_write(WriteKind::Manager)
+            && let Some(reached) = self.reached_at
+            && let Some(txn) = vswitch::manager_out_of_band(replica, &root, reached)
+        {
+            tracing::info!(node = %node.id, %reached,
+                "taking the manager connection to this instance out of in-band control");
+            self.write(client, events, WriteKind::Manager, &txn).await?;
+        }
+
         // 2. What the bridge holds: VIFs and Weft's tunnels.
         let fresh = self
             .memo

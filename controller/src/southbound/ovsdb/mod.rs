@@ -367,16 +367,18 @@ enum Accepted {
 }
 
 impl Passive {
-    async fn accept(&self) -> io::Result<(Accepted, SocketAddr)> {
+    /// The connection, its peer, and the address the peer dialled.
+    async fn accept(&self) -> io::Result<(Accepted, SocketAddr, SocketAddr)> {
         match self {
             Passive::Plain(l) => {
-                let (c, e, peer) = l.accept().await?;
-                Ok((Accepted::Plain(c, e), peer))
+                let a = l.accept().await?;
+                Ok((Accepted::Plain(a.client, a.events), a.peer, a.local))
             }
             Passive::Tls(l, tls) => {
                 let (s, peer) = l.accept().await?;
                 s.set_nodelay(true)?;
-                Ok((Accepted::Tls(s, tls.clone()), peer))
+                let local = s.local_addr()?;
+                Ok((Accepted::Tls(s, tls.clone()), peer, local))
             }
         }
     }
@@ -408,7 +410,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: Passive, shutdown: Cancellat
                 }
             }
             accepted = listener.accept() => match accepted {
-                Ok((accepted, peer)) => {
+                Ok((accepted, peer, local)) => {
                     let Ok(permit) = shared.slots.clone().try_acquire_owned() else {
                         tracing::warn!(%peer, max = shared.cfg.max_sessions,
                             "OVSDB connection refused: too many sessions");
@@ -424,7 +426,9 @@ async fn accept_loop(shared: Arc<Shared>, listener: Passive, shutdown: Cancellat
                         let (client, events, session) = match accepted {
                             Accepted::Plain(client, events) => {
                                 tracing::info!(%peer, "OVSDB manager connection accepted");
-                                (client, events, Session::new(shared, format!("tcp:{peer}")))
+                                let session = Session::new(shared, format!("tcp:{peer}"))
+                                    .reached_at(local);
+                                (client, events, session)
                             }
                             Accepted::Tls(tcp, tls) => {
                                 let handshake = tokio::select! {
@@ -444,7 +448,8 @@ async fn accept_loop(shared: Arc<Shared>, listener: Passive, shutdown: Cancellat
                                 let (client, events) =
                                     Client::from_stream(stream, shared.cfg.client_config());
                                 let session = Session::new(shared, format!("ssl:{peer}"))
-                                    .with_identity(id);
+                                    .with_identity(id)
+                                    .reached_at(local);
                                 (client, events, session)
                             }
                         };

@@ -75,6 +75,8 @@ pub(super) enum WriteKind {
     Bridge,
     /// br-int's Controller rows, one instance at a time (cluster mode).
     Controllers,
+    /// The Manager row through which the switch reaches us, out of in-band control.
+    Manager,
     Tunnels,
     Patches,
     Installed,
@@ -104,6 +106,8 @@ pub(super) struct Session {
     pub(super) peer: String,
     /// The peer's certificate over TLS: it must name the node's system-id.
     pub(super) identity: Option<PeerIdentity>,
+    /// The address the peer dialled, when it connected to us: its Manager row names it.
+    pub(super) reached_at: Option<std::net::SocketAddr>,
     pub(super) node: Option<NodeSettings>,
     /// The tunnel ports this node needs (the compiler task's answer).
     pub(super) tunnels: Option<watch::Receiver<Arc<BTreeSet<TunnelSpec>>>>,
@@ -194,6 +198,7 @@ impl Session {
             id,
             peer,
             identity: None,
+            reached_at: None,
             node: None,
             tunnels: None,
             patches: None,
@@ -205,6 +210,12 @@ impl Session {
             seen: Logged::default(),
             memo: Memo::default(),
         }
+    }
+
+    /// A session with a switch that connected to us at `local`.
+    pub(super) fn reached_at(mut self, local: std::net::SocketAddr) -> Session {
+        self.reached_at = Some(local);
+        self
     }
 
     /// A session over TLS with a peer that presented this certificate.

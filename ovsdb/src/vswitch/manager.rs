@@ -1,0 +1,130 @@
+//! Taking a manager's connection out of in-band control.
+//!
+//! ovs-vswitchd treats every Manager target as in-band unless its row says
+//! `connection_mode=out-of-band`: it then keeps hidden flows for the manager's address on
+//! every bridge with an IP on the path to it, and re-checks them on every pass of its main
+//! loop. On a userspace datapath that is a classifier lookup per hidden flow, many times a
+//! second, on a switch that otherwise has nothing to do. A manager whose traffic never
+//! crosses a bridge it programs (it reaches the switch through the underlay, not through
+//! the integration bridge) can turn that off for the rows that point at it.
+
+use std::net::{IpAddr, SocketAddr};
+
+use uuid::Uuid;
+
+use crate::Replica;
+use crate::datum::{Datum, Row};
+use crate::ops::{Condition, Transaction};
+
+use super::{DATABASE, MANAGER, Manager, OpenVSwitch, cached_row};
+
+/// The port ovsdb-server dials when a `tcp:`/`ssl:` target names none.
+const DEFAULT_MANAGER_PORT: u16 = 6640;
+
+/// The address an active (`tcp:`/`ssl:`) manager target dials; `None` for passive
+/// (`ptcp:`, `punix:`) and unix targets, which no in-band control concerns.
+pub fn target_addr(target: &str) -> Option<SocketAddr> {
+    let rest = target
+        .strip_prefix("tcp:")
+        .or_else(|| target.strip_prefix("ssl:"))?;
+    if let Ok(a) = rest.parse::<SocketAddr>() {
+        return Some(a);
+    }
+    let host = rest.trim_start_matches('[').trim_end_matches(']');
+    host.parse::<IpAddr>()
+        .ok()
+        .map(|ip| SocketAddr::new(ip, DEFAULT_MANAGER_PORT))
+}
+
+/// A transaction that sets `connection_mode=out-of-band` on each of the root's Manager
+/// rows whose target dials `reached` and is not out-of-band yet; `None` when there is
+/// nothing to change. Rows that point elsewhere are not touched.
+pub fn manager_out_of_band(
+    replica: &Replica,
+    root: &OpenVSwitch,
+    reached: SocketAddr,
+) -> Option<Transaction> {
+    let rows: Vec<Uuid> = root
+        .manager_options
+        .iter()
+        .filter_map(|u| cached_row::<Manager>(replica, u)?.ok())
+        .filter(|m| target_addr(&m.target) == Some(reached))
+        .filter(|m| m.connection_mode.as_deref() != Some("out-of-band"))
+        .map(|m| m.uuid)
+        .collect();
+    if rows.is_empty() {
+        return None;
+    }
+    let mut txn = Transaction::new(DATABASE);
+    for uuid in rows {
+        let row = Row::from([("connection_mode".to_owned(), Datum::scalar("out-of-band"))]);
+        txn.update(MANAGER, vec![Condition::uuid(uuid)], row);
+    }
+    Some(txn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::UpdateFormat;
+    use crate::ops::Operation;
+    use crate::vswitch::test_schema::vswitch_schema;
+    use crate::vswitch::{cached_root, monitor_requests};
+    use serde_json::json;
+
+    #[test]
+    fn only_the_rows_that_dial_the_address_are_changed() {
+        let mut r = Replica::new(vswitch_schema());
+        r.set_monitored(&monitor_requests());
+        let ids = [1u128, 2, 3, 4].map(|n| Uuid::from_u128(n).to_string());
+        r.apply(
+            UpdateFormat::Update2,
+            &json!({
+                "Open_vSwitch": {Uuid::from_u128(9).to_string(): {"initial": {
+                    "manager_options": ["set", [["uuid", &ids[0]], ["uuid", &ids[1]],
+                        ["uuid", &ids[2]]]]}}},
+                // Ours, in-band by default.
+                "Manager": {&ids[0]: {"initial": {"target": "tcp:10.0.0.254:6640"}},
+                    // Another manager.
+                    &ids[1]: {"initial": {"target": "tcp:10.0.0.7:6640"}},
+                    // Ours under another spelling, already out-of-band.
+                    &ids[2]: {"initial": {"target": "tcp:10.0.0.254",
+                        "connection_mode": "out-of-band"}},
+                    // Ours, but not the root's: not a manager of this switch.
+                    &ids[3]: {"initial": {"target": "tcp:10.0.0.254:6640"}}},
+            }),
+        )
+        .unwrap();
+        let root = cached_root(&r).unwrap().unwrap().into_owned();
+        let reached = "10.0.0.254:6640".parse().unwrap();
+        let txn = manager_out_of_band(&r, &root, reached).expect("one row to change");
+        let want = Operation::Update {
+            table: MANAGER.into(),
+            conditions: vec![Condition::uuid(Uuid::from_u128(1))],
+            row: Row::from([("connection_mode".into(), Datum::scalar("out-of-band"))]),
+        };
+        assert_eq!(txn.operations, vec![want]);
+
+        // Once it shows out-of-band, nothing is left to do.
+        r.apply(
+            UpdateFormat::Update2,
+            &json!({"Manager": {&ids[0]: {"modify": {"connection_mode": "out-of-band"}}}}),
+        )
+        .unwrap();
+        assert!(manager_out_of_band(&r, &root, reached).is_none());
+        assert!(manager_out_of_band(&r, &root, "10.0.0.9:6640".parse().unwrap()).is_none());
+    }
+
+    #[test]
+    fn targets_name_the_address_they_dial() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(target_addr("tcp:10.0.0.1:6641"), Some(a("10.0.0.1:6641")));
+        assert_eq!(target_addr("ssl:10.0.0.1"), Some(a("10.0.0.1:6640")));
+        assert_eq!(target_addr("tcp:[fd00::1]:6640"), Some(a("[fd00::1]:6640")));
+        assert_eq!(target_addr("tcp:[fd00::1]"), Some(a("[fd00::1]:6640")));
+        assert_eq!(target_addr("ptcp:6640"), None);
+        assert_eq!(target_addr("punix:/run/db.sock"), None);
+        assert_eq!(target_addr("tcp:controller.example:6640"), None);
+        assert_eq!(target_addr("tcp:10.0.0.1:notaport"), None);
+    }
+}
