@@ -8,8 +8,9 @@
 //! 2. **compiled**: the compiler task published a desired state for that node in which
 //!    the port is bound ([`crate::channels::Channels::publish_desired`]);
 //! 3. **installed**: the switch acknowledged (barrier) an install of that state;
-//! 4. **marked**: the OVSDB server acknowledged the transaction that set
-//!    `weft-installed=true` on the Interface.
+//! 4. **sent**: the OVSDB session sent the transaction that sets `weft-installed=true`
+//!    on the Interface (the port-status task's turn and the session's queue before it);
+//! 5. **marked**: the OVSDB server acknowledged that transaction (the hypervisor's side).
 //!
 //! The OVSDB side knows VIFs by (node, ofport), the compiler and the switch by logical
 //! port; the port-status task, which knows both, joins them
@@ -34,13 +35,15 @@ pub struct PlugHops {
     pub compile: Duration,
     /// compiled → installed (the OpenFlow bundle and barrier).
     pub install: Duration,
-    /// installed → marked (port status, the OVSDB transaction and its reply).
-    pub mark: Duration,
+    /// installed → the mark's transaction sent (port status, the session's queue).
+    pub queue: Duration,
+    /// sent → acknowledged by ovsdb-server (the network and the hypervisor).
+    pub write: Duration,
 }
 
 impl PlugHops {
     pub fn total(&self) -> Duration {
-        self.compile + self.install + self.mark
+        self.compile + self.install + self.queue + self.write
     }
 }
 
@@ -136,9 +139,9 @@ impl PlugTrace {
         inner.at.retain(|_, p| *p != port);
     }
 
-    /// Hop 4: `weft-installed=true` was written on (`node`, `ofport`). Returns the plug's
-    /// hops when all of them were seen.
-    pub fn marked(&self, node: &str, ofport: u32) -> Option<PlugHops> {
+    /// Hops 4 and 5: `weft-installed=true` on (`node`, `ofport`) was sent at `sent` and
+    /// is acknowledged now. Returns the plug's hops when all of them were seen.
+    pub fn marked(&self, node: &str, ofport: u32, sent: Instant) -> Option<PlugHops> {
         let now = Instant::now();
         let mut inner = self.lock();
         let key = (node.to_owned(), ofport);
@@ -149,7 +152,8 @@ impl PlugTrace {
             port,
             compile: compiled.saturating_duration_since(seen),
             install: installed.saturating_duration_since(compiled),
-            mark: now.saturating_duration_since(installed),
+            queue: sent.saturating_duration_since(installed),
+            write: now.saturating_duration_since(sent.max(installed)),
         })
     }
 }
@@ -166,10 +170,11 @@ mod tests {
         t.compiled([&p]);
         t.bound(p, "hv1", 3);
         t.installed([&p]);
-        let hops = t.marked("hv1", 3).expect("complete");
+        let sent = Instant::now();
+        let hops = t.marked("hv1", 3, sent).expect("complete");
         assert_eq!(hops.port, p);
         assert!(hops.total() < Duration::from_secs(5));
-        assert_eq!(t.marked("hv1", 3), None, "reported once");
+        assert_eq!(t.marked("hv1", 3, sent), None, "reported once");
     }
 
     #[test]
@@ -180,7 +185,7 @@ mod tests {
         t.compiled([&p]);
         t.bound(p, "hv1", 4);
         t.installed([&p]);
-        assert_eq!(t.marked("hv1", 4), None);
+        assert_eq!(t.marked("hv1", 4, Instant::now()), None);
         // Unplugged before it was installed.
         let q = Uuid::from_u128(9);
         t.seen("hv2", 5);
@@ -188,6 +193,6 @@ mod tests {
         t.bound(q, "hv2", 5);
         t.unbound(q);
         t.installed([&q]);
-        assert_eq!(t.marked("hv2", 5), None);
+        assert_eq!(t.marked("hv2", 5, Instant::now()), None);
     }
 }

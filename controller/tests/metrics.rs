@@ -369,11 +369,11 @@ fn prometheus_scrapes_weftd_and_sees_the_connected_hypervisor() {
         "{}",
         text.body
     );
-    // The plug's hops (update seen → compiled → installed → marked), one sample each:
+    // The plug's hops (update seen → compiled → installed → sent → marked), one sample each:
     // the mark is recorded once its transaction is acknowledged, which may follow the
     // VIF's weft-installed showing by a moment.
     let deadline = Instant::now() + Duration::from_secs(10);
-    for hop in ["compile", "install", "mark"] {
+    for hop in ["compile", "install", "queue", "write"] {
         let series = format!(r#"weft_plug_hop_seconds_count{{hop="{hop}"}}"#);
         loop {
             let body = http(ov.weftd.addr, "GET", "/metrics", None).body;
@@ -432,7 +432,7 @@ fn plug_hops_measure() {
     std::thread::sleep(Duration::from_millis(500));
     let body = http(ov.weftd.addr, "GET", "/metrics", None).body;
     let mut total = 0.0;
-    for hop in ["compile", "install", "mark"] {
+    for hop in ["compile", "install", "queue", "write"] {
         let count = sample(
             &body,
             &format!(r#"weft_plug_hop_seconds_count{{hop="{hop}"}}"#),

@@ -43,7 +43,8 @@ pub struct Metrics {
     /// not): how long the southbound waits on ovsdb-server for tunnels, marks and br-int.
     pub ovsdb_transaction: Histogram,
     /// The hops of a plug ([`crate::plug_trace`]): OVSDB update seen → compiled,
-    /// compiled → installed (barrier), installed → `weft-installed` written.
+    /// compiled → installed (barrier), installed → the mark's transaction sent, sent →
+    /// `weft-installed` acknowledged.
     pub plug_hops: PlugHopMetrics,
 }
 
@@ -52,7 +53,8 @@ pub struct Metrics {
 pub struct PlugHopMetrics {
     pub compile: Histogram,
     pub install: Histogram,
-    pub mark: Histogram,
+    pub queue: Histogram,
+    pub write: Histogram,
 }
 
 impl PlugHopMetrics {
@@ -60,7 +62,8 @@ impl PlugHopMetrics {
     pub fn observe(&self, hops: &crate::plug_trace::PlugHops) {
         self.compile.observe(hops.compile);
         self.install.observe(hops.install);
-        self.mark.observe(hops.mark);
+        self.queue.observe(hops.queue);
+        self.write.observe(hops.write);
     }
 }
 
@@ -78,7 +81,8 @@ impl Default for Metrics {
             plug_hops: PlugHopMetrics {
                 compile: Histogram::new(FAST_BUCKETS),
                 install: Histogram::new(FAST_BUCKETS),
-                mark: Histogram::new(FAST_BUCKETS),
+                queue: Histogram::new(FAST_BUCKETS),
+                write: Histogram::new(FAST_BUCKETS),
             },
         }
     }
@@ -209,13 +213,14 @@ impl Metrics {
         );
         e.family(
             "weft_plug_hop_seconds",
-            "Each hop of a VIF plugged while weftd runs: compile (OVSDB update seen to desired state published), install (to the switch's barrier), mark (to weft-installed written).",
+            "Each hop of a VIF plugged while weftd runs: compile (OVSDB update seen to desired state published), install (to the switch's barrier), queue (to the weft-installed transaction sent), write (to its reply).",
             Kind::Histogram,
         );
         for (hop, h) in [
             ("compile", &m.plug_hops.compile),
             ("install", &m.plug_hops.install),
-            ("mark", &m.plug_hops.mark),
+            ("queue", &m.plug_hops.queue),
+            ("write", &m.plug_hops.write),
         ] {
             e.histogram("weft_plug_hop_seconds", &[("hop", hop)], &h.snapshot());
         }

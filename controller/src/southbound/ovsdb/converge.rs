@@ -224,11 +224,14 @@ impl Session {
             && installs_known
             && self.may_write(WriteKind::Installed)
             && let Some((txn, marked)) = self.plan_installed(replica, &node, &vifs)
-            && self
+        {
+            let sent = std::time::Instant::now();
+            if self
                 .write(client, events, WriteKind::Installed, &txn)
                 .await?
-        {
-            self.plugs_marked(&node.id, &marked);
+            {
+                self.plugs_marked(&node.id, &marked, sent);
+            }
         }
         Ok(())
     }
@@ -479,12 +482,12 @@ impl Session {
         Some((txn, newly))
     }
 
-    /// `weft-installed` was written on `ofports`: their plugs are complete; each one's
-    /// hops are logged and recorded ([`crate::plug_trace`]).
-    fn plugs_marked(&self, node: &str, ofports: &[u32]) {
+    /// `weft-installed`, sent at `sent`, was written on `ofports`: their plugs are
+    /// complete; each one's hops are logged and recorded ([`crate::plug_trace`]).
+    fn plugs_marked(&self, node: &str, ofports: &[u32], sent: std::time::Instant) {
         let ctx = &self.shared.ctx;
         for ofport in ofports {
-            let Some(hops) = ctx.channels.plugs.marked(node, *ofport) else {
+            let Some(hops) = ctx.channels.plugs.marked(node, *ofport, sent) else {
                 continue;
             };
             ctx.observed.metrics().plug_hops.observe(&hops);
@@ -495,7 +498,8 @@ impl Session {
                 total_ms = ms(hops.total()),
                 compile_ms = ms(hops.compile),
                 install_ms = ms(hops.install),
-                mark_ms = ms(hops.mark),
+                queue_ms = ms(hops.queue),
+                write_ms = ms(hops.write),
                 "plug complete: weft-installed set"
             );
         }

@@ -163,7 +163,7 @@ pub fn run(plane: &mut dyn Plane, lab: &Lab, reps: &Reps) -> Result<Results> {
             .map(|(hop, ms, n)| format!("{hop} {ms:.2} ms (n={n})"))
             .collect();
         eprintln!(
-            "[{name} N={n}] plug hops, the plane's own trace (means over the plug rows; Weft: update seen → compiled → barrier → weft-installed acknowledged): {}",
+            "[{name} N={n}] plug hops, the plane's own trace (means over the plug rows; Weft: update seen → compiled → barrier → weft-installed sent → acknowledged): {}",
             parts.join(", ")
         );
     }
