@@ -287,17 +287,23 @@ pub fn realize_scoped(
             changed += 1;
         }
     };
-    let left = compiler.update_scoped(model, topology, in_scope, |node, desired| {
-        compiled += 1;
-        held.remove(&node);
-        consider(hold, node, desired);
-    });
+    let publish_bindings = |b: &crate::binding::Bindings| {
+        channels.publish_bindings(Arc::new(b.clone()));
+    };
+    let left = compiler.update_scoped(
+        model,
+        topology,
+        in_scope,
+        publish_bindings,
+        |node, desired| {
+            compiled += 1;
+            held.remove(&node);
+            consider(hold, node, desired);
+        },
+    );
     for node in &left {
         held.remove(node);
         channels.retract_desired(node);
-    }
-    if compiler.take_bindings_changed() {
-        channels.publish_bindings(Arc::new(compiler.bindings().clone()));
     }
     for (node, desired) in held {
         consider(hold, node, desired);
@@ -452,5 +458,38 @@ mod tests {
         realize_scoped(&mut c, &mut hold, &m, &t, &f, &|_| true);
         assert!(f.desired_published("hv1"));
         assert_eq!(remotes(&f, "hv1"), ["hv2"]);
+    }
+
+    /// Bindings are handed out before the first node is compiled, so that a port's mark
+    /// waits for its own node's install only, not for the whole round.
+    #[test]
+    fn bindings_come_before_any_node_of_the_round() {
+        let m = model();
+        let mut c = IncrementalCompiler::new();
+        let mut t = Topology::default();
+        t.nodes.insert("hv1".into(), node("hv1", 1, "a1", &[]));
+        t.nodes.insert("hv2".into(), node("hv2", 2, "a2", &[]));
+        let seen = std::cell::RefCell::new(Vec::new());
+        c.update_scoped(
+            &m,
+            &t,
+            &|_| true,
+            |b| {
+                seen.borrow_mut()
+                    .push(format!("bindings:{}", b.ports.len()))
+            },
+            |n, _| seen.borrow_mut().push(n),
+        );
+        assert_eq!(seen.into_inner(), ["bindings:2", "hv1", "hv2"]);
+        // Nothing changed: no bindings, no node.
+        let seen = std::cell::RefCell::new(Vec::new());
+        c.update_scoped(
+            &m,
+            &t,
+            &|_| true,
+            |_| seen.borrow_mut().push("bindings".to_owned()),
+            |n, _| seen.borrow_mut().push(n),
+        );
+        assert!(seen.into_inner().is_empty());
     }
 }

@@ -153,7 +153,8 @@ pub struct IncrementalCompiler {
     members: HashMap<Uuid, BTreeMap<String, usize>>,
     /// Bound port -> the switch it counted in, in `members`.
     bound_switch: HashMap<Uuid, Uuid>,
-    /// Some binding changed since [`IncrementalCompiler::take_bindings_changed`].
+    /// Some binding changed since bindings were last handed out
+    /// ([`IncrementalCompiler::update_scoped`]'s `on_bindings`).
     bindings_changed: bool,
     /// Nodes whose last compile is current: compiled, in the topology and in scope every
     /// round since (see [`IncrementalCompiler::update_scoped`]).
@@ -214,7 +215,7 @@ impl IncrementalCompiler {
         topology: &Topology,
         sink: impl FnMut(String, DesiredNode),
     ) {
-        self.update_scoped(model, topology, &|_| true, sink);
+        self.update_scoped(model, topology, &|_| true, |_| {}, sink);
     }
 
     /// [`Self::update_each`] for only the nodes `in_scope` (cluster mode: the ones this
@@ -222,12 +223,15 @@ impl IncrementalCompiler {
     /// not compiled; one that enters it is compiled whole, since its inputs may have
     /// changed meanwhile. Returns the nodes that left the scope this round (their
     /// published state is no longer kept current). Bindings are still decided over the
-    /// whole topology.
+    /// whole topology, and handed to `on_bindings` when they changed, before any node is
+    /// compiled: a port whose node is compiled first can be reported up (and its VIF
+    /// marked) as soon as that node's switch has its flows, not after the whole round.
     pub fn update_scoped(
         &mut self,
         model: &LogicalModel,
         topology: &Topology,
         in_scope: &dyn Fn(&str) -> bool,
+        on_bindings: impl FnOnce(&Bindings),
         sink: impl FnMut(String, DesiredNode),
     ) -> Vec<String> {
         let mut dirty = Dirty::default();
@@ -337,6 +341,9 @@ impl IncrementalCompiler {
             "nodes to recompile"
         );
         self.current.extend(nodes.iter().cloned());
+        if std::mem::take(&mut self.bindings_changed) {
+            on_bindings(&self.bindings);
+        }
         compile_many(model, topology, &self.bindings, nodes, sink);
         self.model = model.clone();
         self.topology = topology.clone();
@@ -482,12 +489,6 @@ impl IncrementalCompiler {
             dirty.nodes.insert(b.node.clone());
             self.bindings.ports.insert(id, b);
         }
-    }
-
-    /// Whether any binding changed since the last call (the compiler task then publishes
-    /// [`Self::bindings`]).
-    pub fn take_bindings_changed(&mut self) -> bool {
-        std::mem::take(&mut self.bindings_changed)
     }
 
     /// The bindings as of the last update (equal to [`Bindings::compute`] on its inputs).

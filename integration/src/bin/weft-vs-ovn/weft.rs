@@ -59,9 +59,12 @@ impl Weft {
             .args(["--ovsdb-listen", &format!("tcp:{ip}:6640")])
             .args(["--openflow-listen", &format!("tcp:{ip}:6653")])
             .args(["--openflow-advertise", &format!("tcp:{ip}:6653")])
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("WEFTD_RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(weftd_log()?)
             .spawn()
             .with_context(|| format!("spawn {}", self.bin.display()))?;
         let out = child.stdout.take().context("weftd stdout")?;
@@ -251,5 +254,21 @@ impl Plane for Weft {
 
     fn restart_vswitchd_packaged(&self, hv: &Hypervisor) -> Result<()> {
         hv.restart_vswitchd_keeping_flows().map_err(Into::into)
+    }
+}
+
+/// Where weftd's log goes: `WEFTD_LOG=PATH` appends it there (with `WEFTD_RUST_LOG` as
+/// its filter), for looking into a run; by default it is dropped.
+fn weftd_log() -> Result<Stdio> {
+    match std::env::var_os("WEFTD_LOG") {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .with_context(|| format!("WEFTD_LOG {}", PathBuf::from(&path).display()))?;
+            Ok(Stdio::from(file))
+        }
+        None => Ok(Stdio::null()),
     }
 }
