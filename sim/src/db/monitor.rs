@@ -13,6 +13,11 @@ use super::{Database, OpError, RowChange};
 /// A monitor registered by `monitor` or `monitor_cond`.
 #[derive(Debug, Clone)]
 pub(super) struct Monitor {
+    /// The connection that registered it (ids are per connection, as in ovsdb-server).
+    pub(super) session: u64,
+    /// The node's change sequence number when it was registered: its initial contents
+    /// already hold the changes numbered up to this.
+    since: u64,
     id: Value,
     /// true: `update2` notifications (monitor_cond); false: `update` (monitor).
     update2: bool,
@@ -24,6 +29,18 @@ impl Database {
     /// Registers a monitor (`monitor` when `update2` is false, `monitor_cond` otherwise)
     /// and returns the initial contents in the matching format.
     pub fn monitor(&mut self, params: &Value, update2: bool) -> Result<Value, OpError> {
+        self.monitor_in(0, 0, params, update2)
+    }
+
+    /// [`Database::monitor`] for connection `session` of several, registered when the
+    /// node's change sequence number is `since`.
+    pub fn monitor_in(
+        &mut self,
+        session: u64,
+        since: u64,
+        params: &Value,
+        update2: bool,
+    ) -> Result<Value, OpError> {
         let (db, id, reqs) = match params.as_array().map(Vec::as_slice) {
             Some([db, id, reqs, ..]) => (db, id, reqs),
             _ => return Err(OpError::syntax(format!("bad monitor params {params}"))),
@@ -31,7 +48,11 @@ impl Database {
         if db.as_str() != Some(self.schema.name.as_str()) {
             return Err(OpError::new("unknown database", db.to_string()));
         }
-        if self.monitors.iter().any(|m| m.id == *id) {
+        if self
+            .monitors
+            .iter()
+            .any(|m| m.session == session && m.id == *id)
+        {
             return Err(OpError::new("duplicate monitor ID", id.to_string()));
         }
         let reqs = reqs
@@ -61,6 +82,8 @@ impl Database {
             tables.insert(table.clone(), cols);
         }
         let monitor = Monitor {
+            session,
+            since,
             id: id.clone(),
             update2,
             tables,
@@ -86,16 +109,45 @@ impl Database {
     }
 
     pub fn monitor_cancel(&mut self, id: &Value) -> bool {
+        self.monitor_cancel_in(0, id)
+    }
+
+    /// [`Database::monitor_cancel`] for connection `session`.
+    pub fn monitor_cancel_in(&mut self, session: u64, id: &Value) -> bool {
         let before = self.monitors.len();
-        self.monitors.retain(|m| m.id != *id);
+        self.monitors
+            .retain(|m| !(m.session == session && m.id == *id));
         self.monitors.len() != before
     }
 
     /// The notifications (`(method, params)`) that report `changes` to the monitors.
     pub fn notifications(&self, changes: &[RowChange]) -> Vec<(&'static str, Value)> {
+        self.notify(None, changes)
+    }
+
+    /// The notifications for connection `session`'s monitors only, of changes numbered
+    /// `seq`: monitors registered since then already hold them.
+    pub fn notifications_for(
+        &self,
+        session: u64,
+        seq: u64,
+        changes: &[RowChange],
+    ) -> Vec<(&'static str, Value)> {
+        self.notify(Some((session, seq)), changes)
+    }
+
+    fn notify(
+        &self,
+        only: Option<(u64, u64)>,
+        changes: &[RowChange],
+    ) -> Vec<(&'static str, Value)> {
         let changes = coalesce(changes);
         let mut out = Vec::new();
-        for m in &self.monitors {
+        for m in self
+            .monitors
+            .iter()
+            .filter(|m| only.is_none_or(|(s, seq)| s == m.session && m.since < seq))
+        {
             let mut tables: Map<String, Value> = Map::new();
             for c in &changes {
                 let Some(cols) = m.tables.get(&c.table) else {
