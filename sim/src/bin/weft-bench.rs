@@ -574,8 +574,8 @@ fn print_cluster_table(results: &[Value]) {
         let tk = &r["takeover"];
         println!(
             "{:>6} {:>5} {:>11.2} {:>11.2} {:>24} {:>22} {:>18} {:>11.1} {:>10.2} {:>8}",
-            r["nodes"],
-            r["instances"],
+            r["nodes"].to_string(),
+            r["instances"].to_string(),
             f(&cs["installed_s"]),
             f(&cs["flows_match_s"]),
             join("cpu_s", 1),
@@ -583,7 +583,7 @@ fn print_cluster_table(results: &[Value]) {
             owned,
             f(&cs["projected_one_machine_each_s"]),
             f(&tk["all_s"]),
-            tk["mods_sent"],
+            tk["mods_sent"].to_string(),
         );
     }
 }

@@ -59,7 +59,13 @@ pub async fn run(
     let flows_at = t0.elapsed();
     let cold_cpu = minus(&d.cpu_seconds(), &cpu0);
     let owned = d.owned_counts();
+    let dumps = d.flow_dumps();
+    let handovers = d.masters_granted().saturating_sub(d.nodes.len() as u64);
     let rss = d.peak_rss_mib();
+    let mut counters = Vec::new();
+    for inst in &d.instances {
+        counters.push(super::metrics::read(inst.api).await);
+    }
     let (sim_hwm, _) = crate::cluster::self_memory_mib().unwrap_or_default();
     let per_instance: Vec<Value> = d
         .instances
@@ -71,6 +77,9 @@ pub async fn run(
                 "cpu_s": cold_cpu[i],
                 "peak_rss_mib": rss[i],
                 "nodes_owned": owned[i],
+                "flow_dumps": dumps[i],
+                "nodes_recompiled": counters[i].get("weft_nodes_recompiled_total"),
+                "compile_s": counters[i].get("weft_compile_seconds_sum"),
             })
         })
         .collect();
@@ -85,13 +94,19 @@ pub async fn run(
     );
     for v in &per_instance {
         eprintln!(
-            "    {}: {:.1} CPU s, peak RSS {:.0} MiB, owns {} nodes",
+            "    {}: {:.1} CPU s, peak RSS {:.0} MiB, owns {} nodes, dumped flows {} times, recompiled nodes {} times in {:.2} s",
             v["instance"].as_str().unwrap_or("?"),
             v["cpu_s"].as_f64().unwrap_or(f64::NAN),
             v["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
-            v["nodes_owned"]
+            v["nodes_owned"],
+            v["flow_dumps"],
+            v["nodes_recompiled"],
+            v["compile_s"].as_f64().unwrap_or(f64::NAN)
         );
     }
+    eprintln!(
+        "  ownership handovers during the cold start (masters granted beyond one per node): {handovers}"
+    );
     eprintln!(
         "  projected cold start with one instance per machine: {max_cpu:.1} s (largest per-instance CPU time; all instances together {total_cpu:.1} CPU s)"
     );
@@ -108,6 +123,7 @@ pub async fn run(
             "installed_s": cold.as_secs_f64(),
             "flows_match_s": flows_at.as_secs_f64(),
             "per_instance": per_instance,
+            "ownership_handovers": handovers,
             "cpu_s_max": max_cpu,
             "cpu_s_total": total_cpu,
             "projected_one_machine_each_s": max_cpu,

@@ -7,6 +7,7 @@
 //! and memory, and the takeover after one instance is SIGKILLed.
 
 pub mod measure;
+pub mod metrics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,6 +49,8 @@ pub struct DeploymentOptions {
 pub struct Instance {
     pub name: String,
     pub weftd: Option<Weftd>,
+    /// Its JSON API (and `/metrics`).
+    pub api: SocketAddr,
     /// Its advertised OpenFlow target (how a node's connection names it).
     pub openflow: SocketAddr,
     pub ovsdb: SocketAddr,
@@ -119,6 +122,7 @@ impl Deployment {
                 .with_context(|| format!("starting instance {name}"))?;
             instances.push(Instance {
                 name,
+                api: w.api,
                 openflow: w.openflow,
                 ovsdb: w.ovsdb,
                 weftd: Some(w),
@@ -185,6 +189,39 @@ impl Deployment {
             counts[i] += 1;
         }
         counts
+    }
+
+    /// Master requests granted over all nodes (each node's first master and every
+    /// handover after it).
+    pub fn masters_granted(&self) -> u64 {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let st = n.lock();
+                let granted = st
+                    .roles
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .masters_granted;
+                granted
+            })
+            .sum()
+    }
+
+    /// Flow dumps each instance made over its connections to all nodes (current
+    /// connections: a reconnect starts counting again).
+    pub fn flow_dumps(&self) -> Vec<u64> {
+        let mut out = vec![0; self.instances.len()];
+        for n in &self.nodes {
+            let st = n.lock();
+            for (i, inst) in self.instances.iter().enumerate() {
+                out[i] += st
+                    .openflow
+                    .get(&inst.openflow)
+                    .map_or(0, |c| c.stats.flow_dumps);
+            }
+        }
+        out
     }
 
     /// Waits until every node has all VIFs `weft-installed` and a master; the time taken,

@@ -30,6 +30,9 @@ pub struct Roles {
     election: Option<u64>,
     roles: BTreeMap<ConnId, ControllerRole>,
     next: ConnId,
+    /// Master requests granted to a connection that was not master already: the
+    /// bridge's first master and every handover after it.
+    pub masters_granted: u64,
 }
 
 /// [`Roles`] shared by the connections of one node.
@@ -79,6 +82,9 @@ impl Roles {
                 }
                 self.election = Some(generation_id);
                 if role == ControllerRole::Master {
+                    if self.role(conn) != ControllerRole::Master {
+                        self.masters_granted += 1;
+                    }
                     for r in self.roles.values_mut() {
                         if *r == ControllerRole::Master {
                             *r = ControllerRole::Slave;
@@ -127,6 +133,7 @@ mod tests {
         );
         assert_eq!(r.role(a), ControllerRole::Slave);
         assert_eq!(r.master(), Some(b));
+        assert_eq!(r.masters_granted, 2);
         // a, unaware, asks for master with its old generation: refused, stays slave.
         assert!(r.request(a, ControllerRole::Master, 5).is_err());
         assert_eq!(r.role(a), ControllerRole::Slave);
