@@ -281,6 +281,40 @@ mod tests {
     use super::*;
     use crate::db::vswitch_schema as schema;
 
+    /// Two connections each with a monitor of the same id: each is told only through its
+    /// own session, and a monitor registered after a change was numbered already holds it.
+    #[test]
+    fn monitors_are_per_session_and_skip_changes_they_started_with() {
+        let mut db = Database::new(schema());
+        let req = json!(["Open_vSwitch", "m", {"Interface": {"columns": ["name"]}}]);
+        db.monitor_in(1, 0, &req, true).unwrap();
+        let u = Uuid::new_v4();
+        let ch = vec![db.insert_row(
+            "Interface",
+            u,
+            Row::from([("name".into(), Datum::scalar("vm1"))]),
+        )];
+        // Session 2 registers after change 1: its initial contents hold vm1.
+        let initial = db.monitor_in(2, 1, &req, true).unwrap();
+        assert!(initial["Interface"].get(u.to_string()).is_some());
+        assert_eq!(db.notifications_for(1, 1, &ch).len(), 1);
+        assert!(db.notifications_for(2, 1, &ch).is_empty());
+        assert!(db.notifications_for(3, 1, &ch).is_empty());
+        // A later change reaches both.
+        let ch2 = db
+            .set_columns(
+                "Interface",
+                u,
+                Row::from([("name".into(), Datum::scalar("vm2"))]),
+            )
+            .into_iter()
+            .collect::<Vec<_>>();
+        assert_eq!(db.notifications_for(2, 2, &ch2).len(), 1);
+        db.clear_monitors_of(1);
+        assert!(db.notifications_for(1, 2, &ch2).is_empty());
+        assert_eq!(db.notifications_for(2, 2, &ch2).len(), 1);
+    }
+
     /// A row inserted and then changed before the monitor hears of it is one insert with
     /// the final contents (weftd's replica rejects a modify of a row it does not have).
     #[test]

@@ -197,13 +197,9 @@ impl Deployment {
         self.nodes
             .iter()
             .map(|n| {
-                let st = n.lock();
-                let granted = st
-                    .roles
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .masters_granted;
-                granted
+                let roles = n.lock().roles.clone();
+                let r = roles.lock().unwrap_or_else(|e| e.into_inner());
+                r.masters_granted
             })
             .sum()
     }
