@@ -42,7 +42,10 @@ async fn killed_instance_nodes_are_taken_over_without_a_flow_mod() {
     let t = &r["takeover"];
     let moved = t["nodes"].as_u64().unwrap();
     assert_eq!(moved, owned[0], "the killed instance's nodes: {t}");
-    assert!(moved > 0 && owned[1] > 0, "both instances own nodes: {owned:?}");
+    assert!(
+        moved > 0 && owned[1] > 0,
+        "both instances own nodes: {owned:?}"
+    );
     assert_eq!(
         t["owned_after"][1].as_u64(),
         Some(12),

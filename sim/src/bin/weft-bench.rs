@@ -199,13 +199,22 @@ async fn run(cli: &Cli, n: usize, last: bool) -> anyhow::Result<Value> {
     let (whwm, wrss) = c.weftd.memory_mib().unwrap_or_default();
     let (shwm, srss) = self_memory_mib().unwrap_or_default();
     let ts = c.table_stats();
+    let counters = weft_sim::deployment::metrics::read(c.weftd.api).await;
     eprintln!(
-        "  cold start: all installed after {:.2} s, sampled tables equal the compiler's {:.2} s later ({matched}/{} match); weftd {:.1} CPU s, peak RSS {:.0} MiB",
+        "  cold start: all installed after {:.2} s, sampled tables equal the compiler's {:.2} s later ({matched}/{} match); weftd {:.1} CPU s, peak RSS {:.0} MiB, recompiled nodes {} times in {:.2} s",
         cold.as_secs_f64(),
         settle.as_secs_f64(),
         checks.len(),
         cold_cpu,
-        whwm
+        whwm,
+        counters
+            .get("weft_nodes_recompiled_total")
+            .copied()
+            .unwrap_or(f64::NAN),
+        counters
+            .get("weft_compile_seconds_sum")
+            .copied()
+            .unwrap_or(f64::NAN)
     );
     anyhow::ensure!(
         matched == checks.len(),
@@ -238,6 +247,8 @@ async fn run(cli: &Cli, n: usize, last: bool) -> anyhow::Result<Value> {
             "flow_table_bytes_per_node": ts.flow_bytes as f64 / n as f64,
             "checked_nodes": checks.len(),
             "checked_equal": matched,
+            "nodes_recompiled": counters.get("weft_nodes_recompiled_total"),
+            "compile_s": counters.get("weft_compile_seconds_sum"),
         },
     });
     if last && cli.storm {
