@@ -109,3 +109,45 @@ pub fn check_node(
         differences: diffs,
     }
 }
+
+/// [`check_node`] on the nodes at `sample` (indexes). CPU-heavy at scale (the compiler
+/// runs here): call it from a blocking section.
+pub fn check_nodes(model: &LogicalModel, nodes: &[Node], sample: &[usize]) -> Vec<NodeCheck> {
+    let topo = topology(nodes);
+    let bindings = Bindings::compute(model, &topo);
+    sample
+        .iter()
+        .filter_map(|i| nodes.get(*i))
+        .map(|n| check_node(model, &topo, &bindings, n))
+        .collect()
+}
+
+/// Repeats [`check_nodes`] until every sampled node matches or `timeout` passes (weftd
+/// may still be adding remote ports' flows as tunnels come up after `weft-installed`);
+/// returns how long that took and the last checks.
+pub async fn wait_checked(
+    model: &LogicalModel,
+    nodes: &[Node],
+    sample: &[usize],
+    timeout: std::time::Duration,
+) -> (std::time::Duration, Vec<NodeCheck>) {
+    let t = std::time::Instant::now();
+    loop {
+        let checks = tokio::task::block_in_place(|| check_nodes(model, nodes, sample));
+        if checks.iter().all(NodeCheck::ok) || t.elapsed() > timeout {
+            return (t.elapsed(), checks);
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+/// `count` indexes spread evenly over `0..n` (all when `count >= n`), minus `skip`.
+pub fn sample(n: usize, count: usize, skip: &[usize]) -> Vec<usize> {
+    let mut out: Vec<usize> = if count >= n {
+        (0..n).collect()
+    } else {
+        (0..count).map(|k| k * n / count).collect()
+    };
+    out.retain(|i| !skip.contains(i));
+    out
+}

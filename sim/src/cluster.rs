@@ -13,7 +13,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use weft::model::LogicalModel;
 
-use crate::check::{NodeCheck, check_node, topology};
+use crate::check::NodeCheck;
 use crate::node::{Node, NodeControl, SimSettings};
 use crate::scenario::Scenario;
 use crate::weftd::Weftd;
@@ -196,13 +196,7 @@ impl Cluster {
     /// runs here): call it from a blocking thread, as [`Cluster::wait_checked`] does, so
     /// the simulated nodes keep answering keepalives meanwhile.
     pub fn check(&self, sample: &[usize]) -> Vec<NodeCheck> {
-        let topo = topology(&self.nodes);
-        let bindings = weft::binding::Bindings::compute(&self.model, &topo);
-        sample
-            .iter()
-            .filter_map(|i| self.nodes.get(*i))
-            .map(|n| check_node(&self.model, &topo, &bindings, n))
-            .collect()
+        crate::check::check_nodes(&self.model, &self.nodes, sample)
     }
 
     /// Repeats the check until every sampled node matches or `timeout` passes (weftd may
@@ -212,26 +206,12 @@ impl Cluster {
         sample: &[usize],
         timeout: Duration,
     ) -> (Duration, Vec<NodeCheck>) {
-        let t = Instant::now();
-        loop {
-            let checks = tokio::task::block_in_place(|| self.check(sample));
-            if checks.iter().all(NodeCheck::ok) || t.elapsed() > timeout {
-                return (t.elapsed(), checks);
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
+        crate::check::wait_checked(&self.model, &self.nodes, sample, timeout).await
     }
 
     /// `count` node indexes spread evenly (all when `count >= nodes`), minus `skip`.
     pub fn sample(&self, count: usize, skip: &[usize]) -> Vec<usize> {
-        let n = self.nodes.len();
-        let mut out: Vec<usize> = if count >= n {
-            (0..n).collect()
-        } else {
-            (0..count).map(|k| k * n / count).collect()
-        };
-        out.retain(|i| !skip.contains(i));
-        out
+        crate::check::sample(self.nodes.len(), count, skip)
     }
 
     /// One JSON-RPC call with named params.

@@ -9,6 +9,8 @@
 pub mod check;
 pub mod cluster;
 pub mod db;
+pub mod deployment;
+pub mod etcd;
 pub mod hog;
 pub mod node;
 pub mod scenario;

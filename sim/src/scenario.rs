@@ -258,15 +258,25 @@ impl Scenario {
             "{} already holds a configuration",
             data_dir.display()
         );
-        let mut changes: Vec<Change> =
-            Vec::with_capacity(self.switches.len() + self.ports.len() + self.acls.len());
+        store.commit(1, &self.changes())?;
+        Ok(())
+    }
+
+    /// The configuration as store writes, owners before what they own.
+    pub fn changes(&self) -> Vec<Change> {
+        let mut changes: Vec<Change> = Vec::with_capacity(
+            self.switches.len()
+                + self.ports.len()
+                + self.acls.len()
+                + self.routers.len()
+                + self.router_ports.len(),
+        );
         changes.extend(self.switches.iter().cloned().map(Change::PutSwitch));
         changes.extend(self.ports.iter().cloned().map(Change::PutPort));
         changes.extend(self.acls.iter().cloned().map(Change::PutAcl));
         changes.extend(self.routers.iter().cloned().map(Change::PutRouter));
         changes.extend(self.router_ports.iter().cloned().map(Change::PutRouterPort));
-        store.commit(1, &changes)?;
-        Ok(())
+        changes
     }
 }
 

@@ -16,8 +16,10 @@ use openflow::{
     OfpMessage, Port, RoleMsg, SwitchConfig, SwitchFeatures, port,
 };
 
+mod roles;
 mod tables;
 
+pub use roles::{ConnId, Roles, SharedRoles};
 pub use tables::Tables;
 
 const ONF_EXPERIMENTER: u32 = 0x4f4e_4600;
@@ -107,6 +109,8 @@ pub struct SwitchStats {
     pub barriers: u64,
     pub errors_sent: u64,
     pub flow_dumps: u64,
+    /// Writes refused because this connection was a slave.
+    pub slave_refusals: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +131,9 @@ pub struct Switch {
     out: VecDeque<OfpMessage>,
     bundles: HashMap<u32, Bundle>,
     config: SwitchConfig,
-    role: openflow::ControllerRole,
+    /// The bridge's roles (shared with its other connections) and this connection's id.
+    roles: SharedRoles,
+    conn: ConnId,
     next_xid: u32,
     echo_interval: Duration,
     last_rx: Instant,
@@ -138,6 +144,8 @@ pub struct Switch {
 impl Switch {
     /// A new connection: queues our HELLO.
     pub fn new(datapath_id: u64, now: Instant, echo_interval: Duration) -> Switch {
+        let roles = SharedRoles::default();
+        let conn = roles.lock().unwrap_or_else(|e| e.into_inner()).connect();
         let mut s = Switch {
             datapath_id,
             ports: BTreeMap::new(),
@@ -149,7 +157,8 @@ impl Switch {
                 flags: 0,
                 miss_send_len: 128,
             },
-            role: openflow::ControllerRole::Equal,
+            roles,
+            conn,
             next_xid: 1,
             echo_interval,
             last_rx: now,
@@ -159,6 +168,38 @@ impl Switch {
         s.out
             .push_back(OfpMessage::new(0, Message::Hello(Hello::of13())));
         s
+    }
+
+    /// Makes this connection one of several to the same bridge: its role is arbitrated
+    /// with theirs through `roles`.
+    pub fn join_roles(&mut self, roles: SharedRoles) {
+        self.lock_roles().disconnect(self.conn);
+        self.conn = roles.lock().unwrap_or_else(|e| e.into_inner()).connect();
+        self.roles = roles;
+    }
+
+    /// This connection's id in its [`Roles`].
+    pub fn conn_id(&self) -> ConnId {
+        self.conn
+    }
+
+    /// This connection's role now (another connection's master request can demote it).
+    pub fn role(&self) -> openflow::ControllerRole {
+        self.lock_roles().role(self.conn)
+    }
+
+    fn lock_roles(&self) -> std::sync::MutexGuard<'_, Roles> {
+        self.roles.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A slave's write is refused with OFPBRC_IS_SLAVE, as OVS does.
+    fn refuse_slave(&mut self, xid: u32, frame: &[u8]) -> bool {
+        if self.lock_roles().may_write(self.conn) {
+            return false;
+        }
+        self.stats.slave_refusals += 1;
+        self.error(xid, std_err(ErrorType::BadRequest, roles::IS_SLAVE), frame);
+        true
     }
 
     pub fn is_ready(&self) -> bool {
@@ -302,17 +343,25 @@ impl Switch {
                     .push_back(OfpMessage::new(xid, Message::BarrierReply));
             }
             Message::RoleRequest(r) => {
-                if r.role != openflow::ControllerRole::NoChange {
-                    self.role = r.role;
+                let answer = self
+                    .lock_roles()
+                    .request(self.conn, r.role, r.generation_id);
+                match answer {
+                    Ok(role) => self.out.push_back(OfpMessage::new(
+                        xid,
+                        Message::RoleReply(RoleMsg {
+                            role,
+                            generation_id: r.generation_id,
+                        }),
+                    )),
+                    Err(refusal) => self.error(xid, refusal, frame),
                 }
-                self.out.push_back(OfpMessage::new(
-                    xid,
-                    Message::RoleReply(RoleMsg {
-                        role: self.role,
-                        generation_id: r.generation_id,
-                    }),
-                ));
             }
+            Message::FlowMod(_)
+            | Message::GroupMod(_)
+            | Message::BundleControl(_)
+            | Message::BundleAdd(_)
+                if self.refuse_slave(xid, frame) => {}
             Message::GetAsyncRequest => self.out.push_back(OfpMessage::new(
                 xid,
                 Message::GetAsyncReply(openflow::AsyncConfig::default()),
@@ -496,6 +545,13 @@ impl Switch {
                 Message::MultipartReply(MultipartReply { flags, body }),
             ));
         }
+    }
+}
+
+impl Drop for Switch {
+    /// A closed connection holds no role (a master's departure leaves none).
+    fn drop(&mut self) {
+        self.lock_roles().disconnect(self.conn);
     }
 }
 

@@ -146,6 +146,13 @@ impl Weftd {
         proc_memory_mib(self.pid())
     }
 
+    /// SIGKILL, as a crash: nothing is released (in cluster mode its etcd lease runs out
+    /// on its own, and only then do other instances take its hypervisors over).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// SIGTERM, then wait (SIGKILL after 20 s).
     pub fn stop(mut self) {
         self.terminate();

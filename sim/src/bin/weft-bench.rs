@@ -6,6 +6,10 @@
 //! last node count, optionally: a reconnect storm (all nodes drop both connections at
 //! once) and incremental port creation (one port at a time on a 64-node switch, then 100
 //! at once). Prints a table and writes JSON.
+//!
+//! With `--instances K` (K > 1), cluster mode instead (`weft_sim::deployment`): a private
+//! etcd cluster, K weftd instances sharing it, every node naming them all; cold start,
+//! per-instance CPU, memory and owned nodes, then one instance SIGKILLed and the takeover.
 
 use std::time::{Duration, Instant};
 
@@ -13,6 +17,7 @@ use anyhow::Context;
 use clap::Parser;
 use serde_json::{Value, json};
 use weft_sim::cluster::{Cluster, ClusterOptions, self_memory_mib};
+use weft_sim::deployment::{DeploymentOptions, measure};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -60,6 +65,17 @@ struct Cli {
     /// A further weftd argument (repeat for several), e.g. `--weftd-arg=--node-grace=5`.
     #[arg(long = "weftd-arg", allow_hyphen_values = true)]
     weftd_args: Vec<String>,
+    /// weftd instances sharing a private 3-member etcd cluster (cluster mode); 1 runs one
+    /// weftd on its embedded store, as before.
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
+    /// Cluster mode: each instance's `--owner-lease` seconds.
+    #[arg(long, default_value_t = 3)]
+    owner_lease: u64,
+    /// Cluster mode: which instance (0-based) to SIGKILL after the cold start; default
+    /// the last one.
+    #[arg(long)]
+    kill_instance: Option<usize>,
     /// JSON output file.
     #[arg(long, default_value = "weft-bench.json")]
     out: std::path::PathBuf,
@@ -84,7 +100,12 @@ fn main() -> anyhow::Result<()> {
     let mut results = Vec::new();
     let last = cli.nodes.last().copied();
     for &n in &cli.nodes {
-        match rt.block_on(run(&cli, n, Some(n) == last)) {
+        let outcome = if cli.instances > 1 {
+            rt.block_on(run_cluster(&cli, n))
+        } else {
+            rt.block_on(run(&cli, n, Some(n) == last))
+        };
+        match outcome {
             Ok(r) => results.push(r),
             Err(e) => {
                 eprintln!("  run at {n} nodes failed: {e:#}");
@@ -96,7 +117,11 @@ fn main() -> anyhow::Result<()> {
     let doc = json!({"runs": results});
     std::fs::write(&cli.out, serde_json::to_string_pretty(&doc)?)
         .with_context(|| format!("writing {}", cli.out.display()))?;
-    print_table(&results);
+    if cli.instances > 1 {
+        print_cluster_table(&results);
+    } else {
+        print_table(&results);
+    }
     println!("JSON written to {}", cli.out.display());
     Ok(())
 }
@@ -106,6 +131,22 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
         return f64::NAN;
     }
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// Cluster mode at `n` nodes (see `weft_sim::deployment::measure`).
+async fn run_cluster(cli: &Cli, n: usize) -> anyhow::Result<Value> {
+    let opts = DeploymentOptions {
+        nodes: n,
+        instances: cli.instances,
+        log: cli.log.clone(),
+        base_dir: cli.dir.clone(),
+        keep: cli.keep,
+        router_every: cli.router_every,
+        owner_lease: cli.owner_lease,
+        weftd_args: cli.weftd_args.clone(),
+    };
+    let kill = cli.kill_instance.unwrap_or(cli.instances - 1);
+    measure::run(&opts, cli.check, Duration::from_secs(cli.timeout), kill).await
 }
 
 async fn run(cli: &Cli, n: usize, last: bool) -> anyhow::Result<Value> {
@@ -158,13 +199,22 @@ async fn run(cli: &Cli, n: usize, last: bool) -> anyhow::Result<Value> {
     let (whwm, wrss) = c.weftd.memory_mib().unwrap_or_default();
     let (shwm, srss) = self_memory_mib().unwrap_or_default();
     let ts = c.table_stats();
+    let counters = weft_sim::deployment::metrics::read(c.weftd.api).await;
     eprintln!(
-        "  cold start: all installed after {:.2} s, sampled tables equal the compiler's {:.2} s later ({matched}/{} match); weftd {:.1} CPU s, peak RSS {:.0} MiB",
+        "  cold start: all installed after {:.2} s, sampled tables equal the compiler's {:.2} s later ({matched}/{} match); weftd {:.1} CPU s, peak RSS {:.0} MiB, recompiled nodes {} times in {:.2} s",
         cold.as_secs_f64(),
         settle.as_secs_f64(),
         checks.len(),
         cold_cpu,
-        whwm
+        whwm,
+        counters
+            .get("weft_nodes_recompiled_total")
+            .copied()
+            .unwrap_or(f64::NAN),
+        counters
+            .get("weft_compile_seconds_sum")
+            .copied()
+            .unwrap_or(f64::NAN)
     );
     anyhow::ensure!(
         matched == checks.len(),
@@ -197,6 +247,8 @@ async fn run(cli: &Cli, n: usize, last: bool) -> anyhow::Result<Value> {
             "flow_table_bytes_per_node": ts.flow_bytes as f64 / n as f64,
             "checked_nodes": checks.len(),
             "checked_equal": matched,
+            "nodes_recompiled": counters.get("weft_nodes_recompiled_total"),
+            "compile_s": counters.get("weft_compile_seconds_sum"),
         },
     });
     if last && cli.storm {
@@ -497,5 +549,52 @@ fn print_table(results: &[Value]) {
                 i.get("batch").map(|b| b.to_string()).unwrap_or_default()
             );
         }
+    }
+}
+
+fn print_cluster_table(results: &[Value]) {
+    let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    println!();
+    println!(
+        "{:>6} {:>5} {:>11} {:>11} {:>24} {:>22} {:>18} {:>11} {:>10} {:>8}",
+        "nodes",
+        "inst",
+        "installed_s",
+        "flows_eq_s",
+        "cpu_s per instance",
+        "peak_RSS_MiB per inst",
+        "owned per inst",
+        "projected_s",
+        "takeover_s",
+        "mods"
+    );
+    for r in results {
+        let cs = &r["cold_start"];
+        let per: &[Value] = cs["per_instance"].as_array().map_or(&[], Vec::as_slice);
+        let join = |key: &str, prec: usize| {
+            per.iter()
+                .map(|p| format!("{:.prec$}", f(&p[key])))
+                .collect::<Vec<_>>()
+                .join("/")
+        };
+        let owned = per
+            .iter()
+            .map(|p| p["nodes_owned"].to_string())
+            .collect::<Vec<_>>()
+            .join("/");
+        let tk = &r["takeover"];
+        println!(
+            "{:>6} {:>5} {:>11.2} {:>11.2} {:>24} {:>22} {:>18} {:>11.1} {:>10.2} {:>8}",
+            r["nodes"].to_string(),
+            r["instances"].to_string(),
+            f(&cs["installed_s"]),
+            f(&cs["flows_match_s"]),
+            join("cpu_s", 1),
+            join("peak_rss_mib", 0),
+            owned,
+            f(&cs["projected_one_machine_each_s"]),
+            f(&tk["all_s"]),
+            tk["mods_sent"].to_string(),
+        );
     }
 }

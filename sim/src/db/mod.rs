@@ -117,6 +117,11 @@ impl Database {
         self.monitors.clear();
     }
 
+    /// Drops the monitors of one connection of several.
+    pub fn clear_monitors_of(&mut self, session: u64) {
+        self.monitors.retain(|m| m.session != session);
+    }
+
     /// Direct write by the simulated ovs-vswitchd (ofport, datapath_id, ...): sets columns
     /// of an existing row and returns the change for the monitors.
     pub fn set_columns(&mut self, table: &str, uuid: Uuid, cols: Row) -> Option<RowChange> {

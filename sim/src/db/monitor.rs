@@ -13,6 +13,11 @@ use super::{Database, OpError, RowChange};
 /// A monitor registered by `monitor` or `monitor_cond`.
 #[derive(Debug, Clone)]
 pub(super) struct Monitor {
+    /// The connection that registered it (ids are per connection, as in ovsdb-server).
+    pub(super) session: u64,
+    /// The node's change sequence number when it was registered: its initial contents
+    /// already hold the changes numbered up to this.
+    since: u64,
     id: Value,
     /// true: `update2` notifications (monitor_cond); false: `update` (monitor).
     update2: bool,
@@ -24,6 +29,18 @@ impl Database {
     /// Registers a monitor (`monitor` when `update2` is false, `monitor_cond` otherwise)
     /// and returns the initial contents in the matching format.
     pub fn monitor(&mut self, params: &Value, update2: bool) -> Result<Value, OpError> {
+        self.monitor_in(0, 0, params, update2)
+    }
+
+    /// [`Database::monitor`] for connection `session` of several, registered when the
+    /// node's change sequence number is `since`.
+    pub fn monitor_in(
+        &mut self,
+        session: u64,
+        since: u64,
+        params: &Value,
+        update2: bool,
+    ) -> Result<Value, OpError> {
         let (db, id, reqs) = match params.as_array().map(Vec::as_slice) {
             Some([db, id, reqs, ..]) => (db, id, reqs),
             _ => return Err(OpError::syntax(format!("bad monitor params {params}"))),
@@ -31,7 +48,11 @@ impl Database {
         if db.as_str() != Some(self.schema.name.as_str()) {
             return Err(OpError::new("unknown database", db.to_string()));
         }
-        if self.monitors.iter().any(|m| m.id == *id) {
+        if self
+            .monitors
+            .iter()
+            .any(|m| m.session == session && m.id == *id)
+        {
             return Err(OpError::new("duplicate monitor ID", id.to_string()));
         }
         let reqs = reqs
@@ -61,6 +82,8 @@ impl Database {
             tables.insert(table.clone(), cols);
         }
         let monitor = Monitor {
+            session,
+            since,
             id: id.clone(),
             update2,
             tables,
@@ -86,16 +109,45 @@ impl Database {
     }
 
     pub fn monitor_cancel(&mut self, id: &Value) -> bool {
+        self.monitor_cancel_in(0, id)
+    }
+
+    /// [`Database::monitor_cancel`] for connection `session`.
+    pub fn monitor_cancel_in(&mut self, session: u64, id: &Value) -> bool {
         let before = self.monitors.len();
-        self.monitors.retain(|m| m.id != *id);
+        self.monitors
+            .retain(|m| !(m.session == session && m.id == *id));
         self.monitors.len() != before
     }
 
     /// The notifications (`(method, params)`) that report `changes` to the monitors.
     pub fn notifications(&self, changes: &[RowChange]) -> Vec<(&'static str, Value)> {
+        self.notify(None, changes)
+    }
+
+    /// The notifications for connection `session`'s monitors only, of changes numbered
+    /// `seq`: monitors registered since then already hold them.
+    pub fn notifications_for(
+        &self,
+        session: u64,
+        seq: u64,
+        changes: &[RowChange],
+    ) -> Vec<(&'static str, Value)> {
+        self.notify(Some((session, seq)), changes)
+    }
+
+    fn notify(
+        &self,
+        only: Option<(u64, u64)>,
+        changes: &[RowChange],
+    ) -> Vec<(&'static str, Value)> {
         let changes = coalesce(changes);
         let mut out = Vec::new();
-        for m in &self.monitors {
+        for m in self
+            .monitors
+            .iter()
+            .filter(|m| only.is_none_or(|(s, seq)| s == m.session && m.since < seq))
+        {
             let mut tables: Map<String, Value> = Map::new();
             for c in &changes {
                 let Some(cols) = m.tables.get(&c.table) else {
@@ -228,6 +280,40 @@ fn project(row: &Row, cols: Option<&BTreeSet<String>>) -> Value {
 mod tests {
     use super::*;
     use crate::db::vswitch_schema as schema;
+
+    /// Two connections each with a monitor of the same id: each is told only through its
+    /// own session, and a monitor registered after a change was numbered already holds it.
+    #[test]
+    fn monitors_are_per_session_and_skip_changes_they_started_with() {
+        let mut db = Database::new(schema());
+        let req = json!(["Open_vSwitch", "m", {"Interface": {"columns": ["name"]}}]);
+        db.monitor_in(1, 0, &req, true).unwrap();
+        let u = Uuid::new_v4();
+        let ch = vec![db.insert_row(
+            "Interface",
+            u,
+            Row::from([("name".into(), Datum::scalar("vm1"))]),
+        )];
+        // Session 2 registers after change 1: its initial contents hold vm1.
+        let initial = db.monitor_in(2, 1, &req, true).unwrap();
+        assert!(initial["Interface"].get(u.to_string()).is_some());
+        assert_eq!(db.notifications_for(1, 1, &ch).len(), 1);
+        assert!(db.notifications_for(2, 1, &ch).is_empty());
+        assert!(db.notifications_for(3, 1, &ch).is_empty());
+        // A later change reaches both.
+        let ch2 = db
+            .set_columns(
+                "Interface",
+                u,
+                Row::from([("name".into(), Datum::scalar("vm2"))]),
+            )
+            .into_iter()
+            .collect::<Vec<_>>();
+        assert_eq!(db.notifications_for(2, 2, &ch2).len(), 1);
+        db.clear_monitors_of(1);
+        assert!(db.notifications_for(1, 2, &ch2).is_empty());
+        assert_eq!(db.notifications_for(2, 2, &ch2).len(), 1);
+    }
 
     /// A row inserted and then changed before the monitor hears of it is one insert with
     /// the final contents (weftd's replica rejects a modify of a row it does not have).

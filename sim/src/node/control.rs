@@ -1,35 +1,57 @@
 //! The levers on a running node ([`NodeControl`]) and [`spawn`], which starts its OVSDB
-//! and OpenFlow tasks; [`backoff_sleep`] is the reconnect delay both tasks share.
+//! tasks (one per manager) and OpenFlow task; [`backoff_sleep`] is the reconnect delay
+//! they share. Database changes reach every OVSDB connection's monitors through one
+//! broadcast ([`Published`]), as ovsdb-server notifies every client.
 
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::openflow_session::openflow_task;
 use super::ovsdb_session::ovsdb_task;
-use super::{Node, SimSettings};
+use super::{Node, NodeState, SimSettings};
 use crate::db::RowChange;
+
+/// Committed row changes, for the monitors of every OVSDB connection but `origin`'s (which
+/// reported them itself, before its transaction's reply). `seq` orders them against
+/// monitor registrations: a monitor registered at or after `seq` already holds them.
+#[derive(Debug, Clone)]
+pub(super) struct Published {
+    pub seq: u64,
+    /// The OVSDB session that made them; 0 for the simulator itself (new VIFs).
+    pub origin: u64,
+    pub changes: Arc<Vec<RowChange>>,
+}
+
+/// Changes a slow connection may fall behind by before it is dropped (and re-monitors);
+/// the channel allocates this many slots per node up front.
+const PUBLISHED_BACKLOG: usize = 256;
 
 /// Levers the bench pulls on a running node.
 #[derive(Debug, Clone)]
 pub struct NodeControl {
-    /// Bumped to make the node drop both connections and reconnect at once.
+    /// Bumped to make the node drop all its connections and reconnect at once.
     pub reconnect: watch::Sender<u64>,
-    /// Row changes made outside a transaction (new VIFs) to report to monitors.
-    pub(super) pending: Arc<Mutex<Vec<RowChange>>>,
-    pub(super) wake: Arc<tokio::sync::Notify>,
+    pub(super) published: broadcast::Sender<Published>,
 }
 
 impl NodeControl {
-    pub(super) fn push(&self, changes: Vec<RowChange>) {
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(changes);
-        self.wake.notify_one();
+    /// Reports `changes` to every connection but `origin`'s; called with the node locked,
+    /// so that sequence numbers follow the order the database changed in.
+    pub(super) fn publish(&self, st: &mut NodeState, origin: u64, changes: Vec<RowChange>) {
+        if changes.is_empty() {
+            return;
+        }
+        st.change_seq += 1;
+        let _ = self.published.send(Published {
+            seq: st.change_seq,
+            origin,
+            changes: Arc::new(changes),
+        });
     }
 
     pub fn reconnect_now(&self) {
@@ -37,8 +59,9 @@ impl NodeControl {
     }
 }
 
-/// Starts the node's OVSDB and OpenFlow tasks. A `stalled` switch completes the OpenFlow
-/// handshake and then never reads its socket again (a slow or wedged switch).
+/// Starts the node's OVSDB tasks (one per manager in `settings`) and its OpenFlow task. A
+/// `stalled` switch completes the OpenFlow handshake and then never reads its socket
+/// again (a slow or wedged switch).
 pub fn spawn(
     node: &Node,
     settings: Arc<SimSettings>,
@@ -47,24 +70,29 @@ pub fn spawn(
     shutdown: CancellationToken,
 ) -> NodeControl {
     let (reconnect, _) = watch::channel(0u64);
+    let (published, _) = broadcast::channel(PUBLISHED_BACKLOG);
     let ctl = NodeControl {
         reconnect,
-        pending: Arc::new(Mutex::new(Vec::new())),
-        wake: Arc::new(tokio::sync::Notify::new()),
+        published,
     };
-    let (target_tx, target_rx) = watch::channel(None);
-    tokio::spawn(ovsdb_task(
-        node.clone(),
-        settings.clone(),
-        schema_json,
-        ctl.clone(),
-        target_tx,
-        shutdown.clone(),
-    ));
+    let (target_tx, target_rx) = watch::channel(Vec::<SocketAddr>::new());
+    let target_tx = Arc::new(target_tx);
+    for (i, manager) in settings.managers.iter().enumerate() {
+        tokio::spawn(ovsdb_task(
+            node.clone(),
+            *manager,
+            i as u64 + 1,
+            settings.clone(),
+            schema_json.clone(),
+            ctl.clone(),
+            target_tx.clone(),
+            shutdown.clone(),
+        ));
+    }
     tokio::spawn(openflow_task(
         node.clone(),
         settings,
-        ctl.reconnect.subscribe(),
+        ctl.reconnect.clone(),
         target_rx,
         stalled,
         shutdown,

@@ -1,6 +1,9 @@
-//! The node's OpenFlow task: waits for a controller target, dials it, reconnects with
-//! backoff, and runs the bridge's [`Switch`] over each connection.
+//! The node's OpenFlow task: follows br-int's Controller targets and keeps one
+//! connection per target (as ovs-vswitchd does for a bridge with several controllers),
+//! each dialled, reconnected with backoff and served by its own [`Switch`]; the
+//! connections share the bridge's tables and its controller roles.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,31 +16,65 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::control::backoff_sleep;
+use super::state::OpenFlowConn;
 use super::{Node, SimSettings};
 use crate::switch::Switch;
 
+/// Starts and stops one connection task per controller target as the targets change.
 pub(super) async fn openflow_task(
     node: Node,
     settings: Arc<SimSettings>,
+    reconnect: watch::Sender<u64>,
+    mut target_rx: watch::Receiver<Vec<SocketAddr>>,
+    stalled: bool,
+    shutdown: CancellationToken,
+) {
+    let mut running: BTreeMap<SocketAddr, CancellationToken> = BTreeMap::new();
+    loop {
+        let targets: Vec<SocketAddr> = match settings.openflow {
+            Some(t) => vec![t],
+            None => target_rx.borrow_and_update().clone(),
+        };
+        running.retain(|t, stop| {
+            let keep = targets.contains(t);
+            if !keep {
+                stop.cancel();
+            }
+            keep
+        });
+        for t in targets {
+            running.entry(t).or_insert_with(|| {
+                let stop = shutdown.child_token();
+                tokio::spawn(connection_task(
+                    node.clone(),
+                    settings.clone(),
+                    t,
+                    reconnect.subscribe(),
+                    stalled,
+                    stop.clone(),
+                ));
+                stop
+            });
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = target_rx.changed() => if r.is_err() { return },
+        }
+    }
+}
+
+/// Keeps one connection to `target` until `shutdown` (the target went away, or the node).
+async fn connection_task(
+    node: Node,
+    settings: Arc<SimSettings>,
+    target: SocketAddr,
     mut reconnect_rx: watch::Receiver<u64>,
-    mut target_rx: watch::Receiver<Option<SocketAddr>>,
     stalled: bool,
     shutdown: CancellationToken,
 ) {
     let id = node.lock().spec.system_id.clone();
     let mut backoff = settings.reconnect_min;
     loop {
-        // Wait for a controller to connect to.
-        let target = loop {
-            let t = settings.openflow.or(*target_rx.borrow_and_update());
-            if let Some(t) = t {
-                break t;
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                r = target_rx.changed() => if r.is_err() { return },
-            }
-        };
         let stream = tokio::select! {
             _ = shutdown.cancelled() => return,
             s = TcpStream::connect(target) => s,
@@ -59,14 +96,14 @@ pub(super) async fn openflow_task(
         let end = serve_openflow(
             &node,
             stream,
+            target,
             &settings,
             stalled,
             &mut reconnect_rx,
             &shutdown,
         )
         .await;
-        node.lock().openflow_up = false;
-        tracing::debug!(node = %id, reason = %end, "OpenFlow connection ended");
+        tracing::debug!(node = %id, %target, reason = %end, "OpenFlow connection ended");
         if shutdown.is_cancelled() {
             return;
         }
@@ -81,17 +118,24 @@ pub(super) async fn openflow_task(
 async fn serve_openflow(
     node: &Node,
     mut stream: TcpStream,
+    target: SocketAddr,
     settings: &SimSettings,
     stalled: bool,
     reconnect_rx: &mut watch::Receiver<u64>,
     shutdown: &CancellationToken,
 ) -> String {
-    let (dpid, ports) = {
+    let (dpid, ports, roles) = {
         let st = node.lock();
-        (st.spec.datapath_id, st.port_names.clone())
+        (st.spec.datapath_id, st.port_names.clone(), st.roles.clone())
     };
     let mut sw = Switch::new(dpid, Instant::now(), settings.echo_interval);
+    sw.join_roles(roles);
     sw.ports = ports;
+    let state = |sw: &Switch, up: bool| OpenFlowConn {
+        up,
+        conn: sw.conn_id(),
+        stats: sw.stats,
+    };
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut wbuf = BytesMut::with_capacity(64 * 1024);
     let end = loop {
@@ -110,11 +154,8 @@ async fn serve_openflow(
         if let Some(why) = sw.closed() {
             break why.to_owned();
         }
-        {
-            let mut st = node.lock();
-            st.openflow_up = sw.is_ready();
-            st.switch_stats = sw.stats;
-        }
+        node.lock()
+            .record_openflow(target, state(&sw, sw.is_ready()));
         if stalled && sw.stats.flow_dumps > 0 {
             // A wedged switch: never read again, keep the socket open.
             tokio::select! {
@@ -153,8 +194,6 @@ async fn serve_openflow(
             },
         }
     };
-    let mut st = node.lock();
-    st.switch_stats = sw.stats;
-    st.openflow_up = false;
+    node.lock().record_openflow(target, state(&sw, false));
     end
 }

@@ -16,9 +16,11 @@ pub struct NodeSpec {
 /// How simulated nodes reach weftd and behave.
 #[derive(Debug, Clone)]
 pub struct SimSettings {
-    /// weftd's OVSDB manager listener.
-    pub ovsdb: SocketAddr,
-    /// Where to connect OpenFlow; `None` follows br-int's Controller target.
+    /// The OVSDB managers the node's ovsdb-server dials, one connection each (as
+    /// `ovs-vsctl set-manager tcp:C1 tcp:C2 …` makes it do).
+    pub managers: Vec<SocketAddr>,
+    /// Where to connect OpenFlow; `None` follows br-int's Controller targets (one
+    /// connection per target).
     pub openflow: Option<SocketAddr>,
     pub echo_interval: Duration,
     pub reconnect_min: Duration,
@@ -26,9 +28,15 @@ pub struct SimSettings {
 }
 
 impl SimSettings {
+    /// One weftd's manager listener.
     pub fn new(ovsdb: SocketAddr) -> Self {
+        Self::with_managers(vec![ovsdb])
+    }
+
+    /// Several instances' manager listeners.
+    pub fn with_managers(managers: Vec<SocketAddr>) -> Self {
         SimSettings {
-            ovsdb,
+            managers,
             openflow: None,
             echo_interval: Duration::from_secs(10),
             reconnect_min: Duration::from_millis(500),

@@ -1,14 +1,26 @@
 //! What a node holds ([`NodeState`]: its database, flow tables, counters and connection
 //! flags) and the handle the tasks and the bench share it through ([`Node`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ovsdb::{Atom, DatabaseSchema, Datum, Row, Uuid};
 
 use super::{NodeControl, NodeSpec, OFPP_LOCAL};
 use crate::db::Database;
-use crate::switch::Tables;
+use crate::switch::{ConnId, SharedRoles, SwitchStats, Tables};
+
+/// One OpenFlow connection of the node's bridge, to one controller target.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenFlowConn {
+    /// Handshake done and connected.
+    pub up: bool,
+    /// Its id in the bridge's roles (`NodeState::roles`).
+    pub conn: ConnId,
+    /// Its counters since it connected.
+    pub stats: SwitchStats,
+}
 
 /// Counters per node.
 #[derive(Debug, Default, Clone, Copy)]
@@ -26,10 +38,20 @@ pub struct NodeState {
     pub db: Database,
     pub tables: Tables,
     pub counters: NodeCounters,
-    pub switch_stats: crate::switch::SwitchStats,
-    /// True while the OpenFlow handshake is done and the connection is up.
+    /// The sum of `openflow`'s counters (with one controller: its latest connection's).
+    pub switch_stats: SwitchStats,
+    /// True while some OpenFlow connection is up, its handshake done.
     pub openflow_up: bool,
+    /// True while some OVSDB connection is up.
     pub ovsdb_up: bool,
+    /// The OVSDB sessions connected now (see `ovsdb_session`).
+    pub ovsdb_sessions: BTreeSet<u64>,
+    /// Each controller target's latest OpenFlow connection.
+    pub openflow: BTreeMap<SocketAddr, OpenFlowConn>,
+    /// The bridge's controller roles, shared by its OpenFlow connections.
+    pub roles: SharedRoles,
+    /// Numbers the database's committed changes (see `control::Published`).
+    pub change_seq: u64,
     /// ofport → interface name on br-int, for PORT_DESC.
     pub port_names: BTreeMap<u32, String>,
 }
@@ -49,6 +71,38 @@ impl NodeState {
             }
         }
         out
+    }
+
+    /// Records an OpenFlow connection's state and refreshes the node's totals.
+    pub(super) fn record_openflow(&mut self, target: SocketAddr, conn: OpenFlowConn) {
+        self.openflow.insert(target, conn);
+        self.openflow_up = self.openflow.values().any(|c| c.up);
+        let mut sum = SwitchStats::default();
+        for c in self.openflow.values() {
+            let s = &c.stats;
+            sum.flow_mods += s.flow_mods;
+            sum.group_mods += s.group_mods;
+            sum.bundles_committed += s.bundles_committed;
+            sum.bundles_failed += s.bundles_failed;
+            sum.barriers += s.barriers;
+            sum.errors_sent += s.errors_sent;
+            sum.flow_dumps += s.flow_dumps;
+            sum.slave_refusals += s.slave_refusals;
+        }
+        self.switch_stats = sum;
+    }
+
+    /// The controller target whose connection is master now, and that connection.
+    pub fn master(&self) -> Option<(SocketAddr, OpenFlowConn)> {
+        let master = self
+            .roles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .master()?;
+        self.openflow
+            .iter()
+            .find(|(_, c)| c.up && c.conn == master)
+            .map(|(t, c)| (*t, *c))
     }
 
     /// Whether every VM interface carries `weft-installed=true`.
@@ -239,6 +293,10 @@ impl Node {
                 switch_stats: Default::default(),
                 openflow_up: false,
                 ovsdb_up: false,
+                ovsdb_sessions: BTreeSet::new(),
+                openflow: BTreeMap::new(),
+                roles: SharedRoles::default(),
+                change_seq: 0,
                 port_names: BTreeMap::new(),
             })),
         }
@@ -295,8 +353,7 @@ impl Node {
                     .and_then(Atom::as_i64)
             })
             .unwrap_or(-1);
-        drop(st);
-        notify.push(changes);
+        notify.publish(&mut st, 0, changes);
         ofport
     }
 }

@@ -1,6 +1,6 @@
 //! The ovs-vswitchd behaviour weftd relies on, read from and written to the node's own
 //! database: a datapath_id for every bridge, an ofport for every new interface, the
-//! ofport names for PORT_DESC, and br-int's Controller target to dial.
+//! ofport names for PORT_DESC, and br-int's Controller targets to dial.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -11,25 +11,37 @@ use super::{NodeState, OFPP_LOCAL};
 use crate::db::RowChange;
 
 impl NodeState {
-    /// The OpenFlow target of br-int's Controller row, if it is a `tcp:IP:PORT`.
-    pub(super) fn controller_target(&self) -> Option<SocketAddr> {
-        let (_, br) = self.db.table("Bridge").find(|(_, r)| {
+    /// The OpenFlow targets of br-int's Controller rows that are `tcp:IP:PORT`, sorted.
+    pub(super) fn controller_targets(&self) -> Vec<SocketAddr> {
+        let Some((_, br)) = self.db.table("Bridge").find(|(_, r)| {
             self.db
                 .get("Bridge", r, "name")
                 .as_scalar()
                 .and_then(Atom::as_str)
                 == Some("br-int")
-        })?;
+        }) else {
+            return Vec::new();
+        };
         let ctl = self.db.get("Bridge", br, "controller");
-        let uuid = ctl.as_set()?.iter().next()?.as_uuid()?;
-        let row = self.db.row("Controller", &uuid)?;
-        let target = self.db.get("Controller", row, "target");
-        target
-            .as_scalar()?
-            .as_str()?
-            .strip_prefix("tcp:")?
-            .parse()
-            .ok()
+        let mut out: Vec<SocketAddr> = ctl
+            .as_set()
+            .into_iter()
+            .flat_map(|s| s.iter())
+            .filter_map(Atom::as_uuid)
+            .filter_map(|uuid| {
+                let row = self.db.row("Controller", &uuid)?;
+                let target = self.db.get("Controller", row, "target");
+                target
+                    .as_scalar()?
+                    .as_str()?
+                    .strip_prefix("tcp:")?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// What ovs-vswitchd does after a database change: a datapath_id for every bridge,
