@@ -461,6 +461,10 @@ impl Session {
             };
             self.waiting_for_owner = taken;
             if taken {
+                // It may be only this node coming back, not another held one.
+                if let Some(arrival) = &self.arrival {
+                    arrival.claim(&settings.id);
+                }
                 self.wait_for(format!(
                     "system-id {} is already served by another OVSDB session; \
                      this one takes over when that one ends",
