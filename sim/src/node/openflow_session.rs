@@ -38,6 +38,7 @@ pub(super) async fn openflow_task(
                 r = target_rx.changed() => if r.is_err() { return },
             }
         };
+        tracing::debug!(node = %id, %target, "OpenFlow connecting");
         let stream = tokio::select! {
             _ = shutdown.cancelled() => return,
             s = TcpStream::connect(target) => s,
@@ -53,6 +54,7 @@ pub(super) async fn openflow_task(
             }
         };
         let _ = stream.set_nodelay(true);
+        tracing::debug!(node = %id, local = ?stream.local_addr().ok(), "OpenFlow connected");
         backoff = settings.reconnect_min;
         node.lock().counters.openflow_connects += 1;
         reconnect_rx.borrow_and_update();
@@ -69,6 +71,9 @@ pub(super) async fn openflow_task(
         tracing::debug!(node = %id, reason = %end, "OpenFlow connection ended");
         if shutdown.is_cancelled() {
             return;
+        }
+        if end != "reconnect requested" {
+            tracing::debug!(node = %id, backoff = ?backoff, "OpenFlow reconnect after backoff");
         }
         if end != "reconnect requested"
             && !backoff_sleep(&mut backoff, settings.reconnect_max, &shutdown).await
