@@ -417,6 +417,10 @@ async fn accept_loop(shared: Arc<Shared>, listener: Passive, shutdown: Cancellat
                         }
                         continue;
                     };
+                    // Counted here, not in the task: on a loaded machine the task may
+                    // start long after the accept, and a held node's grace must see
+                    // the connection that may be it as soon as weftd has it.
+                    let arrival = shared.ctx.topology.arrival();
                     let shared = shared.clone();
                     let shutdown = shutdown.clone();
                     sessions.spawn(async move {
@@ -424,7 +428,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: Passive, shutdown: Cancellat
                         let (client, events, session) = match accepted {
                             Accepted::Plain(client, events) => {
                                 tracing::info!(%peer, "OVSDB manager connection accepted");
-                                (client, events, Session::new(shared, format!("tcp:{peer}")))
+                                (client, events, Session::new(shared, format!("tcp:{peer}"), arrival))
                             }
                             Accepted::Tls(tcp, tls) => {
                                 let handshake = tokio::select! {
@@ -443,7 +447,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: Passive, shutdown: Cancellat
                                     "OVSDB manager TLS connection accepted");
                                 let (client, events) =
                                     Client::from_stream(stream, shared.cfg.client_config());
-                                let session = Session::new(shared, format!("ssl:{peer}"))
+                                let session = Session::new(shared, format!("ssl:{peer}"), arrival)
                                     .with_identity(id);
                                 (client, events, session)
                             }
@@ -506,7 +510,8 @@ async fn dial_loop(shared: Arc<Shared>, target: Endpoint, shutdown: Cancellation
                     .await;
                     backoff = shared.cfg.min_backoff;
                 } else {
-                    let mut session = Session::new(shared.clone(), peer.clone());
+                    let arrival = shared.ctx.topology.arrival();
+                    let mut session = Session::new(shared.clone(), peer.clone(), arrival);
                     session.identity = identity;
                     session.run_ref(client, events, shutdown.clone()).await;
                     if session.node.is_some() {

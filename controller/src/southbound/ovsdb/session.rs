@@ -177,11 +177,13 @@ pub(super) struct Published {
 }
 
 impl Session {
-    pub(super) fn new(shared: Arc<Shared>, peer: String) -> Session {
+    /// `arrival` counts the connection as arriving from the moment it was accepted
+    /// ([`crate::topology::TransportNodes::arrival`]).
+    pub(super) fn new(shared: Arc<Shared>, peer: String, arrival: Arrival) -> Session {
         let id = shared.next_session.fetch_add(1, Ordering::Relaxed);
         let released = shared.released.subscribe();
         let ownership = Some(shared.ctx.ownership.watch());
-        let arrival = Some(shared.ctx.topology.arrival());
+        let arrival = Some(arrival);
         Session {
             ownership,
             standing: None,
