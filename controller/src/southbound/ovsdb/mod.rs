@@ -421,13 +421,15 @@ async fn accept_loop(shared: Arc<Shared>, listener: Passive, shutdown: Cancellat
                     // start long after the accept, and a held node's grace must see
                     // the connection that may be it as soon as weftd has it.
                     let arrival = shared.ctx.topology.arrival();
+                    if let Accepted::Plain(..) = accepted {
+                        tracing::info!(%peer, "OVSDB manager connection accepted");
+                    }
                     let shared = shared.clone();
                     let shutdown = shutdown.clone();
                     sessions.spawn(async move {
                         let vtep_ctx = shared.ctx.vtep_context();
                         let (client, events, session) = match accepted {
                             Accepted::Plain(client, events) => {
-                                tracing::info!(%peer, "OVSDB manager connection accepted");
                                 (client, events, Session::new(shared, format!("tcp:{peer}"), arrival))
                             }
                             Accepted::Tls(tcp, tls) => {
