@@ -10,7 +10,6 @@
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -245,45 +244,90 @@ pub struct TransportNodes {
     /// while (see [`TransportNodes::session_ended`]).
     held: Mutex<Held>,
     /// Hypervisor connections not yet through their first pass ([`Arrival`]s alive).
-    arriving: Arc<AtomicUsize>,
+    arrivals: Arc<Mutex<Arrivals>>,
 }
 
 /// A hypervisor connection that weftd has accepted but not yet identified: it may be a
-/// held node coming back. While any is alive, a held node's grace is not over (see
-/// [`TransportNodes::session_ended`]). The OVSDB session takes one when it starts and
-/// drops it after its first pass, when it has reported its node (or found it cannot).
+/// held node coming back. While it is alive, the grace of a held node it may be is not
+/// over (see [`TransportNodes::session_ended`]). The OVSDB session takes one when it
+/// starts and drops it after its first pass, when it has reported its node (or found it
+/// cannot).
 #[derive(Debug)]
-pub struct Arrival(Arc<AtomicUsize>);
+pub struct Arrival {
+    arrivals: Arc<Mutex<Arrivals>>,
+    /// Its place in accept order.
+    number: u64,
+}
 
-impl Drop for Arrival {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+impl Arrival {
+    /// The connection has named its system-id (it waits for that node's previous
+    /// session to end): from now on it may only be that node coming back, and it no
+    /// longer keeps any other held node.
+    pub fn claim(&self, system_id: &str) {
+        if let Some(claim) = lock(&self.arrivals).alive.get_mut(&self.number) {
+            *claim = Some(system_id.to_owned());
+        }
     }
 }
 
-/// How many more graces a held node may be kept while connections are still being set
-/// up when its grace ends: bounds how long a peer that never identifies itself (or a
-/// flood of connections) can keep a node that is really gone.
-const MAX_EXTRA_GRACES: u32 = 4;
+impl Drop for Arrival {
+    fn drop(&mut self) {
+        lock(&self.arrivals).alive.remove(&self.number);
+    }
+}
+
+/// The arrivals alive, numbered in accept order.
+#[derive(Debug, Default)]
+struct Arrivals {
+    /// Arrivals numbered so far (the last one's number).
+    accepted: u64,
+    /// Arrival number -> the system-id it claims, once it has named one.
+    alive: BTreeMap<u64, Option<String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 impl TransportNodes {
     pub fn new() -> Arc<Self> {
         Arc::new(TransportNodes {
             snapshot: watch::channel(Arc::new(Topology::default())).0,
             held: Mutex::new(Held::default()),
-            arriving: Arc::new(AtomicUsize::new(0)),
+            arrivals: Arc::default(),
         })
     }
 
     /// Counts a newly accepted hypervisor connection as arriving until the guard drops.
     pub fn arrival(&self) -> Arrival {
-        self.arriving.fetch_add(1, Ordering::SeqCst);
-        Arrival(self.arriving.clone())
+        let mut a = lock(&self.arrivals);
+        a.accepted += 1;
+        let number = a.accepted;
+        a.alive.insert(number, None);
+        Arrival {
+            arrivals: self.arrivals.clone(),
+            number,
+        }
     }
 
     /// Hypervisor connections accepted and not yet through their first pass.
     pub fn arriving(&self) -> usize {
-        self.arriving.load(Ordering::SeqCst)
+        lock(&self.arrivals).alive.len()
+    }
+
+    /// How many connections were accepted so far (the number of the newest arrival).
+    fn accepted(&self) -> u64 {
+        lock(&self.arrivals).accepted
+    }
+
+    /// Arrivals still alive among the first `accepted` that may be node `id`: those that
+    /// named no system-id yet, or named this one.
+    fn may_be(&self, id: &str, accepted: u64) -> usize {
+        lock(&self.arrivals)
+            .alive
+            .range(..=accepted)
+            .filter(|(_, claim)| claim.as_deref().is_none_or(|c| c == id))
+            .count()
     }
 
     /// The node's OVSDB session ended: its ports show down at once, but the other
@@ -291,12 +335,19 @@ impl TransportNodes {
     /// cut costs nothing); then it is forgotten, unless a session reported it again
     /// meanwhile. A zero grace forgets it now.
     ///
-    /// When the grace ends while hypervisor connections are still arriving (accepted,
-    /// not yet identified), the node may be one of them, queued behind the others: after
-    /// a reconnect storm of thousands of hypervisors on a loaded machine the last ones
-    /// are set up after more than the grace. Forgetting them then would make all their
-    /// neighbours drop and re-add every tunnel and flow towards them although nothing
-    /// changed, so the decision waits another grace (at most [`MAX_EXTRA_GRACES`] times).
+    /// A node whose connection is back within its grace is not forgotten, however long
+    /// weftd takes to set that connection up: after a reconnect storm of thousands of
+    /// hypervisors on a loaded machine the last ones are identified well after the
+    /// grace, and forgetting them would make all their neighbours drop and re-add every
+    /// tunnel and flow towards them although nothing changed. weftd cannot tell which
+    /// node a connection is before its first pass, so when the grace ends the node is
+    /// held for as long as any connection accepted by then is still arriving and may be
+    /// it (has named no other system-id), re-checked every grace. Connections accepted
+    /// after the grace do not count: the hold is bounded by the setup of those already
+    /// there, and a flood of new connections cannot keep a node that is really gone.
+    /// (A cap of four extra graces used to bound it instead; with a 1 s grace it forgot
+    /// nodes whose connection was accepted 0.1 s after the storm and identified 6.5 s
+    /// later, behind 49 others.)
     pub fn session_ended(self: &Arc<Self>, id: &str, grace: Duration) {
         if grace.is_zero() {
             self.forget(id);
@@ -308,20 +359,21 @@ impl TransportNodes {
         let nodes = self.clone();
         let id = id.to_owned();
         tokio::spawn(async move {
-            let mut extra = 0;
+            tokio::time::sleep(grace).await;
+            // Connections accepted within the grace: the node may be one of them.
+            let accepted = nodes.accepted();
             loop {
-                tokio::time::sleep(grace).await;
                 if nodes.held().epoch(&id) != epoch {
                     return;
                 }
-                let arriving = nodes.arriving();
-                if arriving == 0 || extra == MAX_EXTRA_GRACES {
+                let arriving = nodes.may_be(&id, accepted);
+                if arriving == 0 {
                     break;
                 }
-                extra += 1;
                 tracing::info!(node = %id, arriving, hold = ?grace,
-                    "hypervisor still disconnected, but connections that may be it are still \
-                     being set up: holding it for another grace");
+                    "hypervisor still disconnected, but connections accepted within its grace \
+                     that may be it are still being set up: holding it for another grace");
+                tokio::time::sleep(grace).await;
             }
             tracing::info!(node = %id, "hypervisor still disconnected; other nodes stop tunnelling to it");
             nodes.forget(&id);
@@ -330,7 +382,7 @@ impl TransportNodes {
 
     // Lock order: `held`, then the snapshot; never the other way round.
     fn held(&self) -> MutexGuard<'_, Held> {
-        self.held.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.held)
     }
 
     /// Called by an OVSDB session whenever its view of the node changes (and so also
@@ -559,6 +611,84 @@ mod tests {
             "a node that did not come back must still be forgotten"
         );
         assert!(f.snapshot().nodes.contains_key("hv1"));
+    }
+
+    /// Issue 18, found with a 1 s grace: a node whose connection was accepted within its
+    /// grace is kept for as long as that connection's setup takes, however many graces
+    /// (the old cap of 4 extra graces forgot such nodes), and forgotten once no connection
+    /// accepted within the grace is still arriving.
+    #[tokio::test]
+    async fn a_node_back_within_its_grace_is_kept_however_long_its_setup_takes() {
+        let grace = Duration::from_millis(50);
+        let f = TransportNodes::new();
+        f.report(node("hv2", &["b"]));
+        f.session_ended("hv2", grace);
+        let back = f.arrival();
+        for _ in 0..8 {
+            tokio::time::sleep(grace).await;
+            assert!(
+                f.snapshot().nodes.contains_key("hv2"),
+                "forgotten while its connection, accepted within the grace, was being set up"
+            );
+        }
+        drop(back);
+        tokio::time::sleep(grace * 3).await;
+        assert!(
+            !f.snapshot().nodes.contains_key("hv2"),
+            "kept after every connection accepted within the grace was through"
+        );
+    }
+
+    /// The hold is bounded by the connections that were there when the grace ended: new
+    /// ones arriving after it (a flood, other nodes) do not keep a node that is gone.
+    #[tokio::test]
+    async fn connections_accepted_after_the_grace_do_not_keep_a_node() {
+        let grace = Duration::from_millis(50);
+        let f = TransportNodes::new();
+        f.report(node("hv2", &["b"]));
+        let within = f.arrival();
+        f.session_ended("hv2", grace);
+        tokio::time::sleep(grace * 3 / 2).await;
+        let later = f.arrival();
+        assert!(f.snapshot().nodes.contains_key("hv2"));
+        drop(within);
+        tokio::time::sleep(grace * 3).await;
+        assert!(
+            !f.snapshot().nodes.contains_key("hv2"),
+            "kept by a connection accepted after its grace"
+        );
+        drop(later);
+    }
+
+    /// A connection that has named another system-id (it waits for that node's previous
+    /// session) cannot be this node: it does not keep it. One that named this node does.
+    #[tokio::test]
+    async fn a_connection_that_named_another_node_does_not_keep_this_one() {
+        let grace = Duration::from_millis(50);
+        let f = TransportNodes::new();
+        for (id, vif) in [("hv1", "a"), ("hv2", "b"), ("hv3", "c")] {
+            f.report(node(id, &[vif]));
+        }
+        let other = f.arrival();
+        other.claim("hv1");
+        let same = f.arrival();
+        same.claim("hv3");
+        f.session_ended("hv2", grace);
+        f.session_ended("hv3", grace);
+        tokio::time::sleep(grace * 5 / 2).await;
+        let t = f.snapshot();
+        assert!(
+            !t.nodes.contains_key("hv2"),
+            "kept by a connection that named another node"
+        );
+        assert!(
+            t.nodes.contains_key("hv3"),
+            "a connection that named this node must keep it"
+        );
+        drop(same);
+        tokio::time::sleep(grace * 5 / 2).await;
+        assert!(!f.snapshot().nodes.contains_key("hv3"));
+        drop(other);
     }
 
     /// Without arriving connections the grace is what it always was.

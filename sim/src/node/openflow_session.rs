@@ -75,6 +75,7 @@ async fn connection_task(
     let id = node.lock().spec.system_id.clone();
     let mut backoff = settings.reconnect_min;
     loop {
+        tracing::debug!(node = %id, %target, "OpenFlow connecting");
         let stream = tokio::select! {
             _ = shutdown.cancelled() => return,
             s = TcpStream::connect(target) => s,
@@ -90,6 +91,7 @@ async fn connection_task(
             }
         };
         let _ = stream.set_nodelay(true);
+        tracing::debug!(node = %id, local = ?stream.local_addr().ok(), "OpenFlow connected");
         backoff = settings.reconnect_min;
         node.lock().counters.openflow_connects += 1;
         reconnect_rx.borrow_and_update();
@@ -106,6 +108,9 @@ async fn connection_task(
         tracing::debug!(node = %id, %target, reason = %end, "OpenFlow connection ended");
         if shutdown.is_cancelled() {
             return;
+        }
+        if end != "reconnect requested" {
+            tracing::debug!(node = %id, backoff = ?backoff, "OpenFlow reconnect after backoff");
         }
         if end != "reconnect requested"
             && !backoff_sleep(&mut backoff, settings.reconnect_max, &shutdown).await

@@ -53,6 +53,7 @@ pub(super) async fn ovsdb_task(
     let mut backoff = settings.reconnect_min;
     let id = node.lock().spec.system_id.clone();
     loop {
+        tracing::debug!(node = %id, "OVSDB connecting");
         let stream = tokio::select! {
             _ = shutdown.cancelled() => return,
             s = TcpStream::connect(manager) => s,
@@ -68,6 +69,7 @@ pub(super) async fn ovsdb_task(
             }
         };
         let _ = stream.set_nodelay(true);
+        tracing::debug!(node = %id, local = ?stream.local_addr().ok(), "OVSDB connected");
         backoff = settings.reconnect_min;
         let published = ctl.published.subscribe();
         {
@@ -98,6 +100,9 @@ pub(super) async fn ovsdb_task(
         tracing::debug!(node = %id, reason = %end, "OVSDB connection ended");
         if shutdown.is_cancelled() {
             return;
+        }
+        if end != "reconnect requested" {
+            tracing::debug!(node = %id, backoff = ?backoff, "OVSDB reconnect after backoff");
         }
         if end != "reconnect requested"
             && !backoff_sleep(&mut backoff, settings.reconnect_max, &shutdown).await

@@ -419,14 +419,20 @@ async fn accept_loop(shared: Arc<Shared>, listener: Passive, shutdown: Cancellat
                         }
                         continue;
                     };
+                    // Counted here, not in the task: on a loaded machine the task may
+                    // start long after the accept, and a held node's grace must see
+                    // the connection that may be it as soon as weftd has it.
+                    let arrival = shared.ctx.topology.arrival();
+                    if let Accepted::Plain(..) = accepted {
+                        tracing::info!(%peer, "OVSDB manager connection accepted");
+                    }
                     let shared = shared.clone();
                     let shutdown = shutdown.clone();
                     sessions.spawn(async move {
                         let vtep_ctx = shared.ctx.vtep_context();
                         let (client, events, session) = match accepted {
                             Accepted::Plain(client, events) => {
-                                tracing::info!(%peer, "OVSDB manager connection accepted");
-                                let session = Session::new(shared, format!("tcp:{peer}"))
+                                let session = Session::new(shared, format!("tcp:{peer}"), arrival)
                                     .reached_at(local);
                                 (client, events, session)
                             }
@@ -447,7 +453,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: Passive, shutdown: Cancellat
                                     "OVSDB manager TLS connection accepted");
                                 let (client, events) =
                                     Client::from_stream(stream, shared.cfg.client_config());
-                                let session = Session::new(shared, format!("ssl:{peer}"))
+                                let session = Session::new(shared, format!("ssl:{peer}"), arrival)
                                     .with_identity(id)
                                     .reached_at(local);
                                 (client, events, session)
@@ -511,7 +517,8 @@ async fn dial_loop(shared: Arc<Shared>, target: Endpoint, shutdown: Cancellation
                     .await;
                     backoff = shared.cfg.min_backoff;
                 } else {
-                    let mut session = Session::new(shared.clone(), peer.clone());
+                    let arrival = shared.ctx.topology.arrival();
+                    let mut session = Session::new(shared.clone(), peer.clone(), arrival);
                     session.identity = identity;
                     session.run_ref(client, events, shutdown.clone()).await;
                     if session.node.is_some() {

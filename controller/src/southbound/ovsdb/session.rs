@@ -181,11 +181,13 @@ pub(super) struct Published {
 }
 
 impl Session {
-    pub(super) fn new(shared: Arc<Shared>, peer: String) -> Session {
+    /// `arrival` counts the connection as arriving from the moment it was accepted
+    /// ([`crate::topology::TransportNodes::arrival`]).
+    pub(super) fn new(shared: Arc<Shared>, peer: String, arrival: Arrival) -> Session {
         let id = shared.next_session.fetch_add(1, Ordering::Relaxed);
         let released = shared.released.subscribe();
         let ownership = Some(shared.ctx.ownership.watch());
-        let arrival = Some(shared.ctx.topology.arrival());
+        let arrival = Some(arrival);
         Session {
             ownership,
             standing: None,
@@ -472,6 +474,10 @@ impl Session {
             };
             self.waiting_for_owner = taken;
             if taken {
+                // It may be only this node coming back, not another held one.
+                if let Some(arrival) = &self.arrival {
+                    arrival.claim(&settings.id);
+                }
                 self.wait_for(format!(
                     "system-id {} is already served by another OVSDB session; \
                      this one takes over when that one ends",
