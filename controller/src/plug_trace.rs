@@ -119,17 +119,20 @@ impl PlugTrace {
         }
     }
 
-    /// Joins the two sides: `port` is bound at (`node`, `ofport`).
+    /// Joins the two sides: `port` is bound at (`node`, `ofport`). Bindings are known
+    /// before the round's nodes are compiled, so this may come before or after hop 2.
     pub fn bound(&self, port: Uuid, node: &str, ofport: u32) {
         let mut inner = self.lock();
         let key = (node.to_owned(), ofport);
         let Some(seen) = inner.seen.remove(&key) else {
             return;
         };
-        if let Some(s) = inner.ports.get_mut(&port) {
-            s.seen = Some(seen);
-            inner.at.insert(key, port);
+        if inner.ports.len() >= MAX_TRACKED {
+            inner.ports.clear();
+            inner.at.clear();
         }
+        inner.ports.entry(port).or_default().seen = Some(seen);
+        inner.at.insert(key, port);
     }
 
     /// The port is no longer bound: forget its plug.
@@ -175,6 +178,18 @@ mod tests {
         assert_eq!(hops.port, p);
         assert!(hops.total() < Duration::from_secs(5));
         assert_eq!(t.marked("hv1", 3, sent), None, "reported once");
+    }
+
+    #[test]
+    fn a_plug_bound_before_its_node_is_compiled_is_followed() {
+        let t = PlugTrace::default();
+        let p = Uuid::from_u128(10);
+        t.seen("hv1", 6);
+        t.bound(p, "hv1", 6);
+        t.compiled([&p]);
+        t.installed([&p]);
+        let hops = t.marked("hv1", 6, Instant::now()).expect("complete");
+        assert_eq!(hops.port, p);
     }
 
     #[test]
