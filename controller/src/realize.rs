@@ -186,7 +186,7 @@ fn with_vteps(topology: &Arc<Topology>, vteps: &VtepMap) -> Arc<Topology> {
 ///   instance compiles only the nodes it owns, so its rounds are a K-th of a single
 ///   instance's while the arrivals (every instance has a session to every hypervisor)
 ///   take as long; with rests as short the same arrivals cost many more rounds, each
-///   recompiling nearly every owned node (a node shares switches with most others),
+///   recompiling most owned nodes (a node shares switches with many others),
 ///   and the work did not divide K ways.
 ///
 /// Neither applies to an API write on a settled fabric: a single port on a switch that
