@@ -91,6 +91,7 @@ impl Daemon {
             crate::realize::Inputs {
                 model: controller.watch_model(),
                 nodes: nodes.clone(),
+                sessions: local_nodes.clone(),
                 vteps: controller.observed().vteps().watch(),
             },
             channels.clone(),

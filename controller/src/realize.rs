@@ -56,6 +56,7 @@ pub async fn run_with_hold(
     let (_no_vteps, vteps) = watch::channel(Arc::new(VtepMap::new()));
     let inputs = Inputs {
         model,
+        sessions: nodes.clone(),
         nodes,
         vteps,
     };
@@ -68,6 +69,10 @@ pub async fn run_with_hold(
 pub struct Inputs {
     pub model: watch::Receiver<Arc<LogicalModel>>,
     pub nodes: Arc<TransportNodes>,
+    /// The registry this instance's OVSDB sessions report to: `nodes` itself, except in
+    /// cluster mode, where `nodes` is merged from it and the etcd records. Only its
+    /// [`TransportNodes::arriving`] is read: hypervisors still joining.
+    pub sessions: Arc<TransportNodes>,
     pub vteps: watch::Receiver<Arc<VtepMap>>,
 }
 
@@ -89,12 +94,14 @@ pub async fn run_owned(
     let Inputs {
         mut model,
         nodes,
+        sessions,
         mut vteps,
     } = inputs;
     let mut view = ownership.watch();
     let mut topology = nodes.watch();
     let mut compiler = IncrementalCompiler::new();
     let mut startup = StartupHold::new(tokio::time::Instant::now().into_std() + startup_hold);
+    let mut rests = Rests::default();
     loop {
         let round_started = std::time::Instant::now();
         let m = model.borrow_and_update().clone();
@@ -109,7 +116,7 @@ pub async fn run_owned(
                 .collect()
         });
         // Compiling thousands of nodes is CPU work: keep it off the I/O threads.
-        let (c, h, published) = match tokio::task::spawn_blocking({
+        let (c, h, round) = match tokio::task::spawn_blocking({
             let channels = channels.clone();
             let metrics = metrics.clone();
             move || {
@@ -119,7 +126,7 @@ pub async fn run_owned(
                     realize_scoped(&mut compiler, &mut startup, &m, &t, &channels, &in_scope);
                 metrics.compile.observe(started.elapsed());
                 metrics.nodes_recompiled.add(round.compiled as u64);
-                (compiler, startup, round.published)
+                (compiler, startup, round)
             }
         })
         .await
@@ -132,16 +139,12 @@ pub async fn run_owned(
         };
         compiler = c;
         startup = h;
-        tracing::debug!(published, "realized");
-        // A long round means a burst (thousands of hypervisors joining): rest as long as
-        // it took (bounded) so that the changes arriving meanwhile are compiled together.
-        // Otherwise every arrival recompiles its neighbours again, one round each, and
-        // the compiler takes the CPU the sessions need to bring those nodes in.
-        let took = round_started.elapsed();
-        if took >= BURST_ROUND {
+        let arriving = sessions.arriving();
+        tracing::debug!(published = round.published, arriving, "realized");
+        if let Some(rest) = rests.after(round_started.elapsed(), round.compiled, arriving) {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(took.min(MAX_REST)) => {}
+                _ = tokio::time::sleep(rest) => {}
             }
         }
         let hold_ends = startup.pending().then_some(startup.until);
@@ -168,11 +171,64 @@ fn with_vteps(topology: &Arc<Topology>, vteps: &VtepMap) -> Arc<Topology> {
     Arc::new(t)
 }
 
-/// A compile round at least this long is part of a burst (see [`run_with_hold`]); a
-/// single port on a switch that spans 64 hypervisors compiles in well under it.
+/// When the compiler rests between rounds, so that the changes arriving meanwhile are
+/// compiled together. Otherwise every arrival recompiles its neighbours again, one round
+/// each, and the compiler takes the CPU the sessions need to bring those nodes in.
+///
+/// - A long round means a burst (thousands of hypervisors joining): rest as long as it
+///   took (bounded by [`MAX_REST`]).
+/// - A round that compiled nodes while hypervisors are still arriving (connections
+///   accepted, not yet through their first pass) is part of a burst too, however short:
+///   more neighbours are on their way. Rest, twice as long as the previous such rest
+///   (from [`BURST_ROUND`] up to [`MAX_ARRIVING_REST`]) until nobody is arriving, so
+///   that the rounds of a cold start grow with the fabric, as the long rounds of a
+///   single instance do. The round's length alone does not tell: in cluster mode each
+///   instance compiles only the nodes it owns, so its rounds are a K-th of a single
+///   instance's while the arrivals (every instance has a session to every hypervisor)
+///   take as long; with rests as short the same arrivals cost many more rounds, each
+///   recompiling most owned nodes (a node shares switches with many others),
+///   and the work did not divide K ways.
+///
+/// Neither applies to an API write on a settled fabric: a single port on a switch that
+/// spans 64 hypervisors compiles in well under [`BURST_ROUND`], with nobody arriving.
+#[derive(Debug, Default)]
+struct Rests {
+    /// The last rest taken because hypervisors were arriving, while they still are.
+    arriving: Option<std::time::Duration>,
+}
+
+impl Rests {
+    /// The rest after a round that took `took` and compiled `compiled` nodes, with
+    /// `arriving` hypervisor connections not yet through their first pass.
+    fn after(
+        &mut self,
+        took: std::time::Duration,
+        compiled: usize,
+        arriving: usize,
+    ) -> Option<std::time::Duration> {
+        let burst = (took >= BURST_ROUND).then(|| took.min(MAX_REST));
+        if arriving == 0 {
+            self.arriving = None;
+            return burst;
+        }
+        if compiled == 0 {
+            return burst;
+        }
+        let rest = self
+            .arriving
+            .map_or(BURST_ROUND, |r| (r * 2).min(MAX_ARRIVING_REST));
+        self.arriving = Some(rest);
+        burst.max(Some(rest))
+    }
+}
+
+/// A compile round at least this long is part of a burst (see [`Rests`]).
 const BURST_ROUND: std::time::Duration = std::time::Duration::from_millis(100);
 /// Longest rest after a burst round.
 const MAX_REST: std::time::Duration = std::time::Duration::from_millis(500);
+/// Longest rest after a round while hypervisors are still arriving: the longest a node
+/// that joined waits for its first compile during a cold start.
+const MAX_ARRIVING_REST: std::time::Duration = std::time::Duration::from_secs(2);
 
 async fn sleep_until_opt(at: Option<std::time::Instant>) {
     match at {
@@ -458,6 +514,33 @@ mod tests {
         realize_scoped(&mut c, &mut hold, &m, &t, &f, &|_| true);
         assert!(f.desired_published("hv1"));
         assert_eq!(remotes(&f, "hv1"), ["hv2"]);
+    }
+
+    /// A settled fabric never waits; a long round rests as long as it took (bounded); while
+    /// hypervisors arrive, each compiling round rests twice as long as the one before,
+    /// up to the bound, and from the start again once nobody is arriving.
+    #[test]
+    fn rests_grow_while_hypervisors_arrive() {
+        let ms = std::time::Duration::from_millis;
+        let mut r = Rests::default();
+        assert_eq!(
+            r.after(ms(5), 3, 0),
+            None,
+            "an API write on a settled fabric"
+        );
+        assert_eq!(r.after(ms(300), 3, 0), Some(ms(300)));
+        assert_eq!(r.after(ms(900), 3, 0), Some(MAX_REST));
+        assert_eq!(r.after(ms(5), 0, 7), None, "nothing compiled");
+        let rests: Vec<_> = (0..6).map(|_| r.after(ms(5), 3, 7)).collect();
+        let want = [100, 200, 400, 800, 1600, 2000].map(|m| Some(ms(m)));
+        assert_eq!(rests, want);
+        assert_eq!(r.after(ms(5), 3, 0), None, "arrivals over");
+        assert_eq!(
+            r.after(ms(300), 3, 2),
+            Some(ms(300)),
+            "a long round rests longer"
+        );
+        assert_eq!(r.after(ms(5), 3, 2), Some(ms(200)));
     }
 
     /// Bindings are handed out before the first node is compiled, so that a port's mark
