@@ -102,6 +102,9 @@ pub async fn run_owned(
     let mut compiler = IncrementalCompiler::new();
     let mut startup = StartupHold::new(tokio::time::Instant::now().into_std() + startup_hold);
     let mut rests = Rests::default();
+    // Nodes in the previous round's topology: a round in which nodes joined is part of
+    // a cold start, one that only compiled a change (an API write, a plug) is not.
+    let mut last_nodes = 0usize;
     loop {
         let round_started = std::time::Instant::now();
         let m = model.borrow_and_update().clone();
@@ -115,6 +118,11 @@ pub async fn run_owned(
                 .cloned()
                 .collect()
         });
+        // Only rounds in which hypervisors joined rest for those still arriving: a
+        // connection that lingers in its setup (a silent peer, until its request
+        // timeout) must not slow down the API's writes.
+        let joined = t.nodes.len() > last_nodes;
+        last_nodes = t.nodes.len();
         // Compiling thousands of nodes is CPU work: keep it off the I/O threads.
         let (c, h, round) = match tokio::task::spawn_blocking({
             let channels = channels.clone();
@@ -140,8 +148,9 @@ pub async fn run_owned(
         compiler = c;
         startup = h;
         let arriving = sessions.arriving();
-        tracing::debug!(published = round.published, arriving, "realized");
-        if let Some(rest) = rests.after(round_started.elapsed(), round.compiled, arriving) {
+        tracing::debug!(published = round.published, arriving, joined, "realized");
+        let compiled = if joined { round.compiled } else { 0 };
+        if let Some(rest) = rests.after(round_started.elapsed(), compiled, arriving) {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(rest) => {}
@@ -188,6 +197,9 @@ fn with_vteps(topology: &Arc<Topology>, vteps: &VtepMap) -> Arc<Topology> {
 ///   take as long; with rests as short the same arrivals cost many more rounds, each
 ///   recompiling most owned nodes (a node shares switches with many others),
 ///   and the work did not divide K ways.
+///
+/// Only rounds in which nodes joined count as compiling here (the caller passes 0 for
+/// the others), so a connection that lingers in its setup does not slow the API down.
 ///
 /// Neither applies to an API write on a settled fabric: a single port on a switch that
 /// spans 64 hypervisors compiles in well under [`BURST_ROUND`], with nobody arriving.
