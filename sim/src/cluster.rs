@@ -185,10 +185,7 @@ impl Cluster {
                 );
                 last_log = Instant::now();
             }
-            // Polling locks every node: keep it a small share of one core at 3,000 nodes.
-            let pause = Duration::from_millis(100)
-                .max(Duration::from_micros(100 * self.nodes.len() as u64));
-            tokio::time::sleep(pause).await;
+            tokio::time::sleep(crate::wait::node_poll_pause(self.nodes.len())).await;
         }
     }
 

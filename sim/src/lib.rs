@@ -15,6 +15,7 @@ pub mod hog;
 pub mod node;
 pub mod scenario;
 pub mod switch;
+pub mod wait;
 pub mod weftd;
 
 use std::sync::Arc;

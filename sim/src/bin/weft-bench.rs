@@ -285,29 +285,21 @@ async fn storm(c: &Cluster, sample: &[usize]) -> anyhow::Result<Value> {
     for ctl in &c.controls {
         ctl.reconnect_now();
     }
-    let mut last_log = Instant::now();
-    loop {
-        let pending = c
-            .nodes
-            .iter()
-            .zip(&before)
-            .filter(|(n, connects)| !n.lock().resynced_since(**connects))
-            .count();
-        if pending == 0 {
-            break;
-        }
-        anyhow::ensure!(
-            t0.elapsed() < Duration::from_secs(1800),
-            "{pending} nodes never resynced"
-        );
-        if last_log.elapsed() > Duration::from_secs(10) {
-            eprintln!(
-                "    [{:>6.1}s] {pending} nodes not resynced yet",
-                t0.elapsed().as_secs_f64()
-            );
-            last_log = Instant::now();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let resynced = weft_sim::wait::until_none(
+        "nodes not resynced",
+        Duration::from_secs(1800),
+        Duration::from_millis(100),
+        || {
+            c.nodes
+                .iter()
+                .zip(&before)
+                .filter(|(n, connects)| !n.lock().resynced_since(**connects))
+                .count()
+        },
+    )
+    .await;
+    if let Err(pending) = resynced {
+        anyhow::bail!("{pending} nodes never resynced");
     }
     let resync = t0.elapsed();
     let (settle, checks) = c.wait_checked(sample, Duration::from_secs(300)).await;

@@ -218,38 +218,33 @@ async fn takeover(
     let t0 = Instant::now();
     d.kill(victim);
     let mut done: Vec<Option<Duration>> = vec![None; befores.len()];
-    let mut last_log = Instant::now();
-    loop {
-        for (k, b) in befores.iter().enumerate() {
-            if done[k].is_some() {
-                continue;
+    let taken_over = crate::wait::until_none(
+        "nodes not taken over",
+        timeout,
+        Duration::from_millis(20),
+        || {
+            for (k, b) in befores.iter().enumerate() {
+                if done[k].is_some() {
+                    continue;
+                }
+                let st = d.nodes[b.node].lock();
+                let Some((target, conn)) = st.master() else {
+                    continue;
+                };
+                let dumps_before = b.conns.get(&target).map_or(0, |c| c.1);
+                if target != victim_target
+                    && conn.stats.flow_dumps > dumps_before
+                    && st.all_installed()
+                {
+                    done[k] = Some(t0.elapsed());
+                }
             }
-            let st = d.nodes[b.node].lock();
-            let Some((target, conn)) = st.master() else {
-                continue;
-            };
-            let dumps_before = b.conns.get(&target).map_or(0, |c| c.1);
-            if target != victim_target && conn.stats.flow_dumps > dumps_before && st.all_installed()
-            {
-                done[k] = Some(t0.elapsed());
-            }
-        }
-        let pending = done.iter().filter(|x| x.is_none()).count();
-        if pending == 0 {
-            break;
-        }
-        anyhow::ensure!(
-            t0.elapsed() < timeout,
-            "{pending} of {name}'s nodes were never taken over"
-        );
-        if last_log.elapsed() > Duration::from_secs(10) {
-            eprintln!(
-                "    [{:>6.1}s] {pending} nodes not taken over yet",
-                t0.elapsed().as_secs_f64()
-            );
-            last_log = Instant::now();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+            done.iter().filter(|x| x.is_none()).count()
+        },
+    )
+    .await;
+    if let Err(pending) = taken_over {
+        anyhow::bail!("{pending} of {name}'s nodes were never taken over");
     }
     let mut times: Vec<f64> = done.iter().flatten().map(Duration::as_secs_f64).collect();
     times.sort_by(f64::total_cmp);

@@ -223,35 +223,21 @@ impl Deployment {
     /// Waits until every node has all VIFs `weft-installed` and a master; the time taken,
     /// or how many nodes were missing after `timeout`.
     pub async fn wait_installed(&self, timeout: Duration) -> Result<Duration, usize> {
-        let t = Instant::now();
-        let mut last_log = Instant::now();
-        loop {
-            let missing = self
-                .nodes
+        let what = format!(
+            "of {} nodes not installed (or without a master)",
+            self.nodes.len()
+        );
+        let pause = crate::wait::node_poll_pause(self.nodes.len());
+        crate::wait::until_none(&what, timeout, pause, || {
+            self.nodes
                 .iter()
                 .filter(|n| {
                     let st = n.lock();
                     !st.all_installed() || st.master().is_none()
                 })
-                .count();
-            if missing == 0 {
-                return Ok(t.elapsed());
-            }
-            if t.elapsed() > timeout {
-                return Err(missing);
-            }
-            if last_log.elapsed() > Duration::from_secs(10) {
-                eprintln!(
-                    "  [{:>6.1}s] {missing} of {} nodes not installed (or without a master) yet",
-                    t.elapsed().as_secs_f64(),
-                    self.nodes.len()
-                );
-                last_log = Instant::now();
-            }
-            let pause = Duration::from_millis(100)
-                .max(Duration::from_micros(100 * self.nodes.len() as u64));
-            tokio::time::sleep(pause).await;
-        }
+                .count()
+        })
+        .await
     }
 
     /// CPU seconds of each live instance (`None` for a killed one).
