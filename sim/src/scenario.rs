@@ -101,6 +101,17 @@ pub fn port_mac(global: usize) -> MacAddr {
 }
 
 impl Scenario {
+    /// Its size in one line, as the benches print it.
+    pub fn shape(&self) -> String {
+        format!(
+            "{} switches, {} ports, {} ACLs, {} routers",
+            self.switches.len(),
+            self.ports.len(),
+            self.acls.len(),
+            self.routers.len()
+        )
+    }
+
     /// `n` nodes × [`VIFS_PER_NODE`] ports.
     pub fn generate(n: usize) -> Scenario {
         let total = n * VIFS_PER_NODE;

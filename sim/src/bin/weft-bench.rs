@@ -160,11 +160,8 @@ async fn run(cli: &Cli, n: usize, last: bool) -> anyhow::Result<Value> {
     let t = Instant::now();
     let (mut c, schema, settings) = tokio::task::block_in_place(|| Cluster::prepare(&opts))?;
     eprintln!(
-        "  config: {} switches, {} ports, {} ACLs, {} routers; store written in {:.2} s; weftd up after {:.2} s (log {})",
-        c.scenario.switches.len(),
-        c.scenario.ports.len(),
-        c.scenario.acls.len(),
-        c.scenario.routers.len(),
+        "  config: {}; store written in {:.2} s; weftd up after {:.2} s (log {})",
+        c.scenario.shape(),
         c.store_write_secs,
         t.elapsed().as_secs_f64(),
         c.weftd.log.display()

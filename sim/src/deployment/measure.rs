@@ -34,11 +34,8 @@ pub async fn run(
     let t = Instant::now();
     let (mut d, schema, settings) = Deployment::prepare(opts).await?;
     eprintln!(
-        "  config: {} switches, {} ports, {} ACLs, {} routers; model written to etcd in {:.2} s ({} transactions); instances up after {:.2} s",
-        d.scenario.switches.len(),
-        d.scenario.ports.len(),
-        d.scenario.acls.len(),
-        d.scenario.routers.len(),
+        "  config: {}; model written to etcd in {:.2} s ({} transactions); instances up after {:.2} s",
+        d.scenario.shape(),
         d.model_write_secs,
         d.model_write_txns,
         t.elapsed().as_secs_f64()
