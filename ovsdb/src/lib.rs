@@ -8,10 +8,12 @@
 //! - [`schema`], [`datum`]: `get_schema` documents and typed values with their JSON forms.
 //! - [`ops`]: operations, conditions, mutations, [`Transaction`] and its result parsing.
 //! - [`monitor`]: monitor requests and the [`Replica`] that applies `update`/`update2`.
-//! - [`vswitch`]: typed Open_vSwitch/Bridge/Port/Interface/Controller rows and helpers.
+//! - [`vswitch`]: typed Open_vSwitch/Bridge/Port/Interface/Controller/Manager rows and
+//!   helpers.
 //!
-//! The tokio glue: [`client`] (one actor per connection, [`connect`], [`Listener`]) and
-//! [`reconnect`] (dial with backoff, re-monitor, keep a replica).
+//! The tokio glue: [`client`] (one actor per connection, [`connect`]), [`listener`]
+//! (connections hypervisors dial in: [`Listener`]) and [`reconnect`] (dial with backoff,
+//! re-monitor, keep a replica).
 //!
 //! A hypervisor's ovsdb-server connecting to the controller:
 //! ```no_run
@@ -50,6 +52,7 @@
 pub mod client;
 pub mod codec;
 pub mod datum;
+pub mod listener;
 pub mod monitor;
 pub mod ops;
 pub mod reconnect;
@@ -59,11 +62,11 @@ pub mod session;
 pub mod vswitch;
 
 pub use client::{
-    Accepted, Client, ClientConfig, ClientError, DisconnectReason, Event, LISTEN_BACKLOG, Listener,
-    MonitorStart, Target, connect, listen_tcp,
+    Client, ClientConfig, ClientError, DisconnectReason, Event, MonitorStart, Target, connect,
 };
 pub use codec::{CodecError, JsonCodec};
 pub use datum::{Atom, Datum, DatumError, Row};
+pub use listener::{Accepted, LISTEN_BACKLOG, Listener, listen_tcp};
 pub use monitor::{
     ChangeKind, ChangeSet, MonitorRequest, Replica, ReplicaError, RowChange, RowRef, UpdateFormat,
 };

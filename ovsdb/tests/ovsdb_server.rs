@@ -8,7 +8,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::OvsdbServer;
-use ovsdb::client::{Client, ClientConfig, ClientError, Event, Listener, connect};
+use ovsdb::client::{Client, ClientConfig, ClientError, Event, connect};
+use ovsdb::listener::Listener;
 use ovsdb::monitor::{ChangeKind, Replica, UpdateFormat};
 use ovsdb::reconnect::{ReconnectConfig, ReconnectingClient, SessionEvent};
 use ovsdb::vswitch::{self, Bridge, BridgeSpec, Interface, Port, TunnelPort, TypedRow};
