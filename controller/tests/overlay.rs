@@ -70,6 +70,15 @@ fn two_tenants(encap: Encap) {
             .vsctl(["get", "manager", ".", "connection_mode"])
             .unwrap();
         assert_eq!(mode.trim(), "out-of-band");
+        // ... and left the probing of both connections to weftd.
+        let probe = weft::southbound::HYPERVISOR_INACTIVITY_PROBE_MS.to_string();
+        for table in ["manager", "controller"] {
+            let record = if table == "manager" { "." } else { "br-int" };
+            let got = hv
+                .vsctl(["get", table, record, "inactivity_probe"])
+                .unwrap();
+            assert_eq!(got.trim(), probe, "{table} inactivity_probe");
+        }
         let in_band = || -> Vec<String> {
             let flows = hv.appctl(["bridge/dump-flows", "br-phy"]).unwrap();
             flows

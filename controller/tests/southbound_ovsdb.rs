@@ -23,6 +23,7 @@ use weft::config::Endpoint;
 use weft::desired::{DesiredNode, TunnelSpec};
 use weft::model::{LogicalModel, LogicalPort, LogicalSwitch, MacAddr};
 use weft::observed::ObservedState;
+use weft::southbound::HYPERVISOR_INACTIVITY_PROBE_MS;
 use weft::southbound::ovsdb::{OvsdbContext, OvsdbSouthbound, serve, tunnel_port_name};
 use weft::topology::EncapType;
 use weft::topology::TransportNodes;
@@ -338,15 +339,22 @@ async fn southbound_ovsdb_passive_two_hypervisors() {
             hv.get("bridge", "br-int", "datapath_type").as_deref(),
             Some("dummy")
         );
+        // Out of in-band control, and probed by weftd alone: the switch's own probes
+        // wait three of weftd's probe periods, so they never fire while weftd lives.
+        let probe = HYPERVISOR_INACTIVITY_PROBE_MS.to_string();
         eventually("the manager row out of in-band control", &[hv], || {
             hv.get("manager", &manager, "connection_mode").as_deref() == Some("out-of-band")
+                && hv.get("manager", &manager, "inactivity_probe") == Some(probe.clone())
         })
         .await;
+        assert_eq!(
+            hv.get("controller", "br-int", "inactivity_probe"),
+            Some(probe)
+        );
     }
-    assert_eq!(
-        hv1.get("manager", "tcp:127.0.0.1:9", "connection_mode"),
-        None
-    );
+    for column in ["connection_mode", "inactivity_probe"] {
+        assert_eq!(hv1.get("manager", "tcp:127.0.0.1:9", column), None);
+    }
     eventually(
         "both nodes in the topology with their datapath ids",
         &[&hv1, &hv2],

@@ -137,6 +137,7 @@ async fn exercise_vswitch(server: &OvsdbServer, client: &Client, mut events: Rec
         datapath_type: Some("netdev".into()),
         controller: Some("tcp:127.0.0.1:6653".into()),
         controller_max_backoff: None,
+        controller_inactivity_probe: None,
         other_config: BTreeMap::from([("disable-in-band".into(), "true".into())]),
         external_ids: BTreeMap::new(),
     };
@@ -982,6 +983,7 @@ async fn ensure_bridge_creates_then_repairs() {
         datapath_type: None,
         controller: Some("tcp:127.0.0.1:6653".into()),
         controller_max_backoff: Some(1000),
+        controller_inactivity_probe: Some(30000),
         other_config: BTreeMap::from([("disable-in-band".into(), "true".into())]),
         external_ids: BTreeMap::new(),
     };
@@ -1040,18 +1042,23 @@ async fn ensure_bridge_creates_then_repairs() {
         "1000"
     );
     // A Controller row with another max_backoff (e.g. written before Weft set it) is
-    // brought back too.
-    server.vsctl(&["set", "Controller", "br-int", "max_backoff=8000"]);
-    apply_until(&mut replica, &mut events, |r| !in_sync(r)).await;
-    let txn = vswitch::ensure_bridge(&replica, root, &spec)
-        .unwrap()
-        .unwrap();
-    client.transact(&txn).await.unwrap();
-    apply_until(&mut replica, &mut events, in_sync).await;
-    assert_eq!(
-        server
-            .vsctl(&["get", "Controller", "br-int", "max_backoff"])
-            .trim(),
-        "1000"
-    );
+    // brought back too, and so is one with another inactivity_probe.
+    for (column, was) in [("max_backoff", "8000"), ("inactivity_probe", "5000")] {
+        server.vsctl(&["set", "Controller", "br-int", &format!("{column}={was}")]);
+        apply_until(&mut replica, &mut events, |r| !in_sync(r)).await;
+        let txn = vswitch::ensure_bridge(&replica, root, &spec)
+            .unwrap()
+            .unwrap();
+        client.transact(&txn).await.unwrap();
+        apply_until(&mut replica, &mut events, in_sync).await;
+        for (column, want) in [("max_backoff", "1000"), ("inactivity_probe", "30000")] {
+            assert_eq!(
+                server
+                    .vsctl(&["get", "Controller", "br-int", column])
+                    .trim(),
+                want,
+                "{column}"
+            );
+        }
+    }
 }

@@ -20,7 +20,10 @@ use crate::{
 /// Timers and bounds of a session.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionConfig {
-    /// Send an ECHO_REQUEST when this long passed since the last one.
+    /// Send an ECHO_REQUEST when the switch sent nothing else for this long. Only an idle
+    /// connection is probed: every probe wakes the switch's main loop and, when the
+    /// controller is reached over a userspace-datapath bridge, crosses that datapath
+    /// twice, which a hypervisor pays for in CPU its VMs could use.
     pub echo_interval: Duration,
     /// Declare the switch dead after this many echo requests in a row went unanswered.
     pub echo_max_missed: u32,
@@ -39,8 +42,8 @@ pub struct SessionConfig {
 impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
-            echo_interval: Duration::from_secs(5),
-            echo_max_missed: 3,
+            echo_interval: Duration::from_secs(10),
+            echo_max_missed: 2,
             handshake_timeout: Duration::from_secs(30),
             max_multipart_parts: 4096,
             max_ports: 65_536,
@@ -112,6 +115,11 @@ pub struct Session {
     features: Option<SwitchFeatures>,
     last_echo_sent: Instant,
     echo_outstanding: u32,
+    /// Start of the current liveness interval: at its end the switch is probed unless it
+    /// was [`Self::heard`] from meanwhile.
+    tick: Instant,
+    /// Something other than an echo reply arrived in the current interval.
+    heard: bool,
     /// Set by [`Session::probe`]: the switch must answer an echo by then or is dead.
     probe_deadline: Option<Instant>,
     barriers: BTreeSet<u32>,
@@ -134,6 +142,8 @@ impl Session {
             features: None,
             last_echo_sent: now,
             echo_outstanding: 0,
+            tick: now,
+            heard: false,
             probe_deadline: None,
             barriers: BTreeSet::new(),
             multipart: BTreeMap::new(),
@@ -232,10 +242,10 @@ impl Session {
     pub fn next_timeout(&self) -> Option<Instant> {
         let t = match self.phase {
             Phase::Closed => return None,
-            Phase::AwaitHello | Phase::AwaitFeatures(_) => (self.started
-                + self.cfg.handshake_timeout)
-                .min(self.last_echo_sent + self.cfg.echo_interval),
-            Phase::Ready => self.last_echo_sent + self.cfg.echo_interval,
+            Phase::AwaitHello | Phase::AwaitFeatures(_) => {
+                (self.started + self.cfg.handshake_timeout).min(self.tick + self.cfg.echo_interval)
+            }
+            Phase::Ready => self.tick + self.cfg.echo_interval,
         };
         Some(self.probe_deadline.map_or(t, |p| p.min(t)))
     }
@@ -266,8 +276,9 @@ impl Session {
         self.events.push_back(SessionEvent::Closed(reason));
     }
 
-    /// Advances the clock: sends an echo when due, declares the switch dead after too many
-    /// unanswered ones, and enforces the handshake deadline.
+    /// Advances the clock: sends an echo after an interval in which the switch sent
+    /// nothing, declares it dead after too many unanswered ones in a row, and enforces the
+    /// handshake deadline.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.phase == Phase::Closed {
             return;
@@ -283,7 +294,13 @@ impl Session {
             self.close(CloseReason::ProbeTimeout(waited));
             return;
         }
-        if now >= self.last_echo_sent + self.cfg.echo_interval {
+        if now >= self.tick + self.cfg.echo_interval {
+            self.tick = now;
+            if std::mem::take(&mut self.heard) {
+                // It spoke: alive, whatever became of an earlier echo.
+                self.echo_outstanding = 0;
+                return;
+            }
             if self.echo_outstanding >= self.cfg.echo_max_missed {
                 self.close(CloseReason::EchoTimeout(self.echo_outstanding));
                 return;
@@ -302,6 +319,11 @@ impl Session {
             return;
         }
         let xid = msg.xid;
+        // An echo reply answers our probe and does not count as the switch speaking, so
+        // that an idle connection is probed once an interval, not every other one.
+        if !matches!(msg.body, Message::EchoReply(_)) {
+            self.heard = true;
+        }
         match (self.phase, msg.body) {
             // Echo works in every phase, both ways.
             (_, Message::EchoRequest(data)) => {

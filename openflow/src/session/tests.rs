@@ -121,6 +121,23 @@ fn of10_only_hello_gets_hello_failed_and_close() {
     assert!(drain(&mut s).is_empty());
 }
 
+/// The echo request the session sends at `at`'s tick, or a panic naming what it sent.
+fn echo_at(s: &mut Session, at: Instant) -> u32 {
+    s.handle_timeout(at);
+    let out = drain(s);
+    let [
+        OfpMessage {
+            xid,
+            body: Message::EchoRequest(_),
+            ..
+        },
+    ] = out[..]
+    else {
+        panic!("expected one echo request, got {out:?}")
+    };
+    xid
+}
+
 #[test]
 fn answers_echo_and_keeps_its_own_alive() {
     let t0 = Instant::now();
@@ -132,23 +149,32 @@ fn answers_echo_and_keeps_its_own_alive() {
     );
     let iv = SessionConfig::default().echo_interval;
     assert_eq!(s.next_timeout(), Some(t0 + iv));
-    s.handle_timeout(t0 + iv - Duration::from_millis(1));
+    // The switch spoke in the first interval (handshake, its echo): no probe is due.
+    s.handle_timeout(t0 + iv);
     assert!(drain(&mut s).is_empty());
-    // Answered echoes keep the session alive indefinitely.
-    for i in 1..=10u32 {
-        s.handle_timeout(t0 + iv * i);
-        let out = drain(&mut s);
-        let [
-            OfpMessage {
-                xid,
-                body: Message::EchoRequest(_),
-                ..
-            },
-        ] = out[..]
-        else {
-            panic!("{out:?}")
-        };
+    // From then on the connection is idle: one echo per interval, and answered echoes
+    // keep the session alive indefinitely.
+    for i in 2..=11u32 {
+        assert_eq!(s.next_timeout(), Some(t0 + iv * (i - 1) + iv));
+        let xid = echo_at(&mut s, t0 + iv * i);
         s.handle_input(OfpMessage::new(xid, Message::EchoReply(vec![])));
+    }
+    assert!(!s.is_closed());
+}
+
+/// Every probe costs the switch a wake-up (and, over a userspace-datapath underlay, two
+/// trips through its datapath): a switch that keeps talking is never probed.
+#[test]
+fn a_switch_that_talks_is_never_probed() {
+    let t0 = Instant::now();
+    let mut s = ready(t0);
+    let iv = SessionConfig::default().echo_interval;
+    for i in 1..=20u32 {
+        let now = t0 + iv * i - Duration::from_millis(1);
+        s.handle_input(OfpMessage::new(1000 + i, Message::EchoRequest(vec![])));
+        drain(&mut s);
+        s.handle_timeout(now + Duration::from_millis(1));
+        assert!(drain(&mut s).is_empty(), "probed at tick {i}");
     }
     assert!(!s.is_closed());
 }
@@ -158,18 +184,14 @@ fn unanswered_echoes_declare_the_switch_dead() {
     let t0 = Instant::now();
     let mut s = ready(t0);
     let cfg = SessionConfig::default();
+    // The handshake counts as the switch speaking: the first tick sends nothing.
+    s.handle_timeout(t0 + cfg.echo_interval);
+    assert!(drain(&mut s).is_empty());
     for i in 1..=cfg.echo_max_missed {
-        s.handle_timeout(t0 + cfg.echo_interval * i);
-        assert!(matches!(
-            drain(&mut s)[..],
-            [OfpMessage {
-                body: Message::EchoRequest(_),
-                ..
-            }]
-        ));
+        echo_at(&mut s, t0 + cfg.echo_interval * (i + 1));
         assert!(!s.is_closed());
     }
-    s.handle_timeout(t0 + cfg.echo_interval * (cfg.echo_max_missed + 1));
+    s.handle_timeout(t0 + cfg.echo_interval * (cfg.echo_max_missed + 2));
     assert!(s.is_closed());
     assert_eq!(
         events(&mut s),

@@ -32,6 +32,11 @@ pub struct BridgeSpec {
     /// vswitchd waits between attempts to reach a lost controller (its connect timeout
     /// grows with it). `None` leaves vswitchd's default, 8000.
     pub controller_max_backoff: Option<i64>,
+    /// The Controller row's `inactivity_probe` in milliseconds: how long vswitchd lets the
+    /// connection idle before it probes the controller. A controller that probes on a
+    /// shorter period of its own sets this above it, so that only one side probes. `None`
+    /// leaves vswitchd's default, 5000.
+    pub controller_inactivity_probe: Option<i64>,
     pub other_config: BTreeMap<String, String>,
     pub external_ids: BTreeMap<String, String>,
 }
@@ -59,6 +64,9 @@ impl BridgeSpec {
         let mut row = Row::from([("target".into(), Datum::scalar(target))]);
         if let Some(ms) = self.controller_max_backoff {
             row.insert("max_backoff".into(), Datum::scalar(ms));
+        }
+        if let Some(ms) = self.controller_inactivity_probe {
+            row.insert("inactivity_probe".into(), Datum::scalar(ms));
         }
         row
     }
@@ -155,6 +163,8 @@ pub fn ensure_bridge(
             c.target == *t
                 && (spec.controller_max_backoff.is_none()
                     || c.max_backoff == spec.controller_max_backoff)
+                && (spec.controller_inactivity_probe.is_none()
+                    || c.inactivity_probe == spec.controller_inactivity_probe)
         }
         _ => false,
     };

@@ -1,4 +1,5 @@
-//! Taking a manager's connection out of in-band control.
+//! The settings of the Manager rows that dial one manager: out of in-band control, and
+//! probed only as often as that manager wants.
 //!
 //! ovs-vswitchd treats every Manager target as in-band unless its row says
 //! `connection_mode=out-of-band`: it then keeps hidden flows for the manager's address on
@@ -7,6 +8,11 @@
 //! second, on a switch that otherwise has nothing to do. A manager whose traffic never
 //! crosses a bridge it programs (it reaches the switch through the underlay, not through
 //! the integration bridge) can turn that off for the rows that point at it.
+//!
+//! ovsdb-server also probes an idle manager connection every `inactivity_probe` ms (5 s
+//! by default). A manager that probes the switch itself on a longer period sets this
+//! above its own, so that only one side probes: each probe wakes the switch's daemons and
+//! crosses its underlay bridge.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -36,20 +42,24 @@ pub fn target_addr(target: &str) -> Option<SocketAddr> {
         .map(|ip| SocketAddr::new(ip, DEFAULT_MANAGER_PORT))
 }
 
-/// A transaction that sets `connection_mode=out-of-band` on each of the root's Manager
-/// rows whose target dials `reached` and is not out-of-band yet; `None` when there is
-/// nothing to change. Rows that point elsewhere are not touched.
-pub fn manager_out_of_band(
+/// A transaction that sets `connection_mode=out-of-band` and `inactivity_probe` (ms) on
+/// each of the root's Manager rows whose target dials `reached` and lacks either;
+/// `None` when there is nothing to change. Rows that point elsewhere are not touched.
+pub fn manager_settings(
     replica: &Replica,
     root: &OpenVSwitch,
     reached: SocketAddr,
+    inactivity_probe_ms: i64,
 ) -> Option<Transaction> {
     let rows: Vec<Uuid> = root
         .manager_options
         .iter()
         .filter_map(|u| cached_row::<Manager>(replica, u)?.ok())
         .filter(|m| target_addr(&m.target) == Some(reached))
-        .filter(|m| m.connection_mode.as_deref() != Some("out-of-band"))
+        .filter(|m| {
+            m.connection_mode.as_deref() != Some("out-of-band")
+                || m.inactivity_probe != Some(inactivity_probe_ms)
+        })
         .map(|m| m.uuid)
         .collect();
     if rows.is_empty() {
@@ -57,7 +67,13 @@ pub fn manager_out_of_band(
     }
     let mut txn = Transaction::new(DATABASE);
     for uuid in rows {
-        let row = Row::from([("connection_mode".to_owned(), Datum::scalar("out-of-band"))]);
+        let row = Row::from([
+            ("connection_mode".to_owned(), Datum::scalar("out-of-band")),
+            (
+                "inactivity_probe".to_owned(),
+                Datum::scalar(inactivity_probe_ms),
+            ),
+        ]);
         txn.update(MANAGER, vec![Condition::uuid(uuid)], row);
     }
     Some(txn)
@@ -87,9 +103,9 @@ mod tests {
                 "Manager": {&ids[0]: {"initial": {"target": "tcp:10.0.0.254:6640"}},
                     // Another manager.
                     &ids[1]: {"initial": {"target": "tcp:10.0.0.7:6640"}},
-                    // Ours under another spelling, already out-of-band.
+                    // Ours under another spelling, already set.
                     &ids[2]: {"initial": {"target": "tcp:10.0.0.254",
-                        "connection_mode": "out-of-band"}},
+                        "connection_mode": "out-of-band", "inactivity_probe": 30000}},
                     // Ours, but not the root's: not a manager of this switch.
                     &ids[3]: {"initial": {"target": "tcp:10.0.0.254:6640"}}},
             }),
@@ -97,22 +113,29 @@ mod tests {
         .unwrap();
         let root = cached_root(&r).unwrap().unwrap().into_owned();
         let reached = "10.0.0.254:6640".parse().unwrap();
-        let txn = manager_out_of_band(&r, &root, reached).expect("one row to change");
-        let want = Operation::Update {
+        let txn = manager_settings(&r, &root, reached, 30000).expect("one row to change");
+        let want = |uuid: u128| Operation::Update {
             table: MANAGER.into(),
-            conditions: vec![Condition::uuid(Uuid::from_u128(1))],
-            row: Row::from([("connection_mode".into(), Datum::scalar("out-of-band"))]),
+            conditions: vec![Condition::uuid(Uuid::from_u128(uuid))],
+            row: Row::from([
+                ("connection_mode".into(), Datum::scalar("out-of-band")),
+                ("inactivity_probe".into(), Datum::scalar(30000)),
+            ]),
         };
-        assert_eq!(txn.operations, vec![want]);
+        assert_eq!(txn.operations, vec![want(1)]);
+        // Another probe period wanted: both rows of ours change.
+        let txn = manager_settings(&r, &root, reached, 20000).expect("rows to change");
+        assert_eq!(txn.operations.len(), 2);
 
-        // Once it shows out-of-band, nothing is left to do.
+        // Once it shows both settings, nothing is left to do.
         r.apply(
             UpdateFormat::Update2,
-            &json!({"Manager": {&ids[0]: {"modify": {"connection_mode": "out-of-band"}}}}),
+            &json!({"Manager": {&ids[0]: {"modify": {"connection_mode": "out-of-band",
+                "inactivity_probe": 30000}}}}),
         )
         .unwrap();
-        assert!(manager_out_of_band(&r, &root, reached).is_none());
-        assert!(manager_out_of_band(&r, &root, "10.0.0.9:6640".parse().unwrap()).is_none());
+        assert!(manager_settings(&r, &root, reached, 30000).is_none());
+        assert!(manager_settings(&r, &root, "10.0.0.9:6640".parse().unwrap(), 30000).is_none());
     }
 
     #[test]

@@ -29,8 +29,8 @@
 //! - `tunnel`: [`TunnelPort`] and [`sync_tunnels`];
 //! - `patch`: [`PatchPort`] and [`sync_patch_ports`] (patch ports between bridges);
 //! - `map_keys`: single map-column keys, such as an Interface's marks;
-//! - `manager`: [`manager_out_of_band`], the Manager rows that reach one address taken
-//!   out of in-band control.
+//! - `manager`: [`manager_settings`], the Manager rows that reach one address taken
+//!   out of in-band control and given that manager's probe period.
 
 mod bridge;
 mod cache;
@@ -53,7 +53,7 @@ pub use lookup::{
     bound_interfaces, bridge_by_name, cached_bridge_by_name, cached_interfaces_of, cached_ports_of,
     cached_root, interfaces_of, ports_of, root,
 };
-pub use manager::{manager_out_of_band, target_addr};
+pub use manager::{manager_settings, target_addr};
 pub use map_keys::{
     remove_interface_external_id, remove_map_key, set_interface_external_id, set_map_key,
 };

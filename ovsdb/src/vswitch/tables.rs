@@ -273,10 +273,13 @@ pub struct Manager {
     pub target: String,
     /// `in-band` or `out-of-band`; unset means in-band.
     pub connection_mode: Option<String>,
+    /// Milliseconds of silence after which ovsdb-server probes the manager; unset means
+    /// its default, 5000.
+    pub inactivity_probe: Option<i64>,
 }
 
 impl Manager {
-    pub const COLUMNS: &[&str] = &["target", "connection_mode"];
+    pub const COLUMNS: &[&str] = &["target", "connection_mode", "inactivity_probe"];
 }
 
 impl TypedRow for Manager {
@@ -291,6 +294,7 @@ impl TypedRow for Manager {
             uuid,
             target: r.string("target")?,
             connection_mode: r.opt_string("connection_mode")?,
+            inactivity_probe: r.opt_int("inactivity_probe")?,
         })
     }
 }

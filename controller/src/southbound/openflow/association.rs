@@ -14,6 +14,14 @@ use crate::observed::{ObservedState, TransportNode};
 use super::Ctx;
 use super::conn::{Conn, ConnError};
 
+/// How long a connection whose datapath id another connection claims has to answer an
+/// echo. A live vswitchd answers in milliseconds, a busy one within a second or two; one
+/// that restarted left its old connection half-open (its FIN could not cross the
+/// userspace bridge that carried it), and the new one waits this long to take over. It
+/// is shorter than the idle echo interval, which sets only how soon an idle switch that
+/// died silently is noticed.
+pub(super) const CLAIM_PROBE: Duration = Duration::from_secs(5);
+
 /// The connection that serves a node.
 #[derive(Debug, Clone)]
 pub(super) struct Holder {
@@ -42,7 +50,7 @@ pub(super) async fn claim(
     id: u64,
     peer: SocketAddr,
 ) -> Result<(), ConnError> {
-    let recheck = ctx.settings.session.echo_interval;
+    let recheck = CLAIM_PROBE;
     let mut warned = false;
     loop {
         let released = ctx.released.notified();

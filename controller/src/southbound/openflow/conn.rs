@@ -163,8 +163,7 @@ impl Conn {
                 },
                 _ = self.probe.notified() => {
                     tracing::info!(switch = %self.label, "another connection claims this datapath id; probing this one");
-                    let within = self.session.config().echo_interval;
-                    self.session.probe(std::time::Instant::now(), within);
+                    self.session.probe(std::time::Instant::now(), super::association::CLAIM_PROBE);
                 }
                 _ = sleep_until_opt(deadline) => {}
             }

@@ -103,7 +103,13 @@ pub fn default_concurrent_resyncs() -> usize {
 impl Default for OpenFlowSettings {
     fn default() -> Self {
         OpenFlowSettings {
-            session: SessionConfig::default(),
+            // Like the OVSDB side and like OVS's own probes: an idle switch is probed
+            // once, and dropped if it stays silent for one more interval.
+            session: SessionConfig {
+                echo_interval: super::PROBE_INTERVAL,
+                echo_max_missed: 1,
+                ..SessionConfig::default()
+            },
             request_timeout: Duration::from_secs(60),
             association_log_interval: Duration::from_secs(10),
             retry_min: Duration::from_millis(500),

@@ -17,6 +17,7 @@ use super::*;
 use crate::cluster::Role;
 use crate::desired::{PatchSpec, TunnelSpec};
 use crate::observed::TransportNode;
+use crate::southbound::HYPERVISOR_INACTIVITY_PROBE_MS;
 use crate::topology::{NodeView, Vif};
 
 impl Session {
@@ -123,6 +124,7 @@ impl Session {
                 self.shared.cfg.controller_target()
             },
             controller_max_backoff: Some(CONTROLLER_MAX_BACKOFF_MS),
+            controller_inactivity_probe: Some(HYPERVISOR_INACTIVITY_PROBE_MS),
             other_config: BTreeMap::from([("disable-in-band".into(), "true".into())]),
             external_ids: BTreeMap::new(),
         };
@@ -159,18 +161,19 @@ impl Session {
                 .await?;
         }
 
-        // 1c. The Manager row through which the switch reaches us: out of in-band control.
-        // Weft's traffic never crosses br-int (its in-band is off), and in-band control
-        // for a manager costs the switch hidden flows re-checked on every pass of its
-        // main loop, on every bridge on the path (about a quarter of an idle userspace
-        // switch's CPU).
+        // 1c. The Manager row through which the switch reaches us: out of in-band control,
+        // and probed by us alone. Weft's traffic never crosses br-int (its in-band is off),
+        // and in-band control for a manager costs the switch hidden flows re-checked on
+        // every pass of its main loop, on every bridge on the path (about a quarter of an
+        // idle userspace switch's CPU); see HYPERVISOR_INACTIVITY_PROBE_MS for the probe.
         if owner
             && self.may_write(WriteKind::Manager)
             && let Some(reached) = self.reached_at
-            && let Some(txn) = vswitch::manager_out_of_band(replica, &root, reached)
+            && let Some(txn) =
+                vswitch::manager_settings(replica, &root, reached, HYPERVISOR_INACTIVITY_PROBE_MS)
         {
             tracing::info!(node = %node.id, %reached,
-                "taking the manager connection to this instance out of in-band control");
+                "manager connection to this instance: out of in-band control, probed by weftd");
             self.write(client, events, WriteKind::Manager, &txn).await?;
         }
 

@@ -19,6 +19,7 @@ use ovsdb::{Condition, Function, Mutation, Replica, Row, Transaction};
 use uuid::Uuid;
 
 use super::CONTROLLER_MAX_BACKOFF_MS;
+use crate::southbound::HYPERVISOR_INACTIVITY_PROBE_MS;
 
 /// `Open_vSwitch.external_ids` key naming the hypervisor's current owner and generation.
 pub const KEY_OWNER: &str = "weft-owner";
@@ -111,6 +112,10 @@ pub fn plan_controllers(
             (
                 "max_backoff".into(),
                 Datum::scalar(CONTROLLER_MAX_BACKOFF_MS),
+            ),
+            (
+                "inactivity_probe".into(),
+                Datum::scalar(HYPERVISOR_INACTIVITY_PROBE_MS),
             ),
         ]);
         let c = txn.insert(vswitch::CONTROLLER, row);

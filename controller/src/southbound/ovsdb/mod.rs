@@ -149,7 +149,7 @@ impl Default for OvsdbSouthbound {
             active: Vec::new(),
             openflow_advertise: None,
             advertise_ssl: false,
-            inactivity_probe: Duration::from_secs(5),
+            inactivity_probe: super::PROBE_INTERVAL,
             request_timeout: Duration::from_secs(30),
             event_capacity: 256,
             max_sessions: 8192,
