@@ -81,6 +81,12 @@ impl EtcdCluster {
         self.members.iter().map(Child::id).collect()
     }
 
+    /// Waits until the cluster has a leader and takes a write (60 s), by connecting a
+    /// store under `prefix` (which creates that prefix's revision keys).
+    pub async fn wait_ready(&mut self, prefix: &str) -> anyhow::Result<()> {
+        self.connect(prefix).await.map(drop)
+    }
+
     /// Connects a store under `prefix`, retrying until the cluster has a leader (60 s).
     async fn connect(&mut self, prefix: &str) -> anyhow::Result<EtcdStore> {
         let deadline = Instant::now() + Duration::from_secs(60);

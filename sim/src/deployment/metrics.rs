@@ -19,6 +19,12 @@ pub const READ: &[&str] = &[
 /// The [`READ`] counters of the instance whose API is at `api`; empty when it does not
 /// answer within 10 s.
 pub async fn read(api: SocketAddr) -> BTreeMap<String, f64> {
+    read_names(api, READ).await
+}
+
+/// The samples named in `names` (each summed over its labels) of the instance whose API
+/// is at `api`; empty when it does not answer within 10 s.
+pub async fn read_names(api: SocketAddr, names: &[&str]) -> BTreeMap<String, f64> {
     let fetch = async {
         let mut s = TcpStream::connect(api).await.ok()?;
         s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
@@ -31,17 +37,17 @@ pub async fn read(api: SocketAddr) -> BTreeMap<String, f64> {
     let Ok(Some(text)) = tokio::time::timeout(Duration::from_secs(10), fetch).await else {
         return BTreeMap::new();
     };
-    parse(&text)
+    parse(&text, names)
 }
 
-fn parse(text: &str) -> BTreeMap<String, f64> {
+fn parse(text: &str, names: &[&str]) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let Some((name, value)) = line.rsplit_once(' ') else {
             continue;
         };
         let name = name.split('{').next().unwrap_or(name).trim();
-        if let (true, Ok(v)) = (READ.contains(&name), value.trim().parse::<f64>()) {
+        if let (true, Ok(v)) = (names.contains(&name), value.trim().parse::<f64>()) {
             *out.entry(name.to_owned()).or_insert(0.0) += v;
         }
     }
@@ -55,6 +61,7 @@ mod tests {
         let m = super::parse(
             "# TYPE x counter\nweft_nodes_recompiled_total{reason=\"a\"} 3\n\
              weft_nodes_recompiled_total{reason=\"b\"} 4\nweft_other 9\nweft_compile_seconds_sum 1.5\n",
+            super::READ,
         );
         assert_eq!(m.get("weft_nodes_recompiled_total"), Some(&7.0));
         assert_eq!(m.get("weft_compile_seconds_sum"), Some(&1.5));
