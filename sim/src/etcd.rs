@@ -77,6 +77,14 @@ impl EtcdCluster {
         &self.endpoints
     }
 
+    /// Each member's client address (where it also serves `GET /metrics`).
+    pub fn client_addrs(&self) -> Vec<std::net::SocketAddr> {
+        self.endpoints
+            .iter()
+            .filter_map(|e| e.strip_prefix("http://")?.parse().ok())
+            .collect()
+    }
+
     pub fn pids(&self) -> Vec<u32> {
         self.members.iter().map(Child::id).collect()
     }

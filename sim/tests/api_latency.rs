@@ -1,7 +1,8 @@
 //! Issue 19, `weft-api-bench` at a tiny size: on redb, on etcd with one instance and on
 //! etcd with three instances taking the writes in turn, every write is acknowledged and
 //! every instance reads back, right after, exactly what was acknowledged (created
-//! switches and ports present, deleted ports gone). No assertion on timings.
+//! switches and ports present, deleted ports gone); each created switch and port is
+//! read at the next instance as soon as its write is answered. No assertion on timings.
 //!
 //! Needs the `etcd` binary (Debian `etcd-server`) and weftd (built next to this test
 //! binary by `cargo test --workspace`; otherwise `cargo build -p weft-controller --bin
@@ -22,6 +23,7 @@ async fn every_acknowledged_write_is_read_back_on_each_backend() {
         ],
         base_dir: None,
         keep: false,
+        read_each: true,
     };
     let reports = api_latency::run(&opts)
         .await
@@ -48,7 +50,12 @@ async fn every_acknowledged_write_is_read_back_on_each_backend() {
         };
         for p in &r.phases {
             assert_eq!(p.sent, writes, "{label} {}", p.name);
-            assert_eq!(p.latencies.len(), writes, "{label} {}: acknowledged", p.name);
+            assert_eq!(
+                p.latencies.len(),
+                writes,
+                "{label} {}: acknowledged",
+                p.name
+            );
             assert_eq!(p.read_back.instances, instances, "{label} {}", p.name);
             assert!(
                 p.commits >= 1,

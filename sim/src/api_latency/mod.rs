@@ -88,6 +88,9 @@ pub struct LatencyOptions {
     pub base_dir: Option<PathBuf>,
     /// Keep the run directory (weftd logs, etcd data) afterwards.
     pub keep: bool,
+    /// Read each created object at the next instance as soon as its write is answered
+    /// (untimed, but it paces the writes): "a write at one is read at another at once".
+    pub read_each: bool,
 }
 
 /// One backend's results.
@@ -135,8 +138,12 @@ pub async fn run(opts: &LatencyOptions) -> anyhow::Result<Vec<BackendReport>> {
                 etcd.as_ref().map(|e| e.endpoints().join(","))
             }
         };
+        let members: Vec<SocketAddr> = match (backend, &etcd) {
+            (Backend::Etcd { .. }, Some(e)) => e.client_addrs(),
+            _ => Vec::new(),
+        };
         let started = start_instances(&bin, &run_dir, *backend, endpoints.as_deref(), n)?;
-        let report = measure(opts, *backend, &started).await;
+        let report = measure(opts, *backend, &started, &members).await;
         let logs: Vec<PathBuf> = started.iter().map(|w| w.log.clone()).collect();
         drop(started);
         let mut report = report?;
@@ -182,6 +189,7 @@ async fn measure(
     opts: &LatencyOptions,
     backend: Backend,
     instances: &[Weftd],
+    etcd: &[SocketAddr],
 ) -> anyhow::Result<BackendReport> {
     let apis: Vec<SocketAddr> = instances.iter().map(|w| w.api).collect();
     let clients: Vec<HttpClient> = instances
@@ -192,7 +200,15 @@ async fn measure(
                 .build(w.url())
         })
         .collect::<Result<_, _>>()?;
-    let phases = workload::run(&clients, &apis, opts.writes, opts.clients).await?;
+    let counters = workload::Counters { apis: &apis, etcd };
+    let phases = workload::run(
+        &clients,
+        &counters,
+        opts.writes,
+        opts.clients,
+        opts.read_each,
+    )
+    .await?;
     Ok(BackendReport {
         backend,
         phases,

@@ -60,7 +60,7 @@ pub fn table(reports: &[BackendReport]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<22} {:<26} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>10}",
+        "{:<22} {:<26} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>10} {:>15}",
         "backend",
         "operation",
         "p50 ms",
@@ -69,7 +69,8 @@ pub fn table(reports: &[BackendReport]) -> String {
         "max ms",
         "writes/s",
         "commits",
-        "commit ms"
+        "commit ms",
+        "etcd txn/range"
     );
     for r in reports {
         for p in &r.phases {
@@ -78,9 +79,13 @@ pub fn table(reports: &[BackendReport]) -> String {
                 .commit_ms
                 .map(|c| format!("{c:.2}"))
                 .unwrap_or_else(|| "-".into());
+            let rpcs = match (p.etcd_txns, p.etcd_ranges) {
+                (Some(t), Some(r)) => format!("{t}/{r}"),
+                _ => "-".into(),
+            };
             let _ = writeln!(
                 out,
-                "{:<22} {:<26} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9.0} {:>8} {:>10}",
+                "{:<22} {:<26} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9.0} {:>8} {:>10} {:>15}",
                 r.backend.label(),
                 p.name,
                 s.p50_ms,
@@ -89,7 +94,8 @@ pub fn table(reports: &[BackendReport]) -> String {
                 s.max_ms,
                 s.writes_per_s,
                 p.commits,
-                commit
+                commit,
+                rpcs
             );
         }
         if r.replans > 0 {
@@ -153,6 +159,8 @@ pub fn json(reports: &[BackendReport]) -> Value {
                             "wall_s": p.wall.as_secs_f64(),
                             "store_commits": p.commits,
                             "store_commit_mean_ms": s.commit_ms,
+                            "etcd_txns": p.etcd_txns,
+                            "etcd_ranges": p.etcd_ranges,
                             "read_back_instances": p.read_back.instances,
                             "read_back_expected": p.read_back.expected,
                         })

@@ -36,10 +36,18 @@ pub struct Phase {
     pub sent: usize,
     /// Failed writes (error or an answer that does not name the object).
     pub errors: Vec<String>,
+    /// With `read_each`: creations the next instance did not return right after the
+    /// answer.
+    pub stale_reads: Vec<String>,
     /// Store commits (weftd's `weft_store_commit_seconds`) during the phase, over all
     /// instances: how many, and their summed duration.
     pub commits: u64,
     pub commit_seconds: f64,
+    /// etcd `Txn` and `Range` calls the members served during the phase (None on redb):
+    /// how many round trips to etcd the writes cost, plus the instances' own
+    /// background calls (ownership records).
+    pub etcd_txns: Option<u64>,
+    pub etcd_ranges: Option<u64>,
     pub read_back: ReadBack,
 }
 
@@ -69,6 +77,11 @@ impl Phase {
             ));
         }
         out.extend(
+            self.stale_reads
+                .iter()
+                .map(|m| format!("{}: {m}", self.name)),
+        );
+        out.extend(
             self.read_back
                 .mismatches
                 .iter()
@@ -83,20 +96,32 @@ struct Write {
     instance: usize,
     method: &'static str,
     params: Value,
+    /// How to read the created object back by its id (method, parameter).
+    get: Option<(&'static str, &'static str)>,
 }
 
 /// What each write returned, in order: the acknowledged answer or the error.
 struct Timed {
     answers: Vec<Result<(Value, Duration), String>>,
     wall: Duration,
+    /// Creations the next instance did not read back right after their answer.
+    stale: Vec<String>,
 }
 
-/// Runs the phases on `clients` (one per instance; `apis` their addresses, for metrics).
+/// Where a phase reads its counters: the instances' APIs and the etcd members' client
+/// ports (none on redb).
+pub struct Counters<'a> {
+    pub apis: &'a [SocketAddr],
+    pub etcd: &'a [SocketAddr],
+}
+
+/// Runs the phases on `clients` (one per instance).
 pub async fn run(
     clients: &[HttpClient],
-    apis: &[SocketAddr],
+    apis: &Counters<'_>,
     writes: usize,
     concurrent: usize,
+    read_each: bool,
 ) -> anyhow::Result<Vec<Phase>> {
     let k = clients.len().max(1);
     let mut phases = Vec::new();
@@ -106,14 +131,17 @@ pub async fn run(
             instance: j % k,
             method: "switch_create",
             params: json!({ "name": format!("bench-s{j}") }),
+            get: Some(("switch_get", "switch")),
         })
         .collect();
-    let (mut phase, switches) = timed_phase("switch_create", clients, apis, jobs, 1, "id").await;
+    let (mut phase, switches) =
+        timed_phase("switch_create", clients, apis, jobs, (1, read_each), "id").await;
     phase.read_back = read_back(clients, "switch_list", json!({}), &switches).await;
     phases.push(phase);
 
     let jobs = port_creates(writes, k, "bench-s0", 0);
-    let (mut phase, ports) = timed_phase("port_create", clients, apis, jobs, 1, "id").await;
+    let (mut phase, ports) =
+        timed_phase("port_create", clients, apis, jobs, (1, read_each), "id").await;
     let on_s0 = json!({ "switch": "bench-s0" });
     phase.read_back = read_back(clients, "port_list", on_s0.clone(), &ports).await;
     phases.push(phase);
@@ -125,9 +153,11 @@ pub async fn run(
             instance: j % k,
             method: "port_delete",
             params: json!({ "port": id }),
+            get: None,
         })
         .collect();
-    let (mut phase, deleted) = timed_phase("port_delete", clients, apis, jobs, 1, "ports").await;
+    let (mut phase, deleted) =
+        timed_phase("port_delete", clients, apis, jobs, (1, read_each), "ports").await;
     let left: Vec<String> = ports
         .iter()
         .filter(|p| !deleted.contains(p))
@@ -139,7 +169,8 @@ pub async fn run(
     if concurrent > 0 {
         let jobs = port_creates(writes, k, "bench-s1", 1);
         let name = format!("port_create, {concurrent} clients");
-        let (mut phase, ports) = timed_phase(&name, clients, apis, jobs, concurrent, "id").await;
+        let (mut phase, ports) =
+            timed_phase(&name, clients, apis, jobs, (concurrent, read_each), "id").await;
         let on_s1 = json!({ "switch": "bench-s1" });
         phase.read_back = read_back(clients, "port_list", on_s1, &ports).await;
         phases.push(phase);
@@ -160,26 +191,33 @@ fn port_creates(writes: usize, k: usize, switch: &str, set: u8) -> Vec<Write> {
                     "name": format!("bench-p{set}-{j}"),
                     "mac": format!("02:00:{set:02x}:{a:02x}:{b:02x}:{c:02x}"),
                 }),
+                get: Some(("port_get", "port")),
             }
         })
         .collect()
 }
 
-/// Runs `jobs` on `lanes` clients at once and returns the phase (read-back still empty)
-/// and the ids the acknowledged answers name under `id_field` (a string, or an array
-/// of them for a deletion).
+/// Runs `jobs` on `lanes` clients at once (reading each creation back at the next
+/// instance when `read_each`) and returns the phase (read-back still empty) and the ids
+/// the acknowledged answers name under `id_field` (a string, or an array of them for a
+/// deletion).
 async fn timed_phase(
     name: &str,
     clients: &[HttpClient],
-    apis: &[SocketAddr],
+    apis: &Counters<'_>,
     jobs: Vec<Write>,
-    lanes: usize,
+    (lanes, read_each): (usize, bool),
     id_field: &str,
 ) -> (Phase, Vec<String>) {
     let sent = jobs.len();
-    let before = commits(apis).await;
-    let timed = run_jobs(clients, jobs, lanes).await;
-    let after = commits(apis).await;
+    let before = commits(apis.apis).await;
+    let rpcs_before = etcd_rpcs(apis.etcd).await;
+    let timed = run_jobs(clients, jobs, lanes, read_each).await;
+    let after = commits(apis.apis).await;
+    let rpcs_after = etcd_rpcs(apis.etcd).await;
+    let rpcs = rpcs_before
+        .zip(rpcs_after)
+        .map(|((t0, r0), (t1, r1))| (t1.saturating_sub(t0), r1.saturating_sub(r0)));
     let mut ids = Vec::new();
     let mut latencies = Vec::new();
     let mut errors = Vec::new();
@@ -188,7 +226,10 @@ async fn timed_phase(
             Ok((v, took)) => {
                 let named: Vec<String> = match &v[id_field] {
                     Value::String(s) => vec![s.clone()],
-                    Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect(),
+                    Value::Array(a) => a
+                        .iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect(),
                     _ => Vec::new(),
                 };
                 if named.is_empty() {
@@ -208,15 +249,25 @@ async fn timed_phase(
         wall: timed.wall,
         sent,
         errors,
+        stale_reads: timed.stale,
         commits: (after.1 - before.1).max(0.0) as u64,
         commit_seconds: (after.0 - before.0).max(0.0),
+        etcd_txns: rpcs.map(|r| r.0),
+        etcd_ranges: rpcs.map(|r| r.1),
         read_back: ReadBack::default(),
     };
     (phase, ids)
 }
 
-/// Sends job `j` from lane `j mod lanes`, each lane one write at a time.
-async fn run_jobs(clients: &[HttpClient], jobs: Vec<Write>, lanes: usize) -> Timed {
+/// Sends job `j` from lane `j mod lanes`, each lane one write at a time; with
+/// `read_each`, each creation is read (untimed) at the next instance as soon as it is
+/// answered.
+async fn run_jobs(
+    clients: &[HttpClient],
+    jobs: Vec<Write>,
+    lanes: usize,
+    read_each: bool,
+) -> Timed {
     let lanes = lanes.max(1);
     let n = jobs.len();
     let mut per_lane: Vec<Vec<(usize, Write)>> = (0..lanes).map(|_| Vec::new()).collect();
@@ -230,6 +281,7 @@ async fn run_jobs(clients: &[HttpClient], jobs: Vec<Write>, lanes: usize) -> Tim
             let clients = clients.to_vec();
             tokio::spawn(async move {
                 let mut out = Vec::with_capacity(lane.len());
+                let mut stale = Vec::new();
                 for (j, w) in lane {
                     let Some(client) = clients.get(w.instance) else {
                         out.push((j, Err(format!("no instance {}", w.instance))));
@@ -237,20 +289,29 @@ async fn run_jobs(clients: &[HttpClient], jobs: Vec<Write>, lanes: usize) -> Tim
                     };
                     let t = Instant::now();
                     let answer = call(client, w.method, &w.params).await;
-                    out.push((j, answer.map(|v| (v, t.elapsed()))));
+                    let answer = answer.map(|v| (v, t.elapsed()));
+                    if let (true, Ok((v, _)), Some(get)) = (read_each, &answer, w.get) {
+                        let next = (w.instance + 1) % clients.len();
+                        if let Err(e) = read_one(&clients[next], get, &v["id"]).await {
+                            stale.push(format!("write {j}, read at instance {next}: {e}"));
+                        }
+                    }
+                    out.push((j, answer));
                 }
-                out
+                (out, stale)
             })
         })
         .collect();
     let mut answers: Vec<Result<(Value, Duration), String>> =
         (0..n).map(|_| Err("not sent".to_string())).collect();
+    let mut all_stale = Vec::new();
     for task in tasks {
         match task.await {
-            Ok(out) => {
+            Ok((out, stale)) => {
                 for (j, a) in out {
                     answers[j] = a;
                 }
+                all_stale.extend(stale);
             }
             Err(e) => tracing::warn!(error = %e, "a client task failed"),
         }
@@ -258,6 +319,21 @@ async fn run_jobs(clients: &[HttpClient], jobs: Vec<Write>, lanes: usize) -> Tim
     Timed {
         answers,
         wall: started.elapsed(),
+        stale: all_stale,
+    }
+}
+
+/// Reads the object `id` with `get` (method, parameter) and checks the answer names it.
+async fn read_one(
+    client: &HttpClient,
+    (method, param): (&str, &str),
+    id: &Value,
+) -> Result<(), String> {
+    let v = call(client, method, &json!({ param: id })).await?;
+    if &v["id"] == id {
+        Ok(())
+    } else {
+        Err(format!("{method} answered {v}"))
     }
 }
 
@@ -327,4 +403,56 @@ async fn commits(apis: &[SocketAddr]) -> (f64, f64) {
         sum.1 += m.get(COMMIT_METRICS[1]).copied().unwrap_or(0.0);
     }
     sum
+}
+
+/// `Txn` and `Range` calls served so far, summed over the etcd members at `members`
+/// (their `grpc_server_handled_total`); None without members or when one does not answer.
+async fn etcd_rpcs(members: &[SocketAddr]) -> Option<(u64, u64)> {
+    if members.is_empty() {
+        return None;
+    }
+    let mut sum = (0, 0);
+    for m in members {
+        let text = metrics::fetch(*m).await?;
+        let (t, r) = grpc_handled(&text);
+        sum.0 += t;
+        sum.1 += r;
+    }
+    Some(sum)
+}
+
+/// Sums `grpc_server_handled_total` over codes for the `Txn` and `Range` methods.
+fn grpc_handled(text: &str) -> (u64, u64) {
+    let mut sum = (0, 0);
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("grpc_server_handled_total{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(v) = value.trim().parse::<f64>() else {
+            continue;
+        };
+        if labels.contains("grpc_method=\"Txn\"") {
+            sum.0 += v as u64;
+        } else if labels.contains("grpc_method=\"Range\"") {
+            sum.1 += v as u64;
+        }
+    }
+    sum
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_txn_and_range_calls_over_codes() {
+        let text = "# HELP grpc_server_handled_total x\n\
+            grpc_server_handled_total{grpc_code=\"OK\",grpc_method=\"Txn\",grpc_service=\"etcdserverpb.KV\",grpc_type=\"unary\"} 7\n\
+            grpc_server_handled_total{grpc_code=\"Unavailable\",grpc_method=\"Txn\",grpc_service=\"etcdserverpb.KV\",grpc_type=\"unary\"} 1\n\
+            grpc_server_handled_total{grpc_code=\"OK\",grpc_method=\"Range\",grpc_service=\"etcdserverpb.KV\",grpc_type=\"unary\"} 3\n\
+            grpc_server_handled_total{grpc_code=\"OK\",grpc_method=\"Put\",grpc_service=\"etcdserverpb.KV\",grpc_type=\"unary\"} 9\n\
+            grpc_server_started_total{grpc_method=\"Txn\"} 100\n";
+        assert_eq!(super::grpc_handled(text), (8, 3));
+    }
 }

@@ -32,6 +32,10 @@ struct Cli {
     /// Keep the run directory afterwards.
     #[arg(long)]
     keep: bool,
+    /// Read each created switch or port at the next instance as soon as its write is
+    /// answered (untimed; a check, it paces the writes).
+    #[arg(long)]
+    read_each: bool,
     /// JSON output file.
     #[arg(long)]
     out: Option<std::path::PathBuf>,
@@ -55,6 +59,7 @@ fn main() -> anyhow::Result<()> {
         backends: cli.backends,
         base_dir: cli.dir,
         keep: cli.keep,
+        read_each: cli.read_each,
     };
     let reports = rt.block_on(api_latency::run(&opts))?;
     println!(

@@ -25,8 +25,17 @@ pub async fn read(api: SocketAddr) -> BTreeMap<String, f64> {
 /// The samples named in `names` (each summed over its labels) of the instance whose API
 /// is at `api`; empty when it does not answer within 10 s.
 pub async fn read_names(api: SocketAddr, names: &[&str]) -> BTreeMap<String, f64> {
-    let fetch = async {
-        let mut s = TcpStream::connect(api).await.ok()?;
+    match fetch(api).await {
+        Some(text) => parse(&text, names),
+        None => BTreeMap::new(),
+    }
+}
+
+/// The Prometheus text a server (weftd's API, or an etcd member's client port) serves
+/// at `GET /metrics`; None when it does not answer within 10 s.
+pub async fn fetch(addr: SocketAddr) -> Option<String> {
+    let get = async {
+        let mut s = TcpStream::connect(addr).await.ok()?;
         s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
             .await
             .ok()?;
@@ -34,10 +43,10 @@ pub async fn read_names(api: SocketAddr, names: &[&str]) -> BTreeMap<String, f64
         s.read_to_string(&mut body).await.ok()?;
         Some(body)
     };
-    let Ok(Some(text)) = tokio::time::timeout(Duration::from_secs(10), fetch).await else {
-        return BTreeMap::new();
-    };
-    parse(&text, names)
+    tokio::time::timeout(Duration::from_secs(10), get)
+        .await
+        .ok()
+        .flatten()
 }
 
 fn parse(text: &str, names: &[&str]) -> BTreeMap<String, f64> {
