@@ -77,8 +77,22 @@ impl EtcdCluster {
         &self.endpoints
     }
 
+    /// Each member's client address (where it also serves `GET /metrics`).
+    pub fn client_addrs(&self) -> Vec<std::net::SocketAddr> {
+        self.endpoints
+            .iter()
+            .filter_map(|e| e.strip_prefix("http://")?.parse().ok())
+            .collect()
+    }
+
     pub fn pids(&self) -> Vec<u32> {
         self.members.iter().map(Child::id).collect()
+    }
+
+    /// Waits until the cluster has a leader and takes a write (60 s), by connecting a
+    /// store under `prefix` (which creates that prefix's revision keys).
+    pub async fn wait_ready(&mut self, prefix: &str) -> anyhow::Result<()> {
+        self.connect(prefix).await.map(drop)
     }
 
     /// Connects a store under `prefix`, retrying until the cluster has a leader (60 s).

@@ -4,8 +4,10 @@
 //! ([`node`]). [`scenario`] builds the logical configuration (switches, ports, ACLs) and
 //! writes it straight into a fresh weftd store; [`weftd`] runs the real `weftd` binary
 //! and reads its CPU time and peak memory; [`check`] compares each node's flow table
-//! with the compiler's expected flows; [`hog`] loads the CPU beside them.
+//! with the compiler's expected flows; [`hog`] loads the CPU beside them;
+//! [`api_latency`] times API writes on each store backend.
 
+pub mod api_latency;
 pub mod check;
 pub mod cluster;
 pub mod db;

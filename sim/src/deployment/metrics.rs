@@ -19,8 +19,23 @@ pub const READ: &[&str] = &[
 /// The [`READ`] counters of the instance whose API is at `api`; empty when it does not
 /// answer within 10 s.
 pub async fn read(api: SocketAddr) -> BTreeMap<String, f64> {
-    let fetch = async {
-        let mut s = TcpStream::connect(api).await.ok()?;
+    read_names(api, READ).await
+}
+
+/// The samples named in `names` (each summed over its labels) of the instance whose API
+/// is at `api`; empty when it does not answer within 10 s.
+pub async fn read_names(api: SocketAddr, names: &[&str]) -> BTreeMap<String, f64> {
+    match fetch(api).await {
+        Some(text) => parse(&text, names),
+        None => BTreeMap::new(),
+    }
+}
+
+/// The Prometheus text a server (weftd's API, or an etcd member's client port) serves
+/// at `GET /metrics`; None when it does not answer within 10 s.
+pub async fn fetch(addr: SocketAddr) -> Option<String> {
+    let get = async {
+        let mut s = TcpStream::connect(addr).await.ok()?;
         s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
             .await
             .ok()?;
@@ -28,20 +43,20 @@ pub async fn read(api: SocketAddr) -> BTreeMap<String, f64> {
         s.read_to_string(&mut body).await.ok()?;
         Some(body)
     };
-    let Ok(Some(text)) = tokio::time::timeout(Duration::from_secs(10), fetch).await else {
-        return BTreeMap::new();
-    };
-    parse(&text)
+    tokio::time::timeout(Duration::from_secs(10), get)
+        .await
+        .ok()
+        .flatten()
 }
 
-fn parse(text: &str) -> BTreeMap<String, f64> {
+fn parse(text: &str, names: &[&str]) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let Some((name, value)) = line.rsplit_once(' ') else {
             continue;
         };
         let name = name.split('{').next().unwrap_or(name).trim();
-        if let (true, Ok(v)) = (READ.contains(&name), value.trim().parse::<f64>()) {
+        if let (true, Ok(v)) = (names.contains(&name), value.trim().parse::<f64>()) {
             *out.entry(name.to_owned()).or_insert(0.0) += v;
         }
     }
@@ -55,6 +70,7 @@ mod tests {
         let m = super::parse(
             "# TYPE x counter\nweft_nodes_recompiled_total{reason=\"a\"} 3\n\
              weft_nodes_recompiled_total{reason=\"b\"} 4\nweft_other 9\nweft_compile_seconds_sum 1.5\n",
+            super::READ,
         );
         assert_eq!(m.get("weft_nodes_recompiled_total"), Some(&7.0));
         assert_eq!(m.get("weft_compile_seconds_sum"), Some(&1.5));
