@@ -62,3 +62,18 @@ pub fn load_schema_json() -> Result<(Arc<Value>, Arc<DatabaseSchema>), SimError>
 pub fn load_schema() -> Result<Arc<DatabaseSchema>, SimError> {
     load_schema_json().map(|(_, s)| s)
 }
+
+/// What every bench binary starts with: log lines to stderr (`RUST_LOG`, `warn` when
+/// unset, so that tables on stdout stay clean) and a multi-threaded runtime.
+pub fn bench_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
