@@ -11,7 +11,7 @@ use integration::lab::{Hypervisor, Lab, VmSpec};
 
 use crate::coverage::{self, Coverage};
 use crate::plane::{
-    Plane, PortDef, Vif, cpu_sum, first_reply_unix, hypervisor_pids, is_installed, rss_kib,
+    CpuMeter, Plane, PortDef, Vif, first_reply_unix, hypervisor_pids, is_installed, rss_kib,
     unix_now, wait_installed,
 };
 use crate::stats::Samples;
@@ -130,11 +130,12 @@ pub fn run(plane: &mut dyn Plane, lab: &Lab, reps: &Reps) -> Result<Results> {
         .filter_map(|p| rss_kib(*p))
         .sum();
     r.entry("ctl_rss").or_default().push(rss as f64 / 1024.0);
-    let hv_pids = hypervisor_pids(hvs);
+    let hv_cpu = CpuMeter::new("hv-idle", hypervisor_pids(hvs));
     let cov0 = reps.coverage.then(|| Coverage::read(hvs));
-    let c0 = cpu_sum(&hv_pids);
+    let c0 = hv_cpu.ms();
     std::thread::sleep(reps.idle);
-    r.entry("hv_idle").or_default().push(cpu_sum(&hv_pids) - c0);
+    r.entry("hv_idle").or_default().push(hv_cpu.ms() - c0);
+    drop(hv_cpu);
     if let Some(cov0) = cov0 {
         coverage::report(name, "the idle window", &Coverage::read(hvs).since(&cov0));
     }
@@ -313,14 +314,14 @@ fn batch_rows(
     let _plugged = Plugged::new(hvs, &by_hv)?;
     std::thread::sleep(Duration::from_secs(1));
 
-    let ctl = plane.controller_pids();
-    let hvp = hypervisor_pids(hvs);
+    let ctl = CpuMeter::new("ctl-batch", plane.controller_pids());
+    let hvp = CpuMeter::new("hv-batch", hypervisor_pids(hvs));
     let cov0 = with_coverage.then(|| Coverage::read(hvs));
-    let (c0, h0) = (cpu_sum(&ctl), cpu_sum(&hvp));
+    let (c0, h0) = (ctl.ms(), hvp.ms());
     let t0 = Instant::now();
     plane.create_ports(&ports)?;
     let created = wait_all(hvs, t0, |_, i| Ok(watches[i].all_installed(&by_hv[i])))?;
-    let (c1, h1) = (cpu_sum(&ctl), cpu_sum(&hvp));
+    let (c1, h1) = (ctl.ms(), hvp.ms());
     std::thread::sleep(Duration::from_secs(1));
     if let Some(cov0) = cov0 {
         // Coverage totals lag up to a second (vswitchd folds them in once a second).
