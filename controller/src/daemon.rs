@@ -176,10 +176,8 @@ impl Daemon {
             }
         };
         tracing::info!(%api_addr, auth = cfg.api_token.is_some(), https = cfg.api_tls.is_some(), "API listening");
-        ownership.set_info(crate::cluster::InstanceInfo {
-            api: api_addr.to_string(),
-            openflow_advertise: advertised_target(cfg),
-        });
+        let info = instance_info(cfg, api_addr, ovsdb.local_addr());
+        ownership.set_info(info.clone());
         tokio::spawn(crate::cluster::events::announce(
             ownership.clone(),
             controller.observed().clone(),
@@ -187,18 +185,16 @@ impl Daemon {
         ));
         let cluster = match cluster_view {
             None => None,
-            Some(view) => {
-                match start_cluster(cfg, api_addr, local_nodes, nodes.clone(), view).await {
-                    Ok(c) => Some(c),
-                    Err(e) => {
-                        southbound_stop.cancel();
-                        status_stop.cancel();
-                        let _ = server.stop();
-                        writer.shutdown().await;
-                        return Err(e);
-                    }
+            Some(view) => match start_cluster(cfg, info, local_nodes, nodes.clone(), view).await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    southbound_stop.cancel();
+                    status_stop.cancel();
+                    let _ = server.stop();
+                    writer.shutdown().await;
+                    return Err(e);
                 }
-            }
+            },
         };
         Ok(Daemon {
             ownership,
@@ -242,6 +238,31 @@ impl Daemon {
 }
 
 /// The OpenFlow target written into br-int's Controller rows, in the listener's scheme.
+/// What this instance announces about itself to the cluster.
+fn instance_info(
+    cfg: &Config,
+    api_addr: SocketAddr,
+    ovsdb: Option<SocketAddr>,
+) -> crate::cluster::InstanceInfo {
+    crate::cluster::InstanceInfo {
+        api: api_addr.to_string(),
+        openflow_advertise: advertised_target(cfg),
+        ovsdb_manager: ovsdb.and_then(|bound| manager_address(cfg, bound)),
+    }
+}
+
+/// The address hypervisors dial for this instance's OVSDB listener (`bound`): the
+/// listener's own when it is bound to one IP, else the advertised OpenFlow IP on the
+/// listener's port (the host the hypervisors reach); unknown without either. Only ever
+/// compared with Manager targets, so a wrong guess changes nothing.
+fn manager_address(cfg: &Config, bound: SocketAddr) -> Option<SocketAddr> {
+    if !bound.ip().is_unspecified() {
+        return Some(bound);
+    }
+    cfg.openflow_advertise
+        .map(|a| SocketAddr::new(a.ip(), bound.port()))
+}
+
 fn advertised_target(cfg: &Config) -> Option<String> {
     let scheme = if cfg.openflow_ssl { "ssl" } else { "tcp" };
     cfg.openflow_advertise.map(|a| format!("{scheme}:{a}"))
@@ -305,12 +326,11 @@ fn ownership_for(cfg: &Config) -> (Option<ClusterView>, Ownership) {
 #[cfg(feature = "etcd")]
 async fn start_cluster(
     cfg: &Config,
-    api_addr: SocketAddr,
+    info: crate::cluster::InstanceInfo,
     local: Arc<TransportNodes>,
     shared: Arc<TransportNodes>,
     view: ClusterView,
 ) -> anyhow::Result<ClusterTasks> {
-    use crate::cluster::InstanceInfo;
     use crate::cluster::etcd::{Cluster, ClusterSettings};
     use crate::store::EtcdSettings;
     let Some(etcd) = &cfg.etcd else {
@@ -319,10 +339,7 @@ async fn start_cluster(
     let settings = ClusterSettings {
         etcd: EtcdSettings::new(etcd.endpoints.clone(), &etcd.prefix, &cfg.instance),
         instance: cfg.instance.clone(),
-        info: InstanceInfo {
-            api: api_addr.to_string(),
-            openflow_advertise: advertised_target(cfg),
-        },
+        info,
         owner_lease: cfg.owner_lease,
     };
     tracing::info!(instance = %cfg.instance, lease = ?cfg.owner_lease, "joining the cluster");
@@ -332,7 +349,7 @@ async fn start_cluster(
 #[cfg(not(feature = "etcd"))]
 async fn start_cluster(
     _: &Config,
-    _: SocketAddr,
+    _: crate::cluster::InstanceInfo,
     _: Arc<TransportNodes>,
     _: Arc<TransportNodes>,
     view: ClusterView,

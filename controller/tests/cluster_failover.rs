@@ -41,9 +41,47 @@ fn setup_on(cl: ClusterLab) -> (ClusterLab, integration::lab::Vm, integration::l
     let vm1 = cl.plug(0, "vm1", "02:00:00:00:00:01", "10.0.0.1/24");
     let vm2 = cl.plug(1, "vm2", "02:00:00:00:00:02", "10.0.0.2/24");
     check_status(&cl);
+    check_managers(&cl);
     vm1.ping_until_reachable(ip("10.0.0.2"), Duration::from_secs(20))
         .unwrap_or_else(|e| panic!("vm1 -> vm2: {e}\n{}", cl.logs()));
     (cl, vm1, vm2)
+}
+
+/// Every instance's Manager row on every hypervisor is out of in-band control and left
+/// for weftd to probe: each hypervisor's owner writes them all, from the addresses the
+/// other instances announce.
+fn check_managers(cl: &ClusterLab) {
+    let want = format!(
+        ",out-of-band,{}",
+        weft::southbound::HYPERVISOR_INACTIVITY_PROBE_MS
+    );
+    for hv in cl.lab.hypervisors() {
+        let rows = || {
+            hv.vsctl([
+                "--format=csv",
+                "--data=bare",
+                "--no-headings",
+                "--columns=target,connection_mode,inactivity_probe",
+                "list",
+                "Manager",
+            ])
+            .unwrap_or_default()
+        };
+        let done = |text: &str| {
+            text.lines().count() == cl.instances.len() && text.lines().all(|l| l.ends_with(&want))
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !done(&rows()) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let text = rows();
+        assert!(
+            done(&text),
+            "{}'s Manager rows:\n{text}\n{}",
+            hv.name(),
+            cl.logs()
+        );
+    }
 }
 
 /// Every instance reports the same cluster: 3 instances alive, the 2 hypervisors owned

@@ -43,6 +43,7 @@ async fn start(etcd: &EtcdCluster, prefix: &str, name: &str, nodes: usize) -> Cl
         info: InstanceInfo {
             api: format!("127.0.0.1:{}", 7000 + name.len()),
             openflow_advertise: None,
+            ovsdb_manager: None,
         },
         owner_lease: LEASE,
     };

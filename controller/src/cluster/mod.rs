@@ -28,6 +28,12 @@ pub struct InstanceInfo {
     pub api: String,
     /// The OpenFlow target it asks hypervisors to connect to (`tcp:IP:PORT`), if any.
     pub openflow_advertise: Option<String>,
+    /// The address hypervisors dial to reach its OVSDB manager listener (`IP:PORT`), when
+    /// it can tell: each hypervisor's owner takes the Manager rows that dial any live
+    /// instance out of in-band control, not only its own. Absent in records of older
+    /// instances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ovsdb_manager: Option<std::net::SocketAddr>,
 }
 
 /// Who owns one hypervisor, as its ownership record says.

@@ -14,6 +14,7 @@
 //! above its own, so that only one side probes: each probe wakes the switch's daemons and
 //! crosses its underlay bridge.
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 
 use uuid::Uuid;
@@ -43,19 +44,20 @@ pub fn target_addr(target: &str) -> Option<SocketAddr> {
 }
 
 /// A transaction that sets `connection_mode=out-of-band` and `inactivity_probe` (ms) on
-/// each of the root's Manager rows whose target dials `reached` and lacks either;
-/// `None` when there is nothing to change. Rows that point elsewhere are not touched.
+/// each of the root's Manager rows whose target dials one of `managers` and lacks
+/// either; `None` when there is nothing to change. Rows that point elsewhere are not
+/// touched.
 pub fn manager_settings(
     replica: &Replica,
     root: &OpenVSwitch,
-    reached: SocketAddr,
+    managers: &BTreeSet<SocketAddr>,
     inactivity_probe_ms: i64,
 ) -> Option<Transaction> {
     let rows: Vec<Uuid> = root
         .manager_options
         .iter()
         .filter_map(|u| cached_row::<Manager>(replica, u)?.ok())
-        .filter(|m| target_addr(&m.target) == Some(reached))
+        .filter(|m| target_addr(&m.target).is_some_and(|a| managers.contains(&a)))
         .filter(|m| {
             m.connection_mode.as_deref() != Some("out-of-band")
                 || m.inactivity_probe != Some(inactivity_probe_ms)
@@ -112,8 +114,8 @@ mod tests {
         )
         .unwrap();
         let root = cached_root(&r).unwrap().unwrap().into_owned();
-        let reached = "10.0.0.254:6640".parse().unwrap();
-        let txn = manager_settings(&r, &root, reached, 30000).expect("one row to change");
+        let reached = BTreeSet::from(["10.0.0.254:6640".parse().unwrap()]);
+        let txn = manager_settings(&r, &root, &reached, 30000).expect("one row to change");
         let want = |uuid: u128| Operation::Update {
             table: MANAGER.into(),
             conditions: vec![Condition::uuid(Uuid::from_u128(uuid))],
@@ -124,7 +126,7 @@ mod tests {
         };
         assert_eq!(txn.operations, vec![want(1)]);
         // Another probe period wanted: both rows of ours change.
-        let txn = manager_settings(&r, &root, reached, 20000).expect("rows to change");
+        let txn = manager_settings(&r, &root, &reached, 20000).expect("rows to change");
         assert_eq!(txn.operations.len(), 2);
 
         // Once it shows both settings, nothing is left to do.
@@ -134,8 +136,16 @@ mod tests {
                 "inactivity_probe": 30000}}}}),
         )
         .unwrap();
-        assert!(manager_settings(&r, &root, reached, 30000).is_none());
-        assert!(manager_settings(&r, &root, "10.0.0.9:6640".parse().unwrap(), 30000).is_none());
+        assert!(manager_settings(&r, &root, &reached, 30000).is_none());
+        let elsewhere = BTreeSet::from(["10.0.0.9:6640".parse().unwrap()]);
+        assert!(manager_settings(&r, &root, &elsewhere, 30000).is_none());
+        // Two managers of ours (cluster mode): the other one's row changes too.
+        let both = BTreeSet::from([
+            "10.0.0.254:6640".parse().unwrap(),
+            "10.0.0.7:6640".parse().unwrap(),
+        ]);
+        let txn = manager_settings(&r, &root, &both, 30000).expect("the second row");
+        assert_eq!(txn.operations, vec![want(2)]);
     }
 
     #[test]

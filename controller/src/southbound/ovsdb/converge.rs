@@ -72,7 +72,7 @@ impl Session {
         // 0. Cluster mode: only the owner writes, behind its fence.
         let standing = self.standing_now();
         let clustered = self.shared.ctx.ownership.view().clustered;
-        self.fence = match standing.0 {
+        self.fence = match standing.role {
             Role::Owner {
                 generation: Some(g),
             } => Some(Fence::new(
@@ -82,7 +82,7 @@ impl Session {
             )),
             _ => None,
         };
-        let mut owner = standing.0.is_owner();
+        let mut owner = standing.role.is_owner();
         if let Some(fence) = self.fence.clone()
             && !fence.is_set(&root.external_ids)
         {
@@ -95,7 +95,11 @@ impl Session {
                     .await?;
             }
         }
-        let wanted_controllers = standing.1.clone();
+        let wanted_controllers = standing.controllers.clone();
+        // Weft's Manager rows: the one this session came in through, and those of every
+        // live instance (in cluster mode each hypervisor has one per instance).
+        let mut weft_managers = standing.managers.clone();
+        weft_managers.extend(self.reached_at);
         self.standing = Some(standing);
 
         // 1. The integration bridge.
@@ -161,19 +165,21 @@ impl Session {
                 .await?;
         }
 
-        // 1c. The Manager row through which the switch reaches us: out of in-band control,
-        // and probed by us alone. Weft's traffic never crosses br-int (its in-band is off),
+        // 1c. Weft's Manager rows: out of in-band control, and probed by weftd alone. Weft's traffic never crosses br-int (its in-band is off),
         // and in-band control for a manager costs the switch hidden flows re-checked on
         // every pass of its main loop, on every bridge on the path (about a quarter of an
         // idle userspace switch's CPU); see HYPERVISOR_INACTIVITY_PROBE_MS for the probe.
         if owner
             && self.may_write(WriteKind::Manager)
-            && let Some(reached) = self.reached_at
-            && let Some(txn) =
-                vswitch::manager_settings(replica, &root, reached, HYPERVISOR_INACTIVITY_PROBE_MS)
+            && let Some(txn) = vswitch::manager_settings(
+                replica,
+                &root,
+                &weft_managers,
+                HYPERVISOR_INACTIVITY_PROBE_MS,
+            )
         {
-            tracing::info!(node = %node.id, %reached,
-                "manager connection to this instance: out of in-band control, probed by weftd");
+            tracing::info!(node = %node.id, managers = ?weft_managers,
+                "Weft's manager connections: out of in-band control, probed by weftd");
             self.write(client, events, WriteKind::Manager, &txn).await?;
         }
 

@@ -140,7 +140,7 @@ pub(super) struct Session {
     /// The cluster view: whether this instance owns the node, and the live instances.
     pub(super) ownership: Option<watch::Receiver<Arc<ClusterView>>>,
     /// What the last pass saw of it: this instance's role and the wanted controllers.
-    pub(super) standing: Option<(Role, BTreeSet<String>)>,
+    pub(super) standing: Option<Standing>,
     /// Set while this instance owns the node in cluster mode: every write but the fence
     /// itself is guarded by it.
     pub(super) fence: Option<Fence>,
@@ -529,20 +529,23 @@ impl Session {
         self.shared.released.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// This instance's role towards the node and the Controller targets it wants.
-    pub(super) fn standing_now(&self) -> (Role, BTreeSet<String>) {
+    /// This instance's role towards the node, and what the live instances announce.
+    pub(super) fn standing_now(&self) -> Standing {
         let ownership = &self.shared.ctx.ownership;
         let role = match &self.node {
             Some(n) => ownership.role(&n.id),
             None => Role::Standby { generation: None },
         };
         let view = ownership.view();
-        let targets = view
-            .instances
-            .values()
-            .filter_map(|i| i.openflow_advertise.clone())
-            .collect();
-        (role, targets)
+        let instances = view.instances.values();
+        Standing {
+            role,
+            controllers: instances
+                .clone()
+                .filter_map(|i| i.openflow_advertise.clone())
+                .collect(),
+            managers: instances.filter_map(|i| i.ovsdb_manager).collect(),
+        }
     }
 
     pub(super) fn may_write(&self, kind: WriteKind) -> bool {
@@ -643,4 +646,15 @@ pub(super) async fn sleep_until_opt(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
+}
+
+/// What a session acts on besides the node's own rows: its role, and the cluster's live
+/// instances as they announce themselves. A change of either re-runs the convergence.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Standing {
+    pub(super) role: Role,
+    /// The OpenFlow targets every live instance asks for (br-int's Controller rows).
+    pub(super) controllers: BTreeSet<String>,
+    /// The addresses at which hypervisors reach the live instances' OVSDB listeners.
+    pub(super) managers: BTreeSet<std::net::SocketAddr>,
 }
