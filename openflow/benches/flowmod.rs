@@ -49,13 +49,13 @@ fn mix() -> Vec<OfpMessage> {
                     Field::TcpDst((i % 60000) as u16 + 1, None),
                 ]),
                 vec![
-                    Instruction::ApplyActions(vec![Action::Nicira(Nicira::Ct(Ct {
+                    Instruction::ApplyActions(vec![Action::Nicira(Nicira::Ct(Box::new(Ct {
                         flags: Ct::COMMIT,
                         zone: CtZone::Field(Subfield::bits(FieldHeader::reg(13), 0, 16)),
                         recirc_table: 255,
                         alg: 0,
                         actions: vec![Action::SetField(Field::CtMark(1, None))],
-                    }))]),
+                    })))]),
                     Instruction::GotoTable(25),
                 ],
             )

@@ -55,7 +55,7 @@ pub use error::{Error, Result};
 pub use flow::{FlowContent, FlowKey};
 pub use instruction::Instruction;
 pub use message::*;
-pub use oxm::{Field, FieldHeader, Match, RawField};
+pub use oxm::{Field, FieldHeader, Match, RawField, U128Be};
 pub use print::{RoundTrip, ofp_print, parse_hex, roundtrip};
 pub use types::{Mac, port};
 pub use wire::{Emit, FixedStr};

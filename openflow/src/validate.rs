@@ -363,13 +363,13 @@ mod tests {
         assert!(ok(&icmp6, vec![Action::SetField(Field::NdReserved(0, None))]).is_err());
         // ct needs IP, and its nested actions are checked too.
         let ct = |actions| {
-            Action::Nicira(Nicira::Ct(crate::action::Ct {
+            Action::Nicira(Nicira::Ct(Box::new(crate::action::Ct {
                 flags: crate::action::Ct::COMMIT,
                 zone: crate::action::CtZone::Immediate(1),
                 recirc_table: crate::action::Ct::NO_RECIRC,
                 alg: 0,
                 actions,
-            }))
+            })))
         };
         assert!(ok(&any, vec![ct(vec![])]).is_err());
         assert_eq!(

@@ -254,13 +254,13 @@ fn flow(
     FlowMod::add(table, priority, Match::new(fields), insts).with_cookie(cookie)
 }
 fn ct(flags: u16, zone: CtZone, table: u8, actions: Vec<Action>) -> Action {
-    Action::Nicira(Nicira::Ct(Ct {
+    Action::Nicira(Nicira::Ct(Box::new(Ct {
         flags,
         zone,
         recirc_table: table,
         alg: 0,
         actions,
-    }))
+    })))
 }
 fn zone13() -> CtZone {
     CtZone::Field(Subfield::bits(reg(13), 0, 16))
@@ -490,7 +490,11 @@ fn cases() -> Vec<(&'static str, FlowMod)> {
                 0x27,
                 21,
                 1,
-                vec![CtState(0, Some(0x20)), CtLabel(1, None), PktMark(5, None)],
+                vec![
+                    CtState(0, Some(0x20)),
+                    CtLabel(1.into(), None),
+                    PktMark(5, None),
+                ],
                 vec![],
             ),
         ),
@@ -722,12 +726,12 @@ fn cases() -> Vec<(&'static str, FlowMod)> {
                     Ct::COMMIT,
                     openflow::action::CtZone::Immediate(5),
                     255,
-                    vec![Action::Nicira(Nicira::Nat(Nat {
+                    vec![Action::Nicira(Nicira::Nat(Box::new(Nat {
                         flags: Nat::SRC | Nat::PROTO_RANDOM,
                         ipv4: Some((ip("10.1.1.1"), Some(ip("10.1.1.10")))),
                         ipv6: None,
                         proto: Some((1000, Some(2000))),
-                    }))],
+                    })))],
                 )])],
             ),
         ),
@@ -742,7 +746,7 @@ fn cases() -> Vec<(&'static str, FlowMod)> {
                     0,
                     zone13(),
                     41,
-                    vec![Action::Nicira(Nicira::Nat(Nat::default()))],
+                    vec![Action::Nicira(Nicira::Nat(Box::default()))],
                 )])],
             ),
         ),
@@ -965,7 +969,7 @@ fn learn_action() -> Action {
         len: 2,
         experimenter: None,
     };
-    Action::Nicira(Nicira::Learn(Learn {
+    Action::Nicira(Nicira::Learn(Box::new(Learn {
         idle_timeout: 30,
         hard_timeout: 0,
         priority: 5,
@@ -1007,7 +1011,7 @@ fn learn_action() -> Action {
             ),
         ],
         trailer: vec![0; 2],
-    }))
+    })))
 }
 
 /// OVS may order match fields differently; compare everything else exactly.

@@ -76,5 +76,5 @@ pub use ops::{
 };
 pub use reconnect::{ReconnectConfig, ReconnectingClient, SessionEvent};
 pub use rpc::{Message, RpcError};
-pub use schema::DatabaseSchema;
+pub use schema::{DatabaseSchema, SharedSchemas};
 pub use uuid::Uuid;

@@ -235,7 +235,7 @@ fn learning_is_outside_weft_cookies() {
             _ => vec![],
         })
         .filter_map(|a| match a {
-            Action::Nicira(Nicira::Learn(l)) => Some(l),
+            Action::Nicira(Nicira::Learn(l)) => Some(&**l),
             _ => None,
         })
         .collect();

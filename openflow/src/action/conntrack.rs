@@ -171,13 +171,13 @@ mod tests {
                 0x00, 0x01, 0xd6, 0x04, 0, 0, 0, 1, // NXM_NX_CT_MARK = 1
                 0, 0, 0, 0, // pad to 16
             ],
-            Action::Nicira(Nicira::Ct(Ct {
+            Action::Nicira(Nicira::Ct(Box::new(Ct {
                 flags: Ct::COMMIT,
                 zone: CtZone::Field(Subfield::bits(FieldHeader::reg(13), 0, 16)),
                 recirc_table: 21,
                 alg: 0,
                 actions: vec![Action::SetField(Field::CtMark(1, None))],
-            })),
+            }))),
         );
     }
 }

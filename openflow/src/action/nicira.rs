@@ -73,7 +73,10 @@ pub enum Nicira {
         src: Subfield,
         max_len: u16,
     },
-    Ct(Ct),
+    /// Boxed, as are `Nat` and `Learn`: these large, rare actions would otherwise set the
+    /// size of every [`Action`] of every flow (with `Field` at 64 bytes, they made it 80
+    /// instead of 48).
+    Ct(Box<Ct>),
     CtClear,
     DecTtl,
     Exit,
@@ -89,10 +92,10 @@ pub enum Nicira {
         controller_id: u16,
         reason: u8,
     },
-    Nat(Nat),
+    Nat(Box<Nat>),
     /// NXAST_CONTROLLER2: send to the controller, with properties.
     Controller2(Vec<Controller2Prop>),
-    Learn(Learn),
+    Learn(Box<Learn>),
     /// A subtype this codec does not model; `data` follows the subtype.
     Raw {
         subtype: u16,
@@ -227,13 +230,13 @@ impl Nicira {
                         zone_v,
                     ))
                 };
-                Nicira::Ct(Ct {
+                Nicira::Ct(Box::new(Ct {
                     flags,
                     zone,
                     recirc_table,
                     alg,
                     actions,
-                })
+                }))
             }
             CT_CLEAR | DEC_TTL | EXIT => {
                 fixed(b, 6)?;
@@ -265,7 +268,7 @@ impl Nicira {
                     reason,
                 }
             }
-            NAT => Nicira::Nat(Nat::parse(b, at, len)?),
+            NAT => Nicira::Nat(Box::new(Nat::parse(b, at, len)?)),
             CONTROLLER2 => {
                 b.skip(6, "controller2 zeros")?;
                 let mut props = Vec::new();
@@ -295,7 +298,7 @@ impl Nicira {
                         _ => break,
                     }
                 }
-                Nicira::Learn(Learn {
+                Nicira::Learn(Box::new(Learn {
                     idle_timeout,
                     hard_timeout,
                     priority,
@@ -306,7 +309,7 @@ impl Nicira {
                     fin_hard_timeout,
                     specs,
                     trailer: b.take_rest().to_vec(),
-                })
+                }))
             }
             _ => Nicira::Raw {
                 subtype,

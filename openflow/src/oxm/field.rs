@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::types::{Mac, ONF_VENDOR_ID};
 use crate::wire::{Emit, Reader};
 
-use super::value::{Fmt, OxmValue, format_masked, split};
+use super::value::{Fmt, OxmValue, U128Be, format_masked, split};
 use super::{
     ERICOXM_OF, FieldHeader, NXM_NX, NXM_OF, OFPXMC_EXPERIMENTER, OFPXMC_OPENFLOW_BASIC,
     OFPXMC_PACKET_REGS,
@@ -38,8 +38,10 @@ macro_rules! fields {
             Reg(u8, u32, Option<u32>),
             /// OXM_OF_PKT_REG0..7: 64-bit registers (`xreg0`..`xreg7`).
             XReg(u8, u64, Option<u64>),
-            /// NXM_NX_TUN_METADATA0..63: variable-length Geneve option data.
-            TunMetadata(u8, Vec<u8>, Option<Vec<u8>>),
+            /// NXM_NX_TUN_METADATA0..63: variable-length Geneve option data. Boxed slices,
+            /// not `Vec`s, so that this rare field does not make every `Field` (and every
+            /// `set_field` action) of the thousands of flows per switch larger.
+            TunMetadata(u8, Box<[u8]>, Option<Box<[u8]>>),
             /// A field this codec does not model; re-emits byte-exact.
             Raw(RawField),
         }
@@ -93,7 +95,7 @@ macro_rules! fields {
                     $(Field::$var(_, m) => <$ty as OxmValue>::LEN * if m.is_some() { 2 } else { 1 },)*
                     Field::Reg(_, _, m) => 4 * if m.is_some() { 2 } else { 1 },
                     Field::XReg(_, _, m) => 8 * if m.is_some() { 2 } else { 1 },
-                    Field::TunMetadata(_, v, m) => v.len() + m.as_ref().map_or(0, Vec::len),
+                    Field::TunMetadata(_, v, m) => v.len() + m.as_ref().map_or(0, |m| m.len()),
                     Field::Raw(r) => r.payload.len(),
                 }
             }
@@ -220,7 +222,7 @@ fields! {
     CtState(u32) = NX:105, "ct_state", "NXM_NX_CT_STATE", CtState;
     CtZone(u16) = NX:106, "ct_zone", "NXM_NX_CT_ZONE", Dec;
     CtMark(u32) = NX:107, "ct_mark", "NXM_NX_CT_MARK", Hex;
-    CtLabel(u128) = NX:108, "ct_label", "NXM_NX_CT_LABEL", Hex;
+    CtLabel(U128Be) = NX:108, "ct_label", "NXM_NX_CT_LABEL", Hex;
     /// ONF extension 242 field for OpenFlow 1.3 (OVS's encoding of `tcp_flags` there).
     TcpFlags(u16) = EXP:42 @ ONF_VENDOR_ID, "tcp_flags", "ONFOXM_ET_TCP_FLAGS", Hex;
     ActsetOutput(u32) = EXP:43 @ ONF_VENDOR_ID, "actset_output", "ONFOXM_ET_ACTSET_OUTPUT", Port;
@@ -341,8 +343,9 @@ pub struct RawField {
     pub field: u8,
     pub has_mask: bool,
     pub experimenter: Option<u32>,
-    /// Value and mask bytes (after the experimenter id, if any).
-    pub payload: Vec<u8>,
+    /// Value and mask bytes (after the experimenter id, if any); a boxed slice to keep
+    /// [`Field`] small.
+    pub payload: Box<[u8]>,
 }
 
 impl Field {
@@ -396,9 +399,9 @@ impl Field {
                 if ok {
                     let (v, m) = if h.has_mask {
                         let (v, m) = payload.split_at(payload.len() / 2);
-                        (v.to_vec(), Some(m.to_vec()))
+                        (v.into(), Some(m.into()))
                     } else {
-                        (payload.to_vec(), None)
+                        (payload.into(), None)
                     };
                     return Ok(Field::TunMetadata(h.field - 40, v, m));
                 }
@@ -409,7 +412,7 @@ impl Field {
             field: h.field,
             has_mask: h.has_mask,
             experimenter: h.experimenter,
-            payload: payload.to_vec(),
+            payload: payload.into(),
         }))
     }
 
@@ -475,3 +478,7 @@ impl Emit for Field {
         self.emit_payload(buf);
     }
 }
+
+// Every flow's match fields and `set_field` actions are `Field`s; at thousands of switches
+// × ~1,700 flows each byte counts (see `U128Be` and `Field::TunMetadata`).
+const _: () = assert!(std::mem::size_of::<Field>() <= 40);

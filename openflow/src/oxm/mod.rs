@@ -16,6 +16,7 @@ use crate::wire::Reader;
 
 pub use field::{Field, RawField, oxm_twin};
 pub use flow_match::{Match, OFPMT_OXM};
+pub use value::U128Be;
 pub(crate) use value::{Fmt, OxmValue, format_masked, hex};
 
 use field::{field_width, names};

@@ -199,7 +199,7 @@ pub fn format_match(m: &Match, priority: Option<u16>) -> String {
     }
     if let Some(CtLabel(v, mk)) = find(&|f| matches!(f, CtLabel(..))) {
         let _ = write!(s, "ct_label={:#x}", v);
-        if let Some(mk) = mk.filter(|m| *m != u128::MAX) {
+        if let Some(mk) = mk.filter(|m| m.get() != u128::MAX) {
             let _ = write!(s, "/{mk:#x}");
         }
         s.push(',');

@@ -103,6 +103,22 @@ enum Phase {
     Closed,
 }
 
+/// How many slots a drained queue keeps. An install queues a whole bundle (thousands of
+/// flow mods) at once; a queue never gives back the room it grew to, so without this every
+/// connection kept that bundle's slots for good (about 190 KB per switch, 0.2 GB at 1,000
+/// switches, with nothing in them).
+const KEPT_QUEUE_SLOTS: usize = 64;
+
+/// The front of `queue`; when that empties a queue that had grown past
+/// [`KEPT_QUEUE_SLOTS`], its room goes back to the allocator.
+fn pop_releasing<T>(queue: &mut VecDeque<T>) -> Option<T> {
+    let front = queue.pop_front();
+    if queue.is_empty() && queue.capacity() > KEPT_QUEUE_SLOTS {
+        queue.shrink_to(KEPT_QUEUE_SLOTS);
+    }
+    front
+}
+
 /// One switch connection's protocol state.
 #[derive(Debug)]
 pub struct Session {
@@ -230,12 +246,12 @@ impl Session {
 
     /// The next message to send.
     pub fn poll_output(&mut self) -> Option<OfpMessage> {
-        self.out.pop_front()
+        pop_releasing(&mut self.out)
     }
 
     /// The next thing that happened.
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
-        self.events.pop_front()
+        pop_releasing(&mut self.events)
     }
 
     /// When [`Session::handle_timeout`] next has something to do.

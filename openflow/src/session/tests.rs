@@ -422,3 +422,30 @@ fn too_many_ports_close_the_session() {
     assert!(s.is_closed());
     assert!(s.ports().is_empty());
 }
+
+#[test]
+fn a_drained_send_queue_gives_back_the_room_a_bundle_took() {
+    let t0 = Instant::now();
+    let mut s = ready(t0);
+    for _ in 0..5_000 {
+        s.send(Message::BarrierRequest);
+    }
+    assert!(s.out.capacity() >= 5_000);
+    let sent = drain(&mut s);
+    assert_eq!(
+        sent.len(),
+        5_000,
+        "every queued message is still sent, in order"
+    );
+    assert!(sent.windows(2).all(|w| w[0].xid < w[1].xid));
+    assert!(
+        s.out.capacity() <= KEPT_QUEUE_SLOTS,
+        "a drained queue kept {} slots",
+        s.out.capacity()
+    );
+    // A queue that stays small is left alone (no churn on every message).
+    s.send(Message::BarrierRequest);
+    let kept = s.out.capacity();
+    drain(&mut s);
+    assert_eq!(s.out.capacity(), kept);
+}

@@ -49,7 +49,9 @@ pub enum ReplicaError {
 /// An in-memory copy of the monitored tables.
 #[derive(Debug, Clone)]
 pub struct Replica {
-    schema: DatabaseSchema,
+    /// Shared, not owned: thousands of connections to hypervisors of one version hold the
+    /// same schema (see [`crate::schema::SharedSchemas`]).
+    schema: Arc<DatabaseSchema>,
     tables: BTreeMap<String, BTreeMap<Uuid, Entry>>,
     /// Per table, the monitored columns when a monitor asked for a subset.
     columns: BTreeMap<String, Vec<String>>,
@@ -129,9 +131,9 @@ enum RowOp {
 }
 
 impl Replica {
-    pub fn new(schema: DatabaseSchema) -> Replica {
+    pub fn new(schema: impl Into<Arc<DatabaseSchema>>) -> Replica {
         Replica {
-            schema,
+            schema: schema.into(),
             tables: BTreeMap::new(),
             columns: BTreeMap::new(),
         }

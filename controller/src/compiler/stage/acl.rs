@@ -79,13 +79,13 @@ impl FlowBuilder<'_> {
                     actions.push(Action::Nicira(Nicira::CtClear));
                     actions.push(set(Field::Reg(13, u32::from(p.zone), None)));
                 }
-                actions.push(Action::Nicira(Nicira::Ct(Ct {
+                actions.push(Action::Nicira(Nicira::Ct(Box::new(Ct {
                     flags: 0,
                     zone: zone(),
                     recirc_table: ct_table,
                     alg: 0,
                     actions: vec![],
-                })));
+                }))));
                 self.add(
                     table,
                     100,
@@ -233,13 +233,13 @@ pub fn acl_mark(id: &Uuid) -> u32 {
 }
 
 fn commit_with_mark(zone: CtZone, mark: u32) -> Action {
-    Action::Nicira(Nicira::Ct(Ct {
+    Action::Nicira(Nicira::Ct(Box::new(Ct {
         flags: Ct::COMMIT,
         zone,
         recirc_table: Ct::NO_RECIRC,
         alg: 0,
         actions: vec![Action::SetField(Field::CtMark(mark, None))],
-    }))
+    })))
 }
 
 /// `ct_mark` of a connection a drop rule cut (see [`FlowBuilder::acls`]): no flow passes

@@ -72,7 +72,7 @@ impl FlowBuilder<'_> {
     pub(crate) fn flood_vteps(&mut self, vni: u32, switch_cookie: u64, vteps: &[ExternalVtep]) {
         let md = || Field::Metadata(u64::from(vni), None);
         for v in vteps {
-            let learn = Action::Nicira(Nicira::Learn(learn_sender(vni)));
+            let learn = Action::Nicira(Nicira::Learn(Box::new(learn_sender(vni))));
             self.classify_vtep(v.ofport, vni, Some(learn), switch_cookie);
         }
         // Unicast from a local port to a MAC no Weft port has (what came from a tunnel

@@ -312,6 +312,7 @@ pub async fn serve(
         slots: Arc::new(Semaphore::new(0)),
         setups: Semaphore::new(MAX_CONCURRENT_SETUPS),
         released: watch::channel(0).0,
+        schemas: ovsdb::SharedSchemas::new(),
     });
     shared.slots.add_permits(shared.cfg.max_sessions.max(1));
     let task = tokio::spawn(run(shared, listener, shutdown));
@@ -336,6 +337,8 @@ struct Shared {
     setups: Semaphore,
     /// Bumped whenever a session gives up a node, to wake the sessions waiting for it.
     released: watch::Sender<u64>,
+    /// The schemas the replicas of all sessions share (one parsed copy per version).
+    schemas: ovsdb::SharedSchemas,
 }
 
 impl Shared {

@@ -317,7 +317,7 @@ impl Session {
             Err(e) => return step("get_schema")(e),
         };
         let requests = vswitch::monitor_requests_for(&schema);
-        let mut replica = Replica::new(schema);
+        let mut replica = Replica::new(shared.schemas.share(schema));
         replica.set_monitored(&requests);
         let start = match client
             .monitor_auto(
