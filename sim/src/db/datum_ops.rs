@@ -1,15 +1,14 @@
 //! What RFC 7047's condition functions (`includes`, `excludes`) and mutators do to one
 //! datum.
 
-use std::collections::BTreeSet;
-
+use ovsdb::datum::AtomSet;
 use ovsdb::{Atom, Datum};
 
 use super::OpError;
 
 pub(super) fn includes(have: &Datum, want: &Datum) -> bool {
     match (have, want) {
-        (Datum::Set(h), Datum::Set(w)) => w.is_subset(h),
+        (Datum::Set(h), Datum::Set(w)) => w.iter().all(|a| h.contains(a)),
         (Datum::Map(h), Datum::Map(w)) => w.iter().all(|(k, v)| h.get(k) == Some(v)),
         (_, w) => w.is_empty(),
     }
@@ -17,7 +16,7 @@ pub(super) fn includes(have: &Datum, want: &Datum) -> bool {
 
 pub(super) fn excludes(have: &Datum, want: &Datum) -> bool {
     match (have, want) {
-        (Datum::Set(h), Datum::Set(w)) => h.is_disjoint(w),
+        (Datum::Set(h), Datum::Set(w)) => !w.iter().any(|a| h.contains(a)),
         (Datum::Map(h), Datum::Map(w)) => w.iter().all(|(k, v)| h.get(k) != Some(v)),
         _ => true,
     }
@@ -25,20 +24,24 @@ pub(super) fn excludes(have: &Datum, want: &Datum) -> bool {
 
 pub(super) fn mutate(cur: &Datum, mutator: &str, arg: &Datum) -> Result<Datum, OpError> {
     match (mutator, cur, arg) {
-        ("insert", Datum::Set(c), Datum::Set(a)) => Ok(Datum::Set(c.union(a).cloned().collect())),
+        ("insert", Datum::Set(c), Datum::Set(a)) => {
+            Ok(Datum::Set(c.iter().chain(a).cloned().collect()))
+        }
         ("insert", Datum::Map(c), Datum::Map(a)) => {
             let mut m = c.clone();
             for (k, v) in a {
-                m.entry(k.clone()).or_insert_with(|| v.clone());
+                if !m.contains_key(k) {
+                    m.insert(k.clone(), v.clone());
+                }
             }
             Ok(Datum::Map(m))
         }
         ("insert", Datum::Set(c), Datum::Map(_)) if c.is_empty() => {
             mutate(&Datum::empty_map(), mutator, arg)
         }
-        ("delete", Datum::Set(c), Datum::Set(a)) => {
-            Ok(Datum::Set(c.difference(a).cloned().collect()))
-        }
+        ("delete", Datum::Set(c), Datum::Set(a)) => Ok(Datum::Set(
+            c.iter().filter(|x| !a.contains(x)).cloned().collect(),
+        )),
         ("delete", Datum::Map(c), Datum::Set(keys)) => {
             let mut m = c.clone();
             for k in keys {
@@ -60,7 +63,7 @@ pub(super) fn mutate(cur: &Datum, mutator: &str, arg: &Datum) -> Result<Datum, O
             let Some(Atom::Integer(by)) = arg.as_scalar() else {
                 return Err(OpError::syntax(format!("{mutator} needs an integer")));
             };
-            let mut out = BTreeSet::new();
+            let mut out = AtomSet::new();
             for a in c {
                 let Atom::Integer(x) = a else {
                     return Err(OpError::syntax(format!(

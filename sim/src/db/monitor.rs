@@ -246,9 +246,15 @@ fn coalesce(changes: &[RowChange]) -> Vec<RowChange> {
 /// The `update2` diff from `old` to `new` (see `Datum::apply_diff`).
 fn datum_diff(old: &Datum, new: &Datum) -> Datum {
     match (old, new) {
-        (Datum::Set(o), Datum::Set(n)) => Datum::Set(o.symmetric_difference(n).cloned().collect()),
+        (Datum::Set(o), Datum::Set(n)) => Datum::Set(
+            o.iter()
+                .filter(|x| !n.contains(x))
+                .chain(n.iter().filter(|x| !o.contains(x)))
+                .cloned()
+                .collect(),
+        ),
         (Datum::Map(o), Datum::Map(n)) => {
-            let mut d = BTreeMap::new();
+            let mut d = ovsdb::datum::AtomMap::new();
             for (k, v) in o {
                 if !n.contains_key(k) {
                     d.insert(k.clone(), v.clone());

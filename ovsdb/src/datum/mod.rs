@@ -3,12 +3,16 @@
 //!
 //! A datum is always a set or a map. A scalar column holds a one-element set, which is
 //! written as a bare atom on the wire; an optional column holds a zero- or one-element set.
-//! Sets and maps are kept ordered (`BTreeSet`/`BTreeMap`) so that equality, diffs and the
-//! encoded JSON are deterministic.
+//! Sets and maps are kept ordered ([`AtomSet`]/[`AtomMap`], sorted vectors) so that
+//! equality, diffs and the encoded JSON are deterministic.
+
+mod collections;
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
+
+pub use collections::{AtomMap, AtomSet};
 
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -217,13 +221,13 @@ impl From<Uuid> for Atom {
 /// An OVSDB value: a set of atoms or a map from atoms to atoms.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Datum {
-    Set(BTreeSet<Atom>),
-    Map(BTreeMap<Atom, Atom>),
+    Set(AtomSet),
+    Map(AtomMap),
 }
 
 impl Default for Datum {
     fn default() -> Self {
-        Datum::Set(BTreeSet::new())
+        Datum::Set(AtomSet::new())
     }
 }
 
@@ -233,11 +237,11 @@ impl Datum {
         Datum::default()
     }
     pub fn empty_map() -> Datum {
-        Datum::Map(BTreeMap::new())
+        Datum::Map(AtomMap::new())
     }
     /// A one-element set: the value of a scalar column.
     pub fn scalar(atom: impl Into<Atom>) -> Datum {
-        Datum::Set(BTreeSet::from([atom.into()]))
+        Datum::Set(AtomSet::from([atom.into()]))
     }
     pub fn set<I: IntoIterator<Item = A>, A: Into<Atom>>(atoms: I) -> Datum {
         Datum::Set(atoms.into_iter().map(Into::into).collect())
@@ -273,20 +277,20 @@ impl Datum {
                     let atoms = items
                         .iter()
                         .map(Atom::from_json)
-                        .collect::<Result<BTreeSet<_>, _>>()?;
+                        .collect::<Result<AtomSet, _>>()?;
                     return Ok(Datum::Set(atoms));
                 }
                 [Value::String(tag), Value::Array(pairs)] if tag == "map" => {
-                    let mut map = BTreeMap::new();
+                    let mut map = Vec::with_capacity(pairs.len());
                     for pair in pairs {
                         match pair.as_array().map(Vec::as_slice) {
                             Some([k, v]) => {
-                                map.insert(Atom::from_json(k)?, Atom::from_json(v)?);
+                                map.push((Atom::from_json(k)?, Atom::from_json(v)?));
                             }
                             _ => return Err(DatumError::NotADatum(value.to_string())),
                         }
                     }
-                    return Ok(Datum::Map(map));
+                    return Ok(Datum::Map(map.into_iter().collect()));
                 }
                 _ => {}
             }
@@ -306,16 +310,16 @@ impl Datum {
                     && let [Value::String(tag), Value::Array(pairs)] = a.as_slice()
                 {
                     if tag == "map" {
-                        let mut map = BTreeMap::new();
+                        let mut map = Vec::with_capacity(pairs.len());
                         for pair in pairs {
                             match pair.as_array().map(Vec::as_slice) {
                                 Some([k, v]) => {
-                                    map.insert(check(k, &ty.key)?, check(v, vbase)?);
+                                    map.push((check(k, &ty.key)?, check(v, vbase)?));
                                 }
                                 _ => return Err(DatumError::NotADatum(value.to_string())),
                             }
                         }
-                        return Ok(Datum::Map(map));
+                        return Ok(Datum::Map(map.into_iter().collect()));
                     }
                     if tag == "set" && pairs.is_empty() {
                         return Ok(Datum::empty_map());
@@ -328,11 +332,10 @@ impl Datum {
                     && let [Value::String(tag), Value::Array(items)] = a.as_slice()
                 {
                     if tag == "set" {
-                        let atoms = items.iter().map(|i| check(i, &ty.key)).collect::<Result<
-                            BTreeSet<_>,
-                            _,
-                        >>(
-                        )?;
+                        let atoms = items
+                            .iter()
+                            .map(|i| check(i, &ty.key))
+                            .collect::<Result<AtomSet, _>>()?;
                         return Ok(Datum::Set(atoms));
                     }
                     if tag == "map" {
@@ -359,13 +362,13 @@ impl Datum {
     }
 
     /// The set's atoms (empty for a map).
-    pub fn as_set(&self) -> Option<&BTreeSet<Atom>> {
+    pub fn as_set(&self) -> Option<&AtomSet> {
         match self {
             Datum::Set(s) => Some(s),
             Datum::Map(_) => None,
         }
     }
-    pub fn as_map(&self) -> Option<&BTreeMap<Atom, Atom>> {
+    pub fn as_map(&self) -> Option<&AtomMap> {
         match self {
             Datum::Map(m) => Some(m),
             Datum::Set(_) => None,
