@@ -63,8 +63,9 @@ fn main() -> std::process::ExitCode {
 /// back to the kernel after a second; weftd's allocations come and go in bursts (flow
 /// tables, OVSDB monitor updates, compiler rounds), so the same memory is faulted in
 /// again and again, and with huge pages each fault zeroes 2 MiB. Profiled at 300
-/// simulated hypervisors that kernel zeroing was about a quarter of every weftd's CPU
-/// (each of 3 instances or one alone); without huge pages a fault zeroes 4 KiB. The
+/// simulated hypervisors shared by 3 instances, that zeroing was about a quarter of an
+/// instance's sampled CPU; without huge pages a fault zeroes 4 KiB (sim/README.md,
+/// "Where a cluster instance's CPU goes": 15% less CPU, 8% less memory). The
 /// kernel checks the flag at each fault, so it also covers the arena mimalloc reserved
 /// before `main`. Failure (an old kernel) only leaves huge pages on.
 fn no_transparent_huge_pages() {
