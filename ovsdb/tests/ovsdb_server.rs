@@ -966,6 +966,28 @@ async fn sync_tunnels_converges() {
     }
 }
 
+/// Waits until someone else's change to br-int shows, lets `ensure_bridge` repair it,
+/// and waits until the repair shows.
+async fn repair(
+    client: &Client,
+    replica: &mut Replica,
+    events: &mut Receiver<Event>,
+    root: ovsdb::Uuid,
+    spec: &vswitch::BridgeSpec,
+) {
+    apply_until(replica, events, |r| !in_sync(r, root, spec)).await;
+    let txn = vswitch::ensure_bridge(replica, root, spec)
+        .unwrap()
+        .unwrap();
+    client.transact(&txn).await.unwrap();
+    apply_until(replica, events, |r| in_sync(r, root, spec)).await;
+}
+
+/// br-int as the replica shows it matches `spec`.
+fn in_sync(r: &Replica, root: ovsdb::Uuid, spec: &vswitch::BridgeSpec) -> bool {
+    vswitch::root(r).is_some_and(|_| vswitch::ensure_bridge(r, root, spec).unwrap().is_none())
+}
+
 /// `ensure_bridge` creates br-int, then does nothing while it matches, and repairs the
 /// settings someone else changed while keeping keys it does not own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -987,14 +1009,11 @@ async fn ensure_bridge_creates_then_repairs() {
         other_config: BTreeMap::from([("disable-in-band".into(), "true".into())]),
         external_ids: BTreeMap::new(),
     };
-    let in_sync = |r: &Replica| {
-        vswitch::root(r).is_some_and(|_| vswitch::ensure_bridge(r, root, &spec).unwrap().is_none())
-    };
     let txn = vswitch::ensure_bridge(&replica, root, &spec)
         .unwrap()
         .unwrap();
     client.transact(&txn).await.unwrap();
-    apply_until(&mut replica, &mut events, in_sync).await;
+    apply_until(&mut replica, &mut events, |r| in_sync(r, root, &spec)).await;
 
     server.vsctl(&[
         "set-fail-mode",
@@ -1011,12 +1030,7 @@ async fn ensure_bridge_creates_then_repairs() {
         "br-int",
         "tcp:127.0.0.1:9999",
     ]);
-    apply_until(&mut replica, &mut events, |r| !in_sync(r)).await;
-    let txn = vswitch::ensure_bridge(&replica, root, &spec)
-        .unwrap()
-        .unwrap();
-    client.transact(&txn).await.unwrap();
-    apply_until(&mut replica, &mut events, in_sync).await;
+    repair(&client, &mut replica, &mut events, root, &spec).await;
     assert_eq!(server.vsctl(&["get-fail-mode", "br-int"]).trim(), "secure");
     assert_eq!(
         server.vsctl(&["get-controller", "br-int"]).trim(),
@@ -1045,12 +1059,7 @@ async fn ensure_bridge_creates_then_repairs() {
     // brought back too, and so is one with another inactivity_probe.
     for (column, was) in [("max_backoff", "8000"), ("inactivity_probe", "5000")] {
         server.vsctl(&["set", "Controller", "br-int", &format!("{column}={was}")]);
-        apply_until(&mut replica, &mut events, |r| !in_sync(r)).await;
-        let txn = vswitch::ensure_bridge(&replica, root, &spec)
-            .unwrap()
-            .unwrap();
-        client.transact(&txn).await.unwrap();
-        apply_until(&mut replica, &mut events, in_sync).await;
+        repair(&client, &mut replica, &mut events, root, &spec).await;
         for (column, want) in [("max_backoff", "1000"), ("inactivity_probe", "30000")] {
             assert_eq!(
                 server

@@ -124,6 +124,12 @@ fn of10_only_hello_gets_hello_failed_and_close() {
 /// The echo request the session sends at `at`'s tick, or a panic naming what it sent.
 fn echo_at(s: &mut Session, at: Instant) -> u32 {
     s.handle_timeout(at);
+    sent_echo(s)
+}
+
+/// The xid of the one echo request the session has queued, or a panic naming what it
+/// queued instead.
+fn sent_echo(s: &mut Session) -> u32 {
     let out = drain(s);
     let [
         OfpMessage {
@@ -359,17 +365,7 @@ fn probe_keeps_a_live_switch_and_closes_a_silent_one() {
     let within = Duration::from_secs(2);
     let mut s = ready(t0);
     s.probe(t0, within);
-    let out = drain(&mut s);
-    let [
-        OfpMessage {
-            xid,
-            body: Message::EchoRequest(_),
-            ..
-        },
-    ] = out[..]
-    else {
-        panic!("{out:?}")
-    };
+    let xid = sent_echo(&mut s);
     assert_eq!(s.next_timeout(), Some(t0 + within));
     s.handle_input(OfpMessage::new(xid, Message::EchoReply(Vec::new())));
     s.handle_timeout(t0 + within);
