@@ -443,18 +443,35 @@ pub fn row_from_json<'s>(
     value: &Value,
     column_type: impl Fn(&str) -> Option<&'s ColumnType>,
 ) -> Result<Row, DatumError> {
+    let mut row = Row::new();
+    row_merge_json(&mut row, value, column_type)?;
+    Ok(row)
+}
+
+/// Parses a JSON row object into `row`, replacing the columns it names and keeping the
+/// others: a row that starts from its table's defaults only allocates the names of the
+/// columns it did not already have. `row` may be partly updated when an error is returned.
+pub fn row_merge_json<'s>(
+    row: &mut Row,
+    value: &Value,
+    column_type: impl Fn(&str) -> Option<&'s ColumnType>,
+) -> Result<(), DatumError> {
     let obj = value
         .as_object()
         .ok_or_else(|| DatumError::NotARow(value.to_string()))?;
-    let mut row = Row::new();
     for (name, v) in obj {
         let datum = match column_type(name) {
             Some(ty) => Datum::from_json_typed(v, ty)?,
             None => Datum::from_json(v)?,
         };
-        row.insert(name.clone(), datum);
+        match row.get_mut(name.as_str()) {
+            Some(slot) => *slot = datum,
+            None => {
+                row.insert(name.clone(), datum);
+            }
+        }
     }
-    Ok(row)
+    Ok(())
 }
 
 /// Encodes a row as a JSON object.

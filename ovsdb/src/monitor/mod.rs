@@ -13,9 +13,10 @@
 //! [`crate::vswitch`]) decodes a row once per version rather than once per read.
 //!
 //! Files: `request` (what to monitor and the request params), `change` (what an update
-//! changed), `replica` (the copy the updates are applied to); all re-exported here.
+//! changed), `parse` (table-updates JSON into row operations), `replica` (the copy the updates are applied to); all re-exported here.
 
 mod change;
+mod parse;
 mod replica;
 mod request;
 
