@@ -2,6 +2,7 @@
 //! operations, checked against the schema, before anything is applied to the replica.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 use uuid::Uuid;
@@ -35,12 +36,12 @@ fn default_row(ts: &TableSchema, monitored: Option<&Vec<String>>) -> Row {
     match monitored {
         Some(cols) => cols
             .iter()
-            .filter_map(|c| Some((c.clone(), ts.columns.get(c)?.ty.default_datum())))
+            .filter_map(|c| Some((Arc::from(c.as_str()), ts.columns.get(c)?.ty.default_datum())))
             .collect(),
         None => ts
             .columns
             .iter()
-            .map(|(c, s)| (c.clone(), s.ty.default_datum()))
+            .map(|(c, s)| (Arc::from(c.as_str()), s.ty.default_datum()))
             .collect(),
     }
 }

@@ -431,7 +431,10 @@ mod tests {
         )
         .unwrap();
         let row = r.row("T", &Uuid::parse_str(U1).unwrap()).unwrap();
-        assert_eq!(row.keys().collect::<Vec<_>>(), vec!["n", "name"]);
+        assert_eq!(
+            row.keys().map(|k| &**k).collect::<Vec<_>>(),
+            vec!["n", "name"]
+        );
     }
 
     #[test]
