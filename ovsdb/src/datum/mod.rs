@@ -7,6 +7,7 @@
 //! equality, diffs and the encoded JSON are deterministic.
 
 mod collections;
+pub(crate) mod seed;
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;

@@ -32,7 +32,7 @@ pub(super) enum RowOp {
 /// row has every monitored column. Built once per table per update rather than looked up
 /// column by column per row: an initial reply of 10,000 rows of 45 columns, most of them
 /// default, spent most of its time filling defaults in one by one.
-fn default_row(ts: &TableSchema, monitored: Option<&Vec<String>>) -> Row {
+pub(super) fn default_row(ts: &TableSchema, monitored: Option<&Vec<String>>) -> Row {
     match monitored {
         Some(cols) => cols
             .iter()

@@ -7,15 +7,16 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::datum::{Datum, DatumError, Row};
 use crate::schema::{DatabaseSchema, TableSchema};
 
 use super::change::{ChangeSet, RowChange};
+use super::decode::decode;
 use super::parse::{RowOp, parse};
 use super::request::{MonitorRequest, UpdateFormat};
+use super::updates::UpdatesRef;
 
 /// Why an update could not be applied; the replica is unchanged when this is returned.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -38,6 +39,8 @@ pub enum ReplicaError {
         table: String,
         uuid: Uuid,
     },
+    #[error("table-updates is not valid JSON of the expected shape: {0}")]
+    BadJson(String),
     #[error("bad value in {table} {uuid}: {source}")]
     Datum {
         table: String,
@@ -183,12 +186,15 @@ impl Replica {
 
     /// Applies an `update`/`update2` table-updates object (or a monitor reply, which has
     /// the same shape). Nothing changes if an error is returned.
-    pub fn apply(
+    pub fn apply<'u>(
         &mut self,
         format: UpdateFormat,
-        updates: &Value,
+        updates: impl Into<UpdatesRef<'u>>,
     ) -> Result<ChangeSet, ReplicaError> {
-        let ops = parse(&self.schema, &self.columns, format, updates)?;
+        let ops = match updates.into() {
+            UpdatesRef::Value(v) => parse(&self.schema, &self.columns, format, v)?,
+            UpdatesRef::Text(t) => decode(&self.schema, &self.columns, format, t.as_str())?,
+        };
         let mut changes = Vec::with_capacity(ops.len());
         for (table, uuid, op) in ops {
             let old = self
@@ -273,11 +279,11 @@ impl Replica {
     /// Replaces the contents of `tables` with a fresh monitor reply (after a reconnect) and
     /// reports the difference from what the replica held, so consumers see deletes of rows
     /// that vanished while disconnected. Nothing changes if an error is returned.
-    pub fn reset(
+    pub fn reset<'u>(
         &mut self,
         tables: &[String],
         format: UpdateFormat,
-        reply: &Value,
+        reply: impl Into<UpdatesRef<'u>>,
     ) -> Result<ChangeSet, ReplicaError> {
         let mut fresh = Replica::new(self.schema.clone());
         fresh.columns = self.columns.clone();
