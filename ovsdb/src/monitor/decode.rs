@@ -562,6 +562,59 @@ mod tests {
         }
     }
 
+    /// Random byte edits of valid updates: whatever still parses as JSON must fare the
+    /// same through both paths (both fail, or both give the same changes and rows).
+    #[test]
+    fn mutated_updates_fare_alike() {
+        use rand::{Rng, SeedableRng};
+        let base = [
+            json!({"T": {U1: {"initial": {"name": "a", "n": 1, "r": 2.5, "b": false,
+                "ref": ["uuid", U2], "tags": ["set", ["x", "y"]], "ids": ["map", [["k", 1]]]}},
+                U2: {"insert": {"tags": "z"}}}, "U": {U1: {"delete": null}}}),
+            json!({"T": {U1: {"old": {"n": 1}, "new": {"name": "b", "ids": ["map", []]}},
+                U2: {"new": {"ref": ["set", []], "tags": ["set", []]}}}}),
+        ];
+        let alphabet = br#"{}[]",:0123456789.-e nulltrueset map uuid"#;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(18);
+        let mut tried = 0;
+        for _ in 0..4000 {
+            let mut text = base[rng.random_range(0..base.len())]
+                .to_string()
+                .into_bytes();
+            for _ in 0..rng.random_range(1..4) {
+                let at = rng.random_range(0..text.len());
+                let c = alphabet[rng.random_range(0..alphabet.len())];
+                match rng.random_range(0..3) {
+                    0 => text[at] = c,
+                    1 => text.insert(at, c),
+                    _ => {
+                        text.remove(at);
+                    }
+                }
+            }
+            let Ok(v) = serde_json::from_slice::<Value>(&text) else {
+                continue;
+            };
+            tried += 1;
+            for format in [UpdateFormat::Update2, UpdateFormat::Update] {
+                let mut by_value = Replica::new(schema());
+                let mut by_text = Replica::new(schema());
+                let a = by_value.apply(format, &v);
+                let b = by_text.apply(format, &TableUpdates::from_value(&v));
+                if let (Ok(a), Ok(b)) = (&a, &b) {
+                    assert_eq!(a, b, "{v}");
+                }
+                // The text path is stricter only about repeated members, which a `Value`
+                // cannot show; anything else one accepts, the other must too.
+                assert_eq!(a.is_ok(), b.is_ok(), "{v}: {a:?} vs {b:?}");
+                for t in ["T", "U"] {
+                    assert!(by_value.table(t).eq(by_text.table(t)), "{v}");
+                }
+            }
+        }
+        assert!(tried > 500, "only {tried} mutants were JSON");
+    }
+
     #[test]
     fn text_that_is_not_table_updates_is_a_typed_error() {
         // `TableUpdates` holds valid JSON; the decoder itself must still cope with any text.
