@@ -4,7 +4,10 @@
 //! A 10,000-row initial monitor reply built as a `Value` cost as much as the replica's
 //! own rows (a map and a `String` per column, then converted and dropped). The result is
 //! the same as [`super::parse::parse`]'s on the same text, errors included where they are
-//! typed; JSON that is not table-updates at all is [`ReplicaError::BadJson`].
+//! typed; JSON that is not table-updates at all is [`ReplicaError::BadJson`]. Text can say
+//! two things a `Value` cannot, and both are errors here: a table named twice, and an
+//! `update2` row update with more than one member (a `Value` keeps the last table, and
+//! the first member in key order).
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
