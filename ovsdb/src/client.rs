@@ -22,6 +22,8 @@ use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::codec::Framed;
 
 use crate::codec::{DEFAULT_MAX_FRAME, JsonCodec};
+use crate::incoming::{FrameCodec, Pending, parse_frame};
+use crate::monitor::TableUpdates;
 use crate::monitor::{MonitorRequest, UpdateFormat, monitor_params};
 use crate::ops::{Transaction, TransactionError, TransactionOutcome};
 use crate::rpc::{Message, RpcError};
@@ -100,7 +102,7 @@ enum Command {
     Request {
         method: String,
         params: Value,
-        reply: oneshot::Sender<Result<Value, RpcError>>,
+        reply: Pending,
     },
     Close,
 }
@@ -128,8 +130,9 @@ impl std::fmt::Debug for Command {
 pub struct MonitorStart {
     pub monitor_id: Value,
     pub format: UpdateFormat,
-    /// The initial table-updates (rows as `initial`, or `new` for plain `monitor`).
-    pub initial: Value,
+    /// The initial table-updates (rows as `initial`, or `new` for plain `monitor`), as
+    /// the JSON text received: [`crate::Replica::apply`] decodes it straight into rows.
+    pub initial: TableUpdates,
 }
 
 /// Where to dial: `tcp:HOST:PORT` or `unix:PATH`.
@@ -199,7 +202,7 @@ impl Client {
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
         let (ev_tx, ev_rx) = mpsc::channel(config.event_capacity.max(1));
         let stats = Arc::new(ClientStats::default());
-        let framed = Framed::new(stream, JsonCodec::new(config.max_frame));
+        let framed = Framed::new(stream, FrameCodec(JsonCodec::new(config.max_frame)));
         let actor = Actor {
             framed,
             commands: cmd_rx,
@@ -237,11 +240,22 @@ impl Client {
     /// Sends any request and waits for its result.
     pub async fn request(&self, method: &str, params: Value) -> Result<Value, ClientError> {
         let (tx, rx) = oneshot::channel();
+        self.call(method, params, Pending::Value(tx), rx).await
+    }
+
+    /// Sends a request and waits for its result in the form `reply` asked for.
+    async fn call<T>(
+        &self,
+        method: &str,
+        params: Value,
+        reply: Pending,
+        rx: oneshot::Receiver<Result<T, RpcError>>,
+    ) -> Result<T, ClientError> {
         self.commands
             .send(Command::Request {
                 method: method.to_owned(),
                 params,
-                reply: tx,
+                reply,
             })
             .await
             .map_err(|_| ClientError::Disconnected)?;
@@ -300,7 +314,10 @@ impl Client {
         format: UpdateFormat,
     ) -> Result<MonitorStart, ClientError> {
         let params = monitor_params(database, &monitor_id, requests, format);
-        let initial = self.request(format.method(), params).await?;
+        let (tx, rx) = oneshot::channel();
+        let initial = self
+            .call(format.method(), params, Pending::Text(tx), rx)
+            .await?;
         Ok(MonitorStart {
             monitor_id,
             format,
@@ -366,12 +383,12 @@ impl Client {
 }
 
 struct Actor<S> {
-    framed: Framed<S, JsonCodec>,
+    framed: Framed<S, FrameCodec>,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<Event>,
     session: Session,
     stats: Arc<ClientStats>,
-    pending: HashMap<u64, oneshot::Sender<Result<Value, RpcError>>>,
+    pending: HashMap<u64, Pending>,
     write_timeout: Duration,
 }
 
@@ -406,13 +423,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Actor<S> {
                 msg = self.framed.next() => match msg {
                     None => return DisconnectReason::PeerClosed,
                     Some(Err(e)) => return DisconnectReason::Error(e.to_string()),
-                    Some(Ok(m)) => {
+                    Some(Ok(frame)) => {
+                        let pending = &self.pending;
+                        let wants_text = |id| matches!(pending.get(&id), Some(Pending::Text(_)));
+                        let (m, text) = match parse_frame(&frame, wants_text) {
+                            Ok(parsed) => parsed,
+                            Err(e) => return DisconnectReason::Error(e.to_string()),
+                        };
                         self.stats.messages_received.fetch_add(1, Ordering::Relaxed);
                         match self.session.handle_message(m, Instant::now().into_std()) {
                             None => {}
                             Some(Delivery::Reply { id, result }) => {
                                 if let Some(tx) = self.pending.remove(&id) {
-                                    let _ = tx.send(result);
+                                    tx.send(result, text);
                                 } else {
                                     tracing::debug!(id, "reply for a request nobody waits for");
                                 }
@@ -650,7 +673,7 @@ mod tests {
             .unwrap();
         let start = call.await.unwrap().unwrap();
         assert_eq!(start.format, UpdateFormat::Update);
-        assert_eq!(start.initial, json!({"T": {}}));
+        assert_eq!(start.initial.to_value().unwrap(), json!({"T": {}}));
     }
 
     #[tokio::test(start_paused = true)]

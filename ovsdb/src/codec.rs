@@ -141,6 +141,17 @@ impl JsonCodec {
         Ok(None)
     }
 
+    /// Splits off the next whole frame, unparsed.
+    pub fn decode_frame(&mut self, buf: &mut BytesMut) -> Result<Option<BytesMut>, CodecError> {
+        Ok(self.scan(buf)?.map(|len| buf.split_to(len)))
+    }
+
+    /// Forgets a partial frame (at the end of the stream).
+    pub(crate) fn reset(&mut self, buf: &mut BytesMut) {
+        buf.clear();
+        self.scan = Scan::default();
+    }
+
     /// Decodes the next raw JSON value (used by tests and tools that want untyped frames).
     pub fn decode_value(&mut self, buf: &mut BytesMut) -> Result<Option<Value>, CodecError> {
         let Some(len) = self.scan(buf)? else {

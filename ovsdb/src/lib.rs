@@ -52,6 +52,7 @@
 pub mod client;
 pub mod codec;
 pub mod datum;
+mod incoming;
 pub mod listener;
 pub mod monitor;
 pub mod ops;
@@ -68,7 +69,8 @@ pub use codec::{CodecError, JsonCodec};
 pub use datum::{Atom, Datum, DatumError, Row};
 pub use listener::{Accepted, LISTEN_BACKLOG, Listener, listen_tcp};
 pub use monitor::{
-    ChangeKind, ChangeSet, MonitorRequest, Replica, ReplicaError, RowChange, RowRef, UpdateFormat,
+    ChangeKind, ChangeSet, MonitorRequest, Replica, ReplicaError, RowChange, RowRef, TableUpdates,
+    UpdateFormat, UpdatesRef,
 };
 pub use ops::{
     Condition, Function, Mutation, Mutator, NamedRow, Operation, Transaction, TransactionError,

@@ -81,7 +81,7 @@ fn assert_replica_matches_vsctl(server: &OvsdbServer, r: &Replica, table: &str, 
             .unwrap_or_else(|| panic!("{table} {uuid} missing from replica"));
         for (c, v) in cols {
             let expected = Datum::from_json(&v).unwrap();
-            let got = row.get(&c).cloned().unwrap_or_default();
+            let got = row.get(c.as_str()).cloned().unwrap_or_default();
             // ovs-vsctl prints an empty map as ["map",[]]; untyped, so compare sizes then.
             if expected.is_empty() {
                 assert!(got.is_empty(), "{table} {uuid} {c}: {got} vs {v}");
@@ -900,7 +900,7 @@ async fn monitor_cond_where_filters_rows() {
     assert_eq!(t1.options["remote_ip"], "192.0.2.9");
     let row = replica.row("Interface", &t1.uuid).unwrap();
     assert_eq!(
-        row.keys().collect::<Vec<_>>(),
+        row.keys().map(|k| &**k).collect::<Vec<_>>(),
         vec!["name", "options", "type"]
     );
     // t1 stops matching: it leaves the replica although the row still exists.

@@ -1,8 +1,9 @@
 //! Fuzz: everything an OVSDB peer's message reaches after framing. Arbitrary JSON goes
 //! through `Message` parsing, the sans-IO session (reply matching, echo), schema parsing
 //! (a `get_schema` reply), the vswitch monitor replica in both update formats (a monitor
-//! reply or `update`/`update2` notification) with the typed row views weftd reads, and a
-//! `transact` reply: a typed error or a value, never a panic.
+//! reply or `update`/`update2` notification, also decoded straight from its text as the
+//! client hands monitor replies over, compared with the `Value` path) with the typed row
+//! views weftd reads, and a `transact` reply: a typed error or a value, never a panic.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -10,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use ovsdb::vswitch::{self, Bridge, Controller, Interface, Port};
-use ovsdb::{Condition, DatabaseSchema, Datum, Message, Replica, Transaction, UpdateFormat};
+use ovsdb::{
+    Condition, DatabaseSchema, Datum, Message, Replica, TableUpdates, Transaction, UpdateFormat,
+};
 use serde_json::{Value, json};
 
 /// The schema of the database weftd monitors, as installed with Open vSwitch.
@@ -72,11 +75,34 @@ fuzz_target!(|data: &[u8]| {
     // As a get_schema reply.
     let _ = DatabaseSchema::from_json(&v);
     // As a monitor reply or update notification, in both formats, applied twice (the
-    // second time most rows exist already), then read through the typed views.
+    // second time most rows exist already), then read through the typed views. Also as
+    // the client hands a monitor reply over, JSON text decoded straight into rows: where
+    // both paths accept the update, they must agree on the changes and the rows.
+    let text = std::str::from_utf8(data)
+        .ok()
+        .and_then(|t| TableUpdates::from_json_text(t.to_owned()).ok());
     for format in [UpdateFormat::Update, UpdateFormat::Update2] {
         let mut r = replica();
+        let mut r_text = replica();
+        let a = r.apply(format, &v);
         let _ = r.apply(format, &v);
-        let _ = r.apply(format, &v);
+        if let Some(t) = &text {
+            let b = r_text.apply(format, t);
+            if let (Ok(a), Ok(b)) = (&a, &b) {
+                assert_eq!(a, b, "changes differ between Value and text decoding");
+            }
+            let _ = r_text.apply(format, t);
+            if a.is_ok() && b.is_ok() {
+                for table in ["Open_vSwitch", "Bridge", "Port", "Interface", "Controller"] {
+                    assert!(
+                        r.table(table).eq(r_text.table(table)),
+                        "{table} differs between Value and text decoding"
+                    );
+                }
+            }
+            read_typed(&r_text);
+            let _ = r_text.reset(&["Bridge".to_string()], format, t);
+        }
         read_typed(&r);
         let _ = r.reset(&["Bridge".to_string()], format, &v);
     }

@@ -43,7 +43,7 @@ impl RowChange {
             .flat_map(|r| r.keys())
             .chain(new.into_iter().flat_map(|r| r.keys()))
             .filter(|k| get(old, k) != get(new, k))
-            .map(String::as_str)
+            .map(|k| &**k)
             .collect()
     }
 }

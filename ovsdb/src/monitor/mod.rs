@@ -13,12 +13,17 @@
 //! [`crate::vswitch`]) decodes a row once per version rather than once per read.
 //!
 //! Files: `request` (what to monitor and the request params), `change` (what an update
-//! changed), `replica` (the copy the updates are applied to); all re-exported here.
+//! changed), `updates` (table-updates kept as JSON text), `parse` and `decode` (table-updates
+//! from a `Value` or straight from text into row operations), `replica` (the copy the updates are applied to); all re-exported here.
 
 mod change;
+mod decode;
+mod parse;
 mod replica;
 mod request;
+mod updates;
 
 pub use change::{ChangeKind, ChangeSet, RowChange};
 pub use replica::{Replica, ReplicaError, RowRef};
 pub use request::{MonitorRequest, MonitorSelect, UpdateFormat, monitor_params};
+pub use updates::{TableUpdates, UpdatesRef};

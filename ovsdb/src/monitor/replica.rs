@@ -7,14 +7,16 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
-use serde_json::Value;
 use uuid::Uuid;
 
-use crate::datum::{Datum, DatumError, Row, row_from_json};
+use crate::datum::{Datum, DatumError, Row};
 use crate::schema::{DatabaseSchema, TableSchema};
 
 use super::change::{ChangeSet, RowChange};
+use super::decode::decode;
+use super::parse::{RowOp, parse};
 use super::request::{MonitorRequest, UpdateFormat};
+use super::updates::UpdatesRef;
 
 /// Why an update could not be applied; the replica is unchanged when this is returned.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -37,6 +39,8 @@ pub enum ReplicaError {
         table: String,
         uuid: Uuid,
     },
+    #[error("table-updates is not valid JSON of the expected shape: {0}")]
+    BadJson(String),
     #[error("bad value in {table} {uuid}: {source}")]
     Datum {
         table: String,
@@ -119,17 +123,6 @@ impl<'a> RowRef<'a> {
     }
 }
 
-/// A parsed row update, before it is applied.
-enum RowOp {
-    /// Full row (initial/insert, or `update`'s `new`).
-    Put(Row),
-    /// `update2` modify: per-column diffs.
-    Diff(Row),
-    /// `update` modify: new values of changed columns (merge).
-    Merge(Row),
-    Delete,
-}
-
 impl Replica {
     pub fn new(schema: impl Into<Arc<DatabaseSchema>>) -> Replica {
         Replica {
@@ -147,26 +140,6 @@ impl Replica {
                 Some(c) => self.columns.insert(r.table.clone(), c.clone()),
                 None => self.columns.remove(&r.table),
             };
-        }
-    }
-
-    /// `update2` leaves out columns that hold their default value in `initial` and
-    /// `insert`; put them back so that every row has every monitored column.
-    fn fill_defaults(&self, table: &str, row: &mut Row) {
-        let Some(ts) = self.schema.table(table) else {
-            return;
-        };
-        let wanted: Vec<&String> = match self.columns.get(table) {
-            Some(cols) => cols.iter().collect(),
-            None => ts.columns.keys().collect(),
-        };
-        for col in wanted {
-            if row.contains_key(col) {
-                continue;
-            }
-            if let Some(c) = ts.columns.get(col) {
-                row.insert(col.clone(), c.ty.default_datum());
-            }
         }
     }
 
@@ -211,77 +184,17 @@ impl Replica {
             .ok_or_else(|| ReplicaError::UnknownTable(table.to_owned()))
     }
 
-    fn parse(
-        &self,
-        format: UpdateFormat,
-        updates: &Value,
-    ) -> Result<Vec<(String, Uuid, RowOp)>, ReplicaError> {
-        let tables = updates
-            .as_object()
-            .ok_or_else(|| ReplicaError::NotAnObject(updates.to_string()))?;
-        let mut out = Vec::new();
-        for (tname, rows) in tables {
-            let ts = self.table_schema(tname)?;
-            let rows = rows
-                .as_object()
-                .ok_or_else(|| ReplicaError::NotAnObject(rows.to_string()))?;
-            for (key, update) in rows {
-                let uuid = Uuid::parse_str(key).map_err(|_| ReplicaError::BadUuid(key.clone()))?;
-                let bad = || ReplicaError::BadRowUpdate {
-                    table: tname.clone(),
-                    uuid,
-                    update: update.to_string(),
-                };
-                // Element counts are not checked on parse, so a diff (which may hold more
-                // elements than the column allows) parses with the column's own type.
-                let parse_row = |v: &Value| {
-                    row_from_json(v, |c| ts.column_type(c)).map_err(|source| ReplicaError::Datum {
-                        table: tname.clone(),
-                        uuid,
-                        source,
-                    })
-                };
-                let obj = update.as_object().ok_or_else(bad)?;
-                let op = match format {
-                    UpdateFormat::Update2 => {
-                        let (kind, v) = obj.iter().next().ok_or_else(bad)?;
-                        match kind.as_str() {
-                            "initial" | "insert" => {
-                                let mut row = parse_row(v)?;
-                                self.fill_defaults(tname, &mut row);
-                                RowOp::Put(row)
-                            }
-                            "modify" => RowOp::Diff(parse_row(v)?),
-                            "delete" => RowOp::Delete,
-                            _ => return Err(bad()),
-                        }
-                    }
-                    UpdateFormat::Update => match (obj.get("old"), obj.get("new")) {
-                        (_, Some(new)) if !new.is_null() => {
-                            if obj.get("old").is_some_and(|o| !o.is_null()) {
-                                RowOp::Merge(parse_row(new)?)
-                            } else {
-                                RowOp::Put(parse_row(new)?)
-                            }
-                        }
-                        (Some(_), _) => RowOp::Delete,
-                        _ => return Err(bad()),
-                    },
-                };
-                out.push((tname.clone(), uuid, op));
-            }
-        }
-        Ok(out)
-    }
-
     /// Applies an `update`/`update2` table-updates object (or a monitor reply, which has
     /// the same shape). Nothing changes if an error is returned.
-    pub fn apply(
+    pub fn apply<'u>(
         &mut self,
         format: UpdateFormat,
-        updates: &Value,
+        updates: impl Into<UpdatesRef<'u>>,
     ) -> Result<ChangeSet, ReplicaError> {
-        let ops = self.parse(format, updates)?;
+        let ops = match updates.into() {
+            UpdatesRef::Value(v) => parse(&self.schema, &self.columns, format, v)?,
+            UpdatesRef::Text(t) => decode(&self.schema, &self.columns, format, t.as_str())?,
+        };
         let mut changes = Vec::with_capacity(ops.len());
         for (table, uuid, op) in ops {
             let old = self
@@ -347,7 +260,10 @@ impl Replica {
             });
         }
         for c in &changes {
-            let t = self.tables.entry(c.table.clone()).or_default();
+            let t = match self.tables.get_mut(&c.table) {
+                Some(t) => t,
+                None => self.tables.entry(c.table.clone()).or_default(),
+            };
             match &c.new {
                 Some(row) => {
                     t.insert(c.uuid, Entry::new(row.clone()));
@@ -363,11 +279,11 @@ impl Replica {
     /// Replaces the contents of `tables` with a fresh monitor reply (after a reconnect) and
     /// reports the difference from what the replica held, so consumers see deletes of rows
     /// that vanished while disconnected. Nothing changes if an error is returned.
-    pub fn reset(
+    pub fn reset<'u>(
         &mut self,
         tables: &[String],
         format: UpdateFormat,
-        reply: &Value,
+        reply: impl Into<UpdatesRef<'u>>,
     ) -> Result<ChangeSet, ReplicaError> {
         let mut fresh = Replica::new(self.schema.clone());
         fresh.columns = self.columns.clone();
@@ -521,7 +437,10 @@ mod tests {
         )
         .unwrap();
         let row = r.row("T", &Uuid::parse_str(U1).unwrap()).unwrap();
-        assert_eq!(row.keys().collect::<Vec<_>>(), vec!["n", "name"]);
+        assert_eq!(
+            row.keys().map(|k| &**k).collect::<Vec<_>>(),
+            vec!["n", "name"]
+        );
     }
 
     #[test]

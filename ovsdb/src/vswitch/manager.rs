@@ -70,9 +70,9 @@ pub fn manager_settings(
     let mut txn = Transaction::new(DATABASE);
     for uuid in rows {
         let row = Row::from([
-            ("connection_mode".to_owned(), Datum::scalar("out-of-band")),
+            ("connection_mode".into(), Datum::scalar("out-of-band")),
             (
-                "inactivity_probe".to_owned(),
+                "inactivity_probe".into(),
                 Datum::scalar(inactivity_probe_ms),
             ),
         ]);

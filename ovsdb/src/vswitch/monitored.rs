@@ -77,7 +77,7 @@ mod tests {
                     Some(v) => Datum::map([(k, atom(v.atomic, col))]),
                     None => Datum::scalar(k),
                 };
-                (col.clone(), d)
+                (col.as_str().into(), d)
             })
             .collect()
     }
@@ -96,7 +96,7 @@ mod tests {
             let full = full_row(&schema, table);
             let projected: Row = full
                 .iter()
-                .filter(|(c, _)| columns.contains(&c.as_str()))
+                .filter(|(c, _)| columns.contains(&&***c))
                 .map(|(c, d)| (c.clone(), d.clone()))
                 .collect();
             assert_eq!(projected.len(), columns.len(), "{table}: {columns:?}");

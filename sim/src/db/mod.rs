@@ -20,6 +20,7 @@ mod monitor;
 mod txn;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use ovsdb::schema::ColumnType;
 use ovsdb::{DatabaseSchema, Datum, Row, Uuid};
@@ -160,7 +161,7 @@ impl Database {
 }
 
 /// Stores `d` in `row`, dropping it when it is the column's default (sparse rows).
-fn store_column(schema: &DatabaseSchema, table: &str, row: &mut Row, c: String, d: Datum) {
+fn store_column(schema: &DatabaseSchema, table: &str, row: &mut Row, c: Arc<str>, d: Datum) {
     let default = schema
         .table(table)
         .and_then(|t| t.column_type(&c))
@@ -170,7 +171,7 @@ fn store_column(schema: &DatabaseSchema, table: &str, row: &mut Row, c: String, 
         None => false,
     };
     if is_default {
-        row.remove(&c);
+        row.remove(&*c);
     } else {
         row.insert(c, d);
     }

@@ -189,9 +189,10 @@ impl Database {
                 json!({"old": project(old, cols)})
             }),
             (Some(old), Some(new)) => {
-                let changed: Vec<&String> = old
+                let changed: Vec<&str> = old
                     .keys()
                     .chain(new.keys())
+                    .map(|k| &**k)
                     .filter(|k| cols.is_none_or(|c| c.contains(*k)))
                     .filter(|k| old.get(*k) != new.get(*k))
                     .collect::<BTreeSet<_>>()
@@ -209,13 +210,13 @@ impl Database {
                             .column_type(&c.table, k)
                             .is_some_and(ColumnType::replaced_in_update2);
                         let d = if replaced { n } else { datum_diff(&o, &n) };
-                        diff.insert(k.clone(), d.to_json());
+                        diff.insert(k.to_owned(), d.to_json());
                     }
                     Some(json!({"modify": diff}))
                 } else {
                     let mut olds = Map::new();
                     for k in changed {
-                        olds.insert(k.clone(), self.get(&c.table, old, k).to_json());
+                        olds.insert(k.to_owned(), self.get(&c.table, old, k).to_json());
                     }
                     Some(json!({"old": olds, "new": project(new, cols)}))
                 }
@@ -276,8 +277,8 @@ fn datum_diff(old: &Datum, new: &Datum) -> Datum {
 fn project(row: &Row, cols: Option<&BTreeSet<String>>) -> Value {
     Value::Object(
         row.iter()
-            .filter(|(k, _)| cols.is_none_or(|c| c.contains(*k)))
-            .map(|(k, v)| (k.clone(), v.to_json()))
+            .filter(|(k, _)| cols.is_none_or(|c| c.contains(&**k as &str)))
+            .map(|(k, v)| (k.to_string(), v.to_json()))
             .collect(),
     )
 }

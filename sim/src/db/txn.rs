@@ -349,7 +349,7 @@ impl Txn<'_> {
                         };
                         let new = mutate(&cur, mutator, arg)?;
                         if let Some(r) = self.db.tables.get_mut(&table).and_then(|t| t.get_mut(u)) {
-                            store_column(&schema, &table, r, col.clone(), new);
+                            store_column(&schema, &table, r, col.as_str().into(), new);
                         }
                     }
                 }
@@ -395,7 +395,7 @@ impl Txn<'_> {
                     .map(|r| {
                         cols.iter()
                             .map(|c| {
-                                r.get(c).cloned().unwrap_or_else(|| {
+                                r.get(c.as_str()).cloned().unwrap_or_else(|| {
                                     self.db
                                         .column_type(&table, c)
                                         .map(ColumnType::default_datum)
@@ -504,7 +504,7 @@ impl Txn<'_> {
                 continue;
             };
             for (col, d) in row {
-                let Some(cs) = ts.columns.get(col) else {
+                let Some(cs) = ts.columns.get(&**col) else {
                     continue;
                 };
                 let n = d.len() as u64;
@@ -541,7 +541,7 @@ impl Txn<'_> {
                 };
                 for row in rows.values() {
                     for (col, d) in row {
-                        let Some(cs) = ts.columns.get(col) else {
+                        let Some(cs) = ts.columns.get(&**col) else {
                             continue;
                         };
                         for (base, atoms) in ref_atoms(&cs.ty, d) {
