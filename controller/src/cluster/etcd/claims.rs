@@ -15,7 +15,7 @@
 //!   record (`shared_nodes`), in the same transaction, so that every instance stops
 //!   compiling towards it. A node merely handed to another instance keeps its record.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,12 +26,19 @@ use tokio_util::sync::CancellationToken;
 
 use super::ClusterSettings;
 use super::mirror::Mirror;
+use crate::cluster::bells::ViewSender;
 use crate::cluster::{ClusterView, InstanceInfo, LeaseClock, OwnerRecord, rendezvous};
 use crate::store::etcd::endpoints::Endpoints;
 use crate::topology::TransportNodes;
 
 /// How often the records are checked again without any change (a failed transaction).
 const RECHECK: Duration = Duration::from_millis(500);
+/// How long a burst of record and topology changes is collected before one pass: a cold
+/// start brings thousands of each, and a pass per change, each publishing a view and
+/// visiting every hypervisor, made the cold start quadratic.
+const COALESCE: Duration = Duration::from_millis(20);
+/// Claims per transaction: a compare and a put each, within etcd's 128 operations.
+const CLAIM_BATCH: usize = 48;
 
 /// The value of an ownership record.
 #[derive(Serialize, Deserialize)]
@@ -47,10 +54,56 @@ pub struct Claims {
     pub(super) instances: watch::Receiver<Arc<Mirror>>,
     pub(super) owners: watch::Receiver<Arc<Mirror>>,
     pub(super) topology: Arc<TransportNodes>,
-    pub(super) view: watch::Sender<Arc<ClusterView>>,
+    pub(super) view: ViewSender,
     /// Hypervisors this instance is releasing: no longer its own in the view, though
     /// the record still names it until the delete shows.
     pub(super) releasing: BTreeSet<String>,
+    /// The ownership records as last decoded, and the copy of the prefix they come from
+    /// (decoded again only where the copy changed).
+    pub(super) records: Records,
+}
+
+/// The decoded ownership records, kept up to date from the mirror's changes.
+#[derive(Default)]
+pub struct Records {
+    from: Arc<Mirror>,
+    decoded: imbl::OrdMap<String, OwnerRecord>,
+}
+
+impl Records {
+    fn update(&mut self, owners: &Arc<Mirror>) -> &imbl::OrdMap<String, OwnerRecord> {
+        use imbl::ordmap::DiffItem;
+        if Arc::ptr_eq(&self.from, owners) {
+            return &self.decoded;
+        }
+        let changed: Vec<(String, Option<OwnerRecord>)> = self
+            .from
+            .entries
+            .diff(&owners.entries)
+            .map(|d| match d {
+                DiffItem::Add(k, e) | DiffItem::Update { new: (k, e), .. } => {
+                    (k.clone(), parse_record(e))
+                }
+                DiffItem::Remove(k, _) => (k.clone(), None),
+            })
+            .collect();
+        for (node, record) in changed {
+            match record {
+                Some(r) => self.decoded.insert(node, r),
+                None => self.decoded.remove(&node),
+            };
+        }
+        self.from = owners.clone();
+        &self.decoded
+    }
+}
+
+/// What woke the claims task.
+enum Wake {
+    /// Records, instances or hypervisors changed: more may follow at once.
+    Burst,
+    /// The lease changed or lapsed, or a failed transaction is due again.
+    Now,
 }
 
 impl Claims {
@@ -62,7 +115,7 @@ impl Claims {
             let owners = self.owners.borrow_and_update().clone();
             let nodes: BTreeSet<String> =
                 topology.borrow_and_update().nodes.keys().cloned().collect();
-            let records = parse_records(&owners);
+            let records = self.records.update(&owners).clone();
             self.releasing.retain(|n| {
                 records
                     .get(n)
@@ -75,15 +128,21 @@ impl Claims {
                 busy = self.converge(lease, &instances, &records, &nodes).await;
             }
             let until = self.clock.until().filter(|t| *t > Instant::now());
-            tokio::select! {
+            let wake = tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = self.lease.changed() => {}
-                _ = self.instances.changed() => {}
-                _ = self.owners.changed() => {}
-                _ = topology.changed() => {}
+                _ = self.lease.changed() => Wake::Now,
+                _ = self.instances.changed() => Wake::Burst,
+                _ = self.owners.changed() => Wake::Burst,
+                _ = topology.changed() => Wake::Burst,
                 // The lease lapses: publish, so that sessions step down.
-                _ = sleep_until_opt(until) => {}
-                _ = tokio::time::sleep(RECHECK), if busy => {}
+                _ = sleep_until_opt(until) => Wake::Now,
+                _ = tokio::time::sleep(RECHECK), if busy => Wake::Now,
+            };
+            if let Wake::Burst = wake {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(COALESCE) => {}
+                }
             }
         }
     }
@@ -93,14 +152,15 @@ impl Claims {
         lease: Option<i64>,
         instances: &Mirror,
         owners: &Mirror,
-        records: &BTreeMap<String, OwnerRecord>,
+        records: &imbl::OrdMap<String, OwnerRecord>,
     ) {
         let me = &self.settings.instance;
-        let owners_view = records
-            .iter()
-            .filter(|(n, r)| !(r.instance == *me && self.releasing.contains(*n)))
-            .map(|(n, r)| (n.clone(), r.clone()))
-            .collect();
+        let mut owners_view = records.clone();
+        for n in &self.releasing {
+            if owners_view.get(n).is_some_and(|r| r.instance == *me) {
+                owners_view.remove(n);
+            }
+        }
         let view = ClusterView {
             clustered: true,
             instances: instances
@@ -118,13 +178,7 @@ impl Claims {
             revision: instances.revision.max(owners.revision),
             endpoints: self.settings.etcd.endpoints.clone(),
         };
-        self.view.send_if_modified(|cur| {
-            if **cur == view {
-                return false;
-            }
-            *cur = Arc::new(view);
-            true
-        });
+        self.view.publish(view);
     }
 
     /// One pass over the hypervisors; true if something is still to do (a transaction
@@ -133,7 +187,7 @@ impl Claims {
         &mut self,
         lease: i64,
         instances: &Mirror,
-        records: &BTreeMap<String, OwnerRecord>,
+        records: &imbl::OrdMap<String, OwnerRecord>,
         nodes: &BTreeSet<String>,
     ) -> bool {
         let me = self.settings.instance.clone();
@@ -144,6 +198,7 @@ impl Claims {
             .filter(|(_, r)| r.instance == me)
             .map(|(n, _)| n.clone());
         let all: BTreeSet<String> = nodes.iter().cloned().chain(mine).collect();
+        let mut claims: Vec<(String, Compare)> = Vec::new();
         for node in &all {
             let should = nodes.contains(node)
                 && rendezvous::owner(node, live.iter().copied()) == Some(me.as_str());
@@ -155,7 +210,7 @@ impl Claims {
                         CompareOp::Equal,
                         0,
                     );
-                    busy |= !self.claim(node, lease, cmp).await;
+                    claims.push((node.clone(), cmp));
                 }
                 Some(r) if should && r.instance == me && r.lease != lease => {
                     let cmp = Compare::mod_revision(
@@ -163,7 +218,7 @@ impl Claims {
                         CompareOp::Equal,
                         r.generation as i64,
                     );
-                    busy |= !self.claim(node, lease, cmp).await;
+                    claims.push((node.clone(), cmp));
                 }
                 // A release that failed, and the node is ours again after all.
                 Some(r)
@@ -183,43 +238,64 @@ impl Claims {
                 _ => {}
             }
         }
+        for batch in claims.chunks(CLAIM_BATCH) {
+            busy |= !self.claim_batch(batch, lease).await;
+        }
         busy
     }
 
     /// Drops the nodes being released from the published view before their records go.
     fn publish_releasing(&self) {
         let me = &self.settings.instance;
-        self.view.send_if_modified(|cur| {
-            let drop: Vec<String> = cur
-                .owners
-                .iter()
-                .filter(|(n, r)| r.instance == *me && self.releasing.contains(*n))
-                .map(|(n, _)| n.clone())
-                .collect();
-            if drop.is_empty() {
-                return false;
+        let cur = self.view.current();
+        let mut v = (*cur).clone();
+        for n in &self.releasing {
+            if v.owners.get(n).is_some_and(|r| r.instance == *me) {
+                v.owners.remove(n);
             }
-            let mut v = (**cur).clone();
-            for n in drop {
-                v.owners.remove(&n);
-            }
-            *cur = Arc::new(v);
-            true
-        });
+        }
+        self.view.publish(v);
     }
 
-    /// Writes the record for `node` under `lease` if `cmp` holds; whether it was written.
-    async fn claim(&self, node: &str, lease: i64, cmp: Compare) -> bool {
-        let key = self.settings.owner_key(node);
+    /// Claims each node of `batch` whose compare holds: all in one transaction, or, if
+    /// that is refused because one of them changed meanwhile, one by one. Whether every
+    /// node was claimed.
+    async fn claim_batch(&self, batch: &[(String, Compare)], lease: i64) -> bool {
+        if batch.len() > 1 {
+            let (compares, puts): (Vec<Compare>, Vec<TxnOp>) = batch
+                .iter()
+                .map(|(node, cmp)| (cmp.clone(), self.put_record(node, lease)))
+                .unzip();
+            if self.txn(Txn::new().when(compares).and_then(puts)).await == Some(true) {
+                tracing::info!(nodes = batch.len(), instance = %self.settings.instance,
+                    first = %batch[0].0, "took ownership of hypervisors");
+                return true;
+            }
+        }
+        let mut all = true;
+        for (node, cmp) in batch {
+            all &= self.claim(node, lease, cmp.clone()).await;
+        }
+        all
+    }
+
+    fn put_record(&self, node: &str, lease: i64) -> TxnOp {
         let value = serde_json::to_vec(&RecordValue {
             instance: self.settings.instance.clone(),
         })
         .unwrap_or_default();
-        let txn = Txn::new().when([cmp]).and_then([TxnOp::put(
-            key,
+        TxnOp::put(
+            self.settings.owner_key(node),
             value,
             Some(PutOptions::new().with_lease(lease)),
-        )]);
+        )
+    }
+
+    /// Writes the record for `node` under `lease` if `cmp` holds; whether it was written.
+    async fn claim(&self, node: &str, lease: i64, cmp: Compare) -> bool {
+        let txn = Txn::new()
+            .when([cmp])
+            .and_then([self.put_record(node, lease)]);
         match self.txn(txn).await {
             Some(true) => {
                 tracing::info!(node, instance = %self.settings.instance, "took ownership of hypervisor");
@@ -275,22 +351,14 @@ impl Claims {
     }
 }
 
-fn parse_records(owners: &Mirror) -> BTreeMap<String, OwnerRecord> {
-    owners
-        .entries
-        .iter()
-        .filter_map(|(node, e)| {
-            let v: RecordValue = serde_json::from_slice(&e.value).ok()?;
-            Some((
-                node.clone(),
-                OwnerRecord {
-                    instance: v.instance,
-                    generation: u64::try_from(e.mod_revision).ok()?,
-                    lease: e.lease,
-                },
-            ))
-        })
-        .collect()
+/// One ownership record as stored; `None` if unreadable (it is then no one's).
+fn parse_record(e: &super::mirror::Entry) -> Option<OwnerRecord> {
+    let v: RecordValue = serde_json::from_slice(&e.value).ok()?;
+    Some(OwnerRecord {
+        instance: v.instance,
+        generation: u64::try_from(e.mod_revision).ok()?,
+        lease: e.lease,
+    })
 }
 
 async fn sleep_until_opt(t: Option<Instant>) {
