@@ -71,10 +71,11 @@ pub struct Records {
 }
 
 impl Records {
-    fn update(&mut self, owners: &Arc<Mirror>) -> &imbl::OrdMap<String, OwnerRecord> {
+    /// Brings the decoded records up to `owners`; the nodes whose record changed.
+    fn update(&mut self, owners: &Arc<Mirror>) -> Vec<String> {
         use imbl::ordmap::DiffItem;
         if Arc::ptr_eq(&self.from, owners) {
-            return &self.decoded;
+            return Vec::new();
         }
         let changed: Vec<(String, Option<OwnerRecord>)> = self
             .from
@@ -87,15 +88,25 @@ impl Records {
                 DiffItem::Remove(k, _) => (k.clone(), None),
             })
             .collect();
+        let mut nodes = Vec::with_capacity(changed.len());
         for (node, record) in changed {
             match record {
-                Some(r) => self.decoded.insert(node, r),
+                Some(r) => self.decoded.insert(node.clone(), r),
                 None => self.decoded.remove(&node),
             };
+            nodes.push(node);
         }
         self.from = owners.clone();
-        &self.decoded
+        nodes
     }
+}
+
+/// The inputs of the last pass (see [`Claims::run`]).
+struct Seen {
+    lease: Option<i64>,
+    leased: bool,
+    instances: Arc<Mirror>,
+    nodes: Arc<crate::topology::Topology>,
 }
 
 /// What woke the claims task.
@@ -109,23 +120,54 @@ enum Wake {
 impl Claims {
     pub async fn run(mut self, stop: CancellationToken) {
         let mut topology = self.topology.watch();
+        // What the last pass looked at: a pass after a burst of records or hypervisors
+        // visits only those (a cold start brings thousands, one at a time); a change of
+        // the lease or of the instances, or a failed transaction, visits every one.
+        let mut seen: Option<Seen> = None;
+        let mut busy = false;
         loop {
             let lease = *self.lease.borrow_and_update();
             let instances = self.instances.borrow_and_update().clone();
             let owners = self.owners.borrow_and_update().clone();
-            let nodes: BTreeSet<String> =
-                topology.borrow_and_update().nodes.keys().cloned().collect();
-            let records = self.records.update(&owners).clone();
+            let nodes = topology.borrow_and_update().clone();
+            let changed_records = self.records.update(&owners);
+            let records = self.records.decoded.clone();
             self.releasing.retain(|n| {
                 records
                     .get(n)
                     .is_some_and(|r| r.instance == self.settings.instance)
             });
             self.publish(lease, &instances, &owners, &records);
-            let now = Instant::now();
-            let mut busy = false;
-            if let Some(lease) = lease.filter(|_| self.clock.valid_at(now)) {
-                busy = self.converge(lease, &instances, &records, &nodes).await;
+            let leased = self.clock.valid_at(Instant::now());
+            let scope = match &seen {
+                Some(s)
+                    if !busy
+                        && s.lease == lease
+                        && s.leased == leased
+                        && Arc::ptr_eq(&s.instances, &instances) =>
+                {
+                    let mut ids: BTreeSet<String> = nodes
+                        .nodes
+                        .diff(&s.nodes.nodes)
+                        .filter(|c| c.old.is_none() || c.new.is_none())
+                        .map(|c| c.id.to_owned())
+                        .collect();
+                    ids.extend(changed_records);
+                    Some(ids)
+                }
+                _ => None,
+            };
+            seen = Some(Seen {
+                lease,
+                leased,
+                instances: instances.clone(),
+                nodes: nodes.clone(),
+            });
+            busy = false;
+            if let Some(lease) = lease.filter(|_| leased) {
+                busy = self
+                    .converge(lease, &instances, &records, &nodes, scope.as_ref())
+                    .await;
             }
             let until = self.clock.until().filter(|t| *t > Instant::now());
             let wake = tokio::select! {
@@ -181,26 +223,34 @@ impl Claims {
         self.view.publish(view);
     }
 
-    /// One pass over the hypervisors; true if something is still to do (a transaction
-    /// failed or is waiting on another's record).
+    /// One pass over the hypervisors in `scope` (all of them, and every record of this
+    /// instance's, if `None`); true if something is still to do (a transaction failed or
+    /// is waiting on another's record).
     async fn converge(
         &mut self,
         lease: i64,
         instances: &Mirror,
         records: &imbl::OrdMap<String, OwnerRecord>,
-        nodes: &BTreeSet<String>,
+        topology: &crate::topology::Topology,
+        scope: Option<&BTreeSet<String>>,
     ) -> bool {
         let me = self.settings.instance.clone();
         let live: Vec<&str> = instances.entries.keys().map(String::as_str).collect();
         let mut busy = false;
-        let mine = records
-            .iter()
-            .filter(|(_, r)| r.instance == me)
-            .map(|(n, _)| n.clone());
-        let all: BTreeSet<String> = nodes.iter().cloned().chain(mine).collect();
+        let nodes = &topology.nodes;
+        let all: BTreeSet<String> = match scope {
+            Some(ids) => ids.clone(),
+            None => {
+                let mine = records
+                    .iter()
+                    .filter(|(_, r)| r.instance == me)
+                    .map(|(n, _)| n.clone());
+                nodes.keys().cloned().chain(mine).collect()
+            }
+        };
         let mut claims: Vec<(String, Compare)> = Vec::new();
         for node in &all {
-            let should = nodes.contains(node)
+            let should = nodes.contains_key(node)
                 && rendezvous::owner(node, live.iter().copied()) == Some(me.as_str());
             let record = records.get(node);
             match record {
@@ -232,7 +282,7 @@ impl Claims {
                 Some(r) if !should && r.instance == me && r.lease == lease => {
                     self.releasing.insert(node.clone());
                     self.publish_releasing();
-                    let forgotten = !nodes.contains(node);
+                    let forgotten = !nodes.contains_key(node);
                     busy |= !self.release(node, r, forgotten).await;
                 }
                 _ => {}
