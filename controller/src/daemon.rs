@@ -308,7 +308,7 @@ type ClusterTasks = crate::cluster::etcd::Cluster;
 #[cfg(not(feature = "etcd"))]
 type ClusterTasks = std::convert::Infallible;
 #[cfg(feature = "etcd")]
-type ClusterView = tokio::sync::watch::Sender<Arc<crate::cluster::ClusterView>>;
+type ClusterView = crate::cluster::bells::ViewSender;
 #[cfg(not(feature = "etcd"))]
 type ClusterView = std::convert::Infallible;
 

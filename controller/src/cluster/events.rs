@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use imbl::ordmap::DiffItem;
+
 use tokio_util::sync::CancellationToken;
 
 use super::Ownership;
@@ -19,20 +21,18 @@ pub async fn announce(ownership: Ownership, observed: Arc<ObservedState>, stop: 
             r = rx.changed() => if r.is_err() { return },
         }
         let now = rx.borrow_and_update().owners.clone();
-        for (node, r) in &now {
-            if last.get(node) != Some(r) {
-                observed.notify(Event::NodeOwnerChanged {
-                    node: node.clone(),
-                    owner: Some(r.instance.clone()),
-                    generation: Some(r.generation),
-                });
-            }
-        }
-        for node in last.keys().filter(|n| !now.contains_key(*n)) {
+        // Consecutive views share the records that did not change: the diff skips them.
+        for change in last.diff(&now) {
+            let (node, record) = match change {
+                DiffItem::Add(node, r) => (node, Some(r)),
+                DiffItem::Update { old, new } if old.1 != new.1 => (new.0, Some(new.1)),
+                DiffItem::Update { .. } => continue,
+                DiffItem::Remove(node, _) => (node, None),
+            };
             observed.notify(Event::NodeOwnerChanged {
                 node: node.clone(),
-                owner: None,
-                generation: None,
+                owner: record.map(|r| r.instance.clone()),
+                generation: record.map(|r| r.generation),
             });
         }
         last = now;

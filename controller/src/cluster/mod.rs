@@ -9,6 +9,7 @@
 //! let the lease expire and hand its hypervisors to another instance
 //! ([`LeaseClock`] is read at every use, not only when a task wakes).
 
+pub mod bells;
 #[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod events;
@@ -54,8 +55,10 @@ pub struct ClusterView {
     pub clustered: bool,
     /// Live instances (their records exist, so their leases do).
     pub instances: BTreeMap<String, InstanceInfo>,
-    /// Ownership records by system-id.
-    pub owners: BTreeMap<String, OwnerRecord>,
+    /// Ownership records by system-id: a persistent map, so that a new view shares what
+    /// did not change with the last one and [`bells::ViewSender`] finds what did without
+    /// comparing every record.
+    pub owners: imbl::OrdMap<String, OwnerRecord>,
     /// This instance's lease, when it has one.
     pub lease: Option<i64>,
     /// Until when this instance may act as an owner (renewed without republishing the
@@ -131,6 +134,8 @@ pub struct Ownership {
     _single: Option<Arc<watch::Sender<Arc<ClusterView>>>>,
     /// What this instance announces (its API address is known once the API is bound).
     info: Arc<std::sync::OnceLock<InstanceInfo>>,
+    /// Per-hypervisor wake-ups (cluster mode only: nothing changes otherwise).
+    bells: Option<Arc<bells::Bells>>,
 }
 
 impl Ownership {
@@ -142,16 +147,23 @@ impl Ownership {
             view: rx,
             _single: Some(Arc::new(tx)),
             info: Arc::default(),
+            bells: None,
         }
     }
 
-    /// Cluster mode: the view comes from `view`, published by the cluster tasks.
-    pub fn clustered(instance: &str, view: watch::Receiver<Arc<ClusterView>>) -> Ownership {
+    /// Cluster mode: the view comes from `view`, published by the cluster tasks through
+    /// a [`bells::ViewSender`] that rings `bells`.
+    pub fn clustered(
+        instance: &str,
+        view: watch::Receiver<Arc<ClusterView>>,
+        bells: Arc<bells::Bells>,
+    ) -> Ownership {
         Ownership {
             instance: instance.to_string(),
             view,
             _single: None,
             info: Arc::default(),
+            bells: Some(bells),
         }
     }
 
@@ -173,10 +185,20 @@ impl Ownership {
         self.view.borrow().clone()
     }
 
-    /// Woken on every change of the view (a session re-reads its role then). A lease
-    /// that runs out is published too, but [`Ownership::role`] does not wait for that.
+    /// Woken on every change of the view, for the tasks that serve every hypervisor
+    /// (compiler, merge). A lease that runs out is published too, but
+    /// [`Ownership::role`] does not wait for that.
     pub fn watch(&self) -> watch::Receiver<Arc<ClusterView>> {
         self.view.clone()
+    }
+
+    /// Woken when `node`'s standing may have changed: its own record, or what every
+    /// hypervisor's tasks read (see [`bells`]). For the tasks that serve one hypervisor.
+    pub fn watch_node(&self, node: Option<&str>) -> bells::NodeWatch {
+        match &self.bells {
+            Some(b) => bells::NodeWatch::new(b.clone(), node),
+            None => bells::NodeWatch::never(),
+        }
     }
 
     /// This instance's role towards `node` now.
@@ -222,7 +244,7 @@ mod tests {
         ClusterView {
             clock,
             clustered: true,
-            owners: BTreeMap::from([
+            owners: [
                 (
                     "hv1".to_string(),
                     OwnerRecord {
@@ -239,7 +261,9 @@ mod tests {
                         lease: 43,
                     },
                 ),
-            ]),
+            ]
+            .into_iter()
+            .collect(),
             lease: Some(42),
             ..Default::default()
         }

@@ -15,7 +15,7 @@
 //!   record (`shared_nodes`), in the same transaction, so that every instance stops
 //!   compiling towards it. A node merely handed to another instance keeps its record.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,12 +26,19 @@ use tokio_util::sync::CancellationToken;
 
 use super::ClusterSettings;
 use super::mirror::Mirror;
+use crate::cluster::bells::ViewSender;
 use crate::cluster::{ClusterView, InstanceInfo, LeaseClock, OwnerRecord, rendezvous};
 use crate::store::etcd::endpoints::Endpoints;
 use crate::topology::TransportNodes;
 
 /// How often the records are checked again without any change (a failed transaction).
 const RECHECK: Duration = Duration::from_millis(500);
+/// How long a burst of record and topology changes is collected before one pass: a cold
+/// start brings thousands of each, and a pass per change, each publishing a view and
+/// visiting every hypervisor, made the cold start quadratic.
+const COALESCE: Duration = Duration::from_millis(20);
+/// Claims per transaction: a compare and a put each, within etcd's 128 operations.
+const CLAIM_BATCH: usize = 48;
 
 /// The value of an ownership record.
 #[derive(Serialize, Deserialize)]
@@ -47,43 +54,137 @@ pub struct Claims {
     pub(super) instances: watch::Receiver<Arc<Mirror>>,
     pub(super) owners: watch::Receiver<Arc<Mirror>>,
     pub(super) topology: Arc<TransportNodes>,
-    pub(super) view: watch::Sender<Arc<ClusterView>>,
+    pub(super) view: ViewSender,
     /// Hypervisors this instance is releasing: no longer its own in the view, though
     /// the record still names it until the delete shows.
     pub(super) releasing: BTreeSet<String>,
+    /// The ownership records as last decoded, and the copy of the prefix they come from
+    /// (decoded again only where the copy changed).
+    pub(super) records: Records,
+}
+
+/// The decoded ownership records, kept up to date from the mirror's changes.
+#[derive(Default)]
+pub struct Records {
+    from: Arc<Mirror>,
+    decoded: imbl::OrdMap<String, OwnerRecord>,
+}
+
+impl Records {
+    /// Brings the decoded records up to `owners`; the nodes whose record changed.
+    fn update(&mut self, owners: &Arc<Mirror>) -> Vec<String> {
+        use imbl::ordmap::DiffItem;
+        if Arc::ptr_eq(&self.from, owners) {
+            return Vec::new();
+        }
+        let changed: Vec<(String, Option<OwnerRecord>)> = self
+            .from
+            .entries
+            .diff(&owners.entries)
+            .map(|d| match d {
+                DiffItem::Add(k, e) | DiffItem::Update { new: (k, e), .. } => {
+                    (k.clone(), parse_record(e))
+                }
+                DiffItem::Remove(k, _) => (k.clone(), None),
+            })
+            .collect();
+        let mut nodes = Vec::with_capacity(changed.len());
+        for (node, record) in changed {
+            match record {
+                Some(r) => self.decoded.insert(node.clone(), r),
+                None => self.decoded.remove(&node),
+            };
+            nodes.push(node);
+        }
+        self.from = owners.clone();
+        nodes
+    }
+}
+
+/// The inputs of the last pass (see [`Claims::run`]).
+struct Seen {
+    lease: Option<i64>,
+    leased: bool,
+    instances: Arc<Mirror>,
+    nodes: Arc<crate::topology::Topology>,
+}
+
+/// What woke the claims task.
+enum Wake {
+    /// Records, instances or hypervisors changed: more may follow at once.
+    Burst,
+    /// The lease changed or lapsed, or a failed transaction is due again.
+    Now,
 }
 
 impl Claims {
     pub async fn run(mut self, stop: CancellationToken) {
         let mut topology = self.topology.watch();
+        // What the last pass looked at: a pass after a burst of records or hypervisors
+        // visits only those (a cold start brings thousands, one at a time); a change of
+        // the lease or of the instances, or a failed transaction, visits every one.
+        let mut seen: Option<Seen> = None;
+        let mut busy = false;
         loop {
             let lease = *self.lease.borrow_and_update();
             let instances = self.instances.borrow_and_update().clone();
             let owners = self.owners.borrow_and_update().clone();
-            let nodes: BTreeSet<String> =
-                topology.borrow_and_update().nodes.keys().cloned().collect();
-            let records = parse_records(&owners);
+            let nodes = topology.borrow_and_update().clone();
+            let changed_records = self.records.update(&owners);
+            let records = self.records.decoded.clone();
             self.releasing.retain(|n| {
                 records
                     .get(n)
                     .is_some_and(|r| r.instance == self.settings.instance)
             });
             self.publish(lease, &instances, &owners, &records);
-            let now = Instant::now();
-            let mut busy = false;
-            if let Some(lease) = lease.filter(|_| self.clock.valid_at(now)) {
-                busy = self.converge(lease, &instances, &records, &nodes).await;
+            let leased = self.clock.valid_at(Instant::now());
+            let scope = match &seen {
+                Some(s)
+                    if !busy
+                        && s.lease == lease
+                        && s.leased == leased
+                        && Arc::ptr_eq(&s.instances, &instances) =>
+                {
+                    let mut ids: BTreeSet<String> = nodes
+                        .nodes
+                        .diff(&s.nodes.nodes)
+                        .filter(|c| c.old.is_none() || c.new.is_none())
+                        .map(|c| c.id.to_owned())
+                        .collect();
+                    ids.extend(changed_records);
+                    Some(ids)
+                }
+                _ => None,
+            };
+            seen = Some(Seen {
+                lease,
+                leased,
+                instances: instances.clone(),
+                nodes: nodes.clone(),
+            });
+            busy = false;
+            if let Some(lease) = lease.filter(|_| leased) {
+                busy = self
+                    .converge(lease, &instances, &records, &nodes, scope.as_ref())
+                    .await;
             }
             let until = self.clock.until().filter(|t| *t > Instant::now());
-            tokio::select! {
+            let wake = tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = self.lease.changed() => {}
-                _ = self.instances.changed() => {}
-                _ = self.owners.changed() => {}
-                _ = topology.changed() => {}
+                _ = self.lease.changed() => Wake::Now,
+                _ = self.instances.changed() => Wake::Burst,
+                _ = self.owners.changed() => Wake::Burst,
+                _ = topology.changed() => Wake::Burst,
                 // The lease lapses: publish, so that sessions step down.
-                _ = sleep_until_opt(until) => {}
-                _ = tokio::time::sleep(RECHECK), if busy => {}
+                _ = sleep_until_opt(until) => Wake::Now,
+                _ = tokio::time::sleep(RECHECK), if busy => Wake::Now,
+            };
+            if let Wake::Burst = wake {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(COALESCE) => {}
+                }
             }
         }
     }
@@ -93,14 +194,15 @@ impl Claims {
         lease: Option<i64>,
         instances: &Mirror,
         owners: &Mirror,
-        records: &BTreeMap<String, OwnerRecord>,
+        records: &imbl::OrdMap<String, OwnerRecord>,
     ) {
         let me = &self.settings.instance;
-        let owners_view = records
-            .iter()
-            .filter(|(n, r)| !(r.instance == *me && self.releasing.contains(*n)))
-            .map(|(n, r)| (n.clone(), r.clone()))
-            .collect();
+        let mut owners_view = records.clone();
+        for n in &self.releasing {
+            if owners_view.get(n).is_some_and(|r| r.instance == *me) {
+                owners_view.remove(n);
+            }
+        }
         let view = ClusterView {
             clustered: true,
             instances: instances
@@ -118,34 +220,37 @@ impl Claims {
             revision: instances.revision.max(owners.revision),
             endpoints: self.settings.etcd.endpoints.clone(),
         };
-        self.view.send_if_modified(|cur| {
-            if **cur == view {
-                return false;
-            }
-            *cur = Arc::new(view);
-            true
-        });
+        self.view.publish(view);
     }
 
-    /// One pass over the hypervisors; true if something is still to do (a transaction
-    /// failed or is waiting on another's record).
+    /// One pass over the hypervisors in `scope` (all of them, and every record of this
+    /// instance's, if `None`); true if something is still to do (a transaction failed or
+    /// is waiting on another's record).
     async fn converge(
         &mut self,
         lease: i64,
         instances: &Mirror,
-        records: &BTreeMap<String, OwnerRecord>,
-        nodes: &BTreeSet<String>,
+        records: &imbl::OrdMap<String, OwnerRecord>,
+        topology: &crate::topology::Topology,
+        scope: Option<&BTreeSet<String>>,
     ) -> bool {
         let me = self.settings.instance.clone();
         let live: Vec<&str> = instances.entries.keys().map(String::as_str).collect();
         let mut busy = false;
-        let mine = records
-            .iter()
-            .filter(|(_, r)| r.instance == me)
-            .map(|(n, _)| n.clone());
-        let all: BTreeSet<String> = nodes.iter().cloned().chain(mine).collect();
+        let nodes = &topology.nodes;
+        let all: BTreeSet<String> = match scope {
+            Some(ids) => ids.clone(),
+            None => {
+                let mine = records
+                    .iter()
+                    .filter(|(_, r)| r.instance == me)
+                    .map(|(n, _)| n.clone());
+                nodes.keys().cloned().chain(mine).collect()
+            }
+        };
+        let mut claims: Vec<(String, Compare)> = Vec::new();
         for node in &all {
-            let should = nodes.contains(node)
+            let should = nodes.contains_key(node)
                 && rendezvous::owner(node, live.iter().copied()) == Some(me.as_str());
             let record = records.get(node);
             match record {
@@ -155,7 +260,7 @@ impl Claims {
                         CompareOp::Equal,
                         0,
                     );
-                    busy |= !self.claim(node, lease, cmp).await;
+                    claims.push((node.clone(), cmp));
                 }
                 Some(r) if should && r.instance == me && r.lease != lease => {
                     let cmp = Compare::mod_revision(
@@ -163,7 +268,7 @@ impl Claims {
                         CompareOp::Equal,
                         r.generation as i64,
                     );
-                    busy |= !self.claim(node, lease, cmp).await;
+                    claims.push((node.clone(), cmp));
                 }
                 // A release that failed, and the node is ours again after all.
                 Some(r)
@@ -177,11 +282,14 @@ impl Claims {
                 Some(r) if !should && r.instance == me && r.lease == lease => {
                     self.releasing.insert(node.clone());
                     self.publish_releasing();
-                    let forgotten = !nodes.contains(node);
+                    let forgotten = !nodes.contains_key(node);
                     busy |= !self.release(node, r, forgotten).await;
                 }
                 _ => {}
             }
+        }
+        for batch in claims.chunks(CLAIM_BATCH) {
+            busy |= !self.claim_batch(batch, lease).await;
         }
         busy
     }
@@ -189,37 +297,55 @@ impl Claims {
     /// Drops the nodes being released from the published view before their records go.
     fn publish_releasing(&self) {
         let me = &self.settings.instance;
-        self.view.send_if_modified(|cur| {
-            let drop: Vec<String> = cur
-                .owners
-                .iter()
-                .filter(|(n, r)| r.instance == *me && self.releasing.contains(*n))
-                .map(|(n, _)| n.clone())
-                .collect();
-            if drop.is_empty() {
-                return false;
+        let cur = self.view.current();
+        let mut v = (*cur).clone();
+        for n in &self.releasing {
+            if v.owners.get(n).is_some_and(|r| r.instance == *me) {
+                v.owners.remove(n);
             }
-            let mut v = (**cur).clone();
-            for n in drop {
-                v.owners.remove(&n);
-            }
-            *cur = Arc::new(v);
-            true
-        });
+        }
+        self.view.publish(v);
     }
 
-    /// Writes the record for `node` under `lease` if `cmp` holds; whether it was written.
-    async fn claim(&self, node: &str, lease: i64, cmp: Compare) -> bool {
-        let key = self.settings.owner_key(node);
+    /// Claims each node of `batch` whose compare holds: all in one transaction, or, if
+    /// that is refused because one of them changed meanwhile, one by one. Whether every
+    /// node was claimed.
+    async fn claim_batch(&self, batch: &[(String, Compare)], lease: i64) -> bool {
+        if batch.len() > 1 {
+            let (compares, puts): (Vec<Compare>, Vec<TxnOp>) = batch
+                .iter()
+                .map(|(node, cmp)| (cmp.clone(), self.put_record(node, lease)))
+                .unzip();
+            if self.txn(Txn::new().when(compares).and_then(puts)).await == Some(true) {
+                tracing::info!(nodes = batch.len(), instance = %self.settings.instance,
+                    first = %batch[0].0, "took ownership of hypervisors");
+                return true;
+            }
+        }
+        let mut all = true;
+        for (node, cmp) in batch {
+            all &= self.claim(node, lease, cmp.clone()).await;
+        }
+        all
+    }
+
+    fn put_record(&self, node: &str, lease: i64) -> TxnOp {
         let value = serde_json::to_vec(&RecordValue {
             instance: self.settings.instance.clone(),
         })
         .unwrap_or_default();
-        let txn = Txn::new().when([cmp]).and_then([TxnOp::put(
-            key,
+        TxnOp::put(
+            self.settings.owner_key(node),
             value,
             Some(PutOptions::new().with_lease(lease)),
-        )]);
+        )
+    }
+
+    /// Writes the record for `node` under `lease` if `cmp` holds; whether it was written.
+    async fn claim(&self, node: &str, lease: i64, cmp: Compare) -> bool {
+        let txn = Txn::new()
+            .when([cmp])
+            .and_then([self.put_record(node, lease)]);
         match self.txn(txn).await {
             Some(true) => {
                 tracing::info!(node, instance = %self.settings.instance, "took ownership of hypervisor");
@@ -275,22 +401,14 @@ impl Claims {
     }
 }
 
-fn parse_records(owners: &Mirror) -> BTreeMap<String, OwnerRecord> {
-    owners
-        .entries
-        .iter()
-        .filter_map(|(node, e)| {
-            let v: RecordValue = serde_json::from_slice(&e.value).ok()?;
-            Some((
-                node.clone(),
-                OwnerRecord {
-                    instance: v.instance,
-                    generation: u64::try_from(e.mod_revision).ok()?,
-                    lease: e.lease,
-                },
-            ))
-        })
-        .collect()
+/// One ownership record as stored; `None` if unreadable (it is then no one's).
+fn parse_record(e: &super::mirror::Entry) -> Option<OwnerRecord> {
+    let v: RecordValue = serde_json::from_slice(&e.value).ok()?;
+    Some(OwnerRecord {
+        instance: v.instance,
+        generation: u64::try_from(e.mod_revision).ok()?,
+        lease: e.lease,
+    })
 }
 
 async fn sleep_until_opt(t: Option<Instant>) {

@@ -2,8 +2,12 @@
 //! instances (`<prefix>/instances/`) and the ownership records (`<prefix>/owners/`).
 //! A broken watch is given up and the prefix listed again (on the next member), so a
 //! deletion missed while the stream was down still shows.
+//!
+//! The copy is a persistent map of shared values: publishing it after each watch
+//! response costs the keys that changed, not a copy and a comparison of the whole
+//! prefix (thousands of observed-node records, each written several times during a cold
+//! start), and readers find what changed with [`imbl::OrdMap::diff`].
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +20,7 @@ use crate::store::etcd::endpoints::Endpoints;
 /// One key's value as last seen.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
-    pub value: Vec<u8>,
+    pub value: Arc<[u8]>,
     pub mod_revision: i64,
     pub lease: i64,
 }
@@ -24,7 +28,7 @@ pub struct Entry {
 /// Every key under the prefix (the part after it) and etcd's revision as of the copy.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Mirror {
-    pub entries: BTreeMap<String, Entry>,
+    pub entries: imbl::OrdMap<String, Entry>,
     pub revision: i64,
 }
 
@@ -75,7 +79,7 @@ async fn follow_once(
         }
     };
     let mut mirror = Mirror {
-        entries: BTreeMap::new(),
+        entries: imbl::OrdMap::new(),
         revision: resp.header().map_or(0, |h| h.revision()),
     };
     for kv in resp.kvs() {
@@ -83,14 +87,22 @@ async fn follow_once(
             mirror.entries.insert(
                 String::from_utf8_lossy(name).into_owned(),
                 Entry {
-                    value: kv.value().to_vec(),
+                    value: kv.value().into(),
                     mod_revision: kv.mod_revision(),
                     lease: kv.lease(),
                 },
             );
         }
     }
-    publish(tx, &mirror);
+    // A fresh listing: compared once with what readers have (unchanged after a
+    // reconnect, usually).
+    tx.send_if_modified(|cur| {
+        if **cur == mirror {
+            return false;
+        }
+        *cur = Arc::new(mirror.clone());
+        true
+    });
     let options = WatchOptions::new()
         .with_prefix()
         .with_start_revision(mirror.revision + 1)
@@ -116,6 +128,8 @@ async fn follow_once(
         if resp.canceled() || resp.compact_revision() > 0 {
             return;
         }
+        let before = mirror.revision;
+        let mut changed = false;
         for event in resp.events() {
             let Some(kv) = event.kv() else { continue };
             let Some(name) = kv.key().strip_prefix(prefix.as_bytes()) else {
@@ -127,7 +141,7 @@ async fn follow_once(
                     mirror.entries.insert(
                         name,
                         Entry {
-                            value: kv.value().to_vec(),
+                            value: kv.value().into(),
                             mod_revision: kv.mod_revision(),
                             lease: kv.lease(),
                         },
@@ -137,21 +151,14 @@ async fn follow_once(
                     mirror.entries.remove(&name);
                 }
             }
+            changed = true;
             mirror.revision = mirror.revision.max(kv.mod_revision());
         }
         if let Some(h) = resp.header() {
             mirror.revision = mirror.revision.max(h.revision());
         }
-        publish(tx, &mirror);
-    }
-}
-
-fn publish(tx: &watch::Sender<Arc<Mirror>>, mirror: &Mirror) {
-    tx.send_if_modified(|cur| {
-        if **cur == *mirror {
-            return false;
+        if changed || mirror.revision != before {
+            tx.send_replace(Arc::new(mirror.clone()));
         }
-        *cur = Arc::new(mirror.clone());
-        true
-    });
+    }
 }

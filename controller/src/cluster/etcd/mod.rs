@@ -28,6 +28,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::bells::{Bells, ViewSender};
 use super::{ClusterView, InstanceInfo, Ownership};
 use crate::store::etcd::EtcdSettings;
 use crate::store::etcd::endpoints::Endpoints;
@@ -78,12 +79,16 @@ pub struct Cluster {
 
 /// The view channel, created before the southbound starts (everything is standby until
 /// [`Cluster::start`] claims), and the [`Ownership`] that reads it.
-pub fn channel(instance: &str) -> (watch::Sender<Arc<ClusterView>>, Ownership) {
+pub fn channel(instance: &str) -> (ViewSender, Ownership) {
     let (tx, rx) = watch::channel(Arc::new(ClusterView {
         clustered: true,
         ..Default::default()
     }));
-    (tx, Ownership::clustered(instance, rx))
+    let bells = Arc::new(Bells::default());
+    (
+        ViewSender::new(tx, bells.clone()),
+        Ownership::clustered(instance, rx, bells),
+    )
 }
 
 impl Cluster {
@@ -94,13 +99,13 @@ impl Cluster {
         settings: ClusterSettings,
         local: Arc<TransportNodes>,
         shared: Arc<TransportNodes>,
-        view: watch::Sender<Arc<ClusterView>>,
+        view: ViewSender,
     ) -> anyhow::Result<Cluster> {
         let endpoints = Endpoints::new(&settings.etcd).await?;
-        let ownership = Ownership::clustered(&settings.instance, view.subscribe());
+        let ownership = view.ownership(&settings.instance);
         let settings = Arc::new(settings);
         let stop = CancellationToken::new();
-        let clock = view.borrow().clock.clone();
+        let clock = view.current().clock.clone();
         let (lease_tx, lease_rx) = watch::channel(None);
         let (inst_tx, inst_rx) = watch::channel(Arc::default());
         let (own_tx, own_rx) = watch::channel(Arc::default());
@@ -163,6 +168,7 @@ impl Cluster {
                     topology: local,
                     view,
                     releasing: Default::default(),
+                    records: Default::default(),
                 }
                 .run(stop.clone()),
             ),

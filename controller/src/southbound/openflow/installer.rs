@@ -14,9 +14,9 @@ use openflow::{
     OfpMessage, bundle_flags,
 };
 
-use tokio::sync::watch;
 
-use crate::cluster::{ClusterView, Role};
+use crate::cluster::Role;
+use crate::cluster::bells::NodeWatch;
 use crate::desired::{DesiredNode, GroupSpec};
 use crate::observed::InstalledFlows;
 use crate::reconcile::{self, InstalledTables};
@@ -83,7 +83,7 @@ impl<'a> Installer<'a> {
     /// to the desired state; otherwise (cluster mode, another instance owns the node)
     /// stands by as slave until this instance becomes the owner.
     pub(super) async fn run(&mut self, conn: &mut Conn) -> ConnError {
-        let mut view = self.ctx.ownership.watch();
+        let mut view = self.ctx.ownership.watch_node(Some(self.node));
         // The generation of the last ROLE_REQUEST slave sent, if any.
         let mut standby_at: Option<Option<u64>> = None;
         let timeout = self.ctx.settings.request_timeout;
@@ -160,7 +160,7 @@ impl<'a> Installer<'a> {
     async fn serve_owned(
         &mut self,
         conn: &mut Conn,
-        view: &mut watch::Receiver<Arc<ClusterView>>,
+        view: &mut NodeWatch,
     ) -> Option<ConnError> {
         let mut desired_rx = self.ctx.channels.watch_desired(self.node);
         let mut backoff = self.ctx.settings.retry_min;
@@ -610,7 +610,7 @@ fn is_unsupported(e: &ErrorMsg) -> bool {
 /// second: a refused master request is tried again).
 async fn idle_until_changed(
     conn: &mut Conn,
-    view: &mut watch::Receiver<Arc<ClusterView>>,
+    view: &mut NodeWatch,
     retry: bool,
 ) -> Result<(), ConnError> {
     let until = retry.then(|| tokio::time::Instant::now() + Duration::from_secs(1));

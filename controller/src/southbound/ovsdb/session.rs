@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::fence::Fence;
 use super::settings::{NodeSettings, encap_name};
 use super::*;
-use crate::cluster::{ClusterView, Role};
+use crate::cluster::Role;
 use crate::desired::{PatchSpec, TunnelSpec};
 use crate::topology::{Arrival, Vif};
 
@@ -48,8 +48,8 @@ pub(super) enum Wake {
     Marks(bool),
     Released,
     Retry,
-    /// The cluster view changed (ownership, live instances); false: it is gone.
-    Ownership(bool),
+    /// The node's standing may have changed (its ownership record, live instances).
+    Ownership,
 }
 
 impl Wake {
@@ -62,7 +62,7 @@ impl Wake {
             Wake::Marks(_) => "marks",
             Wake::Released => "node released",
             Wake::Retry => "retry",
-            Wake::Ownership(_) => "ownership",
+            Wake::Ownership => "ownership",
         }
     }
 }
@@ -137,8 +137,9 @@ pub(super) struct Session {
     pub(super) retry_at: Option<Instant>,
     pub(super) seen: Logged,
     pub(super) memo: Memo,
-    /// The cluster view: whether this instance owns the node, and the live instances.
-    pub(super) ownership: Option<watch::Receiver<Arc<ClusterView>>>,
+    /// Rings when the node's standing may have changed (whether this instance owns it,
+    /// the live instances); the standing itself is read from the view.
+    pub(super) ownership: crate::cluster::bells::NodeWatch,
     /// What the last pass saw of it: this instance's role and the wanted controllers.
     pub(super) standing: Option<Standing>,
     /// Set while this instance owns the node in cluster mode: every write but the fence
@@ -186,7 +187,7 @@ impl Session {
     pub(super) fn new(shared: Arc<Shared>, peer: String, arrival: Arrival) -> Session {
         let id = shared.next_session.fetch_add(1, Ordering::Relaxed);
         let released = shared.released.subscribe();
-        let ownership = Some(shared.ctx.ownership.watch());
+        let ownership = shared.ctx.ownership.watch_node(None);
         let arrival = Some(arrival);
         Session {
             ownership,
@@ -366,7 +367,13 @@ impl Session {
                 // long as this session lives.
                 _ = self.released.changed(), if self.waiting_for_owner => Wake::Released,
                 _ = sleep_until_opt(retry_at) => Wake::Retry,
-                ok = changed(&mut self.ownership) => Wake::Ownership(ok),
+                r = self.ownership.changed() => {
+                    if r.is_err() {
+                        // The cluster tasks ended: nothing to listen to any more.
+                        self.ownership = crate::cluster::bells::NodeWatch::never();
+                    }
+                    Wake::Ownership
+                }
             };
             tracing::trace!(
                 node = self.node_name(),
@@ -401,10 +408,7 @@ impl Session {
                     }
                 }
                 Wake::Released => {}
-                Wake::Ownership(ok) => {
-                    if !ok {
-                        self.ownership = None;
-                    }
+                Wake::Ownership => {
                     // A new role or another set of instances: plan every write again.
                     if self.standing.as_ref() != Some(&self.standing_now()) {
                         self.written_at.clear();
@@ -485,6 +489,7 @@ impl Session {
                 ));
                 return false;
             }
+            self.ownership.set_node(&settings.id);
             self.tunnels = Some(self.shared.ctx.channels.watch_tunnels(&settings.id));
             self.patches = Some(self.shared.ctx.channels.watch_patches(&settings.id));
             self.marks = Some(self.shared.ctx.channels.watch_marks(&settings.id));

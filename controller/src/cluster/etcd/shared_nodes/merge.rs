@@ -27,7 +27,7 @@ type Source = (Arc<NodeView>, bool);
 pub struct Merge {
     local: Arc<Topology>,
     records: Arc<Mirror>,
-    owned: BTreeSet<String>,
+    owned: Arc<BTreeSet<String>>,
     /// Node -> (the record's mod revision, its view; None if unreadable).
     decoded: BTreeMap<String, (i64, Option<Arc<NodeView>>)>,
 }
@@ -39,7 +39,7 @@ impl Merge {
         &mut self,
         local: Arc<Topology>,
         records: Arc<Mirror>,
-        owned: BTreeSet<String>,
+        owned: Arc<BTreeSet<String>>,
         out: &TransportNodes,
     ) {
         let mut ids = super::changed_nodes(&self.local, &local);
@@ -62,7 +62,9 @@ impl Merge {
             }
         }
         ids.extend(changed_records);
-        ids.extend(owned.symmetric_difference(&self.owned).cloned());
+        if !Arc::ptr_eq(&owned, &self.owned) {
+            ids.extend(owned.symmetric_difference(&self.owned).cloned());
+        }
         self.local = local;
         self.records = records;
         self.owned = owned;
@@ -156,13 +158,14 @@ pub async fn run(
     let mut local_rx = local.watch();
     let mut view = ownership.watch();
     let mut merge = Merge::default();
+    let mut owned = super::Owned::default();
     loop {
         let topology = local_rx.borrow_and_update().clone();
         let mirror = records.borrow_and_update().clone();
         // Cloned out first: `owned` reads the same channel again, and a second read
         // lock can wait behind a queued writer while the first is held.
         let current = view.borrow_and_update().clone();
-        let owned = super::owned(&ownership, &current);
+        let owned = owned.of(&ownership, &current);
         merge.apply(topology, mirror, owned, &out);
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -198,7 +201,7 @@ mod tests {
                     (
                         n.id.clone(),
                         Entry {
-                            value,
+                            value: value.into(),
                             mod_revision: *rev,
                             lease: 0,
                         },
@@ -209,8 +212,8 @@ mod tests {
         })
     }
 
-    fn owned(ids: &[&str]) -> BTreeSet<String> {
-        ids.iter().map(|s| s.to_string()).collect()
+    fn owned(ids: &[&str]) -> Arc<BTreeSet<String>> {
+        Arc::new(ids.iter().map(|s| s.to_string()).collect())
     }
 
     #[test]
@@ -285,7 +288,7 @@ mod tests {
         let hv2 = node("hv2", &[("b", 1)]);
         let mut bad = (*records(&[(&hv2, 3)])).clone();
         if let Some(e) = bad.entries.get_mut("hv2") {
-            e.value = b"not json".to_vec();
+            e.value = b"not json".as_slice().into();
         }
         m.apply(
             local(std::slice::from_ref(&hv2)),

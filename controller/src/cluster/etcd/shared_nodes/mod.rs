@@ -39,20 +39,52 @@ pub fn owned(ownership: &Ownership, view: &ClusterView) -> BTreeSet<String> {
         .collect()
 }
 
-/// The node ids whose record differs between two copies of the prefix.
+/// [`owned`] of the last view seen, computed again only for a new view: the merge and
+/// the writer wake for every change of any node's session, thousands of times in a cold
+/// start, and the view changes far less often. (A lease that lapses is published as a
+/// new view, so nothing is kept past it.)
+#[derive(Default)]
+pub struct Owned {
+    view: Option<std::sync::Arc<ClusterView>>,
+    owned: std::sync::Arc<BTreeSet<String>>,
+}
+
+impl Owned {
+    pub fn of(
+        &mut self,
+        ownership: &Ownership,
+        view: &std::sync::Arc<ClusterView>,
+    ) -> std::sync::Arc<BTreeSet<String>> {
+        if !self
+            .view
+            .as_ref()
+            .is_some_and(|v| std::sync::Arc::ptr_eq(v, view))
+        {
+            self.owned = std::sync::Arc::new(owned(ownership, view));
+            self.view = Some(view.clone());
+        }
+        self.owned.clone()
+    }
+}
+
+/// The node ids whose record differs between two copies of the prefix (in time
+/// proportional to what changed: consecutive copies share the rest).
 pub fn changed_records(
     old: &super::mirror::Mirror,
     new: &super::mirror::Mirror,
 ) -> BTreeSet<String> {
+    use imbl::ordmap::DiffItem;
     if std::ptr::eq(old, new) {
         return BTreeSet::new();
     }
-    let rev = |m: &super::mirror::Mirror, k: &str| m.entries.get(k).map(|e| e.mod_revision);
     old.entries
-        .keys()
-        .chain(new.entries.keys())
-        .filter(|k| rev(old, k) != rev(new, k))
-        .cloned()
+        .diff(&new.entries)
+        .filter_map(|d| match d {
+            DiffItem::Add(k, _) | DiffItem::Remove(k, _) => Some(k.clone()),
+            DiffItem::Update { old, new } => {
+                (old.1.mod_revision != new.1.mod_revision).then(|| new.0.clone())
+            }
+        })
         .collect()
 }
 

@@ -85,7 +85,7 @@ impl Writer {
                     let view = topology.nodes.get(id)?;
                     let value = NodeRecord::from_view(&self.settings.instance, view).encode();
                     let entry = records.entries.get(id);
-                    if entry.is_some_and(|e| e.value == value) {
+                    if entry.is_some_and(|e| e.value[..] == value[..]) {
                         return None;
                     }
                     let stale = entry.map_or(0, |e| e.mod_revision);
