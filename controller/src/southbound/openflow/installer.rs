@@ -14,7 +14,6 @@ use openflow::{
     OfpMessage, bundle_flags,
 };
 
-
 use crate::cluster::Role;
 use crate::cluster::bells::NodeWatch;
 use crate::desired::{DesiredNode, GroupSpec};
@@ -157,11 +156,7 @@ impl<'a> Installer<'a> {
 
     /// The owner's loop; `None` when ownership is lost (or its generation changed),
     /// `Some` when the connection ends.
-    async fn serve_owned(
-        &mut self,
-        conn: &mut Conn,
-        view: &mut NodeWatch,
-    ) -> Option<ConnError> {
+    async fn serve_owned(&mut self, conn: &mut Conn, view: &mut NodeWatch) -> Option<ConnError> {
         let mut desired_rx = self.ctx.channels.watch_desired(self.node);
         let mut backoff = self.ctx.settings.retry_min;
         // Nothing is compiled for this node yet (weftd just started): the switch keeps
