@@ -169,10 +169,13 @@ async fn serve_openflow(
             }
         }
         let deadline = tokio::time::Instant::from_std(sw.next_timeout());
+        // Biased, the socket before the echo timer (as vswitchd reads before it runs its
+        // timers): after a stall both are ready, and the timer must not declare silent a
+        // controller whose echo reply is already waiting to be read.
         tokio::select! {
+            biased;
             _ = shutdown.cancelled() => break "shutdown".into(),
             _ = reconnect_rx.changed() => break "reconnect requested".into(),
-            _ = tokio::time::sleep_until(deadline) => sw.handle_timeout(Instant::now()),
             r = stream.read_buf(&mut buf) => match r {
                 Ok(0) => break "closed by weftd".into(),
                 Err(e) => break format!("read error: {e}"),
@@ -197,6 +200,7 @@ async fn serve_openflow(
                     }
                 }
             },
+            _ = tokio::time::sleep_until(deadline) => sw.handle_timeout(Instant::now()),
         }
     };
     node.lock().record_openflow(target, state(&sw, false));
