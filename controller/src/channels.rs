@@ -38,6 +38,10 @@ struct NodeChannels {
     /// The tunnel ports the node needs (its desired state's, for its OVSDB session): a
     /// channel of its own, so a change of flows alone does not wake the OVSDB session.
     tunnels: watch::Sender<Arc<BTreeSet<TunnelSpec>>>,
+    /// False until the compiler published this node's tunnels once, with its desired
+    /// state or ahead of it ([`Channels::publish_tunnels`]); like `published`, for the
+    /// channel's initial (empty) value.
+    tunnels_published: bool,
     /// The physical networks to patch br-int to (provider switches), for the same session
     /// and for the same reason as `tunnels`.
     patches: watch::Sender<Arc<BTreeSet<PatchSpec>>>,
@@ -50,11 +54,25 @@ struct NodeChannels {
 pub type InstalledPorts = imbl::OrdMap<String, Arc<BTreeSet<Uuid>>>;
 
 impl NodeChannels {
+    /// Sends `tunnels` if they differ from the last ones, or are the first.
+    fn send_tunnels(&mut self, tunnels: &BTreeSet<TunnelSpec>) {
+        let first = !self.tunnels_published;
+        self.tunnels_published = true;
+        self.tunnels.send_if_modified(|t| {
+            if **t == *tunnels && !first {
+                return false;
+            }
+            *t = Arc::new(tunnels.clone());
+            true
+        });
+    }
+
     fn new() -> Self {
         NodeChannels {
             desired: watch::channel(Arc::new(DesiredNode::default())).0,
             published: false,
             tunnels: watch::channel(Arc::new(BTreeSet::new())).0,
+            tunnels_published: false,
             patches: watch::channel(Arc::new(BTreeSet::new())).0,
             marks: watch::channel(Arc::new(BTreeSet::new())).0,
         }
@@ -83,13 +101,7 @@ impl Channels {
             .or_insert_with(NodeChannels::new);
         let first = !ch.published;
         ch.published = true;
-        ch.tunnels.send_if_modified(|t| {
-            if **t == desired.tunnels && !first {
-                return false;
-            }
-            *t = Arc::new(desired.tunnels.clone());
-            true
-        });
+        ch.send_tunnels(&desired.tunnels);
         ch.patches.send_if_modified(|p| {
             if **p == desired.patches && !first {
                 return false;
@@ -108,13 +120,34 @@ impl Channels {
         })
     }
 
-    /// Withdraws a node's desired state (compiler task only: this instance no longer
-    /// compiles it): [`Channels::desired_published`] is false until the next publish,
-    /// which wakes its watchers even if equal to the last one.
+    /// Publishes the tunnel ports a node needs ahead of its desired state (compiler task
+    /// only): its OVSDB session creates them, its OpenFlow session still waits for the
+    /// desired state, which is compiled once their ofports are reported
+    /// ([`crate::compiler::IncrementalCompiler::update_tunnels_first`]).
+    pub fn publish_tunnels(&self, node: &str, tunnels: BTreeSet<TunnelSpec>) {
+        self.channels()
+            .entry(node.to_string())
+            .or_insert_with(NodeChannels::new)
+            .send_tunnels(&tunnels);
+    }
+
+    /// Withdraws a node's desired state and tunnels (compiler task only: this instance no
+    /// longer compiles it): [`Channels::desired_published`] is false until the next
+    /// publish, which wakes its watchers even if equal to the last one.
     pub fn retract_desired(&self, node: &str) {
         if let Some(ch) = self.channels().get_mut(node) {
             ch.published = false;
+            ch.tunnels_published = false;
         }
+    }
+
+    /// Whether the compiler published `node`'s tunnels yet (with its desired state or
+    /// ahead of it): until then the tunnels' watch holds a placeholder, and acting on it
+    /// would delete every tunnel port.
+    pub fn tunnels_published(&self, node: &str) -> bool {
+        self.channels()
+            .get(node)
+            .is_some_and(|c| c.tunnels_published)
     }
 
     /// The tunnel ports a node needs, as a watch (its OVSDB session). Like the desired
@@ -238,5 +271,33 @@ mod tests {
         assert!(rx.has_changed().expect("sender alive"));
         rx.borrow_and_update();
         assert!(!f.publish_desired("hv1", Arc::new(DesiredNode::default())));
+    }
+
+    /// Tunnels published ahead of the desired state reach the OVSDB session's watch,
+    /// while the OpenFlow session still waits for a compiled state.
+    #[test]
+    fn tunnels_ahead_of_the_desired_state() {
+        let f = Channels::new();
+        let mut tunnels = f.watch_tunnels("hv1");
+        let spec = TunnelSpec {
+            remote: "hv2".into(),
+            remote_ip: "192.0.2.2".parse().expect("ip"),
+            local_ip: "192.0.2.1".parse().expect("ip"),
+            encap: crate::topology::EncapType::Geneve,
+        };
+        assert!(!f.tunnels_published("hv1"));
+        f.publish_tunnels("hv1", BTreeSet::from([spec.clone()]));
+        assert!(f.tunnels_published("hv1"));
+        assert!(!f.desired_published("hv1"));
+        assert!(tunnels.has_changed().expect("sender alive"));
+        assert_eq!(
+            *tunnels.borrow_and_update(),
+            Arc::new(BTreeSet::from([spec]))
+        );
+        f.retract_desired("hv1");
+        assert!(
+            !f.tunnels_published("hv1"),
+            "withdrawn with the desired state"
+        );
     }
 }

@@ -105,6 +105,7 @@ pub async fn run_owned(
     // Nodes in the previous round's topology: a round in which nodes joined is part of
     // a cold start, one that only compiled a change (an API write, a plug) is not.
     let mut last_nodes = 0usize;
+    let mut last_join: Option<std::time::Instant> = None;
     loop {
         let round_started = std::time::Instant::now();
         let m = model.borrow_and_update().clone();
@@ -123,6 +124,11 @@ pub async fn run_owned(
         // timeout) must not slow down the API's writes.
         let joined = t.nodes.len() > last_nodes;
         last_nodes = t.nodes.len();
+        if joined {
+            last_join = Some(round_started);
+        }
+        // A burst: hypervisors joined lately and more are connecting.
+        let burst = sessions.arriving() > 0 && last_join.is_some_and(|j| j.elapsed() < BURST_QUIET);
         // Compiling thousands of nodes is CPU work: keep it off the I/O threads.
         let (c, h, round) = match tokio::task::spawn_blocking({
             let channels = channels.clone();
@@ -130,8 +136,14 @@ pub async fn run_owned(
             move || {
                 let in_scope = |n: &str| owned.as_ref().is_none_or(|o| o.contains(n));
                 let started = std::time::Instant::now();
-                let round =
-                    realize_scoped(&mut compiler, &mut startup, &m, &t, &channels, &in_scope);
+                let round = realize_round(
+                    &mut compiler,
+                    &mut startup,
+                    (&m, &t),
+                    &channels,
+                    &in_scope,
+                    Some(burst),
+                );
                 metrics.compile.observe(started.elapsed());
                 metrics.nodes_recompiled.add(round.compiled as u64);
                 (compiler, startup, round)
@@ -149,7 +161,12 @@ pub async fn run_owned(
         startup = h;
         let arriving = sessions.arriving();
         tracing::debug!(published = round.published, arriving, joined, "realized");
-        let compiled = if joined { round.compiled } else { 0 };
+        // A node put off for its tunnels is part of the burst like one compiled.
+        let compiled = if joined {
+            round.compiled + round.deferred
+        } else {
+            0
+        };
         if let Some(rest) = rests.after(round_started.elapsed(), compiled, arriving) {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -157,6 +174,11 @@ pub async fn run_owned(
             }
         }
         let hold_ends = startup.pending().then_some(startup.until);
+        // A node put off for its tunnel ports is normally compiled when their ofports
+        // wake this task; this round comes anyway if they never do.
+        let deferred_due = compiler
+            .deferring()
+            .then(|| std::time::Instant::now() + DEFERRED_WAIT);
         tokio::select! {
             _ = shutdown.cancelled() => return,
             r = model.changed() => if r.is_err() { return },
@@ -164,6 +186,7 @@ pub async fn run_owned(
             r = vteps.changed() => if r.is_err() { return },
             r = view.changed() => if r.is_err() { return },
             _ = sleep_until_opt(hold_ends) => {}
+            _ = sleep_until_opt(deferred_due) => {}
         }
     }
 }
@@ -234,6 +257,13 @@ impl Rests {
     }
 }
 
+/// How long after the last hypervisor joined (with more still connecting) joining nodes
+/// are put off as part of a burst ([`realize_round`]). A lone hypervisor joining a
+/// settled fabric while another connection lingers in its setup waits at most this.
+const BURST_QUIET: std::time::Duration = std::time::Duration::from_secs(2);
+/// Longest wait, when nothing else changes, for the round that compiles a node put off
+/// until its tunnel ports exist ([`IncrementalCompiler::update_tunnels_first`]).
+const DEFERRED_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// A compile round at least this long is part of a burst (see [`Rests`]).
 const BURST_ROUND: std::time::Duration = std::time::Duration::from_millis(100);
 /// Longest rest after a burst round.
@@ -314,6 +344,8 @@ pub struct Round {
     pub compiled: usize,
     /// Nodes that got a new desired state.
     pub published: usize,
+    /// Joining nodes whose tunnel ports were published ahead of their compile.
+    pub deferred: usize,
 }
 
 /// [`realize`] with the startup hold: a compiled node whose tunnel peers have not
@@ -339,6 +371,23 @@ pub fn realize_scoped(
     channels: &Channels,
     in_scope: &dyn Fn(&str) -> bool,
 ) -> Round {
+    realize_round(compiler, hold, (model, topology), channels, in_scope, None)
+}
+
+/// [`realize_scoped`]; with `tunnels_first` (the compiler task: `Some(burst)`), a
+/// joining node can get its tunnel ports published alone and be compiled later, while
+/// hypervisors are still joining (`burst`) or its tunnels do not exist yet
+/// ([`IncrementalCompiler::update_tunnels_first`]): during a cold start each node is
+/// then compiled about once, with its neighbours there and its tunnels up, instead of
+/// once as it joins and again for each wave of neighbours and of their tunnels.
+fn realize_round(
+    compiler: &mut IncrementalCompiler,
+    hold: &mut StartupHold,
+    (model, topology): (&LogicalModel, &Topology),
+    channels: &Channels,
+    in_scope: &dyn Fn(&str) -> bool,
+    tunnels_first: Option<bool>,
+) -> Round {
     let started = std::time::Instant::now();
     let mut changed = 0;
     let mut compiled = 0;
@@ -358,17 +407,22 @@ pub fn realize_scoped(
     let publish_bindings = |b: &crate::binding::Bindings| {
         channels.publish_bindings(Arc::new(b.clone()));
     };
-    let left = compiler.update_scoped(
-        model,
-        topology,
-        in_scope,
-        publish_bindings,
-        |node, desired| {
-            compiled += 1;
-            held.remove(&node);
-            consider(hold, node, desired);
-        },
-    );
+    let mut deferred = 0;
+    let sink = |node: String, desired| {
+        compiled += 1;
+        held.remove(&node);
+        consider(hold, node, desired);
+    };
+    let left = if let Some(burst) = tunnels_first {
+        let on_tunnels = |node: String, tunnels| {
+            deferred += 1;
+            channels.publish_tunnels(&node, tunnels);
+        };
+        let inputs = (model, topology);
+        compiler.update_tunnels_first(inputs, in_scope, burst, publish_bindings, on_tunnels, sink)
+    } else {
+        compiler.update_scoped(model, topology, in_scope, publish_bindings, sink)
+    };
     for node in &left {
         held.remove(node);
         channels.retract_desired(node);
@@ -380,6 +434,7 @@ pub fn realize_scoped(
         revision = model.revision(),
         nodes = topology.nodes.len(),
         compiled,
+        deferred,
         changed,
         held = hold.held.len(),
         elapsed_us = started.elapsed().as_micros() as u64,
@@ -388,6 +443,7 @@ pub fn realize_scoped(
     Round {
         compiled,
         published: changed,
+        deferred,
     }
 }
 

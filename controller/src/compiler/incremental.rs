@@ -7,9 +7,10 @@ use std::net::IpAddr;
 use uuid::Uuid;
 
 use super::routing::{reach, routers_of_switch, switches_of_router};
+use super::tunnels_first::tunnels_ahead;
 use super::{compile_node_with, switches_of_node};
 use crate::binding::{Bindings, PortBinding};
-use crate::desired::DesiredNode;
+use crate::desired::{DesiredNode, TunnelSpec};
 use crate::hardware_vtep::{HardwareVtepEndpoint, VtepEndpoints};
 use crate::model::{
     Acl, LogicalModel, LogicalPort, LogicalRouter, LogicalSwitch, Route, RouterPort,
@@ -159,7 +160,23 @@ pub struct IncrementalCompiler {
     /// Nodes whose last compile is current: compiled, in the topology and in scope every
     /// round since (see [`IncrementalCompiler::update_scoped`]).
     current: BTreeSet<String>,
+    /// Nodes whose compile was put off ([`IncrementalCompiler::update_tunnels_first`]),
+    /// with how many rounds in a row: (during a burst, waiting for tunnel ports).
+    deferred: HashMap<String, (u32, u32)>,
 }
+
+/// How many rounds in a row a node's compile may wait for its tunnel ports. Normally the
+/// ofports are reported before the next round; this bounds the wait for a tunnel OVS
+/// never accepts (the node is then compiled without it, as it would have been at once).
+const MAX_DEFERRALS: u32 = 2;
+
+/// How many rounds in a row a node's compile may wait for a burst of joins to end: a
+/// fabric where hypervisors never stop joining (one flapping) must not starve it. Rounds
+/// during a burst are at least 100 ms apart and grow to 2 s ([`crate::realize`]).
+const MAX_BURST_DEFERRALS: u32 = 30;
+
+/// Where [`IncrementalCompiler::update_tunnels_first`] asks for a node's tunnel ports.
+type TunnelSink<'a> = &'a mut dyn FnMut(String, BTreeSet<TunnelSpec>);
 
 /// What one update has to recompile.
 #[derive(Default)]
@@ -232,6 +249,52 @@ impl IncrementalCompiler {
         topology: &Topology,
         in_scope: &dyn Fn(&str) -> bool,
         on_bindings: impl FnOnce(&Bindings),
+        sink: impl FnMut(String, DesiredNode),
+    ) -> Vec<String> {
+        self.update_inner(model, topology, in_scope, on_bindings, (None, false), sink)
+    }
+
+    /// [`Self::update_scoped`], except that a node joining (not compiled yet, or not
+    /// since it re-entered the topology or the scope) may be put off: `on_tunnels` gets
+    /// the tunnels it needs instead ([`super::tunnels_first`]), and the node is compiled
+    /// in a later round. It is put off while `burst` (hypervisors are still joining: its
+    /// neighbours are on their way, and each would recompile it), and otherwise while a
+    /// tunnel it needs has no ofport yet, for at most [`MAX_BURST_DEFERRALS`] and
+    /// [`MAX_DEFERRALS`] rounds in a row.
+    /// Nodes already compiled are never put off: a change to their flows is never
+    /// delayed. [`Self::deferring`] says whether a round is owed to a deferred node.
+    pub fn update_tunnels_first(
+        &mut self,
+        (model, topology): (&LogicalModel, &Topology),
+        in_scope: &dyn Fn(&str) -> bool,
+        burst: bool,
+        on_bindings: impl FnOnce(&Bindings),
+        mut on_tunnels: impl FnMut(String, BTreeSet<TunnelSpec>),
+        sink: impl FnMut(String, DesiredNode),
+    ) -> Vec<String> {
+        self.update_inner(
+            model,
+            topology,
+            in_scope,
+            on_bindings,
+            (Some(&mut on_tunnels), burst),
+            sink,
+        )
+    }
+
+    /// Whether some node's compile is waiting for its tunnel ports: the caller owes it a
+    /// round even if nothing else changes (a tunnel OVS never accepts).
+    pub fn deferring(&self) -> bool {
+        !self.deferred.is_empty()
+    }
+
+    fn update_inner(
+        &mut self,
+        model: &LogicalModel,
+        topology: &Topology,
+        in_scope: &dyn Fn(&str) -> bool,
+        on_bindings: impl FnOnce(&Bindings),
+        (mut on_tunnels, burst): (Option<TunnelSink<'_>>, bool),
         sink: impl FnMut(String, DesiredNode),
     ) -> Vec<String> {
         let mut dirty = Dirty::default();
@@ -327,7 +390,7 @@ impl IncrementalCompiler {
         for n in &left {
             self.current.remove(n);
         }
-        let left = left
+        let mut left: Vec<String> = left
             .into_iter()
             .filter(|n| topology.nodes.contains_key(n))
             .collect();
@@ -340,11 +403,46 @@ impl IncrementalCompiler {
             nodes = nodes.len(),
             "nodes to recompile"
         );
-        self.current.extend(nodes.iter().cloned());
         if std::mem::take(&mut self.bindings_changed) {
             on_bindings(&self.bindings);
         }
-        compile_many(model, topology, &self.bindings, nodes, sink);
+        // A deferred node is not current: every round considers it until it is compiled.
+        // One that left the scope had its tunnels asked for: withdrawn like a compile.
+        self.deferred.retain(|n, _| {
+            let keep = topology.nodes.contains_key(n) && in_scope(n);
+            if !keep && topology.nodes.contains_key(n) {
+                left.push(n.clone());
+            }
+            keep
+        });
+        let mut compile = Vec::with_capacity(nodes.len());
+        for n in nodes {
+            let joining = !self.current.contains(&n);
+            let (in_burst, waited) = self.deferred.get(&n).copied().unwrap_or((0, 0));
+            let tunnels = match &on_tunnels {
+                Some(_) if joining => {
+                    tunnels_ahead(model, topology, &self.bindings, &self.members, &n)
+                }
+                _ => None,
+            };
+            let defer = match &tunnels {
+                Some(_) if burst && in_burst < MAX_BURST_DEFERRALS => Some((in_burst + 1, 0)),
+                Some((_, true)) if waited < MAX_DEFERRALS => Some((in_burst, waited + 1)),
+                _ => None,
+            };
+            match (tunnels, defer, on_tunnels.as_mut()) {
+                (Some((t, _)), Some(counts), Some(on_tunnels)) => {
+                    self.deferred.insert(n.clone(), counts);
+                    on_tunnels(n, t);
+                }
+                _ => {
+                    self.deferred.remove(&n);
+                    self.current.insert(n.clone());
+                    compile.push(n);
+                }
+            }
+        }
+        compile_many(model, topology, &self.bindings, compile, sink);
         self.model = model.clone();
         self.topology = topology.clone();
         left

@@ -321,7 +321,7 @@ impl Session {
         node: &NodeSettings,
         bridge: &Bridge,
     ) -> Option<Transaction> {
-        if !self.shared.ctx.channels.desired_published(&node.id) {
+        if !self.shared.ctx.channels.tunnels_published(&node.id) {
             // Not compiled yet: an empty placeholder would delete every tunnel.
             return None;
         }
