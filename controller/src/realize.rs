@@ -460,35 +460,17 @@ pub fn realize(
 
 #[cfg(test)]
 mod tests {
-    use uuid::Uuid;
 
     use super::*;
-    use crate::topology::EncapType;
-    use crate::topology::{NodeView, Vif};
+    use crate::topology::NodeView;
 
     fn model() -> LogicalModel {
         crate::model::fixtures::blue(&[(1, "a1"), (2, "a2"), (3, "a3")])
     }
 
     fn node(id: &str, n: u8, vif: &str, tunnels: &[&str]) -> NodeView {
-        NodeView {
-            id: id.into(),
-            encap_ip: format!("192.0.2.{n}").parse().expect("ip"),
-            encap_type: EncapType::Geneve,
-            bridge: "br-int".into(),
-            datapath_id: None,
-            vifs: BTreeMap::from([(
-                vif.to_owned(),
-                Vif {
-                    ofport: 1,
-                    interface: Uuid::nil(),
-                    name: vif.into(),
-                },
-            )]),
-            tunnels: tunnels.iter().map(|t| ((*t).to_owned(), 10)).collect(),
-            bridge_mappings: Default::default(),
-            patches: Default::default(),
-        }
+        let tunnels: Vec<(&str, u32)> = tunnels.iter().map(|t| (*t, 10)).collect();
+        crate::compiler::tunnels_first::tests::node(id, n, vif, &tunnels)
     }
 
     fn remotes(f: &Channels, node: &str) -> Vec<String> {

@@ -49,7 +49,7 @@ mod routing;
 pub mod stage;
 pub mod table;
 pub mod trace;
-mod tunnels_first;
+pub(crate) mod tunnels_first;
 
 #[cfg(test)]
 mod flood_vtep_tests;

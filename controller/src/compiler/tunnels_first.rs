@@ -72,7 +72,7 @@ pub(super) fn tunnels_ahead(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeMap;
 
     use uuid::Uuid;
@@ -82,7 +82,8 @@ mod tests {
     use crate::model::fixtures::blue;
     use crate::topology::{EncapType, NodeView, Vif};
 
-    fn node(id: &str, n: u8, vif: &str, tunnels: &[(&str, u32)]) -> NodeView {
+    /// A Geneve node at 192.0.2.`n` with one VIF on ofport 1 and the given tunnels.
+    pub(crate) fn node(id: &str, n: u8, vif: &str, tunnels: &[(&str, u32)]) -> NodeView {
         NodeView {
             id: id.into(),
             encap_ip: format!("192.0.2.{n}").parse().expect("ip"),

@@ -102,18 +102,26 @@ impl Atom {
 
     /// Parses an atom of a known type: an integer is accepted where a real is expected.
     pub fn from_json_typed(value: &Value, ty: AtomicType) -> Result<Atom, DatumError> {
-        let atom = Atom::from_json(value)?;
-        match (ty, atom) {
+        Atom::from_json(value)?
+            .of_type(ty)
+            .map_err(|_| DatumError::WrongType {
+                expected: ty,
+                got: value.to_string(),
+            })
+    }
+
+    /// This atom as a value of type `ty` (an integer is accepted where a real is
+    /// expected); the atom itself back if it is of another type. One rule for both
+    /// decoders (from a JSON value, and straight from the text).
+    pub(crate) fn of_type(self, ty: AtomicType) -> Result<Atom, Atom> {
+        match (ty, self) {
             (AtomicType::Integer, a @ Atom::Integer(_))
             | (AtomicType::Real, a @ Atom::Real(_))
             | (AtomicType::Boolean, a @ Atom::Boolean(_))
             | (AtomicType::String, a @ Atom::String(_))
             | (AtomicType::Uuid, a @ (Atom::Uuid(_) | Atom::NamedUuid(_))) => Ok(a),
             (AtomicType::Real, Atom::Integer(i)) => Ok(Atom::Real(i as f64)),
-            (expected, _) => Err(DatumError::WrongType {
-                expected,
-                got: value.to_string(),
-            }),
+            (_, a) => Err(a),
         }
     }
 

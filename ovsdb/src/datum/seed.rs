@@ -55,18 +55,10 @@ fn typed(atom: Atom, ty: Option<AtomicType>) -> Result<Atom, DatumError> {
     let Some(ty) = ty else {
         return Ok(atom);
     };
-    match (ty, atom) {
-        (AtomicType::Integer, a @ Atom::Integer(_))
-        | (AtomicType::Real, a @ Atom::Real(_))
-        | (AtomicType::Boolean, a @ Atom::Boolean(_))
-        | (AtomicType::String, a @ Atom::String(_))
-        | (AtomicType::Uuid, a @ (Atom::Uuid(_) | Atom::NamedUuid(_))) => Ok(a),
-        (AtomicType::Real, Atom::Integer(i)) => Ok(Atom::Real(i as f64)),
-        (expected, a) => Err(DatumError::WrongType {
-            expected,
-            got: a.to_json().to_string(),
-        }),
-    }
+    atom.of_type(ty).map_err(|a| DatumError::WrongType {
+        expected: ty,
+        got: a.to_json().to_string(),
+    })
 }
 
 /// One atom: a bare string, number or boolean, or `["uuid", s]` / `["named-uuid", s]`.
