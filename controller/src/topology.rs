@@ -589,7 +589,7 @@ mod tests {
     /// Issue 18: after a reconnect storm a held node's session may still be queued for
     /// setup when its grace ends; it is kept while connections are arriving, and
     /// forgotten at the first grace end that finds none.
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_held_node_is_kept_while_connections_are_still_arriving() {
         let grace = Duration::from_millis(200);
         let f = TransportNodes::new();
@@ -617,7 +617,7 @@ mod tests {
     /// grace is kept for as long as that connection's setup takes, however many graces
     /// (the old cap of 4 extra graces forgot such nodes), and forgotten once no connection
     /// accepted within the grace is still arriving.
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_node_back_within_its_grace_is_kept_however_long_its_setup_takes() {
         let grace = Duration::from_millis(50);
         let f = TransportNodes::new();
@@ -641,7 +641,7 @@ mod tests {
 
     /// The hold is bounded by the connections that were there when the grace ended: new
     /// ones arriving after it (a flood, other nodes) do not keep a node that is gone.
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn connections_accepted_after_the_grace_do_not_keep_a_node() {
         let grace = Duration::from_millis(50);
         let f = TransportNodes::new();
@@ -662,7 +662,7 @@ mod tests {
 
     /// A connection that has named another system-id (it waits for that node's previous
     /// session) cannot be this node: it does not keep it. One that named this node does.
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_connection_that_named_another_node_does_not_keep_this_one() {
         let grace = Duration::from_millis(50);
         let f = TransportNodes::new();
@@ -692,7 +692,7 @@ mod tests {
     }
 
     /// Without arriving connections the grace is what it always was.
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_held_node_is_forgotten_after_its_grace() {
         let grace = Duration::from_millis(100);
         let f = TransportNodes::new();
