@@ -220,11 +220,16 @@ mod tests {
             .is_ok()
     }
 
-    #[tokio::test]
-    async fn a_node_hears_its_own_record_and_shared_changes_only() {
+    /// A publisher and its bells, as `etcd::channel` makes them.
+    fn publisher() -> (ViewSender, Arc<Bells>) {
         let bells = Arc::new(Bells::default());
-        let (tx, _rx) = watch::channel(Arc::new(ClusterView::default()));
-        let sender = ViewSender::new(tx, bells.clone());
+        let (tx, _) = watch::channel(Arc::new(ClusterView::default()));
+        (ViewSender::new(tx, bells.clone()), bells)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_node_hears_its_own_record_and_shared_changes_only() {
+        let (sender, bells) = publisher();
         let mut hv1 = NodeWatch::new(bells.clone(), Some("hv1"));
         let mut hv2 = NodeWatch::new(bells.clone(), Some("hv2"));
         let mut unknown = NodeWatch::new(bells.clone(), None);
@@ -257,11 +262,9 @@ mod tests {
         assert!(!fired(&mut hv1).await);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn readers_hear_that_the_publisher_is_gone() {
-        let bells = Arc::new(Bells::default());
-        let (tx, _rx) = watch::channel(Arc::new(ClusterView::default()));
-        let sender = ViewSender::new(tx, bells.clone());
+        let (sender, bells) = publisher();
         let mut hv1 = NodeWatch::new(bells.clone(), Some("hv1"));
         drop(sender);
         let r = tokio::time::timeout(Duration::from_millis(50), hv1.changed()).await;
@@ -269,7 +272,7 @@ mod tests {
         assert_eq!(hv1.changed().await, Err(Closed), "and again, at once");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn never_never_fires() {
         assert!(!fired(&mut NodeWatch::never()).await);
     }
