@@ -57,7 +57,7 @@ pub use manager::{manager_settings, target_addr};
 pub use map_keys::{
     remove_interface_external_id, remove_map_key, set_interface_external_id, set_map_key,
 };
-pub use monitored::{MONITORED_COLUMNS, monitor_requests, monitor_requests_for};
+pub use monitored::{MONITORED_COLUMNS, monitor_requests, monitor_requests_for, root_requests_for};
 pub use patch::{PatchPort, sync_patch_ports};
 pub use tables::{Bridge, Controller, Interface, Manager, OpenVSwitch, Port};
 pub use tunnel::{TunnelPort, add_tunnel_port, owned_tunnels, sync_tunnels};

@@ -49,6 +49,16 @@ pub fn monitor_requests_for(schema: &DatabaseSchema) -> Vec<MonitorRequest> {
     requests
 }
 
+/// [`monitor_requests_for`] of the root table alone: what a client needs to know which
+/// switch it is talking to (its `external_ids` and `other_config`), and nothing of its
+/// bridges, ports or interfaces. For a client that only stands by, following every port
+/// of a busy switch would cost as much as managing it.
+pub fn root_requests_for(schema: &DatabaseSchema) -> Vec<MonitorRequest> {
+    let mut requests = monitor_requests_for(schema);
+    requests.retain(|r| r.table == OPEN_VSWITCH);
+    requests
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +148,17 @@ mod tests {
         let r = monitor_requests_for(&older);
         assert_eq!(r.len(), MONITORED_COLUMNS.len() - 1);
         assert!(r.iter().all(|r| r.table != MANAGER));
+    }
+
+    #[test]
+    fn root_requests_name_the_root_table_alone() {
+        let schema = vswitch_schema();
+        let r = root_requests_for(&schema);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].table, OPEN_VSWITCH);
+        assert_eq!(
+            r[0].columns.as_deref().map(<[String]>::len),
+            Some(OpenVSwitch::COLUMNS.len())
+        );
     }
 }
