@@ -70,8 +70,9 @@ pub struct Inputs {
     pub model: watch::Receiver<Arc<LogicalModel>>,
     pub nodes: Arc<TransportNodes>,
     /// The registry this instance's OVSDB sessions report to: `nodes` itself, except in
-    /// cluster mode, where `nodes` is merged from it and the etcd records. Only its
-    /// [`TransportNodes::arriving`] is read: hypervisors still joining.
+    /// cluster mode, where `nodes` is merged from it and the etcd records. Read only to
+    /// tell which hypervisors are still joining ([`TransportNodes::arriving`], and the
+    /// nodes it has that `nodes` does not show yet).
     pub sessions: Arc<TransportNodes>,
     pub vteps: watch::Receiver<Arc<VtepMap>>,
 }
@@ -111,11 +112,15 @@ pub async fn run_owned(
         let m = model.borrow_and_update().clone();
         let t = with_vteps(&topology.borrow_and_update(), &vteps.borrow_and_update());
         let clustered = view.borrow_and_update().clustered;
-        // Which nodes to compile, decided once per round.
+        // Which nodes to compile, decided once per round: those this instance owns and
+        // sees whole. A node it has just taken over is seen through the last owner's
+        // record until its own session has switched to the whole bridge, and that
+        // record lacks the tunnel ports its flows need (the switch keeps its flows
+        // meanwhile).
         let owned: Option<std::collections::BTreeSet<String>> = clustered.then(|| {
             t.nodes
                 .keys()
-                .filter(|n| ownership.role(n).is_owner())
+                .filter(|n| !t.partial.contains(*n) && ownership.role(n).is_owner())
                 .cloned()
                 .collect()
         });
@@ -128,7 +133,8 @@ pub async fn run_owned(
             last_join = Some(round_started);
         }
         // A burst: hypervisors joined lately and more are connecting.
-        let burst = sessions.arriving() > 0 && last_join.is_some_and(|j| j.elapsed() < BURST_QUIET);
+        let burst =
+            arriving(&sessions, &t) > 0 && last_join.is_some_and(|j| j.elapsed() < BURST_QUIET);
         // Compiling thousands of nodes is CPU work: keep it off the I/O threads.
         let (c, h, round) = match tokio::task::spawn_blocking({
             let channels = channels.clone();
@@ -159,7 +165,7 @@ pub async fn run_owned(
         };
         compiler = c;
         startup = h;
-        let arriving = sessions.arriving();
+        let arriving = arriving(&sessions, &nodes.snapshot());
         tracing::debug!(published = round.published, arriving, joined, "realized");
         // A node put off for its tunnels is part of the burst like one compiled.
         let compiled = if joined {
@@ -189,6 +195,26 @@ pub async fn run_owned(
             _ = sleep_until_opt(deferred_due) => {}
         }
     }
+}
+
+/// Hypervisors still joining: connections not yet through their first pass and, in
+/// cluster mode, nodes this instance's sessions see that the compiled topology does not
+/// show yet. A standby's session sees only a node's root row, so the node joins the
+/// compiled topology when its owner's record arrives, behind the connections; counting
+/// only the connections, the last few thousand nodes of a cold start joined after the
+/// burst had ended, each recompiling its neighbours again.
+fn arriving(sessions: &TransportNodes, compiled: &Topology) -> usize {
+    let connecting = sessions.arriving();
+    let seen = sessions.snapshot();
+    if std::ptr::eq(&*seen, compiled) || seen.nodes.len() == compiled.nodes.len() {
+        return connecting;
+    }
+    connecting
+        + seen
+            .nodes
+            .keys()
+            .filter(|id| !compiled.nodes.contains_key(id.as_str()))
+            .count()
 }
 
 /// The topology the compiler reads: the hypervisors' snapshot with the hardware VTEPs'

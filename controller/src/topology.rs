@@ -79,6 +79,13 @@ pub struct Topology {
     /// Nodes in `nodes` whose OVSDB session ended and that are kept as last seen for the
     /// node grace: the compiler keeps tunnelling to them, the API shows their ports down.
     pub held: imbl::OrdSet<String>,
+    /// Nodes in `nodes` whose view holds only what the node's root row says (who it is,
+    /// where it tunnels from), none of its ports: cluster mode's standby sessions watch
+    /// no more than that, since the owner publishes the rest. In the merged topology,
+    /// also a node seen through its owner's record alone, whose tunnel ports (which no
+    /// record carries) this instance does not know: compiled from such a view, a node
+    /// would lose its flows towards every other node. Nothing here is compiled.
+    pub partial: imbl::OrdSet<String>,
     /// Per logical switch, the hardware VTEPs its hypervisors reach. Not
     /// [`TransportNodes`]' fact (it always publishes this empty): the owner is
     /// [`crate::hardware_vtep::HardwareVteps`], and a reader that compiles (the realize
@@ -390,6 +397,17 @@ impl TransportNodes {
     /// away from held nodes (a VM evacuated from a hypervisor that is down is bound where
     /// it runs now, not where it was last seen).
     pub fn report(&self, view: NodeView) {
+        self.report_as(view, false);
+    }
+
+    /// [`TransportNodes::report`] for a session that sees only the node's root row: the
+    /// node is present (an instance claims the hypervisors it is connected to) but its
+    /// view is marked [`Topology::partial`].
+    pub fn report_identity(&self, view: NodeView) {
+        self.report_as(view, true);
+    }
+
+    fn report_as(&self, view: NodeView, partial: bool) {
         // (held node, iface-id) pairs this view takes away from held nodes.
         let stale: Vec<(String, String)> = {
             let mut h = self.held();
@@ -418,11 +436,17 @@ impl TransportNodes {
             if stale.is_empty()
                 && t.nodes.get(&view.id) == Some(&view)
                 && !t.held.contains(&view.id)
+                && t.partial.contains(&view.id) == partial
             {
                 return false;
             }
             let t = Arc::make_mut(t);
             t.held.remove(&view.id);
+            if partial {
+                t.partial.insert(view.id.clone());
+            } else {
+                t.partial.remove(&view.id);
+            }
             for (h, vif) in stale {
                 tracing::info!(node = %h, iface_id = %vif, now_on = %view.id,
                     "interface moved away from a disconnected hypervisor");
@@ -476,6 +500,7 @@ impl TransportNodes {
             let t = Arc::make_mut(t);
             t.nodes.remove(id);
             t.held.remove(id);
+            t.partial.remove(id);
             true
         });
     }
@@ -584,6 +609,22 @@ mod tests {
         f.hold("hv2");
         f.forget("hv2");
         assert!(!f.snapshot().nodes.contains_key("hv2"));
+    }
+
+    #[test]
+    fn a_standby_report_marks_the_node_partial_until_a_whole_one() {
+        let f = TransportNodes::new();
+        f.report_identity(node("hv1", &[]));
+        let t = f.snapshot();
+        assert!(t.nodes.contains_key("hv1") && t.partial.contains("hv1"));
+        // The same view from a session that sees the whole bridge: no longer partial.
+        f.report(node("hv1", &[]));
+        assert!(!f.snapshot().partial.contains("hv1"));
+        f.report_identity(node("hv1", &[]));
+        assert!(f.snapshot().partial.contains("hv1"));
+        f.forget("hv1");
+        let t = f.snapshot();
+        assert!(t.nodes.is_empty() && t.partial.is_empty());
     }
 
     /// Issue 18: after a reconnect storm a held node's session may still be queued for

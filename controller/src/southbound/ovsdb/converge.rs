@@ -69,9 +69,28 @@ impl Session {
             return Ok(());
         };
 
-        // 0. Cluster mode: only the owner writes, behind its fence.
+        // 0. Cluster mode: only the owner writes, behind its fence, and only it follows
+        // the whole bridge (`Scope`).
         let standing = self.standing_now();
         let clustered = self.shared.ctx.ownership.view().clustered;
+        let scope = if clustered && !standing.role.is_owner() {
+            Scope::Root
+        } else {
+            Scope::Full
+        };
+        if scope != self.scope {
+            tracing::debug!(node = %node.id, role = ?standing.role, ?scope,
+                "switching the monitor to this instance's standing");
+            self.standing = Some(standing);
+            self.rescope = Some(scope);
+            return Ok(());
+        }
+        if scope == Scope::Root {
+            self.fence = None;
+            self.standing = Some(standing);
+            self.publish_identity(&node);
+            return Ok(());
+        }
         self.fence = match standing.role {
             Role::Owner {
                 generation: Some(g),
@@ -312,6 +331,30 @@ impl Session {
             tunnels: contents.tunnels.clone(),
             bridge_mappings: node.bridge_mappings.clone(),
             patches: contents.patches.clone(),
+        });
+    }
+
+    /// What a standby reports: the node as its root row describes it, with none of its
+    /// ports ([`crate::topology::TransportNodes::report_identity`]). The owner's record
+    /// supplies the rest to every instance.
+    fn publish_identity(&mut self, node: &NodeSettings) {
+        let ctx = &self.shared.ctx;
+        ctx.observed.update_node(&node.id, |n: &mut TransportNode| {
+            n.encap_ip = Some(node.encap_ip);
+            n.encap_type = node.encap_type;
+            n.bridge = node.bridge.clone();
+            n.ovsdb_connected = true;
+        });
+        ctx.topology.report_identity(NodeView {
+            id: node.id.clone(),
+            encap_ip: node.encap_ip,
+            encap_type: node.encap_type,
+            bridge: node.bridge.clone(),
+            datapath_id: None,
+            vifs: BTreeMap::new(),
+            tunnels: BTreeMap::new(),
+            bridge_mappings: node.bridge_mappings.clone(),
+            patches: BTreeMap::new(),
         });
     }
 

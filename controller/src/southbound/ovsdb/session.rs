@@ -67,6 +67,23 @@ impl Wake {
     }
 }
 
+/// Which rows a session monitors.
+///
+/// In cluster mode every hypervisor connects to every instance, and only its owner
+/// writes to it and publishes what it holds (the node's etcd record). A standby that
+/// followed every port and tunnel of every hypervisor would parse every update of the
+/// whole fabric, as a single weftd does: the instances would not divide the work. So a
+/// standby watches the root row alone (enough to know the node and claim it) and
+/// switches to the whole bridge when it becomes the owner; an owner that stands down
+/// switches back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Scope {
+    /// The `Open_vSwitch` row only.
+    Root,
+    /// Every table and column Weft reads.
+    Full,
+}
+
 /// The kinds of write a session makes, each planned and tracked on its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) enum WriteKind {
@@ -145,6 +162,15 @@ pub(super) struct Session {
     /// Set while this instance owns the node in cluster mode: every write but the fence
     /// itself is guarded by it.
     pub(super) fence: Option<Fence>,
+    /// What the current monitor covers, and its id (updates of a monitor since replaced
+    /// are dropped).
+    pub(super) scope: Scope,
+    pub(super) monitor_id: serde_json::Value,
+    /// Monitors started so far (each gets its own id).
+    monitors: u64,
+    /// Set by a pass that found the monitor's scope wrong for the node's standing: the
+    /// loop switches monitors before the next pass.
+    pub(super) rescope: Option<Scope>,
 }
 
 /// Steps of [`Session::reconcile`] that found nothing to do, with the inputs they saw.
@@ -193,6 +219,10 @@ impl Session {
             ownership,
             standing: None,
             fence: None,
+            scope: Scope::Full,
+            monitor_id: serde_json::Value::Null,
+            monitors: 0,
+            rescope: None,
             released,
             waiting_for_owner: false,
             arrival,
@@ -317,31 +347,32 @@ impl Session {
             Ok(s) => s,
             Err(e) => return step("get_schema")(e),
         };
-        let requests = vswitch::monitor_requests_for(&schema);
-        let mut replica = Replica::new(shared.schemas.share(schema));
-        replica.set_monitored(&requests);
-        let start = match client
-            .monitor_auto(
-                vswitch::DATABASE,
-                serde_json::json!(["weft", self.id]),
-                &requests,
-            )
-            .await
-        {
-            Ok(s) => s,
-            Err(e) => return step("monitor")(e),
+        let schema = shared.schemas.share(schema);
+        // In cluster mode the node's standing is not known before its root row names it:
+        // start with that row alone (see `Scope`).
+        let scope = if shared.ctx.ownership.view().clustered {
+            Scope::Root
+        } else {
+            Scope::Full
         };
-        if let Err(e) = replica.apply(start.format, &start.initial) {
-            return e.into();
-        }
+        let mut replica = match self.monitor(client, events, &schema, scope).await {
+            Ok(r) => r,
+            Err(end) => return end,
+        };
         // Fetched: the next session may fetch. The first reconcile pass is not part of
         // the turn: it waits on the peer's replies, and holding turns across those makes
         // nodes join the topology in waves, each wave recompiling their neighbours again.
         drop(setup_turn);
-        tracing::debug!(peer = %self.peer, format = ?start.format, "OVSDB monitor started");
         loop {
             if let Err(end) = self.converge(client, &replica, events).await {
                 return end;
+            }
+            if let Some(scope) = self.rescope.take() {
+                match self.monitor(client, events, &schema, scope).await {
+                    Ok(r) => replica = r,
+                    Err(end) => return end,
+                }
+                continue;
             }
             // Reported, or waiting for a reason of its own (not for the node's previous
             // session to end: then it reports as soon as that one has).
@@ -424,8 +455,83 @@ impl Session {
         }
     }
 
+    /// Starts a monitor of `scope` (a fresh replica from its initial rows) and cancels
+    /// the one it replaces. Every write is planned again from the new replica.
+    async fn monitor(
+        &mut self,
+        client: &Client,
+        events: &mut mpsc::Receiver<Event>,
+        schema: &Arc<ovsdb::DatabaseSchema>,
+        scope: Scope,
+    ) -> Result<Replica, SessionEnd> {
+        let step = |step| move |error| SessionEnd::Client { step, error };
+        let requests = match scope {
+            Scope::Root => vswitch::root_requests_for(schema),
+            Scope::Full => vswitch::monitor_requests_for(schema),
+        };
+        self.monitors += 1;
+        let id = serde_json::json!(["weft", self.id, self.monitors]);
+        let start = self
+            .draining(
+                events,
+                client.monitor_auto(vswitch::DATABASE, id.clone(), &requests),
+            )
+            .await
+            .map_err(step("monitor"))?;
+        let mut replica = Replica::new(schema.clone());
+        replica.set_monitored(&requests);
+        replica.apply(start.format, &start.initial)?;
+        let old = std::mem::replace(&mut self.monitor_id, id);
+        if !old.is_null() {
+            match self.draining(events, client.monitor_cancel(old)).await {
+                Ok(()) => {}
+                // It ends anyway; its updates are dropped (their id is not ours).
+                Err(ClientError::Rpc { error, .. }) => {
+                    tracing::debug!(node = self.node_name(), error = %error.error,
+                        "OVSDB monitor_cancel refused");
+                }
+                Err(e) => return Err(step("monitor_cancel")(e)),
+            }
+        }
+        tracing::debug!(peer = %self.peer, node = self.node_name(), format = ?start.format,
+            ?scope, "OVSDB monitor started");
+        self.scope = scope;
+        self.generation += 1;
+        self.contents_generation += 1;
+        self.written_at.clear();
+        self.memo = Memo::default();
+        Ok(replica)
+    }
+
+    /// Awaits `call`, holding the notifications that arrive meanwhile (up to
+    /// [`HOLD_MAX`], then the client's own backpressure applies) rather than leaving them
+    /// in the client's channel: a full channel stops the client reading the socket, and
+    /// so reading the reply this call waits for.
+    async fn draining<T>(
+        &mut self,
+        events: &mut mpsc::Receiver<Event>,
+        call: impl std::future::Future<Output = T>,
+    ) -> T {
+        tokio::pin!(call);
+        loop {
+            tokio::select! {
+                biased;
+                r = &mut call => return r,
+                ev = events.recv(), if self.held.len() < HOLD_MAX => match ev {
+                    Some(ev) => self.held.push(ev),
+                    None => return call.await,
+                },
+            }
+        }
+    }
+
     fn handle_event(&mut self, ev: Option<Event>, replica: &mut Replica) -> Result<(), SessionEnd> {
         match ev {
+            Some(Event::Update { monitor_id, .. }) if monitor_id != self.monitor_id => {
+                tracing::trace!(node = self.node_name(), %monitor_id,
+                    "update of a replaced monitor dropped");
+                Ok(())
+            }
             Some(Event::Update {
                 format, updates, ..
             }) => {
@@ -560,10 +666,7 @@ impl Session {
     }
 
     /// Sends one transaction; `Ok(true)` when the server applied it. Notifications that
-    /// arrive meanwhile are held (up to
-    /// [`HOLD_MAX`], then the client's own backpressure applies) rather than left in the
-    /// client's channel: a full channel stops the client reading the socket, and so
-    /// reading the reply this call waits for.
+    /// arrive meanwhile are held ([`Session::draining`]).
     pub(super) async fn write(
         &mut self,
         client: &Client,
@@ -583,20 +686,7 @@ impl Session {
             _ => txn,
         };
         let started = Instant::now();
-        let reply = {
-            let call = client.transact(txn);
-            tokio::pin!(call);
-            loop {
-                tokio::select! {
-                    biased;
-                    r = &mut call => break r,
-                    ev = events.recv(), if self.held.len() < HOLD_MAX => match ev {
-                        Some(ev) => self.held.push(ev),
-                        None => break call.await,
-                    },
-                }
-            }
-        };
+        let reply = self.draining(events, client.transact(txn)).await;
         // Any answer counts (applied or refused); a lost connection or a timeout is no
         // answer and is not a transaction latency.
         if matches!(

@@ -1,6 +1,12 @@
 //! The topology an instance compiles from, in cluster mode: for each hypervisor, the
 //! view of this instance's own OVSDB session if it owns the node, else the node's etcd
-//! record, else (no record yet) its own session's view.
+//! record, else (no record yet) its own session's view if that session sees the whole
+//! bridge. A standby session sees only the node's root row ([`Topology::partial`]): such
+//! a node is left out until its owner's record shows it.
+//!
+//! A node seen through its record alone is [`Topology::partial`] here too: records carry
+//! no tunnel ports, and the compiler must not compile a node it owns from such a view
+//! (it waits for its session to see the whole bridge, see `crate::realize`).
 //!
 //! Every switch of source replaces a node's view, never removes it: an instance taking a
 //! node over goes from the record (written by the previous owner) to its own session's
@@ -18,9 +24,10 @@ use crate::cluster::Ownership;
 use crate::cluster::etcd::mirror::Mirror;
 use crate::topology::{NodeView, Topology, TransportNodes};
 
-/// A node's view as merged, and whether it is held (only a view from this instance's
-/// own sessions can be: a record stands until its owner deletes it).
-type Source = (Arc<NodeView>, bool);
+/// A node's view as merged, whether it is held (only a view from this instance's own
+/// sessions can be: a record stands until its owner deletes it) and whether it lacks
+/// the node's tunnel ports (a record's, without a session that sees them).
+type Source = (Arc<NodeView>, bool, bool);
 
 /// What the merge last looked at, and the records it decoded.
 #[derive(Default)]
@@ -82,7 +89,7 @@ impl Merge {
             let mut changed = false;
             for (id, pick) in picks {
                 match pick {
-                    Some((view, held)) => {
+                    Some((view, held, partial)) => {
                         let same = t
                             .nodes
                             .get_shared(&id)
@@ -93,9 +100,17 @@ impl Merge {
                         }
                         if held != t.held.contains(&id) {
                             if held {
-                                t.held.insert(id);
+                                t.held.insert(id.clone());
                             } else {
                                 t.held.remove(&id);
+                            }
+                            changed = true;
+                        }
+                        if partial != t.partial.contains(&id) {
+                            if partial {
+                                t.partial.insert(id);
+                            } else {
+                                t.partial.remove(&id);
                             }
                             changed = true;
                         }
@@ -103,6 +118,7 @@ impl Merge {
                     None => {
                         changed |= t.nodes.remove(&id).is_some();
                         changed |= t.held.remove(&id).is_some();
+                        changed |= t.partial.remove(&id).is_some();
                     }
                 }
             }
@@ -112,21 +128,31 @@ impl Merge {
 
     /// Where node `id`'s view comes from now, and whether it is held.
     fn pick(&self, id: &str) -> Option<Source> {
-        let own = || {
-            self.local
-                .nodes
-                .get_shared(id)
-                .map(|v| (v.clone(), self.local.held.contains(id)))
-        };
+        let own = self
+            .own_full(id)
+            .map(|v| (v.clone(), self.local.held.contains(id), false));
         if self.owned.contains(id)
-            && let Some(mine) = own()
+            && let Some(mine) = own
         {
             return Some(mine);
         }
         match self.decoded.get(id) {
-            Some((_, Some(view))) => Some((self.with_own_tunnels(id, view), false)),
-            _ => own(),
+            Some((_, Some(view))) => Some((
+                self.with_own_tunnels(id, view),
+                false,
+                self.own_full(id).is_none(),
+            )),
+            _ => own,
         }
+    }
+
+    /// This instance's own session's view of the node, if that session sees the whole
+    /// bridge (not a standby's root row alone).
+    fn own_full(&self, id: &str) -> Option<&Arc<NodeView>> {
+        if self.local.partial.contains(id) {
+            return None;
+        }
+        self.local.nodes.get_shared(id)
     }
 
     /// A record's view with the tunnel ports this instance's own session sees on that
@@ -136,7 +162,7 @@ impl Merge {
     /// flows towards every other node until the next one restored them (a lost packet
     /// on a takeover, seen in `cluster_observed_ovs`).
     fn with_own_tunnels(&self, id: &str, view: &Arc<NodeView>) -> Arc<NodeView> {
-        match self.local.nodes.get_shared(id) {
+        match self.own_full(id) {
             Some(mine) if mine.tunnels != view.tunnels => {
                 let mut v = (**view).clone();
                 v.tunnels = mine.tunnels.clone();
@@ -297,5 +323,65 @@ mod tests {
             &out,
         );
         assert_eq!(out.snapshot().nodes["hv2"], hv2);
+    }
+
+    /// A standby's view: the node's root row alone.
+    fn partial(views: &[NodeView], partial: &[&str]) -> Arc<Topology> {
+        let mut t = (*local(views)).clone();
+        t.partial = partial.iter().map(|s| s.to_string()).collect();
+        Arc::new(t)
+    }
+
+    #[test]
+    fn a_standby_view_is_never_compiled_from() {
+        let out = TransportNodes::new();
+        let mut m = Merge::default();
+        let identity = node("hv2", &[]);
+        let hv2 = node("hv2", &[("b", 1)]);
+        let mut hv2_whole = hv2.clone();
+        hv2_whole.tunnels.insert("hv1".into(), 4);
+        let recs = records(&[(&hv2, 6)]);
+        // No record yet: a node known by its root row alone is left out (it would show
+        // no ports), owned or not.
+        m.apply(
+            partial(std::slice::from_ref(&identity), &["hv2"]),
+            records(&[]),
+            owned(&[]),
+            &out,
+        );
+        assert!(out.snapshot().nodes.is_empty());
+        m.apply(
+            partial(std::slice::from_ref(&identity), &["hv2"]),
+            records(&[]),
+            owned(&["hv2"]),
+            &out,
+        );
+        assert!(out.snapshot().nodes.is_empty());
+        // The owner's record: shown, but partial (no tunnel ports known here) even now
+        // that this instance owns it and its session has not switched yet.
+        m.apply(
+            partial(std::slice::from_ref(&identity), &["hv2"]),
+            recs.clone(),
+            owned(&["hv2"]),
+            &out,
+        );
+        let t = out.snapshot();
+        assert_eq!(t.nodes["hv2"], hv2, "the record's ports, no tunnels");
+        assert!(t.partial.contains("hv2"));
+        // The session sees the whole bridge: its view, compiled from.
+        m.apply(
+            local(&[hv2_whole.clone()]),
+            recs.clone(),
+            owned(&["hv2"]),
+            &out,
+        );
+        let t = out.snapshot();
+        assert_eq!(t.nodes["hv2"], hv2_whole);
+        assert!(!t.partial.contains("hv2"));
+        // Given up, the session back to the root row: the record again, partial.
+        m.apply(partial(&[identity], &["hv2"]), recs, owned(&[]), &out);
+        let t = out.snapshot();
+        assert_eq!(t.nodes["hv2"], hv2);
+        assert!(t.partial.contains("hv2"));
     }
 }

@@ -15,8 +15,8 @@
 //!
 //! - [`writer`]: the owner's side, one put per changed node per burst of changes.
 //! - [`merge`]: the topology an instance compiles from: its own session's view for the
-//!   nodes it owns, the record for the others (its session's view while no record exists
-//!   yet, as before any owner wrote one).
+//!   nodes it owns, the record for the others (while no record exists yet, its session's
+//!   view if that session sees the whole bridge, as before any owner wrote one).
 //! - [`record`]: the record's codec.
 
 pub mod merge;
@@ -88,7 +88,7 @@ pub fn changed_records(
         .collect()
 }
 
-/// The nodes whose own view or held state differ between two local topologies.
+/// The nodes whose own view, held or partial state differ between two local topologies.
 pub fn changed_nodes(
     old: &crate::topology::Topology,
     new: &crate::topology::Topology,
@@ -100,6 +100,13 @@ pub fn changed_nodes(
         .collect();
     if old.held != new.held {
         ids.extend(old.held.clone().symmetric_difference(new.held.clone()));
+    }
+    if old.partial != new.partial {
+        ids.extend(
+            old.partial
+                .clone()
+                .symmetric_difference(new.partial.clone()),
+        );
     }
     ids
 }

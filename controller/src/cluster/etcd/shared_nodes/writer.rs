@@ -80,7 +80,9 @@ impl Writer {
             }
             let puts: Vec<Put> = ids
                 .iter()
-                .filter(|id| owned.contains(*id))
+                // A view of the root row alone (a session not yet through its switch to
+                // the whole bridge) would publish the node without its ports.
+                .filter(|id| owned.contains(*id) && !topology.partial.contains(*id))
                 .filter_map(|id| {
                     let view = topology.nodes.get(id)?;
                     let value = NodeRecord::from_view(&self.settings.instance, view).encode();
