@@ -1,8 +1,9 @@
 //! Issue 19, cluster mode in the simulator: two weftd instances on a private etcd cluster
 //! share the simulated hypervisors (each node names both as managers and connects
 //! OpenFlow to both, roles as OVS arbitrates them); every table equals the compiler's;
-//! when one instance is SIGKILLed the other owns and resyncs its nodes within the lease
-//! plus a few seconds, sending no flow or group mod (nothing changed).
+//! only a node's owner monitors its whole bridge (the other its root row); when one
+//! instance is SIGKILLed the other owns and resyncs its nodes within the lease plus a few
+//! seconds, sending no flow or group mod (nothing changed).
 //!
 //! Needs the `etcd` binary (Debian `etcd-server`) and weftd (built next to this test
 //! binary by `cargo test --workspace`; otherwise `cargo build -p weft-controller --bin
@@ -39,6 +40,13 @@ async fn killed_instance_nodes_are_taken_over_without_a_flow_mod() {
         12,
         "every node has one master: {owned:?}"
     );
+    // Only the owner follows a node's whole bridge; the other instance watches its root
+    // row alone (both are connected to every node).
+    let whole: Vec<u64> = per
+        .iter()
+        .map(|p| p["nodes_monitored_whole"].as_u64().unwrap())
+        .collect();
+    assert_eq!(whole, owned, "nodes monitored whole per instance");
     let t = &r["takeover"];
     let moved = t["nodes"].as_u64().unwrap();
     assert_eq!(moved, owned[0], "the killed instance's nodes: {t}");

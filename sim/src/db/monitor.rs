@@ -108,6 +108,13 @@ impl Database {
         Ok(Value::Object(out))
     }
 
+    /// Whether connection `session` monitors `table` (any of its monitors).
+    pub fn monitors_table(&self, session: u64, table: &str) -> bool {
+        self.monitors
+            .iter()
+            .any(|m| m.session == session && m.tables.contains_key(table))
+    }
+
     pub fn monitor_cancel(&mut self, id: &Value) -> bool {
         self.monitor_cancel_in(0, id)
     }

@@ -56,6 +56,7 @@ pub async fn run(
     let flows_at = t0.elapsed();
     let cold_cpu = minus(&d.cpu_seconds(), &cpu0);
     let owned = d.owned_counts();
+    let whole = d.whole_monitors();
     let dumps = d.flow_dumps();
     let handovers = d.masters_granted().saturating_sub(d.nodes.len() as u64);
     let rss = d.peak_rss_mib();
@@ -74,6 +75,7 @@ pub async fn run(
                 "cpu_s": cold_cpu[i],
                 "peak_rss_mib": rss[i],
                 "nodes_owned": owned[i],
+                "nodes_monitored_whole": whole[i],
                 "flow_dumps": dumps[i],
                 "nodes_recompiled": counters[i].get("weft_nodes_recompiled_total"),
                 "compile_s": counters[i].get("weft_compile_seconds_sum"),
@@ -91,11 +93,12 @@ pub async fn run(
     );
     for v in &per_instance {
         eprintln!(
-            "    {}: {:.1} CPU s, peak RSS {:.0} MiB, owns {} nodes, dumped flows {} times, recompiled nodes {} times in {:.2} s",
+            "    {}: {:.1} CPU s, peak RSS {:.0} MiB, owns {} nodes (monitors {} whole), dumped flows {} times, recompiled nodes {} times in {:.2} s",
             v["instance"].as_str().unwrap_or("?"),
             v["cpu_s"].as_f64().unwrap_or(f64::NAN),
             v["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
             v["nodes_owned"],
+            v["nodes_monitored_whole"],
             v["flow_dumps"],
             v["nodes_recompiled"],
             v["compile_s"].as_f64().unwrap_or(f64::NAN)

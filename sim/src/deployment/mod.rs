@@ -191,6 +191,23 @@ impl Deployment {
         counts
     }
 
+    /// Per instance, the nodes whose database it monitors beyond the root row (the
+    /// `Bridge` table): in cluster mode only an owner follows the whole bridge, a
+    /// standby watches the root row alone. Instance `i` is the node's manager `i`, its
+    /// OVSDB connection number `i + 1`.
+    pub fn whole_monitors(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.instances.len()];
+        for n in &self.nodes {
+            let st = n.lock();
+            for (i, c) in counts.iter_mut().enumerate() {
+                if st.db.monitors_table(i as u64 + 1, "Bridge") {
+                    *c += 1;
+                }
+            }
+        }
+        counts
+    }
+
     /// Master requests granted over all nodes (each node's first master and every
     /// handover after it).
     pub fn masters_granted(&self) -> u64 {
