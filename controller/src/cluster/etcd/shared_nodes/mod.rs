@@ -27,15 +27,19 @@ use std::collections::BTreeSet;
 
 use crate::cluster::{ClusterView, Ownership};
 
-/// The nodes this instance owns now, by the records naming it (checked against its
-/// lease: a lapsed instance owns nothing).
+/// The nodes this instance owns in `view`, by the records naming it (checked against
+/// its lease: a lapsed instance owns nothing). The same answer as
+/// [`crate::cluster::role_in`] for each node of `view`, without looking each record up
+/// again: this runs over every record of the fabric for every new view.
 pub fn owned(ownership: &Ownership, view: &ClusterView) -> BTreeSet<String> {
+    let me = ownership.instance();
+    if !view.clustered || !view.clock.valid_at(std::time::Instant::now()) {
+        return BTreeSet::new();
+    }
     view.owners
         .iter()
-        .filter(|(_, r)| r.instance == ownership.instance())
-        .map(|(n, _)| n)
-        .filter(|n| ownership.role(n).is_owner())
-        .cloned()
+        .filter(|(_, r)| r.instance == me && Some(r.lease) == view.lease)
+        .map(|(n, _)| n.clone())
         .collect()
 }
 
@@ -98,15 +102,58 @@ pub fn changed_nodes(
         .diff(&old.nodes)
         .map(|c| c.id.to_string())
         .collect();
-    if old.held != new.held {
-        ids.extend(old.held.clone().symmetric_difference(new.held.clone()));
-    }
-    if old.partial != new.partial {
-        ids.extend(
-            old.partial
-                .clone()
-                .symmetric_difference(new.partial.clone()),
-        );
+    // `diff` skips the subtrees both copies share; a symmetric difference rebuilds a
+    // set (thousands of standbys' partial nodes, on every report of one of them).
+    for (old, new) in [(&old.held, &new.held), (&old.partial, &new.partial)] {
+        ids.extend(old.diff(new).map(|d| match d {
+            imbl::ordset::DiffItem::Add(id) | imbl::ordset::DiffItem::Remove(id) => id.clone(),
+        }));
     }
     ids
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use tokio::sync::watch;
+
+    use super::*;
+    use crate::cluster::bells::{Bells, ViewSender};
+    use crate::cluster::{OwnerRecord, role_in};
+
+    #[test]
+    fn owned_agrees_with_each_nodes_role() {
+        let (tx, _) = watch::channel(Arc::new(ClusterView::default()));
+        let sender = ViewSender::new(tx, Arc::new(Bells::default()));
+        let ownership = sender.ownership("c1");
+        let mut v = (*sender.current()).clone();
+        v.clustered = true;
+        v.lease = Some(7);
+        let record = |instance: &str, lease| OwnerRecord {
+            instance: instance.into(),
+            generation: 3,
+            lease,
+        };
+        v.owners.insert("mine".into(), record("c1", 7));
+        v.owners.insert("theirs".into(), record("c2", 8));
+        // Under this instance's earlier lease: not its own any more.
+        v.owners.insert("stale".into(), record("c1", 6));
+        let now = Instant::now();
+        let by_role = |v: &ClusterView| -> BTreeSet<String> {
+            v.owners
+                .keys()
+                .filter(|n| role_in(v, "c1", n, now).is_owner())
+                .cloned()
+                .collect()
+        };
+        v.clock.set(Some(now + Duration::from_secs(60)));
+        assert_eq!(owned(&ownership, &v), BTreeSet::from(["mine".to_string()]));
+        assert_eq!(owned(&ownership, &v), by_role(&v));
+        // The lease lapsed: nothing is owned.
+        v.clock.set(Some(now - Duration::from_secs(1)));
+        assert!(owned(&ownership, &v).is_empty());
+        assert_eq!(owned(&ownership, &v), by_role(&v));
+    }
 }
