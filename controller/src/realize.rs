@@ -133,8 +133,8 @@ pub async fn run_owned(
             last_join = Some(round_started);
         }
         // A burst: hypervisors joined lately and more are connecting.
-        let burst =
-            arriving(&sessions, &t) > 0 && last_join.is_some_and(|j| j.elapsed() < BURST_QUIET);
+        let burst = arriving(&sessions, &nodes, &t) > 0
+            && last_join.is_some_and(|j| j.elapsed() < BURST_QUIET);
         // Compiling thousands of nodes is CPU work: keep it off the I/O threads.
         let (c, h, round) = match tokio::task::spawn_blocking({
             let channels = channels.clone();
@@ -165,7 +165,7 @@ pub async fn run_owned(
         };
         compiler = c;
         startup = h;
-        let arriving = arriving(&sessions, &nodes.snapshot());
+        let arriving = arriving(&sessions, &nodes, &nodes.snapshot());
         tracing::debug!(published = round.published, arriving, joined, "realized");
         // A node put off for its tunnels is part of the burst like one compiled.
         let compiled = if joined {
@@ -203,10 +203,14 @@ pub async fn run_owned(
 /// compiled topology when its owner's record arrives, behind the connections; counting
 /// only the connections, the last few thousand nodes of a cold start joined after the
 /// burst had ended, each recompiling its neighbours again.
-fn arriving(sessions: &TransportNodes, compiled: &Topology) -> usize {
+fn arriving(sessions: &TransportNodes, nodes: &TransportNodes, compiled: &Topology) -> usize {
     let connecting = sessions.arriving();
+    if std::ptr::eq(sessions, nodes) {
+        // One instance: the sessions' registry is the compiled one.
+        return connecting;
+    }
     let seen = sessions.snapshot();
-    if std::ptr::eq(&*seen, compiled) || seen.nodes.len() == compiled.nodes.len() {
+    if seen.nodes.len() == compiled.nodes.len() {
         return connecting;
     }
     connecting
