@@ -315,22 +315,15 @@ impl Session {
             }
         }
         ctx.observed.update_node(&node.id, |n: &mut TransportNode| {
-            n.encap_ip = Some(node.encap_ip);
-            n.encap_type = node.encap_type;
-            n.bridge = node.bridge.clone();
-            n.ovsdb_connected = true;
+            node.describe(n);
             n.datapath_id = datapath_id;
         });
         ctx.topology.report(NodeView {
-            id: node.id.clone(),
-            encap_ip: node.encap_ip,
-            encap_type: node.encap_type,
-            bridge: node.bridge.clone(),
             datapath_id,
             vifs: contents.vifs.clone(),
             tunnels: contents.tunnels.clone(),
-            bridge_mappings: node.bridge_mappings.clone(),
             patches: contents.patches.clone(),
+            ..node.bare_view()
         });
     }
 
@@ -339,23 +332,9 @@ impl Session {
     /// supplies the rest to every instance.
     fn publish_identity(&mut self, node: &NodeSettings) {
         let ctx = &self.shared.ctx;
-        ctx.observed.update_node(&node.id, |n: &mut TransportNode| {
-            n.encap_ip = Some(node.encap_ip);
-            n.encap_type = node.encap_type;
-            n.bridge = node.bridge.clone();
-            n.ovsdb_connected = true;
-        });
-        ctx.topology.report_identity(NodeView {
-            id: node.id.clone(),
-            encap_ip: node.encap_ip,
-            encap_type: node.encap_type,
-            bridge: node.bridge.clone(),
-            datapath_id: None,
-            vifs: BTreeMap::new(),
-            tunnels: BTreeMap::new(),
-            bridge_mappings: node.bridge_mappings.clone(),
-            patches: BTreeMap::new(),
-        });
+        ctx.observed
+            .update_node(&node.id, |n: &mut TransportNode| node.describe(n));
+        ctx.topology.report_identity(node.bare_view());
     }
 
     fn plan_tunnels(

@@ -60,6 +60,32 @@ pub(super) struct NodeSettings {
     pub(super) mapping_errors: Vec<String>,
 }
 
+impl NodeSettings {
+    /// The node as its root row describes it, with none of its ports: what a standby
+    /// reports, and what a session that sees the bridge fills in.
+    pub(super) fn bare_view(&self) -> crate::topology::NodeView {
+        crate::topology::NodeView {
+            id: self.id.clone(),
+            encap_ip: self.encap_ip,
+            encap_type: self.encap_type,
+            bridge: self.bridge.clone(),
+            datapath_id: None,
+            vifs: BTreeMap::new(),
+            tunnels: BTreeMap::new(),
+            bridge_mappings: self.bridge_mappings.clone(),
+            patches: BTreeMap::new(),
+        }
+    }
+
+    /// What the root row tells the API about a connected node.
+    pub(super) fn describe(&self, n: &mut crate::observed::TransportNode) {
+        n.encap_ip = Some(self.encap_ip);
+        n.encap_type = self.encap_type;
+        n.bridge = self.bridge.clone();
+        n.ovsdb_connected = true;
+    }
+}
+
 /// Reads and validates the root row; `Err` explains what the operator must fix.
 pub(super) fn node_settings(root: &OpenVSwitch) -> Result<NodeSettings, String> {
     let id = root
