@@ -241,6 +241,30 @@ pub(crate) mod tests {
         assert_eq!(rounds, 31);
     }
 
+    /// A node put off round after round is asked for the same tunnels while nothing it
+    /// depends on changes, and for a new neighbour's tunnel as soon as that neighbour
+    /// joins its switch.
+    #[test]
+    fn a_deferred_node_follows_a_neighbour_that_joins() {
+        let m = blue(&[(1, "a1"), (2, "a2"), (3, "a3")]);
+        let mut ic = IncrementalCompiler::new();
+        let mut t = Topology::default();
+        t.nodes.insert("hv1".into(), node("hv1", 1, "a1", &[]));
+        t.nodes.insert("hv2".into(), node("hv2", 2, "a2", &[]));
+        let first = round_in(&mut ic, &m, &t, true);
+        let again = round_in(&mut ic, &m, &t, true);
+        assert_eq!(first.tunnels, again.tunnels, "nothing changed");
+        assert_eq!(again.tunnels["hv1"], compile_node(&m, &t, "hv1").tunnels);
+        assert_eq!(again.tunnels["hv1"].len(), 1);
+        t.nodes.insert("hv3".into(), node("hv3", 3, "a3", &[]));
+        let seen = round_in(&mut ic, &m, &t, true);
+        assert!(seen.compiled.is_empty(), "still a burst");
+        for n in ["hv1", "hv2", "hv3"] {
+            assert_eq!(seen.tunnels[n], compile_node(&m, &t, n).tunnels, "{n}");
+            assert_eq!(seen.tunnels[n].len(), 2, "{n}");
+        }
+    }
+
     /// A node already compiled is never put off: its flows follow every change at once,
     /// even when a new neighbour's tunnel does not exist yet.
     #[test]
