@@ -2,6 +2,7 @@
 //! configures br-int and the tunnel mesh and reports where VMs are plugged; OpenFlow installs
 //! the pipeline; a VTEP's `hardware_vtep` database is written by [`vtep`].
 
+mod held;
 pub mod openflow;
 pub mod ovsdb;
 pub mod vtep;

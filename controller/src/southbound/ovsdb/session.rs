@@ -16,6 +16,7 @@ use super::settings::{NodeSettings, encap_name};
 use super::*;
 use crate::cluster::Role;
 use crate::desired::{PatchSpec, TunnelSpec};
+use crate::southbound::held::draining;
 use crate::topology::{Arrival, Vif};
 
 /// Why a session ended.
@@ -36,9 +37,6 @@ pub enum SessionEnd {
     #[error("refused: the certificate (CN {cn:?}) does not name system-id {system_id:?}")]
     Refused { cn: String, system_id: String },
 }
-
-/// Most notifications a session holds while one transaction is in flight.
-pub(super) const HOLD_MAX: usize = 4096;
 
 /// What woke a session's loop.
 pub(super) enum Wake {
@@ -162,9 +160,9 @@ pub(super) struct Session {
     /// Set while this instance owns the node in cluster mode: every write but the fence
     /// itself is guarded by it.
     pub(super) fence: Option<Fence>,
-    /// What the current monitor covers, and its id (updates of a monitor since replaced
-    /// are dropped).
+    /// What the current monitor covers.
     pub(super) scope: Scope,
+    /// The current monitor's id: updates of a monitor since replaced are dropped.
     pub(super) monitor_id: serde_json::Value,
     /// Monitors started so far (each gets its own id).
     monitors: u64,
@@ -471,19 +469,19 @@ impl Session {
         };
         self.monitors += 1;
         let id = serde_json::json!(["weft", self.id, self.monitors]);
-        let start = self
-            .draining(
-                events,
-                client.monitor_auto(vswitch::DATABASE, id.clone(), &requests),
-            )
-            .await
-            .map_err(step("monitor"))?;
+        let start = draining(
+            &mut self.held,
+            events,
+            client.monitor_auto(vswitch::DATABASE, id.clone(), &requests),
+        )
+        .await
+        .map_err(step("monitor"))?;
         let mut replica = Replica::new(schema.clone());
         replica.set_monitored(&requests);
         replica.apply(start.format, &start.initial)?;
         let old = std::mem::replace(&mut self.monitor_id, id);
         if !old.is_null() {
-            match self.draining(events, client.monitor_cancel(old)).await {
+            match draining(&mut self.held, events, client.monitor_cancel(old)).await {
                 Ok(()) => {}
                 // It ends anyway; its updates are dropped (their id is not ours).
                 Err(ClientError::Rpc { error, .. }) => {
@@ -501,28 +499,6 @@ impl Session {
         self.written_at.clear();
         self.memo = Memo::default();
         Ok(replica)
-    }
-
-    /// Awaits `call`, holding the notifications that arrive meanwhile (up to
-    /// [`HOLD_MAX`], then the client's own backpressure applies) rather than leaving them
-    /// in the client's channel: a full channel stops the client reading the socket, and
-    /// so reading the reply this call waits for.
-    async fn draining<T>(
-        &mut self,
-        events: &mut mpsc::Receiver<Event>,
-        call: impl std::future::Future<Output = T>,
-    ) -> T {
-        tokio::pin!(call);
-        loop {
-            tokio::select! {
-                biased;
-                r = &mut call => return r,
-                ev = events.recv(), if self.held.len() < HOLD_MAX => match ev {
-                    Some(ev) => self.held.push(ev),
-                    None => return call.await,
-                },
-            }
-        }
     }
 
     fn handle_event(&mut self, ev: Option<Event>, replica: &mut Replica) -> Result<(), SessionEnd> {
@@ -666,7 +642,7 @@ impl Session {
     }
 
     /// Sends one transaction; `Ok(true)` when the server applied it. Notifications that
-    /// arrive meanwhile are held ([`Session::draining`]).
+    /// arrive meanwhile are held ([`draining`]).
     pub(super) async fn write(
         &mut self,
         client: &Client,
@@ -686,7 +662,7 @@ impl Session {
             _ => txn,
         };
         let started = Instant::now();
-        let reply = self.draining(events, client.transact(txn)).await;
+        let reply = draining(&mut self.held, events, client.transact(txn)).await;
         // Any answer counts (applied or refused); a lost connection or a timeout is no
         // answer and is not a transaction latency.
         if matches!(

@@ -19,10 +19,8 @@ use crate::binding::Bindings;
 use crate::hardware_vtep::ObservedVtep;
 use crate::model::LogicalModel;
 use crate::observed::ObservedState;
+use crate::southbound::held::draining;
 use crate::topology::Topology;
-
-/// Most notifications held while one transaction is in flight.
-const HOLD_MAX: usize = 4096;
 
 /// What a VTEP session reads.
 #[derive(Clone, Debug)]
@@ -248,20 +246,7 @@ impl State {
         };
         tracing::info!(peer = %self.peer, vteps = ?names, changes = ?plan.summary, "writing VTEP");
         let sent_at = self.generation;
-        let reply = {
-            let call = client.transact(&txn);
-            tokio::pin!(call);
-            loop {
-                tokio::select! {
-                    biased;
-                    r = &mut call => break r,
-                    ev = events.recv(), if self.held.len() < HOLD_MAX => match ev {
-                        Some(ev) => self.held.push(ev),
-                        None => break call.await,
-                    },
-                }
-            }
-        };
+        let reply = draining(&mut self.held, events, client.transact(&txn)).await;
         match reply {
             Ok(_) => {
                 self.written_at = Some(sent_at);
