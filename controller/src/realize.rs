@@ -209,12 +209,12 @@ fn arriving(sessions: &TransportNodes, nodes: &TransportNodes, compiled: &Topolo
         // One instance: the sessions' registry is the compiled one.
         return connecting;
     }
-    let seen = sessions.snapshot();
-    if seen.nodes.len() == compiled.nodes.len() {
-        return connecting;
-    }
+    // Counted, not compared by size: the compiled topology also holds nodes seen only
+    // through their records (no session here), so equal sizes do not mean none is
+    // missing.
     connecting
-        + seen
+        + sessions
+            .snapshot()
             .nodes
             .keys()
             .filter(|id| !compiled.nodes.contains_key(id.as_str()))
