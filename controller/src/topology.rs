@@ -103,6 +103,20 @@ impl Topology {
     }
 }
 
+/// Puts `id` in `set` or takes it out (a node's `held` or `partial` mark); whether that
+/// changed the set.
+pub fn mark(set: &mut imbl::OrdSet<String>, id: &str, member: bool) -> bool {
+    if member == set.contains(id) {
+        return false;
+    }
+    if member {
+        set.insert(id.to_owned());
+    } else {
+        set.remove(id);
+    }
+    true
+}
+
 /// System-id -> [`NodeView`], each view shared behind an `Arc` between snapshots. Reads
 /// like a `BTreeMap<String, NodeView>` (sorted by system-id); `get_mut` copies the one
 /// view it hands out if another snapshot still shares it.
@@ -442,11 +456,7 @@ impl TransportNodes {
             }
             let t = Arc::make_mut(t);
             t.held.remove(&view.id);
-            if partial {
-                t.partial.insert(view.id.clone());
-            } else {
-                t.partial.remove(&view.id);
-            }
+            mark(&mut t.partial, &view.id, partial);
             for (h, vif) in stale {
                 tracing::info!(node = %h, iface_id = %vif, now_on = %view.id,
                     "interface moved away from a disconnected hypervisor");

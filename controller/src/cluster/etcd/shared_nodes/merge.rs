@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::record::NodeRecord;
 use crate::cluster::Ownership;
 use crate::cluster::etcd::mirror::Mirror;
-use crate::topology::{NodeView, Topology, TransportNodes};
+use crate::topology::{NodeView, Topology, TransportNodes, mark};
 
 /// A node's view as merged, whether it is held (only a view from this instance's own
 /// sessions can be: a record stands until its owner deletes it) and whether it lacks
@@ -98,22 +98,8 @@ impl Merge {
                             t.nodes.insert(id.clone(), view);
                             changed = true;
                         }
-                        if held != t.held.contains(&id) {
-                            if held {
-                                t.held.insert(id.clone());
-                            } else {
-                                t.held.remove(&id);
-                            }
-                            changed = true;
-                        }
-                        if partial != t.partial.contains(&id) {
-                            if partial {
-                                t.partial.insert(id);
-                            } else {
-                                t.partial.remove(&id);
-                            }
-                            changed = true;
-                        }
+                        changed |= mark(&mut t.held, &id, held);
+                        changed |= mark(&mut t.partial, &id, partial);
                     }
                     None => {
                         changed |= t.nodes.remove(&id).is_some();
@@ -128,48 +114,38 @@ impl Merge {
 
     /// Where node `id`'s view comes from now, and whether it is held.
     fn pick(&self, id: &str) -> Option<Source> {
-        let own = self
-            .own_full(id)
-            .map(|v| (v.clone(), self.local.held.contains(id), false));
-        if self.owned.contains(id)
-            && let Some(mine) = own
-        {
-            return Some(mine);
+        // This instance's own session's view, if that session sees the whole bridge (not
+        // a standby's root row alone).
+        let mine = self
+            .local
+            .nodes
+            .get_shared(id)
+            .filter(|_| !self.local.partial.contains(id));
+        let own = || mine.map(|v| (v.clone(), self.local.held.contains(id), false));
+        if self.owned.contains(id) && mine.is_some() {
+            return own();
         }
         match self.decoded.get(id) {
-            Some((_, Some(view))) => Some((
-                self.with_own_tunnels(id, view),
-                false,
-                self.own_full(id).is_none(),
-            )),
-            _ => own,
+            Some((_, Some(view))) => Some((with_own_tunnels(view, mine), false, mine.is_none())),
+            _ => own(),
         }
     }
+}
 
-    /// This instance's own session's view of the node, if that session sees the whole
-    /// bridge (not a standby's root row alone).
-    fn own_full(&self, id: &str) -> Option<&Arc<NodeView>> {
-        if self.local.partial.contains(id) {
-            return None;
+/// A record's view with the tunnel ports this instance's own session sees on that node
+/// (`mine`). Records carry no tunnels, and the compiler may learn that this instance
+/// owns a node before the merge switches the node to its session's view: compiled from
+/// a tunnel-less view, the node's first install as new owner would delete its flows
+/// towards every other node until the next one restored them (a lost packet on a
+/// takeover, seen in `cluster_observed_ovs`).
+fn with_own_tunnels(view: &Arc<NodeView>, mine: Option<&Arc<NodeView>>) -> Arc<NodeView> {
+    match mine {
+        Some(mine) if mine.tunnels != view.tunnels => {
+            let mut v = (**view).clone();
+            v.tunnels = mine.tunnels.clone();
+            Arc::new(v)
         }
-        self.local.nodes.get_shared(id)
-    }
-
-    /// A record's view with the tunnel ports this instance's own session sees on that
-    /// node. Records carry no tunnels, and the compiler may learn that this instance
-    /// owns a node before the merge switches the node to its session's view: compiled
-    /// from a tunnel-less view, the node's first install as new owner would delete its
-    /// flows towards every other node until the next one restored them (a lost packet
-    /// on a takeover, seen in `cluster_observed_ovs`).
-    fn with_own_tunnels(&self, id: &str, view: &Arc<NodeView>) -> Arc<NodeView> {
-        match self.own_full(id) {
-            Some(mine) if mine.tunnels != view.tunnels => {
-                let mut v = (**view).clone();
-                v.tunnels = mine.tunnels.clone();
-                Arc::new(v)
-            }
-            _ => view.clone(),
-        }
+        _ => view.clone(),
     }
 }
 
