@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use openflow::{Bucket, FlowContent, FlowKey, FlowMod, GroupMod, GroupType};
 use uuid::Uuid;
@@ -68,10 +69,27 @@ pub struct GroupSpec {
     pub buckets: Vec<Bucket>,
 }
 
+/// A flow table: what a node should hold or what a switch holds, keyed for diffing.
+///
+/// Keys and contents are reference-counted so that nodes can share them: most of a node's
+/// flows are about other nodes' ports (ARP answers, L2 lookups), and the same flow is
+/// wanted by every member of a switch. The compiler hands out one copy for all of them
+/// ([`crate::compiler::intern`]); at 3,000 hypervisors that is most of weftd's memory.
+pub type Flows = BTreeMap<Arc<FlowKey>, Arc<FlowContent>>;
+
+/// `flows` with its parts owned: for comparing with a table that shares nothing (a decoded
+/// dump, the OpenFlow model's tables in tests and in the simulator).
+pub fn owned_flows(flows: &Flows) -> BTreeMap<FlowKey, FlowContent> {
+    flows
+        .iter()
+        .map(|(k, c)| (FlowKey::clone(k), FlowContent::clone(c)))
+        .collect()
+}
+
 /// Everything Weft wants on one node.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DesiredNode {
-    pub flows: BTreeMap<FlowKey, FlowContent>,
+    pub flows: Flows,
     pub groups: BTreeMap<u32, GroupSpec>,
     pub tunnels: BTreeSet<TunnelSpec>,
     /// The physical networks this node must be patched to (provider switches).

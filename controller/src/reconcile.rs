@@ -23,7 +23,7 @@ use openflow::{
 
 use crate::compiler::{COOKIE_MASK, COOKIE_WEFT};
 
-use crate::desired::{DesiredNode, GroupSpec};
+use crate::desired::{DesiredNode, Flows, GroupSpec};
 
 /// What a switch holds of Weft's pipeline, as its OpenFlow session knows it: read from a
 /// dump, or the very desired state whose install the switch acknowledged (shared, not
@@ -33,14 +33,14 @@ use crate::desired::{DesiredNode, GroupSpec};
 #[derive(Clone, Debug)]
 pub enum InstalledTables {
     Dumped {
-        flows: BTreeMap<FlowKey, FlowContent>,
+        flows: Flows,
         groups: BTreeMap<u32, GroupSpec>,
     },
     Acknowledged(Arc<DesiredNode>),
 }
 
 impl InstalledTables {
-    pub fn flows(&self) -> &BTreeMap<FlowKey, FlowContent> {
+    pub fn flows(&self) -> &Flows {
         match self {
             InstalledTables::Dumped { flows, .. } => flows,
             InstalledTables::Acknowledged(d) => &d.flows,
@@ -61,25 +61,24 @@ pub fn is_weft_cookie(cookie: u64) -> bool {
 }
 
 /// Weft's flows in a flow dump, keyed for diffing.
-pub fn installed_flows<'a>(
-    stats: impl IntoIterator<Item = &'a FlowStats>,
-) -> BTreeMap<FlowKey, FlowContent> {
+pub fn installed_flows<'a>(stats: impl IntoIterator<Item = &'a FlowStats>) -> Flows {
     stats
         .into_iter()
         .filter(|s| is_weft_cookie(s.cookie))
-        .map(|s| (s.key(), s.content()))
+        .map(|s| (Arc::new(s.key()), Arc::new(s.content())))
         .collect()
 }
 
 /// [`installed_flows`] of an owned dump: moves each entry's match and instructions into
 /// the table instead of copying them.
-pub fn installed_flows_owned(
-    stats: impl IntoIterator<Item = FlowStats>,
-) -> BTreeMap<FlowKey, FlowContent> {
+pub fn installed_flows_owned(stats: impl IntoIterator<Item = FlowStats>) -> Flows {
     stats
         .into_iter()
         .filter(|s| is_weft_cookie(s.cookie))
-        .map(FlowStats::into_key_content)
+        .map(|s| {
+            let (k, c) = s.into_key_content();
+            (Arc::new(k), Arc::new(c))
+        })
         .collect()
 }
 
@@ -102,7 +101,7 @@ pub fn installed_groups<'a>(
 }
 
 /// Flows from the parts of a reassembled flow-stats multipart reply.
-pub fn flows_from_parts(parts: &[MultipartReplyBody]) -> BTreeMap<FlowKey, FlowContent> {
+pub fn flows_from_parts(parts: &[MultipartReplyBody]) -> Flows {
     installed_flows(parts.iter().flat_map(|p| match p {
         MultipartReplyBody::Flow(v) => v.as_slice(),
         _ => &[],
@@ -110,7 +109,7 @@ pub fn flows_from_parts(parts: &[MultipartReplyBody]) -> BTreeMap<FlowKey, FlowC
 }
 
 /// [`flows_from_parts`] of owned parts (the session hands the reply over whole).
-pub fn flows_from_owned_parts(parts: Vec<MultipartReplyBody>) -> BTreeMap<FlowKey, FlowContent> {
+pub fn flows_from_owned_parts(parts: Vec<MultipartReplyBody>) -> Flows {
     installed_flows_owned(parts.into_iter().flat_map(|p| match p {
         MultipartReplyBody::Flow(v) => v,
         _ => Vec::new(),
@@ -133,7 +132,7 @@ pub fn groups_from_parts(parts: &[MultipartReplyBody]) -> BTreeMap<u32, GroupSpe
 /// cookie. Installed flows without Weft's cookie are ignored.
 pub fn diff(
     desired: &DesiredNode,
-    installed_flows: &BTreeMap<FlowKey, FlowContent>,
+    installed_flows: &Flows,
     installed_groups: &BTreeMap<u32, GroupSpec>,
 ) -> Vec<Message> {
     let mut out = Vec::new();
@@ -193,7 +192,7 @@ pub fn diff(
                 out.push(Message::FlowMod(fm(None)));
             }
             Some(have) if have == want => {}
-            have => out.push(Message::FlowMod(fm(have))),
+            have => out.push(Message::FlowMod(fm(have.map(|h| &**h)))),
         }
     }
     for (hk, hc) in have_iter {
@@ -219,7 +218,7 @@ fn delete_flow(key: &FlowKey, have: &FlowContent) -> Message {
 }
 
 /// A flow table in `ovs-ofctl dump-flows` style, one line per flow (for `node_flows`).
-pub fn flows_as_text(flows: &BTreeMap<FlowKey, FlowContent>) -> Vec<String> {
+pub fn flows_as_text(flows: &Flows) -> Vec<String> {
     flows
         .iter()
         .map(|(k, c)| crate::desired::flow_add(k, c).to_string())
@@ -239,9 +238,9 @@ mod tests {
         fields: Vec<Field>,
         insts: Vec<Instruction>,
         cookie: u64,
-    ) -> (FlowKey, FlowContent) {
+    ) -> (Arc<FlowKey>, Arc<FlowContent>) {
         let fm = FlowMod::add(table, prio, Match::new(fields), insts).with_cookie(cookie);
-        (fm.key(), fm.content())
+        (Arc::new(fm.key()), Arc::new(fm.content()))
     }
 
     fn desired() -> DesiredNode {
@@ -296,7 +295,7 @@ mod tests {
 
     /// An empty switch's flows and groups after `changes`, applied by the shared
     /// OpenFlow model (every change must be accepted).
-    fn apply(changes: &[Message]) -> (BTreeMap<FlowKey, FlowContent>, BTreeMap<u32, GroupSpec>) {
+    fn apply(changes: &[Message]) -> (Flows, BTreeMap<u32, GroupSpec>) {
         let mut t = openflow::table::FlowTable::new();
         for m in changes {
             t.apply(m).unwrap();
@@ -312,7 +311,12 @@ mod tests {
                 (*id, g)
             })
             .collect();
-        (t.flow_contents(), groups)
+        let flows = t
+            .flow_contents()
+            .into_iter()
+            .map(|(k, c)| (Arc::new(k), Arc::new(c)))
+            .collect();
+        (flows, groups)
     }
 
     fn kinds(msgs: &[Message]) -> Vec<String> {
@@ -352,23 +356,23 @@ mod tests {
         let mut installed = d.flows.clone();
         let (k0, c0) = installed.iter_mut().next().unwrap();
         let k0 = k0.clone();
-        c0.instructions = vec![Instruction::GotoTable(99)];
+        Arc::make_mut(c0).instructions = vec![Instruction::GotoTable(99)];
         let (k1, c1) = installed.iter_mut().nth(1).unwrap();
         let k1 = k1.clone();
-        c1.cookie = COOKIE_WEFT | 99;
+        Arc::make_mut(c1).cookie = COOKIE_WEFT | 99;
         let msgs = diff(&d, &installed, &d.groups);
         assert_eq!(msgs.len(), 2);
         let Message::FlowMod(m0) = &msgs[0] else {
             panic!("{msgs:?}")
         };
         assert_eq!(m0.command, FlowModCommand::ModifyStrict);
-        assert_eq!(m0.key(), k0);
-        assert_eq!(m0.content(), d.flows[&k0]);
+        assert_eq!(m0.key(), *k0);
+        assert_eq!(m0.content(), *d.flows[&k0]);
         let Message::FlowMod(m1) = &msgs[1] else {
             panic!("{msgs:?}")
         };
         assert_eq!(m1.command, FlowModCommand::Add);
-        assert_eq!(m1.key(), k1);
+        assert_eq!(m1.key(), *k1);
         assert_eq!(m1.cookie, d.flows[&k1].cookie);
     }
 
@@ -429,7 +433,7 @@ mod tests {
         let Message::FlowMod(del) = &msgs[0] else {
             panic!()
         };
-        assert_eq!(del.key(), stale_k);
+        assert_eq!(del.key(), *stale_k);
     }
 
     #[test]
@@ -445,7 +449,7 @@ mod tests {
             .find(|(k, _)| k.priority == 80)
             .unwrap();
         let _ = k80;
-        c80.instructions = vec![Instruction::apply(vec![Action::Group(9)])];
+        Arc::make_mut(c80).instructions = vec![Instruction::apply(vec![Action::Group(9)])];
         let k0 = new.flows.keys().next().unwrap().clone();
         new.flows.remove(&k0);
         let msgs = diff(&new, &old.flows, &old.groups);
@@ -485,7 +489,7 @@ mod tests {
         new.groups.insert(9, g7);
         for c in new.flows.values_mut() {
             if c.instructions == vec![Instruction::apply(vec![Action::Group(7)])] {
-                c.instructions = vec![Instruction::apply(vec![Action::Group(9)])];
+                Arc::make_mut(c).instructions = vec![Instruction::apply(vec![Action::Group(9)])];
             }
         }
         let k0 = new.flows.keys().next().unwrap().clone();
@@ -494,7 +498,7 @@ mod tests {
         for m in diff(&new, &old.flows, &old.groups) {
             t.apply(&m).unwrap_or_else(|e| panic!("{m:?}: {e}"));
         }
-        assert_eq!(t.flow_contents(), new.flows);
+        assert_eq!(t.flow_contents(), crate::desired::owned_flows(&new.flows));
         assert_eq!(
             t.groups().keys().copied().collect::<Vec<_>>(),
             new.groups.keys().copied().collect::<Vec<_>>()

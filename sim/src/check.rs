@@ -64,7 +64,7 @@ pub fn check_node(
     for (k, c) in &want.flows {
         match flows.get(k) {
             None => diffs.push(format!("missing flow {}", weft::desired::flow_add(k, c))),
-            Some(h) if h != c => diffs.push(format!(
+            Some(h) if h != &**c => diffs.push(format!(
                 "different flow: have {} want {}",
                 weft::desired::flow_add(k, h),
                 weft::desired::flow_add(k, c)

@@ -44,6 +44,7 @@ use crate::topology::{NodeView, Topology};
 
 pub mod ids;
 mod incremental;
+pub(crate) mod intern;
 mod route_trace;
 mod routing;
 pub mod stage;

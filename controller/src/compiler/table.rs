@@ -27,7 +27,7 @@ impl FromDesired for FlowTable {
             t.insert_group(*id, group(g));
         }
         for (k, c) in &d.flows {
-            t.insert_flow(k.clone(), c.clone());
+            t.insert_flow(openflow::FlowKey::clone(k), openflow::FlowContent::clone(c));
         }
         t
     }

@@ -817,6 +817,7 @@ fn compiler_acl_flows_only_for_ports_with_acls() {
         .flows
         .iter()
         .filter(|(_, c)| c.cookie == cookie_for(&Uuid::from_u128(0x301)))
+        .map(|(k, c)| (&**k, &**c))
         .collect();
     // All of them sit at the rule's priority (1000 + 10), so that a higher-priority drop
     // wins over the pass flows too.
@@ -1721,7 +1722,7 @@ fn compiler_colliding_port_keeps_the_first_flow_and_is_not_complete() {
         .flows
         .iter()
         .filter(|(k, _)| k.table_id == 0 && k.r#match.fields == vec![Field::InPort(1, None)])
-        .map(|(_, c)| c)
+        .map(|(_, c)| &**c)
         .collect();
     assert_eq!(classify.len(), 1);
     assert_eq!(classify[0].cookie, cookie_for(&Uuid::from_u128(0x101)));

@@ -157,7 +157,8 @@ impl FlowBuilder<'_> {
             kept.push((key, content));
         }
         // Already sorted and unique: building the map from them is linear.
-        self.out.flows = kept.into_iter().collect();
+        let mut shared = crate::compiler::intern::Interner::lock();
+        self.out.flows = kept.into_iter().map(|(k, c)| shared.flow(k, c)).collect();
         incomplete
     }
 

@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use openflow::session::{SessionEvent, describe_error};
 use openflow::{
-    BundleCtrlType, ControllerRole, ErrorKind, ErrorMsg, ErrorType, FlowContent, FlowKey, Message,
-    OfpMessage, bundle_flags,
+    BundleCtrlType, ControllerRole, ErrorKind, ErrorMsg, ErrorType, Message, OfpMessage,
+    bundle_flags,
 };
 
 use crate::cluster::Role;
 use crate::cluster::bells::NodeWatch;
-use crate::desired::{DesiredNode, GroupSpec};
+use crate::desired::{DesiredNode, Flows, GroupSpec};
 use crate::observed::InstalledFlows;
 use crate::reconcile::{self, InstalledTables};
 
@@ -384,7 +384,7 @@ impl<'a> Installer<'a> {
     async fn dump(
         &mut self,
         conn: &mut Conn,
-    ) -> Result<(BTreeMap<FlowKey, FlowContent>, BTreeMap<u32, GroupSpec>), ConnError> {
+    ) -> Result<(Flows, BTreeMap<u32, GroupSpec>), ConnError> {
         OpenFlowStats::bump(&self.ctx.stats.dumps, 1);
         let fx = conn.session.send(
             OfpMessage::flow_stats_request(
