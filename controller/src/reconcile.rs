@@ -14,6 +14,7 @@
 //! so new flows can point at them; then flow adds and modifies; then flow deletes; then
 //! group deletes, so no flow is left pointing at a deleted group at any step.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -25,6 +26,11 @@ use crate::compiler::{COOKIE_MASK, COOKIE_WEFT};
 
 use crate::desired::{DesiredNode, Flows, GroupSpec};
 
+/// A flow table as decoded from a switch's dump: owned parts, shared with nothing (a
+/// dump is read, diffed once and dropped; wrapping each of its flows for sharing would
+/// cost two allocations a flow for nothing).
+pub type DumpedFlows = BTreeMap<FlowKey, FlowContent>;
+
 /// What a switch holds of Weft's pipeline, as its OpenFlow session knows it: read from a
 /// dump, or the very desired state whose install the switch acknowledged (shared, not
 /// copied: one table per node in memory). A type of its own, not a [`DesiredNode`], so
@@ -33,17 +39,25 @@ use crate::desired::{DesiredNode, Flows, GroupSpec};
 #[derive(Clone, Debug)]
 pub enum InstalledTables {
     Dumped {
-        flows: Flows,
+        flows: DumpedFlows,
         groups: BTreeMap<u32, GroupSpec>,
     },
     Acknowledged(Arc<DesiredNode>),
 }
 
 impl InstalledTables {
-    pub fn flows(&self) -> &Flows {
+    /// The messages that turn these tables into `desired` ([`diff`]).
+    pub fn diff_to(&self, desired: &DesiredNode) -> Vec<Message> {
         match self {
-            InstalledTables::Dumped { flows, .. } => flows,
-            InstalledTables::Acknowledged(d) => &d.flows,
+            InstalledTables::Dumped { flows, groups } => diff(desired, flows, groups),
+            InstalledTables::Acknowledged(d) => diff(desired, &d.flows, &d.groups),
+        }
+    }
+
+    pub fn flow_count(&self) -> usize {
+        match self {
+            InstalledTables::Dumped { flows, .. } => flows.len(),
+            InstalledTables::Acknowledged(d) => d.flows.len(),
         }
     }
 
@@ -61,24 +75,21 @@ pub fn is_weft_cookie(cookie: u64) -> bool {
 }
 
 /// Weft's flows in a flow dump, keyed for diffing.
-pub fn installed_flows<'a>(stats: impl IntoIterator<Item = &'a FlowStats>) -> Flows {
+pub fn installed_flows<'a>(stats: impl IntoIterator<Item = &'a FlowStats>) -> DumpedFlows {
     stats
         .into_iter()
         .filter(|s| is_weft_cookie(s.cookie))
-        .map(|s| (Arc::new(s.key()), Arc::new(s.content())))
+        .map(|s| (s.key(), s.content()))
         .collect()
 }
 
 /// [`installed_flows`] of an owned dump: moves each entry's match and instructions into
 /// the table instead of copying them.
-pub fn installed_flows_owned(stats: impl IntoIterator<Item = FlowStats>) -> Flows {
+pub fn installed_flows_owned(stats: impl IntoIterator<Item = FlowStats>) -> DumpedFlows {
     stats
         .into_iter()
         .filter(|s| is_weft_cookie(s.cookie))
-        .map(|s| {
-            let (k, c) = s.into_key_content();
-            (Arc::new(k), Arc::new(c))
-        })
+        .map(FlowStats::into_key_content)
         .collect()
 }
 
@@ -101,7 +112,7 @@ pub fn installed_groups<'a>(
 }
 
 /// Flows from the parts of a reassembled flow-stats multipart reply.
-pub fn flows_from_parts(parts: &[MultipartReplyBody]) -> Flows {
+pub fn flows_from_parts(parts: &[MultipartReplyBody]) -> DumpedFlows {
     installed_flows(parts.iter().flat_map(|p| match p {
         MultipartReplyBody::Flow(v) => v.as_slice(),
         _ => &[],
@@ -109,7 +120,7 @@ pub fn flows_from_parts(parts: &[MultipartReplyBody]) -> Flows {
 }
 
 /// [`flows_from_parts`] of owned parts (the session hands the reply over whole).
-pub fn flows_from_owned_parts(parts: Vec<MultipartReplyBody>) -> Flows {
+pub fn flows_from_owned_parts(parts: Vec<MultipartReplyBody>) -> DumpedFlows {
     installed_flows_owned(parts.into_iter().flat_map(|p| match p {
         MultipartReplyBody::Flow(v) => v,
         _ => Vec::new(),
@@ -130,11 +141,19 @@ pub fn groups_from_parts(parts: &[MultipartReplyBody]) -> BTreeMap<u32, GroupSpe
 /// A flow whose instructions differ is a `modify_strict` (counters and age survive); one
 /// whose cookie differs is re-added, because an OpenFlow 1.3 modify never rewrites the
 /// cookie. Installed flows without Weft's cookie are ignored.
-pub fn diff(
+///
+/// `installed_flows` is either a dump ([`DumpedFlows`]) or a desired state the switch
+/// acknowledged ([`Flows`]); in the second, a flow the compiler did not change is the
+/// very same shared copy, so it is recognised by address before any comparison.
+pub fn diff<K, V>(
     desired: &DesiredNode,
-    installed_flows: &Flows,
+    installed_flows: &BTreeMap<K, V>,
     installed_groups: &BTreeMap<u32, GroupSpec>,
-) -> Vec<Message> {
+) -> Vec<Message>
+where
+    K: Borrow<FlowKey> + Ord,
+    V: Borrow<FlowContent>,
+{
     let mut out = Vec::new();
     for (id, want) in &desired.groups {
         match installed_groups.get(id) {
@@ -155,11 +174,20 @@ pub fn diff(
     // installed flow of the same key, in linear time, instead of a map lookup (a dozen
     // deep key comparisons) per flow in each direction.
     let mut deletes = Vec::new();
-    let mut have_iter = installed_flows.iter().peekable();
+    let mut have_iter = installed_flows
+        .iter()
+        .map(|(k, c)| (k.borrow(), c.borrow()))
+        .peekable();
     for (key, want) in &desired.flows {
+        let (key, want): (&FlowKey, &FlowContent) = (key, want);
         let mut have = None;
-        while let Some((hk, hc)) = have_iter.peek() {
-            match (*hk).cmp(key) {
+        while let Some(&(hk, hc)) = have_iter.peek() {
+            let order = if std::ptr::eq(hk, key) {
+                std::cmp::Ordering::Equal
+            } else {
+                hk.cmp(key)
+            };
+            match order {
                 std::cmp::Ordering::Less => {
                     if is_weft_cookie(hc.cookie) {
                         deletes.push(delete_flow(hk, hc));
@@ -167,7 +195,7 @@ pub fn diff(
                     have_iter.next();
                 }
                 std::cmp::Ordering::Equal => {
-                    have = Some(*hc);
+                    have = Some(hc);
                     have_iter.next();
                     break;
                 }
@@ -191,8 +219,8 @@ pub fn diff(
                 // as an add that replaces it.
                 out.push(Message::FlowMod(fm(None)));
             }
-            Some(have) if have == want => {}
-            have => out.push(Message::FlowMod(fm(have.map(|h| &**h)))),
+            Some(have) if std::ptr::eq(have, want) || have == want => {}
+            have => out.push(Message::FlowMod(fm(have))),
         }
     }
     for (hk, hc) in have_iter {
@@ -332,7 +360,7 @@ mod tests {
     #[test]
     fn empty_to_desired_adds_groups_before_flows() {
         let d = desired();
-        let msgs = diff(&d, &BTreeMap::new(), &BTreeMap::new());
+        let msgs = diff(&d, &DumpedFlows::new(), &BTreeMap::new());
         assert_eq!(
             kinds(&msgs),
             vec!["group Add 7", "flow Add t0", "flow Add t30", "flow Add t30"]

@@ -16,7 +16,7 @@ use openflow::{
 
 use crate::cluster::Role;
 use crate::cluster::bells::NodeWatch;
-use crate::desired::{DesiredNode, Flows, GroupSpec};
+use crate::desired::{DesiredNode, GroupSpec};
 use crate::observed::InstalledFlows;
 use crate::reconcile::{self, InstalledTables};
 
@@ -312,13 +312,13 @@ impl<'a> Installer<'a> {
                 InstalledTables::Dumped { flows, groups }
             }
         };
-        let changes = reconcile::diff(desired, have.flows(), have.groups());
+        let changes = have.diff_to(desired);
         let repaired = !changes.is_empty();
         if changes.is_empty() {
             OpenFlowStats::bump(&self.ctx.stats.empty_diffs, 1);
             tracing::info!(
                 node = self.node,
-                flows = have.flows().len(),
+                flows = have.flow_count(),
                 groups = have.groups().len(),
                 "switch already holds the desired state; nothing sent"
             );
@@ -327,7 +327,7 @@ impl<'a> Installer<'a> {
             let changed = changes.len();
             // The bundle takes the messages themselves; the rare paths that need them
             // again (refusals, no bundle support) recompute the same diff.
-            let again = || reconcile::diff(desired, have.flows(), have.groups());
+            let again = || have.diff_to(desired);
             let result = if self.use_bundles {
                 match self.install_bundle(conn, changes, again).await? {
                     Some(r) => r,
@@ -384,7 +384,7 @@ impl<'a> Installer<'a> {
     async fn dump(
         &mut self,
         conn: &mut Conn,
-    ) -> Result<(Flows, BTreeMap<u32, GroupSpec>), ConnError> {
+    ) -> Result<(reconcile::DumpedFlows, BTreeMap<u32, GroupSpec>), ConnError> {
         OpenFlowStats::bump(&self.ctx.stats.dumps, 1);
         let fx = conn.session.send(
             OfpMessage::flow_stats_request(
