@@ -350,15 +350,15 @@ impl Session {
         let desired = self.tunnels.as_ref()?.borrow().clone();
         if let Some((generation, tunnels)) = &self.memo.tunnels_clean
             && *generation == self.contents_generation
-            && *tunnels == *desired
+            && *tunnels == desired
         {
             return None;
         }
         let specs = match &self.memo.specs {
-            Some((tunnels, specs)) if *tunnels == *desired => specs.clone(),
+            Some((tunnels, specs)) if *tunnels == desired => specs.clone(),
             _ => {
                 let specs = Arc::new(ovs_tunnels(&node.id, &desired));
-                self.memo.specs = Some(((*desired).clone(), specs.clone()));
+                self.memo.specs = Some((desired.clone(), specs.clone()));
                 specs
             }
         };
@@ -368,7 +368,7 @@ impl Session {
                 Some(txn)
             }
             Ok(None) => {
-                self.memo.tunnels_clean = Some((self.contents_generation, (*desired).clone()));
+                self.memo.tunnels_clean = Some((self.contents_generation, desired));
                 None
             }
             Err(e) => {

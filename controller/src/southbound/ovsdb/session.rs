@@ -182,6 +182,9 @@ pub(super) struct Session {
 /// it would find nothing again. Cleared when the node or the write state is reset
 /// (identity change, retry timer). (Rows themselves are decoded once per version by the
 /// replica, see `vswitch::cached_row`.)
+/// A node's desired tunnels as the compiler published them.
+type Tunnels = Arc<BTreeSet<TunnelSpec>>;
+
 #[derive(Debug, Default)]
 pub(super) struct Memo {
     /// The integration bridge needed no change at this replica generation.
@@ -189,14 +192,16 @@ pub(super) struct Memo {
     /// What was published at this contents generation.
     pub(super) published: Option<Published>,
     /// The tunnel ports matched these desired tunnels at this contents generation.
-    pub(super) tunnels_clean: Option<(u64, BTreeSet<TunnelSpec>)>,
+    pub(super) tunnels_clean: Option<(u64, Tunnels)>,
     /// The patch ports matched these desired patches at this contents generation.
     pub(super) patches_clean: Option<(u64, Arc<BTreeSet<PatchSpec>>)>,
     /// The weft-installed marks matched these marks at this contents generation.
     pub(super) installed_clean: Option<(u64, Arc<BTreeSet<u32>>)>,
     /// The OVS tunnel ports for these desired tunnels: rebuilt only when the desired
-    /// tunnels change, not on every pass that plans them.
-    pub(super) specs: Option<(BTreeSet<TunnelSpec>, Arc<Vec<vswitch::TunnelPort>>)>,
+    /// tunnels change, not on every pass that plans them. The sets are the published
+    /// ones, shared: copies would hold each node's whole tunnel list twice more, and
+    /// `Arc`'s equality recognises an unchanged set by address.
+    pub(super) specs: Option<(Tunnels, Arc<Vec<vswitch::TunnelPort>>)>,
 }
 
 #[derive(Debug)]
