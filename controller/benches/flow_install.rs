@@ -14,7 +14,11 @@
 //! - ovs-ofctl: the same groups (`add-groups`, timed apart) and flows
 //!   (`DesiredNode::flows_text`, `--bundle -O OpenFlow13 add-flows`) into `br-ofctl`.
 //!
-//! Both bridges are then checked to hold exactly 100,000 flows (`dump-aggregate`). Weft's
+//! - raw replay: the bytes of the same bundle (open, adds, commit, barrier), encoded
+//!   beforehand and written to `br-raw`'s management socket as fast as it takes them,
+//!   timed until the barrier reply: what vswitchd itself needs for these flows.
+//!
+//! The bridges are then checked to hold exactly 100,000 flows (`dump-aggregate`). Weft's
 //! own CPU share is measured in-process too: the diff and the encoding of the bundle.
 //!
 //! Run: `cargo bench -p weft-controller --bench flow_install` (Open vSwitch installed;
@@ -269,6 +273,17 @@ fn main() {
         "fail_mode=secure",
         "protocols=OpenFlow13",
         "other-config:disable-in-band=true",
+        "--",
+        "add-br",
+        "br-raw",
+        "--",
+        "set",
+        "bridge",
+        "br-raw",
+        "datapath_type=dummy",
+        "fail_mode=secure",
+        "protocols=OpenFlow13",
+        "other-config:disable-in-band=true",
     ]);
     // Associated and reconciled once (empty): the switch is Weft's.
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -327,9 +342,21 @@ fn main() {
     );
 
     shutdown.cancel();
+    // vswitchd's own limit for this bundle: the same messages Weft sends (open, the
+    // group and flow adds, commit, barrier), encoded beforehand and written as fast as
+    // its management socket takes them, timed until the barrier reply.
+    let raw = raw_bundle(&d);
+    let raw_time = replay(&ovs.0.mgmt_socket("br-raw"), &raw);
+    let raw_flows = ovs.flow_count("br-raw");
+    eprintln!(
+        "raw replay: {raw_time:?} ({} bytes), br-raw holds {raw_flows} flows",
+        raw.bytes.len()
+    );
+
     rt.block_on(server.join());
     assert_eq!(weft_flows, FLOWS, "br-weft flow count");
     assert_eq!(ofctl_flows, FLOWS, "br-ofctl flow count");
+    assert_eq!(raw_flows, FLOWS, "br-raw flow count");
 
     let rate = |t: Duration| FLOWS as f64 / t.as_secs_f64();
     let ofctl_total = ofctl_time + ofctl_groups_time;
@@ -356,7 +383,17 @@ fn main() {
         ofctl_time.as_secs_f64(),
         rate(ofctl_time)
     );
+    println!(
+        "{:<44} {:>10.3} {:>12.0}",
+        "the same bundle's bytes replayed raw",
+        raw_time.as_secs_f64(),
+        rate(raw_time)
+    );
     println!("weft / ovs-ofctl time ratio: {ratio:.2}");
+    println!(
+        "weft / raw replay time ratio: {:.2}",
+        weft_time.as_secs_f64() / raw_time.as_secs_f64()
+    );
     println!(
         "weft CPU in isolation: diff {:.1} ms, encode {:.1} ms ({bytes} bytes); \
          node_flows text after the install {:.1} ms",
@@ -375,6 +412,8 @@ fn main() {
         "ofctl_total_s": ofctl_total.as_secs_f64(),
         "ofctl_flows_per_s": rate(ofctl_total),
         "ratio_weft_over_ofctl": ratio,
+        "raw_replay_s": raw_time.as_secs_f64(),
+        "ratio_weft_over_raw": weft_time.as_secs_f64() / raw_time.as_secs_f64(),
         "weft_diff_ms": diff_time.as_secs_f64() * 1e3,
         "weft_encode_ms": encode_time.as_secs_f64() * 1e3,
         "weft_flows_as_text_ms": text_time.as_secs_f64() * 1e3,
@@ -393,4 +432,64 @@ fn main() {
         Ok(()) => println!("wrote {}", path.display()),
         Err(e) => eprintln!("could not write {}: {e}", path.display()),
     }
+}
+
+/// Weft's install of `d` into an empty switch as bytes on the wire, and the barrier's xid.
+struct RawBundle {
+    bytes: Vec<u8>,
+    barrier: u32,
+}
+
+fn raw_bundle(d: &DesiredNode) -> RawBundle {
+    let changes = weft::reconcile::diff(d, &weft::reconcile::DumpedFlows::new(), &BTreeMap::new());
+    let flags = 3; // atomic, ordered: as the installer sends it
+    let mut msgs = vec![OfpMessage::bundle_open(1, 1, flags)];
+    let mut xid = 2;
+    for c in changes {
+        msgs.push(OfpMessage::bundle_add(xid, 1, flags, c));
+        xid += 1;
+    }
+    msgs.push(OfpMessage::bundle_commit(xid, 1, flags));
+    let barrier = xid + 1;
+    msgs.push(OfpMessage::barrier(barrier));
+    let mut bytes = Vec::new();
+    for m in &msgs {
+        bytes.extend(m.to_bytes().expect("encodable"));
+    }
+    RawBundle { bytes, barrier }
+}
+
+/// Writes `raw` to a bridge's management socket after the hello exchange, from a second
+/// thread, and reads until the barrier reply (an error reply fails the bench). Returns
+/// the time from the first byte written to the barrier reply.
+fn replay(socket: &Path, raw: &RawBundle) -> Duration {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    const OFPT_ERROR: u8 = 1;
+    const OFPT_BARRIER_REPLY: u8 = 21;
+    let mut s = UnixStream::connect(socket).unwrap_or_else(|e| panic!("{}: {e}", socket.display()));
+    let read_msg = |s: &mut UnixStream| -> (u8, u32, Vec<u8>) {
+        let mut h = [0u8; 8];
+        s.read_exact(&mut h).expect("a message header");
+        let len = usize::from(u16::from_be_bytes([h[2], h[3]]));
+        let mut body = vec![0u8; len.saturating_sub(8)];
+        s.read_exact(&mut body).expect("a message body");
+        (h[1], u32::from_be_bytes([h[4], h[5], h[6], h[7]]), body)
+    };
+    s.write_all(&OfpMessage::hello(0).to_bytes().expect("hello"))
+        .expect("hello sent");
+    let _ = read_msg(&mut s);
+    let mut writer = s.try_clone().expect("a second handle");
+    let t0 = Instant::now();
+    std::thread::scope(|scope| {
+        scope.spawn(move || writer.write_all(&raw.bytes).expect("bundle written"));
+        loop {
+            let (kind, xid, body) = read_msg(&mut s);
+            assert_ne!(kind, OFPT_ERROR, "br-raw refused xid {xid}: {body:02x?}");
+            if kind == OFPT_BARRIER_REPLY && xid == raw.barrier {
+                break;
+            }
+        }
+    });
+    t0.elapsed()
 }
