@@ -187,18 +187,13 @@ fn main() {
     let t0 = Instant::now();
     let changes = weft::reconcile::diff(&d, &weft::reconcile::DumpedFlows::new(), &BTreeMap::new());
     let diff_time = t0.elapsed();
+    let changed = changes.len();
     let t0 = Instant::now();
-    let mut bytes = 0usize;
-    for (i, c) in changes.iter().enumerate() {
-        let m = OfpMessage::bundle_add(i as u32, 1, 3, c.clone());
-        bytes += m.to_bytes().map(|b| b.len()).unwrap_or(0);
-    }
+    // Kept for the raw replay below.
+    let raw = raw_bundle(changes);
     let encode_time = t0.elapsed();
-    eprintln!(
-        "diff {diff_time:?} ({} changes), encode {encode_time:?} ({bytes} bytes)",
-        changes.len()
-    );
-    drop(changes);
+    let bytes = raw.bytes.len();
+    eprintln!("diff {diff_time:?} ({changed} changes), encode {encode_time:?} ({bytes} bytes)");
     let t0 = Instant::now();
     let text_lines = weft::reconcile::flows_as_text(&d.flows).len();
     let text_time = t0.elapsed();
@@ -345,13 +340,9 @@ fn main() {
     // vswitchd's own limit for this bundle: the same messages Weft sends (open, the
     // group and flow adds, commit, barrier), encoded beforehand and written as fast as
     // its management socket takes them, timed until the barrier reply.
-    let raw = raw_bundle(&d);
     let raw_time = replay(&ovs.0.mgmt_socket("br-raw"), &raw);
     let raw_flows = ovs.flow_count("br-raw");
-    eprintln!(
-        "raw replay: {raw_time:?} ({} bytes), br-raw holds {raw_flows} flows",
-        raw.bytes.len()
-    );
+    eprintln!("raw replay: {raw_time:?} ({bytes} bytes), br-raw holds {raw_flows} flows");
 
     rt.block_on(server.join());
     assert_eq!(weft_flows, FLOWS, "br-weft flow count");
@@ -434,28 +425,26 @@ fn main() {
     }
 }
 
-/// Weft's install of `d` into an empty switch as bytes on the wire, and the barrier's xid.
+/// Weft's install into an empty switch as bytes on the wire: `changes` in one bundle, as
+/// the installer sends it, then a barrier, whose xid is kept.
 struct RawBundle {
     bytes: Vec<u8>,
     barrier: u32,
 }
 
-fn raw_bundle(d: &DesiredNode) -> RawBundle {
-    let changes = weft::reconcile::diff(d, &weft::reconcile::DumpedFlows::new(), &BTreeMap::new());
-    let flags = 3; // atomic, ordered: as the installer sends it
-    let mut msgs = vec![OfpMessage::bundle_open(1, 1, flags)];
+fn raw_bundle(changes: Vec<openflow::Message>) -> RawBundle {
+    let flags = openflow::bundle_flags::ATOMIC | openflow::bundle_flags::ORDERED;
+    let mut bytes = Vec::new();
+    let mut put = |m: OfpMessage| bytes.extend(m.to_bytes().expect("encodable"));
+    put(OfpMessage::bundle_open(1, 1, flags));
     let mut xid = 2;
     for c in changes {
-        msgs.push(OfpMessage::bundle_add(xid, 1, flags, c));
+        put(OfpMessage::bundle_add(xid, 1, flags, c));
         xid += 1;
     }
-    msgs.push(OfpMessage::bundle_commit(xid, 1, flags));
+    put(OfpMessage::bundle_commit(xid, 1, flags));
     let barrier = xid + 1;
-    msgs.push(OfpMessage::barrier(barrier));
-    let mut bytes = Vec::new();
-    for m in &msgs {
-        bytes.extend(m.to_bytes().expect("encodable"));
-    }
+    put(OfpMessage::barrier(barrier));
     RawBundle { bytes, barrier }
 }
 
@@ -465,16 +454,14 @@ fn raw_bundle(d: &DesiredNode) -> RawBundle {
 fn replay(socket: &Path, raw: &RawBundle) -> Duration {
     use std::io::{Read, Write};
     use std::os::unix::net::UnixStream;
-    const OFPT_ERROR: u8 = 1;
-    const OFPT_BARRIER_REPLY: u8 = 21;
     let mut s = UnixStream::connect(socket).unwrap_or_else(|e| panic!("{}: {e}", socket.display()));
-    let read_msg = |s: &mut UnixStream| -> (u8, u32, Vec<u8>) {
-        let mut h = [0u8; 8];
-        s.read_exact(&mut h).expect("a message header");
-        let len = usize::from(u16::from_be_bytes([h[2], h[3]]));
-        let mut body = vec![0u8; len.saturating_sub(8)];
-        s.read_exact(&mut body).expect("a message body");
-        (h[1], u32::from_be_bytes([h[4], h[5], h[6], h[7]]), body)
+    let read_msg = |s: &mut UnixStream| -> OfpMessage {
+        let mut frame = vec![0u8; 8];
+        s.read_exact(&mut frame).expect("a message header");
+        let len = usize::from(u16::from_be_bytes([frame[2], frame[3]]));
+        frame.resize(len.max(8), 0);
+        s.read_exact(&mut frame[8..]).expect("a message body");
+        OfpMessage::decode(&frame).expect("a message the codec reads")
     };
     s.write_all(&OfpMessage::hello(0).to_bytes().expect("hello"))
         .expect("hello sent");
@@ -484,10 +471,11 @@ fn replay(socket: &Path, raw: &RawBundle) -> Duration {
     std::thread::scope(|scope| {
         scope.spawn(move || writer.write_all(&raw.bytes).expect("bundle written"));
         loop {
-            let (kind, xid, body) = read_msg(&mut s);
-            assert_ne!(kind, OFPT_ERROR, "br-raw refused xid {xid}: {body:02x?}");
-            if kind == OFPT_BARRIER_REPLY && xid == raw.barrier {
-                break;
+            let m = read_msg(&mut s);
+            match m.body {
+                openflow::Message::Error(e) => panic!("br-raw refused xid {}: {e:?}", m.xid),
+                openflow::Message::BarrierReply if m.xid == raw.barrier => break,
+                _ => {}
             }
         }
     });

@@ -171,6 +171,9 @@ pub(super) struct Session {
     pub(super) rescope: Option<Scope>,
 }
 
+/// A node's desired tunnels as the compiler published them.
+type Tunnels = Arc<BTreeSet<TunnelSpec>>;
+
 /// Steps of [`Session::reconcile`] that found nothing to do, with the inputs they saw.
 ///
 /// A pass runs on every wake (a monitor update, a new desired state, newly installed
@@ -182,9 +185,6 @@ pub(super) struct Session {
 /// it would find nothing again. Cleared when the node or the write state is reset
 /// (identity change, retry timer). (Rows themselves are decoded once per version by the
 /// replica, see `vswitch::cached_row`.)
-/// A node's desired tunnels as the compiler published them.
-type Tunnels = Arc<BTreeSet<TunnelSpec>>;
-
 #[derive(Debug, Default)]
 pub(super) struct Memo {
     /// The integration bridge needed no change at this replica generation.
