@@ -443,30 +443,37 @@ async fn create_and_bind(
 }
 
 /// Waits until each new port is `weft-installed` on its host and every host's table has a
-/// flow matching the port's MAC.
+/// flow matching the port's MAC. A (port, host) pair seen done is not looked at again.
 async fn wait_ports(c: &Cluster, hosts: &[usize], ports: &[(usize, usize)]) -> anyhow::Result<()> {
     let t = Instant::now();
+    let mut done: std::collections::HashSet<(usize, usize)> = Default::default();
+    let mut marked: std::collections::HashSet<usize> = Default::default();
     loop {
-        let mut done = true;
-        'outer: for (host, serial) in ports {
-            let name = format!("inc{serial:05}");
-            if c.nodes[*host].lock().installed().get(&name) != Some(&true) {
-                done = false;
-                break;
+        let mut all = true;
+        for (host, serial) in ports {
+            if !marked.contains(serial) {
+                let name = format!("inc{serial:05}");
+                if c.nodes[*host].lock().installed().get(&name) != Some(&true) {
+                    all = false;
+                    continue;
+                }
+                marked.insert(*serial);
             }
-            let mac = inc_mac(*serial);
-            let bytes: Vec<u8> = mac
-                .split(':')
-                .filter_map(|h| u8::from_str_radix(h, 16).ok())
-                .collect();
+            let mac: openflow::Mac = inc_mac(*serial)
+                .parse()
+                .map_err(|e| anyhow::anyhow!("the benchmark's own MAC: {e}"))?;
             for h in hosts {
-                if !c.nodes[*h].lock().tables.any_match_contains(&bytes) {
-                    done = false;
-                    break 'outer;
+                if done.contains(&(*serial, *h)) {
+                    continue;
+                }
+                if c.nodes[*h].lock().tables.has_eth_dst(mac) {
+                    done.insert((*serial, *h));
+                } else {
+                    all = false;
                 }
             }
         }
-        if done {
+        if all {
             return Ok(());
         }
         anyhow::ensure!(

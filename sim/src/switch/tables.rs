@@ -4,11 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use bytes::BytesMut;
 use openflow::table::{FlowEntry, FlowTable, Group, TableError};
 use openflow::{
-    Action, Emit, FlowContent, FlowKey, FlowMod, FlowStats, FlowStatsRequest, GroupDesc, GroupMod,
-    Instruction, Message,
+    Action, Field, FlowContent, FlowKey, FlowMod, FlowStats, FlowStatsRequest, GroupDesc, GroupMod,
+    Instruction, Mac, Message,
 };
 
 use super::{Refusal, code, onf_err};
@@ -54,17 +53,16 @@ impl Tables {
             .sum()
     }
 
-    /// Whether some flow's encoded match contains `needle` (e.g. a MAC address): a cheap
-    /// probe for "has the flow for this port arrived" without comparing whole tables.
-    pub fn any_match_contains(&self, needle: &[u8]) -> bool {
-        if needle.is_empty() {
-            return false;
-        }
-        let mut buf = BytesMut::new();
+    /// Whether some flow matches on destination MAC `mac`: a probe for "has the L2
+    /// lookup for this port arrived" without comparing whole tables. It reads the match
+    /// fields as they are: encoding each flow to search its bytes cost the benchmark more
+    /// than weftd's own work (a table of 1,800 flows on each of 64 hosts, per port).
+    pub fn has_eth_dst(&self, mac: Mac) -> bool {
         self.table.flows().keys().any(|k| {
-            buf.clear();
-            k.r#match.emit(&mut buf);
-            buf.windows(needle.len()).any(|w| w == needle)
+            k.r#match
+                .fields
+                .iter()
+                .any(|f| matches!(f, Field::EthDst(m, _) if *m == mac))
         })
     }
 
