@@ -90,7 +90,9 @@ pub fn owned_flows(flows: &Flows) -> BTreeMap<FlowKey, FlowContent> {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DesiredNode {
     pub flows: Flows,
-    pub groups: BTreeMap<u32, GroupSpec>,
+    /// Shared with the compiler's pieces of the node (`compiler::parts`): a node is
+    /// reassembled from them on every recompile, and a group is often dozens of buckets.
+    pub groups: BTreeMap<u32, Arc<GroupSpec>>,
     pub tunnels: BTreeSet<TunnelSpec>,
     /// The physical networks this node must be patched to (provider switches).
     pub patches: BTreeSet<PatchSpec>,

@@ -40,7 +40,7 @@ pub type DumpedFlows = BTreeMap<FlowKey, FlowContent>;
 pub enum InstalledTables {
     Dumped {
         flows: DumpedFlows,
-        groups: BTreeMap<u32, GroupSpec>,
+        groups: BTreeMap<u32, Arc<GroupSpec>>,
     },
     Acknowledged(Arc<DesiredNode>),
 }
@@ -61,7 +61,7 @@ impl InstalledTables {
         }
     }
 
-    pub fn groups(&self) -> &BTreeMap<u32, GroupSpec> {
+    pub fn groups(&self) -> &BTreeMap<u32, Arc<GroupSpec>> {
         match self {
             InstalledTables::Dumped { groups, .. } => groups,
             InstalledTables::Acknowledged(d) => &d.groups,
@@ -96,16 +96,16 @@ pub fn installed_flows_owned(stats: impl IntoIterator<Item = FlowStats>) -> Dump
 /// Every group in a group-description dump (Weft owns all groups on br-int).
 pub fn installed_groups<'a>(
     descs: impl IntoIterator<Item = &'a GroupDesc>,
-) -> BTreeMap<u32, GroupSpec> {
+) -> BTreeMap<u32, Arc<GroupSpec>> {
     descs
         .into_iter()
         .map(|d| {
             (
                 d.group_id,
-                GroupSpec {
+                Arc::new(GroupSpec {
                     group_type: d.group_type,
                     buckets: d.buckets.clone(),
-                },
+                }),
             )
         })
         .collect()
@@ -128,7 +128,7 @@ pub fn flows_from_owned_parts(parts: Vec<MultipartReplyBody>) -> DumpedFlows {
 }
 
 /// Groups from the parts of a reassembled group-desc multipart reply.
-pub fn groups_from_parts(parts: &[MultipartReplyBody]) -> BTreeMap<u32, GroupSpec> {
+pub fn groups_from_parts(parts: &[MultipartReplyBody]) -> BTreeMap<u32, Arc<GroupSpec>> {
     installed_groups(parts.iter().flat_map(|p| match p {
         MultipartReplyBody::GroupDesc(v) => v.as_slice(),
         _ => &[],
@@ -148,7 +148,7 @@ pub fn groups_from_parts(parts: &[MultipartReplyBody]) -> BTreeMap<u32, GroupSpe
 pub fn diff<K, V>(
     desired: &DesiredNode,
     installed_flows: &BTreeMap<K, V>,
-    installed_groups: &BTreeMap<u32, GroupSpec>,
+    installed_groups: &BTreeMap<u32, Arc<GroupSpec>>,
 ) -> Vec<Message>
 where
     K: Borrow<FlowKey> + Ord,
@@ -310,20 +310,20 @@ mod tests {
         }
         d.groups.insert(
             7,
-            GroupSpec {
+            Arc::new(GroupSpec {
                 group_type: GroupType::All,
                 buckets: vec![Bucket::new(vec![
                     Action::SetField(Field::Reg(7, 1, None)),
                     Action::resubmit(40),
                 ])],
-            },
+            }),
         );
         d
     }
 
     /// An empty switch's flows and groups after `changes`, applied by the shared
     /// OpenFlow model (every change must be accepted).
-    fn apply(changes: &[Message]) -> (Flows, BTreeMap<u32, GroupSpec>) {
+    fn apply(changes: &[Message]) -> (Flows, BTreeMap<u32, Arc<GroupSpec>>) {
         let mut t = openflow::table::FlowTable::new();
         for m in changes {
             t.apply(m).unwrap();
@@ -336,7 +336,7 @@ mod tests {
                     group_type: g.group_type,
                     buckets: g.buckets.clone(),
                 };
-                (*id, g)
+                (*id, Arc::new(g))
             })
             .collect();
         let flows = t
@@ -448,10 +448,10 @@ mod tests {
         let mut groups = d.groups.clone();
         groups.insert(
             8,
-            GroupSpec {
+            Arc::new(GroupSpec {
                 group_type: GroupType::All,
                 buckets: vec![],
-            },
+            }),
         );
         let msgs = diff(&d, &installed, &groups);
         assert_eq!(
@@ -492,7 +492,7 @@ mod tests {
         );
         let modified_group = {
             let mut g = new.clone();
-            g.groups.get_mut(&9).unwrap().buckets.clear();
+            Arc::make_mut(g.groups.get_mut(&9).unwrap()).buckets.clear();
             g
         };
         let msgs = diff(&modified_group, &new.flows, &new.groups);

@@ -182,10 +182,10 @@ fn desired(flows: &str, groups: &str, bound: &BTreeSet<Uuid>) -> DesiredNode {
             if let Message::GroupMod(g) = m.body {
                 d.groups.insert(
                     g.group_id,
-                    GroupSpec {
+                    Arc::new(GroupSpec {
                         group_type: g.group_type,
                         buckets: g.buckets,
-                    },
+                    }),
                 );
             }
         }

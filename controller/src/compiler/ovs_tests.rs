@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use integration::sandbox::{Datapath, OvsSandbox};
@@ -592,16 +593,16 @@ fn load_node(
         only_ours.join("\n"),
         only_ovs.join("\n")
     );
-    let mut dumped_groups: BTreeMap<u32, GroupSpec> = BTreeMap::new();
+    let mut dumped_groups: BTreeMap<u32, Arc<GroupSpec>> = BTreeMap::new();
     for body in multipart(&mut s, OfpMessage::group_desc_request(3)) {
         if let MultipartReplyBody::GroupDesc(gs) = body {
             for g in gs {
                 dumped_groups.insert(
                     g.group_id,
-                    GroupSpec {
+                    Arc::new(GroupSpec {
                         group_type: g.group_type,
                         buckets: g.buckets,
-                    },
+                    }),
                 );
             }
         }

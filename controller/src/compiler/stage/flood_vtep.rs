@@ -93,6 +93,7 @@ impl FlowBuilder<'_> {
             switch_cookie,
         );
         if let Some(group) = self.out.groups.get_mut(&flood_group(vni)) {
+            let group = std::sync::Arc::make_mut(group);
             for v in vteps {
                 group.buckets.push(Bucket::new(vec![
                     set(Field::TunnelId(u64::from(vni), None)),

@@ -56,7 +56,7 @@ impl FlowBuilder<'_> {
             if !flood.contains(&v.ip) && ports.insert(v.ofport) {
                 self.classify_vtep(v.ofport, vni, None, switch_cookie);
                 if let Some(group) = self.out.groups.get_mut(&flood_group(vni)) {
-                    group
+                    std::sync::Arc::make_mut(group)
                         .buckets
                         .push(Bucket::new(vec![tun_id(), Action::output(v.ofport)]));
                 }

@@ -3,6 +3,8 @@
 //! flood group (head-end replication; from a tunnel, local ports only). Unknown unicast
 //! is dropped: Weft knows every MAC, nothing is learned.
 
+use std::sync::Arc;
+
 use openflow::{Action, Bucket, Field, GroupType};
 
 use super::{FlowBuilder, apply, goto, mac, multicast_dst, set};
@@ -86,17 +88,17 @@ impl FlowBuilder<'_> {
         }
         self.out.groups.insert(
             flood_group(vni),
-            GroupSpec {
+            Arc::new(GroupSpec {
                 group_type: GroupType::All,
                 buckets: flood,
-            },
+            }),
         );
         self.out.groups.insert(
             local_group(vni),
-            GroupSpec {
+            Arc::new(GroupSpec {
                 group_type: GroupType::All,
                 buckets: local_buckets,
-            },
+            }),
         );
     }
 }

@@ -70,7 +70,9 @@ impl FlowBuilder<'_> {
             sc,
         );
         if let Some(group) = self.out.groups.get_mut(&flood_group(vni)) {
-            group.buckets.push(Bucket::new(to_physical(pn.vlan, patch)));
+            std::sync::Arc::make_mut(group)
+                .buckets
+                .push(Bucket::new(to_physical(pn.vlan, patch)));
         }
         true
     }

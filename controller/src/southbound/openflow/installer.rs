@@ -384,7 +384,7 @@ impl<'a> Installer<'a> {
     async fn dump(
         &mut self,
         conn: &mut Conn,
-    ) -> Result<(reconcile::DumpedFlows, BTreeMap<u32, GroupSpec>), ConnError> {
+    ) -> Result<(reconcile::DumpedFlows, BTreeMap<u32, Arc<GroupSpec>>), ConnError> {
         OpenFlowStats::bump(&self.ctx.stats.dumps, 1);
         let fx = conn.session.send(
             OfpMessage::flow_stats_request(
