@@ -7,6 +7,7 @@
 //! VTEPs; hv1 (a1 ofport 1, a2 2, a4 4, tunnel to hv2 10) has tunnel ports 20 and 21 to
 //! them.
 
+use crate::desired::{TunnelSpec, vtep_remote};
 use std::net::IpAddr;
 
 use openflow::{Action, Field, FlowContent, FlowKey, Instruction, Mac, Match, Nicira};

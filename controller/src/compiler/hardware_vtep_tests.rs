@@ -5,6 +5,7 @@
 //! and a3 on hv2 (tunnel 10). Hardware VTEP `sw1` at VTEP1 (hv1 reaches it through
 //! ofport 20) has HOST behind it on A.
 
+use crate::desired::vtep_remote;
 use std::net::IpAddr;
 use std::sync::Arc;
 

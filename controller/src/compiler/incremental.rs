@@ -6,9 +6,10 @@ use std::net::IpAddr;
 
 use uuid::Uuid;
 
+use super::parts::{KeptParts, NodeParts, compile_node_parts};
 use super::routing::{reach, routers_of_switch, switches_of_router};
+use super::switches_of_node;
 use super::tunnels_first::tunnels_ahead;
-use super::{compile_node_with, switches_of_node};
 use crate::binding::{Bindings, PortBinding};
 use crate::desired::{DesiredNode, TunnelSpec};
 use crate::hardware_vtep::{HardwareVtepEndpoint, VtepEndpoints};
@@ -163,6 +164,8 @@ pub struct IncrementalCompiler {
     /// Nodes whose compile was put off ([`IncrementalCompiler::update_tunnels_first`]),
     /// with how many rounds in a row: (during a burst, waiting for tunnel ports).
     deferred: HashMap<String, (u32, u32)>,
+    /// The switch pieces of each current node's last compile ([`super::parts`]).
+    parts: KeptParts,
 }
 
 /// How many rounds in a row a node's compile may wait for its tunnel ports. Normally the
@@ -183,6 +186,23 @@ type TunnelSink<'a> = &'a mut dyn FnMut(String, BTreeSet<TunnelSpec>);
 struct Dirty {
     switches: HashSet<Uuid>,
     nodes: BTreeSet<String>,
+    /// Nodes whose own endpoint or physical networks changed: none of their switch
+    /// pieces ([`super::parts`]) can be reused.
+    whole: Vec<String>,
+    /// (node, switch): an ACL of a port bound there changed; that one piece goes.
+    pieces: Vec<(String, Uuid)>,
+    /// (node, remote): the node's tunnel port to that remote changed.
+    tunnels: Vec<(String, String)>,
+}
+
+/// The remotes whose tunnel ofport differs between two versions of a node's tunnels.
+fn changed_remotes<'a>(
+    old: &'a BTreeMap<String, u32>,
+    new: &'a BTreeMap<String, u32>,
+) -> impl Iterator<Item = &'a String> {
+    let changed = old.iter().filter(|(r, of)| new.get(*r) != Some(*of));
+    let added = new.iter().filter(|(r, _)| !old.contains_key(*r));
+    changed.chain(added).map(|(r, _)| r)
 }
 
 /// Switches whose hardware VTEP endpoints differ between two snapshots.
@@ -304,14 +324,23 @@ impl IncrementalCompiler {
         for ch in topology.nodes.diff(&previous.nodes) {
             self.update_claims(&ch, &mut touched_ifaces);
             let endpoint = |v: Option<&NodeView>| v.map(|v| (v.encap_ip, v.encap_type));
+            let id = ch.id.to_owned();
             if endpoint(ch.old) != endpoint(ch.new) {
-                endpoint_changed.push(ch.id.to_owned());
-                dirty.nodes.insert(ch.id.to_owned());
-            } else if ch.old.map(|v| &v.tunnels) != ch.new.map(|v| &v.tunnels)
-                || ch.old.map(|v| (&v.bridge_mappings, &v.patches))
-                    != ch.new.map(|v| (&v.bridge_mappings, &v.patches))
-            {
-                dirty.nodes.insert(ch.id.to_owned());
+                endpoint_changed.push(id.clone());
+                dirty.whole.push(id.clone());
+                dirty.nodes.insert(id);
+            } else if let (Some(old), Some(new)) = (ch.old, ch.new) {
+                if (&old.bridge_mappings, &old.patches) != (&new.bridge_mappings, &new.patches) {
+                    dirty.whole.push(id.clone());
+                    dirty.nodes.insert(id.clone());
+                }
+                if old.tunnels != new.tunnels {
+                    let remotes = changed_remotes(&old.tunnels, &new.tunnels);
+                    dirty
+                        .tunnels
+                        .extend(remotes.map(|r| (id.clone(), r.clone())));
+                    dirty.nodes.insert(id);
+                }
             }
         }
         let delta = model.changed_since(&self.model);
@@ -344,6 +373,9 @@ impl IncrementalCompiler {
             for port in ports.into_iter().flatten() {
                 if let Some(b) = self.bindings.ports.get(&port) {
                     dirty.nodes.insert(b.node.clone());
+                    if let Some(sw) = self.bound_switch.get(&port) {
+                        dirty.pieces.push((b.node.clone(), *sw));
+                    }
                 }
             }
         }
@@ -367,6 +399,7 @@ impl IncrementalCompiler {
             &previous.hardware_vteps,
             &topology.hardware_vteps,
         ));
+        self.forget_parts(model, &dirty);
         let mut nodes = dirty.nodes;
         for sw in &dirty.switches {
             if let Some(m) = self.members.get(sw) {
@@ -389,6 +422,7 @@ impl IncrementalCompiler {
             .collect();
         for n in &left {
             self.current.remove(n);
+            self.parts.forget_node(n);
         }
         let mut left: Vec<String> = left
             .into_iter()
@@ -438,14 +472,48 @@ impl IncrementalCompiler {
                 _ => {
                     self.deferred.remove(&n);
                     self.current.insert(n.clone());
-                    compile.push(n);
+                    let parts = self.parts.take(&n);
+                    compile.push((n, parts));
                 }
             }
         }
-        compile_many(model, topology, &self.bindings, compile, sink);
+        let mut kept = Vec::with_capacity(compile.len());
+        let mut sink = sink;
+        compile_many(model, topology, &self.bindings, compile, |n, d, parts| {
+            kept.push((n.clone(), parts));
+            sink(n, d);
+        });
+        for (n, parts) in kept {
+            self.parts.put(n, parts);
+        }
         self.model = model.clone();
         self.topology = topology.clone();
         left
+    }
+
+    /// Drops the switch pieces whose inputs this update changes (after the bindings and
+    /// the switch -> members index are updated).
+    fn forget_parts(&mut self, model: &LogicalModel, dirty: &Dirty) {
+        for sw in &dirty.switches {
+            let members = self.members.get(sw).into_iter().flat_map(|m| m.keys());
+            self.parts.forget_switch(sw, members);
+        }
+        for n in &dirty.whole {
+            self.parts.forget_node(n);
+        }
+        for (n, sw) in &dirty.pieces {
+            self.parts.forget(n, sw);
+        }
+        for (n, remote) in &dirty.tunnels {
+            let ports = self
+                .bindings
+                .by_node
+                .get(remote)
+                .into_iter()
+                .flat_map(|m| m.keys());
+            let switches = ports.filter_map(|p| self.bound_switch.get(p));
+            self.parts.forget_tunnel(model, n, remote, switches);
+        }
     }
 
     /// Adds to `dirty.switches` every switch of every router concerned by this update
@@ -605,7 +673,8 @@ fn claim_key(iface: &str) -> String {
     }
 }
 
-/// Compiles `nodes` (sorted), on all cores but one when there are many.
+/// Compiles `nodes` (sorted), each reusing and then holding its switch pieces, on all
+/// cores but one when there are many.
 ///
 /// One core is always left to the async runtime: the OpenFlow and OVSDB sessions must
 /// keep reading their sockets and answering echo requests while thousands of nodes are
@@ -616,49 +685,58 @@ fn compile_many(
     model: &LogicalModel,
     topology: &Topology,
     bindings: &Bindings,
-    nodes: Vec<String>,
-    mut sink: impl FnMut(String, DesiredNode),
+    nodes: Vec<(String, NodeParts)>,
+    mut sink: impl FnMut(String, DesiredNode, NodeParts),
 ) {
+    let compile = |n: String, mut parts: NodeParts| {
+        let d = compile_node_parts(model, topology, bindings, &n, &mut parts);
+        (n, d, parts)
+    };
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .saturating_sub(1);
     if threads < 2 || nodes.len() < PARALLEL_MIN_NODES {
-        for n in nodes {
-            let d = compile_node_with(model, topology, bindings, &n);
-            sink(n, d);
+        for (n, parts) in nodes {
+            let (n, d, parts) = compile(n, parts);
+            sink(n, d, parts);
         }
         return;
     }
     let chunk = nodes.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<(String, NodeParts)>> = Vec::new();
+    let mut nodes = nodes.into_iter().peekable();
+    while nodes.peek().is_some() {
+        chunks.push(nodes.by_ref().take(chunk).collect());
+    }
     std::thread::scope(|s| {
-        let workers: Vec<_> = nodes
-            .chunks(chunk)
+        let workers: Vec<_> = chunks
+            .into_iter()
             .map(|part| {
+                let names: Vec<String> = part.iter().map(|(n, _)| n.clone()).collect();
                 // Bounded: a worker runs at most a few nodes ahead of the sink.
                 let (tx, rx) = std::sync::mpsc::sync_channel(4);
                 let worker = s.spawn(move || {
-                    for n in part {
-                        let d = compile_node_with(model, topology, bindings, n);
-                        if tx.send((n.clone(), d)).is_err() {
+                    for (n, parts) in part {
+                        if tx.send(compile(n, parts)).is_err() {
                             return;
                         }
                     }
                 });
-                (worker, rx)
+                (worker, rx, names)
             })
             .collect();
-        for ((w, rx), part) in workers.into_iter().zip(nodes.chunks(chunk)) {
+        for (w, rx, names) in workers {
             let mut done = 0;
-            for (n, d) in rx.iter() {
+            for (n, d, parts) in rx.iter() {
                 done += 1;
-                sink(n, d);
+                sink(n, d, parts);
             }
             if w.join().is_err() {
-                // A compile that panicked on one thread is redone here, so the panic
-                // surfaces on the caller's thread with its own message.
-                for n in &part[done..] {
-                    let d = compile_node_with(model, topology, bindings, n);
-                    sink(n.clone(), d);
+                // A compile that panicked on one thread is redone here, from scratch, so
+                // the panic surfaces on the caller's thread with its own message.
+                for n in &names[done..] {
+                    let (n, d, parts) = compile(n.clone(), NodeParts::default());
+                    sink(n, d, parts);
                 }
             }
         }

@@ -4,6 +4,8 @@
 //! Fabric: switch A (VNI 5001) and switch B (VNI 5002) with overlapping MACs and IPs.
 //! hv1: a1, a2, a4 (port security off), b1, b2; hv2: a3; hv3: b3; hv4: nothing of ours.
 
+use crate::desired::{TunnelSpec, vtep_remote};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use openflow::{Action, Ct, Field, FlowContent, FlowKey, Instruction, Mac, Nicira};

@@ -5,7 +5,6 @@
 //! in 0 and 30); flood-and-learn VTEPs (in 0, 30 and the learned-MACs table 33). A
 //! feature adds a stage here; it does not grow another's.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use openflow::Field;
@@ -93,8 +92,8 @@ pub(crate) fn v6(ip: &IpAddr) -> Option<Ipv6Addr> {
 pub(crate) struct FlowBuilder<'a> {
     pub(crate) node: &'a str,
     pub(crate) out: &'a mut DesiredNode,
-    /// Every flow added so far, in the order added. Kept in a vector and sorted once by
-    /// [`FlowBuilder::finish`]: one sort of ~1,700 flows costs a fraction of the key
+    /// Every flow added so far, in the order added. Kept in a vector and sorted once
+    /// (`compiler::parts`): one sort of ~1,700 flows costs a fraction of the key
     /// comparisons of as many lookups and inserts into the map.
     pub(crate) flows: Vec<(FlowKey, FlowContent)>,
 }
@@ -118,48 +117,6 @@ impl FlowBuilder<'_> {
             instructions,
         };
         self.flows.push((key, content));
-    }
-
-    /// Moves the added flows into `out.flows`. Of flows with the same key the first
-    /// added is kept (a later identical one is a no-op, a later different one a
-    /// collision, logged). Returns, for each cookie that lost one of its own flows
-    /// (classify, port security, L2 lookup, output) to another object's identical
-    /// match, the position in the order added of the first such flow: a port whose
-    /// flow lost is not complete.
-    pub(crate) fn finish(&mut self) -> HashMap<u64, usize> {
-        use tables::*;
-        let mut flows: Vec<(usize, FlowKey, FlowContent)> = std::mem::take(&mut self.flows)
-            .into_iter()
-            .enumerate()
-            .map(|(i, (k, c))| (i, k, c))
-            .collect();
-        // Stable: flows with equal keys stay in the order they were added.
-        flows.sort_by(|a, b| a.1.cmp(&b.1));
-        let mut incomplete: HashMap<u64, usize> = HashMap::new();
-        let mut kept: Vec<(FlowKey, FlowContent)> = Vec::with_capacity(flows.len());
-        for (seq, key, content) in flows {
-            if let Some((first_key, first)) = kept.last()
-                && *first_key == key
-            {
-                if *first != content {
-                    if matches!(key.table_id, CLASSIFY | PORT_SECURITY | L2_LOOKUP | OUTPUT) {
-                        let at = incomplete.entry(content.cookie).or_insert(seq);
-                        *at = (*at).min(seq);
-                    }
-                    tracing::warn!(
-                        node = self.node, table = key.table_id, priority = key.priority,
-                        r#match = %key.r#match,
-                        "two logical objects want the same flow; keeping the first"
-                    );
-                }
-                continue;
-            }
-            kept.push((key, content));
-        }
-        // Already sorted and unique: building the map from them is linear.
-        let mut shared = crate::compiler::intern::Interner::lock();
-        self.out.flows = kept.into_iter().map(|(k, c)| shared.flow(k, c)).collect();
-        incomplete
     }
 
     /// Table-miss behaviour of every table: drop, or fall through where a table only
@@ -210,7 +167,7 @@ impl FlowBuilder<'_> {
 
     /// One logical switch on this node: every stage's flows for its local ports, its
     /// tunnels and its remote ports. The order flows are added in decides which of two
-    /// colliding flows is kept (see [`FlowBuilder::finish`]), so it stays the same.
+    /// colliding flows is kept (see `compiler::parts`), so it stays the same.
     pub(crate) fn switch(
         &mut self,
         model: &LogicalModel,
