@@ -22,7 +22,10 @@ use super::intern::Interner;
 use super::routing::RouterScope;
 use super::stage::{self, ExternalVtep, FlowBuilder, HardwareVtep};
 use crate::binding::Bindings;
-use crate::desired::{Announcement, DesiredNode, TunnelSpec, VTEP_REMOTE_PREFIX, vtep_remote};
+use crate::desired::{
+    AclFlows, Announcement, DesiredNode, GroupSpec, PatchSpec, TunnelSpec, VTEP_REMOTE_PREFIX,
+    vtep_remote,
+};
 use crate::hardware_vtep::HardwareVtepEndpoint;
 use crate::model::{LogicalModel, LogicalPort, LogicalSwitch};
 use crate::topology::{NodeView, Topology};
@@ -34,8 +37,8 @@ pub(crate) struct Part {
     /// Sorted by key; flows with equal keys stay in the order added. Nothing is dropped
     /// here: which of two equal keys wins depends on the other pieces too.
     flows: Vec<(Arc<FlowKey>, Arc<FlowContent>)>,
-    /// Tunnels, groups, patches, ACLs and announcements; `flows` and `bound_ports` empty.
-    rest: DesiredNode,
+    /// Tunnels, groups, patches, ACLs and announcements.
+    rest: Rest,
     /// Local ports whose tunnels and flows are all in this piece (complete unless one of
     /// their flows loses a collision to an earlier piece's).
     bound: Vec<(Uuid, String)>,
@@ -67,13 +70,49 @@ impl Part {
         }
         Part {
             flows: kept,
-            rest,
+            rest: Rest::from(rest),
             bound: if complete {
                 ports.iter().map(|(p, _)| (p.id, p.name.clone())).collect()
             } else {
                 Vec::new()
             },
         }
+    }
+}
+
+/// What a piece adds to a node besides flows, in vectors of their exact size: a map's
+/// node is allocated for eleven entries, and most pieces have one or two of each (a
+/// node's pieces are kept for as long as it is current, thousands of them).
+#[derive(Debug, Default)]
+struct Rest {
+    groups: Vec<(u32, Arc<GroupSpec>)>,
+    tunnels: Vec<TunnelSpec>,
+    patches: Vec<PatchSpec>,
+    acls: Vec<(u64, AclFlows)>,
+    announce: Vec<(Uuid, Announcement)>,
+}
+
+impl From<DesiredNode> for Rest {
+    fn from(d: DesiredNode) -> Rest {
+        Rest {
+            groups: d.groups.into_iter().collect(),
+            tunnels: d.tunnels.into_iter().collect(),
+            patches: d.patches.into_iter().collect(),
+            acls: d.acls.into_iter().collect(),
+            announce: d.announce.into_iter().collect(),
+        }
+    }
+}
+
+impl Rest {
+    /// Adds this piece's share to `out`; of two pieces' entries under one key the later
+    /// one stays, as when one pass inserts both.
+    fn add_to(&self, out: &mut DesiredNode) {
+        out.groups.extend(self.groups.iter().cloned());
+        out.tunnels.extend(self.tunnels.iter().cloned());
+        out.patches.extend(self.patches.iter().cloned());
+        out.acls.extend(self.acls.iter().cloned());
+        out.announce.extend(self.announce.iter().cloned());
     }
 }
 
@@ -357,15 +396,7 @@ fn assemble(node: &str, pieces: &[&Part]) -> DesiredNode {
     for (at, piece) in pieces.iter().enumerate() {
         all.extend(piece.flows.iter().map(|(k, c)| (at, k, c)));
         bound.extend(piece.bound.iter().map(|(id, name)| (id, name.as_str(), at)));
-        let rest = &piece.rest;
-        out.groups
-            .extend(rest.groups.iter().map(|(k, v)| (*k, v.clone())));
-        out.tunnels.extend(rest.tunnels.iter().cloned());
-        out.patches.extend(rest.patches.iter().cloned());
-        out.acls
-            .extend(rest.acls.iter().map(|(k, v)| (*k, v.clone())));
-        out.announce
-            .extend(rest.announce.iter().map(|(k, v)| (*k, v.clone())));
+        piece.rest.add_to(&mut out);
     }
     // Stable, and each piece is sorted: a merge of sorted runs, equal keys in the order
     // their pieces come, which is the order they were added.
