@@ -191,8 +191,8 @@ struct Dirty {
     whole: Vec<String>,
     /// (node, switch): an ACL of a port bound there changed; that one piece goes.
     pieces: Vec<(String, Uuid)>,
-    /// (node, remote): the node's tunnel port to that remote changed.
-    tunnels: Vec<(String, String)>,
+    /// (node, remotes): the node's tunnel ports to those remotes changed.
+    tunnels: Vec<(String, Vec<String>)>,
 }
 
 /// The remotes whose tunnel ofport differs between two versions of a node's tunnels.
@@ -315,7 +315,7 @@ impl IncrementalCompiler {
         in_scope: &dyn Fn(&str) -> bool,
         on_bindings: impl FnOnce(&Bindings),
         (mut on_tunnels, burst): (Option<TunnelSink<'_>>, bool),
-        sink: impl FnMut(String, DesiredNode),
+        mut sink: impl FnMut(String, DesiredNode),
     ) -> Vec<String> {
         let mut dirty = Dirty::default();
         let mut touched_ifaces: BTreeSet<String> = BTreeSet::new();
@@ -335,10 +335,8 @@ impl IncrementalCompiler {
                     dirty.nodes.insert(id.clone());
                 }
                 if old.tunnels != new.tunnels {
-                    let remotes = changed_remotes(&old.tunnels, &new.tunnels);
-                    dirty
-                        .tunnels
-                        .extend(remotes.map(|r| (id.clone(), r.clone())));
+                    let remotes = changed_remotes(&old.tunnels, &new.tunnels).cloned();
+                    dirty.tunnels.push((id.clone(), remotes.collect()));
                     dirty.nodes.insert(id);
                 }
             }
@@ -478,7 +476,6 @@ impl IncrementalCompiler {
             }
         }
         let mut kept = Vec::with_capacity(compile.len());
-        let mut sink = sink;
         compile_many(model, topology, &self.bindings, compile, |n, d, parts| {
             kept.push((n.clone(), parts));
             sink(n, d);
@@ -504,15 +501,13 @@ impl IncrementalCompiler {
         for (n, sw) in &dirty.pieces {
             self.parts.forget(n, sw);
         }
-        for (n, remote) in &dirty.tunnels {
-            let ports = self
-                .bindings
-                .by_node
-                .get(remote)
-                .into_iter()
+        for (n, remotes) in &dirty.tunnels {
+            let ports = remotes
+                .iter()
+                .filter_map(|r| self.bindings.by_node.get(r))
                 .flat_map(|m| m.keys());
             let switches = ports.filter_map(|p| self.bound_switch.get(p));
-            self.parts.forget_tunnel(model, n, remote, switches);
+            self.parts.forget_tunnels(model, n, remotes, switches);
         }
     }
 

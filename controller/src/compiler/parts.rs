@@ -5,10 +5,10 @@
 //! the 64 nodes, not their twenty other switches. Measured with the compile bench at 1,000
 //! nodes, the whole-node recompile of those 65 nodes was most of the round.
 //!
-//! Assembling the pieces gives exactly what one pass over the node would: the flows are
-//! numbered in the order the single pass adds them (defaults, then each switch in id
+//! Assembling the pieces gives exactly what one pass over the node would: the pieces are
+//! merged in the order the single pass adds their flows (defaults, then each switch in id
 //! order, then routers), so of two flows with the same key the same one is kept, and a
-//! port's completeness is judged against the same position.
+//! port's completeness is judged at the same point.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -33,7 +33,7 @@ use crate::topology::{NodeView, Topology};
 /// What one piece of a node's compilation adds: its flows, already shared through the
 /// interner and sorted, and the rest of the node's state it contributes.
 #[derive(Debug, Default)]
-pub(crate) struct Part {
+struct Part {
     /// Sorted by key; flows with equal keys stay in the order added. Nothing is dropped
     /// here: which of two equal keys wins depends on the other pieces too.
     flows: Vec<(Arc<FlowKey>, Arc<FlowContent>)>,
@@ -177,21 +177,21 @@ impl KeptParts {
         }
     }
 
-    /// `node`'s tunnel port to `remote` changed: the pieces that may name it go, those of
-    /// `remote_switches` (the switches `remote` has ports on) and of every switch with a
-    /// router (it reaches nodes that are not its members). A flood or hardware VTEP's
-    /// tunnel is read by any switch: all pieces go.
-    pub(crate) fn forget_tunnel<'a>(
+    /// `node`'s tunnel ports to `remotes` changed: the pieces that may name them go,
+    /// those of `remote_switches` (the switches the remotes have ports on) and of every
+    /// switch with a router (it reaches nodes that are not its members). A flood or
+    /// hardware VTEP's tunnel is read by any switch: all pieces go.
+    pub(crate) fn forget_tunnels<'a>(
         &mut self,
         model: &LogicalModel,
         node: &str,
-        remote: &str,
+        remotes: &[String],
         remote_switches: impl Iterator<Item = &'a Uuid>,
     ) {
         let Some(parts) = self.nodes.get_mut(node) else {
             return;
         };
-        if remote.starts_with(VTEP_REMOTE_PREFIX) {
+        if remotes.iter().any(|r| r.starts_with(VTEP_REMOTE_PREFIX)) {
             parts.switches.clear();
             return;
         }
