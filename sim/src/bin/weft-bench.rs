@@ -448,6 +448,13 @@ async fn wait_ports(c: &Cluster, hosts: &[usize], ports: &[(usize, usize)]) -> a
     let t = Instant::now();
     let mut done: std::collections::HashSet<(usize, usize)> = Default::default();
     let mut marked: std::collections::HashSet<usize> = Default::default();
+    let mut macs = std::collections::HashMap::new();
+    for (_, serial) in ports {
+        let mac: openflow::Mac = inc_mac(*serial)
+            .parse()
+            .map_err(|e| anyhow::anyhow!("the benchmark's own MAC: {e}"))?;
+        macs.insert(*serial, mac);
+    }
     loop {
         let mut all = true;
         for (host, serial) in ports {
@@ -459,9 +466,7 @@ async fn wait_ports(c: &Cluster, hosts: &[usize], ports: &[(usize, usize)]) -> a
                 }
                 marked.insert(*serial);
             }
-            let mac: openflow::Mac = inc_mac(*serial)
-                .parse()
-                .map_err(|e| anyhow::anyhow!("the benchmark's own MAC: {e}"))?;
+            let mac = macs[serial];
             for h in hosts {
                 if done.contains(&(*serial, *h)) {
                     continue;
