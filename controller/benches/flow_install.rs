@@ -166,7 +166,7 @@ fn desired() -> DesiredNode {
     );
     let keep: Vec<_> = d.flows.keys().skip(FLOWS).cloned().collect();
     for k in keep {
-        d.flows.remove(&k);
+        Arc::make_mut(&mut d.flows).remove(&k);
     }
     d.tunnels.clear();
     d.bound_ports = BTreeSet::from([Uuid::from_u128(0x100_0000)]);

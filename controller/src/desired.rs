@@ -89,7 +89,10 @@ pub fn owned_flows(flows: &Flows) -> BTreeMap<FlowKey, FlowContent> {
 /// Everything Weft wants on one node.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DesiredNode {
-    pub flows: Flows,
+    /// Shared with the compiler's record of the node's last assembly
+    /// (`compiler::parts`): when one switch's piece changes, the next state is a copy of
+    /// this table with that piece's differences, not a merge of every piece again.
+    pub flows: Arc<Flows>,
     /// Shared with the compiler's pieces of the node (`compiler::parts`): a node is
     /// reassembled from them on every recompile, and a group is often dozens of buckets.
     pub groups: BTreeMap<u32, Arc<GroupSpec>>,
@@ -146,7 +149,7 @@ impl DesiredNode {
             }
         }
         let mut out = self.clone();
-        out.flows.retain(|_, c| !gone.contains(&c.cookie));
+        Arc::make_mut(&mut out.flows).retain(|_, c| !gone.contains(&c.cookie));
         out.acls.retain(|c, _| !gone.contains(c));
         out
     }

@@ -178,7 +178,7 @@ where
         .iter()
         .map(|(k, c)| (k.borrow(), c.borrow()))
         .peekable();
-    for (key, want) in &desired.flows {
+    for (key, want) in desired.flows.iter() {
         let (key, want): (&FlowKey, &FlowContent) = (key, want);
         let mut have = None;
         while let Some(&(hk, hc)) = have_iter.peek() {
@@ -306,7 +306,7 @@ mod tests {
                 c,
             ),
         ] {
-            d.flows.insert(k, v);
+            Arc::make_mut(&mut d.flows).insert(k, v);
         }
         d.groups.insert(
             7,
@@ -367,7 +367,7 @@ mod tests {
         );
         // Applying the changes gives exactly the desired state; diffing again is empty.
         let (f, g) = apply(&msgs);
-        assert_eq!(f, d.flows);
+        assert_eq!(f, *d.flows);
         assert_eq!(g, d.groups);
         assert!(diff(&d, &f, &g).is_empty());
     }
@@ -381,7 +381,7 @@ mod tests {
     #[test]
     fn changed_instructions_are_a_modify_strict_and_changed_cookie_an_add() {
         let d = desired();
-        let mut installed = d.flows.clone();
+        let mut installed = Flows::clone(&d.flows);
         let (k0, c0) = installed.iter_mut().next().unwrap();
         let k0 = k0.clone();
         Arc::make_mut(c0).instructions = vec![Instruction::GotoTable(99)];
@@ -420,7 +420,7 @@ mod tests {
             crate::compiler::learned_cookie(5001),
         );
         assert!(!is_weft_cookie(c.cookie));
-        let mut installed = d.flows.clone();
+        let mut installed = Flows::clone(&d.flows);
         installed.insert(k, c);
         assert!(diff(&d, &installed, &d.groups).is_empty());
     }
@@ -428,7 +428,7 @@ mod tests {
     #[test]
     fn removals_delete_flows_before_groups_and_leave_foreign_flows() {
         let d = desired();
-        let mut installed = d.flows.clone();
+        let mut installed = Flows::clone(&d.flows);
         let (stale_k, stale_c) = flow(
             50,
             100,
@@ -471,15 +471,14 @@ mod tests {
         let mut new = old.clone();
         let g7 = new.groups.remove(&7).unwrap();
         new.groups.insert(9, g7);
-        let (k80, c80) = new
-            .flows
+        let (k80, c80) = Arc::make_mut(&mut new.flows)
             .iter_mut()
             .find(|(k, _)| k.priority == 80)
             .unwrap();
         let _ = k80;
         Arc::make_mut(c80).instructions = vec![Instruction::apply(vec![Action::Group(9)])];
         let k0 = new.flows.keys().next().unwrap().clone();
-        new.flows.remove(&k0);
+        Arc::make_mut(&mut new.flows).remove(&k0);
         let msgs = diff(&new, &old.flows, &old.groups);
         assert_eq!(
             kinds(&msgs),
@@ -515,13 +514,13 @@ mod tests {
         let mut new = old.clone();
         let g7 = new.groups.remove(&7).unwrap();
         new.groups.insert(9, g7);
-        for c in new.flows.values_mut() {
+        for c in Arc::make_mut(&mut new.flows).values_mut() {
             if c.instructions == vec![Instruction::apply(vec![Action::Group(7)])] {
                 Arc::make_mut(c).instructions = vec![Instruction::apply(vec![Action::Group(9)])];
             }
         }
         let k0 = new.flows.keys().next().unwrap().clone();
-        new.flows.remove(&k0);
+        Arc::make_mut(&mut new.flows).remove(&k0);
         let mut t = FlowTable::from_desired(&old);
         for m in diff(&new, &old.flows, &old.groups) {
             t.apply(&m).unwrap_or_else(|e| panic!("{m:?}: {e}"));

@@ -174,7 +174,7 @@ fn desired(flows: &str, groups: &str, bound: &BTreeSet<Uuid>) -> DesiredNode {
     };
     for m in ofctl_encode("add-flows", flows) {
         if let Message::FlowMod(fm) = m.body {
-            d.flows.insert(Arc::new(fm.key()), Arc::new(fm.content()));
+            Arc::make_mut(&mut d.flows).insert(Arc::new(fm.key()), Arc::new(fm.content()));
         }
     }
     if !groups.is_empty() {

@@ -61,7 +61,7 @@ pub fn check_node(
     };
     let want = compile_node_with(model, topology, bindings, &id);
     let mut diffs = Vec::new();
-    for (k, c) in &want.flows {
+    for (k, c) in want.flows.iter() {
         match flows.get(k) {
             None => diffs.push(format!("missing flow {}", weft::desired::flow_add(k, c))),
             Some(h) if h != &**c => diffs.push(format!(

@@ -165,7 +165,7 @@ fn provider_switches_get_no_tunnels_and_a_patch_pair() {
     );
     // No flow of hv1 names a tunnel for F or V: nothing matches or sets their VNI as
     // tun_id.
-    for (k, c) in &d.flows {
+    for (k, c) in d.flows.iter() {
         let text = format!("{} {:?}", k.r#match, c.instructions);
         for vni in [VNI_F, VNI_V] {
             assert!(

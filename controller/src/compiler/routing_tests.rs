@@ -619,7 +619,7 @@ fn routing_every_compiled_flow_is_consistent_with_its_match() {
     ];
     for (m, t) in &fabrics {
         for n in t.nodes.keys() {
-            for (k, c) in &compile_node(m, t, n).flows {
+            for (k, c) in compile_node(m, t, n).flows.iter() {
                 if let Err(e) = openflow::validate::validate_actions(&k.r#match, &c.instructions) {
                     panic!(
                         "{n}: table {} priority {} {}: {e}",

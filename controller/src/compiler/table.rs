@@ -26,7 +26,7 @@ impl FromDesired for FlowTable {
         for (id, g) in &d.groups {
             t.insert_group(*id, group(g));
         }
-        for (k, c) in &d.flows {
+        for (k, c) in d.flows.iter() {
             t.insert_flow(openflow::FlowKey::clone(k), openflow::FlowContent::clone(c));
         }
         t

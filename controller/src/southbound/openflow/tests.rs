@@ -115,7 +115,7 @@ async fn resync_turns_are_given_back() {
             bound_ports: BTreeSet::from([port]),
             ..Default::default()
         };
-        d.flows.insert(Arc::new(fm.key()), Arc::new(fm.content()));
+        Arc::make_mut(&mut d.flows).insert(Arc::new(fm.key()), Arc::new(fm.content()));
         channels.publish_desired(&id, Arc::new(d));
         let mut installed = channels.watch_installed();
         waits.push(async move {
@@ -182,7 +182,7 @@ async fn falls_back_to_plain_flow_mods_without_bundles() {
         bound_ports: BTreeSet::from([port]),
         ..Default::default()
     };
-    d.flows.insert(Arc::new(fm.key()), Arc::new(fm.content()));
+    Arc::make_mut(&mut d.flows).insert(Arc::new(fm.key()), Arc::new(fm.content()));
     channels.publish_desired("hv9", Arc::new(d));
     let mut installed = channels.watch_installed();
 
