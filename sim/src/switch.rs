@@ -451,24 +451,29 @@ impl Switch {
                     self.error(xid, onf_err(code::BF_BAD_ID), frame);
                     return;
                 };
-                // Atomic: apply to a copy, keep it only if every message succeeded.
-                let mut work = tables.clone();
-                for (mxid, m) in &b.msgs {
+                // Atomic: the table puts back what the earlier messages changed if one is
+                // refused (copying the table for each commit cost more than the commit).
+                let applied = tables.apply_all(b.msgs.iter().map(|(_, m)| m));
+                let tried = match &applied {
+                    Ok(()) => b.msgs.len(),
+                    Err((at, _)) => at + 1,
+                };
+                for (_, m) in &b.msgs[..tried] {
                     match m {
                         Message::FlowMod(_) => self.stats.flow_mods += 1,
                         _ => self.stats.group_mods += 1,
                     }
-                    if let Err(r) = work.apply(m) {
-                        let bytes = OfpMessage::new(*mxid, m.clone())
-                            .to_bytes()
-                            .unwrap_or_default();
-                        self.error(*mxid, r, &bytes);
-                        self.error(xid, onf_err(code::BF_MSG_FAILED), frame);
-                        self.stats.bundles_failed += 1;
-                        return;
-                    }
                 }
-                *tables = work;
+                if let Err((at, r)) = applied {
+                    let (mxid, m) = &b.msgs[at];
+                    let bytes = OfpMessage::new(*mxid, m.clone())
+                        .to_bytes()
+                        .unwrap_or_default();
+                    self.error(*mxid, r, &bytes);
+                    self.error(xid, onf_err(code::BF_MSG_FAILED), frame);
+                    self.stats.bundles_failed += 1;
+                    return;
+                }
                 self.stats.bundles_committed += 1;
                 self.out.push_back(reply(BundleCtrlType::CommitReply));
             }

@@ -13,8 +13,11 @@
 //! OpenFlow error a switch would send ([`TableError::error_kind`]). Stats replies are
 //! [`FlowTable::flow_stats`] and [`FlowTable::group_descs`].
 //!
+//! [`FlowTable::apply_all`] applies a bundle's messages all or none (module `journal`).
+//!
 //! On top, [`FlowTable::process`] walks a [`Packet`] through the pipeline (module `walk`).
 
+mod journal;
 mod loose;
 mod packet;
 mod walk;
@@ -40,6 +43,7 @@ use crate::message::{
 use crate::oxm::{Field, Match};
 use crate::types::{TABLE_ALL, group, port};
 use crate::validate::{PrereqError, validate_actions};
+use journal::Journal;
 use loose::LooseMatch;
 
 /// The highest table id a flow may live in (OVS has 254 tables, 0..=253).
@@ -233,9 +237,17 @@ impl FlowTable {
 
     /// Applies a flow mod or group mod ([`TableError::NotATableMod`] for other messages).
     pub fn apply(&mut self, m: &Message) -> Result<(), TableError> {
+        self.apply_journaled(m, None)
+    }
+
+    fn apply_journaled(
+        &mut self,
+        m: &Message,
+        journal: Option<&mut Journal>,
+    ) -> Result<(), TableError> {
         match m {
-            Message::FlowMod(f) => self.apply_flow_mod(f),
-            Message::GroupMod(g) => self.apply_group_mod(g),
+            Message::FlowMod(f) => self.flow_mod(f, journal),
+            Message::GroupMod(g) => self.group_mod(g, journal),
             _ => Err(TableError::NotATableMod),
         }
     }
@@ -267,6 +279,15 @@ impl FlowTable {
 
     /// Applies one flow mod with OpenFlow 1.3 semantics (module docs).
     pub fn apply_flow_mod(&mut self, fm: &FlowMod) -> Result<(), TableError> {
+        self.flow_mod(fm, None)
+    }
+
+    /// [`FlowTable::apply_flow_mod`], noting in `journal` what each change replaced.
+    fn flow_mod(
+        &mut self,
+        fm: &FlowMod,
+        mut journal: Option<&mut Journal>,
+    ) -> Result<(), TableError> {
         if let Some(f) = fm
             .r#match
             .fields
@@ -295,7 +316,8 @@ impl FlowTable {
                     hard_timeout: fm.hard_timeout,
                     flags: fm.flags,
                 };
-                self.flows.insert(key, entry);
+                let old = self.flows.insert(key.clone(), entry);
+                journal::note_flow(&mut journal, key, old);
             }
             FlowModCommand::Modify | FlowModCommand::ModifyStrict => {
                 if fm.table_id > MAX_TABLE {
@@ -305,8 +327,10 @@ impl FlowTable {
                 let strict = fm.command == FlowModCommand::ModifyStrict;
                 for k in self.select(fm, &key, strict, false) {
                     if let Some(e) = self.flows.get_mut(&k) {
+                        let old = journal.is_some().then(|| e.clone());
                         // OpenFlow 1.3 modify replaces the instructions; the cookie stays.
                         e.content.instructions = fm.instructions.clone();
+                        journal::note_flow(&mut journal, k, old);
                     }
                 }
             }
@@ -316,7 +340,8 @@ impl FlowTable {
                 }
                 let strict = fm.command == FlowModCommand::DeleteStrict;
                 for k in self.select(fm, &key, strict, true) {
-                    self.flows.remove(&k);
+                    let old = self.flows.remove(&k);
+                    journal::note_flow(&mut journal, k, old);
                 }
             }
             c @ FlowModCommand::Unknown(_) => return Err(TableError::BadCommand(c)),
@@ -378,6 +403,15 @@ impl FlowTable {
 
     /// Applies one group mod.
     pub fn apply_group_mod(&mut self, gm: &GroupMod) -> Result<(), TableError> {
+        self.group_mod(gm, None)
+    }
+
+    /// [`FlowTable::apply_group_mod`], noting in `journal` what each change replaced.
+    fn group_mod(
+        &mut self,
+        gm: &GroupMod,
+        mut journal: Option<&mut Journal>,
+    ) -> Result<(), TableError> {
         let spec = || Group {
             group_type: gm.group_type,
             buckets: gm.buckets.clone(),
@@ -391,9 +425,13 @@ impl FlowTable {
                     return Err(TableError::GroupExists(gm.group_id));
                 }
                 self.groups.insert(gm.group_id, spec());
+                journal::note_group(&mut journal, gm.group_id, None);
             }
             GroupModCommand::Modify => match self.groups.get_mut(&gm.group_id) {
-                Some(g) => *g = spec(),
+                Some(g) => {
+                    let old = std::mem::replace(g, spec());
+                    journal::note_group(&mut journal, gm.group_id, Some(old));
+                }
                 None => return Err(TableError::UnknownGroup(gm.group_id)),
             },
             GroupModCommand::Delete => {
@@ -404,14 +442,27 @@ impl FlowTable {
                 };
                 let mut any = false;
                 for g in &gone {
-                    any |= self.groups.remove(g).is_some();
+                    let old = self.groups.remove(g);
+                    any |= old.is_some();
+                    if old.is_some() {
+                        journal::note_group(&mut journal, *g, old);
+                    }
                 }
                 if any {
                     // OpenFlow 1.3 §6.5: flows that forward to a deleted group go too.
-                    self.flows.retain(|_, e| {
-                        !actions_of(&e.content.instructions)
-                            .any(|a| matches!(a, Action::Group(g) if gone.contains(g)))
-                    });
+                    let users: Vec<FlowKey> = self
+                        .flows
+                        .iter()
+                        .filter(|(_, e)| {
+                            actions_of(&e.content.instructions)
+                                .any(|a| matches!(a, Action::Group(g) if gone.contains(g)))
+                        })
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    for k in users {
+                        let old = self.flows.remove(&k);
+                        journal::note_flow(&mut journal, k, old);
+                    }
                 }
             }
             c @ GroupModCommand::Unknown(_) => return Err(TableError::BadGroupCommand(c)),

@@ -148,3 +148,66 @@ fn flow_stats_select_like_a_loose_delete() {
         .collect();
     assert_eq!(got, vec![(0, 12), (0, 10)]);
 }
+
+/// A bundle refused at its last message leaves the table exactly as it was, whatever the
+/// earlier messages added, modified or deleted (flows and groups, and the flows a group
+/// delete takes with it); one that succeeds equals its messages applied one by one.
+#[test]
+fn apply_all_is_all_or_none() {
+    let to_group = |prio: u16, g: u32| {
+        FlowMod::add(
+            1,
+            prio,
+            Match::new(vec![Field::Reg(6, u32::from(prio), None)]),
+            vec![Instruction::ApplyActions(vec![Action::Group(g)])],
+        )
+    };
+    let mut t = FlowTable::new();
+    t.apply_group_mod(&GroupMod::add(7, GroupType::All, vec![]))
+        .unwrap();
+    t.apply_group_mod(&GroupMod::add(8, GroupType::All, vec![]))
+        .unwrap();
+    for fm in [
+        out(0, 10, vec![], 1, 1),
+        out(0, 20, vec![Field::InPort(3, None)], 2, 2),
+        out(0, 30, vec![Field::InPort(4, None)], 3, 3),
+        to_group(40, 7),
+        to_group(50, 8),
+    ] {
+        t.apply_flow_mod(&fm).unwrap();
+    }
+    let before = (t.flows().clone(), t.groups().clone());
+    let mut modify = out(0, 20, vec![Field::InPort(3, None)], 9, 2);
+    modify.command = FlowModCommand::ModifyStrict;
+    let mut delete = out(0, 30, vec![Field::InPort(4, None)], 0, 3);
+    delete.command = FlowModCommand::DeleteStrict;
+    let good = vec![
+        Message::FlowMod(out(0, 10, vec![], 5, 11)),
+        Message::FlowMod(out(0, 60, vec![Field::InPort(5, None)], 6, 6)),
+        Message::FlowMod(modify),
+        Message::FlowMod(delete),
+        Message::GroupMod(GroupMod::modify(
+            8,
+            GroupType::All,
+            vec![Bucket::new(vec![])],
+        )),
+        Message::GroupMod(GroupMod::delete(7)),
+        Message::GroupMod(GroupMod::add(9, GroupType::All, vec![])),
+    ];
+    let mut bad = good.clone();
+    bad.push(Message::FlowMod(to_group(70, 99)));
+    assert_eq!(
+        t.apply_all(&bad),
+        Err((good.len(), TableError::BadOutGroup(99)))
+    );
+    assert_eq!((t.flows().clone(), t.groups().clone()), before);
+
+    let mut one_by_one = t.clone();
+    for m in &good {
+        one_by_one.apply(m).unwrap();
+    }
+    t.apply_all(&good).unwrap();
+    assert_eq!(t.flows(), one_by_one.flows());
+    assert_eq!(t.groups(), one_by_one.groups());
+    assert_ne!(t.flows(), &before.0);
+}

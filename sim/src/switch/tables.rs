@@ -90,8 +90,14 @@ impl Tables {
         self.table.apply_group_mod(gm).map_err(refusal)
     }
 
-    pub(super) fn apply(&mut self, m: &Message) -> Result<(), Refusal> {
-        self.table.apply(m).map_err(refusal)
+    /// Applies a bundle's messages all or none; a refusal names the message's index.
+    pub(super) fn apply_all<'a>(
+        &mut self,
+        msgs: impl IntoIterator<Item = &'a Message>,
+    ) -> Result<(), (usize, Refusal)> {
+        self.table
+            .apply_all(msgs)
+            .map_err(|(at, e)| (at, refusal(e)))
     }
 
     pub(super) fn flow_stats(&self, req: &FlowStatsRequest) -> Vec<FlowStats> {
