@@ -457,6 +457,9 @@ async fn wait_ports(c: &Cluster, hosts: &[usize], ports: &[(usize, usize)]) -> a
     }
     loop {
         let mut all = true;
+        // The MACs each host's table looks up, read once per poll and host.
+        let mut seen: std::collections::HashMap<usize, std::collections::HashSet<openflow::Mac>> =
+            Default::default();
         for (host, serial) in ports {
             if !marked.contains(serial) {
                 let name = format!("inc{serial:05}");
@@ -471,7 +474,10 @@ async fn wait_ports(c: &Cluster, hosts: &[usize], ports: &[(usize, usize)]) -> a
                 if done.contains(&(*serial, *h)) {
                     continue;
                 }
-                if c.nodes[*h].lock().tables.has_eth_dst(mac) {
+                let macs = seen
+                    .entry(*h)
+                    .or_insert_with(|| c.nodes[*h].lock().tables.eth_dsts());
+                if macs.contains(&mac) {
                     done.insert((*serial, *h));
                 } else {
                     all = false;
