@@ -3,7 +3,7 @@
 //! echo keepalives. Its flow and group tables are the shared OpenFlow 1.3 model,
 //! [`openflow::table::FlowTable`] (flow-mod and group-mod semantics, flow-stats and
 //! group-desc contents); this module adds the connection around them: ONF bundles (open,
-//! add, close, atomic commit, discard), barriers, and flow-stats / group-desc / port-desc
+//! add, close, atomic commit, discard; module `bundle`), barriers, and flow-stats / group-desc / port-desc
 //! multipart replies split into parts the way OVS does. Bad requests get the OpenFlow
 //! error OVS would send.
 
@@ -11,23 +11,22 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use openflow::{
-    BundleControl, BundleCtrlType, Desc, Emit, ErrorKind, ErrorMsg, ErrorType, FixedStr, FlowStats,
-    GroupDesc, Hello, Mac, Message, MultipartReply, MultipartReplyBody, MultipartRequestBody,
-    OfpMessage, Port, RoleMsg, SwitchConfig, SwitchFeatures, port,
+    Desc, Emit, ErrorKind, ErrorMsg, ErrorType, FixedStr, FlowStats, GroupDesc, Hello, Mac,
+    Message, MultipartReply, MultipartReplyBody, MultipartRequestBody, OfpMessage, Port, RoleMsg,
+    SwitchConfig, SwitchFeatures, port,
 };
 
+mod bundle;
 mod roles;
 mod tables;
 
+use bundle::Bundle;
 pub use roles::{ConnId, Roles, SharedRoles};
 pub use tables::Tables;
 
 const ONF_EXPERIMENTER: u32 = 0x4f4e_4600;
 /// Bytes of multipart body per reply message before OVS starts another part.
 const PART_BUDGET: usize = 65_000;
-/// Open bundles per connection, and messages per bundle.
-const MAX_BUNDLES: usize = 64;
-const MAX_BUNDLE_MSGS: usize = 1_000_000;
 
 /// OpenFlow error codes used here (OpenFlow 1.3 §A.4.4, ONF ext 230); the flow-mod and
 /// group-mod ones are the table's ([`openflow::table::code`]).
@@ -90,13 +89,6 @@ fn group_desc_len(g: &GroupDesc) -> usize {
         .iter()
         .map(|b| 16 + b.actions.iter().map(Emit::buffer_len).sum::<usize>())
         .sum::<usize>()
-}
-
-/// An ONF bundle being filled.
-#[derive(Debug, Default)]
-struct Bundle {
-    closed: bool,
-    msgs: Vec<(u32, Message)>,
 }
 
 /// Counters of one switch.
@@ -380,31 +372,7 @@ impl Switch {
                 }
             }
             Message::BundleControl(c) => self.bundle_control(xid, c, frame, tables),
-            Message::BundleAdd(a) => {
-                let refusal = if a.message.xid != xid {
-                    Some(onf_err(code::BF_MSG_BAD_XID))
-                } else if !matches!(a.message.body, Message::FlowMod(_) | Message::GroupMod(_)) {
-                    Some(onf_err(code::BF_MSG_UNSUP))
-                } else if !self.bundles.contains_key(&a.bundle_id)
-                    && self.bundles.len() >= MAX_BUNDLES
-                {
-                    Some(onf_err(code::BF_OUT_OF_BUNDLES))
-                } else {
-                    // Adding to a bundle that is not open opens it (as OVS does).
-                    let b = self.bundles.entry(a.bundle_id).or_default();
-                    if b.closed {
-                        Some(onf_err(code::BF_BUNDLE_CLOSED))
-                    } else if b.msgs.len() >= MAX_BUNDLE_MSGS {
-                        Some(onf_err(code::BF_MSG_TOO_MANY))
-                    } else {
-                        b.msgs.push((xid, a.message.body));
-                        None
-                    }
-                };
-                if let Some(r) = refusal {
-                    self.error(xid, r, frame);
-                }
-            }
+            Message::BundleAdd(a) => self.bundle_add(xid, a, frame),
             Message::MultipartRequest(r) => self.multipart(xid, r.body, frame, tables),
             Message::Experimenter(_) => self.error(
                 xid,
@@ -412,79 +380,6 @@ impl Switch {
                 frame,
             ),
             _ => self.error(xid, std_err(ErrorType::BadRequest, code::BAD_TYPE), frame),
-        }
-    }
-
-    fn bundle_control(&mut self, xid: u32, c: BundleControl, frame: &[u8], tables: &mut Tables) {
-        let reply = |t: BundleCtrlType| {
-            OfpMessage::new(
-                xid,
-                Message::BundleControl(BundleControl {
-                    bundle_id: c.bundle_id,
-                    ctrl_type: t,
-                    flags: c.flags,
-                    properties: Vec::new(),
-                }),
-            )
-        };
-        match c.ctrl_type {
-            BundleCtrlType::OpenRequest => {
-                if self.bundles.contains_key(&c.bundle_id) {
-                    self.error(xid, onf_err(code::BF_BUNDLE_EXIST), frame);
-                } else if self.bundles.len() >= MAX_BUNDLES {
-                    self.error(xid, onf_err(code::BF_OUT_OF_BUNDLES), frame);
-                } else {
-                    self.bundles.insert(c.bundle_id, Bundle::default());
-                    self.out.push_back(reply(BundleCtrlType::OpenReply));
-                }
-            }
-            BundleCtrlType::CloseRequest => match self.bundles.get_mut(&c.bundle_id) {
-                None => self.error(xid, onf_err(code::BF_BAD_ID), frame),
-                Some(b) if b.closed => self.error(xid, onf_err(code::BF_BUNDLE_CLOSED), frame),
-                Some(b) => {
-                    b.closed = true;
-                    self.out.push_back(reply(BundleCtrlType::CloseReply));
-                }
-            },
-            BundleCtrlType::CommitRequest => {
-                let Some(b) = self.bundles.remove(&c.bundle_id) else {
-                    self.error(xid, onf_err(code::BF_BAD_ID), frame);
-                    return;
-                };
-                // Atomic: the table puts back what the earlier messages changed if one is
-                // refused (copying the table for each commit cost more than the commit).
-                let applied = tables.apply_all(b.msgs.iter().map(|(_, m)| m));
-                let tried = match &applied {
-                    Ok(()) => b.msgs.len(),
-                    Err((at, _)) => at + 1,
-                };
-                for (_, m) in &b.msgs[..tried] {
-                    match m {
-                        Message::FlowMod(_) => self.stats.flow_mods += 1,
-                        _ => self.stats.group_mods += 1,
-                    }
-                }
-                if let Err((at, r)) = applied {
-                    let (mxid, m) = &b.msgs[at];
-                    let bytes = OfpMessage::new(*mxid, m.clone())
-                        .to_bytes()
-                        .unwrap_or_default();
-                    self.error(*mxid, r, &bytes);
-                    self.error(xid, onf_err(code::BF_MSG_FAILED), frame);
-                    self.stats.bundles_failed += 1;
-                    return;
-                }
-                self.stats.bundles_committed += 1;
-                self.out.push_back(reply(BundleCtrlType::CommitReply));
-            }
-            BundleCtrlType::DiscardRequest => {
-                if self.bundles.remove(&c.bundle_id).is_some() {
-                    self.out.push_back(reply(BundleCtrlType::DiscardReply));
-                } else {
-                    self.error(xid, onf_err(code::BF_BAD_ID), frame);
-                }
-            }
-            _ => self.error(xid, onf_err(code::BF_BAD_TYPE), frame),
         }
     }
 
@@ -576,8 +471,8 @@ mod tests {
     use openflow::flow_flags::CHECK_OVERLAP as FLAG_CHECK_OVERLAP;
     use openflow::table::code;
     use openflow::{
-        Action, Field, FlowMod, FlowModCommand, GroupMod, GroupType, Instruction, Match,
-        bundle_flags,
+        Action, BundleCtrlType, Field, FlowMod, FlowModCommand, GroupMod, GroupType, Instruction,
+        Match, bundle_flags,
     };
 
     struct Sw {
