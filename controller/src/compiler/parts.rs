@@ -311,7 +311,8 @@ pub(crate) fn compile_node_parts(
 }
 
 /// `base` (a clean assembly: each key one piece's) with each pair's old piece replaced by
-/// its new one, or `None` if the result would not be clean (a key of a new piece is
+/// its new one (`base` itself, shared, if no flow differs), or `None` if the result would
+/// not be clean (a key of a new piece is
 /// another piece's too, or twice in its own: either way its insertion finds the key
 /// taken), which only a full merge decides.
 ///
@@ -320,9 +321,9 @@ pub(crate) fn compile_node_parts(
 /// removals come before any insertion, so a key that moved between two changed pieces is
 /// not taken for a collision.
 fn patch<'a>(
-    base: &Flows,
+    base: &Arc<Flows>,
     pairs: impl Iterator<Item = (Option<&'a Part>, Option<&'a Part>)>,
-) -> Option<Flows> {
+) -> Option<Arc<Flows>> {
     type Entry = (Arc<FlowKey>, Arc<FlowContent>);
     let mut gone: Vec<&Arc<FlowKey>> = Vec::new();
     let mut set: Vec<(&Entry, bool)> = Vec::new(); // (flow, whether the key was there)
@@ -356,7 +357,10 @@ fn patch<'a>(
             }
         }
     }
-    let mut flows = base.clone();
+    if gone.is_empty() && set.is_empty() {
+        return Some(base.clone());
+    }
+    let mut flows = Flows::clone(base);
     for key in gone {
         flows.remove(key)?;
     }
@@ -365,7 +369,7 @@ fn patch<'a>(
             return None;
         }
     }
-    Some(flows)
+    Some(Arc::new(flows))
 }
 
 /// What one switch's piece reads.
@@ -505,7 +509,7 @@ fn switch_part(ctx: &SwitchCtx<'_>, sw_id: &Uuid) -> Part {
 ///
 /// `patched` is the flows already known (see [`patch`]), which are then clean; the
 /// result says whether they are (no two pieces' flows with the same key).
-fn assemble(node: &str, pieces: &[&Part], patched: Option<Flows>) -> (DesiredNode, bool) {
+fn assemble(node: &str, pieces: &[&Part], patched: Option<Arc<Flows>>) -> (DesiredNode, bool) {
     let mut out = DesiredNode::default();
     // Ports with the index of their piece.
     let mut bound: Vec<(&Uuid, &str, usize)> = Vec::new();
@@ -515,9 +519,12 @@ fn assemble(node: &str, pieces: &[&Part], patched: Option<Flows>) -> (DesiredNod
     }
     let (flows, incomplete, clean) = match patched {
         Some(flows) => (flows, HashMap::new(), true),
-        None => merge(node, pieces),
+        None => {
+            let (flows, incomplete, clean) = merge(node, pieces);
+            (Arc::new(flows), incomplete, clean)
+        }
     };
-    out.flows = Arc::new(flows);
+    out.flows = flows;
     for (id, name, at) in bound {
         if incomplete
             .get(&cookie_for(id))
