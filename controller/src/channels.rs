@@ -1,12 +1,14 @@
 //! The per-node hand-offs between the compiler task and the southbound: each node's
 //! desired state out to its OpenFlow and OVSDB sessions, acknowledged installs back, the
-//! bindings to the port-status task and its `weft-installed` marks to the OVSDB session.
+//! bindings to the port-status task and its `weft-installed` marks to the OVSDB session,
+//! and the OpenFlow session's word that the node's switch connected.
 //!
 //! Watch channels keep only the latest value: a session that falls behind skips straight
 //! to the newest desired state instead of replaying stale ones.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -48,6 +50,10 @@ struct NodeChannels {
     /// The ofports of the VIFs to mark `weft-installed` (the port-status task's answer,
     /// for the node's OVSDB session).
     marks: watch::Sender<Arc<BTreeSet<u32>>>,
+    /// When a switch connection last identified itself as this node (its OpenFlow
+    /// session, once the datapath id is known): what the node's OVSDB session asks before
+    /// it makes the switch dial again ([`crate::southbound::ovsdb`]'s redial).
+    switch_arrived: Option<Instant>,
 }
 
 /// System-id -> the logical ports whose flows that node's switch acknowledged.
@@ -75,6 +81,7 @@ impl NodeChannels {
             tunnels_published: false,
             patches: watch::channel(Arc::new(BTreeSet::new())).0,
             marks: watch::channel(Arc::new(BTreeSet::new())).0,
+            switch_arrived: None,
         }
     }
 }
@@ -245,6 +252,23 @@ impl Channels {
             *cur = Arc::new(marks);
             true
         });
+    }
+
+    /// Notes that a switch connection just identified itself as `node` (its OpenFlow
+    /// session).
+    pub fn note_switch_arrival(&self, node: &str) {
+        self.channels()
+            .entry(node.to_string())
+            .or_insert_with(NodeChannels::new)
+            .switch_arrived = Some(Instant::now());
+    }
+
+    /// Whether a switch connection identified itself as `node` at or after `since`.
+    pub fn switch_arrived_since(&self, node: &str, since: Instant) -> bool {
+        self.channels()
+            .get(node)
+            .and_then(|c| c.switch_arrived)
+            .is_some_and(|at| at >= since)
     }
 
     /// The ofports to mark `weft-installed` on `node` (its OVSDB session).

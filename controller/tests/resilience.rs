@@ -544,6 +544,19 @@ fn vswitchd_restart_is_repaired() {
     let restarts = if soak() { 10 } else { 1 };
     let mut firsts = Vec::new();
     for i in 1..=restarts {
+        // As on a switch in service: vswitchd has reported its controller connected (it
+        // does every 5 s), which is what tells weftd that a restart lost it.
+        ov.hv(2)
+            .wait_for(
+                "hv2 to report its controller connected",
+                INSTALL_TIMEOUT,
+                |hv| {
+                    Ok(hv
+                        .vsctl(["--columns=is_connected", "list", "Controller"])?
+                        .contains("true"))
+                },
+            )
+            .unwrap();
         firsts.push(vswitchd_restart_once(&ov, a1, &table, &tun, i));
         assert_reaches(a2, "10.0.0.1", &ov);
     }
@@ -610,6 +623,10 @@ fn vswitchd_restart_once(
         );
     }
     let flows_back = started.elapsed().unwrap_or_default();
+    // Whether or not weftd made it dial again (respelling the target), br-int has one
+    // Controller row, Weft's.
+    let controllers = ov.hv(2).vsctl(["get-controller", "br-int"]).unwrap();
+    assert_eq!(controllers.lines().count(), 1, "{controllers}");
     if let Err(e) = a1.ping_until_reachable(ip("10.0.0.2"), Duration::from_secs(15)) {
         panic!("{e}\nweftd log:\n{}", ov.log());
     }
@@ -648,6 +665,16 @@ fn vswitchd_restart_once(
         &["br-int<->", "connected"],
     );
     step(
+        "weftd: old OpenFlow connection ended",
+        &wlog,
+        &["OpenFlow connection ended", "node=hv2"],
+    );
+    step(
+        "weftd: redial (target respelled)",
+        &wlog,
+        &["another spelling", "hv2"],
+    );
+    step(
         "weftd: OpenFlow accepted",
         &wlog,
         &["OpenFlow connection accepted", &hv2_ip],
@@ -667,6 +694,12 @@ fn vswitchd_restart_once(
         &wlog,
         &["installed the desired state", "hv2"],
     );
+    for l in wlog
+        .lines()
+        .filter(|l| l.contains("spelling") || l.contains("hv2") || l.contains("DBGREDIAL"))
+    {
+        eprintln!("DBG {l}");
+    }
     let returned = day_seconds(started);
     if let Some(s) = start {
         steps.push(("test: restart_vswitchd returned".into(), returned));

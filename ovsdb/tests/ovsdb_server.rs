@@ -1069,5 +1069,30 @@ async fn ensure_bridge_creates_then_repairs() {
                 "{column}"
             );
         }
-    }
+    } // The target's other spelling (a controller asking the switch to dial it again) is
+    // the same controller: nothing to repair.
+    server.vsctl(&[
+        "set",
+        "Controller",
+        "br-int",
+        "target=\"tcp:127.0.0.1:06653\"",
+    ]);
+    apply_until(&mut replica, &mut events, |r| {
+        vswitch::cached_bridge_by_name(r, "br-int")
+            .and_then(Result::ok)
+            .and_then(|b| b.controller.first().copied())
+            .and_then(|u| vswitch::cached_row::<vswitch::Controller>(r, &u))
+            .and_then(Result::ok)
+            .is_some_and(|c| c.target.ends_with(":06653"))
+    })
+    .await;
+    assert!(in_sync(&replica, root, &spec));
+    // A repair of something else keeps that spelling (another string would be another
+    // controller to vswitchd, which would drop the connection).
+    server.vsctl(&["set-fail-mode", "br-int", "standalone"]);
+    repair(&client, &mut replica, &mut events, root, &spec).await;
+    assert_eq!(
+        server.vsctl(&["get-controller", "br-int"]).trim(),
+        "tcp:127.0.0.1:06653"
+    );
 }

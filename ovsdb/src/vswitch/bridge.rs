@@ -13,6 +13,7 @@ use crate::ops::{Condition, Mutation, NamedRow, Transaction};
 use super::cache::cached_row;
 use super::lookup::cached_bridge_by_name;
 use super::map_keys::{set_map_key, string_map};
+use super::target::{DEFAULT_CONTROLLER_PORT, same_endpoint};
 use super::typed::RowError;
 use super::{BRIDGE, Bridge, CONTROLLER, Controller, DATABASE, INTERFACE, OPEN_VSWITCH, PORT};
 
@@ -159,8 +160,9 @@ pub fn ensure_bridge(
         .filter_map(|u| cached_row::<Controller>(replica, u))
         .collect::<Result<_, _>>()?;
     let controller_ok = |t: &String| match controllers.as_slice() {
+        // Either spelling of the target is this controller ([`respell`](super::respell)).
         [c] => {
-            c.target == *t
+            same_endpoint(&c.target, t, DEFAULT_CONTROLLER_PORT)
                 && (spec.controller_max_backoff.is_none()
                     || c.max_backoff == spec.controller_max_backoff)
                 && (spec.controller_inactivity_probe.is_none()
@@ -180,6 +182,21 @@ pub fn ensure_bridge(
     if in_sync {
         return Ok(None);
     }
+    // A repair of something else keeps the target as the switch spells it: to vswitchd
+    // another string is another controller, and it would drop the live connection.
+    let spelled;
+    let spec = match (controllers.as_slice(), &spec.controller) {
+        ([c], Some(t))
+            if c.target != *t && same_endpoint(&c.target, t, DEFAULT_CONTROLLER_PORT) =>
+        {
+            spelled = BridgeSpec {
+                controller: Some(c.target.clone()),
+                ..spec.clone()
+            };
+            &spelled
+        }
+        _ => spec,
+    };
     update_bridge(&mut txn, bridge.uuid, spec);
     Ok(Some(txn))
 }

@@ -15,7 +15,7 @@
 //! crosses its underlay bridge.
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use uuid::Uuid;
 
@@ -23,24 +23,13 @@ use crate::Replica;
 use crate::datum::{Datum, Row};
 use crate::ops::{Condition, Transaction};
 
+use super::target::{DEFAULT_MANAGER_PORT, endpoint};
 use super::{DATABASE, MANAGER, Manager, OpenVSwitch, cached_row};
-
-/// The port ovsdb-server dials when a `tcp:`/`ssl:` target names none.
-const DEFAULT_MANAGER_PORT: u16 = 6640;
 
 /// The address an active (`tcp:`/`ssl:`) manager target dials; `None` for passive
 /// (`ptcp:`, `punix:`) and unix targets, which no in-band control concerns.
 pub fn target_addr(target: &str) -> Option<SocketAddr> {
-    let rest = target
-        .strip_prefix("tcp:")
-        .or_else(|| target.strip_prefix("ssl:"))?;
-    if let Ok(a) = rest.parse::<SocketAddr>() {
-        return Some(a);
-    }
-    let host = rest.trim_start_matches('[').trim_end_matches(']');
-    host.parse::<IpAddr>()
-        .ok()
-        .map(|ip| SocketAddr::new(ip, DEFAULT_MANAGER_PORT))
+    endpoint(target, DEFAULT_MANAGER_PORT).map(|e| e.addr)
 }
 
 /// A transaction that sets `connection_mode=out-of-band` and `inactivity_probe` (ms) on
@@ -146,18 +135,5 @@ mod tests {
         ]);
         let txn = manager_settings(&r, &root, &both, 30000).expect("the second row");
         assert_eq!(txn.operations, vec![want(2)]);
-    }
-
-    #[test]
-    fn targets_name_the_address_they_dial() {
-        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
-        assert_eq!(target_addr("tcp:10.0.0.1:6641"), Some(a("10.0.0.1:6641")));
-        assert_eq!(target_addr("ssl:10.0.0.1"), Some(a("10.0.0.1:6640")));
-        assert_eq!(target_addr("tcp:[fd00::1]:6640"), Some(a("[fd00::1]:6640")));
-        assert_eq!(target_addr("tcp:[fd00::1]"), Some(a("[fd00::1]:6640")));
-        assert_eq!(target_addr("ptcp:6640"), None);
-        assert_eq!(target_addr("punix:/run/db.sock"), None);
-        assert_eq!(target_addr("tcp:controller.example:6640"), None);
-        assert_eq!(target_addr("tcp:10.0.0.1:notaport"), None);
     }
 }

@@ -30,7 +30,9 @@
 //! - `patch`: [`PatchPort`] and [`sync_patch_ports`] (patch ports between bridges);
 //! - `map_keys`: single map-column keys, such as an Interface's marks;
 //! - `manager`: [`manager_settings`], the Manager rows that reach one address taken
-//!   out of in-band control and given that manager's probe period.
+//!   out of in-band control and given that manager's probe period;
+//! - `target`: what an active `tcp:`/`ssl:` target dials, whichever way it is spelled,
+//!   and [`respell`], the other spelling that makes vswitchd dial a controller again.
 
 mod bridge;
 mod cache;
@@ -40,6 +42,7 @@ mod map_keys;
 mod monitored;
 mod patch;
 mod tables;
+mod target;
 #[cfg(test)]
 mod test_schema;
 mod tunnel;
@@ -60,6 +63,9 @@ pub use map_keys::{
 pub use monitored::{MONITORED_COLUMNS, monitor_requests, monitor_requests_for, root_requests_for};
 pub use patch::{PatchPort, sync_patch_ports};
 pub use tables::{Bridge, Controller, Interface, Manager, OpenVSwitch, Port};
+pub use target::{
+    DEFAULT_CONTROLLER_PORT, DEFAULT_MANAGER_PORT, Endpoint, endpoint, respell, same_endpoint,
+};
 pub use tunnel::{TunnelPort, add_tunnel_port, owned_tunnels, sync_tunnels};
 pub use typed::{RowError, TypedRow, row, rows};
 

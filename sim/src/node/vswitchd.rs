@@ -11,7 +11,8 @@ use super::{NodeState, OFPP_LOCAL};
 use crate::db::RowChange;
 
 impl NodeState {
-    /// The OpenFlow targets of br-int's Controller rows that are `tcp:IP:PORT`, sorted.
+    /// The OpenFlow targets of br-int's Controller rows that are `tcp:IP:PORT` (in any
+    /// spelling vswitchd reads), sorted.
     pub(super) fn controller_targets(&self) -> Vec<SocketAddr> {
         let Some((_, br)) = self.db.table("Bridge").find(|(_, r)| {
             self.db
@@ -31,12 +32,10 @@ impl NodeState {
             .filter_map(|uuid| {
                 let row = self.db.row("Controller", &uuid)?;
                 let target = self.db.get("Controller", row, "target");
-                target
-                    .as_scalar()?
-                    .as_str()?
-                    .strip_prefix("tcp:")?
-                    .parse()
-                    .ok()
+                let target = target.as_scalar()?.as_str()?;
+                ovsdb::vswitch::endpoint(target, ovsdb::vswitch::DEFAULT_CONTROLLER_PORT)
+                    .filter(|e| !e.tls)
+                    .map(|e| e.addr)
             })
             .collect();
         out.sort();

@@ -342,6 +342,9 @@ async fn run_connection(
     }
     conn.label = format!("{node} ({peer})");
     conn.session.set_label(conn.label.clone());
+    // Before the claim, which may wait on a half-open connection of the switch's
+    // previous run: the node's switch has reached us, it needs no redial.
+    ctx.channels.note_switch_arrival(&node);
     if let Err(e) = claim(&mut conn, &ctx, &node, id, peer).await {
         conn.noise
             .report(&conn.label, ctx.settings.noise_log_interval, true);

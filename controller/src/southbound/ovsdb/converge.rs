@@ -202,6 +202,12 @@ impl Session {
             self.write(client, events, WriteKind::Manager, &txn).await?;
         }
 
+        // 1d. A switch that restarted before its way to us was back: make it dial now.
+        if owner && scope == Scope::Full {
+            self.redial_if_due(client, events, replica, &node, &bridge)
+                .await?;
+        }
+
         // 2. What the bridge holds: VIFs and Weft's tunnels.
         let fresh = self
             .memo
@@ -678,4 +684,48 @@ pub(super) fn ovs_tunnel(t: &TunnelSpec) -> vswitch::TunnelPort {
 /// Milliseconds with a tenth, for the plug trace's log line.
 fn ms(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 10_000.0).round() / 10.0
+}
+
+impl Session {
+    /// Follows this instance's Controller row on `bridge` and, when [`super::redial`]
+    /// says so, rewrites its target in the other spelling.
+    async fn redial_if_due(
+        &mut self,
+        client: &Client,
+        events: &mut mpsc::Receiver<Event>,
+        replica: &Replica,
+        node: &NodeSettings,
+        bridge: &Bridge,
+    ) -> Result<(), SessionEnd> {
+        let Some(target) = self.shared.cfg.controller_target() else {
+            return Ok(());
+        };
+        let row = bridge
+            .controller
+            .iter()
+            .filter_map(|u| vswitch::cached_row::<vswitch::Controller>(replica, u)?.ok())
+            .find(|c| vswitch::same_endpoint(&c.target, &target, vswitch::DEFAULT_CONTROLLER_PORT));
+        let now = std::time::Instant::now();
+        self.redial
+            .observe(row.as_ref().map(|c| c.is_connected), now);
+        let channels = &self.shared.ctx.channels;
+        let Some(row) = row else {
+            return Ok(());
+        };
+        if !self
+            .redial
+            .due(now, |since| channels.switch_arrived_since(&node.id, since))
+            || !self.may_write(WriteKind::Redial)
+        {
+            return Ok(());
+        }
+        let Some((txn, other)) = super::redial::plan(&row) else {
+            return Ok(());
+        };
+        tracing::info!(node = %node.id, from = %row.target, to = %other,
+            "the switch reports weftd unreachable and has not reached it since: \
+             rewriting its controller target in another spelling so that it dials at once");
+        self.write(client, events, WriteKind::Redial, &txn).await?;
+        Ok(())
+    }
 }

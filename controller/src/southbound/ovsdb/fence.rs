@@ -95,7 +95,8 @@ pub fn plan_controllers(
             _ => None,
         })
         .collect();
-    let targets: BTreeSet<&String> = have.iter().map(|(_, t)| t).collect();
+    // A row in either spelling of a target is that target's ([`vswitch::respell`]).
+    let same = |a: &str, b: &str| vswitch::same_endpoint(a, b, vswitch::DEFAULT_CONTROLLER_PORT);
     let mut txn = Transaction::new(vswitch::DATABASE);
     txn.wait_eq(
         vswitch::BRIDGE,
@@ -106,7 +107,7 @@ pub fn plan_controllers(
             Datum::set(bridge.controller.iter().copied()),
         )])],
     );
-    if let Some(add) = want.iter().find(|t| !targets.contains(t)) {
+    if let Some(add) = want.iter().find(|t| !have.iter().any(|(_, h)| same(h, t))) {
         let row = Row::from([
             ("target".into(), Datum::scalar(add.as_str())),
             (
@@ -127,10 +128,12 @@ pub fn plan_controllers(
         return Some((txn, format!("adding OpenFlow controller {add}")));
     }
     // Every wanted target is there; one row too many (a gone instance, or a duplicate)?
-    let mut seen = BTreeSet::new();
-    let extra = have
-        .iter()
-        .find(|(_, t)| !want.contains(t) || !seen.insert(t.clone()))?;
+    let mut seen: Vec<&str> = Vec::new();
+    let extra = have.iter().find(|(_, t)| {
+        let dup = seen.iter().any(|s| same(s, t));
+        seen.push(t);
+        dup || !want.iter().any(|w| same(w, t))
+    })?;
     if have.len() <= 1 {
         return None;
     }

@@ -592,6 +592,7 @@ fn rand_fraction() -> f64 {
 
 mod converge;
 pub mod fence;
+mod redial;
 mod session;
 mod settings;
 #[cfg(test)]

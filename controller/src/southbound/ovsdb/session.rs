@@ -46,6 +46,8 @@ pub(super) enum Wake {
     Marks(bool),
     Released,
     Retry,
+    /// Time to make a restarted switch dial again ([`super::redial`]).
+    Redial,
     /// The node's standing may have changed (its ownership record, live instances).
     Ownership,
 }
@@ -60,6 +62,7 @@ impl Wake {
             Wake::Marks(_) => "marks",
             Wake::Released => "node released",
             Wake::Retry => "retry",
+            Wake::Redial => "redial",
             Wake::Ownership => "ownership",
         }
     }
@@ -95,6 +98,8 @@ pub(super) enum WriteKind {
     Tunnels,
     Patches,
     Installed,
+    /// br-int's Controller target in its other spelling ([`super::redial`]).
+    Redial,
 }
 
 /// What a session already logged about its database (each problem is logged once, when
@@ -169,6 +174,8 @@ pub(super) struct Session {
     /// Set by a pass that found the monitor's scope wrong for the node's standing: the
     /// loop switches monitors before the next pass.
     pub(super) rescope: Option<Scope>,
+    /// Whether the switch lost us in a restart and should dial again now.
+    pub(super) redial: super::redial::Redial,
 }
 
 /// A node's desired tunnels as the compiler published them.
@@ -226,6 +233,7 @@ impl Session {
             monitor_id: serde_json::Value::Null,
             monitors: 0,
             rescope: None,
+            redial: Default::default(),
             released,
             waiting_for_owner: false,
             arrival,
@@ -392,6 +400,7 @@ impl Session {
                 continue;
             }
             let retry_at = self.retry_at;
+            let redial_at = self.redial.wake_at().map(Instant::from_std);
             let wake = tokio::select! {
                 ev = events.recv() => Wake::Event(ev),
                 ok = changed(&mut self.tunnels) => Wake::Tunnels(ok),
@@ -401,6 +410,7 @@ impl Session {
                 // long as this session lives.
                 _ = self.released.changed(), if self.waiting_for_owner => Wake::Released,
                 _ = sleep_until_opt(retry_at) => Wake::Retry,
+                _ = sleep_until_opt(redial_at) => Wake::Redial,
                 r = self.ownership.changed() => {
                     if r.is_err() {
                         // The cluster tasks ended: nothing to listen to any more.
@@ -441,7 +451,7 @@ impl Session {
                         self.marks = None;
                     }
                 }
-                Wake::Released => {}
+                Wake::Released | Wake::Redial => {}
                 Wake::Ownership => {
                     // A new role or another set of instances: plan every write again.
                     if self.standing.as_ref() != Some(&self.standing_now()) {

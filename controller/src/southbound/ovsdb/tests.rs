@@ -266,6 +266,15 @@ fn controller_rows_change_one_at_a_time_and_never_empty() {
     let (r, b) = bridge_with_controllers(&["tcp:10.0.0.1:6653"]);
     assert!(fence::plan_controllers(&r, &b, &want(&["tcp:10.0.0.1:6653"])).is_none());
     assert!(fence::plan_controllers(&r, &b, &want(&[])).is_none());
+    // A row in the other spelling of a wanted target (a redial) is that target's: not
+    // added again, not removed; two spellings of one target are one row too many.
+    let (r, b) = bridge_with_controllers(&["tcp:10.0.0.1:06653", "tcp:10.0.0.2:6653"]);
+    let both = want(&["tcp:10.0.0.1:6653", "tcp:10.0.0.2:6653"]);
+    assert!(fence::plan_controllers(&r, &b, &both).is_none());
+    let (r, b) = bridge_with_controllers(&["tcp:10.0.0.1:6653", "tcp:10.0.0.1:06653"]);
+    let (txn, what) = fence::plan_controllers(&r, &b, &want(&["tcp:10.0.0.1:6653"])).unwrap();
+    assert!(what.contains("removing"), "{what}");
+    assert_eq!(ops(&txn), ["wait", "mutate"]);
 }
 
 #[test]
