@@ -19,6 +19,13 @@ use serde_json::{Value, json};
 use weft_sim::cluster::{Cluster, ClusterOptions, self_memory_mib};
 use weft_sim::deployment::{DeploymentOptions, measure};
 
+/// The simulated hypervisors share the machine with the weftd they measure, so their
+/// cost is part of every figure. With glibc's allocator about a quarter of the
+/// simulator's CPU in a reconnect storm was malloc and free (flow dumps, monitor
+/// updates); weftd itself runs on mimalloc.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "weft-bench",
