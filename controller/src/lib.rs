@@ -23,6 +23,7 @@ pub mod desired;
 pub mod error;
 pub mod events;
 pub mod hardware_vtep;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod northbound;

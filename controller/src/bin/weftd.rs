@@ -16,7 +16,7 @@ use cli::Cli;
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    no_transparent_huge_pages();
+    weft::memory::no_transparent_huge_pages("weftd");
     let cli = Cli::parse();
     let config = match Config::from_flags(cli.flags) {
         Ok(c) => c,
@@ -54,24 +54,6 @@ fn main() -> std::process::ExitCode {
             eprintln!("weftd: error: {e}");
             std::process::ExitCode::FAILURE
         }
-    }
-}
-
-/// Turns transparent huge pages off for this process, before it allocates much.
-///
-/// mimalloc asks for huge pages on its arenas (`MADV_HUGEPAGE`) and gives freed pages
-/// back to the kernel after a second; weftd's allocations come and go in bursts (flow
-/// tables, OVSDB monitor updates, compiler rounds), so the same memory is faulted in
-/// again and again, and with huge pages each fault zeroes 2 MiB. Profiled at 300
-/// simulated hypervisors shared by 3 instances, that zeroing was about a quarter of an
-/// instance's sampled CPU; without huge pages a fault zeroes 4 KiB (sim/README.md,
-/// "Where a cluster instance's CPU goes": 15% less CPU, 8% less memory). The
-/// kernel checks the flag at each fault, so it also covers the arena mimalloc reserved
-/// before `main`. Failure (an old kernel) only leaves huge pages on.
-fn no_transparent_huge_pages() {
-    #[cfg(target_os = "linux")]
-    if let Err(e) = nix::sys::prctl::set_thp_disable(true) {
-        eprintln!("weftd: cannot turn transparent huge pages off: {e}");
     }
 }
 

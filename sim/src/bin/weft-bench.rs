@@ -22,7 +22,8 @@ use weft_sim::deployment::{DeploymentOptions, measure};
 /// The simulated hypervisors share the machine with the weftd they measure, so their
 /// cost is part of every figure. With glibc's allocator about a quarter of the
 /// simulator's CPU in a reconnect storm was malloc and free (flow dumps, monitor
-/// updates); weftd itself runs on mimalloc.
+/// updates); weftd itself runs on mimalloc, and like weftd the simulator turns
+/// transparent huge pages off ([`weft::memory::no_transparent_huge_pages`]).
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -89,6 +90,7 @@ struct Cli {
 }
 
 fn main() -> anyhow::Result<()> {
+    weft::memory::no_transparent_huge_pages("weft-bench");
     let cli = Cli::parse();
     let rt = weft_sim::bench_runtime()?;
     let hog = weft_sim::hog::CpuHog::start(cli.hog)?;
