@@ -190,6 +190,48 @@ mod tests {
         assert!(!same_endpoint("punix:/a", "tcp:10.0.0.1", 6653));
     }
 
+    /// Random strings over the characters targets are made of: no panic, and whatever
+    /// parses keeps its endpoint through respelling, which alternates two strings.
+    #[test]
+    fn random_targets_keep_their_endpoint_through_respelling() {
+        use rand::{Rng, SeedableRng};
+        const PIECES: &[&str] = &[
+            "tcp:", "ssl:", "ptcp:", "[", "]", ":", "0", "1", "6653", "65535", "99999", "10.0.0.1",
+            "fd00::1", "::", ".", "a", "%", "\u{e9}", " ",
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(6653);
+        let mut parsed = 0;
+        for _ in 0..20_000 {
+            let scheme = ["tcp:", "ssl:", "ptcp:", ""][rng.random_range(0..4)];
+            let n = rng.random_range(1..=4);
+            let s: String = std::iter::once(scheme)
+                .chain((0..n).map(|_| PIECES[rng.random_range(0..PIECES.len())]))
+                .collect();
+            let Some(e) = endpoint(&s, DEFAULT_CONTROLLER_PORT) else {
+                assert_eq!(respell(&s, DEFAULT_CONTROLLER_PORT), None, "{s:?}");
+                continue;
+            };
+            parsed += 1;
+            let r1 = respell(&s, DEFAULT_CONTROLLER_PORT).unwrap();
+            let r2 = respell(&r1, DEFAULT_CONTROLLER_PORT).unwrap();
+            let r3 = respell(&r2, DEFAULT_CONTROLLER_PORT).unwrap();
+            assert_ne!(r1, r2, "{s:?}");
+            assert_eq!(r3, r1, "{s:?}");
+            for r in [&r1, &r2] {
+                assert_eq!(
+                    endpoint(r, DEFAULT_CONTROLLER_PORT),
+                    Some(e),
+                    "{s:?} -> {r:?}"
+                );
+                assert!(same_endpoint(r, &s, DEFAULT_CONTROLLER_PORT));
+            }
+        }
+        assert!(
+            parsed > 500,
+            "the generator should produce valid targets too: {parsed}"
+        );
+    }
+
     #[test]
     fn arbitrary_strings_never_panic() {
         for s in [
