@@ -35,21 +35,17 @@ pub fn endpoint(target: &str, default_port: u16) -> Option<Endpoint> {
     };
     // As OVS splits it: more than one colon outside brackets is a bare IPv6 address with
     // no port; otherwise the last such colon separates the port.
-    let mut depth = 0i32;
-    let colons: Vec<usize> = rest
-        .char_indices()
-        .filter_map(|(i, c)| {
-            match c {
-                '[' => depth += 1,
-                ']' => depth -= 1,
-                ':' if depth == 0 => return Some(i),
-                _ => {}
-            }
-            None
-        })
-        .collect();
-    let (host, port) = match colons.as_slice() {
-        [i] => (&rest[..*i], Some(&rest[i + 1..])),
+    let (mut depth, mut colons, mut last) = (0i32, 0, 0);
+    for (i, c) in rest.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            ':' if depth == 0 => (colons, last) = (colons + 1, i),
+            _ => {}
+        }
+    }
+    let (host, port) = match colons {
+        1 => (&rest[..last], Some(&rest[last + 1..])),
         _ => (rest, None),
     };
     let host = unbracket(host);
@@ -67,6 +63,10 @@ pub fn endpoint(target: &str, default_port: u16) -> Option<Endpoint> {
 /// Whether two targets dial the same endpoint (or, when either is not an active target
 /// with an address, are the same string).
 pub fn same_endpoint(a: &str, b: &str, default_port: u16) -> bool {
+    // The common case, on every pass of a session: the row as Weft wrote it.
+    if a == b {
+        return true;
+    }
     match (endpoint(a, default_port), endpoint(b, default_port)) {
         (Some(x), Some(y)) => x == y,
         _ => a == b,
