@@ -316,8 +316,12 @@ impl FlowTable {
                     hard_timeout: fm.hard_timeout,
                     flags: fm.flags,
                 };
-                let old = self.flows.insert(key.clone(), entry);
-                journal::note_flow(&mut journal, key, old);
+                // The key is copied only for a journal (a bundle's commit).
+                let noted = journal.is_some().then(|| key.clone());
+                let old = self.flows.insert(key, entry);
+                if let Some(key) = noted {
+                    journal::note_flow(&mut journal, key, old);
+                }
             }
             FlowModCommand::Modify | FlowModCommand::ModifyStrict => {
                 if fm.table_id > MAX_TABLE {
