@@ -442,7 +442,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Actor<S> {
                             }
                             // Awaiting here is the backpressure: we stop reading until the
                             // consumer has room. A dropped receiver just means nobody listens.
-                            Some(Delivery::Event(e)) => {
+                            Some(Delivery::Event(mut e)) => {
+                                // The updates' text, kept aside from the frame.
+                                if let (Event::Update { updates, .. }, Some(t)) = (&mut e, text) {
+                                    *updates = t;
+                                }
                                 let _ = self.events.send(e).await;
                             }
                         }
@@ -593,7 +597,7 @@ mod tests {
                     updates,
                     ..
                 } => {
-                    assert_eq!(updates["T"][n.to_string()], json!(n))
+                    assert_eq!(updates.to_value().unwrap()["T"][n.to_string()], json!(n))
                 }
                 other => panic!("{other:?}"),
             }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::monitor::UpdateFormat;
+use crate::monitor::{TableUpdates, UpdateFormat};
 use crate::rpc::{Message, RpcError};
 
 /// Why a connection ended.
@@ -36,7 +36,7 @@ pub enum Event {
     Update {
         monitor_id: Value,
         format: UpdateFormat,
-        updates: Value,
+        updates: TableUpdates,
     },
     /// The lock was granted after a `lock` request had to wait.
     Locked { lock: String },
@@ -172,7 +172,10 @@ impl Session {
     }
 }
 
-/// Decodes a notification, moving (not copying) its possibly large params.
+/// Decodes a notification. An update's table-updates given as a `Value` are written as
+/// text, the form the replica decodes; the client's reader never builds that `Value`: it
+/// keeps them as the frame's text and passes a `null` here in their place (see
+/// `incoming::parse_frame`), which it then swaps for the text.
 fn notification_event(method: String, params: Value) -> Event {
     let format = match method.as_str() {
         "update" => Some(UpdateFormat::Update),
@@ -186,7 +189,7 @@ fn notification_event(method: String, params: Value) -> Event {
                 (Some(monitor_id), Some(updates), Some(format)) => Event::Update {
                     monitor_id,
                     format,
-                    updates,
+                    updates: TableUpdates::from_value(&updates),
                 },
                 // Unreachable given the guard; keep the message rather than panic.
                 (a, b, _) => Event::Notification {
@@ -306,7 +309,7 @@ mod tests {
                 Event::Update {
                     monitor_id: json!("m"),
                     format: UpdateFormat::Update2,
-                    updates: json!({"T": {}}),
+                    updates: TableUpdates::from_value(&json!({"T": {}})),
                 },
             ),
             (
@@ -314,7 +317,7 @@ mod tests {
                 Event::Update {
                     monitor_id: Value::Null,
                     format: UpdateFormat::Update,
-                    updates: json!({}),
+                    updates: TableUpdates::from_value(&json!({})),
                 },
             ),
             (

@@ -1,5 +1,6 @@
-//! A table-updates object as received: the JSON text of a monitor reply, kept as text
-//! until the replica decodes it with the schema's column types (see `decode`).
+//! A table-updates object as received: the JSON text of a monitor reply or of an
+//! `update`/`update2` notification, kept as text until the replica decodes it with the
+//! schema's column types (see `decode`).
 
 use std::fmt;
 
@@ -51,8 +52,8 @@ impl PartialEq for TableUpdates {
     }
 }
 
-/// What [`crate::Replica::apply`] and [`crate::Replica::reset`] accept: a parsed `Value`
-/// (notifications) or [`TableUpdates`] text (monitor replies).
+/// What [`crate::Replica::apply`] and [`crate::Replica::reset`] accept: [`TableUpdates`]
+/// text (what the client delivers) or a parsed `Value` (tools and tests).
 #[derive(Debug, Clone, Copy)]
 pub enum UpdatesRef<'a> {
     Value(&'a Value),
