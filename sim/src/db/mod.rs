@@ -66,6 +66,17 @@ pub struct Database {
     schema: std::sync::Arc<DatabaseSchema>,
     tables: BTreeMap<String, BTreeMap<Uuid, Row>>,
     monitors: Vec<Monitor>,
+    /// Stamps the last call that may have changed rows: what was read from the rows at
+    /// one stamp is still true at the same stamp (see [`Database::writes`]).
+    writes: u64,
+}
+
+/// Write stamps, unique across databases: a database that replaces another never shows
+/// a stamp read from the one it replaced.
+static WRITE_STAMPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn next_stamp() -> u64 {
+    WRITE_STAMPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
 }
 
 /// Tables whose rows survive without references (`isRoot`).
@@ -84,7 +95,15 @@ impl Database {
             schema,
             tables,
             monitors: Vec::new(),
+            writes: next_stamp(),
         }
+    }
+
+    /// The stamp of the last call that may have changed the rows: a reader that derives
+    /// something from them (the bench's "all installed?", polled on every node) keeps it
+    /// until this moves.
+    pub fn writes(&self) -> u64 {
+        self.writes
     }
 
     pub fn schema(&self) -> &DatabaseSchema {
@@ -126,6 +145,7 @@ impl Database {
     /// Direct write by the simulated ovs-vswitchd (ofport, datapath_id, ...): sets columns
     /// of an existing row and returns the change for the monitors.
     pub fn set_columns(&mut self, table: &str, uuid: Uuid, cols: Row) -> Option<RowChange> {
+        self.writes = next_stamp();
         let schema = self.schema.clone();
         let row = self.tables.get_mut(table)?.get_mut(&uuid)?;
         let old = row.clone();
@@ -142,6 +162,7 @@ impl Database {
 
     /// Direct insert by the simulator (initial state, new VM interfaces).
     pub fn insert_row(&mut self, table: &str, uuid: Uuid, row: Row) -> RowChange {
+        self.writes = next_stamp();
         let schema = self.schema.clone();
         let mut stored = Row::new();
         for (c, d) in row {
@@ -179,6 +200,6 @@ fn store_column(schema: &DatabaseSchema, table: &str, row: &mut Row, c: Arc<str>
 
 /// The installed vswitch schema, for the unit tests.
 #[cfg(test)]
-fn vswitch_schema() -> std::sync::Arc<DatabaseSchema> {
+pub(crate) fn vswitch_schema() -> std::sync::Arc<DatabaseSchema> {
     crate::load_schema().expect("vswitch.ovsschema (Open vSwitch must be installed)")
 }

@@ -17,6 +17,7 @@ impl Database {
     /// Executes a `transact` request's params (`[db, op, op, ...]`). Returns the reply
     /// (`result` array) and, when it committed, the row changes.
     pub fn transact(&mut self, params: &Value) -> (Value, Vec<RowChange>) {
+        self.writes = super::next_stamp();
         let ops = match params.as_array().map(Vec::as_slice) {
             Some([Value::String(db), ops @ ..]) if *db == self.schema.name => ops,
             _ => {
