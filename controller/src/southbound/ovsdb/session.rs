@@ -147,10 +147,11 @@ pub(super) struct Session {
     /// Bumped on every applied monitor update.
     pub(super) generation: u64,
     /// Bumped on every applied monitor update that changed a row of a table other than
-    /// `Controller`: what the bridge holds (publishing, tunnels, weft-installed) is read
-    /// from those tables only, and a live switch updates its Controller rows' status on
-    /// its own (connection state, role), which must not make the session re-read the
-    /// whole bridge.
+    /// `Controller` and `Manager`: what the bridge holds (publishing, tunnels,
+    /// weft-installed) is read from those tables only. A live switch updates its
+    /// Controller rows' status on its own (connection state, role), and Weft's own
+    /// Manager settings come back as an update once per node; neither must make the
+    /// session re-read the whole bridge (a thousand tunnels' rows at a thousand nodes).
     pub(super) contents_generation: u64,
     /// For each write kind, the generation at which the last successful write was sent.
     pub(super) written_at: HashMap<WriteKind, u64>,
@@ -528,11 +529,7 @@ impl Session {
             }) => {
                 let changes = replica.apply(format, &updates)?;
                 self.generation += 1;
-                if changes
-                    .changes
-                    .iter()
-                    .any(|c| c.table != vswitch::CONTROLLER)
-                {
+                if changes_contents(&changes) {
                     self.contents_generation += 1;
                 }
                 Ok(())
@@ -743,4 +740,13 @@ pub(super) struct Standing {
     pub(super) controllers: BTreeSet<String>,
     /// The addresses at which hypervisors reach the live instances' OVSDB listeners.
     pub(super) managers: BTreeSet<std::net::SocketAddr>,
+}
+
+/// Whether an applied update may change what the bridge holds (see
+/// [`Session::contents_generation`]): a row of any table but `Controller` and `Manager`.
+pub(super) fn changes_contents(changes: &ovsdb::ChangeSet) -> bool {
+    changes
+        .changes
+        .iter()
+        .any(|c| c.table != vswitch::CONTROLLER && c.table != vswitch::MANAGER)
 }

@@ -296,3 +296,40 @@ fn the_fence_guards_with_a_wait_on_the_owner_key() {
     assert!(json.contains(r#""until":"!=""#), "{json}");
     assert!(json.contains(r#"["weft-owner","c1:42"]"#), "{json}");
 }
+
+/// Weft's own Manager write and a switch's Controller status come back as updates; only
+/// the rows the bridge's contents are read from make the session read them again.
+#[test]
+fn only_bridge_tables_change_the_contents() {
+    let (m, c, i) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let mut r = replica(serde_json::json!({
+        "Manager": {m.to_string(): {"initial": {"target": "tcp:192.0.2.9:6640"}}},
+        "Controller": {c.to_string(): {"initial": {"target": "tcp:192.0.2.9:6653"}}},
+        "Interface": {i.to_string(): {"initial": {"name": "vm1"}}},
+    }));
+    let mut apply = |update: serde_json::Value| {
+        let changes = r.apply(ovsdb::UpdateFormat::Update2, &update).unwrap();
+        assert!(!changes.changes.is_empty(), "{update}");
+        session::changes_contents(&changes)
+    };
+    let modify = |table: &str, uuid: Uuid, row: serde_json::Value| serde_json::json!({table: {uuid.to_string(): {"modify": row}}});
+    assert!(!apply(modify(
+        "Manager",
+        m,
+        serde_json::json!({"inactivity_probe": 30000})
+    )));
+    assert!(!apply(modify(
+        "Controller",
+        c,
+        serde_json::json!({"is_connected": true})
+    )));
+    assert!(apply(modify(
+        "Interface",
+        i,
+        serde_json::json!({"ofport": 1})
+    )));
+    let mut both = modify("Manager", m, serde_json::json!({"inactivity_probe": 5000}));
+    both["Interface"] =
+        modify("Interface", i, serde_json::json!({"ofport": 2}))["Interface"].clone();
+    assert!(apply(both));
+}
