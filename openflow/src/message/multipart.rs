@@ -113,6 +113,86 @@ pub struct FlowStats {
     pub instructions: Vec<Instruction>,
 }
 
+/// A [`FlowStats`] entry whose match and instructions are borrowed: what a switch that
+/// keeps its flows in a table emits without first copying each flow into a [`FlowStats`]
+/// (the simulator answers a thousand switches' dumps at once in a reconnect storm).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowStatsView<'a> {
+    pub table_id: u8,
+    pub duration_sec: u32,
+    pub duration_nsec: u32,
+    pub priority: u16,
+    pub idle_timeout: u16,
+    pub hard_timeout: u16,
+    pub flags: u16,
+    pub cookie: u64,
+    pub packet_count: u64,
+    pub byte_count: u64,
+    pub r#match: &'a Match,
+    pub instructions: &'a [Instruction],
+}
+
+impl FlowStats {
+    pub fn view(&self) -> FlowStatsView<'_> {
+        FlowStatsView {
+            table_id: self.table_id,
+            duration_sec: self.duration_sec,
+            duration_nsec: self.duration_nsec,
+            priority: self.priority,
+            idle_timeout: self.idle_timeout,
+            hard_timeout: self.hard_timeout,
+            flags: self.flags,
+            cookie: self.cookie,
+            packet_count: self.packet_count,
+            byte_count: self.byte_count,
+            r#match: &self.r#match,
+            instructions: &self.instructions,
+        }
+    }
+}
+
+impl FlowStatsView<'_> {
+    pub fn to_owned(&self) -> FlowStats {
+        FlowStats {
+            table_id: self.table_id,
+            duration_sec: self.duration_sec,
+            duration_nsec: self.duration_nsec,
+            priority: self.priority,
+            idle_timeout: self.idle_timeout,
+            hard_timeout: self.hard_timeout,
+            flags: self.flags,
+            cookie: self.cookie,
+            packet_count: self.packet_count,
+            byte_count: self.byte_count,
+            r#match: self.r#match.clone(),
+            instructions: self.instructions.to_vec(),
+        }
+    }
+
+    /// The entry as an `OFPMP_FLOW` reply body carries it (`ofp_flow_stats`).
+    pub fn emit(&self, buf: &mut BytesMut) {
+        let start = buf.len();
+        buf.put_u16(0);
+        buf.put_u8(self.table_id);
+        buf.put_u8(0);
+        buf.put_u32(self.duration_sec);
+        buf.put_u32(self.duration_nsec);
+        buf.put_u16(self.priority);
+        buf.put_u16(self.idle_timeout);
+        buf.put_u16(self.hard_timeout);
+        buf.put_u16(self.flags);
+        put_zeros(buf, 4);
+        buf.put_u64(self.cookie);
+        buf.put_u64(self.packet_count);
+        buf.put_u64(self.byte_count);
+        self.r#match.emit(buf);
+        for i in self.instructions {
+            i.emit(buf);
+        }
+        patch_u16(buf, start, buf.len() - start);
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AggregateStats {
     pub packet_count: u64,
@@ -542,25 +622,7 @@ impl MultipartReplyBody {
             }
             Self::Flow(v) => {
                 for s in v {
-                    let start = buf.len();
-                    buf.put_u16(0);
-                    buf.put_u8(s.table_id);
-                    buf.put_u8(0);
-                    buf.put_u32(s.duration_sec);
-                    buf.put_u32(s.duration_nsec);
-                    buf.put_u16(s.priority);
-                    buf.put_u16(s.idle_timeout);
-                    buf.put_u16(s.hard_timeout);
-                    buf.put_u16(s.flags);
-                    put_zeros(buf, 4);
-                    buf.put_u64(s.cookie);
-                    buf.put_u64(s.packet_count);
-                    buf.put_u64(s.byte_count);
-                    s.r#match.emit(buf);
-                    for i in &s.instructions {
-                        i.emit(buf);
-                    }
-                    patch_u16(buf, start, buf.len() - start);
+                    s.view().emit(buf);
                 }
             }
             Self::Aggregate(a) => {

@@ -37,8 +37,8 @@ use crate::action::Action;
 use crate::flow::{FlowContent, FlowKey};
 use crate::instruction::Instruction;
 use crate::message::{
-    Bucket, ErrorKind, ErrorType, FlowMod, FlowModCommand, FlowStats, FlowStatsRequest, GroupDesc,
-    GroupMod, GroupModCommand, GroupType, Message, flow_flags,
+    Bucket, ErrorKind, ErrorType, FlowMod, FlowModCommand, FlowStats, FlowStatsRequest,
+    FlowStatsView, GroupDesc, GroupMod, GroupModCommand, GroupType, Message, flow_flags,
 };
 use crate::oxm::{Field, Match};
 use crate::types::{TABLE_ALL, group, port};
@@ -478,6 +478,15 @@ impl FlowTable {
     /// match, cookie and out_port/out_group select, by table, then priority (highest
     /// first), then match. Counters and durations are zero.
     pub fn flow_stats(&self, req: &FlowStatsRequest) -> Vec<FlowStats> {
+        self.flow_stats_views(req)
+            .iter()
+            .map(FlowStatsView::to_owned)
+            .collect()
+    }
+
+    /// [`FlowTable::flow_stats`] with each flow's match and instructions borrowed from
+    /// the table, to encode without copying them.
+    pub fn flow_stats_views(&self, req: &FlowStatsRequest) -> Vec<FlowStatsView<'_>> {
         let m = LooseMatch::new(&req.r#match.canonical());
         let mut out: Vec<(&FlowKey, &FlowEntry)> = self
             .flows
@@ -494,15 +503,12 @@ impl FlowTable {
                 )
             })
             .collect();
-        out.sort_by(|a, b| {
-            (a.0.table_id, std::cmp::Reverse(a.0.priority), &a.0.r#match).cmp(&(
-                b.0.table_id,
-                std::cmp::Reverse(b.0.priority),
-                &b.0.r#match,
-            ))
-        });
+        // By table, then priority from the highest, then match. The map's order is
+        // (table, priority, match), so a stable sort on the first two keeps each
+        // priority's flows in match order without comparing matches.
+        out.sort_by_key(|(k, _)| (k.table_id, std::cmp::Reverse(k.priority)));
         out.into_iter()
-            .map(|(k, e)| FlowStats {
+            .map(|(k, e)| FlowStatsView {
                 table_id: k.table_id,
                 duration_sec: 0,
                 duration_nsec: 0,
@@ -513,8 +519,8 @@ impl FlowTable {
                 cookie: e.content.cookie,
                 packet_count: 0,
                 byte_count: 0,
-                r#match: k.r#match.clone(),
-                instructions: e.content.instructions.clone(),
+                r#match: &k.r#match,
+                instructions: &e.content.instructions,
             })
             .collect()
     }

@@ -149,6 +149,50 @@ fn flow_stats_select_like_a_loose_delete() {
     assert_eq!(got, vec![(0, 12), (0, 10)]);
 }
 
+/// A dump lists flows by table, then priority from the highest, then match, whatever
+/// the order they were added in; the borrowed views are the owned entries.
+#[test]
+fn flow_stats_order_by_table_priority_then_match() {
+    let mut t = FlowTable::new();
+    // Added in a scrambled order: tables 0..3, priorities 10..13, ten matches each.
+    for n in 0..120u32 {
+        let k = (n * 37) % 120;
+        let (table, prio, reg) = ((k % 3) as u8, 10 + ((k / 3) % 4) as u16, k / 12);
+        t.apply_flow_mod(&out(table, prio, vec![Field::Reg(6, reg, None)], 1, 0))
+            .unwrap();
+    }
+    let req = FlowStatsRequest {
+        table_id: TABLE_ALL,
+        out_port: port::ANY,
+        out_group: group::ANY,
+        cookie: 0,
+        cookie_mask: 0,
+        r#match: Match::default(),
+    };
+    let stats = t.flow_stats(&req);
+    assert_eq!(stats.len(), 120);
+    let mut want = stats.clone();
+    want.sort_by(|a, b| {
+        (a.table_id, std::cmp::Reverse(a.priority), &a.r#match).cmp(&(
+            b.table_id,
+            std::cmp::Reverse(b.priority),
+            &b.r#match,
+        ))
+    });
+    assert_eq!(stats, want);
+    assert!(
+        stats
+            .windows(2)
+            .any(|w| w[0].table_id == w[1].table_id && w[0].priority == w[1].priority)
+    );
+    let views: Vec<FlowStats> = t
+        .flow_stats_views(&req)
+        .iter()
+        .map(|v| v.to_owned())
+        .collect();
+    assert_eq!(views, stats);
+}
+
 /// A bundle refused at its last message leaves the table exactly as it was, whatever the
 /// earlier messages added, modified or deleted (flows and groups, and the flows a group
 /// delete takes with it); one that succeeds equals its messages applied one by one.

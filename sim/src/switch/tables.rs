@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use openflow::table::{FlowEntry, FlowTable, Group, TableError};
 use openflow::{
-    Action, Field, FlowContent, FlowKey, FlowMod, FlowStats, FlowStatsRequest, GroupDesc, GroupMod,
-    Instruction, Mac, Message,
+    Action, Field, FlowContent, FlowKey, FlowMod, FlowStatsRequest, FlowStatsView, GroupDesc,
+    GroupMod, Instruction, Mac, Message,
 };
 
 use super::{Refusal, code, onf_err};
@@ -105,8 +105,8 @@ impl Tables {
             .map_err(|(at, e)| (at, refusal(e)))
     }
 
-    pub(super) fn flow_stats(&self, req: &FlowStatsRequest) -> Vec<FlowStats> {
-        self.table.flow_stats(req)
+    pub(super) fn flow_stats(&self, req: &FlowStatsRequest) -> Vec<FlowStatsView<'_>> {
+        self.table.flow_stats_views(req)
     }
 
     pub(super) fn group_descs(&self) -> Vec<GroupDesc> {
