@@ -260,14 +260,7 @@ impl OfpMessage {
             xid,
             Message::MultipartRequest(MultipartRequest {
                 flags: 0,
-                body: MultipartRequestBody::Flow(FlowStatsRequest {
-                    table_id: TABLE_ALL,
-                    out_port: port::ANY,
-                    out_group: group::ANY,
-                    cookie,
-                    cookie_mask,
-                    r#match: Match::default(),
-                }),
+                body: MultipartRequestBody::Flow(FlowStatsRequest::every_flow(cookie, cookie_mask)),
             }),
         )
     }

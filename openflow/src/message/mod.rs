@@ -39,9 +39,9 @@ pub use group::{Bucket, GroupMod, GroupModCommand, GroupType};
 pub use hello::{Hello, HelloElement};
 pub use meter::{MeterBand, MeterMod, MeterModCommand};
 pub use multipart::{
-    AggregateStats, Desc, FlowStats, FlowStatsRequest, FlowStatsView, GroupDesc, GroupFeatures,
-    GroupStats, MULTIPART_MORE, MultipartReply, MultipartReplyBody, MultipartRequest,
-    MultipartRequestBody, MultipartType, PortStats, TableStats,
+    AggregateStats, Desc, FlowStats, FlowStatsOf, FlowStatsRequest, FlowStatsView, GroupDesc,
+    GroupFeatures, GroupStats, MULTIPART_MORE, MultipartReply, MultipartReplyBody,
+    MultipartRequest, MultipartRequestBody, MultipartType, PortStats, TableStats,
 };
 pub use packet::{PacketIn, PacketInReason, PacketOut};
 pub use port::{Port, PortMod, PortReason, PortStatus};

@@ -1,6 +1,8 @@
 //! Multipart (statistics and description) requests and replies: flows, aggregates,
 //! tables, ports, groups, switch description. Types this codec does not model stay raw.
 
+use std::borrow::Borrow;
+
 use bytes::{BufMut, BytesMut};
 
 use super::expect_len;
@@ -60,6 +62,20 @@ pub struct FlowStatsRequest {
     pub r#match: Match,
 }
 
+impl FlowStatsRequest {
+    /// Every flow of every table whose cookie matches `cookie/cookie_mask`.
+    pub fn every_flow(cookie: u64, cookie_mask: u64) -> FlowStatsRequest {
+        FlowStatsRequest {
+            table_id: crate::types::TABLE_ALL,
+            out_port: crate::types::port::ANY,
+            out_group: crate::types::group::ANY,
+            cookie,
+            cookie_mask,
+            r#match: Match::default(),
+        }
+    }
+}
+
 /// Multipart reply (`OFPT_MULTIPART_REPLY`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MultipartReply {
@@ -96,28 +112,12 @@ pub struct Desc {
     pub dp_desc: FixedStr,
 }
 
-/// One installed flow, as a flow-stats reply describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FlowStats {
-    pub table_id: u8,
-    pub duration_sec: u32,
-    pub duration_nsec: u32,
-    pub priority: u16,
-    pub idle_timeout: u16,
-    pub hard_timeout: u16,
-    pub flags: u16,
-    pub cookie: u64,
-    pub packet_count: u64,
-    pub byte_count: u64,
-    pub r#match: Match,
-    pub instructions: Vec<Instruction>,
-}
-
-/// A [`FlowStats`] entry whose match and instructions are borrowed: what a switch that
-/// keeps its flows in a table emits without first copying each flow into a [`FlowStats`]
-/// (the simulator answers a thousand switches' dumps at once in a reconnect storm).
+/// One installed flow, as a flow-stats reply describes it: owned ([`FlowStats`], what a
+/// dump decodes to) or with its match and instructions borrowed ([`FlowStatsView`], what
+/// a switch that keeps its flows in a table encodes without first copying each one: the
+/// simulator answers a thousand switches' dumps at once in a reconnect storm).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FlowStatsView<'a> {
+pub struct FlowStatsOf<M, I> {
     pub table_id: u8,
     pub duration_sec: u32,
     pub duration_nsec: u32,
@@ -128,47 +128,14 @@ pub struct FlowStatsView<'a> {
     pub cookie: u64,
     pub packet_count: u64,
     pub byte_count: u64,
-    pub r#match: &'a Match,
-    pub instructions: &'a [Instruction],
+    pub r#match: M,
+    pub instructions: I,
 }
 
-impl FlowStats {
-    pub fn view(&self) -> FlowStatsView<'_> {
-        FlowStatsView {
-            table_id: self.table_id,
-            duration_sec: self.duration_sec,
-            duration_nsec: self.duration_nsec,
-            priority: self.priority,
-            idle_timeout: self.idle_timeout,
-            hard_timeout: self.hard_timeout,
-            flags: self.flags,
-            cookie: self.cookie,
-            packet_count: self.packet_count,
-            byte_count: self.byte_count,
-            r#match: &self.r#match,
-            instructions: &self.instructions,
-        }
-    }
-}
+pub type FlowStats = FlowStatsOf<Match, Vec<Instruction>>;
+pub type FlowStatsView<'a> = FlowStatsOf<&'a Match, &'a [Instruction]>;
 
-impl FlowStatsView<'_> {
-    pub fn to_owned(&self) -> FlowStats {
-        FlowStats {
-            table_id: self.table_id,
-            duration_sec: self.duration_sec,
-            duration_nsec: self.duration_nsec,
-            priority: self.priority,
-            idle_timeout: self.idle_timeout,
-            hard_timeout: self.hard_timeout,
-            flags: self.flags,
-            cookie: self.cookie,
-            packet_count: self.packet_count,
-            byte_count: self.byte_count,
-            r#match: self.r#match.clone(),
-            instructions: self.instructions.to_vec(),
-        }
-    }
-
+impl<M: Borrow<Match>, I: AsRef<[Instruction]>> FlowStatsOf<M, I> {
     /// The entry as an `OFPMP_FLOW` reply body carries it (`ofp_flow_stats`).
     pub fn emit(&self, buf: &mut BytesMut) {
         let start = buf.len();
@@ -185,8 +152,8 @@ impl FlowStatsView<'_> {
         buf.put_u64(self.cookie);
         buf.put_u64(self.packet_count);
         buf.put_u64(self.byte_count);
-        self.r#match.emit(buf);
-        for i in self.instructions {
+        self.r#match.borrow().emit(buf);
+        for i in self.instructions.as_ref() {
             i.emit(buf);
         }
         patch_u16(buf, start, buf.len() - start);
@@ -622,7 +589,7 @@ impl MultipartReplyBody {
             }
             Self::Flow(v) => {
                 for s in v {
-                    s.view().emit(buf);
+                    s.emit(buf);
                 }
             }
             Self::Aggregate(a) => {

@@ -37,8 +37,9 @@ use crate::action::Action;
 use crate::flow::{FlowContent, FlowKey};
 use crate::instruction::Instruction;
 use crate::message::{
-    Bucket, ErrorKind, ErrorType, FlowMod, FlowModCommand, FlowStats, FlowStatsRequest,
-    FlowStatsView, GroupDesc, GroupMod, GroupModCommand, GroupType, Message, flow_flags,
+    Bucket, ErrorKind, ErrorType, FlowMod, FlowModCommand, FlowStats, FlowStatsOf,
+    FlowStatsRequest, FlowStatsView, GroupDesc, GroupMod, GroupModCommand, GroupType, Message,
+    flow_flags,
 };
 use crate::oxm::{Field, Match};
 use crate::types::{TABLE_ALL, group, port};
@@ -166,6 +167,25 @@ fn actions_of(insts: &[Instruction]) -> impl Iterator<Item = &Action> {
         Instruction::ApplyActions(a) | Instruction::WriteActions(a) => a.as_slice(),
         _ => &[],
     })
+}
+
+/// A dump's entry for flow `k`: counters and durations zero, its match and
+/// instructions as given (owned or borrowed).
+fn stats_of<M, I>(k: &FlowKey, e: &FlowEntry, r#match: M, instructions: I) -> FlowStatsOf<M, I> {
+    FlowStatsOf {
+        table_id: k.table_id,
+        duration_sec: 0,
+        duration_nsec: 0,
+        priority: k.priority,
+        idle_timeout: e.idle_timeout,
+        hard_timeout: e.hard_timeout,
+        flags: e.flags,
+        cookie: e.content.cookie,
+        packet_count: 0,
+        byte_count: 0,
+        r#match,
+        instructions,
+    }
 }
 
 /// Whether a flow passes a request's cookie, out_port and out_group filters.
@@ -478,15 +498,23 @@ impl FlowTable {
     /// match, cookie and out_port/out_group select, by table, then priority (highest
     /// first), then match. Counters and durations are zero.
     pub fn flow_stats(&self, req: &FlowStatsRequest) -> Vec<FlowStats> {
-        self.flow_stats_views(req)
-            .iter()
-            .map(FlowStatsView::to_owned)
+        self.selected(req)
+            .into_iter()
+            .map(|(k, e)| stats_of(k, e, k.r#match.clone(), e.content.instructions.clone()))
             .collect()
     }
 
     /// [`FlowTable::flow_stats`] with each flow's match and instructions borrowed from
     /// the table, to encode without copying them.
     pub fn flow_stats_views(&self, req: &FlowStatsRequest) -> Vec<FlowStatsView<'_>> {
+        self.selected(req)
+            .into_iter()
+            .map(|(k, e)| stats_of(k, e, &k.r#match, e.content.instructions.as_slice()))
+            .collect()
+    }
+
+    /// The flows `req` selects, in a dump's order.
+    fn selected(&self, req: &FlowStatsRequest) -> Vec<(&FlowKey, &FlowEntry)> {
         let m = LooseMatch::new(&req.r#match.canonical());
         let mut out: Vec<(&FlowKey, &FlowEntry)> = self
             .flows
@@ -507,22 +535,7 @@ impl FlowTable {
         // (table, priority, match), so a stable sort on the first two keeps each
         // priority's flows in match order without comparing matches.
         out.sort_by_key(|(k, _)| (k.table_id, std::cmp::Reverse(k.priority)));
-        out.into_iter()
-            .map(|(k, e)| FlowStatsView {
-                table_id: k.table_id,
-                duration_sec: 0,
-                duration_nsec: 0,
-                priority: k.priority,
-                idle_timeout: e.idle_timeout,
-                hard_timeout: e.hard_timeout,
-                flags: e.flags,
-                cookie: e.content.cookie,
-                packet_count: 0,
-                byte_count: 0,
-                r#match: &k.r#match,
-                instructions: &e.content.instructions,
-            })
-            .collect()
+        out
     }
 
     /// The group-description reply (before splitting into parts), by group id.
