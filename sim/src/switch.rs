@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 
 use openflow::{
-    Desc, Emit, ErrorKind, ErrorMsg, ErrorType, FixedStr, FlowStatsView, GroupDesc, Hello, Mac,
-    Message, MultipartReply, MultipartReplyBody, MultipartRequestBody, MultipartType, OfpMessage,
-    Port, RoleMsg, SwitchConfig, SwitchFeatures, port,
+    Desc, ErrorKind, ErrorMsg, ErrorType, FixedStr, Hello, Mac, Message, MultipartReply,
+    MultipartReplyBody, MultipartRequestBody, MultipartType, OfpMessage, Port, RoleMsg,
+    SwitchConfig, SwitchFeatures, port,
 };
 
 mod bundle;
@@ -63,34 +63,21 @@ fn onf_err(exp_type: u16) -> Refusal {
     })
 }
 
-/// Splits multipart entries into replies of at most [`PART_BUDGET`] bytes each.
-fn split_parts<T>(items: Vec<T>, size: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
-    let mut parts = vec![Vec::new()];
-    let mut used = 0;
-    for it in items {
-        let n = size(&it);
-        if used + n > PART_BUDGET && parts.last().is_some_and(|p| !p.is_empty()) {
-            parts.push(Vec::new());
-            used = 0;
-        }
-        used += n;
-        if let Some(p) = parts.last_mut() {
-            p.push(it);
-        }
-    }
-    parts
-}
-
-/// A flow dump's reply bodies, encoded straight from the table's flows and split as
-/// [`split_parts`] splits: a part ends before the entry that would take it past
-/// [`PART_BUDGET`]. Copying each flow into a `FlowStats` and sizing it first was a third
-/// of the simulator's CPU in a reconnect storm, where every switch is dumped at once.
-fn flow_stats_parts(stats: &[FlowStatsView<'_>]) -> Vec<MultipartReplyBody> {
+/// Multipart reply bodies of type `mp_type`, each entry encoded straight into its part:
+/// a part ends before the entry that would take it past [`PART_BUDGET`] (an entry larger
+/// than the budget gets a part of its own). Copying each of a switch's ~1,700 flows into
+/// a `FlowStats` and sizing it before encoding it was a third of the simulator's CPU in a
+/// reconnect storm, where every switch is dumped at once.
+fn encoded_parts<T>(
+    mp_type: MultipartType,
+    entries: &[T],
+    emit: impl Fn(&T, &mut BytesMut),
+) -> Vec<MultipartReplyBody> {
     let mut parts = Vec::new();
     let mut buf = BytesMut::new();
-    for s in stats {
+    for e in entries {
         let start = buf.len();
-        s.emit(&mut buf);
+        emit(e, &mut buf);
         if buf.len() > PART_BUDGET && start > 0 {
             let entry = buf.split_off(start);
             parts.push(buf);
@@ -101,18 +88,10 @@ fn flow_stats_parts(stats: &[FlowStatsView<'_>]) -> Vec<MultipartReplyBody> {
     parts
         .into_iter()
         .map(|body| MultipartReplyBody::Raw {
-            mp_type: MultipartType::Flow,
+            mp_type,
             body: body.to_vec(),
         })
         .collect()
-}
-
-fn group_desc_len(g: &GroupDesc) -> usize {
-    8 + g
-        .buckets
-        .iter()
-        .map(|b| 16 + b.actions.iter().map(Emit::buffer_len).sum::<usize>())
-        .sum::<usize>()
 }
 
 /// Counters of one switch.
@@ -411,7 +390,9 @@ impl Switch {
         let bodies: Vec<MultipartReplyBody> = match body {
             MultipartRequestBody::Flow(req) => {
                 self.stats.flow_dumps += 1;
-                flow_stats_parts(&tables.flow_stats(&req))
+                encoded_parts(MultipartType::Flow, &tables.flow_stats(&req), |s, b| {
+                    s.emit(b)
+                })
             }
             MultipartRequestBody::Aggregate(req) => {
                 let n = tables.flow_stats(&req).len();
@@ -422,11 +403,9 @@ impl Switch {
                 })]
             }
             MultipartRequestBody::GroupDesc => {
-                let groups: Vec<GroupDesc> = tables.group_descs();
-                split_parts(groups, group_desc_len)
-                    .into_iter()
-                    .map(MultipartReplyBody::GroupDesc)
-                    .collect()
+                encoded_parts(MultipartType::GroupDesc, &tables.group_descs(), |g, b| {
+                    g.emit(b)
+                })
             }
             MultipartRequestBody::PortDesc => {
                 let mut ports: Vec<Port> = self

@@ -204,6 +204,19 @@ pub struct GroupDesc {
     pub buckets: Vec<Bucket>,
 }
 
+impl GroupDesc {
+    /// The entry as an `OFPMP_GROUP_DESC` reply body carries it (`ofp_group_desc`).
+    pub fn emit(&self, buf: &mut BytesMut) {
+        let start = buf.len();
+        buf.put_u16(0);
+        buf.put_u8(self.group_type.into());
+        buf.put_u8(0);
+        buf.put_u32(self.group_id);
+        emit_buckets(&self.buckets, buf);
+        patch_u16(buf, start, buf.len() - start);
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct GroupFeatures {
     pub types: u32,
@@ -644,13 +657,7 @@ impl MultipartReplyBody {
             }
             Self::GroupDesc(v) => {
                 for g in v {
-                    let start = buf.len();
-                    buf.put_u16(0);
-                    buf.put_u8(g.group_type.into());
-                    buf.put_u8(0);
-                    buf.put_u32(g.group_id);
-                    emit_buckets(&g.buckets, buf);
-                    patch_u16(buf, start, buf.len() - start);
+                    g.emit(buf);
                 }
             }
             Self::GroupFeatures(g) => {
