@@ -19,6 +19,8 @@ pub use collections::{AtomMap, AtomSet};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+pub use compact_str::CompactString;
+
 use crate::schema::{AtomicType, BaseType, ColumnType};
 
 /// A row as a map from column name to value. Columns absent from the map were not sent.
@@ -53,7 +55,10 @@ pub enum Atom {
     Integer(i64),
     Real(f64),
     Boolean(bool),
-    String(String),
+    /// Inline up to 24 bytes: nearly every string a switch's database holds (names,
+    /// addresses, `external_ids` keys and values) fits, so decoding a row allocates no
+    /// string and dropping a replica frees none.
+    String(CompactString),
     Uuid(Uuid),
     NamedUuid(String),
 }
@@ -77,7 +82,7 @@ impl Atom {
     pub fn from_json(value: &Value) -> Result<Atom, DatumError> {
         match value {
             Value::Bool(b) => Ok(Atom::Boolean(*b)),
-            Value::String(s) => Ok(Atom::String(s.clone())),
+            Value::String(s) => Ok(Atom::String(s.as_str().into())),
             Value::Number(n) => {
                 if let Some(i) = n.as_i64() {
                     Ok(Atom::Integer(i))
@@ -209,12 +214,12 @@ impl fmt::Display for Atom {
 
 impl From<&str> for Atom {
     fn from(s: &str) -> Self {
-        Atom::String(s.to_owned())
+        Atom::String(s.into())
     }
 }
 impl From<String> for Atom {
     fn from(s: String) -> Self {
-        Atom::String(s)
+        Atom::String(s.into())
     }
 }
 impl From<i64> for Atom {

@@ -154,10 +154,10 @@ impl<'de> Visitor<'de> for Shape<'_, '_> {
         self.atom(Atom::Real(f))
     }
     fn visit_str<E: de::Error>(self, s: &str) -> Result<Parsed, E> {
-        self.atom(Atom::String(s.to_owned()))
+        self.atom(Atom::String(s.into()))
     }
     fn visit_string<E: de::Error>(self, s: String) -> Result<Parsed, E> {
-        self.atom(Atom::String(s))
+        self.atom(Atom::String(s.into()))
     }
     fn visit_unit<E: de::Error>(self) -> Result<Parsed, E> {
         Err(self.not_a("null"))

@@ -75,7 +75,7 @@ mod tests {
             AtomicType::Integer => Atom::Integer(7),
             AtomicType::Real => Atom::Real(1.5),
             AtomicType::Boolean => Atom::Boolean(true),
-            AtomicType::String => Atom::String(format!("v-{col}")),
+            AtomicType::String => Atom::String(format!("v-{col}").into()),
             AtomicType::Uuid => Atom::Uuid(Uuid::from_u128(7)),
         };
         let ts = schema.table(table).unwrap();
