@@ -18,8 +18,11 @@ use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use bytes::BytesMut;
+use openflow::digest::{self, Digest};
 use openflow::{
     FlowContent, FlowKey, FlowMod, FlowStats, GroupDesc, GroupMod, Message, MultipartReplyBody,
+    MultipartType,
 };
 
 use crate::compiler::{COOKIE_MASK, COOKIE_WEFT};
@@ -111,20 +114,61 @@ pub fn installed_groups<'a>(
         .collect()
 }
 
-/// Flows from the parts of a reassembled flow-stats multipart reply.
-pub fn flows_from_parts(parts: &[MultipartReplyBody]) -> DumpedFlows {
-    installed_flows(parts.iter().flat_map(|p| match p {
-        MultipartReplyBody::Flow(v) => v.as_slice(),
-        _ => &[],
-    }))
+/// Flows from the owned parts of a reassembled flow-stats multipart reply (the session
+/// hands the reply over whole). Parts the codec kept in wire form are decoded here.
+pub fn flows_from_parts(parts: Vec<MultipartReplyBody>) -> Result<DumpedFlows, openflow::Error> {
+    let mut stats = Vec::new();
+    for part in parts {
+        if let MultipartReplyBody::Flow(v) = part.decoded()? {
+            stats.extend(v);
+        }
+    }
+    Ok(installed_flows_owned(stats))
 }
 
-/// [`flows_from_parts`] of owned parts (the session hands the reply over whole).
-pub fn flows_from_owned_parts(parts: Vec<MultipartReplyBody>) -> DumpedFlows {
-    installed_flows_owned(parts.into_iter().flat_map(|p| match p {
-        MultipartReplyBody::Flow(v) => v,
-        _ => Vec::new(),
-    }))
+/// Whether the parts of a flow dump, in wire form, hold exactly Weft's `desired` flows,
+/// by digest ([`openflow::digest`]) and without decoding them: the same flows as
+/// [`diff`] would find equal, up to a collision of 128-bit hashes. False when they differ
+/// or when a part is typed or does not parse, and also when the switch spells a flow
+/// otherwise than Weft encodes it: the caller then decodes the dump and diffs.
+pub fn dump_holds_exactly(parts: &[MultipartReplyBody], desired: &Flows) -> bool {
+    let mut have: (usize, Digest) = (0, 0);
+    for part in parts {
+        let MultipartReplyBody::Raw {
+            mp_type: MultipartType::Flow,
+            body,
+        } = part
+        else {
+            return false;
+        };
+        for entry in digest::raw_flow_stats(body) {
+            let Ok(entry) = entry else {
+                return false;
+            };
+            if !is_weft_cookie(entry.cookie) {
+                continue;
+            }
+            let Ok(d) = entry.digest() else {
+                return false;
+            };
+            have = (have.0 + 1, have.1.wrapping_add(d));
+        }
+    }
+    if have.0 != desired.len() {
+        return false;
+    }
+    let mut scratch = BytesMut::new();
+    let mut want: Digest = 0;
+    for (key, content) in desired {
+        if !is_weft_cookie(content.cookie) {
+            return false;
+        }
+        match digest::flow_digest(key, content, &mut scratch) {
+            Ok(d) => want = want.wrapping_add(d),
+            Err(_) => return false,
+        }
+    }
+    have.1 == want
 }
 
 /// Groups from the parts of a reassembled group-desc multipart reply.
@@ -530,6 +574,120 @@ mod tests {
             t.groups().keys().copied().collect::<Vec<_>>(),
             new.groups.keys().copied().collect::<Vec<_>>()
         );
+    }
+
+    /// `flows` as a switch might dump them: the last flow first, each match's fields in
+    /// reverse order, with counters, in wire form cut into parts of `per_part` entries.
+    fn wire_dump(flows: &[(FlowKey, FlowContent)], per_part: usize) -> Vec<MultipartReplyBody> {
+        let stats: Vec<FlowStats> = flows
+            .iter()
+            .rev()
+            .map(|(k, c)| FlowStats {
+                table_id: k.table_id,
+                duration_sec: 3,
+                duration_nsec: 4,
+                priority: k.priority,
+                idle_timeout: 0,
+                hard_timeout: 0,
+                flags: 0,
+                cookie: c.cookie,
+                packet_count: 17,
+                byte_count: 1700,
+                r#match: Match::new(k.r#match.fields.iter().rev().cloned().collect()),
+                instructions: c.instructions.clone(),
+            })
+            .collect();
+        stats
+            .chunks(per_part.max(1))
+            .map(|part| {
+                let mut body = BytesMut::new();
+                for e in part {
+                    e.emit(&mut body);
+                }
+                MultipartReplyBody::Raw {
+                    mp_type: MultipartType::Flow,
+                    body: body.to_vec(),
+                }
+            })
+            .collect()
+    }
+
+    /// A dump in wire form holding exactly the desired flows is recognised by digest,
+    /// whatever order the switch reports entries and match fields in, and whatever other
+    /// tools' flows it holds beside them. Every difference the diff would act on is not
+    /// recognised, and the decoded dump then diffs as it always did.
+    #[test]
+    fn a_dump_of_exactly_the_desired_flows_is_recognised_by_digest() {
+        let d = desired();
+        let owned: Vec<(FlowKey, FlowContent)> =
+            crate::desired::owned_flows(&d.flows).into_iter().collect();
+        for per_part in [1, 2, 10] {
+            let parts = wire_dump(&owned, per_part);
+            assert!(dump_holds_exactly(&parts, &d.flows), "{per_part} per part");
+            let decoded = flows_from_parts(parts).unwrap();
+            assert!(diff(&d, &decoded, &d.groups).is_empty());
+        }
+        let foreign = (
+            owned[0].0.clone(),
+            FlowContent {
+                cookie: 0x1234,
+                instructions: vec![],
+            },
+        );
+        let mut with_foreign = owned.clone();
+        with_foreign.push(foreign);
+        let mut with_foreign_key = owned.clone();
+        with_foreign_key[0].0.priority = 1;
+        with_foreign_key[0].1.cookie = 0x1234;
+
+        let mut missing = owned.clone();
+        missing.pop();
+        let mut extra = owned.clone();
+        extra.push((
+            FlowKey {
+                table_id: 30,
+                priority: 1,
+                r#match: Match::default(),
+            },
+            owned[0].1.clone(),
+        ));
+        let mut other_cookie = owned.clone();
+        other_cookie[1].1.cookie = COOKIE_WEFT | 2;
+        let mut other_instructions = owned.clone();
+        other_instructions[2].1.instructions = vec![Instruction::GotoTable(41)];
+        let mut other_match = owned.clone();
+        other_match[1].0.r#match.fields.pop();
+        let mut other_priority = owned.clone();
+        other_priority[2].0.priority = 81;
+        for (what, flows, same) in [
+            ("another tool's flow beside them", &with_foreign, true),
+            (
+                "another tool's flow in place of one",
+                &with_foreign_key,
+                false,
+            ),
+            ("one missing", &missing, false),
+            ("one more", &extra, false),
+            ("another cookie", &other_cookie, false),
+            ("other instructions", &other_instructions, false),
+            ("a field less", &other_match, false),
+            ("another priority", &other_priority, false),
+        ] {
+            let parts = wire_dump(flows, 2);
+            assert_eq!(dump_holds_exactly(&parts, &d.flows), same, "{what}");
+            let decoded = flows_from_parts(parts).unwrap();
+            assert_eq!(diff(&d, &decoded, &d.groups).is_empty(), same, "{what}");
+        }
+        // Typed parts and parts that do not parse are never taken as a match; the
+        // second are an error to decode.
+        let typed = vec![MultipartReplyBody::Flow(vec![])];
+        assert!(!dump_holds_exactly(&typed, &DesiredNode::default().flows));
+        let mut cut = wire_dump(&owned, 10);
+        if let MultipartReplyBody::Raw { body, .. } = &mut cut[0] {
+            body.truncate(body.len() - 3);
+        }
+        assert!(!dump_holds_exactly(&cut, &d.flows));
+        assert!(flows_from_parts(cut).is_err());
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! and flow identity for diffing), [`validate`] (prerequisite checks of matches, and of
 //! actions against their match), [`print`], [`table`] (the software flow table and packet
 //! walker), [`session`] (the sans-IO session with one switch: handshake, echo, barriers,
-//! multipart).
+//! multipart), [`digest`] (digests of flows in wire form, to compare a dump with wanted
+//! flows without decoding it).
 //!
 //! ```
 //! use openflow::*;
@@ -35,6 +36,7 @@
 pub mod action;
 #[cfg(feature = "codec")]
 pub mod codec;
+pub mod digest;
 pub mod error;
 pub mod flow;
 pub mod instruction;

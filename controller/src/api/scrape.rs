@@ -124,6 +124,11 @@ impl Scrape {
                 &s.dumps,
             ),
             (
+                "weft_openflow_dumps_matched_by_digest_total",
+                "Flow dumps found to hold exactly the desired flows by digest, without decoding them.",
+                &s.dumps_matched_by_digest,
+            ),
+            (
                 "weft_openflow_changes_sent_total",
                 "Flow and group mods sent.",
                 &s.changes_sent,

@@ -88,13 +88,38 @@ fn masked_port_hex(tok: &str) -> String {
 
 /// Reads one OpenFlow message from the stream.
 pub(super) fn read_msg(s: &mut UnixStream) -> OfpMessage {
+    OfpMessage::decode(&read_frame(s)).expect("decode OpenFlow message from OVS")
+}
+
+fn read_frame(s: &mut UnixStream) -> Vec<u8> {
     let mut hdr = [0u8; 8];
     s.read_exact(&mut hdr).expect("read OpenFlow header");
     let len = usize::from(u16::from_be_bytes([hdr[2], hdr[3]]));
     let mut buf = hdr.to_vec();
     buf.resize(len.max(8), 0);
     s.read_exact(&mut buf[8..]).expect("read OpenFlow body");
-    OfpMessage::decode(&buf).expect("decode OpenFlow message from OVS")
+    buf
+}
+
+/// The parts of OVS's reply to a flow-stats request, each body exactly as OVS encoded it.
+fn raw_flow_dump(s: &mut UnixStream, xid: u32) -> Vec<MultipartReplyBody> {
+    let req = OfpMessage::flow_stats_request(xid, COOKIE_WEFT, COOKIE_MASK);
+    s.write_all(&req.to_bytes().expect("encode")).expect("send");
+    let mut out = Vec::new();
+    loop {
+        let f = read_frame(s);
+        if f.len() < 16 || u32::from_be_bytes([f[4], f[5], f[6], f[7]]) != xid {
+            continue;
+        }
+        assert_eq!(f[1], openflow::message::ofpt::MULTIPART_REPLY, "{f:x?}");
+        out.push(MultipartReplyBody::Raw {
+            mp_type: openflow::MultipartType::Flow,
+            body: f[16..].to_vec(),
+        });
+        if u16::from_be_bytes([f[10], f[11]]) & openflow::MULTIPART_MORE == 0 {
+            return out;
+        }
+    }
 }
 
 /// Collects a multipart reply to `req`.
@@ -613,6 +638,36 @@ fn load_node(
         installed.len(),
         dumped_groups.len()
     );
+
+    // (a) digest: OVS encodes every flow back as Weft encoded it, so a reconnecting
+    // switch's dump is recognised without being decoded (reconcile::dump_holds_exactly).
+    let raw = raw_flow_dump(&mut s, 4);
+    if !crate::reconcile::dump_holds_exactly(&raw, &desired.flows) {
+        let mut scratch = bytes::BytesMut::new();
+        let ours: BTreeSet<openflow::digest::Digest> = desired
+            .flows
+            .iter()
+            .filter_map(|(k, c)| openflow::digest::flow_digest(k, c, &mut scratch).ok())
+            .collect();
+        let mut differ = Vec::new();
+        for part in &raw {
+            let MultipartReplyBody::Raw { body, .. } = part else {
+                continue;
+            };
+            for e in openflow::digest::raw_flow_stats(body) {
+                let e = e.expect("OVS's flow-stats entry parses");
+                if !ours.contains(&e.digest().expect("digest")) {
+                    differ.push(format!("{e:?}"));
+                }
+            }
+        }
+        panic!(
+            "OVS encodes {} of {} flows otherwise than Weft:\n{}",
+            differ.len(),
+            installed.len(),
+            differ.join("\n")
+        );
+    }
 
     let mut odp_to_of = BTreeMap::new();
     for l in ovs.appctl(&["dpif/show"]).lines() {

@@ -372,6 +372,15 @@ impl MultipartRequestBody {
 }
 
 impl MultipartReplyBody {
+    /// A [`MultipartReplyBody::Raw`] body decoded by its type (a body kept raw by a
+    /// reader that wanted to look at its bytes first); any other body as it is.
+    pub fn decoded(self) -> Result<Self> {
+        match self {
+            Self::Raw { mp_type, body } => Self::parse(mp_type, &mut Reader::new(&body)),
+            typed => Ok(typed),
+        }
+    }
+
     fn parse(mp_type: MultipartType, r: &mut Reader<'_>) -> Result<Self> {
         use MultipartType as T;
         Ok(match mp_type {

@@ -1,13 +1,14 @@
 //! The framing of a switch connection: [`LenientCodec`] cuts the byte stream into
-//! OpenFlow frames within the codec's bounds, drops PACKET_INs undecoded and hands up what
-//! does not decode instead of failing; [`Noise`] counts what is dropped for rate-limited
-//! log lines.
+//! OpenFlow frames within the codec's bounds, drops PACKET_INs undecoded, keeps flow-stats
+//! replies in wire form and hands up what does not decode instead of failing; [`Noise`]
+//! counts what is dropped for rate-limited log lines.
 
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use openflow::OfpMessage;
 use openflow::codec::{CodecError, OfpCodec};
+use openflow::message::ofpt;
+use openflow::{Message, MultipartReply, MultipartReplyBody, MultipartType, OfpMessage};
 use tokio_util::codec::{Decoder, Encoder};
 
 /// [`OfpCodec`], except that a frame that does not decode is handed up as an item (the
@@ -20,6 +21,8 @@ pub(super) struct LenientCodec(OfpCodec);
 
 /// OFPT_PACKET_IN.
 const OFPT_PACKET_IN: u8 = 10;
+/// The OpenFlow header and the multipart header (type, flags, pad) before a reply's body.
+const MULTIPART_HEADERS: usize = 16;
 
 #[derive(Debug)]
 pub(super) enum Frame {
@@ -44,6 +47,9 @@ impl Decoder for LenientCodec {
             src.advance(len);
             return Ok(Some(Frame::PacketIn));
         }
+        if let Some(m) = self.raw_flow_stats(src) {
+            return Ok(Some(Frame::Message(m)));
+        }
         let msg_type = src.get(1).copied().unwrap_or(0);
         match self.0.decode(src) {
             Ok(m) => Ok(m.map(Frame::Message)),
@@ -54,6 +60,38 @@ impl Decoder for LenientCodec {
             })),
             Err(e) => Err(e),
         }
+    }
+}
+
+impl LenientCodec {
+    /// An OpenFlow 1.3 flow-stats reply whose body is left in wire form
+    /// ([`MultipartReplyBody::Raw`]): the installer first compares a dump's digest with
+    /// the flows it wants ([`openflow::digest`]) and decodes the entries only if they
+    /// differ. A reconnect storm dumps every switch's whole table, and decoding each
+    /// entry was a fifth of weftd's work in it. Takes the frame off `src` only when it
+    /// is one.
+    fn raw_flow_stats(&self, src: &mut BytesMut) -> Option<OfpMessage> {
+        let len = OfpMessage::peek_len(src)?;
+        let is_flow_reply = src.len() >= len
+            && (MULTIPART_HEADERS..=self.0.max_len).contains(&len)
+            && src[0] == openflow::message::OFP_VERSION
+            && src[1] == ofpt::MULTIPART_REPLY
+            && MultipartType::from(u16::from_be_bytes([src[8], src[9]])) == MultipartType::Flow;
+        if !is_flow_reply {
+            return None;
+        }
+        let frame = src.split_to(len);
+        Some(OfpMessage {
+            version: frame[0],
+            xid: u32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]),
+            body: Message::MultipartReply(MultipartReply {
+                flags: u16::from_be_bytes([frame[10], frame[11]]),
+                body: MultipartReplyBody::Raw {
+                    mp_type: MultipartType::Flow,
+                    body: frame[MULTIPART_HEADERS..].to_vec(),
+                },
+            }),
+        })
     }
 }
 
@@ -129,5 +167,66 @@ mod tests {
         buf.extend_from_slice(&[4, OFPT_PACKET_IN, 0, 12, 0, 0, 0, 1]);
         assert!(matches!(codec.decode(&mut buf), Ok(None)));
         assert_eq!(buf.len(), 8);
+    }
+
+    /// A flow-stats reply reaches the installer with its body in wire form, the same
+    /// bytes the switch sent; other replies are decoded as before.
+    #[test]
+    fn flow_stats_replies_keep_their_body_in_wire_form() {
+        let entry = openflow::FlowStats {
+            table_id: 30,
+            duration_sec: 1,
+            duration_nsec: 2,
+            priority: 100,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            flags: 0,
+            cookie: 5,
+            packet_count: 6,
+            byte_count: 7,
+            r#match: openflow::Match::new(vec![openflow::Field::InPort(1, None)]),
+            instructions: vec![openflow::Instruction::GotoTable(40)],
+        };
+        let reply = |body| OfpMessage {
+            version: openflow::message::OFP_VERSION,
+            xid: 9,
+            body: Message::MultipartReply(MultipartReply {
+                flags: openflow::message::MULTIPART_MORE,
+                body,
+            }),
+        };
+        let flows = reply(MultipartReplyBody::Flow(vec![entry.clone(), entry]));
+        let groups = reply(MultipartReplyBody::GroupDesc(vec![]));
+        let mut buf = BytesMut::new();
+        let flow_bytes = flows.to_bytes().unwrap();
+        buf.extend_from_slice(&flow_bytes);
+        buf.extend_from_slice(&groups.to_bytes().unwrap());
+        let mut codec = LenientCodec::default();
+        let Ok(Some(Frame::Message(got))) = codec.decode(&mut buf) else {
+            panic!("no message");
+        };
+        let Message::MultipartReply(MultipartReply { flags, body }) = &got.body else {
+            panic!("{got:?}");
+        };
+        assert_eq!((got.xid, *flags), (9, openflow::message::MULTIPART_MORE));
+        assert!(
+            matches!(body, MultipartReplyBody::Raw { mp_type: MultipartType::Flow, body }
+            if body[..] == flow_bytes[MULTIPART_HEADERS..])
+        );
+        assert_eq!(
+            body.clone().decoded().unwrap(),
+            match flows.body {
+                Message::MultipartReply(r) => r.body,
+                _ => unreachable!(),
+            }
+        );
+        let Ok(Some(Frame::Message(next))) = codec.decode(&mut buf) else {
+            panic!("no second message");
+        };
+        assert_eq!(next, groups);
+        // A flow reply cut short waits for its remainder, like any frame.
+        buf.extend_from_slice(&flow_bytes[..flow_bytes.len() - 1]);
+        assert!(matches!(codec.decode(&mut buf), Ok(None)));
+        assert_eq!(buf.len(), flow_bytes.len() - 1);
     }
 }

@@ -38,6 +38,8 @@ pub(super) enum ConnError {
         xid: u32,
         error: openflow::Error,
     },
+    #[error("the switch's flow dump does not decode: {0}")]
+    BadDump(openflow::Error),
     #[error("shutting down")]
     Shutdown,
 }

@@ -131,6 +131,9 @@ pub struct OpenFlowStats {
     pub dumps: AtomicU64,
     /// Reconciliations that found the switch already in the desired state.
     pub empty_diffs: AtomicU64,
+    /// Dumps found to hold exactly the desired flows by their digest, without decoding
+    /// them (`reconcile::dump_holds_exactly`).
+    pub dumps_matched_by_digest: AtomicU64,
     /// Installs (bundle or plain) acknowledged by a barrier without error.
     pub installs: AtomicU64,
     /// Flow and group mods sent in successful and failed installs.
