@@ -27,7 +27,7 @@ use crate::monitor::TableUpdates;
 use crate::monitor::{MonitorRequest, UpdateFormat, monitor_params};
 use crate::ops::{Transaction, TransactionError, TransactionOutcome};
 use crate::rpc::{Message, RpcError};
-use crate::schema::{DatabaseSchema, SchemaError};
+use crate::schema::{DatabaseSchema, SchemaError, SharedSchemas};
 use crate::session::{Delivery, Session};
 pub use crate::session::{DisconnectReason, Event};
 
@@ -296,6 +296,20 @@ impl Client {
     pub async fn get_schema(&self, database: &str) -> Result<DatabaseSchema, ClientError> {
         let v = self.request("get_schema", json!([database])).await?;
         Ok(DatabaseSchema::from_json(&v)?)
+    }
+
+    /// [`Client::get_schema`] through `shared`: the reply is kept as text, and a text
+    /// `shared` has seen before is not parsed again ([`SharedSchemas::share_text`]).
+    pub async fn get_schema_shared(
+        &self,
+        database: &str,
+        shared: &SharedSchemas,
+    ) -> Result<Arc<DatabaseSchema>, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        let text = self
+            .call("get_schema", json!([database]), Pending::Text(tx), rx)
+            .await?;
+        Ok(shared.share_text(text.as_str())?)
     }
 
     /// Sends the transaction in one `transact`; any failed operation fails the call with

@@ -11,6 +11,8 @@ use serde_json::Value;
 /// Why a schema document could not be parsed; names the offending part.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SchemaError {
+    #[error("schema: not valid JSON: {0}")]
+    Json(String),
     #[error("schema: missing or invalid {field} in {context}")]
     Missing {
         field: &'static str,
@@ -329,6 +331,8 @@ const SHARED_SCHEMAS: usize = 8;
 #[derive(Debug, Default)]
 pub struct SharedSchemas {
     known: Mutex<Vec<Arc<DatabaseSchema>>>,
+    /// The texts known schemas came as (`get_schema` results), most recent last.
+    texts: Mutex<Vec<(Box<str>, Arc<DatabaseSchema>)>>,
 }
 
 impl SharedSchemas {
@@ -349,6 +353,29 @@ impl SharedSchemas {
         let schema = Arc::new(schema);
         known.push(schema.clone());
         schema
+    }
+
+    /// The shared copy of the schema a peer sent as `text` (a `get_schema` result). A
+    /// text received before is not parsed again: every hypervisor of one OVS version
+    /// sends the same one, and after a controller restart or a network outage all of
+    /// them are fetched at once (parsing each was a twentieth of weftd's work in a
+    /// reconnect storm).
+    pub fn share_text(&self, text: &str) -> Result<Arc<DatabaseSchema>, SchemaError> {
+        {
+            let texts = self.texts.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((_, schema)) = texts.iter().rev().find(|(t, _)| **t == *text) {
+                return Ok(schema.clone());
+            }
+        }
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| SchemaError::Json(e.to_string()))?;
+        let schema = self.share(DatabaseSchema::from_json(&value)?);
+        let mut texts = self.texts.lock().unwrap_or_else(|e| e.into_inner());
+        if texts.len() >= SHARED_SCHEMAS {
+            texts.remove(0);
+        }
+        texts.push((text.into(), schema.clone()));
+        Ok(schema)
     }
 }
 
@@ -404,6 +431,31 @@ mod tests {
         let a2 = shared.share(DatabaseSchema::from_json(&doc("1.0.0")).unwrap());
         assert_eq!(*a2, *a);
         assert!(shared.known.lock().unwrap().len() <= SHARED_SCHEMAS);
+    }
+
+    /// A schema text seen before is the schema parsed then; an equal schema written
+    /// otherwise is parsed and still shared; a text that is no schema is an error.
+    #[test]
+    fn a_schema_text_seen_before_is_not_parsed_again() {
+        let doc = json!({"name": "db", "version": "1.0.0", "tables": {"T": {"columns": {
+            "c": {"type": "string"}}}}});
+        let shared = SharedSchemas::new();
+        let text = doc.to_string();
+        let a = shared.share_text(&text).unwrap();
+        let b = shared.share_text(&text).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(*a, DatabaseSchema::from_json(&doc).unwrap());
+        let pretty = serde_json::to_string_pretty(&doc).unwrap();
+        assert!(Arc::ptr_eq(&shared.share_text(&pretty).unwrap(), &a));
+        assert_eq!(shared.texts.lock().unwrap().len(), 2);
+        assert!(matches!(shared.share_text("[1"), Err(SchemaError::Json(_))));
+        assert!(shared.share_text("{\"name\": \"x\"}").is_err());
+        for v in 0..2 * SHARED_SCHEMAS {
+            let other = json!({"name": "db", "version": format!("{v}.0.0"), "tables": {}});
+            shared.share_text(&other.to_string()).unwrap();
+        }
+        assert!(shared.texts.lock().unwrap().len() <= SHARED_SCHEMAS);
+        assert_eq!(*shared.share_text(&text).unwrap(), *a);
     }
 
     #[test]

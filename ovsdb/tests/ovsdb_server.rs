@@ -113,6 +113,18 @@ async fn exercise_vswitch(server: &OvsdbServer, client: &Client, mut events: Rec
             .ty
             .is_map()
     );
+    // Fetched as text through a shared store: the same schema, parsed once.
+    let shared = ovsdb::SharedSchemas::new();
+    let first = client
+        .get_schema_shared("Open_vSwitch", &shared)
+        .await
+        .unwrap();
+    let again = client
+        .get_schema_shared("Open_vSwitch", &shared)
+        .await
+        .unwrap();
+    assert_eq!(*first, schema);
+    assert!(std::sync::Arc::ptr_eq(&first, &again));
 
     // The hypervisor's identity, as an operator would set it.
     server.vsctl(&[
@@ -557,6 +569,12 @@ async fn failing_transactions_report_the_operation() {
     assert!(client.transact(&txn).await.is_err());
     assert!(matches!(
         client.get_schema("NoSuchDb").await,
+        Err(ClientError::Rpc { .. })
+    ));
+    assert!(matches!(
+        client
+            .get_schema_shared("NoSuchDb", &ovsdb::SharedSchemas::new())
+            .await,
         Err(ClientError::Rpc { .. })
     ));
 }

@@ -355,11 +355,13 @@ impl Session {
             Ok(t) => t,
             Err(_) => return SessionEnd::Shutdown,
         };
-        let schema = match client.get_schema(vswitch::DATABASE).await {
+        let schema = match client
+            .get_schema_shared(vswitch::DATABASE, &shared.schemas)
+            .await
+        {
             Ok(s) => s,
             Err(e) => return step("get_schema")(e),
         };
-        let schema = shared.schemas.share(schema);
         // In cluster mode the node's standing is not known before its root row names it:
         // start with that row alone (see `Scope`).
         let scope = if shared.ctx.ownership.view().clustered {
