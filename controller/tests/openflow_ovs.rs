@@ -480,6 +480,11 @@ async fn openflow_installs_only_the_difference_on_real_ovs() {
         "reconnect re-sent flows"
     );
     assert_eq!(stat(&server, |s| &s.dumps), 1);
+    assert_eq!(
+        stat(&server, |s| &s.dumps_matched_by_digest),
+        1,
+        "OVS's dump after the reconnect was not recognised by its digest"
+    );
     assert_eq!(diff_flows(&ovs, &flows_v2()), "");
     let age = duration_of(&ovs, unchanged);
     assert!(
@@ -623,6 +628,9 @@ async fn openflow_dump_returns_flows_in_the_form_they_were_sent() {
         normalised.join("\n"),
         dumped.join("\n")
     );
+    // ...byte for byte, up to the order of match fields: the dump's digest is the
+    // desired flows', so it was never decoded.
+    assert_eq!(stat(&server, |s| &s.dumps_matched_by_digest), 1);
     shutdown.cancel();
     server.join().await;
 }
