@@ -39,6 +39,9 @@ pub struct Metrics {
     pub events_lagged: Counter,
     /// Reports of a switch refusing flows (each may withhold ACLs).
     pub flow_rejections: Counter,
+    /// OVSDB rows a session took over, decoded, from the same database's previous
+    /// session because they had not changed (`southbound::ovsdb::carry`).
+    pub ovsdb_rows_kept: Counter,
     /// From sending an OVSDB `transact` to a hypervisor to reading its reply (applied or
     /// not): how long the southbound waits on ovsdb-server for tunnels, marks and br-int.
     pub ovsdb_transaction: Histogram,
@@ -77,6 +80,7 @@ impl Default for Metrics {
             store_commit: Histogram::new(FAST_BUCKETS),
             events_lagged: Counter::default(),
             flow_rejections: Counter::default(),
+            ovsdb_rows_kept: Counter::default(),
             ovsdb_transaction: Histogram::new(FAST_BUCKETS),
             plug_hops: PlugHopMetrics {
                 compile: Histogram::new(FAST_BUCKETS),
@@ -189,6 +193,11 @@ impl Metrics {
                 "weft_flow_rejections_total",
                 "Flows a switch refused (each report may withhold ACLs).",
                 &m.flow_rejections,
+            ),
+            (
+                "weft_ovsdb_rows_kept_total",
+                "OVSDB rows a hypervisor's new session took over from its previous one, unchanged.",
+                &m.ovsdb_rows_kept,
             ),
         ];
         for (name, help, c) in counters {

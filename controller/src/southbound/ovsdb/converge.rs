@@ -361,10 +361,10 @@ impl Session {
             return None;
         }
         let specs = match &self.memo.specs {
-            Some((tunnels, specs)) if *tunnels == desired => specs.clone(),
+            Some((id, tunnels, specs)) if *id == node.id && *tunnels == desired => specs.clone(),
             _ => {
                 let specs = Arc::new(ovs_tunnels(&node.id, &desired));
-                self.memo.specs = Some((desired.clone(), specs.clone()));
+                self.memo.specs = Some((node.id.clone(), desired.clone(), specs.clone()));
                 specs
             }
         };

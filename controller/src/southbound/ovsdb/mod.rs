@@ -313,6 +313,7 @@ pub async fn serve(
         setups: Semaphore::new(MAX_CONCURRENT_SETUPS),
         released: watch::channel(0).0,
         schemas: ovsdb::SharedSchemas::new(),
+        carry: carry::CarryOver::default(),
     });
     shared.slots.add_permits(shared.cfg.max_sessions.max(1));
     let task = tokio::spawn(run(shared, listener, shutdown));
@@ -339,6 +340,8 @@ struct Shared {
     released: watch::Sender<u64>,
     /// The schemas the replicas of all sessions share (one parsed copy per version).
     schemas: ovsdb::SharedSchemas,
+    /// What ended sessions left for their nodes' next sessions.
+    carry: carry::CarryOver,
 }
 
 impl Shared {
@@ -590,6 +593,7 @@ fn rand_fraction() -> f64 {
     f64::from(nanos % 1000) / 1000.0
 }
 
+mod carry;
 mod converge;
 pub mod fence;
 mod redial;

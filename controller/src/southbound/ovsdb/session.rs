@@ -180,7 +180,7 @@ pub(super) struct Session {
 }
 
 /// A node's desired tunnels as the compiler published them.
-type Tunnels = Arc<BTreeSet<TunnelSpec>>;
+pub(super) type Tunnels = Arc<BTreeSet<TunnelSpec>>;
 
 /// Steps of [`Session::reconcile`] that found nothing to do, with the inputs they saw.
 ///
@@ -208,8 +208,10 @@ pub(super) struct Memo {
     /// The OVS tunnel ports for these desired tunnels: rebuilt only when the desired
     /// tunnels change, not on every pass that plans them. The sets are the published
     /// ones, shared: copies would hold each node's whole tunnel list twice more, and
-    /// `Arc`'s equality recognises an unchanged set by address.
-    pub(super) specs: Option<(Tunnels, Arc<Vec<vswitch::TunnelPort>>)>,
+    /// `Arc`'s equality recognises an unchanged set by address. With the node they
+    /// were planned for: the memo may come from the database's previous session
+    /// ([`super::carry`]), which a system-id changed since may have named otherwise.
+    pub(super) specs: Option<super::carry::TunnelPorts>,
 }
 
 #[derive(Debug)]
@@ -348,7 +350,27 @@ impl Session {
         self.node.as_ref().map_or("?", |n| n.id.as_str())
     }
 
+    /// Serves the connection; what it ends with is left for the database's next
+    /// session ([`super::carry`]).
     async fn serve(&mut self, client: &Client, events: &mut mpsc::Receiver<Event>) -> SessionEnd {
+        let mut kept = None;
+        let end = self.serve_with(client, events, &mut kept).await;
+        if let Some(replica) = kept {
+            let left = super::carry::Left {
+                replica,
+                tunnel_ports: self.memo.specs.take(),
+            };
+            self.shared.carry.leave(left, std::time::Instant::now());
+        }
+        end
+    }
+
+    async fn serve_with(
+        &mut self,
+        client: &Client,
+        events: &mut mpsc::Receiver<Event>,
+        kept: &mut Option<Replica>,
+    ) -> SessionEnd {
         let step = |step| move |error| SessionEnd::Client { step, error };
         let shared = self.shared.clone();
         let setup_turn = match shared.setups.acquire().await {
@@ -369,8 +391,8 @@ impl Session {
         } else {
             Scope::Full
         };
-        let mut replica = match self.monitor(client, events, &schema, scope).await {
-            Ok(r) => r,
+        let replica = match self.monitor(client, events, &schema, scope).await {
+            Ok(r) => kept.insert(r),
             Err(end) => return end,
         };
         // Fetched: the next session may fetch. The first reconcile pass is not part of
@@ -378,12 +400,12 @@ impl Session {
         // nodes join the topology in waves, each wave recompiling their neighbours again.
         drop(setup_turn);
         loop {
-            if let Err(end) = self.converge(client, &replica, events).await {
+            if let Err(end) = self.converge(client, replica, events).await {
                 return end;
             }
             if let Some(scope) = self.rescope.take() {
                 match self.monitor(client, events, &schema, scope).await {
-                    Ok(r) => replica = r,
+                    Ok(r) => *replica = r,
                     Err(end) => return end,
                 }
                 continue;
@@ -396,7 +418,7 @@ impl Session {
             // Updates that arrived while a transaction was in flight come first.
             if !self.held.is_empty() {
                 for ev in std::mem::take(&mut self.held) {
-                    if let Err(end) = self.handle_event(Some(ev), &mut replica) {
+                    if let Err(end) = self.handle_event(Some(ev), replica) {
                         return end;
                     }
                 }
@@ -429,12 +451,12 @@ impl Session {
             );
             match wake {
                 Wake::Event(ev) => {
-                    if let Err(end) = self.handle_event(ev, &mut replica) {
+                    if let Err(end) = self.handle_event(ev, replica) {
                         return end;
                     }
                     // Apply whatever else is already queued before reconciling once.
                     while let Ok(ev) = events.try_recv() {
-                        if let Err(end) = self.handle_event(Some(ev), &mut replica) {
+                        if let Err(end) = self.handle_event(Some(ev), replica) {
                             return end;
                         }
                     }
@@ -516,6 +538,17 @@ impl Session {
         self.contents_generation += 1;
         self.written_at.clear();
         self.memo = Memo::default();
+        // The node's previous session, if it ended moments ago, holds most of these rows
+        // already decoded (a root-only monitor would adopt one row and waste the rest).
+        if scope == Scope::Full
+            && let Some(left) = self.shared.carry.take(&replica, std::time::Instant::now())
+        {
+            let adopted = replica.adopt_unchanged(left.replica);
+            let metrics = self.shared.ctx.observed.metrics();
+            metrics.ovsdb_rows_kept.add(adopted as u64);
+            self.memo.specs = left.tunnel_ports;
+            tracing::debug!(peer = %self.peer, adopted, "rows unchanged since the last session kept");
+        }
         Ok(replica)
     }
 
