@@ -300,35 +300,26 @@ impl Replica {
                 }));
                 continue;
             };
-            let inserted: Vec<RowChange> = new
-                .iter()
-                .filter(|(uuid, _)| !old.contains_key(uuid))
-                .map(|(uuid, entry)| RowChange {
+            for (uuid, entry) in &old {
+                let now = new.get(uuid).map(|n| &n.row);
+                if now != Some(&entry.row) {
+                    changes.push(RowChange {
+                        table: table.clone(),
+                        uuid: *uuid,
+                        old: Some(entry.row.clone()),
+                        new: now.cloned(),
+                    });
+                }
+            }
+            changes.extend(new.iter().filter(|(uuid, _)| !old.contains_key(uuid)).map(
+                |(uuid, entry)| RowChange {
                     table: table.clone(),
                     uuid: *uuid,
                     old: None,
                     new: Some(entry.row.clone()),
-                })
-                .collect();
-            for (uuid, entry) in old {
-                match new.get_mut(&uuid) {
-                    None => changes.push(RowChange {
-                        table: table.clone(),
-                        uuid,
-                        old: Some(entry.row),
-                        new: None,
-                    }),
-                    Some(n) if n.row != entry.row => changes.push(RowChange {
-                        table: table.clone(),
-                        uuid,
-                        old: Some(entry.row),
-                        new: Some(n.row.clone()),
-                    }),
-                    // Unchanged: keep the old entry, and with it its decoded view.
-                    Some(n) => *n = entry,
-                }
-            }
-            changes.extend(inserted);
+                },
+            ));
+            adopt_entries(&mut new, old);
             self.tables.insert(table.clone(), new);
         }
         Ok(ChangeSet { changes })
@@ -342,16 +333,8 @@ impl Replica {
     pub fn adopt_unchanged(&mut self, mut earlier: Replica) -> usize {
         let mut adopted = 0;
         for (table, rows) in &mut self.tables {
-            let Some(old) = earlier.tables.get_mut(table) else {
-                continue;
-            };
-            for (uuid, entry) in rows.iter_mut() {
-                if let Some(o) = old.remove(uuid)
-                    && o.row == entry.row
-                {
-                    *entry = o;
-                    adopted += 1;
-                }
+            if let Some(old) = earlier.tables.remove(table) {
+                adopted += adopt_entries(rows, old);
             }
         }
         adopted
@@ -378,6 +361,22 @@ impl Replica {
         self.table_refs(table)
             .filter(move |r| r.row().get(column) == Some(value))
     }
+}
+
+/// Puts into `new` each entry of `old` whose row `new` holds unchanged, with its decoded
+/// view; returns how many. What `reset` keeps of a replica, and `adopt_unchanged` of an
+/// earlier one.
+fn adopt_entries(new: &mut BTreeMap<Uuid, Entry>, mut old: BTreeMap<Uuid, Entry>) -> usize {
+    let mut adopted = 0;
+    for (uuid, entry) in new.iter_mut() {
+        if let Some(o) = old.remove(uuid)
+            && o.row == entry.row
+        {
+            *entry = o;
+            adopted += 1;
+        }
+    }
+    adopted
 }
 
 #[cfg(test)]
