@@ -17,15 +17,12 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use crate::error::{Error, Result};
 use crate::flow::{FlowContent, FlowKey};
+use crate::message::{FLOW_STATS_FIXED, FLOW_STATS_MIN};
+use crate::oxm::OFPMT_OXM;
 use crate::wire::Emit;
 
 /// A flow's digest; a set of flows is digested as the wrapping sum of its flows'.
 pub type Digest = u128;
-
-/// OFPMT_OXM.
-const OXM_MATCH: u16 = 1;
-/// The fixed part of an `ofp_flow_stats` entry, before its match.
-const FLOW_STATS_FIXED: usize = 48;
 
 fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
@@ -38,7 +35,7 @@ fn bad(what: &'static str, offset: usize, len: usize) -> Error {
 /// The digest of a flow from its match (`ofp_match` with header and padding) followed by
 /// its instructions, both in wire form. Fails on a malformed match, never panics.
 pub fn wire_digest(table_id: u8, priority: u16, cookie: u64, wire: &[u8]) -> Result<Digest> {
-    if wire.len() < 4 || be16(wire, 0) != OXM_MATCH {
+    if wire.len() < 4 || be16(wire, 0) != OFPMT_OXM {
         return Err(bad("match", 0, wire.len()));
     }
     let match_len = usize::from(be16(wire, 2));
@@ -119,7 +116,7 @@ impl<'a> Iterator for RawFlowStatsIter<'a> {
         } else {
             0
         };
-        if len < FLOW_STATS_FIXED + 8 || len > rest.len() {
+        if len < FLOW_STATS_MIN || len > rest.len() {
             let at = self.at;
             self.at = self.body.len();
             return Some(Err(bad("flow stats", at, len)));

@@ -43,6 +43,7 @@ pub use multipart::{
     GroupFeatures, GroupStats, MULTIPART_MORE, MultipartReply, MultipartReplyBody,
     MultipartRequest, MultipartRequestBody, MultipartType, PortStats, TableStats,
 };
+pub(crate) use multipart::{FLOW_STATS_FIXED, FLOW_STATS_MIN};
 pub use packet::{PacketIn, PacketInReason, PacketOut};
 pub use port::{Port, PortMod, PortReason, PortStatus};
 pub use role::{AsyncConfig, ControllerRole, RoleMsg};

@@ -76,6 +76,11 @@ impl FlowStatsRequest {
     }
 }
 
+/// The fixed part of an `ofp_flow_stats` entry, before its match.
+pub(crate) const FLOW_STATS_FIXED: usize = 48;
+/// The shortest `ofp_flow_stats` entry: the fixed part and an empty match, padded.
+pub(crate) const FLOW_STATS_MIN: usize = FLOW_STATS_FIXED + 8;
+
 /// Multipart reply (`OFPT_MULTIPART_REPLY`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MultipartReply {
@@ -399,7 +404,7 @@ impl MultipartReplyBody {
                 while !r.is_empty() {
                     let at = r.offset();
                     let len = usize::from(r.u16("flow stats length")?);
-                    if len < 56 {
+                    if len < FLOW_STATS_MIN {
                         return Err(Error::BadLength {
                             what: "flow stats",
                             offset: at,

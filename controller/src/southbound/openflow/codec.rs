@@ -22,7 +22,7 @@ pub(super) struct LenientCodec(OfpCodec);
 /// OFPT_PACKET_IN.
 const OFPT_PACKET_IN: u8 = 10;
 /// The OpenFlow header and the multipart header (type, flags, pad) before a reply's body.
-const MULTIPART_HEADERS: usize = 16;
+const MULTIPART_HEADERS: usize = openflow::message::HEADER_LEN + 8;
 
 #[derive(Debug)]
 pub(super) enum Frame {
