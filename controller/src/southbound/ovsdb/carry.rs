@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 
 use ovsdb::{Replica, Uuid, vswitch};
 
-use super::session::Tunnels;
+use super::memo::{Memo, Tunnels};
 
 /// How long an ended session's state waits for the node's next session.
 pub(super) const KEPT_FOR: Duration = Duration::from_secs(30);
 
-/// The OVS tunnel ports planned for a node's desired tunnels (see `Memo::specs`).
+/// The OVS tunnel ports planned for a node's desired tunnels ([`Memo::specs`]).
 pub(super) type TunnelPorts = (String, Tunnels, Arc<Vec<vswitch::TunnelPort>>);
 
 /// An ended session's state, for the next session of the same database.
@@ -83,6 +83,21 @@ impl CarryOver {
         };
         // Freed outside the lock: a replica of a busy switch is thousands of rows.
         drop(freed);
+    }
+
+    /// Gives a new session's `replica` the unchanged rows, and its `memo` the tunnel
+    /// ports, that the database's last session left; how many rows, if it left any.
+    pub(super) fn resume(
+        &self,
+        replica: &mut Replica,
+        memo: &mut Memo,
+        now: Instant,
+    ) -> Option<usize> {
+        let left = self.take(replica, now)?;
+        if left.tunnel_ports.is_some() {
+            memo.specs = left.tunnel_ports;
+        }
+        Some(replica.adopt_unchanged(left.replica))
     }
 
     /// What the last session of the database whose root row `replica` holds left, if

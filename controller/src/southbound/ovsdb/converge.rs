@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::fence::{Fence, plan_controllers};
+use super::memo::Published;
 use super::session::*;
 use super::settings::{NodeSettings, encap_name, node_settings, patch_port_names, vtep_port_name};
 use super::*;

@@ -596,6 +596,7 @@ fn rand_fraction() -> f64 {
 mod carry;
 mod converge;
 pub mod fence;
+mod memo;
 mod redial;
 mod session;
 mod settings;

@@ -12,12 +12,13 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::fence::Fence;
+use super::memo::Memo;
 use super::settings::{NodeSettings, encap_name};
 use super::*;
 use crate::cluster::Role;
 use crate::desired::{PatchSpec, TunnelSpec};
 use crate::southbound::held::draining;
-use crate::topology::{Arrival, Vif};
+use crate::topology::Arrival;
 
 /// Why a session ended.
 #[derive(Debug, thiserror::Error)]
@@ -177,60 +178,6 @@ pub(super) struct Session {
     pub(super) rescope: Option<Scope>,
     /// Whether the switch lost us in a restart and should dial again now.
     pub(super) redial: super::redial::Redial,
-}
-
-/// A node's desired tunnels as the compiler published them.
-pub(super) type Tunnels = Arc<BTreeSet<TunnelSpec>>;
-
-/// Steps of [`Session::reconcile`] that found nothing to do, with the inputs they saw.
-///
-/// A pass runs on every wake (a monitor update, a new desired state, newly installed
-/// ports), and each step used to decode every Port and Interface row of the bridge again:
-/// at hundreds of tunnels a node, on 2 cores, that was over half of weftd's CPU during a
-/// cold start, on the runtime threads that must also read the sockets. A step whose
-/// inputs (the replica's generation, or for the bridge's contents its
-/// `contents_generation`; the desired tunnels, the marks) are the ones it last ran with, and that then had nothing to write, is skipped:
-/// it would find nothing again. Cleared when the node or the write state is reset
-/// (identity change, retry timer). (Rows themselves are decoded once per version by the
-/// replica, see `vswitch::cached_row`.)
-#[derive(Debug, Default)]
-pub(super) struct Memo {
-    /// The integration bridge needed no change at this replica generation.
-    pub(super) bridge_clean: Option<u64>,
-    /// What was published at this contents generation.
-    pub(super) published: Option<Published>,
-    /// The tunnel ports matched these desired tunnels at this contents generation.
-    pub(super) tunnels_clean: Option<(u64, Tunnels)>,
-    /// The patch ports matched these desired patches at this contents generation.
-    pub(super) patches_clean: Option<(u64, Arc<BTreeSet<PatchSpec>>)>,
-    /// The weft-installed marks matched these marks at this contents generation.
-    pub(super) installed_clean: Option<(u64, Arc<BTreeSet<u32>>)>,
-    /// The OVS tunnel ports for these desired tunnels: rebuilt only when the desired
-    /// tunnels change, not on every pass that plans them. The sets are the published
-    /// ones, shared: copies would hold each node's whole tunnel list twice more, and
-    /// `Arc`'s equality recognises an unchanged set by address. With the node they
-    /// were planned for: the memo may come from the database's previous session
-    /// ([`super::carry`]), which a system-id changed since may have named otherwise.
-    pub(super) specs: Option<super::carry::TunnelPorts>,
-}
-
-impl Memo {
-    /// Forgets every step's "nothing to do", to plan every write again. Keeps the tunnel
-    /// port specs: they are keyed by all they depend on (the node and its desired
-    /// tunnels), so they stay true across a new role, a retry, a new monitor or the
-    /// node's next session, and rebuilding them was 2.5% of weftd's CPU in a storm.
-    pub(super) fn forget(&mut self) {
-        *self = Memo {
-            specs: self.specs.take(),
-            ..Memo::default()
-        };
-    }
-}
-
-#[derive(Debug)]
-pub(super) struct Published {
-    pub(super) generation: u64,
-    pub(super) vifs: Arc<BTreeMap<String, Vif>>,
 }
 
 impl Session {
@@ -553,16 +500,14 @@ impl Session {
         self.memo.forget();
         // The node's previous session, if it ended moments ago, holds most of these rows
         // already decoded (a root-only monitor would adopt one row and waste the rest).
-        if scope == Scope::Full
-            && let Some(left) = self.shared.carry.take(&replica, std::time::Instant::now())
-        {
-            let adopted = replica.adopt_unchanged(left.replica);
-            let metrics = self.shared.ctx.observed.metrics();
-            metrics.ovsdb_rows_kept.add(adopted as u64);
-            if let Some(ports) = left.tunnel_ports {
-                self.memo.specs = Some(ports);
+        if scope == Scope::Full {
+            let now = std::time::Instant::now();
+            if let Some(adopted) = self.shared.carry.resume(&mut replica, &mut self.memo, now) {
+                let metrics = self.shared.ctx.observed.metrics();
+                metrics.ovsdb_rows_kept.add(adopted as u64);
+                tracing::debug!(peer = %self.peer, adopted,
+                    "rows unchanged since the last session kept");
             }
-            tracing::debug!(peer = %self.peer, adopted, "rows unchanged since the last session kept");
         }
         Ok(replica)
     }
