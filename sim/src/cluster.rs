@@ -75,7 +75,12 @@ impl Cluster {
     ) -> anyhow::Result<(Cluster, Arc<Value>, Arc<SimSettings>)> {
         let (schema_json, schema) = crate::load_schema_json()?;
         let mut dir = match &opts.base_dir {
-            Some(b) => tempfile::Builder::new().prefix("weft-sim-").tempdir_in(b)?,
+            Some(b) => {
+                // `--dir` names where runs go, as `--out` names a file: made if missing.
+                std::fs::create_dir_all(b)
+                    .map_err(|e| anyhow::anyhow!("run directory {}: {e}", b.display()))?;
+                tempfile::Builder::new().prefix("weft-sim-").tempdir_in(b)?
+            }
             None => tempfile::Builder::new().prefix("weft-sim-").tempdir()?,
         };
         dir.disable_cleanup(opts.keep);
